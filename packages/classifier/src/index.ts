@@ -1,0 +1,2 @@
+// @foliar/classifier public API
+export {};

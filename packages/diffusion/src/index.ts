@@ -1,0 +1,2 @@
+// @foliar/diffusion public API
+export {};

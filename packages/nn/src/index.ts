@@ -1,0 +1,2 @@
+// @foliar/nn public API
+export {};

@@ -1,0 +1,2 @@
+// @foliar/tensor public API
+export {};
