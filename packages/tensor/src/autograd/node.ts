@@ -1,0 +1,35 @@
+import type { Tensor } from '../tensor.js';
+
+export type BackwardFn = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
+
+/** One recorded operation: its inputs (null where no gradient is needed), what it saved, its backward. */
+export class Node {
+  private fn: BackwardFn | null;
+  constructor(
+    readonly name: string,
+    public inputs: (Tensor | null)[],
+    fn: BackwardFn,
+    public saved: Tensor[],
+  ) {
+    this.fn = fn;
+  }
+  get freed(): boolean {
+    return this.fn === null;
+  }
+  apply(grad: Tensor): readonly (Tensor | null | undefined)[] {
+    if (!this.fn) {
+      throw new Error(
+        `autograd: the graph through '${this.name}' was already freed; call backward({ retainGraph: true }) to backpropagate twice`,
+      );
+    }
+    return this.fn(grad, this.saved);
+  }
+  /** Releases what the node saved; the node can no longer backpropagate. */
+  free(): void {
+    if (!this.fn) return;
+    this.fn = null;
+    for (const t of this.saved) t.dispose();
+    this.saved = [];
+    this.inputs = [];
+  }
+}

@@ -1,0 +1,2 @@
+// attention kernels (CPU reference): registered with registerKernel('cpu', …).
+export {};

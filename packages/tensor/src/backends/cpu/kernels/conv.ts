@@ -1,0 +1,2 @@
+// conv kernels (CPU reference): registered with registerKernel('cpu', …).
+export {};

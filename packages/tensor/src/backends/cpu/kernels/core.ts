@@ -1,0 +1,159 @@
+import { registerKernel, type View } from '../../../backend.js';
+import { contiguousStrides } from '../../../shape.js';
+import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise-table.js';
+import { CpuBackend, CpuStorage, dataOf, forEachIndex } from '../cpu-backend.js';
+import type { DType } from '../../../dtype.js';
+import { philoxFill } from '../../../random/philox.js';
+import type {
+  ElementwiseAttrs, ReduceAttrs, MatmulAttrs, IndexSelectAttrs, SoftmaxAttrs, RandomAttrs,
+} from '../../kernel-attrs.js';
+
+const f = Math.fround;
+
+registerKernel<CpuBackend>('cpu', 'elementwise', (be, inputs, attrs) => {
+  const a = attrs as unknown as ElementwiseAttrs;
+  const def = ELEMENTWISE[a.op as ElementwiseName];
+  const p = a.params ?? [];
+  const outView: View = a.out ?? {
+    storage: be.alloc((a.outDtype ?? 'float32') as DType, a.shape.reduce((x, y) => x * y, 1)),
+    shape: a.shape,
+    strides: contiguousStrides(a.shape),
+    offset: 0,
+    dtype: a.outDtype ?? 'float32',
+  };
+  const od = dataOf(outView);
+  const ins = inputs.map(dataOf);
+  const isInt = outView.dtype !== 'float32';
+  const views = [...inputs, outView];
+  const fn = def.cpu;
+  const a0 = ins[0], a1 = ins[1], a2 = ins[2];
+  forEachIndex(a.shape, views.map((v) => v.strides), views.map((v) => v.offset), (_i, o) => {
+    const x = a0 ? a0[o[0]!]! : 0;
+    const y = a1 ? a1[o[1]!]! : 0;
+    const z = a2 ? a2[o[2]!]! : 0;
+    const r = fn(x, y, z, p);
+    od[o[views.length - 1]!] = isInt ? Math.trunc(r) : f(r);
+  });
+  return a.out ? undefined : outView.storage;
+});
+
+registerKernel<CpuBackend>('cpu', 'reduce', (be, [x], attrs) => {
+  const { op, outer, size, inner } = attrs as unknown as ReduceAttrs;
+  const src = dataOf(x!);
+  const base = x!.offset;
+  const arg = op === 'argmax' || op === 'argmin';
+  const out = be.alloc(arg ? 'int32' : 'float32', outer * inner) as CpuStorage;
+  const od = out.data;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let off = base + o * size * inner + i;
+      if (op === 'sum') {
+        let acc = 0; // f64 accumulation: the reference is more exact than the device
+        for (let r = 0; r < size; r++, off += inner) acc += src[off]!;
+        od[o * inner + i] = acc;
+      } else {
+        let best = op === 'max' || op === 'argmax' ? -Infinity : Infinity;
+        let bi = 0;
+        for (let r = 0; r < size; r++, off += inner) {
+          const v = src[off]!;
+          const better = op === 'max' || op === 'argmax' ? v > best : v < best;
+          if (better || (Number.isNaN(v) && !Number.isNaN(best))) {
+            best = v;
+            bi = r;
+          }
+        }
+        od[o * inner + i] = arg ? bi : best;
+      }
+    }
+  }
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'matmul', (be, [a, b], attrs) => {
+  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs as unknown as MatmulAttrs;
+  const A = dataOf(a!), B = dataOf(b!);
+  const out = be.alloc('float32', batch * m * n) as CpuStorage;
+  const C = out.data;
+  for (let bi = 0; bi < batch; bi++) {
+    const ao = a!.offset + bi * aBatchStride, bo = b!.offset + bi * bBatchStride, co = bi * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let kk = 0; kk < k; kk++) {
+          const av = A[ao + (transA ? kk * m + i : i * k + kk)]!;
+          const bv = B[bo + (transB ? j * k + kk : kk * n + j)]!;
+          acc += av * bv;
+        }
+        C[co + i * n + j] = acc;
+      }
+    }
+  }
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'index_select', (be, [x, idx], attrs) => {
+  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+  const X = dataOf(x!), I = dataOf(idx!);
+  const out = be.alloc(x!.dtype, outer * n * inner) as CpuStorage;
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < n; j++) {
+      const id = I[idx!.offset + j]!;
+      if (id < 0 || id >= size) throw new RangeError(`index ${id} is out of range for a dimension of size ${size}`);
+      for (let i = 0; i < inner; i++) out.data[(o * n + j) * inner + i] = X[x!.offset + (o * size + id) * inner + i]!;
+    }
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'index_add', (be, [src, idx], attrs) => {
+  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+  const S = dataOf(src!), I = dataOf(idx!);
+  const acc = new Float64Array(outer * size * inner);
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < n; j++) {
+      const id = I[idx!.offset + j]!;
+      for (let i = 0; i < inner; i++) acc[(o * size + id) * inner + i]! += S[src!.offset + (o * n + j) * inner + i]!;
+    }
+  const out = be.alloc('float32', acc.length) as CpuStorage;
+  out.data.set(acc);
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'softmax', (be, [x], attrs) => {
+  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+  const X = dataOf(x!);
+  const out = be.alloc('float32', rows * cols) as CpuStorage;
+  for (let r = 0; r < rows; r++) {
+    const o = x!.offset + r * cols;
+    let mx = -Infinity;
+    for (let c = 0; c < cols; c++) mx = Math.max(mx, X[o + c]!);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(X[o + c]! - mx);
+    const ls = Math.log(s);
+    for (let c = 0; c < cols; c++) {
+      out.data[r * cols + c] = log ? X[o + c]! - mx - ls : Math.exp(X[o + c]! - mx) / s;
+    }
+  }
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'softmax_backward', (be, [y, g], attrs) => {
+  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+  const Y = dataOf(y!), G = dataOf(g!);
+  const out = be.alloc('float32', rows * cols) as CpuStorage;
+  for (let r = 0; r < rows; r++) {
+    const yo = y!.offset + r * cols, go = g!.offset + r * cols;
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += log ? G[go + c]! : G[go + c]! * Y[yo + c]!;
+    for (let c = 0; c < cols; c++) {
+      out.data[r * cols + c] = log ? G[go + c]! - Math.exp(Y[yo + c]!) * s : Y[yo + c]! * (G[go + c]! - s);
+    }
+  }
+  return out;
+});
+
+registerKernel<CpuBackend>('cpu', 'random', (be, _inputs, attrs) => {
+  const a = attrs as unknown as RandomAttrs;
+  const out = be.alloc(a.dist === 'bits' ? 'uint32' : 'float32', a.n) as CpuStorage;
+  philoxFill(out.data as Float32Array | Uint32Array, a);
+  return out;
+});

@@ -1,0 +1,2 @@
+// norm kernels (CPU reference): registered with registerKernel('cpu', …).
+export {};

@@ -1,0 +1,2 @@
+// optim kernels (CPU reference): registered with registerKernel('cpu', …).
+export {};

@@ -1,0 +1,2 @@
+// pool kernels (CPU reference): registered with registerKernel('cpu', …).
+export {};

@@ -1,0 +1,2 @@
+// attention kernels (WebGPU): registered with registerKernel('webgpu', …).
+export {};

@@ -1,0 +1,2 @@
+// conv kernels (WebGPU): registered with registerKernel('webgpu', …).
+export {};

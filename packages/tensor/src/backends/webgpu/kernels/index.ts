@@ -1,0 +1,11 @@
+import './elementwise.js';
+import './reduce.js';
+import './matmul.js';
+import './indexing.js';
+import './softmax.js';
+import './random.js';
+import './conv.js';
+import './pool.js';
+import './norm.js';
+import './attention.js';
+import './optim.js';

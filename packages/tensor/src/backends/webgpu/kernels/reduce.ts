@@ -1,0 +1,96 @@
+import { registerKernel } from '../../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../webgpu-backend.js';
+import type { ReduceAttrs } from '../../kernel-attrs.js';
+
+const WG = 64;
+/** Longest run one invocation reduces; longer axes go through partial sums (tree precision, parallelism). */
+const CHUNK = 256;
+
+function genWgsl(op: ReduceAttrs['op'], arg: boolean, firstPass: boolean): string {
+  const isMax = op === 'max' || op === 'argmax';
+  const init = op === 'sum' ? '0.0' : isMax ? '-3.4028234e38' : '3.4028234e38';
+  const cmp = isMax ? 'v > best' : 'v < best';
+  const argIn = arg && !firstPass;
+  return `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+${argIn ? '@group(0) @binding(1) var<storage, read> xi: array<i32>;' : ''}
+@group(0) @binding(${argIn ? 2 : 1}) var<storage, read_write> out: array<f32>;
+${arg ? `@group(0) @binding(${argIn ? 3 : 2}) var<storage, read_write> outi: array<i32>;` : ''}
+struct U { outer: u32, size: u32, inner: u32, chunks: u32, offset: u32, chunk: u32, total: u32, pad: u32 };
+@group(0) @binding(${arg ? (argIn ? 4 : 3) : 2}) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${WG}u;
+  if (t >= u.total) { return; }
+  // t indexes the output [outer, chunks, inner]
+  let i = t % u.inner;
+  let oc = t / u.inner;
+  let c = oc % u.chunks;
+  let o = oc / u.chunks;
+  let r0 = c * u.chunk;
+  let r1 = min(r0 + u.chunk, u.size);
+  var best: f32 = ${init};
+  var bi: i32 = 0;
+  var first = true;
+  for (var r = r0; r < r1; r++) {
+    let off = u.offset + (o * u.size + r) * u.inner + i;
+    let v = x[off];
+    ${
+      op === 'sum'
+        ? 'best += v;'
+        : `if (first || ${cmp} || (v != v && best == best)) { best = v; ${arg ? (argIn ? 'bi = xi[off - u.offset];' : 'bi = i32(r);') : ''} }\n    first = false;`
+    }
+  }
+  out[t] = best;
+  ${arg ? 'outi[t] = bi;' : ''}
+}`;
+}
+
+registerKernel<WebGPUBackend>('webgpu', 'reduce', (be, [x], attrs) => {
+  const { op, outer, inner } = attrs as unknown as ReduceAttrs;
+  let size = (attrs as unknown as ReduceAttrs).size;
+  const arg = op === 'argmax' || op === 'argmin';
+  let src = bufferOf(x!);
+  let srcIdx: GPUBuffer | null = null;
+  let offset = x!.offset;
+  const temps: GpuStorage[] = [];
+  let firstPass = true;
+  for (;;) {
+    const chunks = Math.max(1, Math.ceil(size / CHUNK));
+    const total = outer * chunks * inner;
+    const last = chunks === 1;
+    const vals = be.alloc('float32', Math.max(total, 1));
+    const idx = arg ? be.alloc('int32', Math.max(total, 1)) : null;
+    const u = new UniformWriter().u32(outer, size, inner, chunks, offset, CHUNK, total, 0).build();
+    const buffers = [src];
+    if (arg && !firstPass) buffers.push(srcIdx!);
+    buffers.push(vals.buffer);
+    if (idx) buffers.push(idx.buffer);
+    if (total > 0) {
+      be.rt.dispatch({
+        name: `reduce_${op}`,
+        key: `reduce:${op}:${firstPass}`,
+        wgsl: () => genWgsl(op, arg, firstPass),
+        buffers,
+        uniforms: u,
+        workgroups: grid(total, WG),
+      });
+    }
+    for (const t of temps) t.release();
+    temps.length = 0;
+    if (last) {
+      if (arg) {
+        vals.release();
+        return idx!;
+      }
+      return vals;
+    }
+    temps.push(vals);
+    if (idx) temps.push(idx);
+    src = vals.buffer;
+    srcIdx = idx?.buffer ?? null;
+    offset = 0;
+    size = chunks;
+    firstPass = false;
+  }
+});

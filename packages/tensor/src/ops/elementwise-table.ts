@@ -1,0 +1,114 @@
+import { erf, powf } from './scalar-math.js';
+
+/**
+ * Every elementwise op is one row: its WGSL expression and its CPU reference, over inputs
+ * `a`, `b`, `c` (converted to f32) and scalar parameters `p0..p3`. The backends generate their
+ * kernels from these rows; ops/elementwise.ts adds the backward passes by composing rows.
+ */
+export interface ElementwiseDef {
+  readonly arity: 0 | 1 | 2 | 3;
+  readonly wgsl: string;
+  readonly cpu: (a: number, b: number, c: number, p: readonly number[]) => number;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const GELU_TANH_K = Math.sqrt(2 / Math.PI);
+const sig = (x: number): number => 1 / (1 + Math.exp(-x));
+const f32 = Math.fround;
+
+export const ELEMENTWISE = {
+  // arity 0: fills
+  fill: { arity: 0, wgsl: 'p0', cpu: (_a, _b, _c, p) => p[0]! },
+  // unary
+  copy: { arity: 1, wgsl: 'a', cpu: (a) => a },
+  neg: { arity: 1, wgsl: '-a', cpu: (a) => -a },
+  exp: { arity: 1, wgsl: 'exp(a)', cpu: (a) => Math.exp(a) },
+  log: { arity: 1, wgsl: 'log(a)', cpu: (a) => Math.log(a) },
+  sqrt: { arity: 1, wgsl: 'sqrt(a)', cpu: (a) => Math.sqrt(a) },
+  rsqrt: { arity: 1, wgsl: 'inverseSqrt(a)', cpu: (a) => 1 / Math.sqrt(a) },
+  abs: { arity: 1, wgsl: 'abs(a)', cpu: (a) => Math.abs(a) },
+  sign: { arity: 1, wgsl: 'sign(a)', cpu: (a) => Math.sign(a) },
+  sin: { arity: 1, wgsl: 'sin(a)', cpu: (a) => Math.sin(a) },
+  cos: { arity: 1, wgsl: 'cos(a)', cpu: (a) => Math.cos(a) },
+  tanh: { arity: 1, wgsl: 'f_tanh(a)', cpu: (a) => Math.tanh(a) },
+  sigmoid: { arity: 1, wgsl: 'f_sigmoid(a)', cpu: (a) => sig(a) },
+  relu: { arity: 1, wgsl: 'max(a, 0.0)', cpu: (a) => (a > 0 ? a : 0) },
+  silu: { arity: 1, wgsl: 'a * f_sigmoid(a)', cpu: (a) => a * sig(a) },
+  gelu: { arity: 1, wgsl: '0.5 * a * (1.0 + f_erf(a * 0.70710678118654752))', cpu: (a) => 0.5 * a * (1 + erf(a * SQRT1_2)) },
+  gelu_tanh: {
+    arity: 1,
+    wgsl: '0.5 * a * (1.0 + f_tanh(0.79788456080286536 * (a + 0.044715 * a * a * a)))',
+    cpu: (a) => 0.5 * a * (1 + Math.tanh(GELU_TANH_K * (a + 0.044715 * a * a * a))),
+  },
+  quick_gelu: { arity: 1, wgsl: 'a * f_sigmoid(1.702 * a)', cpu: (a) => a * sig(1.702 * a) },
+  square: { arity: 1, wgsl: 'a * a', cpu: (a) => a * a },
+  reciprocal: { arity: 1, wgsl: '1.0 / a', cpu: (a) => 1 / a },
+  floor: { arity: 1, wgsl: 'floor(a)', cpu: (a) => Math.floor(a) },
+  // unary with scalar params
+  add_scalar: { arity: 1, wgsl: 'a + p0', cpu: (a, _b, _c, p) => a + p[0]! },
+  mul_scalar: { arity: 1, wgsl: 'a * p0', cpu: (a, _b, _c, p) => a * p[0]! },
+  pow_scalar: { arity: 1, wgsl: 'f_pow(a, p0)', cpu: (a, _b, _c, p) => powf(a, p[0]!) },
+  rpow_scalar: { arity: 1, wgsl: 'f_pow(p0, a)', cpu: (a, _b, _c, p) => powf(p[0]!, a) },
+  clamp: { arity: 1, wgsl: 'min(max(a, p0), p1)', cpu: (a, _b, _c, p) => Math.min(Math.max(a, p[0]!), p[1]!) },
+  axpb: { arity: 1, wgsl: 'a * p0 + p1', cpu: (a, _b, _c, p) => a * p[0]! + p[1]! },
+  // binary
+  add: { arity: 2, wgsl: 'a + b', cpu: (a, b) => a + b },
+  sub: { arity: 2, wgsl: 'a - b', cpu: (a, b) => a - b },
+  mul: { arity: 2, wgsl: 'a * b', cpu: (a, b) => a * b },
+  div: { arity: 2, wgsl: 'a / b', cpu: (a, b) => a / b },
+  pow: { arity: 2, wgsl: 'f_pow(a, b)', cpu: (a, b) => powf(a, b) },
+  maximum: { arity: 2, wgsl: 'max(a, b)', cpu: (a, b) => Math.max(a, b) },
+  minimum: { arity: 2, wgsl: 'min(a, b)', cpu: (a, b) => Math.min(a, b) },
+  lt: { arity: 2, wgsl: 'select(0.0, 1.0, a < b)', cpu: (a, b) => (a < b ? 1 : 0) },
+  le: { arity: 2, wgsl: 'select(0.0, 1.0, a <= b)', cpu: (a, b) => (a <= b ? 1 : 0) },
+  gt: { arity: 2, wgsl: 'select(0.0, 1.0, a > b)', cpu: (a, b) => (a > b ? 1 : 0) },
+  ge: { arity: 2, wgsl: 'select(0.0, 1.0, a >= b)', cpu: (a, b) => (a >= b ? 1 : 0) },
+  eq: { arity: 2, wgsl: 'select(0.0, 1.0, a == b)', cpu: (a, b) => (a === b ? 1 : 0) },
+  ne: { arity: 2, wgsl: 'select(0.0, 1.0, a != b)', cpu: (a, b) => (a !== b ? 1 : 0) },
+  // a * p0 + b * p1: fused scaled add (axpy, lerp, optimizer-style updates)
+  axpby: { arity: 2, wgsl: 'a * p0 + b * p1', cpu: (a, b, _c, p) => a * p[0]! + b * p[1]! },
+  // backward helpers (grad g = a, input x = b)
+  relu_grad: { arity: 2, wgsl: 'select(0.0, a, b > 0.0)', cpu: (g, x) => (x > 0 ? g : 0) },
+  sigmoid_grad: { arity: 2, wgsl: 'a * f_sigmoid(b) * (1.0 - f_sigmoid(b))', cpu: (g, x) => g * sig(x) * (1 - sig(x)) },
+  tanh_grad: { arity: 2, wgsl: 'a * (1.0 - f_tanh(b) * f_tanh(b))', cpu: (g, x) => g * (1 - Math.tanh(x) ** 2) },
+  silu_grad: {
+    arity: 2,
+    wgsl: 'a * (f_sigmoid(b) * (1.0 + b * (1.0 - f_sigmoid(b))))',
+    cpu: (g, x) => g * (sig(x) * (1 + x * (1 - sig(x)))),
+  },
+  gelu_grad: {
+    arity: 2,
+    wgsl: 'a * (0.5 * (1.0 + f_erf(b * 0.70710678118654752)) + b * 0.39894228040143268 * exp(-0.5 * b * b))',
+    cpu: (g, x) => g * (0.5 * (1 + erf(x * SQRT1_2)) + x * 0.3989422804014327 * Math.exp(-0.5 * x * x)),
+  },
+  gelu_tanh_grad: {
+    arity: 2,
+    wgsl: `a * (0.5 * (1.0 + f_tanh(0.79788456080286536 * (b + 0.044715 * b * b * b))) +
+      0.5 * b * (1.0 - f_tanh(0.79788456080286536 * (b + 0.044715 * b * b * b)) * f_tanh(0.79788456080286536 * (b + 0.044715 * b * b * b))) *
+      0.79788456080286536 * (1.0 + 0.134145 * b * b))`,
+    cpu: (g, x) => {
+      const t = Math.tanh(GELU_TANH_K * (x + 0.044715 * x * x * x));
+      return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_K * (1 + 0.134145 * x * x));
+    },
+  },
+  quick_gelu_grad: {
+    arity: 2,
+    wgsl: 'a * (f_sigmoid(1.702 * b) * (1.0 + 1.702 * b * (1.0 - f_sigmoid(1.702 * b))))',
+    cpu: (g, x) => g * (sig(1.702 * x) * (1 + 1.702 * x * (1 - sig(1.702 * x)))),
+  },
+  // ternary
+  where: { arity: 3, wgsl: 'select(c, b, a != 0.0)', cpu: (a, b, c) => (a !== 0 ? b : c) },
+  // clamp backward: pass the gradient where p0 <= x <= p1 (x = b)
+  clamp_grad: {
+    arity: 2,
+    wgsl: 'select(0.0, a, b >= p0 && b <= p1)',
+    cpu: (g, x, _c, p) => (x >= p[0]! && x <= p[1]! ? g : 0),
+  },
+  // a + p0 * b * c: addcmul
+  addcmul: { arity: 3, wgsl: 'a + p0 * b * c', cpu: (a, b, c, p) => a + p[0]! * b * c },
+} satisfies Record<string, ElementwiseDef>;
+
+export type ElementwiseName = keyof typeof ELEMENTWISE;
+
+/** Rounds through f32 like the device does (used by tests comparing backends). */
+export const toF32 = f32;

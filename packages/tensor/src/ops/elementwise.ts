@@ -1,0 +1,252 @@
+import { Tensor, type TensorLike } from '../tensor.js';
+import type { View } from '../backend.js';
+import type { DType } from '../dtype.js';
+import { broadcastShapes, broadcastStrides, shapesEqual, fmtShape } from '../shape.js';
+import type { ElementwiseName } from './elementwise-table.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { sum } from './reduce.js';
+import { reshape } from './views.js';
+
+function sameBackend(ts: readonly Tensor[], op: string): void {
+  for (let i = 1; i < ts.length; i++) {
+    if (ts[i]!.backend !== ts[0]!.backend) {
+      throw new Error(`${op}: operands live on different backends (${ts[0]!.backend.name} and ${ts[i]!.backend.name}); move one with .to()`);
+    }
+  }
+}
+
+/** Runs a table op over broadcast inputs (no autograd). */
+export function ew(op: ElementwiseName, inputs: readonly Tensor[], params: number[] = [], outDtype: DType = 'float32'): Tensor {
+  sameBackend(inputs, op);
+  let shape: number[];
+  try {
+    shape = broadcastShapes(...inputs.map((t) => t.shape));
+  } catch (e) {
+    throw new RangeError(`${op}: ${(e as Error).message}`);
+  }
+  const views: View[] = inputs.map((t) => ({
+    storage: t.storage,
+    shape,
+    strides: broadcastStrides(t.shape, t.strides, shape),
+    offset: t.offset,
+    dtype: t.dtype,
+  }));
+  const backend = inputs[0]!.backend;
+  const storage = backend.run('elementwise', views, { op, params, shape, outDtype });
+  return new Tensor(storage as never, shape);
+}
+
+/** Writes op(inputs) into an existing view (no autograd): the primitive behind cat, pad, fill. */
+export function ewInto(out: View, op: ElementwiseName, inputs: readonly Tensor[], params: number[] = []): void {
+  const shape = [...out.shape];
+  const views: View[] = inputs.map((t) => ({
+    storage: t.storage,
+    shape,
+    strides: broadcastStrides(t.shape, t.strides, shape),
+    offset: t.offset,
+    dtype: t.dtype,
+  }));
+  for (const v of views) {
+    if (v.storage === out.storage) throw new Error(`${op}: the output view aliases an input; write into a fresh tensor`);
+  }
+  out.storage.backend.run('elementwise', views, { op, params, shape, out });
+}
+
+/** Sums a broadcast gradient back to `shape`. */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  if (lead < 0) throw new Error(`cannot reduce gradient ${fmtShape(g.shape)} to ${fmtShape(shape)}`);
+  const dims: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);
+  }
+  const s = dims.length ? sum(g, dims, true) : g;
+  return reshape(s, [...shape]);
+}
+
+function scalarLike(v: number, like: Tensor): Tensor {
+  return new Tensor(like.backend.upload(new Float32Array([v])), []);
+}
+
+function asTensor(v: TensorLike, like: Tensor): Tensor {
+  return typeof v === 'number' ? scalarLike(v, like) : v;
+}
+
+type Unary = (x: Tensor) => Tensor;
+
+function unary(op: ElementwiseName, grad: (g: Tensor, x: Tensor, y: Tensor) => Tensor, saveOut = false): Unary {
+  return (x) => {
+    const y = ew(op, [x]);
+    return record(y, op, [x], (g, [sx, sy]) => [grad(g, sx!, sy!)], saveOut ? [x, y] : [x]);
+  };
+}
+
+// Unary ops: forward from the table, backward composed from other rows.
+export const neg: Unary = unary('neg', (g) => ew('neg', [g]));
+export const exp: Unary = unary('exp', (g, _x, y) => ew('mul', [g, y]), true);
+export const log: Unary = unary('log', (g, x) => ew('div', [g, x]));
+export const sqrt: Unary = unary('sqrt', (g, _x, y) => ew('div', [ew('mul_scalar', [g], [0.5]), y]), true);
+export const rsqrt: Unary = unary('rsqrt', (g, _x, y) => ew('mul', [g, ew('mul_scalar', [ew('pow_scalar', [y], [3])], [-0.5])]), true);
+export const abs: Unary = unary('abs', (g, x) => ew('mul', [g, ew('sign', [x])]));
+export const sin: Unary = unary('sin', (g, x) => ew('mul', [g, ew('cos', [x])]));
+export const cos: Unary = unary('cos', (g, x) => ew('mul', [g, ew('neg', [ew('sin', [x])])]));
+export const tanh: Unary = unary('tanh', (g, x) => ew('tanh_grad', [g, x]));
+export const sigmoid: Unary = unary('sigmoid', (g, x) => ew('sigmoid_grad', [g, x]));
+export const relu: Unary = unary('relu', (g, x) => ew('relu_grad', [g, x]));
+export const silu: Unary = unary('silu', (g, x) => ew('silu_grad', [g, x]));
+export const quickGelu: Unary = unary('quick_gelu', (g, x) => ew('quick_gelu_grad', [g, x]));
+export const square: Unary = unary('square', (g, x) => ew('mul', [g, ew('mul_scalar', [x], [2])]));
+const geluErf: Unary = unary('gelu', (g, x) => ew('gelu_grad', [g, x]));
+const geluTanh: Unary = unary('gelu_tanh', (g, x) => ew('gelu_tanh_grad', [g, x]));
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return approximate === 'tanh' ? geluTanh(x) : geluErf(x);
+}
+
+export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
+  const lo = Math.max(min, -3.4028234663852886e38), hi = Math.min(max, 3.4028234663852886e38);
+  const y = ew('clamp', [x], [lo, hi]);
+  return record(y, 'clamp', [x], (g, [sx]) => [ew('clamp_grad', [g, sx!], [lo, hi])], [x]);
+}
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x.detach();
+  return ew('copy', [x], [], dtype);
+}
+
+// Binary ops with broadcasting; numbers use the scalar rows (no upload).
+export function add(a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') {
+    const y = ew('add_scalar', [a], [b]);
+    return record(y, 'add', [a], (g) => [g]);
+  }
+  const y = ew('add', [a, b]);
+  return record(y, 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]);
+}
+
+export function sub(a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') return add(a, -b);
+  const y = ew('sub', [a, b]);
+  return record(y, 'sub', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(ew('neg', [g]), b.shape)]);
+}
+
+export function mul(a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') {
+    const y = ew('mul_scalar', [a], [b]);
+    return record(y, 'mul', [a], (g) => [ew('mul_scalar', [g], [b])]);
+  }
+  const y = ew('mul', [a, b]);
+  return record(
+    y,
+    'mul',
+    [a, b],
+    (g, [sa, sb]) => [a.requiresGrad ? sumToShape(ew('mul', [g, sb!]), a.shape) : null, b.requiresGrad ? sumToShape(ew('mul', [g, sa!]), b.shape) : null],
+    [a, b],
+  );
+}
+
+export function div(a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') return mul(a, 1 / b);
+  const y = ew('div', [a, b]);
+  return record(
+    y,
+    'div',
+    [a, b],
+    (g, [sa, sb]) => [
+      a.requiresGrad ? sumToShape(ew('div', [g, sb!]), a.shape) : null,
+      b.requiresGrad ? sumToShape(ew('neg', [ew('div', [ew('mul', [g, sa!]), ew('square', [sb!])])]), b.shape) : null,
+    ],
+    [a, b],
+  );
+}
+
+export function pow(a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') {
+    const y = ew('pow_scalar', [a], [b]);
+    return record(y, 'pow', [a], (g, [sa]) => [ew('mul', [g, ew('mul_scalar', [ew('pow_scalar', [sa!], [b - 1])], [b])])], [a]);
+  }
+  const y = ew('pow', [a, b]);
+  return record(
+    y,
+    'pow',
+    [a, b],
+    (g, [sa, sb, sy]) => [
+      a.requiresGrad ? sumToShape(ew('mul', [g, ew('mul', [sb!, ew('pow', [sa!, ew('add_scalar', [sb!], [-1])])])]), a.shape) : null,
+      b.requiresGrad ? sumToShape(ew('mul', [g, ew('mul', [sy!, ew('log', [sa!])])]), b.shape) : null,
+    ],
+    [a, b, y],
+  );
+}
+
+function minmax(op: 'maximum' | 'minimum') {
+  return (a: Tensor, bIn: TensorLike): Tensor => {
+    const b = asTensor(bIn, a);
+    const y = ew(op, [a, b]);
+    const cmp = op === 'maximum' ? 'gt' : 'lt';
+    const out = record(
+      y,
+      op,
+      [a, b],
+      (g, [sa, sb]) => {
+        // Ties split the gradient evenly, as PyTorch does.
+        const wa = ew('add', [ew(cmp, [sa!, sb!]), ew('mul_scalar', [ew('eq', [sa!, sb!])], [0.5])]);
+        const wb = ew('axpb', [wa], [-1, 1]);
+        return [sumToShape(ew('mul', [g, wa]), a.shape), sumToShape(ew('mul', [g, wb]), b.shape)];
+      },
+      [a, b],
+    );
+    if (b !== bIn) b.dispose();
+    return out;
+  };
+}
+export const maximum = minmax('maximum');
+export const minimum = minmax('minimum');
+
+function compare(op: 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne') {
+  return (a: Tensor, bIn: TensorLike): Tensor => {
+    const b = asTensor(bIn, a);
+    const y = noGrad(() => ew(op, [a, b]));
+    if (b !== bIn) b.dispose();
+    return y;
+  };
+}
+/** Comparisons return float32 masks (1 where true, 0 where false). */
+export const lt = compare('lt');
+export const le = compare('le');
+export const gt = compare('gt');
+export const ge = compare('ge');
+export const eq = compare('eq');
+export const ne = compare('ne');
+
+/** where(cond, a, b): a where cond != 0, else b (broadcasting). */
+export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
+  const a = asTensor(aIn, cond), b = asTensor(bIn, cond);
+  const y = ew('where', [cond, a, b]);
+  const out = record(
+    y,
+    'where',
+    [a, b],
+    (g, [sc]) => {
+      const z = scalarLike(0, g);
+      const r = [sumToShape(ew('where', [sc!, g, z]), a.shape), sumToShape(ew('where', [sc!, z, g]), b.shape)];
+      z.dispose();
+      return r;
+    },
+    [cond],
+  );
+  if (a !== aIn) a.dispose();
+  if (b !== bIn) b.dispose();
+  return out;
+}
+
+/** a + value * b * c (torch.addcmul), no autograd: used by optimizers and schedulers. */
+export function addcmul(a: Tensor, b: Tensor, c: Tensor, value = 1): Tensor {
+  return ew('addcmul', [a, b, c], [value]);
+}
+
+/** alpha * a + beta * b in one kernel. */
+export function axpby(alpha: number, a: Tensor, beta: number, b: Tensor): Tensor {
+  const y = ew('axpby', [a, b], [alpha, beta]);
+  return record(y, 'axpby', [a, b], (g) => [sumToShape(ew('mul_scalar', [g], [alpha]), a.shape), sumToShape(ew('mul_scalar', [g], [beta]), b.shape)]);
+}

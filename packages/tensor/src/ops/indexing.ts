@@ -1,0 +1,70 @@
+import { Tensor } from '../tensor.js';
+import { normalizeDim, numel, fmtShape } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { tidy } from '../scope.js';
+import { ew, mul } from './elementwise.js';
+import { sum } from './reduce.js';
+import { contiguous, transpose, unsqueeze } from './views.js';
+import { arange } from './creation.js';
+import type { IndexSelectAttrs } from '../backends/kernel-attrs.js';
+
+function intIndex(index: Tensor, what: string): Tensor {
+  if (index.dtype !== 'int32') throw new TypeError(`${what}: indices must be int32, got ${index.dtype}`);
+  return index.isContiguous ? index : contiguous(index);
+}
+
+/** x.index_select(dim, index): rows of `dim` picked by an int32 1-D index. Backward scatter-adds. */
+export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
+  const d = normalizeDim(dim, x.rank);
+  if (index.rank > 1) throw new RangeError(`indexSelect: index must be 1-D, got ${fmtShape(index.shape)}`);
+  const idx = intIndex(index, 'indexSelect');
+  const xc = x.isContiguous ? x : contiguous(x);
+  const attrs: IndexSelectAttrs = {
+    outer: numel(x.shape.slice(0, d)),
+    size: x.shape[d]!,
+    inner: numel(x.shape.slice(d + 1)),
+    n: idx.size,
+  };
+  const storage = x.backend.run('index_select', [xc, idx], attrs as unknown as Record<string, unknown>);
+  const shape = [...x.shape];
+  shape[d] = idx.size;
+  const y = new Tensor(storage as never, shape);
+  if (xc !== x) xc.dispose();
+  const out = record(
+    y,
+    'index_select',
+    [x],
+    (g, [si]) => {
+      const gc = g.isContiguous ? g : contiguous(g);
+      return [new Tensor(g.backend.run('index_add', [gc, si!], attrs as unknown as Record<string, unknown>) as never, [...x.shape])];
+    },
+    [idx],
+  );
+  if (idx !== index) idx.dispose();
+  return out;
+}
+
+/** One-hot float32 encoding of int32 class ids: [...] -> [..., numClasses]. */
+export function oneHot(ids: Tensor, numClasses: number): Tensor {
+  if (ids.dtype !== 'int32') throw new TypeError(`oneHot: ids must be int32, got ${ids.dtype}`);
+  return tidy(() => ew('eq', [unsqueeze(ids, -1), arange(0, numClasses, 1, { dtype: 'int32', backend: ids.backend })]));
+}
+
+/**
+ * torch.gather along `dim`. Composed as a one-hot contraction (O(index · size of dim) work), which
+ * suits the class-dimension uses in losses; autograd follows from the composition.
+ */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  const d = normalizeDim(dim, x.rank);
+  if (index.rank !== x.rank) throw new RangeError(`gather: index rank ${index.rank} differs from input rank ${x.rank}`);
+  return tidy(() => {
+    const last = x.rank - 1;
+    const xm = d === last ? x : transpose(x, d, last); // [..., C]
+    const im = d === last ? index : transpose(index, d, last); // [..., K]
+    const C = x.shape[d]!;
+    const hot = oneHot(im, C); // [..., K, C]
+    const picked = sum(mul(unsqueeze(xm, -2), hot), -1); // [..., K]
+    return d === last ? picked : contiguous(transpose(picked, d, last));
+  });
+}
+

@@ -1,0 +1,149 @@
+import { Tensor } from '../tensor.js';
+import { normalizeDim, fmtShape } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { tidy } from '../scope.js';
+import { add, mul, sub, square, ew } from './elementwise.js';
+import { mean, sum } from './reduce.js';
+import { contiguous, transpose, reshape, permute, flatten } from './views.js';
+import { matmul } from './matmul.js';
+import { oneHot, indexSelect } from './indexing.js';
+import { rand } from './creation.js';
+import type { Generator } from '../random/generator.js';
+
+function rowwise(x: Tensor, dim: number, log: boolean): Tensor {
+  const d = normalizeDim(dim, x.rank);
+  const last = x.rank - 1;
+  const moved = d === last ? x : transpose(x, d, last);
+  const c = moved.isContiguous ? moved : contiguous(moved);
+  const cols = x.rank === 0 ? 1 : c.shape[last]!;
+  const rows = cols === 0 ? 0 : c.size / cols;
+  const storage = c.backend.run('softmax', [c], { rows, cols, log });
+  const yMoved = new Tensor(storage as never, c.shape);
+  if (c !== moved) c.dispose();
+  if (moved !== x) moved.dispose();
+  const y = yMoved.rank && d !== last ? contiguousTransposed(yMoved, d, last) : yMoved;
+  return record(
+    y,
+    log ? 'log_softmax' : 'softmax',
+    [x],
+    (g, [sy]) => {
+      const gm = d === last ? g : transpose(g, d, last);
+      const ym = d === last ? sy! : transpose(sy!, d, last);
+      const gc = gm.isContiguous ? gm : contiguous(gm);
+      const yc = ym.isContiguous ? ym : contiguous(ym);
+      const dx = new Tensor(g.backend.run('softmax_backward', [yc, gc], { rows, cols, log }) as never, yc.shape);
+      return [d === last ? dx : transpose(dx, d, last)];
+    },
+    [y],
+  );
+}
+
+function contiguousTransposed(t: Tensor, d: number, last: number): Tensor {
+  const v = transpose(t, d, last);
+  const c = contiguous(v);
+  v.dispose();
+  t.dispose();
+  return c;
+}
+
+/** Softmax along `dim` (one fused, max-subtracted kernel per row). */
+export function softmax(x: Tensor, dim = -1): Tensor {
+  return rowwise(x, dim, false);
+}
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  return rowwise(x, dim, true);
+}
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return tidy(() => {
+    const d = square(sub(input, target));
+    return reduction === 'mean' ? mean(d) : reduction === 'sum' ? sum(d) : d;
+  });
+}
+
+export interface CrossEntropyOptions {
+  /** Per-class weights [C]. */
+  weight?: Tensor;
+  labelSmoothing?: number;
+  reduction?: Reduction;
+}
+
+/**
+ * torch.nn.functional.cross_entropy for class-index targets (int32 [N] or [N, d1, …] with logits
+ * [N, C, d1, …]), including label smoothing and class weights with PyTorch's normalisation.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const eps = opts.labelSmoothing ?? 0;
+  const reduction = opts.reduction ?? 'mean';
+  if (logits.rank < 1) throw new RangeError('crossEntropy: logits need a class dimension');
+  if (target.dtype !== 'int32') throw new TypeError(`crossEntropy: targets must be int32 class indices, got ${target.dtype}`);
+  return tidy(() => {
+    // move classes last: [N, C, ...] -> [N*..., C]
+    const C = logits.rank === 1 ? logits.shape[0]! : logits.shape[1]!;
+    let lg = logits.rank === 1 ? reshape(logits, [1, C]) : logits;
+    if (lg.rank > 2) lg = reshape(permute(lg, [0, ...Array.from({ length: lg.rank - 2 }, (_, i) => i + 2), 1]), [-1, C]);
+    const tg = flatten(target);
+    if (tg.size !== lg.shape[0]) throw new RangeError(`crossEntropy: ${tg.size} targets for ${lg.shape[0]} rows of logits ${fmtShape(logits.shape)}`);
+    const logp = logSoftmax(lg, 1);
+    const hot = oneHot(tg, C);
+    let w: Tensor | null = null; // per-row weight w[y_i]
+    let nllTerms = mul(logp, hot); // [N, C]
+    if (opts.weight) {
+      w = sum(mul(hot, opts.weight), 1); // [N]
+      nllTerms = mul(nllTerms, opts.weight);
+    }
+    let perRow = mul(sum(nllTerms, 1), -(1 - eps));
+    if (eps > 0) {
+      const smooth = opts.weight ? mul(logp, opts.weight) : logp;
+      perRow = add(perRow, mul(sum(smooth, 1), -eps / C));
+    }
+    if (reduction === 'none') return reshape(perRow, [...target.shape]);
+    if (reduction === 'sum') return sum(perRow);
+    return w ? divByTensor(sum(perRow), sum(w)) : mean(perRow);
+  });
+}
+
+function divByTensor(a: Tensor, b: Tensor): Tensor {
+  return mul(a, reciprocalNoGrad(b));
+}
+function reciprocalNoGrad(b: Tensor): Tensor {
+  return ew('reciprocal', [b]);
+}
+
+/** F.linear: x @ weight.T + bias (weight [out, in]). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  if (x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new RangeError(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${weight.shape[1]})`);
+  }
+  const wt = transpose(weight, 0, 1);
+  const y = matmul(x, wt);
+  wt.dispose();
+  if (!bias) return y;
+  const out = add(y, bias);
+  y.dispose();
+  return out;
+}
+
+/** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p). */
+export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator): Tensor {
+  if (!training || p === 0) return mulOne(x);
+  if (p >= 1) return mul(x, 0);
+  return tidy(() => {
+    const keepMask = ew('lt', [rand([...x.shape], { generator, backend: x.backend }), ew('fill', [x], [1 - p])]);
+    return mul(x, mul(keepMask, 1 / (1 - p)));
+  });
+}
+
+function mulOne(x: Tensor): Tensor {
+  return mul(x, 1);
+}
+
+/** Embedding lookup: weight [V, D], ids int32 [...] -> [..., D]; backward scatter-adds rows. */
+export function embedding(ids: Tensor, weight: Tensor): Tensor {
+  return tidy(() => {
+    const flat = flatten(ids);
+    return reshape(indexSelect(weight, 0, flat), [...ids.shape, weight.shape[1]!]);
+  });
+}

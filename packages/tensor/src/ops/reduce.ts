@@ -1,0 +1,125 @@
+import { Tensor } from '../tensor.js';
+import { normalizeDims, numel } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { ew, add, sub, mul, square, sqrt, exp, log } from './elementwise.js';
+import { tidy } from '../scope.js';
+import { contiguous, permute, reshape, expand } from './views.js';
+import type { ReduceAttrs } from '../backends/kernel-attrs.js';
+
+/**
+ * Reduces `dims` of x with one kernel over a [outer, size, inner] view. Reduced dims that are not one
+ * contiguous block are first permuted to the end (one copy).
+ */
+function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: boolean): Tensor {
+  const rank = x.rank;
+  const outShapeKeep = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
+  const outShape = keepdim ? outShapeKeep : x.shape.filter((_, i) => !dims.includes(i));
+  const block = dims.length === 0 || dims[dims.length - 1]! - dims[0]! === dims.length - 1;
+  let src = x;
+  let outer: number, size: number, inner: number;
+  if (dims.length === 0) {
+    outer = numel(x.shape); size = 1; inner = 1;
+  } else if (block) {
+    outer = numel(x.shape.slice(0, dims[0]));
+    size = numel(x.shape.slice(dims[0], dims[dims.length - 1]! + 1));
+    inner = numel(x.shape.slice(dims[dims.length - 1]! + 1));
+  } else {
+    const keepDims = Array.from({ length: rank }, (_, i) => i).filter((i) => !dims.includes(i));
+    src = permute(x, [...keepDims, ...dims]);
+    outer = numel(keepDims.map((i) => x.shape[i]!));
+    size = numel(dims.map((i) => x.shape[i]!));
+    inner = 1;
+  }
+  const c = src.isContiguous ? src : contiguous(src);
+  const storage = c.backend.run('reduce', [c], { op, outer, size, inner } satisfies ReduceAttrs);
+  if (c !== x && c !== src) c.dispose();
+  if (src !== x) src.dispose();
+  return new Tensor(storage as never, outShape);
+}
+
+function dimsOf(x: Tensor, dim: number | number[] | undefined): number[] {
+  return normalizeDims(dim, x.rank);
+}
+
+function keepShape(x: Tensor, dims: number[]): number[] {
+  return x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
+}
+
+export function sum(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
+  const dims = dimsOf(x, dim);
+  const y = reduceRaw(x, 'sum', dims, keepdim);
+  return record(y, 'sum', [x], (g) => [expand(reshape(g, keepShape(x, dims)), [...x.shape])]);
+}
+
+export function mean(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
+  const dims = dimsOf(x, dim);
+  const count = numel(dims.map((d) => x.shape[d]!));
+  const s = noGrad(() => reduceRaw(x, 'sum', dims, keepdim));
+  const y = ew('mul_scalar', [s], [1 / count]);
+  s.dispose();
+  return record(y, 'mean', [x], (g) => [expand(reshape(ew('mul_scalar', [g], [1 / count]), keepShape(x, dims)), [...x.shape])]);
+}
+
+function extreme(op: 'max' | 'min') {
+  return (x: Tensor, dim?: number | number[], keepdim = false): Tensor => {
+    const dims = dimsOf(x, dim);
+    const y = reduceRaw(x, op, dims, keepdim);
+    return record(
+      y,
+      op,
+      [x],
+      (g, [sx, sy]) => {
+        // Ties share the gradient evenly (amax/amin semantics).
+        const ks = keepShape(x, dims);
+        const mask = ew('eq', [sx!, reshape(sy!, ks)]);
+        const count = reduceRaw(mask, 'sum', dims, true);
+        return [ew('div', [ew('mul', [mask, reshape(g, ks)]), count])];
+      },
+      [x, y],
+    );
+  };
+}
+export const max = extreme('max');
+export const min = extreme('min');
+
+function argExtreme(op: 'argmax' | 'argmin') {
+  return (x: Tensor, dim?: number, keepdim = false): Tensor => {
+    if (dim === undefined) {
+      const flat = reshape(x, [x.size]);
+      const r = reduceRaw(flat, op, [0], false);
+      flat.dispose();
+      return r;
+    }
+    return reduceRaw(x, op, dimsOf(x, dim), keepdim);
+  };
+}
+/** Index of the first maximum (int32). Without dim, over the flattened tensor. */
+export const argmax = argExtreme('argmax');
+export const argmin = argExtreme('argmin');
+
+/** Variance, two-pass (mean first, then squared deviations): stable, unlike E[x²]−E[x]². */
+export function variance(x: Tensor, dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
+  const dims = dimsOf(x, dim);
+  const n = numel(dims.map((d) => x.shape[d]!));
+  const correction = opts.unbiased ?? true ? 1 : 0;
+  return tidy(() => mul(sum(square(sub(x, mean(x, dims, true))), dims, opts.keepdim ?? false), 1 / Math.max(n - correction, 0)));
+}
+
+export function std(x: Tensor, dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
+  return tidy(() => sqrt(variance(x, dim, opts)));
+}
+
+/** log(sum(exp(x))) with the (detached) max subtracted first: stable for large inputs. */
+export function logsumexp(x: Tensor, dim: number | number[], keepdim = false): Tensor {
+  const dims = dimsOf(x, dim);
+  return tidy(() => {
+    const m = noGrad(() => {
+      const raw = reduceRaw(x, 'max', dims, true);
+      // An all -inf row would give inf - inf: shift by 0 there instead.
+      return ew('where', [ew('lt', [ew('abs', [raw]), ew('fill', [raw], [Infinity])]), raw, ew('fill', [raw], [0])]);
+    });
+    const y = add(log(sum(exp(sub(x, m)), dims, true)), m);
+    return keepdim ? y : reshape(y, x.shape.filter((_, i) => !dims.includes(i)));
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * GPU buffers by size class. A released buffer first waits in `pending` until the command buffer
+ * that may still use it has been submitted (queue.writeBuffer into it would otherwise overtake the
+ * commands recorded before); after the submit it becomes reusable.
+ */
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private pending: { buffer: GPUBuffer; size: number }[] = [];
+  liveBuffers = 0;
+  liveBytes = 0;
+  peakBytes = 0;
+  pooledBuffers = 0;
+  pooledBytes = 0;
+  /** Cap on memory kept idle in the pool; beyond it released buffers are destroyed. */
+  maxPooledBytes = 1 << 30;
+
+  constructor(
+    private device: GPUDevice,
+    private usage: number,
+  ) {}
+
+  static sizeClass(bytes: number): number {
+    const b = Math.max(bytes, 16);
+    if (b <= 4096) return Math.ceil(b / 256) * 256;
+    // Geometric classes with 8 steps per power of two: at most 12.5% waste.
+    const p = 2 ** Math.floor(Math.log2(b));
+    const step = p / 8;
+    return Math.ceil(b / step) * step;
+  }
+
+  acquire(bytes: number, label?: string): GPUBuffer {
+    const size = BufferPool.sizeClass(bytes);
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) {
+      this.pooledBuffers--;
+      this.pooledBytes -= size;
+    } else {
+      buf = this.device.createBuffer({ size, usage: this.usage, label: label ?? 'foliar-tensor' });
+    }
+    this.liveBuffers++;
+    this.liveBytes += size;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    return buf;
+  }
+
+  release(buffer: GPUBuffer): void {
+    const size = buffer.size;
+    this.liveBuffers--;
+    this.liveBytes -= size;
+    this.pending.push({ buffer, size });
+  }
+
+  /** The command buffer referencing pending buffers was submitted: they are safe to reuse. */
+  onSubmit(): void {
+    for (const { buffer, size } of this.pending) {
+      if (this.pooledBytes + size > this.maxPooledBytes) {
+        buffer.destroy();
+        continue;
+      }
+      let list = this.free.get(size);
+      if (!list) this.free.set(size, (list = []));
+      list.push(buffer);
+      this.pooledBuffers++;
+      this.pooledBytes += size;
+    }
+    this.pending = [];
+  }
+
+  /** Destroys every idle buffer (e.g. before a large allocation, or to hand memory back). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.pooledBuffers = 0;
+    this.pooledBytes = 0;
+  }
+}

@@ -1,0 +1,203 @@
+import { acquireDevice, type AcquiredDevice, type DeviceOptions } from '../device/acquire.js';
+import { awaitGpu } from '../device/polling.js';
+import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError } from '../device/errors.js';
+import { BufferPool } from './buffer-pool.js';
+
+/** One compute dispatch: WGSL is generated only on a pipeline-cache miss. */
+export interface DispatchSpec {
+  /** Op name, used in labels and error messages. */
+  name: string;
+  /** Pipeline cache key: the same key must always produce the same WGSL. */
+  key: string;
+  wgsl: () => string;
+  /** Storage buffers bound at @group(0) @binding(0..n-1), in order. */
+  buffers: GPUBuffer[];
+  /** Uniform data bound at @binding(n) (after the storage buffers), if any. */
+  uniforms?: ArrayBuffer | ArrayBufferView;
+  workgroups: [number, number?, number?];
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+}
+
+/**
+ * Owns the device: a single open command encoder shared by consecutive ops (submitted every
+ * `maxDispatchesPerSubmit` dispatches and before every readback), the buffer pool, uniform buffers
+ * and the pipeline cache.
+ */
+export class WebGPURuntime {
+  readonly device: GPUDevice;
+  readonly features: Set<string>;
+  readonly limits: GPUSupportedLimits;
+  readonly info: AcquiredDevice['info'];
+  readonly pool: BufferPool;
+  private uniformPool: BufferPool;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private pipelines = new Map<string, CachedPipeline>();
+  private lastOp = '';
+  private error: Error | null = null;
+  private lost: string | null = null;
+  maxDispatchesPerSubmit = 32;
+  /** Counters, for tests and benchmarks. */
+  stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+
+  static async create(opts: DeviceOptions = {}): Promise<WebGPURuntime> {
+    return new WebGPURuntime(await acquireDevice(opts));
+  }
+
+  constructor(acq: AcquiredDevice) {
+    this.device = acq.device;
+    this.features = acq.features;
+    this.limits = acq.limits;
+    this.info = acq.info;
+    const U = GPUBufferUsage;
+    this.pool = new BufferPool(this.device, U.STORAGE | U.COPY_SRC | U.COPY_DST);
+    this.uniformPool = new BufferPool(this.device, U.UNIFORM | U.COPY_DST);
+    this.device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      const msg = `${e.message} (while running op '${this.lastOp}')`;
+      if (!this.error) {
+        this.error = e.constructor?.name === 'GPUOutOfMemoryError' ? new GpuOutOfMemoryError(msg) : new GpuValidationError(msg);
+      }
+    });
+    void this.device.lost.then((info) => {
+      if (info.reason === 'destroyed') this.lost = 'destroyed';
+      else this.lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get subgroups(): boolean {
+    return this.features.has('subgroups');
+  }
+
+  /** Throws a pending asynchronous device error, naming the op that caused it. */
+  checkError(): void {
+    if (this.lost) throw new DeviceLostError(`the WebGPU device was lost (${this.lost}) after op '${this.lastOp}'`);
+    if (this.error) {
+      const e = this.error;
+      this.error = null;
+      throw e;
+    }
+  }
+
+  createBuffer(bytes: number, label?: string): GPUBuffer {
+    this.checkError();
+    const max = Number(this.limits.maxBufferSize);
+    if (bytes > max) {
+      throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${max} bytes)`);
+    }
+    return this.pool.acquire(bytes, label);
+  }
+
+  releaseBuffer(b: GPUBuffer): void {
+    this.pool.release(b);
+  }
+
+  writeBuffer(buffer: GPUBuffer, offsetBytes: number, data: ArrayBufferView): void {
+    this.device.queue.writeBuffer(buffer, offsetBytes, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private pipelineFor(spec: DispatchSpec): CachedPipeline {
+    let p = this.pipelines.get(spec.key);
+    if (p) return p;
+    const code = spec.wgsl();
+    const module = this.device.createShaderModule({ code, label: spec.name });
+    const pipeline = this.device.createComputePipeline({
+      layout: 'auto',
+      compute: { module, entryPoint: 'main' },
+      label: spec.name,
+    });
+    this.stats.pipelinesCompiled++;
+    p = { pipeline };
+    this.pipelines.set(spec.key, p);
+    return p;
+  }
+
+  dispatch(spec: DispatchSpec): void {
+    this.checkError();
+    this.lastOp = spec.name;
+    const { pipeline } = this.pipelineFor(spec);
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    let ubuf: GPUBuffer | null = null;
+    if (spec.uniforms) {
+      const u = spec.uniforms;
+      const view = ArrayBuffer.isView(u) ? new Uint8Array(u.buffer, u.byteOffset, u.byteLength) : new Uint8Array(u);
+      ubuf = this.uniformPool.acquire(Math.max(16, Math.ceil(view.byteLength / 16) * 16), 'foliar-uniforms');
+      this.device.queue.writeBuffer(ubuf, 0, view.buffer, view.byteOffset, view.byteLength);
+      entries.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.name });
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = spec.workgroups;
+    if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
+    if (ubuf) this.uniformPool.release(ubuf);
+    this.stats.dispatches++;
+    if (++this.dispatches >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in the open encoder (ends the open compute pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.checkError();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  flush(): void {
+    if (this.encoder) {
+      if (this.pass) this.pass.end();
+      this.device.queue.submit([this.encoder.finish()]);
+      this.stats.submits++;
+    }
+    this.encoder = null;
+    this.pass = null;
+    this.dispatches = 0;
+    this.pool.onSubmit();
+    this.uniformPool.onSubmit();
+  }
+
+  /** Copies `bytes` from `src` at `offset` to the host. Never blocks the event loop. */
+  async read(src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    const aligned = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({
+      size: Math.max(aligned, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: 'foliar-readback',
+    });
+    try {
+      if (aligned > 0) this.copy(src, offset, staging, 0, aligned);
+      this.flush();
+      this.stats.readbacks++;
+      await awaitGpu(staging.mapAsync(GPUMapMode.READ));
+      this.checkError();
+      return staging.getMappedRange(0, aligned).slice(0, bytes);
+    } catch (e) {
+      this.checkError();
+      throw e;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await awaitGpu(this.device.queue.onSubmittedWorkDone());
+    this.checkError();
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.trim();
+    this.uniformPool.trim();
+    this.device.destroy();
+  }
+}
