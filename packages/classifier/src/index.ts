@@ -1,2 +1,2 @@
 // @foliar/classifier public API
-export {};
+export * from './models/resnet.js';

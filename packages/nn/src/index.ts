@@ -1,2 +1,12 @@
-// @foliar/nn public API
-export {};
+// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing.
+export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
+export * from './init.js';
+export { Linear, Identity, type LinearOptions } from './layers/linear.js';
+export { Embedding } from './layers/embedding.js';
+export { ReLU, SiLU, GELU, QuickGELU, Sigmoid, Tanh, Flatten, Dropout } from './layers/activation.js';
+export { Sequential, ModuleList, ModuleDict, type Layer } from './layers/containers.js';
+export { Optimizer, type OptimizerState, type GroupOf } from './optim/optimizer.js';
+export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
+export { SGD, type SGDOptions } from './optim/sgd.js';
+export * from './schedules/lr.js';
+export { checkpoint } from './checkpoint.js';

@@ -29,4 +29,5 @@ export * from './ops/matmul.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
 export * from './ops/creation.js';
+export * from './ops/inplace.js';
 export { memory, liveTensors, resetPeakMemory } from './memory.js';
