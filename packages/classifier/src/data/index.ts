@@ -1,0 +1,10 @@
+// Real-image data pipeline for the classifier (the `synthetic/` subfolder has its own barrel).
+export * from './csv.js';
+export * from './image.js';
+export * from './rng.js';
+export * from './layouts.js';
+export * from './decode.js';
+export * from './transforms.js';
+export * from './split.js';
+export * from './dataset.js';
+export * from './loader.js';
