@@ -10,3 +10,5 @@ export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export * from './schedules/lr.js';
 export { checkpoint } from './checkpoint.js';
+export * from './viz/index.js';
+export * from './weights.js';

@@ -31,3 +31,8 @@ export * from './ops/indexing.js';
 export * from './ops/creation.js';
 export * from './ops/inplace.js';
 export { memory, liveTensors, resetPeakMemory } from './memory.js';
+export * from './io/index.js';
+export * from './ops/conv.js';
+export * from './ops/pool.js';
+export * from './ops/norm.js';
+export * from './ops/attention.js';

@@ -99,7 +99,7 @@ function jitter(rng: Rng, c: Rgb, amount: number): Rgb {
 
 function sampleBackground(rng: Rng, aspect: number): Background {
   const u = rng.next();
-  const kind: Background['kind'] = u < 0.76 ? 'foliage' : u < 0.9 ? 'grass' : 'soil';
+  const kind: Background['kind'] = u < 0.82 ? 'foliage' : u < 0.92 ? 'grass' : 'soil';
   const grain = rng.range(0, Math.PI);
   const bg: Background = {
     kind,
@@ -110,33 +110,35 @@ function sampleBackground(rng: Rng, aspect: number): Background {
   };
   const ext = 0.5 * Math.max(aspect, 1 / aspect) + 0.1;
   if (kind === 'foliage') {
-    bg.dark = jitter(rng, [26, 44, 20], 0.3);
-    bg.mid = jitter(rng, [70, 102, 44], 0.25);
-    bg.light = jitter(rng, [148, 166, 98], 0.2);
-    const n = rng.int(5, 11);
+    // Canopy: a dark, shadowy base with many overlapping out-of-focus leaves over it.
+    bg.dark = jitter(rng, [22, 36, 16], 0.3);
+    bg.mid = jitter(rng, [52, 78, 34], 0.25);
+    bg.light = jitter(rng, [104, 128, 66], 0.2);
+    const n = rng.int(10, 18);
     for (let i = 0; i < n; i++) {
       const ang = rng.range(0, 2 * Math.PI);
       const shade = rng.next();
-      const base: Rgb = shade < 0.35 ? [40, 64, 28] : shade < 0.8 ? [78, 112, 50] : [132, 156, 84];
+      const base: Rgb = shade < 0.3 ? [42, 66, 30] : shade < 0.75 ? [82, 114, 56] : shade < 0.93 ? [126, 150, 82] : [160, 176, 110];
       bg.leaves.push({
         x: rng.range(-ext, ext), y: rng.range(-ext, ext), cos: Math.cos(ang), sin: Math.sin(ang),
-        len: rng.range(0.35, 0.9), wid: rng.range(0.22, 0.34), soft: rng.range(0.015, 0.05), color: jitter(rng, base, 0.3),
+        len: rng.range(0.3, 0.75), wid: rng.range(0.22, 0.34), soft: rng.chance(0.35) ? rng.range(0.004, 0.012) : rng.range(0.015, 0.045),
+        color: jitter(rng, base, 0.3),
       });
     }
-    const spots = rng.chance(0.55) ? rng.int(1, 4) : 0;
+    const spots = rng.chance(0.6) ? rng.int(1, 5) : 0;
     for (let i = 0; i < spots; i++) {
       const sky = rng.chance(0.6);
       bg.spots.push({
-        x: rng.range(-ext, ext), y: rng.range(-ext, ext), r: rng.range(0.025, 0.09),
-        color: sky ? [222, 230, 228] : [196, 206, 130], strength: rng.range(0.5, 0.95),
+        x: rng.range(-ext, ext), y: rng.range(-ext, ext), r: rng.range(0.015, 0.07),
+        color: sky ? [214, 226, 226] : [190, 204, 128], strength: rng.range(0.5, 0.95),
       });
     }
-    const strokes = rng.chance(0.45) ? rng.int(1, 2) : 0;
+    const strokes = rng.chance(0.5) ? rng.int(1, 3) : 0;
     for (let i = 0; i < strokes; i++) {
       const a = rng.range(0, Math.PI), x = rng.range(-0.5, 0.5), y = rng.range(-0.5, 0.5), l = rng.range(0.4, 1.2);
       bg.strokes.push({
         x0: x - Math.cos(a) * l / 2, y0: y - Math.sin(a) * l / 2, x1: x + Math.cos(a) * l / 2, y1: y + Math.sin(a) * l / 2,
-        w: rng.range(0.008, 0.022), color: jitter(rng, [92, 74, 52], 0.25),
+        w: rng.range(0.006, 0.02), color: jitter(rng, [86, 70, 52], 0.25),
       });
     }
   } else if (kind === 'grass') {
@@ -168,18 +170,20 @@ function sampleBackground(rng: Rng, aspect: number): Background {
 
 function sampleLeaf(rng: Rng): Leaf {
   const ang = rng.range(0, 2 * Math.PI);
-  const length = rng.range(0.78, 1.02);
+  const length = rng.range(0.76, 1.06);
   const hue = rng.next();
   // Apple leaves range from yellow-green to deep blue-green; vary lightness independently.
-  const green: Rgb = [58 + 40 * hue, 104 + 26 * hue, 40 + 14 * (1 - hue)];
-  const light = rng.range(0.82, 1.2);
+  let green: Rgb = [62 + 36 * hue, 104 + 24 * hue, 48 + 14 * (1 - hue)];
+  // Some leaves show their paler, greyer underside.
+  if (rng.chance(0.18)) green = [green[0] * 0.5 + 62, green[1] * 0.5 + 74, green[2] * 0.5 + 56];
+  const light = rng.range(0.8, 1.2);
   const sheenAng = rng.range(0, 2 * Math.PI), sheenDist = rng.range(0, 0.25);
   return {
     cx: rng.normal() * 0.05, cy: rng.normal() * 0.05,
     cos: Math.cos(ang), sin: Math.sin(ang),
     length,
-    halfWidth: rng.range(0.27, 0.36),
-    shapeP: rng.range(0.72, 0.9), shapeQ: rng.range(0.7, 0.95),
+    halfWidth: rng.range(0.28, 0.37),
+    shapeP: rng.range(0.7, 0.88), shapeQ: rng.range(0.65, 0.9),
     bend: rng.normal() * 0.05,
     serrCount: rng.range(26, 40), serrAmp: rng.range(0.006, 0.012),
     serrPhase: [rng.next(), rng.next()],
@@ -230,8 +234,8 @@ function addScab(rng: Rng, leaf: Leaf, out: Lesion[], patches: number): void {
   for (let i = 0; i < patches; i++) {
     // A patch is a cluster of overlapping blobs, so outlines come out irregular and coalescing.
     const c = placeOnBlade(rng, leaf, 0.1, 0.9, 0.75);
-    const size = L * rng.range(0.03, 0.075);
-    const blobs = rng.int(2, 5);
+    const size = L * rng.range(0.025, 0.065);
+    const blobs = rng.int(1, 4);
     for (let k = 0; k < blobs; k++) {
       out.push({
         kind: 'scab', a: c.a + rng.normal() * size * 0.7, b: c.b + rng.normal() * size * 0.7,
@@ -272,10 +276,10 @@ export function sampleScene(label: LeafLabel, seed: number, aspect: number): Sce
       addRust(d, leaf, scene.lesions, d.int(3, 12));
       break;
     case 'scab':
-      addScab(d, leaf, scene.lesions, d.int(2, 6));
+      addScab(d, leaf, scene.lesions, d.int(3, 9));
       break;
     case 'multiple_diseases':
-      addScab(d, leaf, scene.lesions, d.int(2, 4));
+      addScab(d, leaf, scene.lesions, d.int(2, 5));
       addRust(d, leaf, scene.lesions, d.int(2, 7));
       if (d.chance(0.5)) addSpots(d, leaf, scene.lesions, d.int(2, 6));
       break;

@@ -1,0 +1,43 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The weight files of a diffusers/transformers model folder: a single safetensors file, or the shards
+ * listed by a `*.safetensors.index.json`. Pickle checkpoints (.bin) are refused with a clear message.
+ */
+export async function weightFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => {
+    throw new Error(`model folder ${dir} does not exist`);
+  });
+  const index = names.find((n) => n.endsWith('.safetensors.index.json'));
+  if (index) {
+    const j = await readJson<{ weight_map: Record<string, string> }>(join(dir, index));
+    return [...new Set(Object.values(j.weight_map))].map((f) => join(dir, f));
+  }
+  for (const n of ['diffusion_pytorch_model.safetensors', 'model.safetensors']) if (names.includes(n)) return [join(dir, n)];
+  const any = names.filter((n) => n.endsWith('.safetensors'));
+  if (any.length) return any.map((n) => join(dir, n));
+  if (names.some((n) => n.endsWith('.bin') || n.endsWith('.ckpt'))) {
+    throw new Error(`${dir} holds only pickle weights (.bin/.ckpt); foliar reads safetensors (convert with diffusers' save_pretrained(safe_serialization=True))`);
+  }
+  throw new Error(`${dir} has no .safetensors weights`);
+}
+
+export function exists(path: string): boolean {
+  return existsSync(path);
+}

@@ -1,0 +1,46 @@
+import { tidy, type Tensor } from '@foliar/tensor';
+import { Module, Conv2d, GroupNorm, Linear } from '@foliar/nn';
+
+export interface ResnetBlockOptions {
+  inChannels: number;
+  outChannels: number;
+  /** Time-embedding width; null in the VAE (no time conditioning). */
+  tembChannels: number | null;
+  groups: number;
+  eps: number;
+  outputScaleFactor?: number;
+}
+
+/** diffusers ResnetBlock2D (time_embedding_norm "default"): GN → SiLU → conv, + temb, GN → SiLU → conv, + shortcut. */
+export class ResnetBlock2D extends Module {
+  norm1: GroupNorm;
+  conv1: Conv2d;
+  timeEmbProj: Linear | null;
+  norm2: GroupNorm;
+  conv2: Conv2d;
+  convShortcut: Conv2d | null;
+  readonly outputScaleFactor: number;
+  constructor(o: ResnetBlockOptions) {
+    super();
+    this.norm1 = this.module('norm1', new GroupNorm(o.groups, o.inChannels, { eps: o.eps }));
+    this.conv1 = this.module('conv1', new Conv2d(o.inChannels, o.outChannels, 3, { padding: 1 }));
+    this.timeEmbProj = this.module('time_emb_proj', o.tembChannels ? new Linear(o.tembChannels, o.outChannels) : null);
+    this.norm2 = this.module('norm2', new GroupNorm(o.groups, o.outChannels, { eps: o.eps }));
+    this.conv2 = this.module('conv2', new Conv2d(o.outChannels, o.outChannels, 3, { padding: 1 }));
+    this.convShortcut = this.module('conv_shortcut', o.inChannels !== o.outChannels ? new Conv2d(o.inChannels, o.outChannels, 1) : null);
+    this.outputScaleFactor = o.outputScaleFactor ?? 1;
+  }
+  forward(x: Tensor, temb?: Tensor | null): Tensor {
+    return tidy(() => {
+      let h = this.conv1.forward(this.norm1.forward(x).silu());
+      if (this.timeEmbProj && temb) {
+        const t = this.timeEmbProj.forward(temb.silu());
+        h = h.add(t.reshape([t.shape[0]!, t.shape[1]!, 1, 1]));
+      }
+      h = this.conv2.forward(this.norm2.forward(h).silu());
+      const skip = this.convShortcut ? this.convShortcut.forward(x) : x;
+      const out = skip.add(h);
+      return this.outputScaleFactor === 1 ? out : out.mul(1 / this.outputScaleFactor);
+    });
+  }
+}

@@ -1,0 +1,220 @@
+import { tidy, randn, type Tensor, type Generator } from '@foliar/tensor';
+import { Module, Conv2d, GroupNorm, ModuleList } from '@foliar/nn';
+import { ResnetBlock2D } from '../blocks/resnet-block.js';
+import { Attention } from '../blocks/attention.js';
+import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
+
+/** The fields of diffusers' AutoencoderKL config.json that foliar implements. */
+export interface AutoencoderKLConfig {
+  in_channels: number;
+  out_channels: number;
+  down_block_types: string[];
+  up_block_types: string[];
+  block_out_channels: number[];
+  layers_per_block: number;
+  latent_channels: number;
+  norm_num_groups: number;
+  act_fn: string;
+  scaling_factor: number;
+  shift_factor?: number | null;
+  use_quant_conv: boolean;
+  use_post_quant_conv: boolean;
+  mid_block_add_attention: boolean;
+  sample_size?: number;
+}
+
+export const VAE_DEFAULTS: AutoencoderKLConfig = {
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D'],
+  block_out_channels: [128, 256, 512, 512],
+  layers_per_block: 2,
+  latent_channels: 4,
+  norm_num_groups: 32,
+  act_fn: 'silu',
+  scaling_factor: 0.18215,
+  shift_factor: null,
+  use_quant_conv: true,
+  use_post_quant_conv: true,
+  mid_block_add_attention: true,
+  sample_size: 512,
+};
+
+const EPS = 1e-6;
+
+class VaeMidBlock extends Module {
+  resnets: ModuleList<ResnetBlock2D>;
+  attentions: ModuleList<Attention> | null;
+  constructor(ch: number, groups: number, addAttention: boolean) {
+    super();
+    const res = () => new ResnetBlock2D({ inChannels: ch, outChannels: ch, tembChannels: null, groups, eps: EPS });
+    this.attentions = this.module(
+      'attentions',
+      addAttention
+        ? new ModuleList([new Attention({ queryDim: ch, heads: 1, dimHead: ch, bias: true, normGroups: groups, normEps: EPS, residualConnection: true })])
+        : null,
+    );
+    this.resnets = this.module('resnets', new ModuleList([res(), res()]));
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let h = this.resnets.at(0).forward(x);
+      if (this.attentions) h = this.attentions.at(0).forward(h);
+      return this.resnets.at(1).forward(h);
+    });
+  }
+}
+
+class EncoderBlock extends Module {
+  resnets: ModuleList<ResnetBlock2D>;
+  downsamplers: ModuleList<Downsample2D> | null;
+  constructor(inC: number, outC: number, layers: number, groups: number, down: boolean) {
+    super();
+    this.resnets = this.module('resnets', new ModuleList(Array.from({ length: layers }, (_, i) => new ResnetBlock2D({ inChannels: i ? outC : inC, outChannels: outC, tembChannels: null, groups, eps: EPS }))));
+    this.downsamplers = this.module('downsamplers', down ? new ModuleList([new Downsample2D(outC, 0)]) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let h = x;
+      for (const r of this.resnets) h = r.forward(h);
+      return this.downsamplers ? this.downsamplers.at(0).forward(h) : h;
+    });
+  }
+}
+
+class DecoderBlock extends Module {
+  resnets: ModuleList<ResnetBlock2D>;
+  upsamplers: ModuleList<Upsample2D> | null;
+  constructor(inC: number, outC: number, layers: number, groups: number, up: boolean) {
+    super();
+    this.resnets = this.module('resnets', new ModuleList(Array.from({ length: layers }, (_, i) => new ResnetBlock2D({ inChannels: i ? outC : inC, outChannels: outC, tembChannels: null, groups, eps: EPS }))));
+    this.upsamplers = this.module('upsamplers', up ? new ModuleList([new Upsample2D(outC)]) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let h = x;
+      for (const r of this.resnets) h = r.forward(h);
+      return this.upsamplers ? this.upsamplers.at(0).forward(h) : h;
+    });
+  }
+}
+
+export class Encoder extends Module {
+  convIn: Conv2d;
+  downBlocks: ModuleList<EncoderBlock>;
+  midBlock: VaeMidBlock;
+  convNormOut: GroupNorm;
+  convOut: Conv2d;
+  constructor(c: AutoencoderKLConfig) {
+    super();
+    const boc = c.block_out_channels;
+    this.convIn = this.module('conv_in', new Conv2d(c.in_channels, boc[0]!, 3, { padding: 1 }));
+    this.downBlocks = this.module(
+      'down_blocks',
+      new ModuleList(boc.map((outC, i) => new EncoderBlock(i ? boc[i - 1]! : boc[0]!, outC, c.layers_per_block, c.norm_num_groups, i < boc.length - 1))),
+    );
+    this.midBlock = this.module('mid_block', new VaeMidBlock(boc[boc.length - 1]!, c.norm_num_groups, c.mid_block_add_attention));
+    this.convNormOut = this.module('conv_norm_out', new GroupNorm(c.norm_num_groups, boc[boc.length - 1]!, { eps: EPS }));
+    this.convOut = this.module('conv_out', new Conv2d(boc[boc.length - 1]!, 2 * c.latent_channels, 3, { padding: 1 }));
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let h = this.convIn.forward(x);
+      for (const b of this.downBlocks) h = b.forward(h);
+      h = this.midBlock.forward(h);
+      return this.convOut.forward(this.convNormOut.forward(h).silu());
+    });
+  }
+}
+
+export class Decoder extends Module {
+  convIn: Conv2d;
+  midBlock: VaeMidBlock;
+  upBlocks: ModuleList<DecoderBlock>;
+  convNormOut: GroupNorm;
+  convOut: Conv2d;
+  constructor(c: AutoencoderKLConfig) {
+    super();
+    const rev = [...c.block_out_channels].reverse();
+    this.convIn = this.module('conv_in', new Conv2d(c.latent_channels, rev[0]!, 3, { padding: 1 }));
+    this.midBlock = this.module('mid_block', new VaeMidBlock(rev[0]!, c.norm_num_groups, c.mid_block_add_attention));
+    this.upBlocks = this.module(
+      'up_blocks',
+      new ModuleList(rev.map((outC, i) => new DecoderBlock(i ? rev[i - 1]! : rev[0]!, outC, c.layers_per_block + 1, c.norm_num_groups, i < rev.length - 1))),
+    );
+    this.convNormOut = this.module('conv_norm_out', new GroupNorm(c.norm_num_groups, c.block_out_channels[0]!, { eps: EPS }));
+    this.convOut = this.module('conv_out', new Conv2d(c.block_out_channels[0]!, c.out_channels, 3, { padding: 1 }));
+  }
+  forward(z: Tensor): Tensor {
+    return tidy(() => {
+      let h = this.midBlock.forward(this.convIn.forward(z));
+      for (const b of this.upBlocks) h = b.forward(h);
+      return this.convOut.forward(this.convNormOut.forward(h).silu());
+    });
+  }
+}
+
+/** The diagonal Gaussian over latents: logvar clamped to [−30, 20] as in diffusers. */
+export class DiagonalGaussian {
+  readonly std: Tensor;
+  constructor(
+    readonly mean: Tensor,
+    readonly logvar: Tensor,
+  ) {
+    this.std = tidy(() => logvar.mul(0.5).exp());
+  }
+  /** mean + std · ε with ε from the seeded generator. */
+  sample(generator?: Generator): Tensor {
+    return tidy(() => this.mean.add(this.std.mul(randn([...this.mean.shape], { generator, backend: this.mean.backend }))));
+  }
+  mode(): Tensor {
+    return this.mean;
+  }
+  /** KL(q ‖ N(0, I)) summed over latent dims, per batch item. */
+  kl(): Tensor {
+    return tidy(() => this.mean.square().add(this.logvar.exp()).sub(1).sub(this.logvar).mul(0.5).sum([1, 2, 3]));
+  }
+  dispose(): void {
+    this.mean.dispose();
+    this.logvar.dispose();
+    this.std.dispose();
+  }
+}
+
+/** diffusers AutoencoderKL. `encode` returns the latent distribution, `decode` images; no scaling_factor applied. */
+export class AutoencoderKL extends Module {
+  readonly config: AutoencoderKLConfig;
+  encoder: Encoder;
+  decoder: Decoder;
+  quantConv: Conv2d | null;
+  postQuantConv: Conv2d | null;
+  constructor(config: Partial<AutoencoderKLConfig> & Record<string, unknown> = {}) {
+    super();
+    const c = (this.config = { ...VAE_DEFAULTS, ...config } as AutoencoderKLConfig);
+    for (const t of c.down_block_types) if (t !== 'DownEncoderBlock2D') throw new Error(`vae config: down block '${t}' is not supported`);
+    for (const t of c.up_block_types) if (t !== 'UpDecoderBlock2D') throw new Error(`vae config: up block '${t}' is not supported`);
+    if (c.act_fn !== 'silu') throw new Error(`vae config: act_fn '${c.act_fn}' is not supported`);
+    this.encoder = this.module('encoder', new Encoder(c));
+    this.decoder = this.module('decoder', new Decoder(c));
+    const l2 = 2 * c.latent_channels;
+    this.quantConv = this.module('quant_conv', c.use_quant_conv ? new Conv2d(l2, l2, 1) : null);
+    this.postQuantConv = this.module('post_quant_conv', c.use_post_quant_conv ? new Conv2d(c.latent_channels, c.latent_channels, 1) : null);
+  }
+  encode(x: Tensor): DiagonalGaussian {
+    const moments = tidy(() => {
+      const h = this.encoder.forward(x);
+      return this.quantConv ? this.quantConv.forward(h) : h;
+    });
+    const [mean, lv] = moments.chunk(2, 1) as [Tensor, Tensor];
+    const logvar = lv.clamp(-30, 20);
+    const m = mean.contiguous();
+    moments.dispose();
+    mean.dispose();
+    lv.dispose();
+    return new DiagonalGaussian(m, logvar);
+  }
+  decode(z: Tensor): Tensor {
+    return tidy(() => this.decoder.forward(this.postQuantConv ? this.postQuantConv.forward(z) : z));
+  }
+}

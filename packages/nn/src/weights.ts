@@ -1,0 +1,104 @@
+import { SafetensorsFile, writeSafetensors, noGrad, setData_, type Tensor, type SafetensorsDtype } from '@foliar/tensor';
+import { StateDictError, type Module, type LoadResult } from './module.js';
+
+export interface LoadWeightsOptions {
+  /** Strict (default): missing, unexpected and mis-shaped keys raise one StateDictError listing them all. */
+  strict?: boolean;
+  /** Maps a key of the file to the module's key; null drops it (e.g. `position_ids`). */
+  remap?: (key: string) => string | null;
+  /**
+   * Reshapes a value whose element count matches but whose shape differs (e.g. 1x1-conv weights
+   * [C, C, 1, 1] stored for Linear [C, C] in legacy VAE checkpoints). Default false.
+   */
+  allowReshape?: (key: string, fileShape: number[], shape: number[]) => boolean;
+}
+
+/**
+ * Loads a safetensors file into a module, one tensor at a time (F32, F16 and BF16 upcast to f32), so
+ * multi-gigabyte files never need one huge buffer. Values are copied in place into the existing
+ * parameters and buffers.
+ */
+export async function loadSafetensorsInto(module: Module, paths: string | string[], opts: LoadWeightsOptions = {}): Promise<LoadResult> {
+  const list = typeof paths === 'string' ? [paths] : paths;
+  const own = module.stateDict();
+  const seen = new Set<string>();
+  const unexpected: string[] = [];
+  const mismatched: LoadResult['mismatched'] = [];
+  const plan: { file: SafetensorsFile; name: string; target: Tensor }[] = [];
+  const files: SafetensorsFile[] = [];
+  try {
+    for (const p of list) {
+      const f = await SafetensorsFile.open(p);
+      files.push(f);
+      for (const name of f.keys()) {
+        const key = opts.remap ? opts.remap(name) : name;
+        if (key === null) continue;
+        const target = own.get(key);
+        if (!target) {
+          unexpected.push(name);
+          continue;
+        }
+        const shape = [...f.entry(name)!.shape];
+        const n = shape.reduce((a, b) => a * b, 1);
+        const same = shape.length === target.rank && shape.every((d, i) => d === target.shape[i]);
+        if (!same && !(n === target.size && (target.size === 1 || opts.allowReshape?.(key, shape, [...target.shape])))) {
+          mismatched.push({ key, expected: [...target.shape], got: shape });
+          continue;
+        }
+        seen.add(key);
+        plan.push({ file: f, name, target });
+      }
+    }
+    const missing = [...own.keys()].filter((k) => !seen.has(k));
+    const strict = opts.strict ?? true;
+    if (mismatched.length || (strict && (missing.length || unexpected.length))) {
+      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, list.join(', '));
+    }
+    for (const { file, name, target } of plan) {
+      const r = await file.read(name, { as: target.dtype === 'int32' ? 'int32' : 'float32' });
+      noGrad(() => setData_(target, r.data as Float32Array | Int32Array));
+    }
+    return { missing, unexpected, mismatched };
+  } finally {
+    for (const f of files) f.close();
+  }
+}
+
+export interface SaveWeightsOptions {
+  /** Stored dtype of float tensors: F32 (default), F16 or BF16. */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  metadata?: Record<string, string>;
+  /** Key rewrite on save (the inverse of a load remap). */
+  rename?: (key: string) => string;
+}
+
+/** Writes a module's state dict (or any named tensors) as safetensors, atomically. */
+export async function saveSafetensors(source: Module | Map<string, Tensor>, path: string, opts: SaveWeightsOptions = {}): Promise<void> {
+  const sd = source instanceof Map ? source : source.stateDict();
+  const entries: [string, { dtype: SafetensorsDtype; shape: number[]; data: Float32Array | Int32Array | Uint16Array }][] = [];
+  for (const [k, t] of sd) {
+    const data = await t.data();
+    const name = opts.rename ? opts.rename(k) : k;
+    if (t.dtype === 'int32') entries.push([name, { dtype: 'I64', shape: [...t.shape], data: data as Int32Array }]);
+    else entries.push([name, { dtype: opts.dtype ?? 'F32', shape: [...t.shape], data: data as Float32Array }]);
+  }
+  await writeSafetensors(path, entries, opts.metadata);
+}
+
+/** Reads every tensor of a safetensors file as host data (f32 / int32), for inspection or conversion. */
+export async function readSafetensors(path: string): Promise<Map<string, { shape: number[]; data: Float32Array | Int32Array }>> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
+    for (const name of f.keys()) {
+      const e = f.entry(name)!;
+      const isInt = /^(I|U)/.test(e.dtype) && e.dtype !== 'U8';
+      const r = await f.read(name, { as: isInt ? 'int32' : 'float32' });
+      out.set(name, { shape: [...e.shape], data: r.data as Float32Array | Int32Array });
+    }
+    return out;
+  } finally {
+    f.close();
+  }
+}
+

@@ -1,0 +1,3 @@
+export * from './safetensors.js';
+export * from './half.js';
+export * from './atomic.js';
