@@ -14,3 +14,4 @@ export { loadUNet, loadVAE, loadTextEncoder, saveModel, vaeKeyRemap, textEncoder
 export { readJson, weightFiles } from './loading/files.js';
 export { StableDiffusionPipeline, type PipelineComponents, type GenerateOptions, type GenerateResult } from './pipelines/stable-diffusion.js';
 export { priorPreservationLoss, denoisingForward, type PriorLossOptions, type PriorLoss } from './training/loss.js';
+export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.js';

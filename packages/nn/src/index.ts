@@ -12,3 +12,4 @@ export * from './schedules/lr.js';
 export { checkpoint } from './checkpoint.js';
 export * from './viz/index.js';
 export * from './weights.js';
+export { Progress, type ProgressOptions } from './progress.js';

@@ -80,6 +80,16 @@ export class CLIPTokenizer {
     return new CLIPTokenizer(new Map(vocabList.map((t, i) => [t, i])), merges, opts);
   }
 
+  /**
+   * A byte-level tokenizer with no merges (every character is a token): needs no vocabulary file, so
+   * randomly initialised test/demo pipelines can be created offline. `merges` may add a few.
+   */
+  static byteLevel(merges: string[] = [], opts: TokenizerOptions = {}): CLIPTokenizer {
+    const order = byteVocabOrder();
+    const vocabList = [...order, ...order.map((c) => `${c}</w>`), ...merges.map((m) => m.replace(' ', '')), '<|startoftext|>', '<|endoftext|>'];
+    return new CLIPTokenizer(new Map(vocabList.map((t, i) => [t, i])), merges, opts);
+  }
+
   /** A diffusers/transformers tokenizer folder: vocab.json + merges.txt, or tokenizer.json; special tokens from the json configs. */
   static async fromFolder(dir: string, opts: TokenizerOptions = {}): Promise<CLIPTokenizer> {
     const read = async (f: string) => JSON.parse(await readFile(join(dir, f), 'utf8')) as Record<string, unknown>;

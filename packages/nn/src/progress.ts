@@ -1,0 +1,63 @@
+import cliProgress from 'cli-progress';
+
+export interface ProgressOptions {
+  total: number;
+  label: string;
+  /** Unit of the rate shown (it/s, img/s…). */
+  unit?: string;
+  /** Force plain line output (default: when stderr is not a TTY). */
+  plain?: boolean;
+}
+
+/**
+ * A progress bar with rate and ETA (cli-progress) on a terminal, periodic plain lines elsewhere (CI
+ * logs), with extra fields such as loss.
+ */
+export class Progress {
+  private bar: cliProgress.SingleBar | null = null;
+  private start = performance.now();
+  private lastLine = 0;
+  private value = 0;
+  private fields: Record<string, string> = {};
+  constructor(private readonly o: ProgressOptions) {
+    const plain = o.plain ?? !process.stderr.isTTY;
+    if (!plain) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: `${o.label} |{bar}| {value}/{total} | {rate} ${o.unit ?? 'it/s'} | ETA {eta_formatted} {extra}`,
+          stream: process.stderr,
+          hideCursor: true,
+          barsize: 24,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(o.total, 0, { rate: '0.00', extra: '' });
+    }
+  }
+  private rate(): number {
+    const s = (performance.now() - this.start) / 1000;
+    return s > 0 ? this.value / s : 0;
+  }
+  update(value: number, fields: Record<string, string | number> = {}): void {
+    this.value = value;
+    for (const [k, v] of Object.entries(fields)) this.fields[k] = typeof v === 'number' ? (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(3) : v.toFixed(4)) : v;
+    const extra = Object.entries(this.fields).map(([k, v]) => `${k} ${v}`).join(' ');
+    if (this.bar) this.bar.update(value, { rate: this.rate().toFixed(2), extra });
+    else {
+      const now = performance.now();
+      if (now - this.lastLine > 5000 || value >= this.o.total) {
+        this.lastLine = now;
+        const r = this.rate();
+        const eta = r > 0 ? (this.o.total - value) / r : 0;
+        process.stderr.write(`${this.o.label} ${value}/${this.o.total} ${r.toFixed(2)} ${this.o.unit ?? 'it/s'} ETA ${eta.toFixed(0)}s ${extra}\n`);
+      }
+    }
+  }
+  increment(fields: Record<string, string | number> = {}): void {
+    this.update(this.value + 1, fields);
+  }
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
