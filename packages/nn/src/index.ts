@@ -1,7 +1,7 @@
 // @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing.
 export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
 export * from './init.js';
-export { Linear, Identity, type LinearOptions } from './layers/linear.js';
+export { Linear, Identity, type LinearOptions, type LinearDelta } from './layers/linear.js';
 export { Embedding } from './layers/embedding.js';
 export { ReLU, SiLU, GELU, QuickGELU, Sigmoid, Tanh, Flatten, Dropout } from './layers/activation.js';
 export { Sequential, ModuleList, ModuleDict, type Layer } from './layers/containers.js';

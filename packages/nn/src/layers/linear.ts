@@ -6,10 +6,20 @@ export interface LinearOptions extends InitOptions {
   bias?: boolean;
 }
 
+/**
+ * An additive side path on a Linear (LoRA and similar adapters): y = xWᵀ + b + delta(x). It is kept
+ * outside the module tree, so the Linear's state-dict keys stay those of the base model.
+ */
+export interface LinearDelta {
+  forward(x: Tensor): Tensor;
+}
+
 /** y = x Wᵀ + b, weight [out, in] as in PyTorch. */
 export class Linear extends Module {
   weight: Tensor;
   bias: Tensor | null;
+  /** Adapters added to the output (see LinearDelta). */
+  deltas: LinearDelta[] = [];
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -20,7 +30,17 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? this.param('bias', null) : this.param('bias', uniform([outFeatures], 1 / Math.sqrt(inFeatures), opts));
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    if (this.deltas.length === 0) return y;
+    let out = y;
+    for (const d of this.deltas) {
+      const dy = d.forward(x);
+      const next = out.add(dy);
+      dy.dispose();
+      out.dispose();
+      out = next;
+    }
+    return out;
   }
 }
 
