@@ -11,7 +11,7 @@ export interface AcquiredDevice {
   adapter: GPUAdapter;
   features: Set<string>;
   limits: GPUSupportedLimits;
-  info: { vendor: string; architecture: string; device: string; description: string; isSoftware: boolean };
+  info: { vendor: string; architecture: string; device: string; description: string; isSoftware: boolean; subgroupMinSize: number; subgroupMaxSize: number };
 }
 
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
@@ -28,8 +28,16 @@ async function getGpu(flags: string[]): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  return mod.create(flags);
+  // Cached, and so kept reachable: dawn.node destroys its native instance when this object is
+  // garbage-collected, while mapAsync/onSubmittedWorkDone polls still use it (random crashes in
+  // InstanceBase::ProcessEvents).
+  const key = flags.join('\n');
+  let gpu = nodeGpus.get(key);
+  if (!gpu) nodeGpus.set(key, (gpu = mod.create(flags)));
+  return gpu;
 }
+
+const nodeGpus = new Map<string, GPU>();
 
 /** Acquires an adapter and a device with the adapter's maximum limits and the useful features. */
 export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredDevice> {
@@ -63,11 +71,12 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
   const description = ai?.description ?? '';
   const text = `${vendor} ${architecture} ${dev} ${description}`.toLowerCase();
   const isSoftware = /llvmpipe|lavapipe|swiftshader|software|cpu/.test(text);
+  const sg = ai as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined;
   return {
     device,
     adapter,
     features: new Set(features as string[]),
     limits: device.limits,
-    info: { vendor, architecture, device: dev, description, isSoftware },
+    info: { vendor, architecture, device: dev, description, isSoftware, subgroupMinSize: sg?.subgroupMinSize ?? 0, subgroupMaxSize: sg?.subgroupMaxSize ?? 0 },
   };
 }

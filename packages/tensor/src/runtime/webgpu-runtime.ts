@@ -72,6 +72,10 @@ export class WebGPURuntime {
   get subgroups(): boolean {
     return this.features.has('subgroups');
   }
+  /** The adapter's subgroup size when fixed (min == max), else 0. */
+  get subgroupSize(): number {
+    return this.info.subgroupMinSize === this.info.subgroupMaxSize ? this.info.subgroupMinSize : 0;
+  }
 
   /** Throws a pending asynchronous device error, naming the op that caused it. */
   checkError(): void {

@@ -1,2 +1,269 @@
 // conv kernels (WebGPU): registered with registerKernel('webgpu', …).
-export {};
+import { registerKernel, type View } from '../../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../webgpu-backend.js';
+import type { Conv2dAttrs } from '../../kernel-attrs.js';
+
+/**
+ * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
+ * (nothing is materialised; per group g):
+ *   fwd    m = out channel, n = (b, oy, ox), k = (ci, r, s): A = weight, B = gathered x
+ *   dgrad  m = in channel,  n = (b, iy, ix), k = (o, r, s):  A = weight, B = gathered dy (taps that
+ *          land between strided outputs are skipped by a remainder test, no division per element)
+ *   wgrad  m = out channel, n = (ci, r, s), k = (b, oy, ox): A = dy,     B = gathered x; the long
+ *          k = N·Ho·Wo axis is split over workgroups when the output is too small to fill the device
+ * Each invocation owns TM rows × 4·NV columns in registers. All invocations of a workgroup share
+ * the rows, so A is read at workgroup-uniform addresses; with subgroups, lanes instead load 8
+ * consecutive k of A each and share them by subgroupBroadcast (GUIDE §1: per-lane loads are what
+ * costs on lavapipe). B is loaded once per k and reused across the TM rows. No workgroup memory and
+ * no barriers; k-decoding is incremental (no integer division in the loop).
+ */
+type Mode = 'fwd' | 'dgrad' | 'wgrad';
+
+interface Plan {
+  mode: Mode;
+  tm: number;
+  nv: number;
+  wg: number;
+  sg: boolean;
+  bias: boolean;
+}
+
+const rep = (n: number, f: (i: number) => string, sep = '\n  '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
+const U_FIELDS = [
+  'M', 'NC', 'KR', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'pt', 'pl',
+  'cg', 'kg', 'hw', 'howo', 'khkw', 'off0', 'off1', 'off2', 'kChunk', 'stepQ', 'stepR', 'dhq', 'dhr', 'dwq', 'dwr',
+] as const;
+type UName = (typeof U_FIELDS)[number];
+
+/** Per-column setup, B gather and uniform k-counter state for each mode. */
+interface ModeCode {
+  /** Declarations per column j (uses nn = clamped column index, okc = column in range). */
+  col: (j: number) => string;
+  /** Uniform counter declarations at k = kBegin. */
+  kInit: string;
+  /** B value of column j at the current k (an expression after `pre`). */
+  bLoad: (j: number) => string;
+  /** Statements advancing the uniform counters to k + 1. */
+  kNext: string;
+  /** Plain path: address of A for row i at the current k. */
+  aAddr: (i: number) => string;
+  /** Row base of A for row i (row index variable `rw${i}`). */
+  aBase: (i: number) => string;
+  /** Subgroup path: per-lane decode of ka = kBegin + lane, and its advance by 8. */
+  laneInit: string;
+  laneNext: string;
+  laneAddr: (i: number) => string;
+  /** Output address of row m (expression `m`) for column j. */
+  out: (j: number) => string;
+}
+
+function modeCode(mode: Mode): ModeCode {
+  if (mode === 'fwd') {
+    return {
+      col: (j) => `let cb${j} = u.off0 + (bb${j} * u.c + g * u.cg) * u.hw;
+  let cy${j} = select(-1073741824, i32((pp${j} / u.wo) * u.sh) - i32(u.pt), okc${j});
+  let cx${j} = i32((pp${j} % u.wo) * u.sw) - i32(u.pl);
+  let ob${j} = (bb${j} * u.k + g * u.kg) * u.howo + pp${j};`,
+      kInit: 'var ks = 0u; var kr = 0u; var ry = 0; var sx = 0; var coff = 0u;',
+      bLoad: (j) => `let iy${j} = cy${j} + ry; let ix${j} = cx${j} + sx;
+      let ok${j} = u32(iy${j}) < u.h && u32(ix${j}) < u.w;
+      let b${j} = select(0.0, in0[select(0u, cb${j} + coff + u32(iy${j}) * u.w + u32(ix${j}), ok${j})], ok${j});`,
+      kNext: `ks++; sx += i32(u.dw);
+      if (ks == u.kw) { ks = 0u; sx = 0; kr++; ry += i32(u.dh); if (kr == u.kh) { kr = 0u; ry = 0; coff += u.hw; } }`,
+      aBase: (i) => `u.off1 + (g * u.kg + rw${i}) * u.KR`,
+      aAddr: (i) => `ab${i} + k`,
+      laneInit: '',
+      laneNext: '',
+      laneAddr: (i) => `ab${i} + min(ka, u.KR - 1u)`,
+      out: (j) => `ob${j} + m * u.howo`,
+    };
+  }
+  if (mode === 'dgrad') {
+    return {
+      col: (j) => `let cb${j} = u.off0 + (bb${j} * u.k + g * u.kg) * u.howo;
+  let ty${j} = (pp${j} / u.w) + u.pt; let tx${j} = (pp${j} % u.w) + u.pl;
+  let qy${j} = i32(ty${j} / u.sh); let ry${j} = select(0xffffffffu, ty${j} % u.sh, okc${j});
+  let qx${j} = i32(tx${j} / u.sw); let rx${j} = tx${j} % u.sw;
+  let ob${j} = (bb${j} * u.c + g * u.cg) * u.hw + pp${j};`,
+      // (rq, rr) = r·dh as quotient and remainder by sh; likewise (sq, sr) for columns
+      kInit: 'var ks = 0u; var kr = 0u; var rq = 0; var rr = 0u; var sq = 0; var sr = 0u; var koff = 0u; var krs = 0u; var kaoff = 0u;',
+      bLoad: (j) => `let oy${j} = qy${j} - rq; let ox${j} = qx${j} - sq;
+      let ok${j} = ry${j} == rr && rx${j} == sr && u32(oy${j}) < u.ho && u32(ox${j}) < u.wo;
+      let b${j} = select(0.0, in0[select(0u, cb${j} + koff + u32(oy${j}) * u.wo + u32(ox${j}), ok${j})], ok${j});`,
+      kNext: `ks++; krs++; sq += i32(u.dwq); sr += u.dwr; if (sr >= u.sw) { sr -= u.sw; sq++; }
+      if (ks == u.kw) {
+        ks = 0u; sq = 0; sr = 0u; kr++;
+        rq += i32(u.dhq); rr += u.dhr; if (rr >= u.sh) { rr -= u.sh; rq++; }
+        if (kr == u.kh) { kr = 0u; rq = 0; rr = 0u; krs = 0u; koff += u.howo; kaoff += u.cg * u.khkw; }
+      }`,
+      aBase: (i) => `u.off1 + g * u.kg * u.cg * u.khkw + rw${i} * u.khkw`,
+      aAddr: (i) => `ab${i} + kaoff + krs`,
+      // lane's k = (lq, lr) as quotient and remainder by khkw
+      laneInit: 'var lq = lane / u.khkw; var lr = lane % u.khkw;',
+      laneNext: 'lq += u.stepQ; lr += u.stepR; if (lr >= u.khkw) { lr -= u.khkw; lq++; }',
+      laneAddr: (i) => `ab${i} + min(lq, u.kg - 1u) * u.cg * u.khkw + lr`,
+      out: (j) => `ob${j} + m * u.hw`,
+    };
+  }
+  return {
+    col: (j) => `let rs${j} = nn${j} % u.khkw;
+  let cb${j} = u.off0 + (g * u.cg + nn${j} / u.khkw) * u.hw;
+  let cy${j} = select(-1073741824, i32((rs${j} / u.kw) * u.dh) - i32(u.pt), okc${j});
+  let cx${j} = i32((rs${j} % u.kw) * u.dw) - i32(u.pl);
+  let ob${j} = part * u.k * u.NC + g * u.kg * u.NC + nn${j};`,
+    kInit: `let p0 = kBegin % u.howo;
+  var kb = kBegin / u.howo; var kp = p0; var kox = p0 % u.wo; var koy = p0 / u.wo;
+  var ys = i32(koy * u.sh); var xs = i32(kox * u.sw); var boff = kb * u.c * u.hw; var kaoff = kb * u.k * u.howo + kp;`,
+    bLoad: (j) => `let iy${j} = cy${j} + ys; let ix${j} = cx${j} + xs;
+      let ok${j} = u32(iy${j}) < u.h && u32(ix${j}) < u.w;
+      let b${j} = select(0.0, in0[select(0u, cb${j} + boff + u32(iy${j}) * u.w + u32(ix${j}), ok${j})], ok${j});`,
+    kNext: `kox++; xs += i32(u.sw); kaoff++;
+      if (kox == u.wo) {
+        kox = 0u; xs = 0; koy++; ys += i32(u.sh);
+        if (koy == u.ho) { koy = 0u; ys = 0; boff += u.c * u.hw; kaoff += (u.k - 1u) * u.howo; }
+      }`,
+    aBase: (i) => `u.off1 + (g * u.kg + rw${i}) * u.howo`,
+    aAddr: (i) => `ab${i} + kaoff`,
+    // lane's k = (lq, lr) as batch and position
+    laneInit: 'let la = kBegin + lane; var lq = la / u.howo; var lr = la % u.howo;',
+    laneNext: 'lq += u.stepQ; lr += u.stepR; if (lr >= u.howo) { lr -= u.howo; lq++; }',
+    laneAddr: (i) => `ab${i} + min(lq, u.n - 1u) * u.k * u.howo + lr`,
+    out: (j) => `ob${j} + m * u.NC`,
+  };
+}
+
+function genWgsl(p: Plan): string {
+  const { tm, nv, wg, sg } = p;
+  const tn = 4 * nv;
+  const mc = modeCode(p.mode);
+  const binds = ['in0', 'in1', ...(p.bias ? ['bias'] : [])];
+  const bvec = (v: number): string => `vec4<f32>(b${4 * v}, b${4 * v + 1}, b${4 * v + 2}, b${4 * v + 3})`;
+  const fmas = (aExpr: (i: number) => string): string =>
+    rep(tm, (i) => `{ let a = ${aExpr(i)};\n      ${rep(nv, (v) => `acc[${i * nv + v}] = fma(vec4<f32>(a), bv${v}, acc[${i * nv + v}]);`, ' ')} }`, '\n      ');
+  const step = (aExpr: (i: number) => string): string => `${rep(tn, mc.bLoad, '\n      ')}
+      ${rep(nv, (v) => `let bv${v} = ${bvec(v)};`, ' ')}
+      ${fmas(aExpr)}
+      ${mc.kNext}`;
+  const plainLoop = `for (var k = kBegin; k < kEnd; k++) {
+      ${rep(tm, (i) => `let a${i} = in1[${mc.aAddr(i)}];`, ' ')}
+      ${step((i) => `a${i}`)}
+    }`;
+  // Lanes 0..7 of each subgroup hold A[row, k0 + lane]; step kk broadcasts lane kk.
+  const sgLoop = `let lane = sgl & 7u;
+    ${mc.laneInit}
+    for (var k0 = kBegin; k0 < kEnd; k0 += 8u) {
+      let ka = k0 + lane;
+      let aok = ka < kEnd;
+      ${rep(tm, (i) => `let a${i} = select(0.0, in1[${mc.laneAddr(i)}], aok);`, ' ')}
+      ${mc.laneNext}
+      ${rep(
+        8,
+        (kk) => `if (k0 + ${kk}u < kEnd) {
+      ${step((i) => `subgroupBroadcast(a${i}, ${kk}u)`)}
+      }`,
+        '\n      ',
+      )}
+    }`;
+  const cols = rep(tn, (j) => `let okc${j} = n0 + ${j}u < u.NC; let nn${j} = min(n0 + ${j}u, u.NC - 1u);
+  ${p.mode === 'wgrad' ? '' : `let bb${j} = nn${j} / ${p.mode === 'fwd' ? 'u.howo' : 'u.hw'}; let pp${j} = nn${j} % ${p.mode === 'fwd' ? 'u.howo' : 'u.hw'};`}
+  ${mc.col(j)}`);
+  const store = rep(tm, (i) => `{
+    let m = m0 + ${i}u;
+    if (m < u.M) {
+      ${p.bias ? `let bs = bias[u.off2 + g * u.kg + m];` : ''}
+      ${rep(tn, (j) => `if (okc${j}) { out[${mc.out(j)}] = acc[${i * nv + (j >> 2)}][${j & 3}]${p.bias ? ' + bs' : ''}; }`, '\n      ')}
+    }
+  }`);
+  return `${sg ? 'enable subgroups;\n' : ''}
+${binds.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: array<f32>;`).join('\n')}
+@group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
+struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
+@group(0) @binding(${binds.length + 1}) var<uniform> u: U;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32' : ''}) {
+  let g = wid.z % u.groups;
+  let part = wid.z / u.groups;
+  let kBegin = part * u.kChunk;
+  let kEnd = min(kBegin + u.kChunk, u.KR);
+  let m0 = wid.y * ${tm}u;
+  let n0 = (wid.x * ${wg}u + lid.x) * ${tn}u;
+  // rows past M are clamped for loading and masked at the store
+  ${rep(tm, (i) => `let rw${i} = min(m0 + ${i}u, u.M - 1u); let ab${i} = ${mc.aBase(i)};`)}
+  ${cols}
+  var acc: array<vec4<f32>, ${tm * nv}>;
+  ${mc.kInit}
+  ${sg ? `if (sgs >= 8u) {\n    ${sgLoop}\n  } else {\n    ${plainLoop}\n  }` : plainLoop}
+  ${store}
+}`;
+}
+
+function nextPow2(v: number): number {
+  let p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+/** Runs one of the three GEMMs; returns the output storage. */
+function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
+  const [M, NC, KR] =
+    mode === 'fwd' ? [kg, a.n * howo, cg * khkw] : mode === 'dgrad' ? [cg, a.n * hw, kg * khkw] : [kg, cg * khkw, a.n * howo];
+  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
+  const sg = be.rt.subgroups;
+  const tm = Math.min(nextPow2(M), 32);
+  const nv = NC >= 4096 ? 2 : 1;
+  const wg = 32;
+  const tilesX = Math.ceil(NC / (wg * 4 * nv));
+  const tiles = tilesX * Math.ceil(M / tm) * a.groups;
+  // Split the long reduction of the weight gradient when the output alone gives too few workgroups.
+  let splits = 1;
+  if (mode === 'wgrad' && tiles < 64 && KR >= 2048) splits = Math.min(Math.ceil(128 / tiles), Math.floor(KR / 1024));
+  const kChunk = splits > 1 ? Math.ceil(KR / splits / 8) * 8 : KR;
+  splits = Math.ceil(KR / kChunk);
+  if (outSize === 0) return be.alloc('float32', 0);
+  if (KR === 0) {
+    const out = be.alloc('float32', outSize);
+    be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
+    return out;
+  }
+  if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
+  const target = be.alloc('float32', outSize * splits);
+  const plan: Plan = { mode, tm, nv, wg, sg, bias: !!bias };
+  const D = mode === 'dgrad' ? khkw : howo;
+  const vals: Record<UName, number> = {
+    M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
+    sh: a.strideH, sw: a.strideW, dh: a.dilH, dw: a.dilW, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo, khkw,
+    off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0, kChunk,
+    stepQ: Math.floor(8 / D), stepR: 8 % D,
+    dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
+  };
+  be.rt.dispatch({
+    name: `conv2d_${mode}`,
+    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${!!bias}`,
+    wgsl: () => genWgsl(plan),
+    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],
+    uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
+    workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
+  });
+  if (splits > 1) {
+    const summed = be.run('reduce', [{ storage: target, shape: [splits, outSize], strides: [outSize, 1], offset: 0, dtype: 'float32' }], {
+      op: 'sum', outer: 1, size: splits, inner: outSize,
+    }) as GpuStorage;
+    target.release();
+    return summed;
+  }
+  return target;
+}
+
+registerKernel<WebGPUBackend>('webgpu', 'conv2d', (be, inputs, attrs) => {
+  const a = attrs as unknown as Conv2dAttrs;
+  return runConvGemm(be, 'fwd', a, inputs[0]!, inputs[1]!, a.hasBias ? inputs[2]! : null);
+});
+registerKernel<WebGPUBackend>('webgpu', 'conv2d_grad_input', (be, [dy, w], attrs) =>
+  runConvGemm(be, 'dgrad', attrs as unknown as Conv2dAttrs, dy!, w!, null),
+);
+registerKernel<WebGPUBackend>('webgpu', 'conv2d_grad_weight', (be, [x, dy], attrs) =>
+  runConvGemm(be, 'wgrad', attrs as unknown as Conv2dAttrs, x!, dy!, null),
+);

@@ -1,6 +1,16 @@
 import { registerKernel } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { MatmulAttrs } from '../../kernel-attrs.js';
+import { subgroupMatmulWgsl, SG_ROWS, SG_LANES } from './matmul-subgroup.js';
+
+export type MatmulVariant = 'base' | 'subgroup';
+
+/** Variant per adapter: the subgroup-broadcast kernel on software adapters with 8-wide subgroups. */
+export function chooseMatmulVariant(be: WebGPUBackend): MatmulVariant {
+  const forced = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.FOLIAR_MATMUL_VARIANT;
+  if (forced === 'base' || forced === 'subgroup') return forced === 'subgroup' && !be.rt.subgroups ? 'base' : forced;
+  return be.rt.subgroups && be.rt.info.isSoftware && be.rt.subgroupSize === 8 ? 'subgroup' : 'base';
+}
 
 /**
  * Baseline matmul: each invocation owns a 4x4 block of C, operands read straight from storage
@@ -53,6 +63,21 @@ registerKernel<WebGPUBackend>('webgpu', 'matmul', (be, [a, b], attrs) => {
   if (p.batch * p.m * p.n === 0) return out;
   if (p.k === 0) {
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [p.batch * p.m * p.n], out: { storage: out, shape: [p.batch * p.m * p.n], strides: [1], offset: 0, dtype: 'float32' } });
+    return out;
+  }
+  const variant = be.matmulVariant ?? (be.matmulVariant = chooseMatmulVariant(be));
+  if (variant === 'subgroup') {
+    const vecB = !p.transB && p.n % 4 === 0 && b!.offset % 4 === 0 && p.bBatchStride % 4 === 0;
+    const groups = p.n >= 64 ? 2 : 1;
+    const key = `matmul:sg:${p.transA}:${p.transB}:${groups}:${vecB}`;
+    be.rt.dispatch({
+      name: 'matmul',
+      key,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, groups, vecB }),
+      buffers: [bufferOf(a!), bufferOf(b!), out.buffer],
+      uniforms: new UniformWriter().u32(p.m, p.n, p.k, p.batch, a!.offset, b!.offset, p.aBatchStride, p.bBatchStride).build(),
+      workgroups: [Math.ceil(p.n / (SG_LANES * 4 * groups)), Math.ceil(p.m / SG_ROWS), p.batch],
+    });
     return out;
   }
   be.rt.dispatch({

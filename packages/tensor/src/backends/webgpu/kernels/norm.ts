@@ -1,2 +1,248 @@
 // norm kernels (WebGPU): registered with registerKernel('webgpu', …).
-export {};
+import { registerKernel, type View } from '../../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
+
+/**
+ * One workgroup per statistic row (or per affine index): each invocation strides over the row,
+ * then a workgroup tree reduction. Only a handful of barriers per row, so this suits lavapipe as
+ * well as real GPUs; statistics are two-pass in f32.
+ */
+const WG = 64;
+
+interface Binding {
+  name: string;
+  type: 'f32' | 'vec2<f32>';
+  rw: boolean;
+}
+
+function bindings(list: Binding[]): string {
+  return list
+    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.rw ? 'read_write' : 'read'}> ${b.name}: array<${b.type}>;`)
+    .join('\n');
+}
+
+const LAYOUT_FIELDS = 'rows: u32, count: u32, inner: u32, rowDiv: u32, rsHi: u32, rsLo: u32, outerStride: u32, affRow: u32, affOuter: u32, affInner: u32';
+
+function layoutWords(w: UniformWriter, L: NormLayout): UniformWriter {
+  return w.u32(L.rows, L.count, L.inner, L.rowDiv, L.rowStrideHi, L.rowStrideLo, L.outerStride, L.affRow, L.affOuter, L.affInner);
+}
+
+/** Workgroup reduction of a vec2 (uniform control flow required at the call site). */
+const REDUCE = `
+var<workgroup> red: array<vec2<f32>, ${WG}>;
+fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+/**
+ * Loops over this invocation's elements of the row (j = lid, lid + WG, …), tracking j / inner and
+ * j % inner incrementally (integer division per element is slow on lavapipe). Defines `o` (element
+ * offset relative to the row base) and `ai` (affine index) for `body`.
+ */
+function rowLoop(body: string): string {
+  return `{
+    var jo = lid / u.inner; var ji = lid % u.inner;
+    let qs = ${WG}u / u.inner; let rs = ${WG}u % u.inner;
+    for (var j = lid; j < u.count; j += ${WG}u) {
+      let o = base + jo * u.outerStride + ji;
+      let ai = abase + jo * u.affOuter + ji * u.affInner;
+      ${body}
+      ji += rs; jo += qs;
+      if (ji >= u.inner) { ji -= u.inner; jo += 1u; }
+    }
+  }`;
+}
+
+const ROW_HEAD = `
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= u.rows) { return; }
+  let lid = lidv.x;
+  let base = (r / u.rowDiv) * u.rsHi + (r % u.rowDiv) * u.rsLo;
+  let abase = (r % u.rowDiv) * u.affRow;`;
+
+const ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>)`;
+
+registerKernel<WebGPUBackend>('webgpu', 'norm_forward', (be, inputs, attrs) => {
+  const a = attrs as unknown as NormForwardAttrs;
+  const y = be.alloc('float32', a.rows * a.count);
+  const stats = a.computeStats ? be.alloc('float32', a.rows * 2) : null;
+  const out = stats ? [y, stats] : [y];
+  if (a.rows * a.count === 0) return out;
+  let k = 1;
+  const x = inputs[0]!;
+  const w = a.hasWeight ? inputs[k++]! : null;
+  const b = a.hasBias ? inputs[k++]! : null;
+  const sIn = a.computeStats ? null : inputs[k++]!;
+  const rm = a.updateRunning ? inputs[k++]! : null;
+  const rv = a.updateRunning ? inputs[k++]! : null;
+  const binds: Binding[] = [{ name: 'x', type: 'f32', rw: false }];
+  const bufs: GPUBuffer[] = [bufferOf(x)];
+  const add = (name: string, v: GPUBuffer | null, rw: boolean): void => {
+    if (!v) return;
+    binds.push({ name, type: 'f32', rw });
+    bufs.push(v);
+  };
+  const buf = (v: View | null): GPUBuffer | null => (v ? bufferOf(v) : null);
+  add('w', buf(w), false);
+  add('bias', buf(b), false);
+  add('st', buf(sIn), false);
+  add('y', y.buffer, true);
+  add('st', stats ? stats.buffer : null, true);
+  add('rm', buf(rm), true);
+  add('rv', buf(rv), true);
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}`;
+  const wgsl = (): string => `
+${bindings(binds)}
+struct U { ${LAYOUT_FIELDS}, xoff: u32, woff: u32, boff: u32, soff: u32, rmoff: u32, rvoff: u32, eps: f32, momentum: f32 };
+@group(0) @binding(${binds.length}) var<uniform> u: U;
+${REDUCE}
+${ENTRY} {
+  ${ROW_HEAD}
+  let n = f32(u.count);
+  ${
+    a.computeStats
+      ? `var acc = 0.0;
+  ${rowLoop('acc += x[u.xoff + o];')}
+  let mean0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / n;
+  // second pass on centred values; its sum corrects the rounding of the first mean
+  var dev = vec2<f32>(0.0);
+  ${rowLoop('let d = x[u.xoff + o] - mean0; dev += vec2<f32>(d, d * d);')}
+  let dv = wg_sum(dev, lid);
+  let mean = mean0 + dv.x / n;
+  let m2 = max(dv.y - dv.x * dv.x / n, 0.0);
+  let rstd = inverseSqrt(m2 / n + u.eps);
+  if (lid == 0u) {
+    st[2u * r] = mean;
+    st[2u * r + 1u] = rstd;
+    ${
+      a.updateRunning
+        ? `rm[u.rmoff + r] = (1.0 - u.momentum) * rm[u.rmoff + r] + u.momentum * mean;
+    rv[u.rvoff + r] = (1.0 - u.momentum) * rv[u.rvoff + r] + u.momentum * (m2 / (n - 1.0));`
+        : ''
+    }
+  }`
+      : `let mean = st[u.soff + 2u * r];
+  let rstd = st[u.soff + 2u * r + 1u];`
+  }
+  ${rowLoop(`var v = (x[u.xoff + o] - mean) * rstd;
+      ${a.hasWeight ? 'v *= w[u.woff + ai];' : ''}
+      ${a.hasBias ? 'v += bias[u.boff + ai];' : ''}
+      y[o] = v;`)}
+}`;
+  const uni = layoutWords(new UniformWriter(), a)
+    .u32(x.offset, w?.offset ?? 0, b?.offset ?? 0, sIn?.offset ?? 0, rm?.offset ?? 0, rv?.offset ?? 0)
+    .f32(a.eps, a.momentum)
+    .build();
+  be.rt.dispatch({ name: 'norm_forward', key, wgsl, buffers: bufs, uniforms: uni, workgroups: grid(a.rows * WG, WG) });
+  return out;
+});
+
+registerKernel<WebGPUBackend>('webgpu', 'norm_backward', (be, inputs, attrs) => {
+  const a = attrs as unknown as NormBackwardAttrs;
+  const dx = be.alloc('float32', a.rows * a.count);
+  if (a.rows * a.count === 0) return dx;
+  const [x, g, st] = [inputs[0]!, inputs[1]!, inputs[2]!];
+  const w = a.hasWeight ? inputs[3]! : null;
+  const binds: Binding[] = [
+    { name: 'x', type: 'f32', rw: false },
+    { name: 'g', type: 'f32', rw: false },
+    { name: 'st', type: 'f32', rw: false },
+  ];
+  const bufs = [bufferOf(x), bufferOf(g), bufferOf(st)];
+  if (w) {
+    binds.push({ name: 'w', type: 'f32', rw: false });
+    bufs.push(bufferOf(w));
+  }
+  binds.push({ name: 'dx', type: 'f32', rw: true });
+  bufs.push(dx.buffer);
+  const dxhat = `g[u.goff + o]${w ? ' * w[u.woff + ai]' : ''}`;
+  const wgsl = (): string => `
+${bindings(binds)}
+struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32 };
+@group(0) @binding(${binds.length}) var<uniform> u: U;
+${REDUCE}
+${ENTRY} {
+  ${ROW_HEAD}
+  let mean = st[u.soff + 2u * r];
+  let rstd = st[u.soff + 2u * r + 1u];
+  ${
+    a.constStats
+      ? 'let m1 = 0.0; let m2 = 0.0;'
+      : `var acc = vec2<f32>(0.0);
+  ${rowLoop(`let dh = ${dxhat}; acc += vec2<f32>(dh, dh * (x[u.xoff + o] - mean) * rstd);`)}
+  let ms = wg_sum(acc, lid) / f32(u.count);
+  let m1 = ms.x; let m2 = ms.y;`
+  }
+  ${rowLoop(`let xh = (x[u.xoff + o] - mean) * rstd;
+      dx[o] = rstd * (${dxhat} - m1 - xh * m2);`)}
+}`;
+  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0).build();
+  be.rt.dispatch({
+    name: 'norm_backward',
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}`,
+    wgsl,
+    buffers: bufs,
+    uniforms: uni,
+    workgroups: grid(a.rows * WG, WG),
+  });
+  return dx;
+});
+
+registerKernel<WebGPUBackend>('webgpu', 'norm_affine_grad', (be, [x, g, st], attrs) => {
+  const a = attrs as unknown as NormAffineGradAttrs;
+  const dw = be.alloc('float32', a.size);
+  const db = be.alloc('float32', a.size);
+  if (a.size === 0) return [dw, db];
+  const wgsl = (): string => `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> st: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> db: array<f32>;
+struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32 };
+@group(0) @binding(5) var<uniform> u: U;
+${REDUCE}
+${ENTRY} {
+  let a = wid.x + wid.y * nwg.x;
+  if (a >= u.size) { return; }
+  let lid = lidv.x;
+  let count = u.outer * u.inner;
+  let base = a * u.aStride;
+  let rbase = a / u.aDiv;
+  var acc = vec2<f32>(0.0);
+  var p = lid / u.inner; var s = lid % u.inner;
+  let qs = ${WG}u / u.inner; let rs = ${WG}u % u.inner;
+  for (var j = lid; j < count; j += ${WG}u) {
+    let o = base + p * u.pStride + s;
+    let row = p * u.rowP + rbase;
+    let gv = g[u.goff + o];
+    acc += vec2<f32>(gv * (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u], gv);
+    s += rs; p += qs;
+    if (s >= u.inner) { s -= u.inner; p += 1u; }
+  }
+  let t = wg_sum(acc, lid);
+  if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }
+}`;
+  const uni = new UniformWriter()
+    .u32(a.size, a.outer, a.inner, a.pStride, a.aStride, a.rowP, a.aDiv, x!.offset, g!.offset, st!.offset)
+    .build();
+  be.rt.dispatch({
+    name: 'norm_affine_grad',
+    key: 'norm_affine_grad',
+    wgsl,
+    buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), dw.buffer, db.buffer],
+    uniforms: uni,
+    workgroups: grid(a.size * WG, WG),
+  });
+  return [dw, db];
+});

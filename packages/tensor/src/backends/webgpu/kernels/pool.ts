@@ -1,2 +1,221 @@
 // pool kernels (WebGPU): registered with registerKernel('webgpu', …).
-export {};
+import { registerKernel } from '../../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../../kernel-attrs.js';
+
+/**
+ * One invocation per output element (forward) or per input element (backward, a gather over the
+ * windows that cover it, so no atomics). Pooling is memory-bound; these stay simple.
+ */
+const WG = 64;
+
+const POOL_U = `struct U { planes: u32, h: u32, w: u32, ho: u32, wo: u32, kh: u32, kw: u32, sh: u32, sw: u32, ph: u32, pw: u32, dh: u32, dw: u32,
+  incPad: u32, divisor: u32, xoff: u32, ioff: u32, total: u32, ninf: u32 };`;
+
+function poolUniforms(a: Pool2dAttrs, xoff: number, ioff: number, total: number): Uint32Array {
+  return new UniformWriter()
+    .u32(a.planes, a.h, a.w, a.ho, a.wo, a.kh, a.kw, a.strideH, a.strideW, a.padH, a.padW, a.dilH, a.dilW)
+    .u32(a.countIncludePad ? 1 : 0, a.divisorOverride, xoff, ioff, total, 0xff800000)
+    .build();
+}
+
+const INDEX = `let t = gid.x + gid.y * nwg.x * ${WG}u;
+  if (t >= u.total) { return; }`;
+const ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+
+/** PyTorch's average divisor for the window starting at (y0, x0). */
+const DIVISOR = `
+fn divisor(y0: i32, x0: i32) -> f32 {
+  if (u.divisor != 0u) { return f32(u.divisor); }
+  var y1 = min(y0 + i32(u.kh), i32(u.h + u.ph));
+  var x1 = min(x0 + i32(u.kw), i32(u.w + u.pw));
+  if (u.incPad != 0u) { return f32((y1 - y0) * (x1 - x0)); }
+  y1 = min(y1, i32(u.h));
+  x1 = min(x1, i32(u.w));
+  return f32((y1 - max(y0, 0)) * (x1 - max(x0, 0)));
+}`;
+
+function forwardWgsl(mode: 'max' | 'avg'): string {
+  const max = mode === 'max';
+  return `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${max ? '@group(0) @binding(2) var<storage, read_write> yi: array<i32>;' : ''}
+${POOL_U}
+@group(0) @binding(${max ? 3 : 2}) var<uniform> u: U;
+${max ? '' : DIVISOR}
+${ENTRY} {
+  ${INDEX}
+  let ox = t % u.wo;
+  let oy = (t / u.wo) % u.ho;
+  let p = t / (u.wo * u.ho);
+  let base = u.xoff + p * u.h * u.w;
+  let y0 = i32(oy * u.sh) - i32(u.ph);
+  let x0 = i32(ox * u.sw) - i32(u.pw);
+  ${
+    max
+      ? `var best = bitcast<f32>(u.ninf);
+  var bi = -1;
+  var first = -1;
+  for (var r = 0u; r < u.kh; r++) {
+    let iy = y0 + i32(r * u.dh);
+    if (iy < 0 || iy >= i32(u.h)) { continue; }
+    for (var s = 0u; s < u.kw; s++) {
+      let ix = x0 + i32(s * u.dw);
+      if (ix < 0 || ix >= i32(u.w)) { continue; }
+      let i = iy * i32(u.w) + ix;
+      let v = x[base + u32(i)];
+      if (first < 0) { first = i; }
+      // first maximum wins (strict >); NaN (v != v) propagates, as in PyTorch
+      if (v > best || v != v) { best = v; bi = i; }
+    }
+  }
+  y[t] = best;
+  yi[t] = select(max(first, 0), bi, bi >= 0);`
+      : `var acc = 0.0;
+  for (var iy = max(y0, 0); iy < min(y0 + i32(u.kh), i32(u.h)); iy++) {
+    for (var ix = max(x0, 0); ix < min(x0 + i32(u.kw), i32(u.w)); ix++) {
+      acc += x[base + u32(iy) * u.w + u32(ix)];
+    }
+  }
+  y[t] = acc / divisor(y0, x0);`
+  }
+}`;
+}
+
+/** Gather form of the backward: input (iy, ix) receives from the outputs whose windows hold it. */
+function backwardWgsl(mode: 'max' | 'avg'): string {
+  const max = mode === 'max';
+  return `
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+${max ? '@group(0) @binding(1) var<storage, read> gi: array<i32>;' : ''}
+@group(0) @binding(${max ? 2 : 1}) var<storage, read_write> dx: array<f32>;
+${POOL_U}
+@group(0) @binding(${max ? 3 : 2}) var<uniform> u: U;
+${max ? '' : DIVISOR}
+${ENTRY} {
+  ${INDEX}
+  let ix = t % u.w;
+  let iy = (t / u.w) % u.h;
+  let p = t / (u.w * u.h);
+  let me = i32(iy * u.w + ix);
+  var acc = 0.0;
+  for (var r = 0u; r < u.kh; r++) {
+    let ty = i32(iy + u.ph) - i32(r * u.dh);
+    if (ty < 0 || u32(ty) % u.sh != 0u) { continue; }
+    let oy = u32(ty) / u.sh;
+    if (oy >= u.ho) { continue; }
+    for (var s = 0u; s < u.kw; s++) {
+      let tx = i32(ix + u.pw) - i32(s * u.dw);
+      if (tx < 0 || u32(tx) % u.sw != 0u) { continue; }
+      let ox = u32(tx) / u.sw;
+      if (ox >= u.wo) { continue; }
+      let o = (p * u.ho + oy) * u.wo + ox;
+      ${
+        max
+          ? 'if (gi[u.ioff + o] == me) { acc += g[u.xoff + o]; }'
+          : 'acc += g[u.xoff + o] / divisor(i32(oy * u.sh) - i32(u.ph), i32(ox * u.sw) - i32(u.pw));'
+      }
+    }
+  }
+  dx[t] = acc;
+}`;
+}
+
+registerKernel<WebGPUBackend>('webgpu', 'pool2d', (be, [x], attrs) => {
+  const a = attrs as unknown as Pool2dAttrs;
+  const total = a.planes * a.ho * a.wo;
+  const y = be.alloc('float32', total);
+  const yi = a.mode === 'max' ? be.alloc('int32', total) : null;
+  const out = yi ? [y, yi] : [y];
+  if (total === 0) return out;
+  be.rt.dispatch({
+    name: 'pool2d',
+    key: `pool2d:${a.mode}`,
+    wgsl: () => forwardWgsl(a.mode),
+    buffers: yi ? [bufferOf(x!), y.buffer, yi.buffer] : [bufferOf(x!), y.buffer],
+    uniforms: poolUniforms(a, x!.offset, 0, total),
+    workgroups: grid(total, WG),
+  });
+  return out;
+});
+
+registerKernel<WebGPUBackend>('webgpu', 'pool2d_backward', (be, inputs, attrs) => {
+  const a = attrs as unknown as Pool2dAttrs;
+  const total = a.planes * a.h * a.w;
+  const dx = be.alloc('float32', total);
+  if (total === 0) return dx;
+  const g = inputs[0]!, gi = a.mode === 'max' ? inputs[1]! : null;
+  be.rt.dispatch({
+    name: 'pool2d_backward',
+    key: `pool2d_bwd:${a.mode}`,
+    wgsl: () => backwardWgsl(a.mode),
+    buffers: gi ? [bufferOf(g), bufferOf(gi), dx.buffer] : [bufferOf(g), dx.buffer],
+    uniforms: poolUniforms(a, g.offset, gi ? gi.offset : 0, total),
+    workgroups: grid(total, WG),
+  });
+  return dx;
+});
+
+// ---- adaptive average pooling: windows [floor(o·in/out), ceil((o+1)·in/out)) per axis
+
+const ADA_U = 'struct U { planes: u32, h: u32, w: u32, ho: u32, wo: u32, xoff: u32, total: u32, pad: u32 };';
+const ADA_FNS = `
+fn lo(o: u32, size: u32, out: u32) -> u32 { return (o * size) / out; }
+fn hi(o: u32, size: u32, out: u32) -> u32 { return ((o + 1u) * size + out - 1u) / out; }`;
+
+function adaptiveWgsl(backward: boolean): string {
+  const body = backward
+    ? `let ix = t % u.w;
+  let iy = (t / u.w) % u.h;
+  let p = t / (u.w * u.h);
+  // outputs whose window holds iy: floor(iy·ho/h) ..= ceil((iy+1)·ho/h) − 1
+  var acc = 0.0;
+  for (var oy = (iy * u.ho) / u.h; oy < ((iy + 1u) * u.ho + u.h - 1u) / u.h; oy++) {
+    let ny = hi(oy, u.h, u.ho) - lo(oy, u.h, u.ho);
+    for (var ox = (ix * u.wo) / u.w; ox < ((ix + 1u) * u.wo + u.w - 1u) / u.w; ox++) {
+      let nx = hi(ox, u.w, u.wo) - lo(ox, u.w, u.wo);
+      acc += x[u.xoff + (p * u.ho + oy) * u.wo + ox] / f32(ny * nx);
+    }
+  }
+  y[t] = acc;`
+    : `let ox = t % u.wo;
+  let oy = (t / u.wo) % u.ho;
+  let p = t / (u.wo * u.ho);
+  let y0 = lo(oy, u.h, u.ho); let y1 = hi(oy, u.h, u.ho);
+  let x0 = lo(ox, u.w, u.wo); let x1 = hi(ox, u.w, u.wo);
+  var acc = 0.0;
+  for (var iy = y0; iy < y1; iy++) {
+    for (var ix = x0; ix < x1; ix++) { acc += x[u.xoff + (p * u.h + iy) * u.w + ix]; }
+  }
+  y[t] = acc / f32((y1 - y0) * (x1 - x0));`;
+  return `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${ADA_U}
+@group(0) @binding(2) var<uniform> u: U;
+${ADA_FNS}
+${ENTRY} {
+  ${INDEX}
+  ${body}
+}`;
+}
+
+for (const backward of [false, true]) {
+  registerKernel<WebGPUBackend>('webgpu', backward ? 'adaptive_avg_pool2d_backward' : 'adaptive_avg_pool2d', (be, [x], attrs) => {
+    const a = attrs as unknown as AdaptivePool2dAttrs;
+    const total = a.planes * (backward ? a.h * a.w : a.ho * a.wo);
+    const y = be.alloc('float32', total);
+    if (total === 0) return y;
+    be.rt.dispatch({
+      name: backward ? 'adaptive_avg_pool2d_backward' : 'adaptive_avg_pool2d',
+      key: `adaptive_avg_pool2d:${backward}`,
+      wgsl: () => adaptiveWgsl(backward),
+      buffers: [bufferOf(x!), y.buffer],
+      uniforms: new UniformWriter().u32(a.planes, a.h, a.w, a.ho, a.wo, x!.offset, total).build(),
+      workgroups: grid(total, WG),
+    });
+    return y;
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * `npm run bench [-- --quick] [--filter <suite>] [--no-peers]`: kernel benchmarks on the current
+ * adapter with the peer libraries measured in the same process. Writes bench/results/*.json and
+ * bench/results/latest.md.
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import * as ft from '@foliar/tensor';
+import { installNavigatorGpu } from './lib/peers.js';
+import { markdown, writeResults, cpuName, type Row, type RunInfo } from './lib/report.js';
+import { fmaPeak, copyPeak } from './suites/peak.js';
+import { matmulSuite, pollingSuite } from './suites/matmul.js';
+import { extraSuites } from './suites/index.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const peers = !args.includes('--no-peers');
+const fi = args.indexOf('--filter');
+const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
+const want = (s: string) => !filter || s.includes(filter);
+
+// tfjs-backend-webgpu needs navigator.gpu before it loads; foliar then uses the same GPU object
+if (peers) installNavigatorGpu();
+const backend = await ft.init({ backend: 'webgpu' });
+const be = ft.webgpuBackend()!;
+const dawn = (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'node_modules', 'webgpu', 'package.json'), 'utf8')) as { version: string }).version;
+const info: RunInfo = { adapter: backend.describe().replace(/^WebGPU: /, '').split(';')[0]!, dawn, cpu: cpuName(), node: process.version, date: new Date().toISOString(), peaks: {} };
+console.error(`bench on ${backend.describe()}`);
+
+const rows: Row[] = [];
+const fma = await fmaPeak(be);
+const copy = await copyPeak(be);
+info.peaks = { fmaGflops: fma.rate, copyGBs: copy.rate };
+rows.push(fma, copy);
+console.error(`peaks: ${fma.rate!.toFixed(1)} GFLOP/s, ${copy.rate!.toFixed(2)} GB/s`);
+if (want('polling')) rows.push(...(await pollingSuite()));
+if (want('matmul')) rows.push(...(await matmulSuite(info, { quick, peers })));
+for (const [name, suite] of Object.entries(extraSuites)) {
+  if (!want(name)) continue;
+  try {
+    rows.push(...(await suite(info, { quick, peers })));
+  } catch (e) {
+    console.error(`suite ${name} failed: ${(e as Error).message}`);
+    rows.push({ suite: name, name: 'failed', medianMs: NaN, note: (e as Error).message.slice(0, 120) });
+  }
+}
+const file = await writeResults(join(import.meta.dirname, 'results'), info, rows);
+console.log(markdown(info, rows));
+console.error(`results: ${file}`);
+// tfjs keeps the GPU object alive on navigator: exit explicitly
+process.exit(0);
