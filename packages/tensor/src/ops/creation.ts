@@ -1,5 +1,5 @@
 import { Tensor } from '../tensor.js';
-import type { Backend } from '../backend.js';
+import type { Backend, Storage } from '../backend.js';
 import { allocTyped, type AnyTypedArray, type DType } from '../dtype.js';
 import { assertShape, numel, fmtShape, contiguousStrides } from '../shape.js';
 import { getBackend } from '../context.js';
@@ -123,9 +123,19 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
 export function randint(low: number, high: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
   const u = random(shape, 'uniform', 0, 1, { ...opts, requiresGrad: false });
   const be = u.backend;
-  const storage = be.run('elementwise', [u], { op: 'axpb', params: [high - low, low], shape: [...shape], outDtype: 'int32' });
-  // axpb then truncation toward zero = floor for non-negative values; clamp guards the f32 rounding edge
+  const range = high - low;
+  const ew = (op: string, x: Storage, params: number[]): Storage => {
+    const view = { storage: x, shape: [...shape], strides: contiguousStrides(shape), offset: 0, dtype: x.dtype };
+    return be.run('elementwise', [view], { op, params, shape: [...shape], outDtype: 'int32' }) as Storage;
+  };
+  // Offset only after truncating: truncation toward zero is floor only for the non-negative
+  // u * range (a negative `low` folded in first would round toward zero). The clamp guards
+  // f32 rounding of u * range up to `range`.
+  const k = ew('axpb', u.storage, [range, 0]);
   u.dispose();
-  const t = new Tensor(storage as never, shape);
-  return t;
+  const c = ew('clamp', k, [0, range - 1]);
+  k.release();
+  const out = ew('add_scalar', c, [low]);
+  c.release();
+  return new Tensor(out, shape);
 }

@@ -61,7 +61,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 1) {
     const a2 = unsqueeze(a, 0);
     const y = matmul(a2, b);
-    const out = squeeze(y, -2);
+    // [.., 1, n] -> [.., n]; when b is also 1-D the result is [1] -> 0-d
+    const out = b.rank === 1 ? squeeze(y, -1) : squeeze(y, -2);
     a2.dispose();
     y.dispose();
     return out;

@@ -1,2 +1,82 @@
 // conv kernels (CPU reference): registered with registerKernel('cpu', …).
-export {};
+import { registerKernel } from '../../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
+import type { Conv2dAttrs } from '../../kernel-attrs.js';
+
+/**
+ * Direct loops over the definition in Conv2dAttrs, accumulating in f64. Each kernel calls
+ * `taps` for every (output position, weight tap) pair that lands inside the input, so the three
+ * kernels share one statement of the geometry.
+ */
+type TapFn = (xi: number, wi: number, yi: number) => void;
+
+function taps(a: Conv2dAttrs, fn: TapFn): void {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
+  for (let b = 0; b < a.n; b++) {
+    for (let o = 0; o < a.k; o++) {
+      const g = Math.floor(o / kg);
+      for (let ci = 0; ci < cg; ci++) {
+        const xPlane = (b * a.c + g * cg + ci) * hw;
+        const wBase = (o * cg + ci) * khkw;
+        const yPlane = (b * a.k + o) * howo;
+        for (let r = 0; r < a.kh; r++) {
+          for (let oy = 0; oy < a.ho; oy++) {
+            const iy = oy * a.strideH - a.padTop + r * a.dilH;
+            if (iy < 0 || iy >= a.h) continue;
+            for (let s = 0; s < a.kw; s++) {
+              const wi = wBase + r * a.kw + s;
+              for (let ox = 0; ox < a.wo; ox++) {
+                const ix = ox * a.strideW - a.padLeft + s * a.dilW;
+                if (ix < 0 || ix >= a.w) continue;
+                fn(xPlane + iy * a.w + ix, wi, yPlane + oy * a.wo + ox);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+function toStorage(be: CpuBackend, acc: Float64Array): CpuStorage {
+  const out = be.alloc('float32', acc.length) as CpuStorage;
+  (out.data as Float32Array).set(acc);
+  return out;
+}
+
+registerKernel<CpuBackend>('cpu', 'conv2d', (be, inputs, attrs) => {
+  const a = attrs as unknown as Conv2dAttrs;
+  const [x, w] = [inputs[0]!, inputs[1]!];
+  const X = dataOf(x), Wt = dataOf(w);
+  const acc = new Float64Array(a.n * a.k * a.ho * a.wo);
+  if (a.hasBias) {
+    const bv = inputs[2]!, B = dataOf(bv);
+    const howo = a.ho * a.wo;
+    for (let i = 0; i < acc.length; i++) acc[i] = B[bv.offset + (Math.floor(i / howo) % a.k)]!;
+  }
+  taps(a, (xi, wi, yi) => {
+    acc[yi] += X[x.offset + xi]! * Wt[w.offset + wi]!;
+  });
+  return toStorage(be, acc);
+});
+
+registerKernel<CpuBackend>('cpu', 'conv2d_grad_input', (be, [dy, w], attrs) => {
+  const a = attrs as unknown as Conv2dAttrs;
+  const G = dataOf(dy!), Wt = dataOf(w!);
+  const acc = new Float64Array(a.n * a.c * a.h * a.w);
+  taps(a, (xi, wi, yi) => {
+    acc[xi] += G[dy!.offset + yi]! * Wt[w!.offset + wi]!;
+  });
+  return toStorage(be, acc);
+});
+
+registerKernel<CpuBackend>('cpu', 'conv2d_grad_weight', (be, [x, dy], attrs) => {
+  const a = attrs as unknown as Conv2dAttrs;
+  const X = dataOf(x!), G = dataOf(dy!);
+  const acc = new Float64Array(a.k * (a.c / a.groups) * a.kh * a.kw);
+  taps(a, (xi, wi, yi) => {
+    acc[wi] += X[x!.offset + xi]! * G[dy!.offset + yi]!;
+  });
+  return toStorage(be, acc);
+});

@@ -6,13 +6,13 @@ const WG = 64;
 /** Longest run one invocation reduces; longer axes go through partial sums (tree precision, parallelism). */
 const CHUNK = 256;
 
-function genWgsl(op: ReduceAttrs['op'], arg: boolean, firstPass: boolean): string {
+function genWgsl(op: ReduceAttrs['op'], arg: boolean, firstPass: boolean, inType: string): string {
   const isMax = op === 'max' || op === 'argmax';
   const init = op === 'sum' ? '0.0' : isMax ? '-3.4028234e38' : '3.4028234e38';
   const cmp = isMax ? 'v > best' : 'v < best';
   const argIn = arg && !firstPass;
   return `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${inType}>;
 ${argIn ? '@group(0) @binding(1) var<storage, read> xi: array<i32>;' : ''}
 @group(0) @binding(${argIn ? 2 : 1}) var<storage, read_write> out: array<f32>;
 ${arg ? `@group(0) @binding(${argIn ? 3 : 2}) var<storage, read_write> outi: array<i32>;` : ''}
@@ -34,7 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var first = true;
   for (var r = r0; r < r1; r++) {
     let off = u.offset + (o * u.size + r) * u.inner + i;
-    let v = x[off];
+    let v = f32(x[off]);
     ${
       op === 'sum'
         ? 'best += v;'
@@ -56,6 +56,8 @@ registerKernel<WebGPUBackend>('webgpu', 'reduce', (be, [x], attrs) => {
   const temps: GpuStorage[] = [];
   let firstPass = true;
   for (;;) {
+    // partial results are f32; only the first pass reads the input's own dtype
+    const inType = firstPass && x!.dtype === 'int32' ? 'i32' : firstPass && x!.dtype === 'uint32' ? 'u32' : 'f32';
     const chunks = Math.max(1, Math.ceil(size / CHUNK));
     const total = outer * chunks * inner;
     const last = chunks === 1;
@@ -69,8 +71,8 @@ registerKernel<WebGPUBackend>('webgpu', 'reduce', (be, [x], attrs) => {
     if (total > 0) {
       be.rt.dispatch({
         name: `reduce_${op}`,
-        key: `reduce:${op}:${firstPass}`,
-        wgsl: () => genWgsl(op, arg, firstPass),
+        key: `reduce:${op}:${firstPass}:${inType}`,
+        wgsl: () => genWgsl(op, arg, firstPass, inType),
         buffers,
         uniforms: u,
         workgroups: grid(total, WG),

@@ -1,0 +1,204 @@
+import { Tensor } from '../tensor.js';
+import type { Storage, View } from '../backend.js';
+import { fmtShape } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { ew } from './elementwise.js';
+import { sum } from './reduce.js';
+import { contiguous, reshape } from './views.js';
+import type { Conv2dAttrs } from '../backends/kernel-attrs.js';
+
+/** A pair (height, width) or one value for both. */
+export type Size2 = number | readonly [number, number];
+/** number, [ph, pw], [top, bottom, left, right] (asymmetric), or PyTorch's 'valid' / 'same' (stride 1). */
+export type Padding2d = number | readonly [number, number] | readonly [number, number, number, number] | 'valid' | 'same';
+
+export interface Conv2dOptions {
+  stride?: Size2;
+  padding?: Padding2d;
+  dilation?: Size2;
+  groups?: number;
+}
+
+export interface ConvTranspose2dOptions {
+  stride?: Size2;
+  padding?: Size2;
+  outputPadding?: Size2;
+  dilation?: Size2;
+  groups?: number;
+}
+
+export function pair(v: Size2 | undefined, dflt: number, op: string, what: string, min = 1): [number, number] {
+  const p: readonly number[] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v;
+  if (p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= min)) {
+    throw new RangeError(`${op}: ${what} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return [p[0]!, p[1]!];
+}
+
+function checkInput(x: Tensor, op: string, what = 'input'): void {
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 ${what}, got ${x.dtype}`);
+  if (x.rank !== 4) throw new RangeError(`${op}: expected a 4-D ${what} [N, C, H, W], got ${fmtShape(x.shape)}`);
+}
+
+function checkBackends(op: string, x: Tensor, ...others: (Tensor | null | undefined)[]): void {
+  for (const t of others) {
+    if (t && t.backend !== x.backend) throw new Error(`${op}: operands live on different backends (${x.backend.name} and ${t.backend.name}); move one with .to()`);
+  }
+}
+
+/** Contiguous handle without autograd (an alias when x already is contiguous). */
+function contig(t: Tensor): Tensor {
+  return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
+}
+
+function attrsOf(a: Conv2dAttrs): Record<string, unknown> {
+  return a as unknown as Record<string, unknown>;
+}
+
+/** Raw kernels (no autograd); operands are made contiguous here. */
+function runConv(kernel: 'conv2d' | 'conv2d_grad_input' | 'conv2d_grad_weight', a: Conv2dAttrs, ins: Tensor[], shape: number[]): Tensor {
+  const views: View[] = ins.map(contig);
+  const s = ins[0]!.backend.run(kernel, views, attrsOf(a)) as Storage;
+  for (const v of views) (v as Tensor).dispose();
+  return new Tensor(s, shape);
+}
+
+export const conv2dForwardRaw = (x: Tensor, w: Tensor, bias: Tensor | null, a: Conv2dAttrs): Tensor =>
+  runConv('conv2d', { ...a, hasBias: !!bias }, bias ? [x, w, bias] : [x, w], [a.n, a.k, a.ho, a.wo]);
+export const conv2dGradInputRaw = (dy: Tensor, w: Tensor, a: Conv2dAttrs): Tensor =>
+  runConv('conv2d_grad_input', { ...a, hasBias: false }, [dy, w], [a.n, a.c, a.h, a.w]);
+export const conv2dGradWeightRaw = (x: Tensor, dy: Tensor, a: Conv2dAttrs): Tensor =>
+  runConv('conv2d_grad_weight', { ...a, hasBias: false }, [x, dy], [a.k, a.c / a.groups, a.kh, a.kw]);
+
+function padding4(p: Padding2d | undefined, op: string, kh: number, kw: number, dil: [number, number], stride: [number, number]): [number, number, number, number] {
+  if (p === undefined || p === 'valid') return [0, 0, 0, 0];
+  if (p === 'same') {
+    if (stride[0] !== 1 || stride[1] !== 1) throw new RangeError(`${op}: padding 'same' needs stride 1, got ${JSON.stringify(stride)}`);
+    const th = dil[0] * (kh - 1), tw = dil[1] * (kw - 1);
+    // PyTorch puts the odd extra pixel at the bottom/right
+    return [th >> 1, th - (th >> 1), tw >> 1, tw - (tw >> 1)];
+  }
+  const v: readonly number[] = typeof p === 'number' ? [p, p, p, p] : p.length === 2 ? [p[0]!, p[0]!, p[1]!, p[1]!] : p;
+  if (v.length !== 4 || !v.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new RangeError(`${op}: padding must be a non-negative integer, [ph, pw] or [top, bottom, left, right], got ${JSON.stringify(p)}`);
+  }
+  return [v[0]!, v[1]!, v[2]!, v[3]!];
+}
+
+/**
+ * torch.nn.functional.conv2d: x [N, C, H, W], weight [K, C / groups, kh, kw], bias [K].
+ * Padding may be asymmetric ([top, bottom, left, right], e.g. the VAE's Downsample2D).
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  checkInput(x, op);
+  checkInput(weight, op, 'weight');
+  checkBackends(op, x, weight, bias);
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const [K, Cg, kh, kw] = weight.shape as [number, number, number, number];
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0 || K % groups !== 0) {
+    throw new RangeError(`${op}: groups ${groups} must divide both the ${C} input channels of ${fmtShape(x.shape)} and the ${K} output channels of weight ${fmtShape(weight.shape)}`);
+  }
+  if (Cg * groups !== C) {
+    throw new RangeError(`${op}: weight ${fmtShape(weight.shape)} expects ${Cg * groups} input channels (groups ${groups}), input ${fmtShape(x.shape)} has ${C}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== K)) throw new RangeError(`${op}: bias ${fmtShape(bias.shape)} must be [${K}] for weight ${fmtShape(weight.shape)}`);
+  if (bias && bias.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 bias, got ${bias.dtype}`);
+  const stride = pair(opts.stride, 1, op, 'stride');
+  const dil = pair(opts.dilation, 1, op, 'dilation');
+  const [pt, pb, pl, pr] = padding4(opts.padding, op, kh, kw, dil, stride);
+  const eh = dil[0] * (kh - 1) + 1, ew_ = dil[1] * (kw - 1) + 1;
+  if (H + pt + pb < eh || W + pl + pr < ew_) {
+    throw new RangeError(`${op}: kernel ${kh}x${kw} (dilation ${dil.join('x')}) is larger than the padded input ${H + pt + pb}x${W + pl + pr} of ${fmtShape(x.shape)}`);
+  }
+  const a: Conv2dAttrs = {
+    n: N, c: C, h: H, w: W, k: K,
+    ho: Math.floor((H + pt + pb - eh) / stride[0]) + 1,
+    wo: Math.floor((W + pl + pr - ew_) / stride[1]) + 1,
+    kh, kw, strideH: stride[0], strideW: stride[1], dilH: dil[0], dilW: dil[1], padTop: pt, padLeft: pl, groups,
+  };
+  const y = conv2dForwardRaw(x, weight, bias ?? null, a);
+  const needX = weight.requiresGrad, needW = x.requiresGrad;
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(
+    y,
+    op,
+    inputs,
+    (g, saved) => {
+      const sx = needX ? saved[0]! : null;
+      const sw = needW ? saved[needX ? 1 : 0]! : null;
+      return [
+        sw ? conv2dGradInputRaw(g, sw, a) : null,
+        sx ? conv2dGradWeightRaw(sx, g, a) : null,
+        bias?.requiresGrad ? sum(g, [0, 2, 3]) : null,
+      ];
+    },
+    [...(needX ? [x] : []), ...(needW ? [weight] : [])],
+  );
+}
+
+/**
+ * torch.nn.functional.conv_transpose2d: x [N, Cin, H, W], weight [Cin, Cout / groups, kh, kw], bias [Cout].
+ * It is the input gradient of the conv2d that maps the output back onto x, so it reuses those kernels.
+ */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  checkInput(x, op);
+  checkInput(weight, op, 'weight');
+  checkBackends(op, x, weight, bias);
+  const [N, Cin, H, W] = x.shape as [number, number, number, number];
+  const [Wi, Cog, kh, kw] = weight.shape as [number, number, number, number];
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1 || Cin % groups !== 0) {
+    throw new RangeError(`${op}: groups ${groups} must divide the ${Cin} input channels of ${fmtShape(x.shape)}`);
+  }
+  if (Wi !== Cin) throw new RangeError(`${op}: weight ${fmtShape(weight.shape)} expects ${Wi} input channels, input ${fmtShape(x.shape)} has ${Cin}`);
+  const Cout = Cog * groups;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== Cout)) throw new RangeError(`${op}: bias ${fmtShape(bias.shape)} must be [${Cout}] for weight ${fmtShape(weight.shape)} and groups ${groups}`);
+  const stride = pair(opts.stride, 1, op, 'stride');
+  const dil = pair(opts.dilation, 1, op, 'dilation');
+  const pad = pair(opts.padding, 0, op, 'padding', 0);
+  const opad = pair(opts.outputPadding, 0, op, 'outputPadding', 0);
+  for (let i = 0; i < 2; i++) {
+    if (opad[i]! >= Math.max(stride[i]!, dil[i]!)) {
+      throw new RangeError(`${op}: outputPadding ${opad.join('x')} must be smaller than stride ${stride.join('x')} or dilation ${dil.join('x')}`);
+    }
+  }
+  const Ho = (H - 1) * stride[0] - 2 * pad[0] + dil[0] * (kh - 1) + opad[0] + 1;
+  const Wo = (W - 1) * stride[1] - 2 * pad[1] + dil[1] * (kw - 1) + opad[1] + 1;
+  if (Ho <= 0 || Wo <= 0) throw new RangeError(`${op}: output size ${Ho}x${Wo} for input ${fmtShape(x.shape)} is not positive`);
+  // The adjoint conv2d maps [N, Cout, Ho, Wo] to x's [N, Cin, H, W] with the given weight layout.
+  const a: Conv2dAttrs = {
+    n: N, c: Cout, h: Ho, w: Wo, k: Cin, ho: H, wo: W, kh, kw,
+    strideH: stride[0], strideW: stride[1], dilH: dil[0], dilW: dil[1], padTop: pad[0], padLeft: pad[1], groups,
+  };
+  const y0 = conv2dGradInputRaw(x, weight, a);
+  let y = y0;
+  if (bias) {
+    y = noGrad(() => {
+      const b4 = reshape(bias.detach(), [1, Cout, 1, 1]);
+      const r = ew('add', [y0, b4]);
+      b4.dispose();
+      return r;
+    });
+    y0.dispose();
+  }
+  const needX = weight.requiresGrad, needW = x.requiresGrad;
+  return record(
+    y,
+    op,
+    bias ? [x, weight, bias] : [x, weight],
+    (g, saved) => {
+      const sx = needX ? saved[0]! : null;
+      const sw = needW ? saved[needX ? 1 : 0]! : null;
+      return [
+        sw ? conv2dForwardRaw(g, sw, null, a) : null,
+        sx ? conv2dGradWeightRaw(g, sx, a) : null,
+        bias?.requiresGrad ? sum(g, [0, 2, 3]) : null,
+      ];
+    },
+    [...(needX ? [x] : []), ...(needW ? [weight] : [])],
+  );
+}

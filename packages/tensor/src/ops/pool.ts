@@ -1,0 +1,170 @@
+import { Tensor } from '../tensor.js';
+import type { Storage } from '../backend.js';
+import { fmtShape } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { contiguous } from './views.js';
+import { indexSelect } from './indexing.js';
+import { pair, type Size2 } from './conv.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../backends/kernel-attrs.js';
+
+export interface MaxPool2dOptions {
+  kernelSize: Size2;
+  /** Default: kernelSize. */
+  stride?: Size2;
+  padding?: Size2;
+  dilation?: Size2;
+  ceilMode?: boolean;
+}
+
+export interface AvgPool2dOptions {
+  kernelSize: Size2;
+  stride?: Size2;
+  padding?: Size2;
+  ceilMode?: boolean;
+  /** Default true (PyTorch). */
+  countIncludePad?: boolean;
+  divisorOverride?: number;
+}
+
+export interface InterpolateOptions {
+  size?: Size2;
+  scaleFactor?: number | readonly [number, number];
+  /** Only PyTorch's legacy 'nearest' for now. */
+  mode?: 'nearest';
+}
+
+function check4d(x: Tensor, op: string): [number, number, number, number] {
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 input, got ${x.dtype}`);
+  if (x.rank !== 4) throw new RangeError(`${op}: expected a 4-D input [N, C, H, W], got ${fmtShape(x.shape)}`);
+  return x.shape as [number, number, number, number];
+}
+
+function contig(t: Tensor): Tensor {
+  return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
+}
+
+/** PyTorch's pooling output size, including the ceil-mode rule that the last window must start inside the input or left padding. */
+function poolOut(size: number, k: number, s: number, p: number, d: number, ceil: boolean): number {
+  const span = size + 2 * p - d * (k - 1) - 1;
+  let o = Math.floor((ceil ? span + s - 1 : span) / s) + 1;
+  if (ceil && (o - 1) * s >= size + p) o--;
+  return o;
+}
+
+function poolAttrs(op: string, x: Tensor, mode: 'max' | 'avg', k: Size2, stride: Size2 | undefined, padding: Size2 | undefined, dilation: Size2 | undefined, ceil: boolean): Pool2dAttrs {
+  const [N, C, H, W] = check4d(x, op);
+  const [kh, kw] = pair(k, 1, op, 'kernelSize');
+  const [sh, sw] = stride === undefined ? [kh, kw] : pair(stride, 1, op, 'stride');
+  const [ph, pw] = pair(padding, 0, op, 'padding', 0);
+  const [dh, dw] = pair(dilation, 1, op, 'dilation');
+  const ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dw + 1;
+  if (ph > ekh / 2 || pw > ekw / 2) throw new RangeError(`${op}: padding ${ph}x${pw} must be at most half the (dilated) kernel ${ekh}x${ekw}`);
+  const ho = poolOut(H, kh, sh, ph, dh, ceil), wo = poolOut(W, kw, sw, pw, dw, ceil);
+  if (ho <= 0 || wo <= 0) throw new RangeError(`${op}: kernel ${kh}x${kw} does not fit the input ${fmtShape(x.shape)} (output ${ho}x${wo})`);
+  return {
+    mode, planes: N * C, h: H, w: W, ho, wo, kh, kw, strideH: sh, strideW: sw, padH: ph, padW: pw, dilH: dh, dilW: dw,
+    countIncludePad: true, divisorOverride: 0,
+  };
+}
+
+function runPool(op: string, x: Tensor, a: Pool2dAttrs): Tensor {
+  const [N, C] = x.shape as [number, number];
+  const xc = contig(x);
+  const res = x.backend.run('pool2d', [xc], a as unknown as Record<string, unknown>) as Storage[];
+  xc.dispose();
+  const y = new Tensor(res[0]!, [N, C, a.ho, a.wo]);
+  const idx = res[1] ? new Tensor(res[1], [N, C, a.ho, a.wo]) : null;
+  const out = record(
+    y,
+    op,
+    [x],
+    (g, saved) => {
+      const gc = g.isContiguous ? g : contiguous(g);
+      return [new Tensor(g.backend.run('pool2d_backward', [gc, ...saved], a as unknown as Record<string, unknown>) as Storage, [...x.shape])];
+    },
+    idx ? [idx] : [],
+  );
+  idx?.dispose();
+  return out;
+}
+
+/** torch.nn.functional.max_pool2d (implicit −inf padding); the gradient goes to the first maximum of each window. */
+export function maxPool2d(x: Tensor, opts: MaxPool2dOptions): Tensor {
+  const a = poolAttrs('maxPool2d', x, 'max', opts.kernelSize, opts.stride, opts.padding, opts.dilation, opts.ceilMode ?? false);
+  return runPool('max_pool2d', x, a);
+}
+
+/** torch.nn.functional.avg_pool2d. */
+export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
+  const a = poolAttrs('avgPool2d', x, 'avg', opts.kernelSize, opts.stride, opts.padding, undefined, opts.ceilMode ?? false);
+  a.countIncludePad = opts.countIncludePad ?? true;
+  if (opts.divisorOverride !== undefined) {
+    if (!Number.isInteger(opts.divisorOverride) || opts.divisorOverride <= 0) {
+      throw new RangeError(`avgPool2d: divisorOverride must be a positive integer, got ${opts.divisorOverride}`);
+    }
+    a.divisorOverride = opts.divisorOverride;
+  }
+  return runPool('avg_pool2d', x, a);
+}
+
+/** torch.nn.functional.adaptive_avg_pool2d; a null output size keeps that input size. */
+export function adaptiveAvgPool2d(x: Tensor, outputSize: number | readonly [number | null, number | null]): Tensor {
+  const op = 'adaptiveAvgPool2d';
+  const [N, C, H, W] = check4d(x, op);
+  const [oh, ow] = typeof outputSize === 'number' ? [outputSize, outputSize] : [outputSize[0] ?? H, outputSize[1] ?? W];
+  if (!Number.isInteger(oh) || !Number.isInteger(ow) || oh < 1 || ow < 1) {
+    throw new RangeError(`${op}: output size must be positive integers, got ${JSON.stringify(outputSize)}`);
+  }
+  if (H === 0 || W === 0) throw new RangeError(`${op}: empty spatial input ${fmtShape(x.shape)}`);
+  const a: AdaptivePool2dAttrs = { planes: N * C, h: H, w: W, ho: oh, wo: ow };
+  const xc = contig(x);
+  const y = new Tensor(x.backend.run('adaptive_avg_pool2d', [xc], a as unknown as Record<string, unknown>) as Storage, [N, C, oh, ow]);
+  xc.dispose();
+  return record(y, 'adaptive_avg_pool2d', [x], (g) => {
+    const gc = g.isContiguous ? g : contiguous(g);
+    return [new Tensor(g.backend.run('adaptive_avg_pool2d_backward', [gc], a as unknown as Record<string, unknown>) as Storage, [...x.shape])];
+  });
+}
+
+/**
+ * PyTorch's legacy 'nearest' source index: floor(dst · scale) in f32, scale = 1 / scaleFactor when a
+ * factor was given, else in / out; clamped to the last input index.
+ */
+export function nearestIndices(inSize: number, outSize: number, scaleFactor?: number): Int32Array {
+  const scale = Math.fround(scaleFactor !== undefined ? 1 / scaleFactor : inSize / outSize);
+  const idx = new Int32Array(outSize);
+  for (let o = 0; o < outSize; o++) idx[o] = Math.min(Math.floor(Math.fround(o * scale)), inSize - 1);
+  return idx;
+}
+
+/**
+ * torch.nn.functional.interpolate(mode='nearest') on [N, C, H, W]: two index selects (rows, then
+ * columns), whose backward sums the gradient of every copy back onto its source.
+ */
+export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
+  const op = 'interpolate';
+  const [, , H, W] = check4d(x, op);
+  if ((opts.mode ?? 'nearest') !== 'nearest') throw new RangeError(`${op}: mode '${opts.mode}' is not supported (only 'nearest')`);
+  if ((opts.size === undefined) === (opts.scaleFactor === undefined)) throw new RangeError(`${op}: give exactly one of size and scaleFactor`);
+  let oh: number, ow: number, sh: number | undefined, sw: number | undefined;
+  if (opts.size !== undefined) {
+    [oh, ow] = pair(opts.size, 1, op, 'size');
+  } else {
+    const sf = opts.scaleFactor!;
+    [sh, sw] = typeof sf === 'number' ? [sf, sf] : [sf[0], sf[1]];
+    if (!(sh > 0) || !(sw > 0)) throw new RangeError(`${op}: scaleFactor must be positive, got ${JSON.stringify(sf)}`);
+    oh = Math.floor(H * sh);
+    ow = Math.floor(W * sw);
+    if (oh < 1 || ow < 1) throw new RangeError(`${op}: scaleFactor ${JSON.stringify(sf)} gives an empty output for ${fmtShape(x.shape)}`);
+  }
+  const be = x.backend;
+  const iy = new Tensor(be.upload(nearestIndices(H, oh, sh)), [oh]);
+  const ix = new Tensor(be.upload(nearestIndices(W, ow, sw)), [ow]);
+  const rows = indexSelect(x, 2, iy);
+  const out = indexSelect(rows, 3, ix);
+  rows.dispose();
+  iy.dispose();
+  ix.dispose();
+  return out;
+}

@@ -1,0 +1,324 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  ELEMENTWISE, ew, tensor, full, where, axpby, addcmul, cast, gelu,
+  type ElementwiseName, type ElementwiseDef, type Tensor, type Backend,
+} from '@foliar/tensor';
+import * as F from '@foliar/tensor';
+import {
+  setup, teardown, backends, randArray, numelOf, assertClose, gradcheck, compareBackends, randTensor, prng,
+} from '../helpers.js';
+
+const test = suite('elementwise');
+test.before(async () => { await setup(); });
+test.after(() => teardown());
+
+/** Shapes that are not multiples of any tile, a size-1 dim, a scalar and empty dims. */
+const SHAPES: number[][] = [[7], [3, 5, 17], [1, 129, 3], [], [0], [4, 0, 3]];
+
+/** Input domain per op (so log/sqrt/pow/div stay finite and both backends compute the same thing). */
+function domain(op: ElementwiseName, input: number): [number, number] {
+  if (['log', 'sqrt', 'rsqrt'].includes(op)) return [0.05, 4];
+  if (op === 'reciprocal') return [0.2, 3];
+  if (op === 'div' && input === 1) return [0.3, 2];
+  if (op === 'pow' && input === 0) return [0.1, 3];
+  if (op === 'pow' && input === 1) return [-2, 2];
+  if (op === 'pow_scalar' || op === 'rpow_scalar') return [0.1, 2];
+  if (op === 'exp') return [-10, 10];
+  if (op === 'where' && input === 0) return [-1, 1]; // the mask: rounded to 0/1 below
+  return [-4, 4];
+}
+
+const PARAMS: Partial<Record<ElementwiseName, number[]>> = {
+  fill: [2.5],
+  add_scalar: [0.75],
+  mul_scalar: [-1.5],
+  pow_scalar: [2.5],
+  rpow_scalar: [1.7],
+  clamp: [-0.5, 0.8],
+  axpb: [1.5, -0.25],
+  axpby: [0.3, -2],
+  clamp_grad: [-0.5, 0.8],
+  addcmul: [0.5],
+};
+
+function inputsFor(op: ElementwiseName, arity: number, shape: number[], be: Backend, seed: number): Tensor[] {
+  return Array.from({ length: arity }, (_, k) => {
+    const [lo, hi] = domain(op, k);
+    const d = randArray(numelOf(shape), seed + 31 * k, lo, hi);
+    if (op === 'where' && k === 0) for (let i = 0; i < d.length; i++) d[i] = d[i]! > 0 ? 1 : 0;
+    // make comparisons see ties too
+    if (['eq', 'ne', 'le', 'ge', 'lt', 'gt', 'maximum', 'minimum'].includes(op) && k === 1) {
+      const a = randArray(numelOf(shape), seed, lo, hi);
+      for (let i = 0; i < d.length; i += 3) d[i] = a[i]!;
+    }
+    return tensor(d, { shape, backend: be });
+  });
+}
+
+test('every row of the elementwise table: WebGPU matches the CPU reference on odd shapes', async () => {
+  const { gpu, cpu } = backends();
+  for (const [name, def] of Object.entries(ELEMENTWISE)) {
+    const op = name as ElementwiseName;
+    const params = PARAMS[op] ?? [];
+    for (const shape of SHAPES) {
+      let c: Tensor, g: Tensor;
+      if (def.arity === 0) {
+        c = full(shape, params[0]!, { backend: cpu });
+        g = full(shape, params[0]!, { backend: gpu });
+      } else {
+        const ci = inputsFor(op, def.arity, shape, cpu, 5);
+        const gi = inputsFor(op, def.arity, shape, gpu, 5);
+        c = ew(op, ci, params);
+        g = ew(op, gi, params);
+        for (const t of [...ci, ...gi]) t.dispose();
+      }
+      assert.equal(g.shape, shape, `${op} ${JSON.stringify(shape)} shape`);
+      await assertClose(g, c, { rtol: 2e-4, msg: `${op} ${JSON.stringify(shape)}` });
+      c.dispose();
+      g.dispose();
+    }
+  }
+});
+
+test('CPU table rows agree with independent formulas', async () => {
+  const x = [-3.1, -1, -0.2, 0, 0.4, 1.3, 2.7];
+  const erf = (v: number): number => {
+    // Abramowitz-Stegun 7.1.26 is too coarse for 1e-6; integrate exp(-t^2) with Simpson instead
+    const n = 2000, h = v / n;
+    let s = 0;
+    for (let i = 0; i <= n; i++) s += (i === 0 || i === n ? 1 : i % 2 ? 4 : 2) * Math.exp(-((i * h) ** 2));
+    return ((s * h) / 3) * (2 / Math.sqrt(Math.PI));
+  };
+  const ref: Partial<Record<ElementwiseName, (a: number) => number>> = {
+    gelu: (a) => 0.5 * a * (1 + erf(a / Math.SQRT2)),
+    gelu_tanh: (a) => 0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a ** 3))),
+    quick_gelu: (a) => a / (1 + Math.exp(-1.702 * a)),
+    silu: (a) => a / (1 + Math.exp(-a)),
+    sigmoid: (a) => 1 / (1 + Math.exp(-a)),
+    relu: (a) => Math.max(a, 0),
+    tanh: (a) => (Math.exp(2 * a) - 1) / (Math.exp(2 * a) + 1),
+  };
+  for (const [op, f] of Object.entries(ref)) {
+    const row = ELEMENTWISE[op as ElementwiseName];
+    for (const v of x) {
+      const got = row.cpu(v, 0, 0, []);
+      assert.ok(Math.abs(got - f(v)) < 1e-6, `${op}(${v}) = ${got}, expected ${f(v)}`);
+    }
+  }
+  // backward rows: g * d/dx forward, checked by central differences of the forward row in f64
+  const pairs: [ElementwiseName, ElementwiseName][] = [
+    ['relu_grad', 'relu'], ['sigmoid_grad', 'sigmoid'], ['tanh_grad', 'tanh'], ['silu_grad', 'silu'],
+    ['gelu_grad', 'gelu'], ['gelu_tanh_grad', 'gelu_tanh'], ['quick_gelu_grad', 'quick_gelu'],
+  ];
+  for (const [gradOp, fwd] of pairs) {
+    for (const v of x) {
+      if (v === 0) continue;
+      const h = 1e-5;
+      const num = (ELEMENTWISE[fwd].cpu(v + h, 0, 0, []) - ELEMENTWISE[fwd].cpu(v - h, 0, 0, [])) / (2 * h);
+      const got = ELEMENTWISE[gradOp].cpu(1.5, v, 0, []);
+      assert.ok(Math.abs(got - 1.5 * num) < 2e-5 * Math.max(1, Math.abs(num)), `${gradOp}(x=${v}) = ${got}, numeric ${1.5 * num}`);
+    }
+  }
+  // pow of a negative base with an integral exponent is defined (PyTorch)
+  assert.is((ELEMENTWISE.pow as ElementwiseDef).cpu(-2, 3, 0, []), -8);
+  assert.ok(Number.isNaN((ELEMENTWISE.pow as ElementwiseDef).cpu(-2, 0.5, 0, [])));
+});
+
+test('pow: negative bases, integral exponents and 0^0 agree across backends', async () => {
+  const a = new Float32Array([-2, -2, -1.5, 0, 0, 2, -3, 4]);
+  const b = new Float32Array([3, 2, 2, 0, 2, 0.5, 0.5, -1]);
+  const { gpu, cpu } = backends();
+  const want = [-8, 4, 2.25, 1, 0, Math.SQRT2, NaN, 0.25];
+  for (const be of [cpu, gpu]) {
+    const y = F.pow(tensor(a, { backend: be }), tensor(b, { backend: be }));
+    await assertClose(y, want, { rtol: 1e-5, msg: `pow on ${be.name}` });
+  }
+});
+
+test('broadcasting: size-1 dims and rank-different operands, values and gradients', async () => {
+  const cases: [number[], number[]][] = [
+    [[3, 5, 17], [17]],
+    [[3, 5, 17], [5, 1]],
+    [[1, 129, 3], [7, 1, 1]],
+    [[3, 1, 17], [1, 5, 1]],
+    [[7], []],
+    [[2, 0, 3], [1, 3]],
+  ];
+  const ops: [string, (a: Tensor, b: Tensor) => Tensor][] = [
+    ['add', F.add], ['sub', F.sub], ['mul', F.mul], ['div', F.div], ['maximum', F.maximum], ['minimum', F.minimum],
+    ['pow', (a, b) => F.pow(F.abs(a), b)], ['axpby', (a, b) => axpby(0.5, a, -2, b)],
+  ];
+  for (const [sa, sb] of cases) {
+    for (const [name, f] of ops) {
+      const da = randArray(numelOf(sa), 3, -2, 2), db = randArray(numelOf(sb), 4, 0.5, 2);
+      await compareBackends(f, [{ data: da, shape: sa, requiresGrad: true }, { data: db, shape: sb, requiresGrad: true }], {
+        rtol: 2e-4, msg: `${name} ${JSON.stringify(sa)} ⊕ ${JSON.stringify(sb)}`,
+      });
+    }
+  }
+  // hand-checked broadcast value and reduced gradient shape
+  const { cpu } = backends();
+  const a = tensor([[1], [2]], { backend: cpu, requiresGrad: true });
+  const b = tensor([10, 20, 30], { backend: cpu, requiresGrad: true });
+  const y = F.mul(a, b);
+  assert.equal(await y.array(), [[10, 20, 30], [20, 40, 60]]);
+  F.sum(y).backward();
+  assert.equal(await a.grad!.array(), [[60], [60]]);
+  assert.equal(await b.grad!.array(), [3, 3, 3]);
+});
+
+test('strided views as inputs (permuted, narrowed, expanded): values and gradients match', async () => {
+  const shape = [3, 5, 17];
+  const pa = randArray(numelOf(shape), 8), pb = randArray(3 * 5 * 20, 9, 0.5, 2), pc = randArray(5, 10);
+  const fn = (A: Tensor, B: Tensor, C: Tensor): Tensor => {
+    const a = F.permute(A, [2, 1, 0]); // [17,5,3] -> [3,5,17]
+    const b = F.narrow(B, 2, 2, 17); // [3,5,20] -> [3,5,17]
+    const c = F.expand(C, [3, 5, 17]); // [5,1] -> [3,5,17]
+    return F.add(F.div(F.mul(a, F.sigmoid(b)), b), F.exp(F.mul(c, a)));
+  };
+  await compareBackends(fn, [
+    { data: pa, shape: [17, 5, 3], requiresGrad: true },
+    { data: pb, shape: [3, 5, 20], requiresGrad: true },
+    { data: pc, shape: [5, 1], requiresGrad: true },
+  ], { rtol: 2e-4, msg: 'strided views' });
+  // unary ops on a permuted view read the right elements
+  const { cpu, gpu } = backends();
+  for (const be of [cpu, gpu]) {
+    const base = tensor([[1, 2, 3], [4, 5, 6]], { backend: be });
+    const t = F.neg(F.transpose(base, 0, 1));
+    assert.equal(await t.array(), [[-1, -4], [-2, -5], [-3, -6]], `transpose then neg on ${be.name}`);
+    const n = F.exp(F.narrow(base, 1, 1, 2));
+    await assertClose(n, [2, 3, 5, 6].map(Math.exp), { msg: `narrow then exp on ${be.name}` });
+  }
+});
+
+test('empty dims: ops return empty tensors of the broadcast shape, gradients too', async () => {
+  const { cpu, gpu } = backends();
+  for (const be of [cpu, gpu]) {
+    const a = tensor(new Float32Array(0), { shape: [2, 0, 3], backend: be, requiresGrad: true });
+    const b = tensor([1, 2, 3], { backend: be, requiresGrad: true });
+    const y = F.mul(F.exp(a), b);
+    assert.equal(y.shape, [2, 0, 3]);
+    assert.is((await y.data()).length, 0);
+    F.sum(y).backward();
+    assert.equal(a.grad!.shape, [2, 0, 3]);
+    assert.equal(Array.from(await b.grad!.data()), [0, 0, 0], `grad of the broadcast operand on ${be.name}`);
+  }
+});
+
+/** Every differentiable op of ops/elementwise.ts, with inputs kept off kinks and out of bad domains. */
+const UNARY: [string, (x: Tensor) => Tensor, [number, number]][] = [
+  ['neg', F.neg, [-2, 2]], ['exp', F.exp, [-2, 2]], ['log', F.log, [0.3, 3]], ['sqrt', F.sqrt, [0.3, 3]],
+  ['rsqrt', F.rsqrt, [0.3, 3]], ['abs', F.abs, [-2, 2]], ['sin', F.sin, [-3, 3]], ['cos', F.cos, [-3, 3]],
+  ['tanh', F.tanh, [-2, 2]], ['sigmoid', F.sigmoid, [-4, 4]], ['relu', F.relu, [-2, 2]], ['silu', F.silu, [-4, 4]],
+  ['gelu', (x) => gelu(x), [-3, 3]], ['gelu tanh', (x) => gelu(x, 'tanh'), [-3, 3]], ['quickGelu', F.quickGelu, [-3, 3]],
+  ['square', F.square, [-2, 2]], ['clamp', (x) => F.clamp(x, -0.5, 0.7), [-2, 2]], ['clamp(min)', (x) => F.clamp(x, 0.1), [-2, 2]],
+  ['pow scalar', (x) => F.pow(x, 3), [-2, 2]], ['pow scalar frac', (x) => F.pow(x, 1.5), [0.3, 2]],
+  ['add scalar', (x) => F.add(x, 2), [-2, 2]], ['sub scalar', (x) => F.sub(x, 2), [-2, 2]],
+  ['mul scalar', (x) => F.mul(x, -3), [-2, 2]], ['div scalar', (x) => F.div(x, 4), [-2, 2]],
+  ['maximum scalar', (x) => F.maximum(x, 0.2), [-2, 2]], ['minimum scalar', (x) => F.minimum(x, 0.2), [-2, 2]],
+];
+
+/** Values in [lo, hi) at least `gap` away from the kinks 0, 0.1, 0.2, -0.5 and 0.7. */
+function awayFromKinks(n: number, seed: number, lo: number, hi: number, gap = 0.02): Float32Array {
+  const r = prng(seed);
+  const kinks = [0, 0.1, 0.2, -0.5, 0.7];
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let v: number;
+    do v = lo + (hi - lo) * r();
+    while (kinks.some((k) => Math.abs(v - k) < gap));
+    out[i] = v;
+  }
+  return out;
+}
+
+test('gradcheck: every differentiable unary op (CPU, central differences)', async () => {
+  const { cpu } = backends();
+  for (const [name, f, [lo, hi]] of UNARY) {
+    const x = tensor(awayFromKinks(12, 21, lo, hi), { shape: [3, 4], backend: cpu, requiresGrad: true });
+    await gradcheck(f, [x], { msg: name });
+  }
+});
+
+test('gradcheck: binary and ternary ops with broadcasting (CPU)', async () => {
+  const { cpu } = backends();
+  const mk = (shape: number[], seed: number, lo: number, hi: number) =>
+    tensor(awayFromKinks(numelOf(shape), seed, lo, hi), { shape, backend: cpu, requiresGrad: true });
+  const binary: [string, (a: Tensor, b: Tensor) => Tensor, [number, number], [number, number]][] = [
+    ['add', F.add, [-2, 2], [-2, 2]], ['sub', F.sub, [-2, 2], [-2, 2]], ['mul', F.mul, [-2, 2], [-2, 2]],
+    ['div', F.div, [-2, 2], [0.5, 2]], ['pow', F.pow, [0.5, 2], [-1.5, 1.5]],
+    ['maximum', F.maximum, [-2, 2], [-2, 2]], ['minimum', F.minimum, [-2, 2], [-2, 2]],
+    ['axpby', (a, b) => axpby(1.5, a, -0.5, b), [-2, 2], [-2, 2]],
+  ];
+  for (const [name, f, ra, rb] of binary) {
+    await gradcheck(f, [mk([2, 3, 4], 1, ...ra), mk([3, 1], 2, ...rb)], { msg: `${name} broadcast` });
+    await gradcheck(f, [mk([4], 3, ...ra), mk([2, 4], 4, ...rb)], { msg: `${name} rank-different` });
+  }
+  const cond = tensor([1, 0, 0, 1, 1, 0], { shape: [2, 3], backend: cpu });
+  await gradcheck((a, b) => where(cond, a, b), [mk([2, 3], 5, -1, 1), mk([3], 6, -1, 1)], { msg: 'where' });
+  await gradcheck((a) => where(cond, a, 0.5), [mk([2, 3], 7, -1, 1)], { msg: 'where with a scalar' });
+});
+
+test('WebGPU gradients agree with CPU for every differentiable op', async () => {
+  for (const [name, f, [lo, hi]] of UNARY) {
+    await compareBackends(f, [{ data: awayFromKinks(3 * 5 * 17, 33, lo, hi), shape: [3, 5, 17], requiresGrad: true }], {
+      rtol: 2e-4, gradRtol: 5e-4, msg: name,
+    });
+  }
+  const cond = new Float32Array(3 * 5 * 17).map((_, i) => (i % 3 === 0 ? 1 : 0));
+  await compareBackends((c, a, b) => where(c, a, b), [
+    { data: cond, shape: [3, 5, 17] },
+    { data: randArray(5 * 17, 1), shape: [5, 17], requiresGrad: true },
+    { data: randArray(3 * 5, 2), shape: [3, 5, 1], requiresGrad: true },
+  ], { msg: 'where' });
+});
+
+test('comparisons return float masks with no gradient; ties in maximum/minimum split the gradient', async () => {
+  const { cpu, gpu } = backends();
+  for (const be of [cpu, gpu]) {
+    const a = tensor([1, 2, 3, 4], { backend: be, requiresGrad: true });
+    const b = tensor([4, 2, 1, 4], { backend: be });
+    assert.equal(Array.from(await F.lt(a, b).data()), [1, 0, 0, 0]);
+    assert.equal(Array.from(await F.le(a, b).data()), [1, 1, 0, 1]);
+    assert.equal(Array.from(await F.gt(a, b).data()), [0, 0, 1, 0]);
+    assert.equal(Array.from(await F.ge(a, b).data()), [0, 1, 1, 1]);
+    assert.equal(Array.from(await F.eq(a, b).data()), [0, 1, 0, 1]);
+    assert.equal(Array.from(await F.ne(a, 2).data()), [1, 0, 1, 1]);
+    assert.is(F.lt(a, b).requiresGrad, false, 'a comparison has no gradient');
+    const m = F.maximum(a, b);
+    F.sum(m).backward();
+    assert.equal(Array.from(await a.grad!.data()), [0, 0.5, 1, 0.5], `maximum tie gradient on ${be.name}`);
+  }
+});
+
+test('addcmul, cast, clamp and dtype handling', async () => {
+  const { cpu, gpu } = backends();
+  for (const be of [cpu, gpu]) {
+    const a = tensor([1, 2, 3], { backend: be }), b = tensor([2, 2, 2], { backend: be }), c = tensor([[1], [-1]], { backend: be });
+    assert.equal(await addcmul(a, b, c, 0.5).array(), [[2, 3, 4], [0, 1, 2]]);
+    const i = cast(tensor([1.7, -1.7, 2.2], { backend: be }), 'int32');
+    assert.is(i.dtype, 'int32');
+    assert.equal(Array.from(await i.data()), [1, -1, 2], `float->int truncates toward zero on ${be.name}`);
+    const f = cast(i, 'float32');
+    assert.ok((await f.data()) instanceof Float32Array);
+    assert.equal(Array.from(await F.clamp(tensor([-5, 0.5, 5], { backend: be }), -1, 1).data()), [-1, 0.5, 1]);
+    assert.equal(Array.from(await F.clamp(tensor([-5, 0.5, 5], { backend: be }), undefined, 1).data()), [-5, 0.5, 1]);
+  }
+});
+
+test('large and special values: exp overflow, log(0), tanh/sigmoid saturation agree', async () => {
+  const x = new Float32Array([-200, -100, -30, 0, 30, 100, 200]);
+  const fns: [string, (t: Tensor) => Tensor][] = [
+    ['exp', F.exp], ['tanh', F.tanh], ['sigmoid', F.sigmoid], ['silu', F.silu], ['gelu', (t) => gelu(t)],
+    ['gelu tanh', (t) => gelu(t, 'tanh')], ['log(abs)', (t) => F.log(F.abs(t))],
+  ];
+  for (const [name, f] of fns) await compareBackends(f, [{ data: x, shape: [7] }], { msg: name });
+  const { cpu } = backends();
+  assert.equal(Array.from(await F.tanh(tensor(x, { backend: cpu })).data()), [-1, -1, -1, 0, 1, 1, 1]);
+  assert.is((await F.log(tensor([0], { backend: cpu })).data())[0], -Infinity);
+  void randTensor;
+});
+
+test.run();

@@ -1,0 +1,242 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tensor, Generator, type Tensor, type Backend } from '@foliar/tensor';
+import * as F from '@foliar/tensor';
+import {
+  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden,
+} from '../helpers.js';
+
+const test = suite('nn-ops');
+test.before(async () => { await setup(); });
+test.after(() => teardown());
+
+const both = (): Backend[] => [backends().cpu, backends().gpu];
+
+/** f64 softmax along `dim` of a host array. */
+function refSoftmax(x: ArrayLike<number>, shape: number[], dim: number, log: boolean): number[] {
+  const d = dim < 0 ? dim + shape.length : dim;
+  const inner = numelOf(shape.slice(d + 1)), size = shape[d]!, outer = numelOf(shape.slice(0, d));
+  const out = new Array<number>(x.length);
+  for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) {
+    const at = (r: number) => (o * size + r) * inner + i;
+    let m = -Infinity;
+    for (let r = 0; r < size; r++) m = Math.max(m, x[at(r)]!);
+    let s = 0;
+    for (let r = 0; r < size; r++) s += Math.exp(x[at(r)]! - m);
+    for (let r = 0; r < size; r++) out[at(r)] = log ? x[at(r)]! - m - Math.log(s) : Math.exp(x[at(r)]! - m) / s;
+  }
+  return out;
+}
+
+test('softmax / logSoftmax on any dim, with large logits, match an f64 reference', async () => {
+  const shape = [3, 5, 17];
+  const x = randArray(numelOf(shape), 1, -3, 3);
+  const big = x.map((v, i) => v * 300 + (i % 2 ? 1e4 : -1e4)); // |logits| up to 1e4: naive exp overflows
+  for (const data of [x, big]) {
+    for (const dim of [0, 1, 2, -1]) {
+      for (const log of [false, true]) {
+        const want = refSoftmax(data, shape, dim, log);
+        for (const be of both()) {
+          const t = tensor(data, { shape, backend: be });
+          const y = log ? F.logSoftmax(t, dim) : F.softmax(t, dim);
+          await assertClose(y, want, { rtol: 1e-5, atol: log ? 2e-3 : 1e-6, msg: `${log ? 'logSoftmax' : 'softmax'} dim ${dim} on ${be.name}` });
+        }
+      }
+    }
+  }
+  // softmax rows sum to one, even for a permuted input
+  for (const be of both()) {
+    const t = F.permute(tensor(x, { shape: [17, 5, 3], backend: be }), [2, 1, 0]);
+    await assertClose(F.sum(F.softmax(t, 1), 1), new Array(3 * 17).fill(1), { rtol: 0, atol: 1e-6 });
+  }
+});
+
+test('gradcheck softmax / logSoftmax (CPU) and WebGPU gradient agreement', async () => {
+  const { cpu } = backends();
+  for (const dim of [0, 1, -1]) {
+    for (const f of [F.softmax, F.logSoftmax]) {
+      await gradcheck((t) => f(t, dim), [tensor(randArray(24, 2, -2, 2), { shape: [2, 3, 4], backend: cpu, requiresGrad: true })], { msg: `${f.name} dim ${dim}` });
+      await compareBackends((t) => f(t, dim), [{ data: randArray(3 * 5 * 17, 3, -5, 5), shape: [3, 5, 17], requiresGrad: true }], { rtol: 2e-4, gradRtol: 5e-4, msg: `${f.name} dim ${dim}` });
+    }
+  }
+});
+
+/** Runs a golden case: inputs -> out, out.backward(R) -> grads, on both backends. */
+async function golden(
+  file: string,
+  fn: (g: Record<string, Tensor>) => Tensor,
+  gradNames: string[],
+  tol = 1e-4,
+): Promise<void> {
+  const g = await readGolden(`ops/${file}.safetensors`, `golden ${file}`);
+  if (!g) return;
+  for (const be of both()) {
+    const ins: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(g)) {
+      ins[k] = tensor(v.data, { shape: v.shape, backend: be, requiresGrad: v.data instanceof Float32Array && gradNames.includes(`grad_${k}`) });
+    }
+    const out = fn(ins);
+    await assertClose(out, g.out!.data, { rtol: tol, msg: `${file} out on ${be.name}` });
+    out.backward(tensor(g.R!.data, { shape: g.R!.shape, backend: be }));
+    for (const gn of gradNames) {
+      const t = ins[gn.slice(5)]!;
+      await assertClose(t.grad!, g[gn]!.data, { rtol: tol, msg: `${file} ${gn} on ${be.name}` });
+    }
+  }
+}
+
+test('golden: softmax, log_softmax, activations', async () => {
+  await golden('softmax_lastdim', (g) => F.softmax(g.x!, -1), ['grad_x']);
+  await golden('log_softmax_lastdim', (g) => F.logSoftmax(g.x!, -1), ['grad_x']);
+  await golden('relu', (g) => F.relu(g.x!), ['grad_x']);
+  await golden('sigmoid', (g) => F.sigmoid(g.x!), ['grad_x']);
+  await golden('tanh', (g) => F.tanh(g.x!), ['grad_x']);
+  await golden('silu', (g) => F.silu(g.x!), ['grad_x']);
+  await golden('gelu_erf', (g) => F.gelu(g.x!), ['grad_x']);
+  await golden('gelu_tanh', (g) => F.gelu(g.x!, 'tanh'), ['grad_x']);
+  await golden('quick_gelu', (g) => F.quickGelu(g.x!), ['grad_x']);
+});
+
+test('golden: cross_entropy (plain, label smoothing), mse_loss, embedding with repeated ids', async () => {
+  await golden('cross_entropy', (g) => F.crossEntropy(g.logits!, g.target!), ['grad_logits']);
+  await golden('cross_entropy_label_smoothing', (g) => F.crossEntropy(g.logits!, g.target!, { labelSmoothing: 0.1 }), ['grad_logits']);
+  await golden('mse_loss', (g) => F.mseLoss(g.input!, g.target!), ['grad_input', 'grad_target']);
+  await golden('embedding', (g) => F.embedding(g.ids!, g.weight!), ['grad_weight']);
+});
+
+/** Hand-computed cross entropy: per-row -w[y]·(1-ε)·logp[y] - ε/C·Σ_c w[c]·logp[c]. */
+function refCrossEntropy(logits: number[][], target: number[], w: number[] | null, eps: number, reduction: 'none' | 'sum' | 'mean'): number[] {
+  const C = logits[0]!.length;
+  const wt = w ?? new Array(C).fill(1);
+  const rows = logits.map((row, i) => {
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+    const lp = row.map((v) => v - lse);
+    const y = target[i]!;
+    return -(1 - eps) * wt[y]! * lp[y]! - (eps / C) * lp.reduce((a, v, c) => a + wt[c]! * v, 0);
+  });
+  if (reduction === 'none') return rows;
+  const s = rows.reduce((a, b) => a + b, 0);
+  if (reduction === 'sum') return [s];
+  const denom = target.reduce((a, y) => a + wt[y]!, 0); // PyTorch: weighted mean divides by Σ w[y_i]
+  return [s / denom];
+}
+
+test('crossEntropy: hand-computed with class weights, label smoothing, every reduction, [N, C, d] logits', async () => {
+  const logits = [[2, 1, 0.1, -1], [0.5, 2.5, 0.3, 0], [-1, 0, 1, 3], [1, 1, 1, 1], [100, -100, 0, 50]];
+  const target = [0, 1, 3, 2, 1];
+  const w = [1, 2, 0.5, 3];
+  for (const be of both()) {
+    const L = tensor(logits, { backend: be });
+    const T = tensor(Int32Array.from(target), { backend: be });
+    const W = tensor(w, { backend: be });
+    for (const weight of [null, w]) {
+      for (const eps of [0, 0.2]) {
+        for (const reduction of ['none', 'sum', 'mean'] as const) {
+          const y = F.crossEntropy(L, T, { reduction, labelSmoothing: eps, ...(weight ? { weight: W } : {}) });
+          await assertClose(y, refCrossEntropy(logits, target, weight, eps, reduction), {
+            rtol: 1e-5, atol: 1e-4, msg: `crossEntropy w=${!!weight} eps=${eps} ${reduction} on ${be.name}`,
+          });
+        }
+      }
+    }
+    // [N, C, d] logits with [N, d] targets equal the flattened [N*d, C] case
+    const l3 = randArray(2 * 4 * 3, 5, -2, 2), t3 = randIntArray(6, 6, 0, 4);
+    const a = F.crossEntropy(tensor(l3, { shape: [2, 4, 3], backend: be }), tensor(t3, { shape: [2, 3], backend: be }), { reduction: 'none' });
+    assert.equal(a.shape, [2, 3]);
+    const flat: number[][] = [];
+    for (let n = 0; n < 2; n++) for (let d = 0; d < 3; d++) flat.push([0, 1, 2, 3].map((c) => l3[n * 12 + c * 3 + d]!));
+    await assertClose(a, refCrossEntropy(flat, Array.from(t3), null, 0, 'none'), { rtol: 1e-5, msg: `[N, C, d] crossEntropy on ${be.name}` });
+  }
+  // gradients: weighted, smoothed, mean
+  const { cpu } = backends();
+  const T = tensor(Int32Array.from(target.slice(0, 4)), { backend: cpu });
+  const W = tensor(w, { backend: cpu });
+  await gradcheck((l) => F.crossEntropy(l, T, { weight: W, labelSmoothing: 0.1 }), [tensor(logits.slice(0, 4), { backend: cpu, requiresGrad: true })], { msg: 'crossEntropy weighted smoothed' });
+  await compareBackends((l) => F.crossEntropy(l, tensor(Int32Array.from([0, 1, 3, 2, 1]), { backend: l.backend }), { reduction: 'sum', labelSmoothing: 0.3 }), [
+    { data: Float32Array.from(logits.flat()), shape: [5, 4], requiresGrad: true },
+  ], { msg: 'crossEntropy across backends' });
+});
+
+test('mseLoss reductions and gradients', async () => {
+  for (const be of both()) {
+    const a = tensor([1, 2, 3, 4], { backend: be, requiresGrad: true }), b = tensor([1, 0, 5, 0], { backend: be });
+    assert.is(await F.mseLoss(a, b).item(), (0 + 4 + 4 + 16) / 4);
+    assert.is(await F.mseLoss(a, b, 'sum').item(), 24);
+    assert.equal(Array.from(await F.mseLoss(a, b, 'none').data()), [0, 4, 4, 16]);
+    F.mseLoss(a, b).backward();
+    assert.equal(Array.from(await a.grad!.data()), [0, 1, -1, 2], `mse grad = 2(a-b)/n on ${be.name}`);
+  }
+});
+
+test('embedding: repeated ids accumulate gradients; out-of-range ids are an error on CPU', async () => {
+  for (const be of both()) {
+    const w = tensor([[1, 2], [3, 4], [5, 6]], { backend: be, requiresGrad: true });
+    const ids = tensor(Int32Array.from([2, 0, 2, 2]), { shape: [2, 2], backend: be });
+    const y = F.embedding(ids, w);
+    assert.equal(await y.array(), [[[5, 6], [1, 2]], [[5, 6], [5, 6]]]);
+    F.sum(F.mul(y, tensor([1, 10], { backend: be }))).backward();
+    assert.equal(await w.grad!.array(), [[1, 10], [0, 0], [3, 30]], `embedding grad on ${be.name}`);
+  }
+  const { cpu } = backends();
+  assert.throws(() => F.embedding(tensor(Int32Array.from([3]), { backend: cpu }), tensor([[1], [2]], { backend: cpu })), /index 3 is out of range/);
+});
+
+test('oneHot and gather (any dim, gradients)', async () => {
+  for (const be of both()) {
+    const h = F.oneHot(tensor(Int32Array.from([2, 0, 1, 2]), { shape: [2, 2], backend: be }), 3);
+    assert.equal(h.shape, [2, 2, 3]);
+    assert.equal(await h.array(), [[[0, 0, 1], [1, 0, 0]], [[0, 1, 0], [0, 0, 1]]]);
+    const x = tensor([[1, 2, 3], [4, 5, 6]], { backend: be, requiresGrad: true });
+    const g1 = F.gather(x, 1, tensor(Int32Array.from([2, 2, 0, 1]), { shape: [2, 2], backend: be }));
+    assert.equal(await g1.array(), [[3, 3], [4, 5]]);
+    const g0 = F.gather(x, 0, tensor(Int32Array.from([1, 0, 1]), { shape: [1, 3], backend: be }));
+    assert.equal(await g0.array(), [[4, 2, 6]]);
+    F.sum(g1).backward();
+    assert.equal(await x.grad!.array(), [[0, 0, 2], [1, 1, 0]], `gather grad on ${be.name}`);
+  }
+  const { cpu } = backends();
+  const idx = tensor(Int32Array.from([0, 2, 1, 1, 0, 0]), { shape: [2, 3], backend: cpu });
+  await gradcheck((x) => F.gather(x, 1, idx), [tensor(randArray(8, 3), { shape: [2, 4], backend: cpu, requiresGrad: true })], { msg: 'gather' });
+});
+
+test('dropout: seeded, inverted scaling, eval and p=0 are identity, p=1 zeroes; gradient uses the same mask', async () => {
+  const n = 20_000;
+  for (const be of both()) {
+    const x = tensor(new Float32Array(n).fill(2), { backend: be, requiresGrad: true });
+    const y = F.dropout(x, 0.25, true, new Generator(3));
+    const d = await y.data();
+    let kept = 0;
+    for (const v of d) {
+      assert.ok(v === 0 || Math.abs(v - 2 / 0.75) < 1e-6, `dropout value ${v}`);
+      if (v !== 0) kept++;
+    }
+    assert.ok(Math.abs(kept / n - 0.75) < 0.015, `kept fraction ${kept / n} on ${be.name}`);
+    const again = await F.dropout(x, 0.25, true, new Generator(3)).data();
+    assert.equal(Array.from(again), Array.from(d), 'same generator state, same mask');
+    F.sum(y).backward();
+    const gd = await x.grad!.data();
+    for (let i = 0; i < n; i += 997) assert.is(gd[i], d[i] === 0 ? 0 : Math.fround(1 / 0.75), 'grad mask matches the forward mask');
+    assert.equal(Array.from(await F.dropout(x, 0.5, false).data()).slice(0, 3), [2, 2, 2], 'eval mode');
+    assert.equal(Array.from(await F.dropout(x, 0).data()).slice(0, 3), [2, 2, 2], 'p = 0');
+    assert.ok((await F.dropout(x, 1).data()).every((v) => v === 0), 'p = 1');
+  }
+  // same seed, same mask on CPU and WebGPU
+  const { cpu, gpu } = backends();
+  const mc = await F.dropout(tensor(new Float32Array(999).fill(1), { backend: cpu }), 0.5, true, new Generator(8)).data();
+  const mg = await F.dropout(tensor(new Float32Array(999).fill(1), { backend: gpu }), 0.5, true, new Generator(8)).data();
+  assert.equal(Array.from(mg), Array.from(mc), 'dropout mask identical across backends');
+});
+
+test('linear matches x @ W^T + b with gradients', async () => {
+  const { cpu } = backends();
+  const mk = (shape: number[], seed: number) => tensor(randArray(numelOf(shape), seed), { shape, backend: cpu, requiresGrad: true });
+  await gradcheck((x, w, b) => F.linear(x, w, b), [mk([3, 4], 1), mk([5, 4], 2), mk([5], 3)], { msg: 'linear' });
+  await compareBackends((x, w, b) => F.linear(x, w, b), [
+    { data: randArray(2 * 7 * 13, 4), shape: [2, 7, 13], requiresGrad: true },
+    { data: randArray(9 * 13, 5), shape: [9, 13], requiresGrad: true },
+    { data: randArray(9, 6), shape: [9], requiresGrad: true },
+  ], { rtol: 2e-4, gradRtol: 5e-4, msg: 'linear' });
+});
+
+test.run();

@@ -1,0 +1,124 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import path from 'node:path';
+import { tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool.js';
+import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
+import { setup, teardown, backends, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
+
+test.before(async () => {
+  await setup();
+});
+test.after(() => teardown());
+
+type Golden = Map<string, { shape: number[]; data: Float32Array }>;
+
+async function readGolden(name: string): Promise<Golden | null> {
+  const dir = shared('golden/ops', `golden ${name}`);
+  if (!dir) return null;
+  const f = await SafetensorsFile.open(path.join(dir, `${name}.safetensors`));
+  const out: Golden = new Map();
+  for (const k of f.keys()) {
+    const { shape, data } = await f.read(k, { as: 'float32' });
+    out.set(k, { shape: [...shape], data: data as Float32Array });
+  }
+  f.close();
+  return out;
+}
+
+const goldenCases: [string, (x: Tensor) => Tensor][] = [
+  ['max_pool2d_k2_s2', (x) => maxPool2d(x, { kernelSize: 2, stride: 2 })],
+  ['max_pool2d_k3_s2_p1', (x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 })],
+  ['avg_pool2d_k2_s2', (x) => avgPool2d(x, { kernelSize: 2, stride: 2 })],
+  ['avg_pool2d_k3_s2_p1', (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, countIncludePad: true })],
+  ['adaptive_avg_pool2d_1', (x) => adaptiveAvgPool2d(x, [1, 1])],
+  ['upsample_nearest_x2', (x) => interpolate(x, { scaleFactor: 2, mode: 'nearest' })],
+];
+for (const [name, fn] of goldenCases) {
+  for (const which of ['cpu', 'gpu'] as const) {
+    test(`golden ${name} (${which})`, async () => {
+      const g = await readGolden(name);
+      if (!g) return;
+      const be: Backend = backends()[which];
+      const e = g.get('x')!;
+      const x = tensor(e.data, { shape: e.shape, backend: be, requiresGrad: true });
+      const y = fn(x);
+      await assertClose(y, g.get('out')!.data, { msg: `${name} (${which}) out` });
+      y.backward(tensor(g.get('R')!.data, { shape: g.get('R')!.shape, backend: be }));
+      assert.ok(x.grad, `${name}: no gradient`);
+      await assertClose(x.grad!, g.get('grad_x')!.data, { msg: `${name} (${which}) grad_x` });
+    });
+  }
+}
+
+// ---- randomized WebGPU vs CPU at awkward sizes
+
+const shapes: [number, number, number, number][] = [[1, 3, 7, 7], [3, 5, 13, 13], [1, 17, 13, 7]];
+const poolOps: [string, (x: Tensor) => Tensor][] = [
+  ['maxPool2d k3 s2 p1', (x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 })],
+  ['maxPool2d k2 (default stride) ceilMode', (x) => maxPool2d(x, { kernelSize: 2, ceilMode: true })],
+  ['maxPool2d k3 s1 dilation 2 p2', (x) => maxPool2d(x, { kernelSize: 3, stride: 1, dilation: 2, padding: 2 })],
+  ['maxPool2d k[3,2] s[2,1]', (x) => maxPool2d(x, { kernelSize: [3, 2], stride: [2, 1] })],
+  ['avgPool2d k3 s2 p1', (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1 })],
+  ['avgPool2d k3 s2 p1 excl. pad ceilMode', (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, countIncludePad: false, ceilMode: true })],
+  ['avgPool2d k2 divisorOverride 3', (x) => avgPool2d(x, { kernelSize: 2, divisorOverride: 3 })],
+  ['adaptiveAvgPool2d 3', (x) => adaptiveAvgPool2d(x, 3)],
+  ['adaptiveAvgPool2d [5, null]', (x) => adaptiveAvgPool2d(x, [5, null])],
+  ['adaptiveAvgPool2d 17 (upsampling windows)', (x) => adaptiveAvgPool2d(x, 17)],
+  ['interpolate nearest x2', (x) => interpolate(x, { scaleFactor: 2 })],
+  ['interpolate nearest size [5, 17]', (x) => interpolate(x, { size: [5, 17] })],
+];
+for (const shape of shapes) {
+  for (const [tag, fn] of poolOps) {
+    test(`${tag} WebGPU vs CPU ${JSON.stringify(shape)}`, async () => {
+      await compareBackends((x) => fn(x!), [{ data: randnArray(numelOf(shape), 3), shape, requiresGrad: true }]);
+    });
+  }
+}
+
+test('maxPool2d: ties send the gradient to the first maximum (both backends)', async () => {
+  for (const be of [backends().cpu, backends().gpu]) {
+    const x = tensor([1, 5, 5, 2, 5, 0, 3, 3, 3], { shape: [1, 1, 3, 3], backend: be, requiresGrad: true });
+    const y = maxPool2d(x, { kernelSize: 2, stride: 1 });
+    await assertClose(y, [5, 5, 5, 5], { msg: be.name });
+    y.backward(tensor([1, 10, 100, 1000], { shape: [1, 1, 2, 2], backend: be }));
+    // windows (0,0) and (0,1) both hold several 5s and pick x[0,1] (index 1); (1,0) and (1,1) pick x[1,1] (index 4)
+    await assertClose(x.grad!, [0, 1 + 10, 0, 0, 100 + 1000, 0, 0, 0, 0], { msg: `${be.name} grad` });
+  }
+});
+
+test('avgPool2d: hand-computed padded corners', async () => {
+  for (const be of [backends().cpu, backends().gpu]) {
+    const x = tensor([1, 2, 3, 4], { shape: [1, 1, 2, 2], backend: be });
+    // kernel 2, stride 2, padding 1 → 4 windows each holding one input value
+    await assertClose(avgPool2d(x, { kernelSize: 2, stride: 2, padding: 1 }), [0.25, 0.5, 0.75, 1], { msg: `${be.name} incl` });
+    await assertClose(avgPool2d(x, { kernelSize: 2, stride: 2, padding: 1, countIncludePad: false }), [1, 2, 3, 4], { msg: `${be.name} excl` });
+  }
+});
+
+test('nearestIndices follows PyTorch legacy nearest', () => {
+  assert.equal([...nearestIndices(3, 6, 2)], [0, 0, 1, 1, 2, 2]);
+  // size-driven: scale = in / out = 5/3 → floor(0), floor(1.67), floor(3.33)
+  assert.equal([...nearestIndices(5, 3)], [0, 1, 3]);
+  assert.equal([...nearestIndices(7, 13)], [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6]);
+});
+
+test('pool CPU gradients match finite differences', async () => {
+  const { cpu } = backends();
+  const x = (): Tensor => tensor(randnArray(2 * 3 * 7 * 6, 21), { shape: [2, 3, 7, 6], backend: cpu, requiresGrad: true });
+  await gradcheck((t) => avgPool2d(t!, { kernelSize: 3, stride: 2, padding: 1, countIncludePad: false, ceilMode: true }), [x()]);
+  await gradcheck((t) => adaptiveAvgPool2d(t!, [4, 5]), [x()]);
+  await gradcheck((t) => interpolate(t!, { size: [9, 13] }), [x()]);
+});
+
+test('pool ops: clear errors', () => {
+  const { cpu } = backends();
+  const x = tensor(new Float32Array(2 * 3 * 4 * 4), { shape: [2, 3, 4, 4], backend: cpu });
+  assertThrowsWith(() => maxPool2d(tensor(new Float32Array(16), { shape: [4, 4], backend: cpu }), { kernelSize: 2 }), [/maxPool2d/, /4-D/], 'rank');
+  assertThrowsWith(() => maxPool2d(x, { kernelSize: 2, padding: 2 }), [/padding/, /half the \(dilated\) kernel/], 'padding');
+  assertThrowsWith(() => avgPool2d(x, { kernelSize: 5 }), [/does not fit/], 'kernel too big');
+  assertThrowsWith(() => interpolate(x, { scaleFactor: 2, size: 3 }), [/exactly one/], 'both size and scale');
+  assertThrowsWith(() => adaptiveAvgPool2d(x, 0), [/positive/], 'output size 0');
+});
+
+test.run();
