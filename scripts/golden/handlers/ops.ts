@@ -1,5 +1,6 @@
 import * as ft from '@foliar/tensor';
 import type { Tensor } from '@foliar/tensor';
+import { adamUpdate } from '@foliar/nn';
 import { Skip, type CaseContext, type Handler } from '../context.js';
 
 type Ins = Record<string, Tensor>;
@@ -46,7 +47,6 @@ function fn<T extends (...a: never[]) => unknown>(name: string): T {
 type F = (...a: unknown[]) => Tensor;
 
 async function optimizerCase(ctx: CaseContext, decoupled: boolean): Promise<void> {
-  const adamStep = fn<F>('adamStep');
   const p = await ctx.t('param0');
   const m = ft.zerosLike(p), v = ft.zerosLike(p);
   const betas = ctx.attr<[number, number]>('betas');
@@ -54,7 +54,7 @@ async function optimizerCase(ctx: CaseContext, decoupled: boolean): Promise<void
   for (let s = 1; s <= steps; s++) {
     const g = await ctx.t(`grad_step${s}`);
     ft.noGrad(() =>
-      adamStep(p, g, m, v, {
+      adamUpdate(p, g, m, v, {
         lr: ctx.attr<number>('lr'),
         beta1: betas[0],
         beta2: betas[1],
