@@ -22,18 +22,16 @@ const NEG = '-3.4028234e38';
 const chunks = (d: number): number => Math.ceil(d / 4);
 const rep = (n: number, f: (i: number) => string, sep = '\n    '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
-/** fn ld_<buf>(base, c) -> vec4: elements 4c..4c+3 of a row of `d` floats, zero past the end. */
-function loader(buf: string, d: number): string {
-  const el = (e: number): string =>
-    d % 4 === 0 ? `${buf}[b + ${e}u]` : `select(0.0, ${buf}[min(b + ${e}u, base + ${d - 1}u)], 4u * c + ${e}u < ${d}u)`;
-  return `fn ld_${buf}(base: u32, c: u32) -> vec4<f32> { let b = base + 4u * c; return vec4<f32>(${[0, 1, 2, 3].map(el).join(', ')}); }`;
+/** vec4 of elements 4c..4c+3 of the row of `d` floats at `base`, zero past the row's end. */
+function ld(buf: string, base: string, c: number, d: number): string {
+  const parts = [0, 1, 2, 3].map((e) => (4 * c + e < d ? `${buf}[${base} + ${4 * c + e}u]` : '0.0'));
+  return `vec4<f32>(${parts.join(', ')})`;
 }
-function storer(buf: string, d: number): string {
-  const comps = ['x', 'y', 'z', 'w'];
-  const body = [0, 1, 2, 3]
-    .map((e) => (d % 4 === 0 ? `${buf}[b + ${e}u] = v.${comps[e]};` : `if (4u * c + ${e}u < ${d}u) { ${buf}[b + ${e}u] = v.${comps[e]}; }`))
+function st(buf: string, base: string, c: number, d: number, val: string): string {
+  return [0, 1, 2, 3]
+    .filter((e) => 4 * c + e < d)
+    .map((e) => `${buf}[${base} + ${4 * c + e}u] = ${val}.${'xyzw'[e]};`)
     .join(' ');
-  return `fn st_${buf}(base: u32, c: u32, v: vec4<f32>) { let b = base + 4u * c; ${body} }`;
 }
 
 const UNIFORMS = `struct U { bh: u32, heads: u32, lq: u32, lk: u32, qoff: u32, koff: u32, voff: u32, moff: u32,
@@ -53,48 +51,62 @@ const MASK_AT = (i: string, j: string): string =>
 
 /** A row streamed by every invocation: vec4 chunks `${arr}0..` of `n` from `buf` at `base(row)`, and scalars. */
 interface Streamed {
-  vecs: { arr: string; buf: string; n: number; base: (row: string) => string }[];
+  vecs: { arr: string; buf: string; n: number; dim: number; base: (row: string) => string }[];
   scalars: { name: string; expr: (row: string) => string }[];
 }
 
 /**
- * Emits the streaming loop over rows [start, end) in blocks of BK. `body(vec, scalar)` is the code
- * for block row t (row index `r`), reading chunk c of a streamed row via vec(arr, c) and a streamed
- * scalar via scalar(name); `blockEnd` runs after each block. Chunks are unrolled into separate
- * variables (no private arrays: dynamically indexed ones become if-ladders in lavapipe), the rows
- * of a block are a loop (lavapipe's compile time grows steeply with shader size). With subgroups,
- * lane t loads row t of the block and the others read it by subgroupShuffle (t is uniform).
+ * Emits the streaming loop over rows [start, end). `body(t, vec, scalar)` handles one row `r${t}`,
+ * reading chunk c of the streamed row via vec(arr, c) and a streamed scalar via scalar(name).
+ * Blocked (forward, or with subgroups): rows come in blocks of 8 whose bodies are unrolled, t being
+ * the row within the block; with subgroups lane t loads row t of the block and the others read it
+ * by subgroupBroadcast. Otherwise a flat loop, one row per iteration (t = 0). Chunks are separate
+ * variables: lavapipe's compile time explodes with dynamically indexed private arrays, nested
+ * row loops and dynamic-lane shuffles, and grows steeply with code size.
  */
-function streamLoop(sg: boolean, start: string, end: string, s: Streamed, body: (vec: (arr: string, c: number) => string, scalar: (name: string) => string) => string, blockHead = '', blockEnd = ''): string {
+function streamLoop(
+  sg: boolean, blocked: boolean, start: string, end: string, s: Streamed,
+  body: (t: number, vec: (arr: string, c: number) => string, scalar: (name: string) => string) => string,
+  blockHead = '', blockEnd = '',
+): string {
+  if (!sg && !blocked) {
+    const vec = (arr: string, c: number): string => { const v = s.vecs.find((x) => x.arr === arr)!; return ld(v.buf, `${arr}b`, c, v.dim); };
+    const scalar = (name: string): string => s.scalars.find((x) => x.name === name)!.expr('r0');
+    return `for (var r0 = ${start}; r0 < ${end}; r0++) {
+    let in0 = true;
+    ${s.vecs.map((v) => `let ${v.arr}b = ${v.base('r0')};`).join(' ')}
+    ${body(0, vec, scalar)}
+  }`;
+  }
   const laneLoads = sg
     ? `let rl = min(j0 + lane, ${end} - 1u);
-    ${s.vecs.map((v) => `let ${v.arr}b = ${v.base('rl')};\n    ${rep(v.n, (c) => `let ${v.arr}L${c} = ld_${v.buf}(${v.arr}b, ${c}u);`, ' ')}`).join('\n    ')}
+    ${s.vecs.map((v) => `let ${v.arr}b = ${v.base('rl')};\n    ${rep(v.n, (c) => `let ${v.arr}L${c} = ${ld(v.buf, `${v.arr}b`, c, v.dim)};`, ' ')}`).join('\n    ')}
     ${rep(s.scalars.length, (k) => `let ${s.scalars[k]!.name}L = ${s.scalars[k]!.expr('rl')};`)}`
     : '';
-  const vec = (arr: string, c: number): string => {
-    const v = s.vecs.find((x) => x.arr === arr)!;
-    return sg ? `subgroupShuffle(${arr}L${c}, t)` : `ld_${v.buf}(${arr}b, ${c}u)`;
-  };
-  const scalar = (name: string): string => (sg ? `subgroupShuffle(${name}L, t)` : s.scalars.find((x) => x.name === name)!.expr('r'));
+  const rows = rep(BK, (t) => {
+    const vec = (arr: string, c: number): string => {
+      const v = s.vecs.find((x) => x.arr === arr)!;
+      return sg ? `subgroupBroadcast(${arr}L${c}, ${t}u)` : ld(v.buf, `${arr}b${t}`, c, v.dim);
+    };
+    const scalar = (name: string): string => (sg ? `subgroupBroadcast(${name}L, ${t}u)` : s.scalars.find((x) => x.name === name)!.expr(`r${t}`));
+    return `let r${t} = min(j0 + ${t}u, ${end} - 1u);
+    let in${t} = j0 + ${t}u < ${end};
+    ${sg ? '' : s.vecs.map((v) => `let ${v.arr}b${t} = ${v.base(`r${t}`)};`).join(' ')}
+    ${body(t, vec, scalar)}`;
+  });
   return `for (var j0 = ${start}; j0 < ${end}; j0 += ${BK}u) {
     ${laneLoads}
     ${blockHead}
-    for (var t = 0u; t < ${BK}u; t++) {
-      if (j0 + t >= ${end}) { break; }
-      let r = j0 + t;
-      ${sg ? '' : s.vecs.map((v) => `let ${v.arr}b = ${v.base('r')};`).join(' ')}
-      ${body(vec, scalar)}
-    }
+    ${rows}
     ${blockEnd}
   }`;
 }
 
-function header(sg: boolean, names: [string, boolean][], loaders: string[]): string {
+function header(sg: boolean, names: [string, boolean][]): string {
   return `${sg ? 'enable subgroups;\n' : ''}
 ${names.map(([n, rw], i) => `@group(0) @binding(${i}) var<storage, ${rw ? 'read_write' : 'read'}> ${n}: array<f32>;`).join('\n')}
 ${UNIFORMS}
 @group(0) @binding(${names.length}) var<uniform> u: U;
-${loaders.join('\n')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   ${sg ? 'let lane = sgl & 7u;' : ''}
@@ -105,48 +117,44 @@ const sumDots = (n: number, a: (c: number) => string, b: (c: number) => string):
   Array.from({ length: n }, (_, c) => `dot(${a(c)}, ${b(c)})`).join(' + ');
 const declVec = (n: number, name: string, init: (c: number) => string): string => rep(n, (c) => `var ${name}${c} = ${init(c)};`, ' ');
 
-function forwardWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
+export function forwardWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
   const C = chunks(d), V = chunks(dv);
   const names: [string, boolean][] = [['q', false], ['k', false], ['v', false]];
   if (mask === 'add') names.push(['msk', false]);
   names.push(['o', true], ['lse', true]);
   const stream: Streamed = {
     vecs: [
-      { arr: 'kr', buf: 'k', n: C, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
-      { arr: 'vr', buf: 'v', n: V, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
+      { arr: 'kr', buf: 'k', n: C, dim: d, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
+      { arr: 'vr', buf: 'v', n: V, dim: dv, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
     ],
     scalars: [],
   };
-  // Scores of the block first, then one rescale, then the weighted V rows (online softmax).
-  const vAt = (c: number): string => (sg ? `subgroupShuffle(vrL${c}, t)` : `ld_v(vb, ${c}u)`);
+  // Online softmax per block of 8 keys: score the block, rescale once, add the weighted V rows.
   const scoreLoop = streamLoop(
-    sg, '0u', 'kvEnd', stream,
-    (vec) => `var sc = ${sumDots(C, (c) => `q${c}`, (c) => vec('kr', c))};
-      ${mask === 'add' ? `sc += ${MASK_AT('iq', 'r')};` : ''}
-      ok[t] = ${mask === 'causal' ? 'r <= i' : 'true'};
-      s[t] = select(${NEG}, sc, ok[t]);`,
-    `var s: array<f32, ${BK}>; var ok: array<bool, ${BK}>;`,
-    `var mn = m;
-    for (var t = 0u; t < ${BK}u; t++) { if (j0 + t < kvEnd) { mn = max(mn, s[t]); } }
+    sg, true, '0u', 'kvEnd', stream,
+    (t, vec) => `let ok${t} = in${t}${mask === 'causal' ? ` && r${t} <= i` : ''};
+    var s${t} = ${sumDots(C, (c) => `q${c}`, (c) => vec('kr', c))};
+    ${mask === 'add' ? `s${t} += ${MASK_AT('iq', `r${t}`)};` : ''}
+    s${t} = select(${NEG}, s${t}, ok${t});`,
+    '',
+    `let mn = ${Array.from({ length: BK }, (_, t) => `s${t}`).reduce((acc, x) => `max(${acc}, ${x})`, 'm')};
     let corr = exp(m - mn);
     l *= corr;
     ${rep(V, (c) => `acc${c} *= corr;`, ' ')}
     m = mn;
-    for (var t = 0u; t < ${BK}u; t++) {
-      if (j0 + t >= kvEnd) { break; }
-      ${sg ? '' : `let vb = u.voff + (bh * u.lk + j0 + t) * ${dv}u;`}
-      let p = select(0.0, exp(s[t] - mn), ok[t]);
+    ${rep(BK, (t) => `{
+      let p = select(0.0, exp(s${t} - mn), ok${t});
       l += p;
-      ${rep(V, (c) => `acc${c} += p * ${vAt(c)};`)}
-    }`,
+      ${rep(V, (c) => `acc${c} += p * ${sg ? `subgroupBroadcast(vrL${c}, ${t}u)` : ld('v', `vrb${t}`, c, dv)};`, ' ')}
+    }`)}`,
   );
-  return `${header(sg, names, [loader('q', d), loader('k', d), loader('v', dv), storer('o', dv)])}
+  return `${header(sg, names)}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
   // keys visible to any row of this workgroup (uniform: all invocations stream the same rows)
   ${mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
   let qb = u.qoff + (bh * u.lq + iq) * ${d}u;
-  ${declVec(C, 'q', (c) => `ld_q(qb, ${c}u) * u.scale`)}
+  ${declVec(C, 'q', (c) => `${ld('q', 'qb', c, d)} * u.scale`)}
   ${declVec(V, 'acc', () => 'vec4<f32>(0.0)')}
   var m = ${NEG};
   var l = 0.0;
@@ -154,95 +162,99 @@ function forwardWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: bo
   if (i < u.lq) {
     let inv = 1.0 / l;
     let ob = (bh * u.lq + i) * ${dv}u;
-    ${rep(V, (c) => `st_o(ob, ${c}u, acc${c} * inv);`, ' ')}
+    ${rep(V, (c) => st('o', 'ob', c, dv, `(acc${c} * inv)`), ' ')}
     lse[bh * u.lq + i] = m + log(l);
   }
 }`;
 }
 
 /** dQ pass: one invocation per query row; also writes Di = dO_i · O_i for the dK/dV pass. */
-function dqWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
+export function dqWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
   const C = chunks(d), V = chunks(dv);
   const names: [string, boolean][] = [['q', false], ['k', false], ['v', false], ['o', false], ['lse', false], ['g', false]];
   if (mask === 'add') names.push(['msk', false]);
   names.push(['dq', true], ['dvec', true]);
   const stream: Streamed = {
     vecs: [
-      { arr: 'kr', buf: 'k', n: C, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
-      { arr: 'vr', buf: 'v', n: V, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
+      { arr: 'kr', buf: 'k', n: C, dim: d, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
+      { arr: 'vr', buf: 'v', n: V, dim: dv, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
     ],
     scalars: [],
   };
-  const loop = streamLoop(sg, '0u', 'kvEnd', stream, (vec) => `${rep(C, (c) => `let kt${c} = ${vec('kr', c)};`, ' ')}
+  const loop = streamLoop(sg, false, '0u', 'kvEnd', stream, (t, vec) => `if (in${t}) {
+      ${rep(C, (c) => `let kt${c} = ${vec('kr', c)};`, ' ')}
       var sc = ${sumDots(C, (c) => `q${c}`, (c) => `kt${c}`)};
-      ${mask === 'add' ? `sc += ${MASK_AT('iq', 'r')};` : ''}
-      let p = select(0.0, exp(sc - li), ${mask === 'causal' ? 'r <= i' : 'true'});
+      ${mask === 'add' ? `sc += ${MASK_AT('iq', `r${t}`)};` : ''}
+      let p = select(0.0, exp(sc - li), ${mask === 'causal' ? `r${t} <= i` : 'true'});
       let dp = ${sumDots(V, (c) => `g${c}`, (c) => vec('vr', c))};
       let ds = p * (dp - di);
-      ${rep(C, (c) => `dq${c} += ds * kt${c};`, ' ')}`);
-  return `${header(sg, names, [loader('q', d), loader('k', d), loader('v', dv), loader('o', dv), loader('g', dv), storer('dq', d)])}
+      ${rep(C, (c) => `dq${c} += ds * kt${c};`, ' ')}
+    }`);
+  return `${header(sg, names)}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
   ${mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
   let qb = u.qoff + (bh * u.lq + iq) * ${d}u;
   let gb = u.goff + (bh * u.lq + iq) * ${dv}u;
   let ob = u.ooff + (bh * u.lq + iq) * ${dv}u;
-  ${declVec(C, 'q', (c) => `ld_q(qb, ${c}u) * u.scale`)}
-  ${declVec(V, 'g', (c) => `ld_g(gb, ${c}u)`)}
-  let di = ${sumDots(V, (c) => `g${c}`, (c) => `ld_o(ob, ${c}u)`)};
+  ${declVec(C, 'q', (c) => `${ld('q', 'qb', c, d)} * u.scale`)}
+  ${declVec(V, 'g', (c) => `${ld('g', 'gb', c, dv)}`)}
+  let di = ${sumDots(V, (c) => `g${c}`, (c) => `${ld('o', 'ob', c, dv)}`)};
   let li = lse[u.loff + bh * u.lq + iq];
   ${declVec(C, 'dq', () => 'vec4<f32>(0.0)')}
   ${loop}
   if (i < u.lq) {
     let db = (bh * u.lq + i) * ${d}u;
-    ${rep(C, (c) => `st_dq(db, ${c}u, dq${c} * u.scale);`, ' ')}
+    ${rep(C, (c) => st('dq', 'db', c, d, `(dq${c} * u.scale)`), ' ')}
     dvec[bh * u.lq + i] = di;
   }
 }`;
 }
 
 /** dK/dV pass: one invocation per key row, streaming the query rows that see it. */
-function dkvWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
+export function dkvWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
   const C = chunks(d), V = chunks(dv);
   const names: [string, boolean][] = [['q', false], ['k', false], ['v', false], ['lse', false], ['g', false], ['dvec', false]];
   if (mask === 'add') names.push(['msk', false]);
   names.push(['dk', true], ['dvo', true]);
   const stream: Streamed = {
     vecs: [
-      { arr: 'qr', buf: 'q', n: C, base: (r) => `u.qoff + (bh * u.lq + ${r}) * ${d}u` },
-      { arr: 'gr', buf: 'g', n: V, base: (r) => `u.goff + (bh * u.lq + ${r}) * ${dv}u` },
+      { arr: 'qr', buf: 'q', n: C, dim: d, base: (r) => `u.qoff + (bh * u.lq + ${r}) * ${d}u` },
+      { arr: 'gr', buf: 'g', n: V, dim: dv, base: (r) => `u.goff + (bh * u.lq + ${r}) * ${dv}u` },
     ],
     scalars: [
       { name: 'lr', expr: (r) => `lse[u.loff + bh * u.lq + ${r}]` },
       { name: 'dr', expr: (r) => `dvec[bh * u.lq + ${r}]` },
     ],
   };
-  const loop = streamLoop(sg, 'iStart', 'u.lq', stream, (vec, scalar) => `${rep(C, (c) => `let qt${c} = ${vec('qr', c)};`, ' ')}
+  const loop = streamLoop(sg, false, 'iStart', 'u.lq', stream, (t, vec, scalar) => `if (in${t}) {
+      ${rep(C, (c) => `let qt${c} = ${vec('qr', c)};`, ' ')}
       ${rep(V, (c) => `let gt${c} = ${vec('gr', c)};`, ' ')}
       var sc = ${sumDots(C, (c) => `kk${c}`, (c) => `qt${c}`)};
-      ${mask === 'add' ? `sc += ${MASK_AT('r', 'jk')};` : ''}
-      let p = select(0.0, exp(sc - ${scalar('lr')}), ${mask === 'causal' ? 'jk <= r' : 'true'});
+      ${mask === 'add' ? `sc += ${MASK_AT(`r${t}`, 'jk')};` : ''}
+      let p = select(0.0, exp(sc - ${scalar('lr')}), ${mask === 'causal' ? `jk <= r${t}` : 'true'});
       let dp = ${sumDots(V, (c) => `vv${c}`, (c) => `gt${c}`)};
       let ds = p * (dp - ${scalar('dr')});
       ${rep(V, (c) => `dva${c} += p * gt${c};`, ' ')}
-      ${rep(C, (c) => `dka${c} += ds * qt${c};`, ' ')}`);
-  return `${header(sg, names, [loader('q', d), loader('k', d), loader('v', dv), loader('g', dv), storer('dk', d), storer('dvo', dv)])}
+      ${rep(C, (c) => `dka${c} += ds * qt${c};`, ' ')}
+    }`);
+  return `${header(sg, names)}
   let j = wid.x * ${WG}u + lid.x;
   let jk = min(j, u.lk - 1u);
   // causal: only queries i >= j see key j; start at the workgroup's first key (uniform)
   ${mask === 'causal' ? `let iStart = wid.x * ${WG}u;` : 'let iStart = 0u;'}
   let kb = u.koff + (bh * u.lk + jk) * ${d}u;
   let vb = u.voff + (bh * u.lk + jk) * ${dv}u;
-  ${declVec(C, 'kk', (c) => `ld_k(kb, ${c}u) * u.scale`)}
-  ${declVec(V, 'vv', (c) => `ld_v(vb, ${c}u)`)}
+  ${declVec(C, 'kk', (c) => `${ld('k', 'kb', c, d)} * u.scale`)}
+  ${declVec(V, 'vv', (c) => `${ld('v', 'vb', c, dv)}`)}
   ${declVec(C, 'dka', () => 'vec4<f32>(0.0)')}
   ${declVec(V, 'dva', () => 'vec4<f32>(0.0)')}
   ${loop}
   if (j < u.lk) {
     let kb2 = (bh * u.lk + j) * ${d}u;
     let vb2 = (bh * u.lk + j) * ${dv}u;
-    ${rep(C, (c) => `st_dk(kb2, ${c}u, dka${c} * u.scale);`, ' ')}
-    ${rep(V, (c) => `st_dvo(vb2, ${c}u, dva${c});`, ' ')}
+    ${rep(C, (c) => st('dk', 'kb2', c, d, `(dka${c} * u.scale)`), ' ')}
+    ${rep(V, (c) => st('dvo', 'vb2', c, dv, `(dva${c})`), ' ')}
   }
 }`;
 }

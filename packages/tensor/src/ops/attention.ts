@@ -1,0 +1,90 @@
+import { Tensor } from '../tensor.js';
+import type { Storage, View } from '../backend.js';
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { contiguous } from './views.js';
+import type { AttentionAttrs } from '../backends/kernel-attrs.js';
+
+export interface AttentionOptions {
+  /** 'causal' (query i sees keys j <= i, top-left aligned like PyTorch) or an additive float mask broadcastable to [B, H, Lq, Lk]. */
+  mask?: 'causal' | Tensor | null;
+  /** Defaults to 1 / sqrt(D). */
+  scale?: number;
+}
+
+function contig(t: Tensor): Tensor {
+  return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
+}
+
+/**
+ * torch.nn.functional.scaled_dot_product_attention for q [B, H, Lq, D], k [B, H, Lk, D],
+ * v [B, H, Lk, Dv]. One fused online-softmax kernel: the [Lq, Lk] score matrix is never stored,
+ * only each row's logsumexp, from which the fused backward recomputes the probabilities.
+ * The mask receives no gradient.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const op = 'scaledDotProductAttention';
+  for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
+    if (t.rank !== 4) throw new RangeError(`${op}: ${n} must be [B, H, L, D], got ${fmtShape(t.shape)}`);
+    if (t.dtype !== 'float32') throw new TypeError(`${op}: ${n} must be float32, got ${t.dtype}`);
+    if (t.backend !== q.backend) throw new Error(`${op}: ${n} is on ${t.backend.name}, q on ${q.backend.name}`);
+  }
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  const [, , Lk, Dv] = v.shape as [number, number, number, number];
+  if (!shapesEqual(k.shape, [B, H, Lk, D])) {
+    throw new RangeError(`${op}: k ${fmtShape(k.shape)} does not fit q ${fmtShape(q.shape)} and v ${fmtShape(v.shape)} (expected [${B}, ${H}, ${Lk}, ${D}])`);
+  }
+  if (!shapesEqual(v.shape.slice(0, 2), [B, H])) throw new RangeError(`${op}: v ${fmtShape(v.shape)} does not match q ${fmtShape(q.shape)} in batch and heads`);
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const full = [B, H, Lq, Lk];
+  let maskView: View | null = null;
+  let maskStrides: [number, number, number, number] | undefined;
+  const m = opts.mask;
+  if (m instanceof Tensor) {
+    if (m.dtype !== 'float32') throw new TypeError(`${op}: the mask must be an additive float32 tensor, got ${m.dtype}`);
+    if (m.backend !== q.backend) throw new Error(`${op}: the mask is on ${m.backend.name}, q on ${q.backend.name}`);
+    let ok = m.rank <= 4;
+    try {
+      ok = ok && shapesEqual(broadcastShapes(m.shape, full), full);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new RangeError(`${op}: mask ${fmtShape(m.shape)} does not broadcast to [B, H, Lq, Lk] = ${fmtShape(full)}`);
+    maskStrides = broadcastStrides(m.shape, m.strides, full) as [number, number, number, number];
+    maskView = m;
+  } else if (m !== undefined && m !== null && m !== 'causal') {
+    throw new TypeError(`${op}: mask must be 'causal', a Tensor or null`);
+  }
+  const attrs: AttentionAttrs = {
+    bh: B * H, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, scale,
+    mask: maskView ? 'add' : m === 'causal' ? 'causal' : 'none',
+    maskStrides,
+  };
+  const qc = contig(q), kc = contig(k), vc = contig(v);
+  const views: View[] = [qc, kc, vc];
+  if (maskView) views.push(maskView);
+  const [os, ls] = q.backend.run('attention_forward', views, attrs as unknown as Record<string, unknown>) as Storage[];
+  const out = new Tensor(os!, [B, H, Lq, Dv]);
+  const lse = new Tensor(ls!, [B, H, Lq]);
+  const mk = maskView ? (maskView as Tensor) : null;
+  const y = record(
+    out,
+    'scaled_dot_product_attention',
+    [q, k, v],
+    (g, saved) => {
+      const [sq, sk, sv, so, sl, sm] = saved as Tensor[];
+      const gc = g.isContiguous ? g : contiguous(g);
+      const bviews: View[] = [sq!, sk!, sv!, so!, sl!, gc];
+      if (sm) bviews.push(sm);
+      const [dq, dk, dv] = g.backend.run('attention_backward', bviews, attrs as unknown as Record<string, unknown>) as Storage[];
+      return [new Tensor(dq!, [B, H, Lq, D]), new Tensor(dk!, [B, H, Lk, D]), new Tensor(dv!, [B, H, Lk, Dv])];
+    },
+    [qc, kc, vc, out, lse, ...(mk ? [mk] : [])],
+  );
+  qc.dispose();
+  kc.dispose();
+  vc.dispose();
+  lse.dispose();
+  return y;
+}

@@ -1,0 +1,201 @@
+import { Tensor } from '../tensor.js';
+import type { Storage, View } from '../backend.js';
+import { fmtShape, numel, shapesEqual } from '../shape.js';
+import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { ew, ewInto } from './elementwise.js';
+import { contiguous } from './views.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../backends/kernel-attrs.js';
+
+/**
+ * GroupNorm, LayerNorm and BatchNorm share three fused kernels: a forward that computes the
+ * statistics of each row (two passes in f32, never E[x²]−E[x]²) and writes y, a backward for x
+ * per row, and a per-channel reduction for weight and bias. They differ only in how rows and
+ * affine indices map onto x, described by a NormLayout.
+ */
+interface NormPlan {
+  layout: NormLayout;
+  affine: Omit<NormAffineGradAttrs, 'size'>;
+  affineShape: readonly number[];
+}
+
+function checkFloat(x: Tensor, op: string): void {
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 input, got ${x.dtype}`);
+}
+
+function checkParam(p: Tensor | null | undefined, shape: readonly number[], op: string, what: string, x: Tensor): void {
+  if (!p) return;
+  if (p.size !== numel(shape) || (p.rank !== shape.length && p.rank !== 1)) {
+    throw new RangeError(`${op}: ${what} has shape ${fmtShape(p.shape)}, expected ${fmtShape(shape)} for input ${fmtShape(x.shape)}`);
+  }
+  if (p.backend !== x.backend) throw new Error(`${op}: ${what} is on ${p.backend.name}, the input on ${x.backend.name}`);
+  checkFloat(p, `${op} (${what})`);
+}
+
+function contig(t: Tensor): Tensor {
+  return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
+}
+
+/** Runs the fused forward, attaches the backward. `stats` given: constant statistics (eval BatchNorm). */
+function normCore(
+  op: string,
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  plan: NormPlan,
+  opts: { eps: number; stats?: Tensor; running?: [Tensor, Tensor]; momentum?: number },
+): Tensor {
+  const xc = contig(x);
+  const wc = weight ? contig(weight) : null;
+  const bc = bias ? contig(bias) : null;
+  const L = plan.layout;
+  const attrs: NormForwardAttrs = {
+    ...L,
+    eps: opts.eps,
+    hasWeight: !!wc,
+    hasBias: !!bc,
+    computeStats: !opts.stats,
+    updateRunning: !!opts.running,
+    momentum: opts.momentum ?? 0,
+  };
+  const views: View[] = [xc];
+  if (wc) views.push(wc);
+  if (bc) views.push(bc);
+  if (opts.stats) views.push(opts.stats);
+  if (opts.running) views.push(...opts.running);
+  const res = x.backend.run('norm_forward', views, attrs as unknown as Record<string, unknown>) as Storage[];
+  const y = new Tensor(res[0]!, x.shape);
+  const stats = opts.stats ? opts.stats.alias() : new Tensor(res[1]!, [L.rows, 2]);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const out = record(
+    y,
+    op,
+    inputs,
+    (g, saved) => {
+      const [sx, sst, sw] = saved as Tensor[];
+      const gc = g.isContiguous ? g : contiguous(g);
+      let dx: Tensor | null = null;
+      if (x.requiresGrad) {
+        const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats };
+        const bviews: View[] = [sx!, gc, sst!];
+        if (sw) bviews.push(sw);
+        dx = new Tensor(g.backend.run('norm_backward', bviews, battrs as unknown as Record<string, unknown>) as Storage, x.shape);
+      }
+      let dw: Tensor | null = null, db: Tensor | null = null;
+      if (weight?.requiresGrad || bias?.requiresGrad) {
+        const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine };
+        const [w, b] = g.backend.run('norm_affine_grad', [sx!, gc, sst!], aattrs as unknown as Record<string, unknown>) as Storage[];
+        dw = new Tensor(w!, weight ? weight.shape : [aattrs.size]);
+        db = new Tensor(b!, bias ? bias.shape : [aattrs.size]);
+      }
+      return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+    },
+    [xc, stats, ...(wc ? [wc] : [])],
+  );
+  xc.dispose();
+  wc?.dispose();
+  bc?.dispose();
+  stats.dispose();
+  return out;
+}
+
+/** torch.nn.functional.group_norm: x [N, C, ...], statistics over each group of C / numGroups channels. */
+export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  checkFloat(x, 'groupNorm');
+  if (x.rank < 2) throw new RangeError(`groupNorm: expected an input [N, C, ...], got ${fmtShape(x.shape)}`);
+  const [N, C] = x.shape as [number, number];
+  if (!Number.isInteger(numGroups) || numGroups <= 0 || C % numGroups !== 0) {
+    throw new RangeError(`groupNorm: ${C} channels of ${fmtShape(x.shape)} cannot be split into ${numGroups} groups`);
+  }
+  checkParam(weight, [C], 'groupNorm', 'weight', x);
+  checkParam(bias, [C], 'groupNorm', 'bias', x);
+  const S = numel(x.shape.slice(2));
+  const cpg = C / numGroups;
+  const plan: NormPlan = {
+    layout: {
+      rows: N * numGroups, count: cpg * S, inner: S, rowDiv: numGroups, rowStrideHi: C * S, rowStrideLo: cpg * S,
+      outerStride: S, affRow: cpg, affOuter: 1, affInner: 0,
+    },
+    affine: { outer: N, inner: S, pStride: C * S, aStride: S, rowP: numGroups, aDiv: cpg },
+    affineShape: [C],
+  };
+  return normCore('group_norm', x, weight ?? null, bias ?? null, plan, { eps });
+}
+
+/** torch.nn.functional.layer_norm: statistics over the last normalizedShape.length dims. */
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  checkFloat(x, 'layerNorm');
+  const k = normalizedShape.length;
+  if (k === 0 || k > x.rank || !shapesEqual(x.shape.slice(x.rank - k), normalizedShape)) {
+    throw new RangeError(`layerNorm: normalized shape ${fmtShape(normalizedShape)} does not match the trailing dims of ${fmtShape(x.shape)}`);
+  }
+  checkParam(weight, normalizedShape, 'layerNorm', 'weight', x);
+  checkParam(bias, normalizedShape, 'layerNorm', 'bias', x);
+  const M = numel(normalizedShape);
+  const R = M === 0 ? 0 : x.size / M;
+  const plan: NormPlan = {
+    layout: { rows: R, count: M, inner: M, rowDiv: 1, rowStrideHi: M, rowStrideLo: 0, outerStride: 0, affRow: 0, affOuter: 0, affInner: 1 },
+    affine: { outer: R, inner: 1, pStride: M, aStride: 1, rowP: 1, aDiv: Math.max(M, 1) },
+    affineShape: normalizedShape,
+  };
+  return normCore('layer_norm', x, weight ?? null, bias ?? null, plan, { eps });
+}
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/**
+ * torch.nn.functional.batch_norm over x [N, C, ...]. Training: batch statistics, and the running
+ * stats (when given) are updated in place with the unbiased batch variance. Eval: running stats.
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  opts: BatchNormOptions = { training: false },
+): Tensor {
+  checkFloat(x, 'batchNorm');
+  if (x.rank < 2) throw new RangeError(`batchNorm: expected an input [N, C, ...], got ${fmtShape(x.shape)}`);
+  const [N, C] = x.shape as [number, number];
+  const S = numel(x.shape.slice(2));
+  const eps = opts.eps ?? 1e-5;
+  const momentum = opts.momentum ?? 0.1;
+  checkParam(weight, [C], 'batchNorm', 'weight', x);
+  checkParam(bias, [C], 'batchNorm', 'bias', x);
+  for (const [t, what] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
+    checkParam(t, [C], 'batchNorm', what, x);
+    if (t && !t.isContiguous) throw new Error(`batchNorm: ${what} must be contiguous (it is updated in place)`);
+  }
+  if ((runningMean === null) !== (runningVar === null)) throw new Error('batchNorm: give both running stats or neither');
+  const plan: NormPlan = {
+    layout: { rows: C, count: N * S, inner: S, rowDiv: C, rowStrideHi: 0, rowStrideLo: S, outerStride: C * S, affRow: 1, affOuter: 0, affInner: 0 },
+    affine: { outer: N, inner: S, pStride: C * S, aStride: S, rowP: 0, aDiv: 1 },
+    affineShape: [C],
+  };
+  if (opts.training) {
+    if (N * S <= 1) throw new RangeError(`batchNorm: expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
+    const running = runningMean && runningVar ? ([runningMean, runningVar] as [Tensor, Tensor]) : undefined;
+    return normCore('batch_norm', x, weight ?? null, bias ?? null, plan, { eps, running, momentum });
+  }
+  if (!runningMean || !runningVar) throw new Error('batchNorm: eval mode needs runningMean and runningVar');
+  // Constant statistics [C, 2] = (mean, 1/sqrt(var + eps)), interleaved like the kernel's own.
+  const stats = noGrad(() => {
+    const s = new Tensor(x.backend.alloc('float32', C * 2), [C, 2]);
+    if (C > 0) {
+      ewInto({ storage: s.storage, shape: [C], strides: [2], offset: 0, dtype: 'float32' }, 'copy', [runningMean]);
+      const ve = ew('add_scalar', [runningVar], [eps]);
+      ewInto({ storage: s.storage, shape: [C], strides: [2], offset: 1, dtype: 'float32' }, 'rsqrt', [ve]);
+      ve.dispose();
+    }
+    return s;
+  });
+  const y = normCore('batch_norm', x, weight ?? null, bias ?? null, plan, { eps, stats });
+  stats.dispose();
+  return y;
+}
+

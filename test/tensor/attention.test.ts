@@ -1,0 +1,194 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { init, cpuBackend, webgpuBackend, shutdown, tensor, memory, resetPeakMemory, type Backend, type Tensor } from '@foliar/tensor';
+import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const shared = process.env.FOLIAR_SHARED ?? path.resolve(repoRoot, '..', 'shared');
+const goldenDir = path.join(shared, 'golden', 'ops');
+const haveGolden = fs.existsSync(goldenDir);
+
+/** Reads every F32 tensor of a golden safetensors file (8-byte header length + JSON header + data). */
+function readGolden(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const buf = fs.readFileSync(path.join(goldenDir, `${name}.safetensors`));
+  const hlen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, v] of Object.entries(header)) {
+    if (k === '__metadata__' || v.dtype !== 'F32') continue;
+    const [s, e] = v.data_offsets;
+    const bytes = buf.subarray(8 + hlen + s, 8 + hlen + e);
+    out.set(k, { shape: v.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+  }
+  return out;
+}
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let scale = 0, err = 0, at = -1;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (!(d <= err)) { err = d; at = i; }
+  }
+  if (!(err <= tol * Math.max(scale, 1e-6))) {
+    assert.unreachable(`${what}: max error ${err} at ${at} (got ${actual[at]}, want ${expected[at]}; scale ${scale}, tol ${tol})`);
+  }
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, seed: number, std = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+
+let gpu: Backend;
+const cpu = cpuBackend();
+
+test.before(async () => {
+  await init({ backend: 'webgpu' });
+  gpu = webgpuBackend()!;
+});
+test.after(() => shutdown());
+
+for (const name of ['sdpa_nomask', 'sdpa_causal', 'sdpa_cross']) {
+  for (const bname of ['cpu', 'webgpu']) {
+    test(`golden ${name} (${bname})`, async () => {
+      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
+      const be = bname === 'cpu' ? cpu : gpu;
+      const g = readGolden(name);
+      const put = (n: string): Tensor => tensor(g.get(n)!.data, { backend: be, shape: g.get(n)!.shape });
+      const q = put('q').requiresGrad_(), k = put('k').requiresGrad_(), v = put('v').requiresGrad_();
+      const y = scaledDotProductAttention(q, k, v, { mask: name === 'sdpa_causal' ? 'causal' : null });
+      close(await y.dataF32(), g.get('out')!.data, 1e-5, `${name} out`);
+      y.backward(put('R'));
+      for (const [t, gn] of [[q, 'grad_q'], [k, 'grad_k'], [v, 'grad_v']] as const) close(await t.grad!.dataF32(), g.get(gn)!.data, 3e-5, `${name} ${gn}`);
+    });
+  }
+}
+
+interface Case {
+  tag: string;
+  B: number;
+  H: number;
+  lq: number;
+  lk: number;
+  d: number;
+  dv?: number;
+  mask?: 'causal' | { shape: number[] };
+  scale?: number;
+}
+
+/** Same inputs on both backends; compares out, dq, dk, dv. */
+async function crossCheck(c: Case, tol = 1e-4): Promise<void> {
+  const dv = c.dv ?? c.d;
+  const qs = [c.B, c.H, c.lq, c.d], ks = [c.B, c.H, c.lk, c.d], vs = [c.B, c.H, c.lk, dv];
+  const n = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+  const qd = randn(n(qs), 1), kd = randn(n(ks), 2), vd = randn(n(vs), 3), rd = randn(c.B * c.H * c.lq * dv, 4);
+  const md = c.mask && c.mask !== 'causal' ? randn(n(c.mask.shape), 5, 2) : null;
+  if (md) for (let i = 0; i < md.length; i += 7) md[i] = -Infinity; // some fully blocked pairs
+  const res: Float32Array[][] = [];
+  for (const be of [cpu, gpu]) {
+    const q = tensor(qd, { backend: be, shape: qs }).requiresGrad_();
+    const k = tensor(kd, { backend: be, shape: ks }).requiresGrad_();
+    const v = tensor(vd, { backend: be, shape: vs }).requiresGrad_();
+    const mask = c.mask === 'causal' ? 'causal' : md ? tensor(md, { backend: be, shape: (c.mask as { shape: number[] }).shape }) : null;
+    const y = scaledDotProductAttention(q, k, v, { mask, scale: c.scale });
+    y.backward(tensor(rd, { backend: be, shape: [c.B, c.H, c.lq, dv] }));
+    res.push([await y.dataF32(), await q.grad!.dataF32(), await k.grad!.dataF32(), await v.grad!.dataF32()]);
+  }
+  ['out', 'dq', 'dk', 'dv'].forEach((nm, i) => close(res[1]![i]!, res[0]![i]!, tol, `${c.tag} ${nm}`));
+}
+
+test('attention webgpu vs cpu: D 13 and 40, Lq 9 vs Lk 13, Dv != D', async () => {
+  await crossCheck({ tag: 'd13 cross', B: 2, H: 3, lq: 9, lk: 13, d: 13 });
+  await crossCheck({ tag: 'd40 cross', B: 1, H: 2, lq: 9, lk: 13, d: 40 });
+  await crossCheck({ tag: 'd8 dv13', B: 1, H: 2, lq: 13, lk: 9, d: 8, dv: 13, scale: 0.3 });
+  await crossCheck({ tag: 'lq1', B: 1, H: 1, lq: 1, lk: 70, d: 16 });
+});
+
+test('attention webgpu vs cpu: L 77 causal, D 64 / 80 / 160', async () => {
+  await crossCheck({ tag: 'L77 causal d64', B: 1, H: 2, lq: 77, lk: 77, d: 64, mask: 'causal' });
+  await crossCheck({ tag: 'L77 causal d80', B: 1, H: 1, lq: 77, lk: 77, d: 80, mask: 'causal' });
+  await crossCheck({ tag: 'causal lq>lk', B: 1, H: 1, lq: 70, lk: 20, d: 8, mask: 'causal' });
+  await crossCheck({ tag: 'd160', B: 1, H: 1, lq: 70, lk: 33, d: 160 });
+});
+
+test('attention webgpu vs cpu: additive masks (full and broadcast, with -inf)', async () => {
+  await crossCheck({ tag: 'mask full', B: 2, H: 2, lq: 9, lk: 13, d: 13, mask: { shape: [2, 2, 9, 13] } });
+  await crossCheck({ tag: 'mask [Lq, Lk]', B: 2, H: 3, lq: 11, lk: 7, d: 8, mask: { shape: [11, 7] } });
+  await crossCheck({ tag: 'mask [B, 1, 1, Lk]', B: 2, H: 3, lq: 70, lk: 77, d: 40, mask: { shape: [2, 1, 1, 77] } });
+});
+
+test('attention matches a composed softmax(QK^T)V on CPU (independent of the fused kernels)', async () => {
+  const [B, H, L, S, D] = [1, 2, 5, 6, 4];
+  const qd = randn(B * H * L * D, 9), kd = randn(B * H * S * D, 10), vd = randn(B * H * S * D, 11);
+  const q = tensor(qd, { backend: cpu, shape: [B, H, L, D] }), k = tensor(kd, { backend: cpu, shape: [B, H, S, D] });
+  const v = tensor(vd, { backend: cpu, shape: [B, H, S, D] });
+  const ref = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)).softmax(-1).matmul(v);
+  close(await scaledDotProductAttention(q, k, v).dataF32(), await ref.dataF32(), 1e-6, 'composed');
+});
+
+test('attention at L=4096, D=64, B*H=2 never allocates an [L, L] buffer (forward and backward)', async () => {
+  const [B, H, L, D] = [1, 2, 4096, 64];
+  const n = B * H * L * D;
+  const q = tensor(randn(n, 1), { backend: gpu, shape: [B, H, L, D] }).requiresGrad_();
+  const k = tensor(randn(n, 2), { backend: gpu, shape: [B, H, L, D] }).requiresGrad_();
+  const v = tensor(randn(n, 3), { backend: gpu, shape: [B, H, L, D] }).requiresGrad_();
+  const r = tensor(randn(n, 4), { backend: gpu, shape: [B, H, L, D] });
+  await gpu.sync();
+  const before = memory(gpu).liveBytes;
+  resetPeakMemory(gpu);
+  const y = scaledDotProductAttention(q, k, v, { mask: 'causal' });
+  y.backward(r);
+  const dq = await q.grad!.dataF32();
+  const peak = memory(gpu).peakBytes - before;
+  // out + lse + dq/dk/dv + Di + small temporaries; one L*L f32 matrix alone would be 64 MiB
+  assert.ok(peak < 4 * L * L, `attention peak ${peak} bytes above the inputs`);
+  assert.ok(peak < 16 * n * 4, `attention peak ${peak} bytes is not linear in L`);
+  // spot-check one query row's output against a CPU recomputation in f64
+  const [qh, kh, vh, yh] = await Promise.all([q.dataF32(), k.dataF32(), v.dataF32(), y.dataF32()]);
+  for (const i of [0, 1, 2047, 4095]) {
+    const s = new Float64Array(i + 1);
+    let mx = -Infinity;
+    for (let j = 0; j <= i; j++) {
+      let acc = 0;
+      for (let c = 0; c < D; c++) acc += qh[i * D + c]! * kh[j * D + c]!;
+      s[j] = acc / Math.sqrt(D);
+      mx = Math.max(mx, s[j]!);
+    }
+    let l = 0;
+    const o = new Float64Array(D);
+    for (let j = 0; j <= i; j++) {
+      const p = Math.exp(s[j]! - mx);
+      l += p;
+      for (let c = 0; c < D; c++) o[c]! += p * vh[j * D + c]!;
+    }
+    close(yh.subarray(i * D, (i + 1) * D), Array.from(o, (x) => x / l), 1e-4, `row ${i}`);
+  }
+  assert.ok(dq.every(Number.isFinite), 'dq finite');
+});
+
+test('attention argument errors name the op and shapes', () => {
+  const q = tensor(new Float32Array(2 * 3 * 4 * 8), { backend: cpu, shape: [2, 3, 4, 8] });
+  const k = tensor(new Float32Array(2 * 3 * 5 * 7), { backend: cpu, shape: [2, 3, 5, 7] });
+  assert.throws(() => scaledDotProductAttention(q, k, k), /scaledDotProductAttention: k \[2, 3, 5, 7\] does not fit q \[2, 3, 4, 8\]/);
+  const m = tensor(new Float32Array(6), { backend: cpu, shape: [2, 3] });
+  assert.throws(() => scaledDotProductAttention(q, q, q, { mask: m }), /mask \[2, 3\] does not broadcast/);
+});
+
+test.run();

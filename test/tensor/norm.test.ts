@@ -1,0 +1,223 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const shared = process.env.FOLIAR_SHARED ?? path.resolve(repoRoot, '..', 'shared');
+const goldenDir = path.join(shared, 'golden', 'ops');
+const haveGolden = fs.existsSync(goldenDir);
+
+/** Reads every F32 tensor of a golden safetensors file (tiny reader: 8-byte header length + JSON + data). */
+function readGolden(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const buf = fs.readFileSync(path.join(goldenDir, `${name}.safetensors`));
+  const hlen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, v] of Object.entries(header)) {
+    if (k === '__metadata__' || v.dtype !== 'F32') continue;
+    const [s, e] = v.data_offsets;
+    const bytes = buf.subarray(8 + hlen + s, 8 + hlen + e);
+    out.set(k, { shape: v.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+  }
+  return out;
+}
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let scale = 0, err = 0, at = -1;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (!(d <= err)) { err = d; at = i; }
+  }
+  if (!(err <= tol * Math.max(scale, 1e-6))) {
+    assert.unreachable(`${what}: max error ${err} at ${at} (got ${actual[at]}, want ${expected[at]}; scale ${scale}, tol ${tol})`);
+  }
+}
+
+let gpu: Backend;
+const cpu = cpuBackend();
+const backends = (): [string, Backend][] => [['cpu', cpu], ['webgpu', gpu]];
+
+test.before(async () => {
+  await init({ backend: 'webgpu' });
+  gpu = webgpuBackend()!;
+});
+test.after(() => shutdown());
+
+function put(be: Backend, g: Map<string, { shape: number[]; data: Float32Array }>, name: string, grad = false): Tensor {
+  const e = g.get(name)!;
+  const t = tensor(e.data, { backend: be, shape: e.shape });
+  return grad ? t.requiresGrad_() : t;
+}
+
+async function checkGrads(g: Map<string, { shape: number[]; data: Float32Array }>, pairs: [Tensor, string][], tol: number, tag: string): Promise<void> {
+  for (const [t, name] of pairs) {
+    assert.ok(t.grad, `${tag}: ${name} has no grad`);
+    close(await t.grad!.dataF32(), g.get(name)!.data, tol, `${tag} ${name}`);
+  }
+}
+
+const gnCases: [string, number, number][] = [['group_norm_g32', 32, 1e-5], ['group_norm_g2', 2, 1e-6]];
+for (const [name, groups, eps] of gnCases) {
+  for (const bname of ['cpu', 'webgpu']) {
+    test(`golden ${name} (${bname})`, async () => {
+      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
+      const be = backends().find(([n]) => n === bname)![1];
+      const g = readGolden(name);
+      const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
+      const y = groupNorm(x, groups, w, b, eps);
+      close(await y.dataF32(), g.get('out')!.data, 1e-5, `${name} out`);
+      y.backward(put(be, g, 'R'));
+      await checkGrads(g, [[x, 'grad_x'], [w, 'grad_weight'], [b, 'grad_bias']], 2e-5, name);
+    });
+  }
+}
+
+for (const bname of ['cpu', 'webgpu']) {
+  test(`golden layer_norm (${bname})`, async () => {
+    if (!haveGolden) return console.warn('SKIP layer_norm: ../shared not found');
+    const be = backends().find(([n]) => n === bname)![1];
+    const g = readGolden('layer_norm');
+    const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
+    const y = layerNorm(x, [32], w, b, 1e-5);
+    close(await y.dataF32(), g.get('out')!.data, 1e-5, 'layer_norm out');
+    y.backward(put(be, g, 'R'));
+    await checkGrads(g, [[x, 'grad_x'], [w, 'grad_weight'], [b, 'grad_bias']], 2e-5, 'layer_norm');
+  });
+
+  test(`golden batch_norm_train incl. running stats (${bname})`, async () => {
+    if (!haveGolden) return console.warn('SKIP batch_norm_train: ../shared not found');
+    const be = backends().find(([n]) => n === bname)![1];
+    const g = readGolden('batch_norm_train');
+    const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
+    const rm = put(be, g, 'running_mean'), rv = put(be, g, 'running_var');
+    const y = batchNorm(x, rm, rv, w, b, { training: true, momentum: 0.1, eps: 1e-5 });
+    close(await y.dataF32(), g.get('out')!.data, 1e-5, 'batch_norm_train out');
+    close(await rm.dataF32(), g.get('running_mean_after')!.data, 1e-6, 'running_mean_after');
+    close(await rv.dataF32(), g.get('running_var_after')!.data, 1e-6, 'running_var_after');
+    y.backward(put(be, g, 'R'));
+    await checkGrads(g, [[x, 'grad_x'], [w, 'grad_weight'], [b, 'grad_bias']], 2e-5, 'batch_norm_train');
+  });
+
+  test(`golden batch_norm_eval (${bname})`, async () => {
+    if (!haveGolden) return console.warn('SKIP batch_norm_eval: ../shared not found');
+    const be = backends().find(([n]) => n === bname)![1];
+    const g = readGolden('batch_norm_eval');
+    const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
+    const rm = put(be, g, 'running_mean'), rv = put(be, g, 'running_var');
+    const y = batchNorm(x, rm, rv, w, b, { training: false, eps: 1e-5 });
+    close(await y.dataF32(), g.get('out')!.data, 1e-5, 'batch_norm_eval out');
+    // eval mode leaves the running stats alone
+    close(await rm.dataF32(), g.get('running_mean')!.data, 0, 'running_mean unchanged');
+    y.backward(put(be, g, 'R'));
+    await checkGrads(g, [[x, 'grad_x'], [w, 'grad_weight'], [b, 'grad_bias']], 2e-5, 'batch_norm_eval');
+  });
+}
+
+// ---- randomized WebGPU vs CPU at awkward sizes ----
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = mean + std * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+
+type NormFn = (be: Backend, x: Tensor, w: Tensor | null, b: Tensor | null) => Tensor;
+
+/** Runs fn on both backends with the same data; compares y and every grad. */
+async function crossCheck(tag: string, xShape: number[], pShape: number[] | null, fn: NormFn, opts: { affine?: boolean; mean?: number; tol?: number } = {}): Promise<void> {
+  const n = xShape.reduce((a, b) => a * b, 1);
+  const xd = randn(n, 1, opts.mean ?? 0, 1.5);
+  const np = pShape ? pShape.reduce((a, b) => a * b, 1) : 0;
+  const wd = randn(np, 2, 1, 0.5), bd = randn(np, 3);
+  const rd = randn(n, 4);
+  const res: Float32Array[][] = [];
+  for (const [, be] of backends()) {
+    const x = tensor(xd, { backend: be, shape: xShape }).requiresGrad_();
+    const w = pShape && opts.affine !== false ? tensor(wd, { backend: be, shape: pShape }).requiresGrad_() : null;
+    const b = pShape && opts.affine !== false ? tensor(bd, { backend: be, shape: pShape }).requiresGrad_() : null;
+    const y = fn(be, x, w, b);
+    y.backward(tensor(rd, { backend: be, shape: y.shape }));
+    const r = [await y.dataF32(), await x.grad!.dataF32()];
+    if (w) r.push(await w.grad!.dataF32(), await b!.grad!.dataF32());
+    res.push(r);
+  }
+  const names = ['y', 'dx', 'dw', 'db'];
+  res[0]!.forEach((ref, i) => close(res[1]![i]!, ref, opts.tol ?? 1e-4, `${tag} ${names[i]}`));
+}
+
+test('groupNorm webgpu vs cpu: C=7, groups 1 and 7, odd spatial, long rows, no affine', async () => {
+  await crossCheck('gn g1', [3, 7, 5, 3], [7], (_be, x, w, b) => groupNorm(x, 1, w, b));
+  await crossCheck('gn g7', [3, 7, 5, 3], [7], (_be, x, w, b) => groupNorm(x, 7, w, b));
+  await crossCheck('gn g5 long', [2, 10, 33, 17], [10], (_be, x, w, b) => groupNorm(x, 5, w, b, 1e-6));
+  await crossCheck('gn no affine', [2, 6, 9], [6], (_be, x, w, b) => groupNorm(x, 3, w, b), { affine: false });
+  await crossCheck('gn 1 channel, 1x1', [4, 1, 1, 1], [1], (_be, x, w, b) => groupNorm(x, 1, w, b));
+});
+
+test('layerNorm webgpu vs cpu: two trailing dims, odd sizes, non-contiguous input', async () => {
+  await crossCheck('ln 2d', [3, 5, 6, 7], [6, 7], (_be, x, w, b) => layerNorm(x, [6, 7], w, b));
+  await crossCheck('ln 77x13', [77, 13], [13], (_be, x, w, b) => layerNorm(x, [13], w, b));
+  await crossCheck('ln long', [3, 1000], [1000], (_be, x, w, b) => layerNorm(x, [1000], w, b));
+  await crossCheck('ln transposed', [9, 11], [9], (_be, x, w, b) => layerNorm(x.transpose(0, 1), [9], w, b));
+});
+
+test('batchNorm webgpu vs cpu: train with running stats and eval, with and without spatial dims', async () => {
+  for (const shape of [[5, 7, 3, 2], [9, 7], [2, 3, 65]]) {
+    const C = shape[1]!;
+    for (const training of [true, false]) {
+      const running: Tensor[] = [];
+      await crossCheck(`bn ${shape} ${training}`, shape, [C], (be, x, w, b) => {
+        const rm = tensor(randn(C, 7), { backend: be, shape: [C] });
+        const rv = tensor(randn(C, 8, 2, 0.3), { backend: be, shape: [C] });
+        running.push(rm, rv);
+        return batchNorm(x, rm, rv, w, b, { training, momentum: 0.3 });
+      });
+      if (training) {
+        close(await running[2]!.dataF32(), await running[0]!.dataF32(), 1e-5, 'running mean cpu vs gpu');
+        close(await running[3]!.dataF32(), await running[1]!.dataF32(), 1e-5, 'running var cpu vs gpu');
+      }
+    }
+  }
+});
+
+test('norm statistics are stable for a large mean (two-pass, not E[x²]−E[x]²)', async () => {
+  for (const [, be] of backends()) {
+    // mean 1e4, std 1: E[x²]−E[x]² in f32 would lose every digit of the variance
+    const xd = randn(4 * 512, 11, 1e4, 1);
+    const y = layerNorm(tensor(xd, { backend: be, shape: [4, 512] }), [512]);
+    const yd = await y.dataF32();
+    for (let r = 0; r < 4; r++) {
+      let m = 0, v = 0;
+      for (let j = 0; j < 512; j++) m += yd[r * 512 + j]!;
+      m /= 512;
+      for (let j = 0; j < 512; j++) v += (yd[r * 512 + j]! - m) ** 2;
+      v /= 512;
+      assert.ok(Math.abs(m) < 1e-3 && Math.abs(v - 1) < 1e-3, `${be.name} row ${r}: mean ${m}, var ${v}`);
+    }
+  }
+});
+
+test('norm argument errors name the op and shapes', () => {
+  const x = tensor(new Float32Array(2 * 6 * 4), { backend: cpu, shape: [2, 6, 4] });
+  assert.throws(() => groupNorm(x, 4), /groupNorm: 6 channels of \[2, 6, 4\] cannot be split into 4 groups/);
+  assert.throws(() => layerNorm(x, [6]), /layerNorm: normalized shape \[6\]/);
+  assert.throws(() => batchNorm(tensor([1, 2], { backend: cpu, shape: [1, 2] }), null, null, null, null, { training: true }), /more than 1 value per channel/);
+});
+
+test.run();
