@@ -322,6 +322,8 @@ export function shared(rel = '', what = 'test'): string | null {
   const root = process.env.FOLIAR_SHARED ?? path.resolve(repoRoot, '..', 'shared');
   const p = path.join(root, rel);
   if (existsSync(p)) return p;
+  // CI sets this: a suite that reads ../shared must not pass by skipping there
+  if (process.env.FOLIAR_REQUIRE_SHARED) throw new Error(`${what}: ${p} not found and FOLIAR_REQUIRE_SHARED is set`);
   const key = `${what}:${p}`;
   if (!warned.has(key)) console.warn(`SKIP ${what}: ${path.relative(repoRoot, p) || p} not found (../shared not found)`);
   warned.add(key);

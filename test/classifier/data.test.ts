@@ -11,6 +11,7 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = process.env.FOLIAR_SHARED ?? resolve(repoRoot, '..', 'shared');
 const leaves = join(shared, 'data', 'leaves');
 const haveLeaves = existsSync(join(leaves, 'train.csv'));
+if (!haveLeaves && process.env.FOLIAR_REQUIRE_SHARED) throw new Error(`leaves dataset not found at ${leaves} and FOLIAR_REQUIRE_SHARED is set`);
 if (!haveLeaves) console.warn('SKIP leaves-dataset tests: ../shared not found');
 
 const tmp = mkdtempSync(join(tmpdir(), 'foliar-data-'));
