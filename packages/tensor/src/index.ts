@@ -36,3 +36,4 @@ export * from './ops/conv.js';
 export * from './ops/pool.js';
 export * from './ops/norm.js';
 export * from './ops/attention.js';
+export * from './ops/optim-kernels.js';

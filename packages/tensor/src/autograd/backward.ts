@@ -18,7 +18,8 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   if (!grad && root.size !== 1) throw new Error(`backward() without a gradient needs a scalar, got ${fmtShape(root.shape)}`);
   noGrad(() =>
     tidy(() => {
-      const seed = grad ?? onesLike(root);
+      // the caller keeps its gradient tensor: the pass works on its own handle
+      const seed = grad ? Tensor.view(grad, grad.shape, grad.strides, grad.offset) : onesLike(root);
       if (!shapesEqual(seed.shape, root.shape)) throw new Error(`gradient shape ${fmtShape(seed.shape)} does not match ${fmtShape(root.shape)}`);
       if (!root.gradFn) {
         accumulateLeaf(root, seed);

@@ -175,7 +175,10 @@ export interface SgdStepAttrs {
   first: boolean;
 }
 
-/** sum_squares: inputs [x] (n elements) → partial sums written to `out` at `outOffset` ([parts] slots). */
+/**
+ * sum_squares: input [x] (n contiguous elements) → writes `parts` partial sums of squares into `out`
+ * (a float32 view) starting at out.offset; part p covers [p * ceil(n / parts), (p + 1) * ceil(n / parts)).
+ */
 export interface SumSquaresAttrs {
   n: number;
   parts: number;

@@ -1,2 +1,64 @@
 // optim kernels (CPU reference): registered with registerKernel('cpu', …).
-export {};
+import { registerKernel } from '../../../backend.js';
+import { CpuBackend, dataOf } from '../cpu-backend.js';
+import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
+
+// f32 arithmetic step by step, in torch's order of operations (single-tensor code path).
+const f = Math.fround;
+
+registerKernel<CpuBackend>('cpu', 'adam_step', (_be, [p, g, m, v], attrs) => {
+  const a = attrs as unknown as AdamStepAttrs;
+  const P = dataOf(p!), G = dataOf(g!), M = dataOf(m!), V = dataOf(v!);
+  const w1 = f(1 - a.beta1), b2 = f(a.beta2), w2 = f(1 - a.beta2), eps = f(a.eps);
+  const step = f(a.stepSize), bc2 = f(a.bc2Sqrt), decay = f(a.decay), l2 = f(a.l2);
+  for (let i = 0; i < a.n; i++) {
+    const pi = p!.offset + i, mi = m!.offset + i, vi = v!.offset + i;
+    let gr = G[g!.offset + i]!;
+    if (a.maximize) gr = -gr;
+    if (a.l2 !== 0) gr = f(gr + f(l2 * P[pi]!));
+    if (a.decay !== 1) P[pi] = f(P[pi]! * decay);
+    // exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+    M[mi] = f(M[mi]! + f(w1 * f(gr - M[mi]!)));
+    V[vi] = f(f(V[vi]! * b2) + f(f(w2 * gr) * gr));
+    const denom = f(f(f(Math.sqrt(V[vi]!)) / bc2) + eps);
+    P[pi] = f(P[pi]! + f(-step * f(M[mi]! / denom)));
+  }
+});
+
+registerKernel<CpuBackend>('cpu', 'sgd_step', (_be, inputs, attrs) => {
+  const a = attrs as unknown as SgdStepAttrs;
+  const [p, g] = [inputs[0]!, inputs[1]!];
+  const b = a.momentum !== 0 ? inputs[2]! : null;
+  const P = dataOf(p), G = dataOf(g), B = b ? dataOf(b) : null;
+  const wd = f(a.weightDecay), mom = f(a.momentum), damp = f(1 - a.dampening), lr = f(a.lr);
+  for (let i = 0; i < a.n; i++) {
+    const pi = p.offset + i;
+    let gr = G[g.offset + i]!;
+    if (a.maximize) gr = -gr;
+    if (a.weightDecay !== 0) gr = f(gr + f(wd * P[pi]!));
+    if (B) {
+      const bi = b!.offset + i;
+      B[bi] = a.first ? gr : f(f(B[bi]! * mom) + f(damp * gr));
+      gr = a.nesterov ? f(gr + f(mom * B[bi]!)) : B[bi]!;
+    }
+    P[pi] = f(P[pi]! + f(-lr * gr));
+  }
+});
+
+registerKernel<CpuBackend>('cpu', 'sum_squares', (_be, [x], attrs) => {
+  const a = attrs as unknown as SumSquaresAttrs;
+  const X = dataOf(x!), O = dataOf(a.out);
+  const chunk = Math.ceil(a.n / a.parts);
+  for (let p = 0; p < a.parts; p++) {
+    let s = 0;
+    for (let i = p * chunk; i < Math.min((p + 1) * chunk, a.n); i++) s += X[x!.offset + i]! ** 2;
+    O[a.out.offset + p] = s;
+  }
+});
+
+registerKernel<CpuBackend>('cpu', 'clip_scale', (_be, [g, norm], attrs) => {
+  const a = attrs as unknown as ClipScaleAttrs;
+  const G = dataOf(g!);
+  const coef = Math.min(f(f(a.maxNorm) / f(dataOf(norm!)[norm!.offset]! + f(1e-6))), 1);
+  for (let i = 0; i < a.n; i++) G[g!.offset + i] = f(G[g!.offset + i]! * coef);
+});

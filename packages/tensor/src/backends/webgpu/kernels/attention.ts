@@ -1,269 +1,199 @@
 // attention kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel } from '../../../backend.js';
+import { registerKernel, type View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { AttentionAttrs } from '../../kernel-attrs.js';
 
 /**
- * Flash-attention style kernels without workgroup memory or barriers (lavapipe executes barriers
- * slowly; real GPUs serve the shared rows from cache). Each invocation owns one row — a query row
- * in the forward and the dQ pass, a key row in the dK/dV pass — and streams the other side's rows
- * in blocks of 8. All invocations of a workgroup stream the same rows. With subgroups, lane t of
- * each subgroup loads streamed row t of the block and the others read it by subgroupShuffle
- * (GUIDE §1: per-lane loads are what costs on lavapipe); without, every invocation loads the rows
- * at workgroup-uniform addresses. Head dims are specialised at pipeline creation (register arrays
- * of vec4s, loops over them left to the compiler); sequence lengths and batch travel in uniforms.
- * Memory: O(B·H·L·D), never [Lq, Lk].
+ * Flash-attention style kernels, no workgroup memory and no barriers. Each invocation owns one
+ * row — a query row in the forward and the dQ pass, a key row in the dK/dV pass — kept in
+ * registers as vec4 chunks, and streams the other side's rows one at a time; all invocations of a
+ * workgroup stream the same rows (workgroup-uniform addresses, cache hits on real GPUs). The
+ * forward keeps a running max and sum per row (online softmax) and saves only logsumexp; the
+ * backward recomputes probabilities from it. Memory is O(B·H·L·D), never [Lq, Lk].
+ *
+ * Loops over head-dim chunks take their trip count from the uniforms so that no compiler unrolls
+ * them: on lavapipe, the LLVM JIT at the first dispatch took 10-100 s for the unrolled variants
+ * (head dim 64) and ~0.5 s for these. Head dims only size the register arrays (pipeline key).
+ * With head dims and offsets divisible by 4 the rows are bound as vec4 arrays (one load per chunk).
  */
 const WG = 64;
-/** Streamed rows per block: one per lane of an 8-wide subgroup (lavapipe's size). */
-const BK = 8;
 const NEG = '-3.4028234e38';
 
 const chunks = (d: number): number => Math.ceil(d / 4);
-const rep = (n: number, f: (i: number) => string, sep = '\n    '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
-/** vec4 of elements 4c..4c+3 of the row of `d` floats at `base`, zero past the row's end. */
-function ld(buf: string, base: string, c: number, d: number): string {
-  const parts = [0, 1, 2, 3].map((e) => (4 * c + e < d ? `${buf}[${base} + ${4 * c + e}u]` : '0.0'));
-  return `vec4<f32>(${parts.join(', ')})`;
-}
-function st(buf: string, base: string, c: number, d: number, val: string): string {
-  return [0, 1, 2, 3]
-    .filter((e) => 4 * c + e < d)
-    .map((e) => `${buf}[${base} + ${4 * c + e}u] = ${val}.${'xyzw'[e]};`)
-    .join(' ');
+interface Plan {
+  c: number;
+  v: number;
+  vec4: boolean;
+  mask: AttentionAttrs['mask'];
 }
 
-const UNIFORMS = `struct U { bh: u32, heads: u32, lq: u32, lk: u32, qoff: u32, koff: u32, voff: u32, moff: u32,
-  ms0: u32, ms1: u32, ms2: u32, ms3: u32, ooff: u32, loff: u32, goff: u32, scale: f32 };`;
+const UNIFORMS = `struct U { bh: u32, heads: u32, lq: u32, lk: u32, d: u32, dv: u32, nc: u32, nv: u32,
+  qoff: u32, koff: u32, voff: u32, moff: u32, ms0: u32, ms1: u32, ms2: u32, ms3: u32,
+  ooff: u32, loff: u32, goff: u32, scale: f32 };`;
 
-function uniforms(a: AttentionAttrs, offs: { q: number; k: number; v: number; m: number; o?: number; l?: number; g?: number }): Uint32Array {
+/** Offsets of the vec4-bound buffers are in vec4 units; of scalar-bound ones in elements. */
+function uniforms(a: AttentionAttrs, p: Plan, offs: { q: number; k: number; v: number; m: number; o?: number; l?: number; g?: number }): Uint32Array {
   const ms = a.maskStrides ?? [0, 0, 0, 0];
+  const div = p.vec4 ? 4 : 1;
   return new UniformWriter()
-    .u32(a.bh, a.heads, a.lq, a.lk, offs.q, offs.k, offs.v, offs.m, ...ms, offs.o ?? 0, offs.l ?? 0, offs.g ?? 0)
+    .u32(a.bh, a.heads, a.lq, a.lk, a.d, a.dv, p.c, p.v)
+    .u32(offs.q / div, offs.k / div, offs.v / div, offs.m, ...ms)
+    .u32((offs.o ?? 0) / div, offs.l ?? 0, (offs.g ?? 0) / div)
     .f32(a.scale)
     .build();
+}
+
+/**
+ * fn ld_<buf>(row, c) -> vec4: chunk c of row `row` (a row index into a [rows, dim] buffer
+ * starting at offset `off`), zero past the row's end.
+ */
+function loader(buf: string, dim: string, off: string, vec4: boolean): string {
+  if (vec4) return `fn ld_${buf}(row: u32, c: u32) -> vec4<f32> { return ${buf}[${off} + row * (${dim} / 4u) + c]; }`;
+  const el = (e: number): string => `select(0.0, ${buf}[b + min(4u * c + ${e}u, ${dim} - 1u)], 4u * c + ${e}u < ${dim})`;
+  return `fn ld_${buf}(row: u32, c: u32) -> vec4<f32> { let b = ${off} + row * ${dim}; return vec4<f32>(${[0, 1, 2, 3].map(el).join(', ')}); }`;
+}
+/** fn st_<buf>(row, c, v): stores chunk c of a row of a freshly allocated [rows, dim] buffer. */
+function storer(buf: string, dim: string, vec4: boolean): string {
+  if (vec4) return `fn st_${buf}(row: u32, c: u32, v: vec4<f32>) { ${buf}[row * (${dim} / 4u) + c] = v; }`;
+  const body = [0, 1, 2, 3].map((e) => `if (4u * c + ${e}u < ${dim}) { ${buf}[b + 4u * c + ${e}u] = v[${e}]; }`).join(' ');
+  return `fn st_${buf}(row: u32, c: u32, v: vec4<f32>) { let b = row * ${dim}; ${body} }`;
 }
 
 /** Additive mask element for (query i, key j) of head bh. */
 const MASK_AT = (i: string, j: string): string =>
   `msk[u.moff + (bh / u.heads) * u.ms0 + (bh % u.heads) * u.ms1 + ${i} * u.ms2 + ${j} * u.ms3]`;
 
-/** A row streamed by every invocation: vec4 chunks `${arr}0..` of `n` from `buf` at `base(row)`, and scalars. */
-interface Streamed {
-  vecs: { arr: string; buf: string; n: number; dim: number; base: (row: string) => string }[];
-  scalars: { name: string; expr: (row: string) => string }[];
-}
-
-/**
- * Emits the streaming loop over rows [start, end). `body(t, vec, scalar)` handles one row `r${t}`,
- * reading chunk c of the streamed row via vec(arr, c) and a streamed scalar via scalar(name).
- * Blocked (forward, or with subgroups): rows come in blocks of 8 whose bodies are unrolled, t being
- * the row within the block; with subgroups lane t loads row t of the block and the others read it
- * by subgroupBroadcast. Otherwise a flat loop, one row per iteration (t = 0). Chunks are separate
- * variables: lavapipe's compile time explodes with dynamically indexed private arrays, nested
- * row loops and dynamic-lane shuffles, and grows steeply with code size.
- */
-function streamLoop(
-  sg: boolean, blocked: boolean, start: string, end: string, s: Streamed,
-  body: (t: number, vec: (arr: string, c: number) => string, scalar: (name: string) => string) => string,
-  blockHead = '', blockEnd = '',
-): string {
-  if (!sg && !blocked) {
-    const vec = (arr: string, c: number): string => { const v = s.vecs.find((x) => x.arr === arr)!; return ld(v.buf, `${arr}b`, c, v.dim); };
-    const scalar = (name: string): string => s.scalars.find((x) => x.name === name)!.expr('r0');
-    return `for (var r0 = ${start}; r0 < ${end}; r0++) {
-    let in0 = true;
-    ${s.vecs.map((v) => `let ${v.arr}b = ${v.base('r0')};`).join(' ')}
-    ${body(0, vec, scalar)}
-  }`;
-  }
-  const laneLoads = sg
-    ? `let rl = min(j0 + lane, ${end} - 1u);
-    ${s.vecs.map((v) => `let ${v.arr}b = ${v.base('rl')};\n    ${rep(v.n, (c) => `let ${v.arr}L${c} = ${ld(v.buf, `${v.arr}b`, c, v.dim)};`, ' ')}`).join('\n    ')}
-    ${rep(s.scalars.length, (k) => `let ${s.scalars[k]!.name}L = ${s.scalars[k]!.expr('rl')};`)}`
-    : '';
-  const rows = rep(BK, (t) => {
-    const vec = (arr: string, c: number): string => {
-      const v = s.vecs.find((x) => x.arr === arr)!;
-      return sg ? `subgroupBroadcast(${arr}L${c}, ${t}u)` : ld(v.buf, `${arr}b${t}`, c, v.dim);
-    };
-    const scalar = (name: string): string => (sg ? `subgroupBroadcast(${name}L, ${t}u)` : s.scalars.find((x) => x.name === name)!.expr(`r${t}`));
-    return `let r${t} = min(j0 + ${t}u, ${end} - 1u);
-    let in${t} = j0 + ${t}u < ${end};
-    ${sg ? '' : s.vecs.map((v) => `let ${v.arr}b${t} = ${v.base(`r${t}`)};`).join(' ')}
-    ${body(t, vec, scalar)}`;
-  });
-  return `for (var j0 = ${start}; j0 < ${end}; j0 += ${BK}u) {
-    ${laneLoads}
-    ${blockHead}
-    ${rows}
-    ${blockEnd}
-  }`;
-}
-
-function header(sg: boolean, names: [string, boolean][]): string {
-  return `${sg ? 'enable subgroups;\n' : ''}
-${names.map(([n, rw], i) => `@group(0) @binding(${i}) var<storage, ${rw ? 'read_write' : 'read'}> ${n}: array<f32>;`).join('\n')}
+/** Bindings: `rows` are [name, read_write, isRowBuffer]; row buffers are vec4 arrays in the vec4 plan. */
+function header(p: Plan, binds: [string, boolean, boolean][], fns: string[]): string {
+  return `${binds.map(([n, rw, row], i) => `@group(0) @binding(${i}) var<storage, ${rw ? 'read_write' : 'read'}> ${n}: array<${row && p.vec4 ? 'vec4<f32>' : 'f32'}>;`).join('\n')}
 ${UNIFORMS}
-@group(0) @binding(${names.length}) var<uniform> u: U;
+@group(0) @binding(${binds.length}) var<uniform> u: U;
+${fns.join('\n')}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
-  ${sg ? 'let lane = sgl & 7u;' : ''}
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let bh = wid.y;`;
 }
 
-const sumDots = (n: number, a: (c: number) => string, b: (c: number) => string): string =>
-  Array.from({ length: n }, (_, c) => `dot(${a(c)}, ${b(c)})`).join(' + ');
-const declVec = (n: number, name: string, init: (c: number) => string): string => rep(n, (c) => `var ${name}${c} = ${init(c)};`, ' ');
-
-export function forwardWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
-  const C = chunks(d), V = chunks(dv);
-  const names: [string, boolean][] = [['q', false], ['k', false], ['v', false]];
-  if (mask === 'add') names.push(['msk', false]);
-  names.push(['o', true], ['lse', true]);
-  const stream: Streamed = {
-    vecs: [
-      { arr: 'kr', buf: 'k', n: C, dim: d, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
-      { arr: 'vr', buf: 'v', n: V, dim: dv, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
-    ],
-    scalars: [],
-  };
-  // Online softmax per block of 8 keys: score the block, rescale once, add the weighted V rows.
-  const scoreLoop = streamLoop(
-    sg, true, '0u', 'kvEnd', stream,
-    (t, vec) => `let ok${t} = in${t}${mask === 'causal' ? ` && r${t} <= i` : ''};
-    var s${t} = ${sumDots(C, (c) => `q${c}`, (c) => vec('kr', c))};
-    ${mask === 'add' ? `s${t} += ${MASK_AT('iq', `r${t}`)};` : ''}
-    s${t} = select(${NEG}, s${t}, ok${t});`,
-    '',
-    `let mn = ${Array.from({ length: BK }, (_, t) => `s${t}`).reduce((acc, x) => `max(${acc}, ${x})`, 'm')};
-    let corr = exp(m - mn);
-    l *= corr;
-    ${rep(V, (c) => `acc${c} *= corr;`, ' ')}
-    m = mn;
-    ${rep(BK, (t) => `{
-      let p = select(0.0, exp(s${t} - mn), ok${t});
-      l += p;
-      ${rep(V, (c) => `acc${c} += p * ${sg ? `subgroupBroadcast(vrL${c}, ${t}u)` : ld('v', `vrb${t}`, c, dv)};`, ' ')}
-    }`)}`,
-  );
-  return `${header(sg, names)}
+export function forwardWgsl(p: Plan): string {
+  const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true]];
+  if (p.mask === 'add') binds.push(['msk', false, false]);
+  binds.push(['o', true, true], ['lse', true, false]);
+  return `${header(p, binds, [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), storer('o', 'u.dv', p.vec4)])}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
-  // keys visible to any row of this workgroup (uniform: all invocations stream the same rows)
-  ${mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
-  let qb = u.qoff + (bh * u.lq + iq) * ${d}u;
-  ${declVec(C, 'q', (c) => `${ld('q', 'qb', c, d)} * u.scale`)}
-  ${declVec(V, 'acc', () => 'vec4<f32>(0.0)')}
+  // keys visible to any row of this workgroup (uniform: every invocation streams the same rows)
+  ${p.mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
+  var q: array<vec4<f32>, ${p.c}>;
+  var acc: array<vec4<f32>, ${p.v}>;
+  for (var c = 0u; c < u.nc; c++) { q[c] = ld_q(bh * u.lq + iq, c) * u.scale; }
+  for (var c = 0u; c < u.nv; c++) { acc[c] = vec4<f32>(0.0); }
   var m = ${NEG};
   var l = 0.0;
-  ${scoreLoop}
+  for (var r = 0u; r < kvEnd; r++) {
+    ${p.mask === 'causal' ? 'if (r > i) { continue; }' : ''}
+    let kr = bh * u.lk + r;
+    var sc = 0.0;
+    for (var c = 0u; c < u.nc; c++) { sc += dot(q[c], ld_k(kr, c)); }
+    ${p.mask === 'add' ? `sc += ${MASK_AT('iq', 'r')};` : ''}
+    if (sc > m) {
+      // new running max: rescale what was accumulated so far
+      let corr = exp(m - sc);
+      l *= corr;
+      for (var c = 0u; c < u.nv; c++) { acc[c] *= corr; }
+      m = sc;
+    }
+    let pr = exp(sc - m);
+    l += pr;
+    for (var c = 0u; c < u.nv; c++) { acc[c] += pr * ld_v(kr, c); }
+  }
   if (i < u.lq) {
     let inv = 1.0 / l;
-    let ob = (bh * u.lq + i) * ${dv}u;
-    ${rep(V, (c) => st('o', 'ob', c, dv, `(acc${c} * inv)`), ' ')}
+    for (var c = 0u; c < u.nv; c++) { st_o(bh * u.lq + i, c, acc[c] * inv); }
     lse[bh * u.lq + i] = m + log(l);
   }
 }`;
 }
 
 /** dQ pass: one invocation per query row; also writes Di = dO_i · O_i for the dK/dV pass. */
-export function dqWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
-  const C = chunks(d), V = chunks(dv);
-  const names: [string, boolean][] = [['q', false], ['k', false], ['v', false], ['o', false], ['lse', false], ['g', false]];
-  if (mask === 'add') names.push(['msk', false]);
-  names.push(['dq', true], ['dvec', true]);
-  const stream: Streamed = {
-    vecs: [
-      { arr: 'kr', buf: 'k', n: C, dim: d, base: (r) => `u.koff + (bh * u.lk + ${r}) * ${d}u` },
-      { arr: 'vr', buf: 'v', n: V, dim: dv, base: (r) => `u.voff + (bh * u.lk + ${r}) * ${dv}u` },
-    ],
-    scalars: [],
-  };
-  const loop = streamLoop(sg, false, '0u', 'kvEnd', stream, (t, vec) => `if (in${t}) {
-      ${rep(C, (c) => `let kt${c} = ${vec('kr', c)};`, ' ')}
-      var sc = ${sumDots(C, (c) => `q${c}`, (c) => `kt${c}`)};
-      ${mask === 'add' ? `sc += ${MASK_AT('iq', `r${t}`)};` : ''}
-      let p = select(0.0, exp(sc - li), ${mask === 'causal' ? `r${t} <= i` : 'true'});
-      let dp = ${sumDots(V, (c) => `g${c}`, (c) => vec('vr', c))};
-      let ds = p * (dp - di);
-      ${rep(C, (c) => `dq${c} += ds * kt${c};`, ' ')}
-    }`);
-  return `${header(sg, names)}
+export function dqWgsl(p: Plan): string {
+  const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['o', false, true], ['lse', false, false], ['g', false, true]];
+  if (p.mask === 'add') binds.push(['msk', false, false]);
+  binds.push(['dq', true, true], ['dvec', true, false]);
+  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('o', 'u.dv', 'u.ooff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dq', 'u.d', p.vec4)];
+  return `${header(p, binds, fns)}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
-  ${mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
-  let qb = u.qoff + (bh * u.lq + iq) * ${d}u;
-  let gb = u.goff + (bh * u.lq + iq) * ${dv}u;
-  let ob = u.ooff + (bh * u.lq + iq) * ${dv}u;
-  ${declVec(C, 'q', (c) => `${ld('q', 'qb', c, d)} * u.scale`)}
-  ${declVec(V, 'g', (c) => `${ld('g', 'gb', c, dv)}`)}
-  let di = ${sumDots(V, (c) => `g${c}`, (c) => `${ld('o', 'ob', c, dv)}`)};
-  let li = lse[u.loff + bh * u.lq + iq];
-  ${declVec(C, 'dq', () => 'vec4<f32>(0.0)')}
-  ${loop}
+  ${p.mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
+  let qr = bh * u.lq + iq;
+  var q: array<vec4<f32>, ${p.c}>;
+  var g: array<vec4<f32>, ${p.v}>;
+  var dq_acc: array<vec4<f32>, ${p.c}>;
+  for (var c = 0u; c < u.nc; c++) { q[c] = ld_q(qr, c) * u.scale; dq_acc[c] = vec4<f32>(0.0); }
+  var di = 0.0;
+  for (var c = 0u; c < u.nv; c++) { g[c] = ld_g(qr, c); di += dot(g[c], ld_o(qr, c)); }
+  let li = lse[u.loff + qr];
+  for (var r = 0u; r < kvEnd; r++) {
+    ${p.mask === 'causal' ? 'if (r > i) { continue; }' : ''}
+    let kr = bh * u.lk + r;
+    var sc = 0.0;
+    for (var c = 0u; c < u.nc; c++) { sc += dot(q[c], ld_k(kr, c)); }
+    ${p.mask === 'add' ? `sc += ${MASK_AT('iq', 'r')};` : ''}
+    let pr = exp(sc - li);
+    var dp = 0.0;
+    for (var c = 0u; c < u.nv; c++) { dp += dot(g[c], ld_v(kr, c)); }
+    let ds = pr * (dp - di);
+    for (var c = 0u; c < u.nc; c++) { dq_acc[c] += ds * ld_k(kr, c); }
+  }
   if (i < u.lq) {
-    let db = (bh * u.lq + i) * ${d}u;
-    ${rep(C, (c) => st('dq', 'db', c, d, `(dq${c} * u.scale)`), ' ')}
+    for (var c = 0u; c < u.nc; c++) { st_dq(bh * u.lq + i, c, dq_acc[c] * u.scale); }
     dvec[bh * u.lq + i] = di;
   }
 }`;
 }
 
 /** dK/dV pass: one invocation per key row, streaming the query rows that see it. */
-export function dkvWgsl(d: number, dv: number, mask: AttentionAttrs['mask'], sg: boolean): string {
-  const C = chunks(d), V = chunks(dv);
-  const names: [string, boolean][] = [['q', false], ['k', false], ['v', false], ['lse', false], ['g', false], ['dvec', false]];
-  if (mask === 'add') names.push(['msk', false]);
-  names.push(['dk', true], ['dvo', true]);
-  const stream: Streamed = {
-    vecs: [
-      { arr: 'qr', buf: 'q', n: C, dim: d, base: (r) => `u.qoff + (bh * u.lq + ${r}) * ${d}u` },
-      { arr: 'gr', buf: 'g', n: V, dim: dv, base: (r) => `u.goff + (bh * u.lq + ${r}) * ${dv}u` },
-    ],
-    scalars: [
-      { name: 'lr', expr: (r) => `lse[u.loff + bh * u.lq + ${r}]` },
-      { name: 'dr', expr: (r) => `dvec[bh * u.lq + ${r}]` },
-    ],
-  };
-  const loop = streamLoop(sg, false, 'iStart', 'u.lq', stream, (t, vec, scalar) => `if (in${t}) {
-      ${rep(C, (c) => `let qt${c} = ${vec('qr', c)};`, ' ')}
-      ${rep(V, (c) => `let gt${c} = ${vec('gr', c)};`, ' ')}
-      var sc = ${sumDots(C, (c) => `kk${c}`, (c) => `qt${c}`)};
-      ${mask === 'add' ? `sc += ${MASK_AT(`r${t}`, 'jk')};` : ''}
-      let p = select(0.0, exp(sc - ${scalar('lr')}), ${mask === 'causal' ? `jk <= r${t}` : 'true'});
-      let dp = ${sumDots(V, (c) => `vv${c}`, (c) => `gt${c}`)};
-      let ds = p * (dp - ${scalar('dr')});
-      ${rep(V, (c) => `dva${c} += p * gt${c};`, ' ')}
-      ${rep(C, (c) => `dka${c} += ds * qt${c};`, ' ')}
-    }`);
-  return `${header(sg, names)}
+export function dkvWgsl(p: Plan): string {
+  const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['lse', false, false], ['g', false, true], ['dvec', false, false]];
+  if (p.mask === 'add') binds.push(['msk', false, false]);
+  binds.push(['dk', true, true], ['dvo', true, true]);
+  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dk', 'u.d', p.vec4), storer('dvo', 'u.dv', p.vec4)];
+  return `${header(p, binds, fns)}
   let j = wid.x * ${WG}u + lid.x;
   let jk = min(j, u.lk - 1u);
   // causal: only queries i >= j see key j; start at the workgroup's first key (uniform)
-  ${mask === 'causal' ? `let iStart = wid.x * ${WG}u;` : 'let iStart = 0u;'}
-  let kb = u.koff + (bh * u.lk + jk) * ${d}u;
-  let vb = u.voff + (bh * u.lk + jk) * ${dv}u;
-  ${declVec(C, 'kk', (c) => `${ld('k', 'kb', c, d)} * u.scale`)}
-  ${declVec(V, 'vv', (c) => `${ld('v', 'vb', c, dv)}`)}
-  ${declVec(C, 'dka', () => 'vec4<f32>(0.0)')}
-  ${declVec(V, 'dva', () => 'vec4<f32>(0.0)')}
-  ${loop}
+  ${p.mask === 'causal' ? `let iStart = wid.x * ${WG}u;` : 'let iStart = 0u;'}
+  let kr = bh * u.lk + jk;
+  var kk: array<vec4<f32>, ${p.c}>;
+  var vv: array<vec4<f32>, ${p.v}>;
+  var dk_acc: array<vec4<f32>, ${p.c}>;
+  var dv_acc: array<vec4<f32>, ${p.v}>;
+  for (var c = 0u; c < u.nc; c++) { kk[c] = ld_k(kr, c) * u.scale; dk_acc[c] = vec4<f32>(0.0); }
+  for (var c = 0u; c < u.nv; c++) { vv[c] = ld_v(kr, c); dv_acc[c] = vec4<f32>(0.0); }
+  for (var r = iStart; r < u.lq; r++) {
+    ${p.mask === 'causal' ? 'if (jk > r) { continue; }' : ''}
+    let qr = bh * u.lq + r;
+    var sc = 0.0;
+    for (var c = 0u; c < u.nc; c++) { sc += dot(kk[c], ld_q(qr, c)); }
+    ${p.mask === 'add' ? `sc += ${MASK_AT('r', 'jk')};` : ''}
+    let pr = exp(sc - lse[u.loff + qr]);
+    var dp = 0.0;
+    for (var c = 0u; c < u.nv; c++) { let gc = ld_g(qr, c); dp += dot(vv[c], gc); dv_acc[c] += pr * gc; }
+    let ds = pr * (dp - dvec[qr]);
+    for (var c = 0u; c < u.nc; c++) { dk_acc[c] += ds * ld_q(qr, c); }
+  }
   if (j < u.lk) {
-    let kb2 = (bh * u.lk + j) * ${d}u;
-    let vb2 = (bh * u.lk + j) * ${dv}u;
-    ${rep(C, (c) => st('dk', 'kb2', c, d, `(dka${c} * u.scale)`), ' ')}
-    ${rep(V, (c) => st('dvo', 'vb2', c, dv, `(dva${c})`), ' ')}
+    for (var c = 0u; c < u.nc; c++) { st_dk(bh * u.lk + j, c, dk_acc[c] * u.scale); }
+    for (var c = 0u; c < u.nv; c++) { st_dvo(bh * u.lk + j, c, dv_acc[c]); }
   }
 }`;
 }
 
-/** Subgroup sharing needs 8-lane-or-wider subgroups; FOLIAR_ATTN_SUBGROUPS=0 forces the plain variant (tests). */
-function useSubgroups(be: WebGPUBackend): boolean {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.FOLIAR_ATTN_SUBGROUPS;
-  return be.rt.subgroups && env !== '0';
+function plan(a: AttentionAttrs, rowViews: View[]): Plan {
+  const vec4 = a.d % 4 === 0 && a.dv % 4 === 0 && rowViews.every((v) => v.offset % 4 === 0);
+  return { c: chunks(a.d), v: chunks(a.dv), vec4, mask: a.mask };
 }
+const planKey = (p: Plan): string => `${p.c}:${p.v}:${p.vec4}:${p.mask}`;
 
 function checkGrid(a: AttentionAttrs, rows: number): [number, number] {
   const x = Math.ceil(rows / WG);
@@ -279,16 +209,13 @@ registerKernel<WebGPUBackend>('webgpu', 'attention_forward', (be, inputs, attrs)
   if (a.lk === 0) throw new RangeError('attention: no keys (Lk = 0)');
   const [q, k, v] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const m = a.mask === 'add' ? inputs[3]! : null;
-  const sg = useSubgroups(be);
-  const bufs = [bufferOf(q), bufferOf(k), bufferOf(v)];
-  if (m) bufs.push(bufferOf(m));
-  bufs.push(out.buffer, lse.buffer);
+  const p = plan(a, [q, k, v]);
   be.rt.dispatch({
     name: 'attention_forward',
-    key: `attn_fwd:${a.d}:${a.dv}:${a.mask}:${sg}`,
-    wgsl: () => forwardWgsl(a.d, a.dv, a.mask, sg),
-    buffers: bufs,
-    uniforms: uniforms(a, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }),
+    key: `attn_fwd:${planKey(p)}`,
+    wgsl: () => forwardWgsl(p),
+    buffers: [bufferOf(q), bufferOf(k), bufferOf(v), ...(m ? [bufferOf(m)] : []), out.buffer, lse.buffer],
+    uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }),
     workgroups: checkGrid(a, a.lq),
   });
   return [out, lse];
@@ -298,35 +225,31 @@ registerKernel<WebGPUBackend>('webgpu', 'attention_backward', (be, inputs, attrs
   const a = attrs as unknown as AttentionAttrs;
   const [q, k, v, o, lse, g] = [inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!, inputs[4]!, inputs[5]!];
   const m = a.mask === 'add' ? inputs[6]! : null;
-  const sg = useSubgroups(be);
   const dq = be.alloc('float32', a.bh * a.lq * a.d);
   const dk = be.alloc('float32', a.bh * a.lk * a.d);
   const dv = be.alloc('float32', a.bh * a.lk * a.dv);
-  const zero = (s: typeof dq, n: number): void => {
-    if (n > 0) be.run('elementwise', [], { op: 'fill', params: [0], shape: [n], out: { storage: s, shape: [n], strides: [1], offset: 0, dtype: 'float32' } });
-  };
-  if (a.bh === 0 || a.lk === 0 || a.lq === 0) {
-    zero(dq, a.bh * a.lq * a.d);
-    zero(dk, a.bh * a.lk * a.d);
-    zero(dv, a.bh * a.lk * a.dv);
+  if (a.bh === 0 || a.lk === 0 || a.lq === 0 || a.d === 0 || a.dv === 0) {
+    for (const [s, n] of [[dq, a.bh * a.lq * a.d], [dk, a.bh * a.lk * a.d], [dv, a.bh * a.lk * a.dv]] as const) {
+      if (n > 0) be.run('elementwise', [], { op: 'fill', params: [0], shape: [n], out: { storage: s, shape: [n], strides: [1], offset: 0, dtype: 'float32' } });
+    }
     return [dq, dk, dv];
   }
+  const p = plan(a, [q, k, v, o, g]);
   const dvec = be.alloc('float32', a.bh * a.lq);
-  const offs = { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0, o: o.offset, l: lse.offset, g: g.offset };
-  const uni = uniforms(a, offs);
+  const uni = uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0, o: o.offset, l: lse.offset, g: g.offset });
   const mb = m ? [bufferOf(m)] : [];
   be.rt.dispatch({
     name: 'attention_backward_dq',
-    key: `attn_dq:${a.d}:${a.dv}:${a.mask}:${sg}`,
-    wgsl: () => dqWgsl(a.d, a.dv, a.mask, sg),
+    key: `attn_dq:${planKey(p)}`,
+    wgsl: () => dqWgsl(p),
     buffers: [bufferOf(q), bufferOf(k), bufferOf(v), bufferOf(o), bufferOf(lse), bufferOf(g), ...mb, dq.buffer, dvec.buffer],
     uniforms: uni,
     workgroups: checkGrid(a, a.lq),
   });
   be.rt.dispatch({
     name: 'attention_backward_dkv',
-    key: `attn_dkv:${a.d}:${a.dv}:${a.mask}:${sg}`,
-    wgsl: () => dkvWgsl(a.d, a.dv, a.mask, sg),
+    key: `attn_dkv:${planKey(p)}`,
+    wgsl: () => dkvWgsl(p),
     buffers: [bufferOf(q), bufferOf(k), bufferOf(v), bufferOf(lse), bufferOf(g), dvec.buffer, ...mb, dk.buffer, dv.buffer],
     uniforms: uni,
     workgroups: checkGrid(a, a.lk),

@@ -1,2 +1,139 @@
 // optim kernels (WebGPU): registered with registerKernel('webgpu', …).
-export {};
+import { registerKernel } from '../../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
+import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
+
+/** Elementwise in-place optimizer updates (one dispatch per tensor) and a fused sum of squares. */
+const WG = 64;
+const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= u.n) { return; }`;
+const ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+
+registerKernel<WebGPUBackend>('webgpu', 'adam_step', (be, [p, g, m, v], attrs) => {
+  const a = attrs as unknown as AdamStepAttrs;
+  if (a.n === 0) return;
+  const wgsl = (): string => `
+@group(0) @binding(0) var<storage, read_write> p: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+struct U { n: u32, poff: u32, goff: u32, moff: u32, voff: u32, pad0: u32, pad1: u32, pad2: u32,
+  w1: f32, b2: f32, w2: f32, eps: f32, step: f32, bc2: f32, decay: f32, l2: f32, sign: f32 };
+@group(0) @binding(4) var<uniform> u: U;
+${ENTRY} {
+  ${INDEX}
+  var gr = g[u.goff + i] * u.sign;
+  var pv = p[u.poff + i];
+  gr = gr + u.l2 * pv;
+  pv = pv * u.decay;
+  let mv = m[u.moff + i] + u.w1 * (gr - m[u.moff + i]);
+  let vv = v[u.voff + i] * u.b2 + (u.w2 * gr) * gr;
+  let denom = sqrt(vv) / u.bc2 + u.eps;
+  m[u.moff + i] = mv;
+  v[u.voff + i] = vv;
+  p[u.poff + i] = pv + (-u.step) * (mv / denom);
+}`;
+  const uni = new UniformWriter()
+    .u32(a.n, p!.offset, g!.offset, m!.offset, v!.offset, 0, 0, 0)
+    .f32(1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.stepSize, a.bc2Sqrt, a.decay, a.l2, a.maximize ? -1 : 1)
+    .build();
+  be.rt.dispatch({
+    name: 'adam_step', key: 'adam_step', wgsl,
+    buffers: [bufferOf(p!), bufferOf(g!), bufferOf(m!), bufferOf(v!)],
+    uniforms: uni, workgroups: grid(a.n, WG),
+  });
+});
+
+registerKernel<WebGPUBackend>('webgpu', 'sgd_step', (be, inputs, attrs) => {
+  const a = attrs as unknown as SgdStepAttrs;
+  if (a.n === 0) return;
+  const [p, g] = [inputs[0]!, inputs[1]!];
+  const b = a.momentum !== 0 ? inputs[2]! : null;
+  const wgsl = (): string => `
+@group(0) @binding(0) var<storage, read_write> p: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+${b ? '@group(0) @binding(2) var<storage, read_write> buf: array<f32>;' : ''}
+struct U { n: u32, poff: u32, goff: u32, boff: u32, first: u32, nesterov: u32, pad0: u32, pad1: u32,
+  lr: f32, mom: f32, damp: f32, wd: f32, sign: f32 };
+@group(0) @binding(${b ? 3 : 2}) var<uniform> u: U;
+${ENTRY} {
+  ${INDEX}
+  var gr = g[u.goff + i] * u.sign;
+  let pv = p[u.poff + i];
+  gr = gr + u.wd * pv;
+  ${
+    b
+      ? `var bv = gr;
+  if (u.first == 0u) { bv = buf[u.boff + i] * u.mom + u.damp * gr; }
+  buf[u.boff + i] = bv;
+  if (u.nesterov != 0u) { gr = gr + u.mom * bv; } else { gr = bv; }`
+      : ''
+  }
+  p[u.poff + i] = pv + (-u.lr) * gr;
+}`;
+  const uni = new UniformWriter()
+    .u32(a.n, p.offset, g.offset, b?.offset ?? 0, a.first ? 1 : 0, a.nesterov ? 1 : 0, 0, 0)
+    .f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1)
+    .build();
+  be.rt.dispatch({
+    name: 'sgd_step', key: `sgd_step:${!!b}`, wgsl,
+    buffers: [bufferOf(p), bufferOf(g), ...(b ? [bufferOf(b)] : [])],
+    uniforms: uni, workgroups: grid(a.n, WG),
+  });
+});
+
+/** One workgroup per part: strided partial sums, then a workgroup tree reduction. */
+registerKernel<WebGPUBackend>('webgpu', 'sum_squares', (be, [x], attrs) => {
+  const a = attrs as unknown as SumSquaresAttrs;
+  if (a.parts === 0) return;
+  const wgsl = (): string => `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+struct U { n: u32, parts: u32, chunk: u32, xoff: u32, ooff: u32 };
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let part = wid.x + wid.y * nwg.x;
+  if (part >= u.parts) { return; }
+  let end = min((part + 1u) * u.chunk, u.n);
+  var s = 0.0;
+  for (var i = part * u.chunk + lid.x; i < end; i += ${WG}u) { let e = x[u.xoff + i]; s += e * e; }
+  red[lid.x] = s;
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { out[u.ooff + part] = red[0]; }
+}`;
+  const chunk = Math.ceil(a.n / a.parts);
+  be.rt.dispatch({
+    name: 'sum_squares', key: 'sum_squares', wgsl,
+    buffers: [bufferOf(x!), bufferOf(a.out)],
+    uniforms: new UniformWriter().u32(a.n, a.parts, chunk, x!.offset, a.out.offset).build(),
+    workgroups: grid(a.parts * WG, WG),
+  });
+});
+
+registerKernel<WebGPUBackend>('webgpu', 'clip_scale', (be, [g, norm], attrs) => {
+  const a = attrs as unknown as ClipScaleAttrs;
+  if (a.n === 0) return;
+  const wgsl = (): string => `
+@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+@group(0) @binding(1) var<storage, read> nrm: array<f32>;
+struct U { n: u32, goff: u32, noff: u32, maxNorm: f32 };
+@group(0) @binding(2) var<uniform> u: U;
+${ENTRY} {
+  ${INDEX}
+  let coef = min(u.maxNorm / (nrm[u.noff] + 1e-6), 1.0);
+  g[u.goff + i] = g[u.goff + i] * coef;
+}`;
+  be.rt.dispatch({
+    name: 'clip_scale', key: 'clip_scale', wgsl,
+    buffers: [bufferOf(g!), bufferOf(norm!)],
+    uniforms: new UniformWriter().u32(a.n, g!.offset, norm!.offset).f32(a.maxNorm).build(),
+    workgroups: grid(a.n, WG),
+  });
+});

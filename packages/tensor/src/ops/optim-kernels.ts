@@ -1,0 +1,166 @@
+import { Tensor } from '../tensor.js';
+import type { Storage } from '../backend.js';
+import { fmtShape, shapesEqual } from '../shape.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { ew } from './elementwise.js';
+import { contiguous } from './views.js';
+import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs, ReduceAttrs } from '../backends/kernel-attrs.js';
+
+/**
+ * Fused optimizer updates: one kernel per parameter tensor, writing the parameter and its state in
+ * place (no autograd). Scalars are computed in double exactly as torch.optim's single-tensor code
+ * computes them, then used in f32.
+ */
+
+function checkState(op: string, param: Tensor, t: Tensor, what: string): void {
+  if (t.backend !== param.backend) throw new Error(`${op}: ${what} is on ${t.backend.name}, the parameter on ${param.backend.name}`);
+  if (!shapesEqual(t.shape, param.shape)) throw new RangeError(`${op}: ${what} has shape ${fmtShape(t.shape)}, the parameter ${fmtShape(param.shape)}`);
+  if (t.dtype !== 'float32') throw new TypeError(`${op}: ${what} must be float32, got ${t.dtype}`);
+}
+function checkInPlace(op: string, ts: [Tensor, string][]): void {
+  for (const [t, what] of ts) {
+    if (!t.isContiguous) throw new Error(`${op}: ${what} ${fmtShape(t.shape)} must be contiguous (it is updated in place)`);
+  }
+  for (let i = 0; i < ts.length; i++)
+    for (let j = i + 1; j < ts.length; j++) {
+      if (ts[i]![0].storage === ts[j]![0].storage) throw new Error(`${op}: ${ts[i]![1]} and ${ts[j]![1]} share storage`);
+    }
+}
+/** The gradient as a contiguous tensor on the parameter's backend (a handle to release afterwards). */
+function gradView(op: string, param: Tensor, grad: Tensor): Tensor {
+  checkState(op, param, grad, 'grad');
+  if (grad.storage === param.storage) throw new Error(`${op}: grad and param share storage`);
+  return noGrad(() => (grad.isContiguous ? grad.detach() : contiguous(grad)));
+}
+
+export interface AdamStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** AdamW: param *= 1 - lr * weightDecay; otherwise weightDecay * param is added to the grad (Adam). */
+  decoupled: boolean;
+  /** 1-based step count, after incrementing (as torch's state['step']). */
+  step: number;
+  maximize?: boolean;
+}
+
+/** One torch.optim.Adam / AdamW step (amsgrad off) for one parameter, in place. */
+export function adamStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, o: AdamStepOptions): void {
+  const op = 'adamStep';
+  if (!(o.step >= 1) || !Number.isInteger(o.step)) throw new RangeError(`${op}: step must be an integer >= 1, got ${o.step}`);
+  checkState(op, param, expAvg, 'expAvg');
+  checkState(op, param, expAvgSq, 'expAvgSq');
+  checkInPlace(op, [[param, 'param'], [expAvg, 'expAvg'], [expAvgSq, 'expAvgSq']]);
+  const g = gradView(op, param, grad);
+  const bc1 = 1 - o.beta1 ** o.step;
+  const bc2 = 1 - o.beta2 ** o.step;
+  const attrs: AdamStepAttrs = {
+    n: param.size,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    stepSize: o.lr / bc1,
+    bc2Sqrt: Math.sqrt(bc2),
+    decay: o.decoupled ? 1 - o.lr * o.weightDecay : 1,
+    l2: o.decoupled ? 0 : o.weightDecay,
+    maximize: o.maximize ?? false,
+  };
+  param.backend.run('adam_step', [param, g, expAvg, expAvgSq], attrs as unknown as Record<string, unknown>);
+  g.dispose();
+}
+
+export interface SgdStepOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** 1-based step count: at step 1 the momentum buffer is initialised with the gradient. */
+  step: number;
+  maximize?: boolean;
+}
+
+/** One torch.optim.SGD step for one parameter, in place (momentumBuf is needed when momentum != 0). */
+export function sgdStep(param: Tensor, grad: Tensor, momentumBuf: Tensor | null, o: SgdStepOptions): void {
+  const op = 'sgdStep';
+  if (o.momentum !== 0 && !momentumBuf) throw new Error(`${op}: momentum ${o.momentum} needs a momentum buffer`);
+  if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) throw new Error(`${op}: nesterov needs momentum > 0 and dampening 0`);
+  const buf = o.momentum !== 0 ? momentumBuf : null;
+  if (buf) checkState(op, param, buf, 'momentumBuf');
+  checkInPlace(op, buf ? [[param, 'param'], [buf, 'momentumBuf']] : [[param, 'param']]);
+  const g = gradView(op, param, grad);
+  const attrs: SgdStepAttrs = {
+    n: param.size,
+    lr: o.lr,
+    momentum: o.momentum,
+    dampening: o.dampening,
+    weightDecay: o.weightDecay,
+    nesterov: o.nesterov,
+    maximize: o.maximize ?? false,
+    first: o.step <= 1,
+  };
+  param.backend.run('sgd_step', buf ? [param, g, buf] : [param, g], attrs as unknown as Record<string, unknown>);
+  g.dispose();
+}
+
+/** Partial sums per tensor: enough parts for parallelism, each long enough to amortise a workgroup. */
+function partsFor(n: number): number {
+  return n === 0 ? 0 : Math.min(Math.ceil(n / 4096), 1024);
+}
+
+/** Writes sum-of-squares partials of each tensor into one buffer and reduces them: [] tensor. */
+function totalSumOfSquares(xs: Tensor[]): Tensor {
+  const be = xs[0]!.backend;
+  const parts = xs.map((x) => partsFor(x.size));
+  const total = parts.reduce((a, b) => a + b, 0);
+  const partial = be.alloc('float32', Math.max(total, 1));
+  if (total === 0) {
+    be.run('elementwise', [], { op: 'fill', params: [0], shape: [1], out: { storage: partial, shape: [1], strides: [1], offset: 0, dtype: 'float32' } });
+  }
+  let at = 0;
+  xs.forEach((x, i) => {
+    if (parts[i] === 0) return;
+    const xc = noGrad(() => (x.isContiguous ? x.detach() : contiguous(x)));
+    const attrs: SumSquaresAttrs = { n: x.size, parts: parts[i]!, out: { storage: partial, shape: [parts[i]!], strides: [1], offset: at, dtype: 'float32' } };
+    be.run('sum_squares', [xc], attrs as unknown as Record<string, unknown>);
+    xc.dispose();
+    at += parts[i]!;
+  });
+  const pv = new Tensor(partial, [Math.max(total, 1)]);
+  const r: ReduceAttrs = { op: 'sum', outer: 1, size: Math.max(total, 1), inner: 1 };
+  const out = new Tensor(be.run('reduce', [pv], r as unknown as Record<string, unknown>) as Storage, []);
+  pv.dispose();
+  return out;
+}
+
+/** Σ x² over all elements, fused (one pass plus a short reduction), as a [] tensor; no autograd. */
+export function sumOfSquares(x: Tensor): Tensor {
+  if (x.dtype !== 'float32') throw new TypeError(`sumOfSquares: expected float32, got ${x.dtype}`);
+  return totalSumOfSquares([x]);
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_ (2-norm): scales every gradient in place by
+ * min(maxNorm / (total + 1e-6), 1) on the device (no readback) and returns the total norm as a [] tensor.
+ */
+export function clipGradNorm(grads: Tensor[], maxNorm: number): Tensor {
+  const op = 'clipGradNorm';
+  if (grads.length === 0) throw new RangeError(`${op}: no gradients given`);
+  if (!(maxNorm >= 0)) throw new RangeError(`${op}: maxNorm must be >= 0, got ${maxNorm}`);
+  const be = grads[0]!.backend;
+  grads.forEach((g, i) => {
+    if (g.backend !== be) throw new Error(`${op}: gradient ${i} is on ${g.backend.name}, gradient 0 on ${be.name}`);
+    if (g.dtype !== 'float32') throw new TypeError(`${op}: gradient ${i} must be float32, got ${g.dtype}`);
+    if (!g.isContiguous) throw new Error(`${op}: gradient ${i} ${fmtShape(g.shape)} must be contiguous (it is scaled in place)`);
+  });
+  const ss = totalSumOfSquares(grads);
+  const norm = ew('sqrt', [ss]);
+  ss.dispose();
+  for (const g of grads) {
+    const attrs: ClipScaleAttrs = { n: g.size, maxNorm };
+    be.run('clip_scale', [g, norm], attrs as unknown as Record<string, unknown>);
+  }
+  return norm;
+}
