@@ -93,6 +93,11 @@ export class WebGPURuntime {
     if (bytes > max) {
       throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${max} bytes)`);
     }
+    // kernels bind whole buffers, so a tensor must also fit one storage binding
+    const bind = Number(this.limits.maxStorageBufferBindingSize);
+    if (bytes > bind) {
+      throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${bind} bytes)${label ? ` (${label})` : ''}`);
+    }
     return this.pool.acquire(bytes, label);
   }
 
