@@ -1,6 +1,19 @@
 import type { Row, RunInfo } from '../lib/report.js';
+import { convSuite } from './conv.js';
+import { normSuite } from './norm.js';
+import { attentionSuite } from './attention.js';
+import { optimSuite } from './optim.js';
+import { modelsSuite } from './models.js';
+import { resnetSuite } from './resnet.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
 /** Kernel-family suites beyond the peaks and matmul (conv, norms, attention, optimizers, models). */
-export const extraSuites: Record<string, Suite> = {};
+export const extraSuites: Record<string, Suite> = {
+  conv: convSuite,
+  norm: normSuite,
+  attention: attentionSuite,
+  optim: optimSuite,
+  models: modelsSuite,
+  resnet: resnetSuite,
+};

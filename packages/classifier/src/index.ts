@@ -7,3 +7,4 @@ export {
   LEAF_CLASSES, PP2020_TRAIN_COUNTS, isLeafLabel, renderLeaf, syntheticLeafDataset,
   type LeafLabel, type LeafImage, type RenderLeafOptions, type SyntheticLeafDataset, type SyntheticLeafOptions, type LeafSample,
 } from './data/synthetic/index.js';
+export * from './train/index.js';

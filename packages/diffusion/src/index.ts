@@ -13,8 +13,5 @@ export { CLIPTextModel, CLIP_TEXT_DEFAULTS, type CLIPTextConfig, type CLIPTextOu
 export { loadUNet, loadVAE, loadTextEncoder, saveModel, vaeKeyRemap, textEncoderKeyRemap } from './loading/models.js';
 export { readJson, weightFiles } from './loading/files.js';
 export { StableDiffusionPipeline, type PipelineComponents, type GenerateOptions, type GenerateResult } from './pipelines/stable-diffusion.js';
-export { priorPreservationLoss, denoisingForward, type PriorLossOptions, type PriorLoss } from './training/loss.js';
 export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.js';
-export * from './training/methods/index.js';
-export { trainDreamBooth, ensureClassImages, DRIFT_PROBES, type DreamBoothConfig, type TrainResult } from './training/dreambooth.js';
-export { loadImageSquare, imagesToTensor, type RgbLike } from './training/images.js';
+export * from './training/index.js';

@@ -8,6 +8,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
 import { schedulerFromConfig, SCHEDULERS } from '../schedulers/index.js';
 import { tensorToImages, saveGrid } from './images.js';
+import { addTrainCommands } from './train-commands.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -26,7 +27,7 @@ async function loadPipeline(model: string): Promise<StableDiffusionPipeline> {
 }
 
 const program = new Command();
-program.name('foliar-diffuse').description('Stable Diffusion in TypeScript on WebGPU: generate images, create pipelines.');
+program.name('foliar-diffuse').description('Stable Diffusion in TypeScript on WebGPU: generate images, create pipelines, fine-tune (DreamBooth, LoRA, textual inversion), train text-to-image models and VAEs.');
 program.option('--backend <name>', 'webgpu or cpu (default: webgpu when an adapter exists)');
 
 program
@@ -88,6 +89,8 @@ program
     pipe.dispose();
     ft.shutdown();
   });
+
+addTrainCommands(program);
 
 program.parseAsync().catch((e: unknown) => {
   console.error(`foliar-diffuse: ${(e as Error).message}`);

@@ -35,6 +35,8 @@ export function createTinyPipeline(o: TinyPipelineOptions = {}): StableDiffusion
     pad_token_id: tokenizer.padTokenId,
     ...o.textEncoder,
   });
+  // prompts are padded to the tokenizer's length: it must fit the text encoder's positions
+  tokenizer.modelMaxLength = Math.min(tokenizer.modelMaxLength, textEncoder.config.max_position_embeddings);
   const vae = new AutoencoderKL({
     block_out_channels: [32, 64],
     down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],

@@ -80,22 +80,43 @@ function rescaleZeroSnr(ac: Float32Array, betas: Float32Array): void {
   ac[ac.length - 1] = 4.8973451890853435e-8; // diffusers keeps it just above 0 to avoid division by zero
 }
 
-/** Inference timesteps for a spacing (diffusers' set_timesteps conventions). */
+/** numpy's round(): halves go to the even neighbour (Math.round sends them up). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** np.linspace(start, stop, n) (step computed once, last value exactly `stop`). */
+export function linspace(start: number, stop: number, n: number): number[] {
+  if (n === 1) return [start];
+  const step = (stop - start) / (n - 1);
+  return Array.from({ length: n }, (_, i) => (i === n - 1 ? stop : start + i * step));
+}
+
+/** np.arange(start, stop, step) for a negative step (start + i·step, as numpy fills it). */
+export function arangeDown(start: number, stop: number, step: number): number[] {
+  const n = Math.max(Math.ceil((stop - start) / step), 0);
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+/**
+ * Inference timesteps for a spacing (diffusers' set_timesteps conventions, numpy rounding):
+ * leading `arange(n)·(T//n) + steps_offset`, trailing `round(arange(T, 0, −T/n)) − 1`,
+ * linspace `round(linspace(0, T−1, n))`, all descending.
+ */
 export function spacedTimesteps(c: SchedulerConfig, n: number): number[] {
   const T = c.num_train_timesteps;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`inference steps must be a positive integer, got ${n}`);
   if (n > T) throw new RangeError(`${n} inference steps exceed num_train_timesteps ${T}`);
   if (c.timestep_spacing === 'leading') {
     const ratio = Math.floor(T / n);
-    return Array.from({ length: n }, (_, i) => Math.round(i * ratio) + c.steps_offset).reverse();
+    return Array.from({ length: n }, (_, i) => i * ratio + c.steps_offset).reverse();
   }
   if (c.timestep_spacing === 'trailing') {
-    const ratio = T / n;
-    const out: number[] = [];
-    for (let t = T; t > 0; t -= ratio) out.push(Math.round(t) - 1);
-    return out.slice(0, n);
+    return arangeDown(T, 0, -T / n).map((t) => roundHalfEven(t) - 1).slice(0, n);
   }
   if (c.timestep_spacing === 'linspace') {
-    return Array.from({ length: n }, (_, i) => Math.round((i * (T - 1)) / Math.max(n - 1, 1))).reverse();
+    return linspace(0, T - 1, n).map(roundHalfEven).reverse();
   }
   throw new Error(`timestep_spacing '${String(c.timestep_spacing)}' is not supported`);
 }

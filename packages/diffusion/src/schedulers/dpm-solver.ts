@@ -1,6 +1,6 @@
 import { tidy, type Tensor } from '@foliar/tensor';
 import { SigmaScheduler } from './sigma-base.js';
-import { type SchedulerConfig, type StepOutput } from './common.js';
+import { linspace, arangeDown, roundHalfEven, type SchedulerConfig, type StepOutput } from './common.js';
 
 /**
  * diffusers DPMSolverMultistepScheduler, algorithm dpmsolver++ with solver_order 2 and the midpoint
@@ -17,13 +17,18 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler {
   setTimesteps(n: number): void {
     this.numInferenceSteps = n;
     const T = this.config.num_train_timesteps;
-    if (this.config.timestep_spacing === 'linspace') {
-      // linspace(0, T-1, n+1).round()[::-1][:-1]
-      const ts = Array.from({ length: n + 1 }, (_, i) => Math.round((i * (T - 1)) / n)).reverse().slice(0, n);
-      this.timesteps = ts;
-      const table = this.trainSigmas();
-      this.sigmas = [...ts.map((t) => this.interp(t, table)), 0];
-    } else this.sigmas = [...this.computeSigmas(n), 0];
+    const spacing = this.config.timestep_spacing;
+    let ts: number[];
+    // diffusers spaces n + 1 points and drops the last for linspace and leading
+    if (spacing === 'linspace') ts = linspace(0, T - 1, n + 1).map(roundHalfEven).reverse().slice(0, n);
+    else if (spacing === 'leading') {
+      const ratio = Math.floor(T / (n + 1));
+      ts = Array.from({ length: n + 1 }, (_, i) => i * ratio).reverse().slice(0, n).map((t) => t + this.config.steps_offset);
+    } else if (spacing === 'trailing') ts = arangeDown(T, 0, -T / n).map((t) => roundHalfEven(t) - 1).slice(0, n);
+    else throw new Error(`timestep_spacing '${String(spacing)}' is not supported`);
+    this.timesteps = ts;
+    const table = this.trainSigmas();
+    this.sigmas = [...ts.map((t) => this.interp(t, table)), 0];
     for (const o of this.outputs) o.dispose();
     this.outputs = [];
     this.lowerOrderNums = 0;

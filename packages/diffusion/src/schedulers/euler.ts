@@ -1,6 +1,6 @@
 import { tidy, type Tensor } from '@foliar/tensor';
 import { SigmaScheduler } from './sigma-base.js';
-import { type SchedulerConfig, type StepOutput } from './common.js';
+import { linspace, type SchedulerConfig, type StepOutput } from './common.js';
 
 /** diffusers EulerDiscreteScheduler (s_churn = 0): inputs scaled by 1/√(σ²+1). */
 export class EulerDiscreteScheduler extends SigmaScheduler {
@@ -9,7 +9,12 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
   }
   setTimesteps(n: number): void {
     this.numInferenceSteps = n;
-    this.sigmas = [...this.computeSigmas(n), 0];
+    if (this.config.timestep_spacing === 'linspace') {
+      // diffusers keeps these unrounded (float timesteps, sigmas interpolated between table entries)
+      this.timesteps = linspace(0, this.config.num_train_timesteps - 1, n).reverse();
+      const table = this.trainSigmas();
+      this.sigmas = [...this.timesteps.map((t) => this.interp(t, table)), 0];
+    } else this.sigmas = [...this.computeSigmas(n), 0];
     const max = Math.max(...this.sigmas);
     this.initNoiseSigma = this.config.timestep_spacing === 'linspace' || this.config.timestep_spacing === 'trailing' ? max : Math.sqrt(max * max + 1);
     this.stepIndex = 0;

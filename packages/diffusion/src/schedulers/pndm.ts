@@ -1,6 +1,6 @@
 import { tidy, type Tensor } from '@foliar/tensor';
 import { AlphaScheduler } from './base.js';
-import { type SchedulerConfig, type StepOutput } from './common.js';
+import { linspace, arangeDown, roundHalfEven, type SchedulerConfig, type StepOutput } from './common.js';
 
 /**
  * diffusers PNDMScheduler with skip_prk_steps (PLMS, what SD1.x ships): N inference steps make N+1
@@ -21,13 +21,9 @@ export class PNDMScheduler extends AlphaScheduler {
     this.numInferenceSteps = n;
     const T = this.config.num_train_timesteps;
     let ts: number[];
-    if (this.config.timestep_spacing === 'linspace') ts = Array.from({ length: n }, (_, i) => Math.round((i * (T - 1)) / Math.max(n - 1, 1)));
-    else if (this.config.timestep_spacing === 'leading') ts = Array.from({ length: n }, (_, i) => Math.round(i * Math.floor(T / n)) + this.config.steps_offset);
-    else {
-      ts = [];
-      for (let t = T; t > 0; t -= T / n) ts.push(Math.round(t) - 1);
-      ts = ts.slice(0, n).reverse();
-    }
+    if (this.config.timestep_spacing === 'linspace') ts = linspace(0, T - 1, n).map(roundHalfEven);
+    else if (this.config.timestep_spacing === 'leading') ts = Array.from({ length: n }, (_, i) => i * Math.floor(T / n) + this.config.steps_offset);
+    else ts = arangeDown(T, 0, -T / n).map((t) => roundHalfEven(t) - 1).slice(0, n).reverse();
     // [:-1] + [-2:-1] + [-1:], reversed
     const plms = [...ts.slice(0, -1), ...ts.slice(-2, -1), ...ts.slice(-1)].reverse();
     this.timesteps = plms;

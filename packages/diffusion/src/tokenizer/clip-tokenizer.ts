@@ -3,25 +3,58 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { writeFileAtomic } from '@foliar/tensor';
-import { BYTE_ENCODER, BYTE_DECODER, byteVocabOrder } from './bytes.js';
-import { cleanText, type Cleaning } from './clean.js';
+import { BytePairMerger } from './bpe.js';
+import { BYTE_DECODER, byteVocabOrder, toByteChars } from './bytes.js';
+import { cleanText, WHITESPACE, type Cleaning } from './clean.js';
 
-const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+const SOT = '<|startoftext|>';
+const EOT = '<|endoftext|>';
+
+// CLIP's pre-tokenisation pattern; `\s` spelled out as Unicode White_Space (see clean.ts). openai
+// compiles it case-insensitively; tokenizers does not (its text is lower-cased already).
+const PATTERN_SRC = `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WHITESPACE}\\p{L}\\p{N}]+`;
+const PATTERN = { transformers: new RegExp(PATTERN_SRC, 'gu'), openai: new RegExp(PATTERN_SRC, 'giu') };
+
+/** openai's vocabulary uses merges 1 .. 49152−256−2 of the file (line 0 is the version header). */
+const OPENAI_MERGES = 49152 - 256 - 2;
+
+export interface AddedTokenSpec {
+  content: string;
+  /** Fixed id (from a tokenizer folder); new tokens get the next free id. */
+  id?: number;
+  /** Special tokens are matched in the raw text and skipped by `decode(…, { skipSpecialTokens })`. */
+  special?: boolean;
+  /**
+   * Match against the normalised (lower-cased) text, as tokenizers does for tokens added with
+   * `add_tokens` (default: true for non-special tokens, false for special ones).
+   */
+  normalized?: boolean;
+}
 
 export interface TokenizerOptions {
   bosToken?: string;
   eosToken?: string;
   padToken?: string;
   unkToken?: string;
+  /**
+   * Pad with this id instead of the pad token's, without making it a special token: openai's
+   * `clip.tokenize` pads with 0 (the id of '!').
+   */
+  padTokenId?: number;
   modelMaxLength?: number;
   cleaning?: Cleaning;
+  /** Added tokens beyond the BPE vocabulary (DreamBooth identifiers, textual-inversion tokens). */
+  addedTokens?: AddedTokenSpec[];
+  /** transformers' `clean_up_tokenization_spaces` for `decode` (default false). */
+  cleanUpTokenizationSpaces?: boolean;
 }
 
 export interface CallOptions {
-  /** 'max_length' pads to `maxLength` with the pad token; false leaves rows unpadded. Default 'max_length'. */
+  /** 'max_length' pads to `maxLength` with the pad token, 'longest' to the longest row, false not at all. Default 'max_length'. */
   padding?: 'max_length' | 'longest' | false;
+  /** Default: `modelMaxLength` (77 for SD1.x). */
   maxLength?: number;
-  /** Truncate to maxLength keeping the end token (default true). */
+  /** Cut rows to maxLength, keeping bos and eos (default true). */
   truncation?: boolean;
   /** Add bos/eos (default true). */
   addSpecialTokens?: boolean;
@@ -32,110 +65,208 @@ export interface Encoding {
   attentionMask: number[][];
 }
 
+interface Added {
+  id: number;
+  special: boolean;
+  normalized: boolean;
+}
+
+/** Vocabularies built here and handed straight to the constructor, which then need no defensive copy. */
+const FRESH = new WeakSet<Map<string, number>>();
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Longest-first alternation, so the leftmost match is also the longest (tokenizers' added-token matcher). */
+function alternation(tokens: Iterable<string>): RegExp | null {
+  const list = [...new Set(tokens)].filter((t) => t.length > 0).sort((a, b) => b.length - a.length);
+  return list.length ? new RegExp(list.map(escapeRe).join('|'), 'g') : null;
+}
+
+/** Splits `text` around the matches of `re`, calling `onText` for gaps and `onToken` for matches. */
+function splitAround(text: string, re: RegExp | null, onText: (s: string) => void, onToken: (t: string) => void): void {
+  if (!re) {
+    if (text) onText(text);
+    return;
+  }
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    if (m.index > last) onText(text.slice(last, m.index));
+    onToken(m[0]);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) onText(text.slice(last));
+}
+
 /**
- * CLIP's byte-level BPE tokenizer with the semantics of transformers' CLIPTokenizer: special tokens
- * `<|startoftext|>` / `<|endoftext|>`, padding with the pad token of the tokenizer folder (SD1.x:
- * `<|endoftext|>`), truncation to 77 keeping the end token. Added tokens (DreamBooth identifiers,
- * textual-inversion tokens) are matched literally before BPE.
+ * CLIP's byte-level BPE tokenizer with the semantics of transformers' CLIPTokenizer (what diffusers
+ * runs for SD1.x): special tokens `<|startoftext|>` / `<|endoftext|>`, truncation to 77 keeping the end
+ * token, padding with the folder's pad token (SD1.x: `<|endoftext|>`; openai's `clip.tokenize` pads
+ * with 0 — pass `padTokenId: 0` for that). Added tokens are split out before BPE. See README.md.
  */
 export class CLIPTokenizer {
   private readonly encoder: Map<string, number>;
-  private readonly decoder: Map<number, string>;
-  private readonly ranks: Map<string, number>;
-  private readonly cache = new Map<string, string[]>();
-  private added: string[] = [];
-  private addedRe: RegExp | null = null;
+  private decoderCache: Map<number, string> | null = null;
+  private readonly merger: BytePairMerger;
+  private readonly mergesList: readonly string[];
+  private readonly added = new Map<string, Added>();
+  /** cleaned content -> id, for normalized added tokens */
+  private normalizedAdded = new Map<string, number>();
+  private rawRe: RegExp | null = null;
+  private normRe: RegExp | null = null;
+  private maxId: number;
   readonly bosToken: string;
   readonly eosToken: string;
   readonly padToken: string;
   readonly unkToken: string;
+  private readonly padIdOverride: number | undefined;
   modelMaxLength: number;
-  cleaning: Cleaning;
-  private readonly mergesList: string[];
+  readonly cleaning: Cleaning;
+  cleanUpTokenizationSpaces: boolean;
 
-  constructor(vocab: Record<string, number> | Map<string, number>, merges: string[], opts: TokenizerOptions = {}) {
-    this.encoder = vocab instanceof Map ? new Map(vocab) : new Map(Object.entries(vocab));
-    this.decoder = new Map([...this.encoder].map(([k, v]) => [v, k]));
+  /** `vocab` includes the special tokens; `merges` are "left right" lines without the version header. */
+  constructor(vocab: Record<string, number> | Map<string, number>, merges: readonly string[], opts: TokenizerOptions = {}) {
+    this.encoder = vocab instanceof Map ? (FRESH.has(vocab) ? vocab : new Map(vocab)) : new Map(Object.entries(vocab));
+    FRESH.delete(this.encoder);
+    this.maxId = -1;
+    for (const [t, id] of this.encoder) {
+      if (!Number.isInteger(id) || id < 0) throw new Error(`CLIPTokenizer: vocabulary entry ${JSON.stringify(t)} has invalid id ${String(id)}`);
+      if (id > this.maxId) this.maxId = id;
+    }
+    this.merger = new BytePairMerger(merges);
     this.mergesList = merges;
-    this.ranks = new Map(merges.map((m, i) => [m, i]));
-    this.bosToken = opts.bosToken ?? '<|startoftext|>';
-    this.eosToken = opts.eosToken ?? '<|endoftext|>';
+    this.bosToken = opts.bosToken ?? SOT;
+    this.eosToken = opts.eosToken ?? EOT;
     this.padToken = opts.padToken ?? this.eosToken;
     this.unkToken = opts.unkToken ?? this.eosToken;
+    this.padIdOverride = opts.padTokenId;
+    if (opts.padTokenId !== undefined && !(Number.isInteger(opts.padTokenId) && opts.padTokenId >= 0 && opts.padTokenId <= this.maxId)) {
+      throw new Error(`CLIPTokenizer: padTokenId ${opts.padTokenId} is outside the vocabulary (0..${this.maxId})`);
+    }
     this.modelMaxLength = opts.modelMaxLength ?? 77;
     this.cleaning = opts.cleaning ?? 'transformers';
-    for (const t of [this.bosToken, this.eosToken]) {
-      if (!this.encoder.has(t)) throw new Error(`CLIPTokenizer: special token ${t} is not in the vocabulary`);
+    this.cleanUpTokenizationSpaces = opts.cleanUpTokenizationSpaces ?? false;
+    for (const [name, t] of [['bos', this.bosToken], ['eos', this.eosToken], ['pad', this.padToken]] as const) {
+      if (!this.encoder.has(t)) throw new Error(`CLIPTokenizer: ${name} token ${JSON.stringify(t)} is not in the vocabulary`);
     }
-    this.rebuildAdded();
+    // the special tokens of the vocabulary are matched literally in the raw text (tokenizers: normalized=false)
+    for (const t of new Set([this.bosToken, this.eosToken, this.padToken, this.unkToken])) {
+      const id = this.encoder.get(t);
+      if (id !== undefined) this.added.set(t, { id, special: true, normalized: false });
+    }
+    for (const a of opts.addedTokens ?? []) this.register(a);
+    this.rebuildMatchers();
   }
 
-  /** openai's `bpe_simple_vocab_16e6.txt.gz`: 48,894 merges (lines 1 .. 49152−256−2). */
+  /** openai's `bpe_simple_vocab_16e6.txt.gz`: 48,894 merges, vocabulary built as SimpleTokenizer does. */
   static async fromMergesGz(path: string, opts: TokenizerOptions = {}): Promise<CLIPTokenizer> {
-    const text = gunzipSync(await readFile(path)).toString('utf8');
-    const lines = text.split('\n').slice(1, 49152 - 256 - 2 + 1);
-    const merges = lines.map((l) => l.trim()).filter(Boolean);
-    const order = byteVocabOrder();
-    const vocabList = [...order, ...order.map((c) => `${c}</w>`), ...merges.map((m) => m.replace(' ', '')), '<|startoftext|>', '<|endoftext|>'];
-    return new CLIPTokenizer(new Map(vocabList.map((t, i) => [t, i])), merges, opts);
+    let text: string;
+    try {
+      text = gunzipSync(await readFile(path)).toString('utf8');
+    } catch (e) {
+      throw new Error(`${path}: cannot read gzip merges file (${(e as Error).message})`);
+    }
+    const lines = text.split('\n', OPENAI_MERGES + 1).slice(1);
+    if (lines.length < OPENAI_MERGES) throw new Error(`${path}: has ${lines.length} merge lines, openai's vocabulary needs ${OPENAI_MERGES}`);
+    return CLIPTokenizer.fromMergeList(lines, opts, path);
   }
 
   /**
-   * A byte-level tokenizer with no merges (every character is a token): needs no vocabulary file, so
+   * The vocabulary SimpleTokenizer derives from a merge list: 256 byte characters, the same with
+   * `</w>`, one token per merge, then `<|startoftext|>` and `<|endoftext|>`.
+   */
+  static fromMergeList(merges: readonly string[], opts: TokenizerOptions = {}, source = 'merges'): CLIPTokenizer {
+    const vocab = new Map<string, number>();
+    const order = byteVocabOrder();
+    for (const c of order) vocab.set(c, vocab.size);
+    for (const c of order) vocab.set(`${c}</w>`, vocab.size);
+    for (let i = 0; i < merges.length; i++) {
+      const m = merges[i]!;
+      const sp = m.indexOf(' ');
+      if (sp <= 0) throw new Error(`${source}: merge ${i + 1} is not two space-separated symbols: ${JSON.stringify(m)}`);
+      vocab.set(m.slice(0, sp) + m.slice(sp + 1), 512 + i);
+    }
+    vocab.set(SOT, 512 + merges.length);
+    vocab.set(EOT, 513 + merges.length);
+    FRESH.add(vocab);
+    return new CLIPTokenizer(vocab, merges, opts);
+  }
+
+  /**
+   * A byte-level tokenizer with no merges (every byte is a token): needs no vocabulary file, so
    * randomly initialised test/demo pipelines can be created offline. `merges` may add a few.
    */
   static byteLevel(merges: string[] = [], opts: TokenizerOptions = {}): CLIPTokenizer {
-    const order = byteVocabOrder();
-    const vocabList = [...order, ...order.map((c) => `${c}</w>`), ...merges.map((m) => m.replace(' ', '')), '<|startoftext|>', '<|endoftext|>'];
-    return new CLIPTokenizer(new Map(vocabList.map((t, i) => [t, i])), merges, opts);
+    return CLIPTokenizer.fromMergeList(merges, opts, 'byteLevel merges');
   }
 
-  /** A diffusers/transformers tokenizer folder: vocab.json + merges.txt, or tokenizer.json; special tokens from the json configs. */
+  /**
+   * A diffusers/transformers tokenizer folder: vocab.json + merges.txt, or else tokenizer.json (HF
+   * tokenizers format); bos/eos/pad/unk and model_max_length from special_tokens_map.json and
+   * tokenizer_config.json; added tokens from tokenizer.json, added_tokens.json and the config's
+   * added_tokens_decoder. `opts` override what the folder says.
+   */
   static async fromFolder(dir: string, opts: TokenizerOptions = {}): Promise<CLIPTokenizer> {
-    const read = async (f: string) => JSON.parse(await readFile(join(dir, f), 'utf8')) as Record<string, unknown>;
-    const tokenText = (v: unknown): string | undefined => (typeof v === 'string' ? v : v && typeof v === 'object' ? (v as { content?: string }).content : undefined);
     const cfg: TokenizerOptions = {};
+    const added: AddedTokenSpec[] = [];
+    const tokenText = (v: unknown): string | undefined =>
+      typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
     for (const f of ['special_tokens_map.json', 'tokenizer_config.json']) {
-      if (!existsSync(join(dir, f))) continue;
-      const j = await read(f);
+      const j = await readJsonIfExists(join(dir, f));
+      if (!j) continue;
       cfg.bosToken = tokenText(j.bos_token) ?? cfg.bosToken;
       cfg.eosToken = tokenText(j.eos_token) ?? cfg.eosToken;
       cfg.padToken = tokenText(j.pad_token) ?? cfg.padToken;
       cfg.unkToken = tokenText(j.unk_token) ?? cfg.unkToken;
-      if (typeof j.model_max_length === 'number' && j.model_max_length < 1e6) cfg.modelMaxLength = j.model_max_length;
+      // transformers writes a huge sentinel (1e30) when the length is unknown
+      if (typeof j.model_max_length === 'number' && j.model_max_length > 0 && j.model_max_length < 1e6) cfg.modelMaxLength = j.model_max_length;
+      if (typeof j.clean_up_tokenization_spaces === 'boolean') cfg.cleanUpTokenizationSpaces = j.clean_up_tokenization_spaces;
+      const dec = j.added_tokens_decoder;
+      if (dec && typeof dec === 'object') {
+        for (const [id, t] of Object.entries(dec as Record<string, { content?: unknown; special?: unknown; normalized?: unknown }>)) {
+          if (typeof t?.content !== 'string' || !/^\d+$/.test(id)) throw new Error(`${join(dir, f)}: added_tokens_decoder[${JSON.stringify(id)}] is not {content, …} under a numeric id`);
+          added.push({ content: t.content, id: Number(id), special: t.special === true, normalized: typeof t.normalized === 'boolean' ? t.normalized : undefined });
+        }
+      }
     }
     let vocab: Record<string, number>;
     let merges: string[];
-    let addedTokens: string[] = [];
-    if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
-      vocab = (await read('vocab.json')) as Record<string, number>;
-      merges = parseMerges(await readFile(join(dir, 'merges.txt'), 'utf8'));
-    } else if (existsSync(join(dir, 'tokenizer.json'))) {
-      const j = (await read('tokenizer.json')) as { model?: { vocab?: Record<string, number>; merges?: (string | [string, string])[] }; added_tokens?: { content: string; id: number; special?: boolean }[] };
-      if (!j.model?.vocab || !j.model.merges) throw new Error(`${join(dir, 'tokenizer.json')} has no BPE model (model.vocab / model.merges)`);
-      vocab = { ...j.model.vocab };
-      for (const t of j.added_tokens ?? []) vocab[t.content] = t.id;
-      merges = j.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
-      addedTokens = (j.added_tokens ?? []).filter((t) => !t.special).map((t) => t.content);
+    const vocabPath = join(dir, 'vocab.json');
+    const mergesPath = join(dir, 'merges.txt');
+    const tokPath = join(dir, 'tokenizer.json');
+    if (existsSync(vocabPath) && existsSync(mergesPath)) {
+      vocab = checkVocab((await readJsonIfExists(vocabPath))!, vocabPath);
+      merges = parseMerges(await readFile(mergesPath, 'utf8'));
+    } else if (existsSync(tokPath)) {
+      const j = (await readJsonIfExists(tokPath))! as {
+        model?: { type?: string; vocab?: unknown; merges?: unknown[] };
+        added_tokens?: { content: string; id: number; special?: boolean; normalized?: boolean }[];
+      };
+      if (!j.model || (j.model.type !== undefined && j.model.type !== 'BPE')) throw new Error(`${tokPath}: model.type is ${JSON.stringify(j.model?.type)}, expected "BPE"`);
+      if (!Array.isArray(j.model.merges)) throw new Error(`${tokPath}: model.merges is missing`);
+      vocab = checkVocab(j.model.vocab, `${tokPath} (model.vocab)`);
+      merges = j.model.merges.map((m, i) => {
+        if (typeof m === 'string') return m;
+        if (Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string')) return m.join(' ');
+        throw new Error(`${tokPath}: model.merges[${i}] is neither "a b" nor ["a", "b"]`);
+      });
+      for (const t of j.added_tokens ?? []) added.push({ content: t.content, id: t.id, special: t.special === true, normalized: t.normalized });
     } else {
       throw new Error(`tokenizer folder ${dir} has neither vocab.json + merges.txt nor tokenizer.json`);
     }
-    if (existsSync(join(dir, 'added_tokens.json'))) {
-      const a = (await read('added_tokens.json')) as Record<string, number>;
-      for (const [t, id] of Object.entries(a)) vocab[t] = id;
-      addedTokens.push(...Object.keys(a).filter((t) => t !== cfg.bosToken && t !== cfg.eosToken));
+    const addedJson = await readJsonIfExists(join(dir, 'added_tokens.json'));
+    for (const [content, id] of Object.entries(addedJson ?? {})) {
+      if (typeof id !== 'number') throw new Error(`${join(dir, 'added_tokens.json')}: id of ${JSON.stringify(content)} is not a number`);
+      added.push({ content, id });
     }
-    const tok = new CLIPTokenizer(vocab, merges, { ...cfg, ...opts });
-    tok.added = [...new Set(addedTokens)];
-    tok.rebuildAdded();
-    return tok;
+    return new CLIPTokenizer(vocab, merges, { ...cfg, ...opts, addedTokens: [...added, ...(opts.addedTokens ?? [])] });
   }
 
-  /** From in-memory vocabulary and merges (browsers). */
+  /** From an in-memory vocab.json object and merges.txt text or lines (browsers). */
   static fromVocabAndMerges(vocab: Record<string, number>, merges: string[] | string, opts: TokenizerOptions = {}): CLIPTokenizer {
-    return new CLIPTokenizer(vocab, typeof merges === 'string' ? parseMerges(merges) : merges, opts);
+    return new CLIPTokenizer(checkVocab(vocab, 'vocab'), typeof merges === 'string' ? parseMerges(merges) : merges.filter((m) => m && !m.startsWith('#version')), opts);
   }
 
+  /** Number of tokens, added ones included (transformers' `len(tokenizer)`). */
   get vocabSize(): number {
     return this.encoder.size;
   }
@@ -146,162 +277,202 @@ export class CLIPTokenizer {
     return this.encoder.get(this.eosToken)!;
   }
   get padTokenId(): number {
-    return this.encoder.get(this.padToken) ?? this.eosTokenId;
+    return this.padIdOverride ?? this.encoder.get(this.padToken)!;
+  }
+  get unkTokenId(): number {
+    return this.encoder.get(this.unkToken) ?? this.eosTokenId;
   }
   tokenId(token: string): number | undefined {
     return this.encoder.get(token);
   }
+  /** Contents of the tokens added beyond the BPE vocabulary and the special tokens. */
+  get addedTokens(): readonly string[] {
+    const core = [this.bosToken, this.eosToken, this.padToken, this.unkToken];
+    return [...this.added.keys()].filter((t) => !core.includes(t));
+  }
 
-  /** Adds tokens matched literally (e.g. '<diseaes-leaf>'); returns their ids (existing ones are reused). */
-  addTokens(tokens: string[]): number[] {
-    const ids = tokens.map((t) => {
-      let id = this.encoder.get(t);
-      if (id === undefined) {
-        id = this.encoder.size;
-        this.encoder.set(t, id);
-        this.decoder.set(id, t);
-      }
-      if (!this.added.includes(t)) this.added.push(t);
-      return id;
+  /**
+   * Adds tokens matched literally before BPE (e.g. '<diseaes-leaf>'); returns their ids, new ones
+   * appended after the vocabulary, existing ones reused. Like transformers' `add_tokens`, non-special
+   * tokens are matched in the lower-cased text, so "A <Diseaes-Leaf>" finds '<diseaes-leaf>'.
+   */
+  addTokens(tokens: string[], opts: { special?: boolean } = {}): number[] {
+    const ids = tokens.map((content) => {
+      if (!content) throw new Error('CLIPTokenizer.addTokens: empty token');
+      return this.register({ content, special: opts.special ?? false });
     });
-    this.rebuildAdded();
+    this.rebuildMatchers();
     return ids;
   }
-  get addedTokens(): readonly string[] {
-    return this.added;
-  }
 
-  private rebuildAdded(): void {
-    const specials = [this.bosToken, this.eosToken, ...this.added].filter(Boolean);
-    const esc = specials.sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    this.addedRe = esc.length ? new RegExp(`(${esc.join('|')})`, 'g') : null;
-  }
-
-  private bpe(token: string): string[] {
-    const hit = this.cache.get(token);
-    if (hit) return hit;
-    const chars = Array.from(token);
-    let word = [...chars.slice(0, -1), `${chars[chars.length - 1]}</w>`];
-    while (word.length > 1) {
-      let best = -1, bestRank = Infinity;
-      for (let i = 0; i < word.length - 1; i++) {
-        const r = this.ranks.get(`${word[i]} ${word[i + 1]}`);
-        if (r !== undefined && r < bestRank) {
-          bestRank = r;
-          best = i;
-        }
-      }
-      if (best < 0) break;
-      const a = word[best]!, b = word[best + 1]!;
-      const merged: string[] = [];
-      for (let i = 0; i < word.length; ) {
-        if (i < word.length - 1 && word[i] === a && word[i + 1] === b) {
-          merged.push(a + b);
-          i += 2;
-        } else merged.push(word[i++]!);
-      }
-      word = merged;
+  private register(spec: AddedTokenSpec): number {
+    let id = this.encoder.get(spec.content);
+    if (id === undefined) {
+      id = spec.id ?? this.maxId + 1;
+      this.encoder.set(spec.content, id);
+      this.maxId = Math.max(this.maxId, id);
+      this.decoderCache = null;
+    } else if (spec.id !== undefined && spec.id !== id) {
+      throw new Error(`CLIPTokenizer: added token ${JSON.stringify(spec.content)} has id ${spec.id} but the vocabulary says ${id}`);
     }
-    if (this.cache.size < 100000) this.cache.set(token, word);
-    return word;
+    const special = spec.special ?? false;
+    const prev = this.added.get(spec.content);
+    // a later spec (config's added_tokens_decoder) may mark a vocabulary special token as normalized
+    this.added.set(spec.content, { id, special: special || (prev?.special ?? false), normalized: prev ? prev.normalized || (spec.normalized ?? false) : (spec.normalized ?? !special) });
+    return id;
   }
 
-  private encodePiece(text: string, out: number[]): void {
-    const cleaned = cleanText(text, this.cleaning);
-    for (const m of cleaned.matchAll(PATTERN)) {
-      const piece = m[0];
-      if (piece === this.bosToken || piece === this.eosToken) {
-        out.push(this.encoder.get(piece)!);
-        continue;
-      }
-      const bytes = new TextEncoder().encode(piece);
-      let s = '';
-      for (const b of bytes) s += BYTE_ENCODER[b];
-      for (const t of this.bpe(s)) {
-        const id = this.encoder.get(t);
-        out.push(id ?? this.encoder.get(this.unkToken)!);
-      }
+  private rebuildMatchers(): void {
+    const raw: string[] = [];
+    this.normalizedAdded = new Map();
+    for (const [t, a] of this.added) {
+      raw.push(t);
+      if (a.normalized) this.normalizedAdded.set(cleanText(t, this.cleaning), a.id);
     }
+    // raw tokens are split out of the text before normalisation, normalized ones after (tokenizers' order)
+    this.rawRe = alternation(raw.filter((t) => !this.added.get(t)!.normalized));
+    this.normRe = alternation(this.normalizedAdded.keys());
   }
 
-  /** Token ids of a text, without special tokens. */
+  /** Token ids of a text, without bos/eos. */
   encode(text: string): number[] {
     const out: number[] = [];
-    if (!this.addedRe) {
-      this.encodePiece(text, out);
-      return out;
-    }
-    // added and special tokens are split out of the raw text first (transformers' added-token handling)
-    for (const part of text.split(this.addedRe)) {
-      if (!part) continue;
-      const id = part === this.bosToken || part === this.eosToken || this.added.includes(part) ? this.encoder.get(part) : undefined;
-      if (id !== undefined) out.push(id);
-      else this.encodePiece(part, out);
-    }
+    splitAround(
+      text,
+      this.rawRe,
+      (part) => this.encodeNormalized(cleanText(part, this.cleaning), out),
+      (tok) => out.push(this.added.get(tok)!.id),
+    );
     return out;
   }
 
-  /** transformers' __call__: bos + ids + eos, truncated and padded. */
+  private encodeNormalized(text: string, out: number[]): void {
+    splitAround(text, this.normRe, (part) => this.encodeBpe(part, out), (tok) => out.push(this.normalizedAdded.get(tok)!));
+  }
+
+  private encodeBpe(text: string, out: number[]): void {
+    const openai = this.cleaning === 'openai';
+    for (const m of text.matchAll(PATTERN[this.cleaning])) {
+      const piece = m[0];
+      // openai's bpe cache knows the two specials; tokenizers would byte-pair-encode them like text
+      if (openai && (piece === SOT || piece === EOT)) {
+        out.push(this.encoder.get(piece) ?? this.unkTokenId);
+        continue;
+      }
+      for (const sym of this.merger.merge(toByteChars(piece))) out.push(this.encoder.get(sym) ?? this.unkTokenId);
+    }
+  }
+
+  /**
+   * transformers' `__call__` for SD: bos + ids + eos per text, truncated to maxLength (keeping eos)
+   * and padded with the pad token; attention mask 1 on real tokens.
+   */
   call(text: string | string[], opts: CallOptions = {}): Encoding {
     const texts = typeof text === 'string' ? [text] : text;
     const maxLength = opts.maxLength ?? this.modelMaxLength;
     const special = opts.addSpecialTokens ?? true;
+    if ((opts.truncation ?? true) && maxLength < (special ? 2 : 0)) throw new Error(`CLIPTokenizer.call: maxLength ${maxLength} leaves no room for bos and eos`);
     const rows = texts.map((t) => {
       let ids = this.encode(t);
       if (opts.truncation ?? true) ids = ids.slice(0, maxLength - (special ? 2 : 0));
       return special ? [this.bosTokenId, ...ids, this.eosTokenId] : ids;
     });
     const padding = opts.padding ?? 'max_length';
-    const target = padding === 'max_length' ? maxLength : padding === 'longest' ? Math.max(...rows.map((r) => r.length)) : 0;
-    const inputIds = rows.map((r) => (r.length < target ? [...r, ...new Array<number>(target - r.length).fill(this.padTokenId)] : r));
+    const target = padding === 'max_length' ? maxLength : padding === 'longest' ? Math.max(0, ...rows.map((r) => r.length)) : 0;
+    const pad = this.padTokenId;
+    const inputIds = rows.map((r) => (r.length < target ? r.concat(new Array<number>(target - r.length).fill(pad)) : r));
     const attentionMask = rows.map((r, i) => inputIds[i]!.map((_, j) => (j < r.length ? 1 : 0)));
     return { inputIds, attentionMask };
   }
 
-  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
-    const parts: string[] = [];
-    for (const id of ids) {
-      const t = this.decoder.get(id);
-      if (t === undefined) continue;
-      if (opts.skipSpecialTokens && (t === this.bosToken || t === this.eosToken || t === this.padToken)) continue;
-      parts.push(t);
-    }
-    const joined = parts.join('');
-    const bytes: number[] = [];
-    let out = '';
-    const flush = () => {
-      if (bytes.length) out += new TextDecoder().decode(Uint8Array.from(bytes));
-      bytes.length = 0;
-    };
-    for (const ch of Array.from(joined.replace(/<\/w>/g, ' '))) {
-      const b = BYTE_DECODER.get(ch);
-      if (b === undefined) {
-        flush();
-        out += ch;
-      } else bytes.push(b);
-    }
-    flush();
-    return out.trim();
+  private get decoder(): Map<number, string> {
+    if (!this.decoderCache) this.decoderCache = new Map([...this.encoder].map(([t, id]) => [id, t]));
+    return this.decoderCache;
   }
 
-  /** Writes vocab.json, merges.txt and the configs (transformers' layout), atomically. */
+  /**
+   * Text of ids: byte-level tokens are turned back into UTF-8 (invalid bytes -> U+FFFD) with `</w>` as
+   * a space; added and special tokens are written as they are, separated by spaces (transformers'
+   * slow-tokenizer rule). Unknown ids are an error.
+   */
+  decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    const parts: string[] = [];
+    let bytes: number[] = [];
+    const flush = () => {
+      if (!bytes.length) return;
+      const s = new TextDecoder().decode(Uint8Array.from(bytes)).replace(/<\/w>/g, ' ').trim();
+      if (s) parts.push(s);
+      bytes = [];
+    };
+    for (const id of ids) {
+      const t = this.decoder.get(id);
+      if (t === undefined) throw new Error(`CLIPTokenizer.decode: id ${id} is not in the vocabulary (size ${this.vocabSize})`);
+      const a = this.added.get(t);
+      if (a) {
+        flush();
+        if (!(opts.skipSpecialTokens && a.special)) parts.push(t);
+        continue;
+      }
+      for (const ch of t) {
+        const b = BYTE_DECODER.get(ch);
+        if (b !== undefined) bytes.push(b);
+        else bytes.push(...new TextEncoder().encode(ch));
+      }
+    }
+    flush();
+    const text = parts.join(' ');
+    return this.cleanUpTokenizationSpaces ? cleanUpSpaces(text) : text;
+  }
+
+  /** Writes vocab.json, merges.txt, the two configs and added_tokens.json (transformers' layout), atomically. */
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries(this.encoder)));
+    const extra = new Map([...this.added].filter(([t]) => ![this.bosToken, this.eosToken, this.padToken, this.unkToken].includes(t)));
+    const base = Object.fromEntries([...this.encoder].filter(([t]) => !extra.has(t)));
+    await writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify(base));
     await writeFileAtomic(join(dir, 'merges.txt'), `#version: 0.2\n${this.mergesList.join('\n')}\n`);
+    const specials = { bos_token: this.bosToken, eos_token: this.eosToken, pad_token: this.padToken, unk_token: this.unkToken };
+    const decoder = Object.fromEntries([...this.added].map(([t, a]) => [String(a.id), { content: t, lstrip: false, normalized: a.normalized, rstrip: false, single_word: false, special: a.special }]));
     await writeFileAtomic(
       join(dir, 'tokenizer_config.json'),
-      JSON.stringify({ tokenizer_class: 'CLIPTokenizer', bos_token: this.bosToken, eos_token: this.eosToken, pad_token: this.padToken, unk_token: this.unkToken, model_max_length: this.modelMaxLength }, null, 2) + '\n',
+      JSON.stringify({ tokenizer_class: 'CLIPTokenizer', ...specials, model_max_length: this.modelMaxLength, clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces, added_tokens_decoder: decoder }, null, 2) + '\n',
     );
-    await writeFileAtomic(join(dir, 'special_tokens_map.json'), JSON.stringify({ bos_token: this.bosToken, eos_token: this.eosToken, pad_token: this.padToken, unk_token: this.unkToken }, null, 2) + '\n');
-    if (this.added.length) {
-      await writeFileAtomic(join(dir, 'added_tokens.json'), JSON.stringify(Object.fromEntries(this.added.map((t) => [t, this.encoder.get(t)])), null, 2) + '\n');
-    }
+    await writeFileAtomic(join(dir, 'special_tokens_map.json'), JSON.stringify(specials, null, 2) + '\n');
+    if (extra.size) await writeFileAtomic(join(dir, 'added_tokens.json'), JSON.stringify(Object.fromEntries([...extra].map(([t, a]) => [t, a.id])), null, 2) + '\n');
   }
 }
 
-function parseMerges(text: string): string[] {
+/** transformers' `clean_up_tokenization` (English spacing before punctuation and contractions). */
+function cleanUpSpaces(s: string): string {
+  return s
+    .replace(/ \./g, '.').replace(/ \?/g, '?').replace(/ !/g, '!').replace(/ ,/g, ',')
+    .replace(/ ' /g, "'").replace(/ n't/g, "n't").replace(/ 'm/g, "'m").replace(/ 's/g, "'s")
+    .replace(/ 've/g, "'ve").replace(/ 're/g, "'re");
+}
+
+async function readJsonIfExists(path: string): Promise<Record<string, unknown> | null> {
+  if (!existsSync(path)) return null;
+  const text = await readFile(path, 'utf8');
+  try {
+    const j: unknown = JSON.parse(text);
+    if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('top level is not an object');
+    return j as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+function checkVocab(v: unknown, source: string): Record<string, number> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${source}: vocabulary is not a {token: id} object`);
+  for (const [t, id] of Object.entries(v)) {
+    if (typeof id !== 'number') throw new Error(`${source}: id of ${JSON.stringify(t)} is not a number`);
+  }
+  return v as Record<string, number>;
+}
+
+/** merges.txt text -> merge lines (the '#version' header and blank lines dropped). */
+export function parseMerges(text: string): string[] {
   const lines = text.split(/\r?\n/);
   const start = lines[0]?.startsWith('#version') ? 1 : 0;
-  return lines.slice(start).map((l) => l.trim()).filter((l) => l.length > 0);
+  return lines.slice(start).filter((l) => l.trim().length > 0);
 }

@@ -1,4 +1,4 @@
-import { Tensor, noGrad, copy_, zerosLike } from '@foliar/tensor';
+import { Tensor, noGrad, copy_, zerosLike, keep } from '@foliar/tensor';
 
 export type GroupOf<O> = O & { params: Tensor[] };
 
@@ -59,7 +59,7 @@ export abstract class Optimizer<O extends { lr: number }> {
 
   /** A zero tensor shaped like p, created once per state name. */
   protected buf(st: { tensors: Record<string, Tensor> }, name: string, p: Tensor): Tensor {
-    return (st.tensors[name] ??= zerosLike(p).alias());
+    return (st.tensors[name] ??= keep(zerosLike(p)));
   }
 
   get lr(): number {

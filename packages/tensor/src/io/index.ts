@@ -1,3 +1,3 @@
-export * from './safetensors.js';
 export * from './half.js';
 export * from './atomic.js';
+export * from './safetensors.js';

@@ -7,6 +7,7 @@ import type { FineTuneMethod } from './method.js';
 /** DreamBooth proper: every UNet weight trains (and the text encoder's, optionally). */
 export class FullFineTune implements FineTuneMethod {
   readonly name = 'full';
+  readonly defaultLearningRate = 5e-6;
   constructor(readonly opts: { trainTextEncoder?: boolean } = {}) {}
   get trainsTextEncoder(): boolean {
     return this.opts.trainTextEncoder ?? false;

@@ -55,6 +55,7 @@ const TE_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'out_proj'];
  */
 export class LoRA implements FineTuneMethod {
   readonly name = 'lora';
+  readonly defaultLearningRate = 1e-4;
   private adapters = new Map<string, LoRAAdapter>();
   constructor(readonly opts: LoRAOptions = {}) {}
   get rank(): number {
@@ -119,6 +120,14 @@ export class LoRA implements FineTuneMethod {
       }
     });
   }
+  /** Detaches and frees the adapters (they live outside the pipeline's module tree). */
+  dispose(): void {
+    for (const a of this.adapters.values()) {
+      a.base.deltas = a.base.deltas.filter((d) => d !== a);
+      a.dispose();
+    }
+    this.adapters.clear();
+  }
   /** W ← W + (α/r)·B·A for every adapter, then removes the adapters. */
   merge(): void {
     noGrad(() => {
@@ -129,6 +138,7 @@ export class LoRA implements FineTuneMethod {
         w.dispose();
         delta.dispose();
         a.base.deltas = a.base.deltas.filter((d) => d !== a);
+        a.dispose();
       }
     });
     this.adapters.clear();

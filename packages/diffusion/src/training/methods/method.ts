@@ -9,6 +9,8 @@ export interface FineTuneMethod {
   readonly name: string;
   /** Modifies the pipeline (injects adapters, adds tokens…) and returns the parameters to train. */
   attach(pipe: StableDiffusionPipeline): Tensor[];
+  /** The learning rate a trainer uses when none is given (diffusers' scripts' defaults). */
+  readonly defaultLearningRate?: number;
   /** Whether the text encoder's output depends on trained parameters (then embeddings cannot be cached). */
   readonly trainsTextEncoder: boolean;
   /** Called after each optimizer step (e.g. to restore frozen rows). */
@@ -19,6 +21,8 @@ export interface FineTuneMethod {
   load(pipe: StableDiffusionPipeline, dir: string): Promise<void>;
   /** Folds the trained change into the base weights (where that makes sense) and detaches. */
   merge?(pipe: StableDiffusionPipeline): void;
+  /** Frees what the method allocated outside the pipeline's modules (adapters, copies). */
+  dispose?(): void;
   /** Named trained tensors, for checkpoints. */
   stateDict(pipe: StableDiffusionPipeline): Map<string, Tensor>;
 }

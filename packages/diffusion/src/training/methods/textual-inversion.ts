@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { noGrad, tidy, copy_, setData_, cat, type Tensor } from '@foliar/tensor';
+import { noGrad, tidy, keep, copy_, cat, tensor, type Tensor } from '@foliar/tensor';
 import { saveSafetensors, readSafetensors } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../../pipelines/stable-diffusion.js';
 import type { FineTuneMethod } from './method.js';
@@ -18,9 +18,12 @@ export interface TextualInversionOptions {
  */
 export class TextualInversion implements FineTuneMethod {
   readonly name = 'textual-inversion';
+  readonly defaultLearningRate = 5e-4;
   readonly trainsTextEncoder = true;
   private tokenId = -1;
   private frozen: Tensor | null = null;
+  /** A view of the new token's row (what trains), kept for the method's lifetime. */
+  private row: Tensor | null = null;
   constructor(readonly opts: TextualInversionOptions) {}
 
   attach(pipe: StableDiffusionPipeline): Tensor[] {
@@ -49,40 +52,52 @@ export class TextualInversion implements FineTuneMethod {
       (pipe.textEncoder.config as { vocab_size: number }).vocab_size = grown.shape[0]!;
     }
     emb.weight.requiresGrad_(true);
-    this.frozen = noGrad(() => emb.weight.clone()).alias();
+    this.frozen?.dispose();
+    this.row?.dispose();
+    this.frozen = keep(noGrad(() => emb.weight.clone()));
+    this.row = keep(noGrad(() => emb.weight.narrow(0, this.tokenId, 1)));
     return [emb.weight];
   }
 
   afterStep(pipe: StableDiffusionPipeline): void {
     const w = pipe.textEncoder.textModel.embeddings.tokenEmbedding.weight;
     const v = w.shape[0]!;
-    noGrad(() => {
+    noGrad(() => tidy(() => {
       // restore every row but the new token's
       if (this.tokenId > 0) copy_(w.narrow(0, 0, this.tokenId), this.frozen!.narrow(0, 0, this.tokenId));
       if (this.tokenId < v - 1) copy_(w.narrow(0, this.tokenId + 1, v - this.tokenId - 1), this.frozen!.narrow(0, this.tokenId + 1, v - this.tokenId - 1));
-    });
+    }));
   }
 
-  stateDict(pipe: StableDiffusionPipeline): Map<string, Tensor> {
-    const w = pipe.textEncoder.textModel.embeddings.tokenEmbedding.weight;
-    return new Map([[this.opts.token, w.narrow(0, this.tokenId, 1)]]);
+  dispose(): void {
+    this.frozen?.dispose();
+    this.row?.dispose();
+    this.frozen = this.row = null;
   }
 
-  async save(pipe: StableDiffusionPipeline, dir: string): Promise<void> {
-    const sd = this.stateDict(pipe);
-    await saveSafetensors(new Map([...sd].map(([k, t]) => [k, t.contiguous()])), join(dir, 'learned_embeds.safetensors'), { metadata: { format: 'pt' } });
+  stateDict(): Map<string, Tensor> {
+    if (!this.row) throw new Error('textual inversion: call attach() first');
+    return new Map([[this.opts.token, this.row]]);
+  }
+
+  async save(_pipe: StableDiffusionPipeline, dir: string): Promise<void> {
+    const row = noGrad(() => this.stateDict().get(this.opts.token)!.contiguous());
+    try {
+      await saveSafetensors(new Map([[this.opts.token, row]]), join(dir, 'learned_embeds.safetensors'), { metadata: { format: 'pt' } });
+    } finally {
+      row.dispose();
+    }
   }
 
   async load(pipe: StableDiffusionPipeline, dir: string): Promise<void> {
     const sd = await readSafetensors(join(dir, 'learned_embeds.safetensors'));
     const v = sd.get(this.opts.token);
     if (!v) throw new Error(`${join(dir, 'learned_embeds.safetensors')} has no embedding for '${this.opts.token}' (has: ${[...sd.keys()].join(', ')})`);
-    const w = pipe.textEncoder.textModel.embeddings.tokenEmbedding.weight;
+    const D = pipe.textEncoder.config.hidden_size;
+    if (v.data.length !== D) throw new Error(`${join(dir, 'learned_embeds.safetensors')}: '${this.opts.token}' has ${v.data.length} values, the text encoder's embeddings ${D}`);
     noGrad(() => {
-      const row = w.narrow(0, this.tokenId, 1);
-      const src = row.contiguous();
-      setData_(src, v.data);
-      copy_(row, src);
+      const src = tensor(v.data, { shape: [1, D], backend: this.row!.backend });
+      copy_(this.row!, src);
       src.dispose();
     });
   }

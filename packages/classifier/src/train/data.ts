@@ -1,0 +1,148 @@
+// Turns a TrainConfig into labelled train/val/test sets and their loaders, for a dataset folder
+// or the embedded synthetic leaves (treated as a LabeledImageSet too, so splitting, subsampling
+// and reporting are one code path).
+import { readDataset, type LabeledImageSet, type LabeledItem } from '../data/layouts.js';
+import { ImageFileDataset, cachedDataset, type ImageDataset, type Sample } from '../data/dataset.js';
+import { stratifiedSplit, subsampleByClass, classCounts, classBalancedSampler } from '../data/split.js';
+import { DataLoader } from '../data/loader.js';
+import { trainTransform, evalTransform, type ImageTransform } from '../data/transforms.js';
+import { LEAF_CLASSES } from '../data/synthetic/labels.js';
+import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthetic/dataset.js';
+import type { TrainConfig } from './config.js';
+
+/** A labelled image set plus the way to load its items as decoded images. */
+export interface ImageSource {
+  set: LabeledImageSet;
+  /** Decoded images (at the config's image size) of `items`, which must come from this source. */
+  open(items: LabeledItem[]): ImageDataset;
+}
+
+export interface PreparedData {
+  classNames: string[];
+  /** One line describing where the images come from and how they were split. */
+  description: string;
+  train: LabeledImageSet;
+  val: LabeledImageSet;
+  test: LabeledImageSet;
+  /** Images per class in `train`. */
+  trainCounts: number[];
+  trainLoader: DataLoader;
+  valLoader: DataLoader;
+  testLoader: DataLoader;
+}
+
+const SYNTHETIC_PREFIX = 'synthetic:';
+// Held-out synthetic test images come from a generator seed no training pool uses.
+const HELD_OUT_SEED_OFFSET = 1_000_003;
+
+/** The synthetic leaves as a labelled set; item paths are `synthetic:<seed>/<index>`. */
+export function syntheticSource(counts: Record<string, number>, size: number, seed: number): ImageSource {
+  for (const k of Object.keys(counts)) {
+    if (!(LEAF_CLASSES as readonly string[]).includes(k)) throw new Error(`synthetic data: unknown class "${k}" in counts (classes: ${LEAF_CLASSES.join(', ')})`);
+  }
+  const full = Object.fromEntries(LEAF_CLASSES.map((c) => [c, counts[c] ?? 0]));
+  const ds = syntheticLeafDataset({ counts: full, size, seed });
+  const items: LabeledItem[] = ds.labels.map((l, i) => ({ path: `${SYNTHETIC_PREFIX}${seed}/${i}`, id: `${seed}/${i}`, label: LEAF_CLASSES.indexOf(l) }));
+  const set: LabeledImageSet = { classNames: [...LEAF_CLASSES], items, source: `synthetic(seed=${seed}, ${size}px)` };
+  return { set, open: (list) => syntheticItems(ds, seed, list) };
+}
+
+function syntheticItems(ds: SyntheticLeafDataset, seed: number, list: LabeledItem[]): ImageDataset {
+  const idx = list.map((it) => {
+    const m = /^synthetic:(-?\d+)\/(\d+)$/.exec(it.path);
+    if (!m || Number(m[1]) !== seed) throw new Error(`synthetic data: item "${it.path}" does not belong to the synthetic set with seed ${seed}`);
+    return Number(m[2]);
+  });
+  // rendering costs more than a training image's augmentation: keep each one once rendered
+  return cachedDataset({
+    length: list.length,
+    get: (i: number): Sample => ({ image: ds.get(idx[i]!).image, label: list[i]!.label }),
+  });
+}
+
+/** A dataset folder (any supported layout), decoded by sharp straight to `size`, cached. */
+export async function folderSource(dir: string, size: number): Promise<ImageSource> {
+  const set = await readDataset(dir);
+  return {
+    set,
+    open: (list) => new ImageFileDataset({ ...set, items: list }, { size, cache: true }),
+  };
+}
+
+/** Per-class minimum of `want` and what `set` has: the held-out test counts. */
+function capCounts(set: LabeledImageSet, want: number): number[] {
+  return classCounts(set).map((n) => Math.min(n, want));
+}
+
+export function trainingTransform(config: Pick<TrainConfig, 'imageSize' | 'augment'>): ImageTransform {
+  if (!config.augment) return evalTransform(config.imageSize);
+  return trainTransform({
+    size: config.imageSize,
+    cropScale: [0.5, 1],
+    horizontalFlip: true,
+    verticalFlip: true,
+    rotate90: true, // leaves have no canonical orientation
+    // no hue jitter: colour is what tells rust (orange) from scab (olive-brown)
+    colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 },
+  });
+}
+
+export async function prepareData(config: TrainConfig): Promise<PreparedData> {
+  const size = config.imageSize;
+  let source: ImageSource;
+  let heldOut: ImageSource | null = null;
+  let pool: LabeledImageSet;
+  let rest: LabeledImageSet | null = null;
+  if (config.data === null) {
+    source = syntheticSource(config.counts ?? {}, size, config.syntheticSeed);
+    pool = source.set;
+    if (config.heldOutTest > 0) {
+      const each = Object.fromEntries(LEAF_CLASSES.map((c) => [c, config.heldOutTest]));
+      heldOut = syntheticSource(each, size, config.syntheticSeed + HELD_OUT_SEED_OFFSET);
+      rest = heldOut.set;
+    }
+  } else {
+    source = await folderSource(config.data, size);
+    pool = source.set;
+    if (config.counts) ({ subset: pool, rest } = subsampleByClass(source.set, config.counts, config.seed));
+    if (config.heldOutTest > 0) {
+      if (!rest || rest.items.length === 0) throw new Error(`heldOutTest: ${config.data} has no images outside the training pool (set counts to subsample, or use testFraction)`);
+      heldOut = source;
+    }
+  }
+  const classNames = [...pool.classNames];
+  const val = config.valFraction, testF = heldOut ? 0 : config.testFraction;
+  const split = stratifiedSplit(pool, { train: 1 - val - testF, val, test: testF }, config.seed);
+  let test = split.test;
+  if (heldOut && rest) test = subsampleByClass(rest, capCounts(rest, config.heldOutTest), config.seed).subset;
+  const trainCounts = classCounts(split.train);
+  trainCounts.forEach((n, c) => {
+    if (n === 0) console.warn(`warning: class "${classNames[c]}" has no training images`);
+  });
+  if (split.train.items.length < config.batchSize) {
+    throw new Error(`training set has ${split.train.items.length} images, fewer than one batch of ${config.batchSize}`);
+  }
+  const testSource = heldOut ?? source;
+  const trainLoader = new DataLoader(source.open(split.train.items), {
+    batchSize: config.batchSize,
+    imageSize: size,
+    seed: config.seed,
+    dropLast: true, // a batch of one breaks batch-norm statistics
+    transform: trainingTransform(config),
+    sampler: config.balancedSampling ? classBalancedSampler(split.train.items.map((it) => it.label), { seed: config.seed }) : undefined,
+  });
+  const evalLoader = (set: LabeledImageSet, src: ImageSource) =>
+    new DataLoader(src.open(set.items), { batchSize: config.evalBatchSize, imageSize: size, shuffle: false, transform: evalTransform(size) });
+  const testDesc = heldOut ? `held-out test ${test.items.length} (≤${config.heldOutTest}/class)` : `test ${test.items.length}`;
+  return {
+    classNames,
+    description: `${pool.source}: train ${split.train.items.length}, val ${split.val.items.length}, ${testDesc}`,
+    train: split.train,
+    val: split.val,
+    test,
+    trainCounts,
+    trainLoader,
+    valLoader: evalLoader(split.val, source),
+    testLoader: evalLoader(test, testSource),
+  };
+}

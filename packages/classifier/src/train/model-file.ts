@@ -1,0 +1,59 @@
+// The trained model as one safetensors file: weights plus what inference needs (architecture,
+// class names, image size) in the metadata, so `eval` and `predict` need nothing else.
+import { SafetensorsFile, type Tensor } from '@foliar/tensor';
+import { saveSafetensors } from '@foliar/nn';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildModel, type Classifier } from './model.js';
+import { loadCheckpoint, restoreModel } from './checkpoint.js';
+import type { Arch, TrainConfig } from './config.js';
+
+const META_KEY = 'foliar.classifier';
+
+export interface ModelInfo {
+  arch: Arch;
+  classNames: string[];
+  imageSize: number;
+  /** The training config, when the model came from `foliar-classify train`. */
+  config?: TrainConfig;
+}
+
+export async function saveModelFile(path: string, model: Classifier, info: ModelInfo): Promise<void> {
+  await saveSafetensors(model.stateDict() as Map<string, Tensor>, path, { metadata: { [META_KEY]: JSON.stringify(info) } });
+}
+
+/**
+ * Loads a trained classifier from a run directory (its model.safetensors), a model file, or a
+ * training checkpoint.
+ */
+export async function loadTrainedModel(source: string): Promise<{ model: Classifier; info: ModelInfo; path: string }> {
+  const path = existsSync(source) && statSync(source).isDirectory() ? join(source, 'model.safetensors') : source;
+  if (!existsSync(path)) throw new Error(`${path}: no trained model here (expected a run directory with model.safetensors, a model file or a checkpoint)`);
+  const f = await SafetensorsFile.open(path);
+  const meta = f.metadata;
+  f.close();
+  if (meta['foliar.checkpoint'] !== undefined) {
+    const ckpt = await loadCheckpoint(path);
+    const { config, classNames } = ckpt.state;
+    const model = buildModel(config.arch, classNames.length);
+    restoreModel(model, ckpt);
+    return { model, info: { arch: config.arch, classNames, imageSize: config.imageSize, config }, path };
+  }
+  const raw = meta[META_KEY];
+  if (raw === undefined) throw new Error(`${path}: no "${META_KEY}" metadata: not a model written by foliar-classify`);
+  const info = JSON.parse(raw) as ModelInfo;
+  const model = buildModel(info.arch, info.classNames.length);
+  const r = await SafetensorsFile.open(path);
+  try {
+    const sd = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
+    for (const k of r.keys()) {
+      const e = r.entry(k)!;
+      const isInt = e.dtype.startsWith('I') || e.dtype.startsWith('U');
+      sd.set(k, { shape: [...e.shape], data: (await r.read(k, { as: isInt ? 'int32' : 'float32' })).data as Float32Array | Int32Array });
+    }
+    model.loadStateDict(sd, { context: path });
+  } finally {
+    r.close();
+  }
+  return { model, info, path };
+}

@@ -1,0 +1,141 @@
+import * as ft from '@foliar/tensor';
+import { tidy, noGrad, randn, type Tensor, type Generator } from '@foliar/tensor';
+import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
+import type { AlphaScheduler } from '../schedulers/base.js';
+import { priorPreservationLoss } from './loss.js';
+import { loadImageSquare, resizeSquare, imagesToTensor, type RgbLike } from './images.js';
+
+/** A training image, prepared once: its cached VAE latent distribution (the VAE is frozen) or its pixels. */
+export interface PreparedImage {
+  latentMean: Tensor | null;
+  latentStd: Tensor | null;
+  pixels: Tensor | null;
+}
+
+export async function toSquareImage(src: string | RgbLike, size: number): Promise<RgbLike> {
+  return typeof src === 'string' ? loadImageSquare(src, size) : resizeSquare(src, size);
+}
+
+/** Decodes, centre-crops and (with `cacheLatents`) VAE-encodes each image once. */
+export async function prepareImages(pipe: StableDiffusionPipeline, srcs: (string | RgbLike)[], resolution: number, cacheLatents: boolean): Promise<PreparedImage[]> {
+  const out: PreparedImage[] = [];
+  for (const s of srcs) {
+    const px = imagesToTensor([await toSquareImage(s, resolution)], pipe.backend);
+    if (cacheLatents) {
+      const d = noGrad(() => pipe.vae.encode(px));
+      out.push({ latentMean: d.mean, latentStd: d.std, pixels: null });
+      d.logvar.dispose();
+      px.dispose();
+    } else out.push({ latentMean: null, latentStd: null, pixels: px });
+  }
+  return out;
+}
+
+export function disposeImages(list: PreparedImage[]): void {
+  for (const e of list) for (const t of [e.latentMean, e.latentStd, e.pixels]) t?.dispose();
+}
+
+/**
+ * Timesteps are needed on the host (time embedding, scheduler coefficients): they are drawn from the
+ * same Philox stream as the device would draw them, without a readback.
+ */
+export function hostRandint(gen: Generator, n: number, low: number, high: number): number[] {
+  const base = gen.take(n);
+  const block = new Uint32Array(4);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 4 === 0) ft.philox4x32((base + i / 4) >>> 0, Math.floor((base + i / 4) / 0x100000000) >>> 0, 0, 0, gen.seedLo, gen.seedHi, block);
+    const u = (block[i % 4]! >>> 8) / 16777216;
+    out.push(Math.min(high - 1, Math.floor(low + u * (high - low))));
+  }
+  return out;
+}
+
+/** A permutation of [0, n) from a seed (data order per epoch: the same on a resumed run). */
+export function permutation(n: number, seed: number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  let s = (seed >>> 0) || 1;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/** Item k of an endless sequence of seeded per-epoch permutations of `n` items. */
+export function epochIndex(n: number, k: number, seed: number): number {
+  const epoch = Math.floor(k / n);
+  return permutation(n, seed * 7919 + epoch)[k % n]!;
+}
+
+export interface DenoisingLossOptions {
+  /** Items [0, numInstance) are the instance half; the rest the prior (class) half (DreamBooth). */
+  numInstance: number;
+  priorLossWeight?: number;
+  snrGamma?: number | null;
+  /** Offset noise (Guttenberg 2023): noise += offset · N(0, 1) per channel. */
+  offsetNoise?: number;
+}
+
+/**
+ * One denoising-loss forward as diffusers' training scripts: latents z = (mean + std·ε)·scaling (or
+ * encoded from pixels), noise, t ~ U[0, T), UNet(noisy, t, context) against the prediction type's
+ * target, mse (+ λ·mse of the prior half), optionally min-SNR-γ weighted.
+ */
+export function denoisingLoss(pipe: StableDiffusionPipeline, sched: AlphaScheduler, batch: PreparedImage[], context: Tensor, gen: Generator, o: DenoisingLossOptions): { loss: Tensor; logs: Record<string, Tensor> } {
+  const be = pipe.backend;
+  const scale = pipe.vae.config.scaling_factor;
+  return tidy(() => {
+    const latents = noGrad(() =>
+      tidy(() => {
+        if (batch[0]!.latentMean) {
+          const mean = ft.cat(batch.map((e) => e.latentMean!), 0);
+          const std = ft.cat(batch.map((e) => e.latentStd!), 0);
+          return mean.add(std.mul(randn([...mean.shape], { generator: gen, backend: be }))).mul(scale);
+        }
+        const d = pipe.vae.encode(ft.cat(batch.map((e) => e.pixels!), 0));
+        const z = d.sample(gen).mul(scale);
+        d.dispose();
+        return z;
+      }),
+    );
+    let noise = randn([...latents.shape], { generator: gen, backend: be });
+    if (o.offsetNoise) noise = noise.add(randn([latents.shape[0]!, latents.shape[1]!, 1, 1], { generator: gen, backend: be }).mul(o.offsetNoise));
+    const ts = hostRandint(gen, batch.length, 0, sched.config.num_train_timesteps);
+    const noisy = sched.addNoise(latents, noise, ts);
+    const pred = pipe.unet.forward(noisy, ts, context);
+    const target = sched.target(latents, noise, ts);
+    const r = priorPreservationLoss(pred, target, { numInstance: o.numInstance, priorLossWeight: o.priorLossWeight ?? 1, snrGamma: o.snrGamma ?? null, scheduler: sched, timesteps: ts });
+    const logs: Record<string, Tensor> = r.priorLoss ? { instance_loss: r.instanceLoss, prior_loss: r.priorLoss } : {};
+    return { loss: r.loss, logs };
+  });
+}
+
+/**
+ * Text conditioning for a batch of prompts: cached embeddings (computed once per distinct prompt) when
+ * nothing in the text encoder trains, else a text-encoder forward with gradients.
+ */
+export class TextConditioner {
+  private cache = new Map<string, Tensor>();
+  constructor(
+    private readonly pipe: StableDiffusionPipeline,
+    private readonly useCache: boolean,
+  ) {}
+  context(prompts: string[]): Tensor {
+    if (!this.useCache) return this.pipe.textEncoder.forward(this.pipe.tokenize(prompts)).lastHiddenState;
+    const rows = prompts.map((p) => {
+      let e = this.cache.get(p);
+      if (!e) {
+        e = ft.keep(this.pipe.encodeText([p]));
+        this.cache.set(p, e);
+      }
+      return e;
+    });
+    return ft.cat(rows, 0);
+  }
+  dispose(): void {
+    for (const t of this.cache.values()) t.dispose();
+    this.cache.clear();
+  }
+}

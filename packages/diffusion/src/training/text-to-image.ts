@@ -1,0 +1,88 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writePng, imageGrid, type RgbImage } from '@foliar/nn';
+import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
+import { DDPMScheduler } from '../schedulers/ddpm.js';
+import type { FineTuneMethod } from './methods/method.js';
+import type { RgbLike } from './images.js';
+import { tensorToImages } from '../cli/images.js';
+import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { prepareImages, disposeImages, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
+import type { TrainResult } from './dreambooth.js';
+
+export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'> {
+  /** Images (paths or decoded) with their captions. */
+  examples: { image: string | RgbLike; caption: string }[];
+  resolution: number;
+  method: FineTuneMethod;
+  /** Default 1e-4 (diffusers' train_text_to_image.py and its LoRA variant). */
+  learningRate?: number;
+  trainBatchSize?: number;
+  snrGamma?: number | null;
+  offsetNoise?: number;
+  cacheLatents?: boolean;
+  cacheTextEmbeddings?: boolean;
+  validationSteps?: number;
+  /** Default: the first four distinct captions. */
+  validationPrompts?: string[];
+  validationSeed?: number;
+  validationInferenceSteps?: number;
+  onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void>;
+}
+
+/**
+ * Text-to-image fine-tuning (or training from scratch) as diffusers' train_text_to_image.py: each step
+ * a batch of captioned images, loss = mse(UNet(noisy, t, text), target), optionally min-SNR weighted.
+ * The fine-tuning method decides what trains (FullFineTune for the whole UNet, LoRA…).
+ */
+export async function trainTextToImage(pipe: StableDiffusionPipeline, cfg: TextToImageConfig): Promise<TrainResult> {
+  if (!cfg.examples.length) throw new Error('text-to-image: no training examples');
+  const seed = cfg.seed ?? 0;
+  const bs = cfg.trainBatchSize ?? 1;
+  const params = cfg.method.attach(pipe);
+  const noiseSched = new DDPMScheduler(pipe.scheduler.config);
+  const data = await prepareImages(pipe, cfg.examples.map((e) => e.image), cfg.resolution, cfg.cacheLatents ?? true);
+  const text = new TextConditioner(pipe, (cfg.cacheTextEmbeddings ?? true) && !cfg.method.trainsTextEncoder);
+  const probes = cfg.validationPrompts ?? [...new Set(cfg.examples.map((e) => e.caption))].slice(0, 4);
+  try {
+    const r = await runTrainLoop(
+      { ...cfg, learningRate: cfg.learningRate ?? 1e-4 },
+      {
+        label: 'text-to-image',
+        params,
+        stateDict: () => cfg.method.stateDict(pipe),
+        afterStep: () => cfg.method.afterStep?.(pipe),
+        ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => validateGrid(pipe, probes, step, cfg) } : {}),
+        loss: (k, gen) => {
+          const idx = Array.from({ length: bs }, (_, i) => epochIndex(data.length, k * bs + i, seed));
+          const ctx = text.context(idx.map((i) => cfg.examples[i]!.caption));
+          return denoisingLoss(pipe, noiseSched, idx.map((i) => data[i]!), ctx, gen, { numInstance: bs, snrGamma: cfg.snrGamma ?? null, offsetNoise: cfg.offsetNoise ?? 0 });
+        },
+      },
+    );
+    if (!r.interrupted) await cfg.method.save(pipe, join(cfg.outputDir, 'final'));
+    return { steps: r.steps, losses: r.losses, outputDir: cfg.outputDir, interrupted: r.interrupted };
+  } finally {
+    disposeImages(data);
+    text.dispose();
+  }
+}
+
+/** A labelled grid of one image per prompt (seeds validationSeed + i) in outputDir/validation/. */
+export async function validateGrid(
+  pipe: StableDiffusionPipeline,
+  prompts: string[],
+  step: number,
+  cfg: { resolution: number; outputDir: string; validationSeed?: number; validationInferenceSteps?: number; onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void> },
+): Promise<void> {
+  const imgs: RgbImage[] = [];
+  for (let i = 0; i < prompts.length; i++) {
+    const r = await pipe.generate({ prompt: prompts[i]!, seed: (cfg.validationSeed ?? 1234) + i, numInferenceSteps: cfg.validationInferenceSteps ?? 20, height: cfg.resolution, width: cfg.resolution });
+    imgs.push(...(await tensorToImages(r.images)));
+    r.images.dispose();
+    r.latents.dispose();
+  }
+  await mkdir(join(cfg.outputDir, 'validation'), { recursive: true });
+  writePng(join(cfg.outputDir, 'validation', `step-${String(step).padStart(6, '0')}.png`), imageGrid(imgs, { cols: Math.min(5, imgs.length), labels: prompts, title: `step ${step}` }));
+  await cfg.onValidation?.({ step, prompts, images: imgs });
+}

@@ -1,0 +1,290 @@
+import { mkdir, readdir, rm, appendFile, readFile, rename } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ft from '@foliar/tensor';
+import { tidy, noGrad, Generator, type Tensor } from '@foliar/tensor';
+import {
+  AdamW, LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup, Progress, writePng, lineChart,
+  saveSafetensors, readSafetensors, type OptimizerState,
+} from '@foliar/nn';
+
+/** Optimizer, schedule, checkpointing and logging options shared by every foliar trainer. */
+export interface TrainLoopOptions {
+  maxTrainSteps: number;
+  learningRate: number;
+  adamBetas?: [number, number];
+  adamWeightDecay?: number;
+  adamEpsilon?: number;
+  /** Global gradient-norm clip (default 1; 0 disables). */
+  maxGradNorm?: number;
+  gradientAccumulationSteps?: number;
+  lrScheduler?: 'constant' | 'constant_with_warmup' | 'cosine' | 'linear';
+  lrWarmupSteps?: number;
+  /** Exponential moving average of the trained weights (decay, e.g. 0.999); saved as final/ema_weights.safetensors. */
+  emaDecay?: number | null;
+  /** Seeds the training generator (noise, timesteps, latent samples). */
+  seed?: number;
+  checkpointingSteps?: number;
+  checkpointsTotalLimit?: number;
+  outputDir: string;
+  /** Resume from 'latest' (the newest checkpoint under outputDir/checkpoints) or a checkpoint folder. */
+  resumeFrom?: string | null;
+  /** Stops the run after the current step, writing a checkpoint to resume from (e.g. on Ctrl-C). */
+  signal?: AbortSignal;
+  /** Called after every optimizer step. */
+  onStep?: (s: { step: number; loss: number; lr: number }) => void;
+  /** No messages and no progress bar. */
+  quiet?: boolean;
+  /** Show the progress bar (default: unless quiet). */
+  progressBar?: boolean;
+}
+
+export interface TrainLoopHooks {
+  /** Progress-bar label and loss-curve title. */
+  label: string;
+  /** The trained parameters. */
+  params: Tensor[];
+  /** Named trained tensors written to checkpoints and restored on resume. */
+  stateDict(): Map<string, Tensor>;
+  /**
+   * The loss of micro-batch `k` (a global index: step · accumulation + micro). Random draws must come
+   * from `gen` so a resumed run repeats them. Extra scalars returned in `logs` go to train.jsonl.
+   */
+  loss(k: number, gen: Generator): Tensor | { loss: Tensor; logs?: Record<string, Tensor> };
+  /** After each optimizer step (e.g. restore frozen rows). */
+  afterStep?(): void;
+  /** Validation at `step` (0 = before training), every `validationSteps`. */
+  validate?(step: number): Promise<void>;
+  validationSteps?: number;
+}
+
+export interface TrainLoopResult {
+  steps: number;
+  losses: number[];
+  /** True when `signal` stopped the run before maxTrainSteps (a checkpoint was written). */
+  interrupted: boolean;
+}
+
+/**
+ * The training loop of foliar's trainers, after diffusers' scripts: AdamW, an LR schedule with warm-up,
+ * gradient accumulation and clipping, optional EMA; train.jsonl (step, loss, lr, grad norm, live
+ * buffers, seconds), loss.png, and checkpoints that resume exactly (trained tensors, optimizer state,
+ * schedule, generator state, step, losses).
+ */
+export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Promise<TrainLoopResult> {
+  const out = o.outputDir;
+  await mkdir(out, { recursive: true });
+  const accum = o.gradientAccumulationSteps ?? 1;
+  if (!Number.isInteger(o.maxTrainSteps) || o.maxTrainSteps < 1) throw new RangeError(`maxTrainSteps must be a positive integer, got ${o.maxTrainSteps}`);
+  if (!Number.isInteger(accum) || accum < 1) throw new RangeError(`gradientAccumulationSteps must be a positive integer, got ${accum}`);
+  const params = h.params;
+  const opt = new AdamW(params, {
+    lr: o.learningRate,
+    betas: o.adamBetas ?? [0.9, 0.999],
+    weightDecay: o.adamWeightDecay ?? 1e-2,
+    eps: o.adamEpsilon ?? 1e-8,
+  });
+  const warm = o.lrWarmupSteps ?? 0;
+  const lambda =
+    o.lrScheduler === 'cosine' ? warmupCosine(warm, o.maxTrainSteps) : o.lrScheduler === 'linear' ? warmupLinear(warm, o.maxTrainSteps) : o.lrScheduler === 'constant_with_warmup' ? linearWarmup(warm) : constantSchedule();
+  const sched = new LRScheduler(opt, lambda);
+  const gen = new Generator(o.seed ?? 0);
+  const ema = o.emaDecay ? params.map((p) => ft.keep(noGrad(() => p.clone()))) : null;
+  const ck: CkState = { stateDict: h.stateDict, opt, sched, gen, losses: [], ema };
+
+  let step = 0;
+  const ckDir = join(out, 'checkpoints');
+  try {
+    if (o.resumeFrom) {
+      const dir = o.resumeFrom === 'latest' ? await latestCheckpoint(ckDir) : o.resumeFrom;
+      if (dir) {
+        step = await loadCheckpoint(dir, ck);
+        if (!o.quiet) console.error(`resumed from ${dir} at step ${step}`);
+      } else if (!o.quiet) console.error('no checkpoint to resume from; starting fresh');
+    }
+
+    const log = join(out, 'train.jsonl');
+    const bar = !(o.progressBar ?? !o.quiet) ? null : new Progress({ total: o.maxTrainSteps, label: h.label, unit: 'it/s' });
+    bar?.update(step);
+    const t0 = performance.now();
+    if (h.validate && h.validationSteps && step === 0) await h.validate(0);
+
+    let interrupted = false;
+    while (step < o.maxTrainSteps) {
+      let lossSum = 0;
+      const logSums: Record<string, number> = {};
+      for (let micro = 0; micro < accum; micro++) {
+        const r = tidy(() => {
+          const res = h.loss(step * accum + micro, gen);
+          const { loss, logs } = res instanceof ft.Tensor ? { loss: res, logs: {} } : { loss: res.loss, logs: res.logs ?? {} };
+          (accum > 1 ? loss.mul(1 / accum) : loss).backward();
+          return { loss, logs };
+        });
+        lossSum += await r.loss.item();
+        r.loss.dispose();
+        for (const [name, t] of Object.entries(r.logs)) {
+          logSums[name] = (logSums[name] ?? 0) + (await t.item()) / accum;
+          t.dispose();
+        }
+      }
+      const gradNorm = await clipGrads(params, o.maxGradNorm ?? 1);
+      opt.step();
+      h.afterStep?.();
+      opt.zeroGrad();
+      sched.step();
+      if (ema) updateEma(ema, params, o.emaDecay!);
+      step++;
+      const loss = lossSum / accum;
+      ck.losses.push(loss);
+      const m = ft.memory();
+      const lr = sched.lastLr[0]!;
+      await appendFile(log, JSON.stringify({ step, loss, ...logSums, lr, grad_norm: gradNorm, live_buffers: m.liveBuffers, peak_bytes: m.peakBytes, seconds: (performance.now() - t0) / 1000 }) + '\n');
+      bar?.update(step, { loss, lr });
+      o.onStep?.({ step, loss, lr });
+      if (o.signal?.aborted && step < o.maxTrainSteps) {
+        interrupted = true;
+        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
+        if (!o.quiet) console.error(`\nstopped at step ${step}; checkpoint written to ${join(ckDir, `checkpoint-${step}`)} (resume with 'latest')`);
+        break;
+      }
+      if (o.checkpointingSteps && step % o.checkpointingSteps === 0 && step < o.maxTrainSteps) {
+        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
+        await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
+        writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
+      }
+      if (h.validate && h.validationSteps && step % h.validationSteps === 0) await h.validate(step);
+    }
+    bar?.stop();
+    writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
+    if (!interrupted) {
+      if (o.checkpointingSteps) {
+        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
+        await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
+      }
+      if (ema) await saveSafetensors(new Map(ema.map((e, i) => [String(i), e])), join(out, 'final', 'ema_weights.safetensors'));
+    }
+    return { steps: step, losses: [...ck.losses], interrupted };
+  } finally {
+    opt.zeroGrad();
+    opt.dispose();
+    ema?.forEach((e) => e.dispose());
+  }
+}
+
+function updateEma(ema: Tensor[], params: Tensor[], decay: number): void {
+  noGrad(() => {
+    ema.forEach((e, i) => {
+      const next = tidy(() => e.mul(decay).add(params[i]!.mul(1 - decay)));
+      ft.copy_(e, next);
+      next.dispose();
+    });
+  });
+}
+
+/** Clips the global gradient norm in place; resolves to the norm before clipping. */
+async function clipGrads(params: Tensor[], maxNorm: number): Promise<number> {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+  if (!grads.length) return 0;
+  const total = noGrad(() => tidy(() => grads.map((g) => g.square().sum()).reduce((a, b) => a.add(b)).sqrt()));
+  const norm = await total.item();
+  total.dispose();
+  if (norm > maxNorm && maxNorm > 0) {
+    const f = maxNorm / (norm + 1e-6);
+    noGrad(() => {
+      for (const g of grads) {
+        const s = g.mul(f);
+        ft.copy_(g, s);
+        s.dispose();
+      }
+    });
+  }
+  return norm;
+}
+
+/** A loss curve PNG (raw and smoothed). */
+export function writeLossCurve(path: string, losses: number[], title: string): void {
+  if (!losses.length) return;
+  writePng(path, lineChart({ series: [{ name: 'loss', points: losses.map((l, i) => [i + 1, l] as [number, number]) }], title: `${title} training loss`, xLabel: 'step', yLabel: 'loss', width: 640, height: 400, smoothing: 0.6 }));
+}
+
+interface CkState {
+  stateDict: () => Map<string, Tensor>;
+  opt: AdamW;
+  sched: LRScheduler;
+  gen: Generator;
+  losses: number[];
+  ema: Tensor[] | null;
+}
+
+interface CkMeta {
+  step: number;
+  optimizer: OptimizerState['meta'];
+  scheduler: { step: number; baseLrs: number[] };
+  generator: { seed: number; counter: number };
+  losses: number[];
+}
+
+async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promise<void> {
+  const tmp = `${dir}.partial-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  // contiguous() returns a new tensor (a view when already contiguous): free them after writing
+  const trained = noGrad(() => new Map([...s.stateDict()].map(([k, t]) => [k, t.contiguous()])));
+  try {
+    await saveSafetensors(trained, join(tmp, 'trained.safetensors'));
+  } finally {
+    for (const t of trained.values()) t.dispose();
+  }
+  const os = s.opt.stateDict();
+  await saveSafetensors(os.tensors, join(tmp, 'optimizer.safetensors'));
+  if (s.ema) await saveSafetensors(new Map(s.ema.map((e, i) => [String(i), e])), join(tmp, 'ema.safetensors'));
+  const state: CkMeta = { step: s.step, optimizer: os.meta, scheduler: s.sched.state(), generator: s.gen.getState(), losses: s.losses };
+  await ft.writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(state));
+  // the folder appears complete or not at all
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+async function loadCheckpoint(dir: string, s: CkState): Promise<number> {
+  const statePath = join(dir, 'state.json');
+  if (!existsSync(statePath)) throw new Error(`${dir} is not a checkpoint: ${statePath} is missing`);
+  const state = JSON.parse(await readFile(statePath, 'utf8')) as CkMeta;
+  const trained = await readSafetensors(join(dir, 'trained.safetensors'));
+  const own = s.stateDict();
+  noGrad(() => {
+    for (const [k, t] of own) {
+      const v = trained.get(k);
+      if (!v) throw new Error(`checkpoint ${dir} has no '${k}' (it holds ${trained.size} tensors; was it written by another method or model?)`);
+      if (v.data.length !== t.size) throw new Error(`checkpoint ${dir}: '${k}' has ${v.data.length} values, the model's has ${t.size} (shape [${t.shape.join(', ')}])`);
+      const src = ft.tensor(v.data, { shape: [...t.shape], backend: t.backend });
+      ft.copy_(t, src);
+      src.dispose();
+    }
+  });
+  const optT = await readSafetensors(join(dir, 'optimizer.safetensors'));
+  const be = s.opt.paramGroups[0]!.params[0]!.backend;
+  const tensors = new Map([...optT].map(([k, v]) => [k, ft.tensor(v.data, { shape: v.shape, backend: be })]));
+  s.opt.loadStateDict({ tensors, meta: state.optimizer });
+  for (const t of tensors.values()) t.dispose();
+  s.sched.load(state.scheduler);
+  s.gen.setState(state.generator);
+  s.losses.splice(0, s.losses.length, ...state.losses);
+  if (s.ema) {
+    if (!existsSync(join(dir, 'ema.safetensors'))) throw new Error(`checkpoint ${dir} has no ema.safetensors, but EMA is on`);
+    const e = await readSafetensors(join(dir, 'ema.safetensors'));
+    noGrad(() => s.ema!.forEach((t, i) => ft.setData_(t, e.get(String(i))!.data)));
+  }
+  return state.step;
+}
+
+/** The newest `checkpoint-<step>` folder under `dir`, or null. */
+export async function latestCheckpoint(dir: string): Promise<string | null> {
+  if (!existsSync(dir)) return null;
+  const steps = (await readdir(dir)).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1]));
+  return steps.length ? join(dir, `checkpoint-${Math.max(...steps)}`) : null;
+}
+
+async function pruneCheckpoints(dir: string, keep: number): Promise<void> {
+  const steps = (await readdir(dir)).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
+  for (const s of steps.slice(0, Math.max(0, steps.length - keep))) await rm(join(dir, `checkpoint-${s}`), { recursive: true, force: true });
+}

@@ -1,0 +1,94 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ft from '@foliar/tensor';
+import { tidy, noGrad, type Tensor, type Generator } from '@foliar/tensor';
+import { writePng, imageGrid } from '@foliar/nn';
+import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
+import { saveModel } from '../loading/models.js';
+import { tensorToImages } from '../cli/images.js';
+import { imagesToTensor, type RgbLike } from './images.js';
+import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { toSquareImage, epochIndex } from './denoising.js';
+import type { TrainResult } from './dreambooth.js';
+
+export interface VAELossOptions {
+  /** Pixel reconstruction term: 'l1' (default, as the LDM autoencoders) or 'mse'. */
+  reconstruction?: 'l1' | 'mse';
+  /** β of the KL term (default 1e-6, the LDM KL-f8 weight). */
+  klWeight?: number;
+}
+
+/**
+ * AutoencoderKL loss: rec(decode(z), x) + β·KL(q(z|x) ‖ N(0, I)), z = mean + std·ε sampled from `gen`,
+ * rec the mean absolute (or squared) error per pixel, KL summed over latent dims and averaged over the
+ * batch (diffusers' DiagonalGaussianDistribution.kl().mean()).
+ */
+export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor } } {
+  return tidy(() => {
+    const post = vae.encode(x);
+    const z = post.sample(gen);
+    const recon = vae.decode(z);
+    const diff = recon.sub(x);
+    const rec = (o.reconstruction ?? 'l1') === 'mse' ? diff.square().mean() : diff.abs().mean();
+    const kl = post.kl().mean();
+    return { loss: rec.add(kl.mul(o.klWeight ?? 1e-6)), logs: { reconstruction: rec, kl } };
+  });
+}
+
+export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, VAELossOptions {
+  /** Training images (paths or decoded), centre-cropped to `resolution`. */
+  images: (string | RgbLike)[];
+  resolution: number;
+  /** Default 1e-4. */
+  learningRate?: number;
+  trainBatchSize?: number;
+  /** Every N steps, a grid of originals over reconstructions (the first `validationImages` images, default 4). */
+  validationSteps?: number;
+  validationImages?: number;
+}
+
+/**
+ * Trains an AutoencoderKL (from scratch or from weights) on images: every parameter trains; the result is
+ * saved in diffusers' layout under outputDir/final (config.json + diffusion_pytorch_model.safetensors).
+ */
+export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise<TrainResult> {
+  if (!cfg.images.length) throw new Error('train-vae: no images');
+  const down = 2 ** (vae.config.block_out_channels.length - 1);
+  if (cfg.resolution % down) throw new RangeError(`train-vae: resolution ${cfg.resolution} is not a multiple of ${down} (the VAE's downsampling)`);
+  const seed = cfg.seed ?? 0;
+  const bs = cfg.trainBatchSize ?? 1;
+  const be = vae.encoder.convIn.weight.backend;
+  const pixels: Tensor[] = [];
+  for (const s of cfg.images) pixels.push(imagesToTensor([await toSquareImage(s, cfg.resolution)], be));
+  vae.requiresGrad_(true);
+  const probe = pixels.slice(0, cfg.validationImages ?? 4);
+  try {
+    const r = await runTrainLoop(
+      { ...cfg, learningRate: cfg.learningRate ?? 1e-4 },
+      {
+        label: 'vae',
+        params: vae.parameters(),
+        stateDict: () => new Map(vae.namedParameters()),
+        ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => reconstructionGrid(vae, probe, step, cfg.outputDir) } : {}),
+        loss: (k, gen) => {
+          const x = ft.cat(Array.from({ length: bs }, (_, i) => pixels[epochIndex(pixels.length, k * bs + i, seed)]!), 0);
+          return vaeLoss(vae, x, gen, cfg);
+        },
+      },
+    );
+    if (!r.interrupted) await saveModel(vae, join(cfg.outputDir, 'final'), 'vae');
+    return { steps: r.steps, losses: r.losses, outputDir: cfg.outputDir, interrupted: r.interrupted };
+  } finally {
+    for (const p of pixels) p.dispose();
+  }
+}
+
+async function reconstructionGrid(vae: AutoencoderKL, probe: Tensor[], step: number, out: string): Promise<void> {
+  const x = ft.cat(probe, 0);
+  const rec = noGrad(() => tidy(() => vae.decode(vae.encode(x).mean).clamp(-1, 1).mul(0.5).add(0.5)));
+  const orig = tidy(() => x.mul(0.5).add(0.5));
+  const imgs = [...(await tensorToImages(orig)), ...(await tensorToImages(rec))];
+  for (const t of [x, rec, orig]) t.dispose();
+  await mkdir(join(out, 'validation'), { recursive: true });
+  writePng(join(out, 'validation', `step-${String(step).padStart(6, '0')}.png`), imageGrid(imgs, { cols: probe.length, title: `step ${step}: originals / reconstructions` }));
+}

@@ -1,0 +1,116 @@
+/**
+ * foliar-classify end to end as a subprocess (CPU backend, tiny model, 16x16 synthetic leaves):
+ * config file + flag precedence, the run directory's files, `eval` reproducing the training
+ * report, `predict` CSVs, and clear errors for bad input.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { renderLeaf, LEAF_CLASSES } from '../../packages/classifier/src/data/synthetic/index.js';
+import { repoRoot } from '../helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'foliar-cli-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const cli = join(repoRoot, 'packages', 'classifier', 'src', 'cli.ts');
+
+function run(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', cli, ...args], {
+    cwd: repoRoot, encoding: 'utf8', env: { ...process.env, FOLIAR_BACKEND: 'cpu' }, timeout: 180_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const runDir = join(tmp, 'run');
+const small = ['--synthetic', '--arch', 'tiny', '--image-size', '16', '--counts', 'healthy=8,multiple_diseases=6,rust=8,scab=8', '--batch-size', '6', '--backend', 'cpu', '--no-progress'];
+
+test('train: flags override the config file; the run directory holds checkpoints, log, model and report', () => {
+  const cfg = join(tmp, 'cfg.json');
+  writeFileSync(cfg, JSON.stringify({ epochs: 3, lr: 0.02, seed: 5, valFraction: 0.25, testFraction: 0.25 }));
+  const r = run(['train', ...small, '--config', cfg, '--epochs', '1', '--out', runDir]);
+  assert.is(r.code, 0, r.stderr);
+  const saved = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.is(saved.epochs, 1, 'flag wins over file');
+  assert.is(saved.lr, 0.02, 'file wins over default');
+  assert.is(saved.seed, 5);
+  assert.is(saved.data, null);
+  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'log.jsonl', 'checkpoints/best.safetensors']) {
+    assert.ok(existsSync(join(runDir, f)), `${f} exists`);
+  }
+  assert.match(r.stderr, /accuracy\(recall\)/, 'per-class table printed');
+  const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  assert.ok(log.some((l) => l.type === 'step') && log.some((l) => l.type === 'epoch') && log.some((l) => l.type === 'test'));
+});
+
+test('eval reproduces the training report on the same test split', () => {
+  const r = run(['eval', '--model', runDir, '--backend', 'cpu', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  const a = JSON.parse(readFileSync(join(runDir, 'report.json'), 'utf8')) as { confusion: { matrix: number[][] }; macro: { auc: number } };
+  const b = JSON.parse(readFileSync(join(runDir, 'eval-test', 'report.json'), 'utf8')) as { confusion: { matrix: number[][] }; macro: { auc: number } };
+  assert.equal(b.confusion.matrix, a.confusion.matrix);
+  assert.ok(Math.abs(a.macro.auc - b.macro.auc) < 1e-6);
+  assert.ok(existsSync(join(runDir, 'eval-test', 'confusion.png')));
+});
+
+test('predict writes one CSV row per image; eval --data scores a class-folder set', async () => {
+  const folder = join(tmp, 'images');
+  const files: string[] = [];
+  for (const [c, label] of LEAF_CLASSES.entries()) {
+    mkdirSync(join(folder, label), { recursive: true });
+    for (let k = 0; k < 2; k++) {
+      const img = renderLeaf({ label, seed: 100 + 10 * c + k, width: 24, height: 20 });
+      const f = join(folder, label, `leaf${k}.png`);
+      await sharp(img.data, { raw: { width: 24, height: 20, channels: 3 } }).png().toFile(f);
+      files.push(f);
+    }
+  }
+  const out = join(tmp, 'pred.csv');
+  const r = run(['predict', '--model', join(runDir, 'model.safetensors'), '--backend', 'cpu', '--output', out, folder]);
+  assert.is(r.code, 0, r.stderr);
+  const [header, ...rows] = readFileSync(out, 'utf8').trim().split('\n');
+  assert.is(header, `path,${LEAF_CLASSES.join(',')},predicted`);
+  assert.is(rows.length, files.length);
+  for (const row of rows) {
+    const cells = row.split(',');
+    const probs = cells.slice(1, 1 + LEAF_CLASSES.length).map(Number);
+    assert.ok(Math.abs(probs.reduce((s, v) => s + v, 0) - 1) < 1e-4, `probabilities sum to 1: ${row}`);
+    assert.is(cells.at(-1), LEAF_CLASSES[probs.indexOf(Math.max(...probs))]);
+  }
+  // a list of files to stdout
+  const r2 = run(['predict', '--model', runDir, '--backend', 'cpu', files[0]!, files[3]!]);
+  assert.is(r2.code, 0, r2.stderr);
+  assert.is(r2.stdout.trim().split('\n').length, 3);
+  assert.ok(r2.stdout.includes(files[3]!));
+
+  const e = run(['eval', '--model', runDir, '--data', folder, '--backend', 'cpu', '--no-progress', '--out', join(tmp, 'eval-folder')]);
+  assert.is(e.code, 0, e.stderr);
+  const rep = JSON.parse(readFileSync(join(tmp, 'eval-folder', 'report.json'), 'utf8')) as { numSamples: number; perClass: { support: number }[] };
+  assert.is(rep.numSamples, files.length);
+  assert.equal(rep.perClass.map((c) => c.support), [2, 2, 2, 2]);
+});
+
+test('bad input fails with a message naming the problem', () => {
+  let r = run(['train', '--epochs', 'two']);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /--epochs/);
+  r = run(['train', '--data', join(tmp, 'nowhere'), '--backend', 'cpu', '--out', join(tmp, 'x')]);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /nowhere/);
+  r = run(['train', ...small, '--batch-size', '1', '--out', join(tmp, 'y')]);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /batchSize/);
+  r = run(['train', ...small, '--data', tmp]);
+  assert.match(r.stderr, /either --data <dir> or --synthetic/);
+  r = run(['train', ...small, '--out', runDir]);
+  assert.match(r.stderr, /already holds a training run/);
+  r = run(['predict', '--model', join(tmp, 'missing'), 'a.png', '--backend', 'cpu']);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /missing/);
+  r = run(['--help']);
+  for (const c of ['train', 'eval', 'predict']) assert.ok(r.stdout.includes(c), `help lists ${c}`);
+});
+
+test.run();

@@ -1,0 +1,145 @@
+/**
+ * foliar-diffuse training commands end to end as subprocesses (CPU backend, a tiny pipeline from a
+ * --tiny-config file, 16 px synthetic leaves): dreambooth from a folder and from a Plant Pathology
+ * 2020 style CSV, resume, textual inversion; train-text-to-image from an imagefolder and from a CSV
+ * with a caption template; train-vae; clear errors for bad input; --help.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { readSafetensors } from '@foliar/nn';
+import { repoRoot } from '../helpers.js';
+import { leafImages } from './fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'foliar-diffuse-cli-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const cli = join(repoRoot, 'packages', 'diffusion', 'src', 'cli', 'main.ts');
+
+function run(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', cli, '--backend', 'cpu', ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+const log = (out: string) => readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+
+const tinyCfg = join(tmp, 'tiny.json');
+const leaves = join(tmp, 'leaves');
+const pp = join(tmp, 'pp2020');
+const captioned = join(tmp, 'captioned');
+
+test.before(async () => {
+  writeFileSync(tinyCfg, JSON.stringify({
+    unet: { block_out_channels: [8, 16], norm_num_groups: 4, layers_per_block: 1, attention_head_dim: 4, sample_size: 8, cross_attention_dim: 16 },
+    vae: { block_out_channels: [8, 16], norm_num_groups: 4, sample_size: 16 },
+    textEncoder: { hidden_size: 16, num_hidden_layers: 2, intermediate_size: 24, num_attention_heads: 2, max_position_embeddings: 16 },
+  }));
+  const save = async (img: { width: number; height: number; data: Uint8Array }, path: string) =>
+    sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } }).toFile(path);
+  mkdirSync(leaves, { recursive: true });
+  const rust = leafImages(3, 24, 'rust');
+  for (let i = 0; i < rust.length; i++) await save(rust[i]!, join(leaves, `leaf-${i}.png`));
+  // Plant Pathology 2020 layout: train.csv + images/<image_id>.jpg
+  mkdirSync(join(pp, 'images'), { recursive: true });
+  const rows = ['image_id,healthy,multiple_diseases,rust,scab'];
+  const labels = ['healthy', 'multiple_diseases', 'rust', 'multiple_diseases', 'scab'] as const;
+  for (let i = 0; i < labels.length; i++) {
+    await save(leafImages(1, 20, labels[i], 10 + i)[0]!, join(pp, 'images', `Train_${i}.jpg`));
+    rows.push([`Train_${i}`, ...['healthy', 'multiple_diseases', 'rust', 'scab'].map((c) => (c === labels[i] ? 1 : 0))].join(','));
+  }
+  writeFileSync(join(pp, 'train.csv'), rows.join('\n') + '\n');
+  // diffusers imagefolder: metadata.jsonl
+  mkdirSync(captioned, { recursive: true });
+  const caps = ['a photo of a rusty leaf', 'a photo of a healthy leaf', 'a photo of a scabby leaf'];
+  const imgs = [leafImages(1, 16, 'rust', 30)[0]!, leafImages(1, 16, 'healthy', 31)[0]!, leafImages(1, 16, 'scab', 32)[0]!];
+  for (let i = 0; i < 3; i++) await save(imgs[i]!, join(captioned, `${i}.png`));
+  writeFileSync(join(captioned, 'metadata.jsonl'), caps.map((text, i) => JSON.stringify({ file_name: `${i}.png`, text })).join('\n') + '\n');
+});
+
+const small = ['--model', 'tiny', '--tiny-config', tinyCfg, '--resolution', '16', '--no-progress'];
+
+test('dreambooth --help documents the options', () => {
+  const r = run(['dreambooth', '--help']);
+  assert.is(r.code, 0, r.stderr);
+  for (const o of ['--instance-csv', '--instance-class', '--class-prompt', '--prior-loss-weight', '--num-class-images', '--method', '--rank', '--alpha', '--token', '--initializer-token', '--resume', '--snr-gamma', '--checkpointing-steps', '5e-6 full, 1e-4'])  {
+    assert.ok(r.stdout.includes(o), `help mentions ${o}`);
+  }
+});
+
+test('dreambooth (LoRA, folder of images) writes checkpoints and the adapter; --resume latest continues the log', () => {
+  const out = join(tmp, 'db');
+  const r = run(['dreambooth', ...small, '--instance-dir', leaves, '--instance-prompt', 'a photo of a sks leaf', '--method', 'lora', '--rank', '2', '--max-train-steps', '3', '--checkpointing-steps', '2', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  for (const f of ['config.json', 'train.jsonl', 'loss.png', 'checkpoints/checkpoint-2/state.json', 'checkpoints/checkpoint-3/state.json', 'final/pytorch_lora_weights.safetensors']) assert.ok(existsSync(join(out, f)), f);
+  const l = log(out);
+  assert.equal(l.map((x) => x.step), [1, 2, 3]);
+  assert.is(l[0]!.lr, 1e-4, "LoRA's default learning rate");
+  const r2 = run(['dreambooth', ...small, '--instance-dir', leaves, '--instance-prompt', 'a photo of a sks leaf', '--method', 'lora', '--rank', '2', '--max-train-steps', '5', '--checkpointing-steps', '2', '--out', out, '--resume', 'latest']);
+  assert.is(r2.code, 0, r2.stderr);
+  assert.match(r2.stderr, /resumed from .*checkpoint-3 at step 3/);
+  assert.equal(log(out).map((x) => x.step), [1, 2, 3, 4, 5]);
+});
+
+test('dreambooth from a Plant Pathology 2020 CSV (multiple_diseases) with textual inversion and prior preservation', async () => {
+  const out = join(tmp, 'db-ti');
+  const r = run(['dreambooth', ...small, '--instance-csv', join(pp, 'train.csv'), '--instance-class', 'multiple_diseases', '--instance-prompt', 'a photo of a <md> leaf',
+    '--method', 'textual-inversion', '--token', '<md>', '--initializer-token', 'l', '--class-prompt', 'a photo of a leaf', '--num-class-images', '2', '--class-inference-steps', '2',
+    '--max-train-steps', '2', '--checkpointing-steps', '0', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /2 instance images; method textual-inversion; prior preservation with 2 class images/);
+  const emb = await readSafetensors(join(out, 'final', 'learned_embeds.safetensors'));
+  assert.equal(emb.get('<md>')!.shape, [1, 16]);
+  assert.ok(existsSync(join(out, 'class_images', 'class-0001-seed1.png')));
+  const l = log(out);
+  assert.is(l[0]!.lr, 5e-4, "textual inversion's default learning rate");
+  assert.ok('prior_loss' in l[0]! && 'instance_loss' in l[0]!);
+});
+
+test('train-text-to-image: imagefolder from scratch (full) and CSV with a caption template (LoRA)', () => {
+  const out = join(tmp, 't2i');
+  const r = run(['train-text-to-image', ...small, '--data', captioned, '--max-train-steps', '3', '--train-batch-size', '2', '--checkpointing-steps', '0', '--validation-steps', '3', '--validation-inference-steps', '2', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  for (const f of ['final/model_index.json', 'final/unet/diffusion_pytorch_model.safetensors', 'validation/step-000000.png', 'validation/step-000003.png']) assert.ok(existsSync(join(out, f)), f);
+  assert.is(log(out)[0]!.lr, 1e-4);
+  const out2 = join(tmp, 't2i-csv');
+  const r2 = run(['train-text-to-image', ...small, '--csv', join(pp, 'train.csv'), '--image-column', 'image_id', '--image-dir', 'images', '--image-ext', '.jpg',
+    '--caption-template', 'a photo of a {label} leaf', '--method', 'lora', '--rank', '2', '--max-train-steps', '2', '--out', out2]);
+  assert.is(r2.code, 0, r2.stderr);
+  assert.match(r2.stderr, /5 captioned images; method lora/);
+  assert.ok(existsSync(join(out2, 'final', 'pytorch_lora_weights.safetensors')));
+  const cfg = JSON.parse(readFileSync(join(out2, 'config.json'), 'utf8')) as { command: string; captionTemplate: string };
+  assert.is(cfg.command, 'train-text-to-image');
+});
+
+test('train-vae from scratch writes a diffusers VAE folder; the log has both loss terms', () => {
+  const vcfg = join(tmp, 'vae.json');
+  writeFileSync(vcfg, JSON.stringify({ block_out_channels: [8, 16], norm_num_groups: 4, layers_per_block: 1, latent_channels: 4, down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'] }));
+  const out = join(tmp, 'vae');
+  const r = run(['train-vae', '--vae-config', vcfg, '--data', leaves, '--resolution', '16', '--max-train-steps', '3', '--reconstruction', 'mse', '--kl-weight', '1e-3', '--validation-steps', '3', '--no-progress', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  for (const f of ['final/config.json', 'final/diffusion_pytorch_model.safetensors', 'validation/step-000003.png']) assert.ok(existsSync(join(out, f)), f);
+  const l = log(out);
+  assert.is(l.length, 3);
+  for (const x of l) assert.ok(Math.abs(x.loss! - (x.reconstruction! + 1e-3 * x.kl!)) < 1e-5 * x.loss!, 'loss = reconstruction + β·KL');
+  const saved = JSON.parse(readFileSync(join(out, 'final', 'config.json'), 'utf8')) as { _class_name: string; block_out_channels: number[] };
+  assert.is(saved._class_name, 'AutoencoderKL');
+  assert.equal(saved.block_out_channels, [8, 16]);
+});
+
+test('bad input: clear errors naming what is wrong', () => {
+  const both = run(['dreambooth', ...small, '--instance-dir', leaves, '--instance-csv', join(pp, 'train.csv'), '--instance-prompt', 'x', '--out', join(tmp, 'e1')]);
+  assert.is(both.code, 1);
+  assert.match(both.stderr, /exactly one of --instance-dir or --instance-csv/);
+  const noTok = run(['dreambooth', ...small, '--instance-dir', leaves, '--instance-prompt', 'x', '--method', 'textual-inversion', '--out', join(tmp, 'e2')]);
+  assert.match(noTok.stderr, /needs --token/);
+  const noClass = run(['dreambooth', ...small, '--instance-csv', join(pp, 'train.csv'), '--instance-class', 'blight', '--instance-prompt', 'x', '--out', join(tmp, 'e3')]);
+  assert.match(noClass.stderr, /train\.csv has no column 'blight' \(columns: image_id, healthy, multiple_diseases, rust, scab\)/);
+  const badMethod = run(['dreambooth', ...small, '--instance-dir', leaves, '--instance-prompt', 'x', '--method', 'dora', '--out', join(tmp, 'e4')]);
+  assert.match(badMethod.stderr, /Allowed choices are full, lora, textual-inversion/);
+  const noMeta = run(['train-text-to-image', ...small, '--data', leaves, '--out', join(tmp, 'e5')]);
+  assert.match(noMeta.stderr, /has no metadata\.jsonl/);
+});
+
+test.run();

@@ -1,0 +1,153 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim-kernels.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const shared = process.env.FOLIAR_SHARED ?? path.resolve(repoRoot, '..', 'shared');
+const goldenDir = path.join(shared, 'golden', 'ops');
+const haveGolden = fs.existsSync(goldenDir);
+
+/** Reads every F32 tensor of a golden safetensors file (8-byte header length + JSON header + data). */
+function readGolden(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const buf = fs.readFileSync(path.join(goldenDir, `${name}.safetensors`));
+  const hlen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, v] of Object.entries(header)) {
+    if (k === '__metadata__' || v.dtype !== 'F32') continue;
+    const [s, e] = v.data_offsets;
+    const bytes = buf.subarray(8 + hlen + s, 8 + hlen + e);
+    out.set(k, { shape: v.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+  }
+  return out;
+}
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let scale = 0, err = 0, at = -1;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (!(d <= err)) { err = d; at = i; }
+  }
+  if (!(err <= tol * Math.max(scale, 1e-6))) {
+    assert.unreachable(`${what}: max error ${err} at ${at} (got ${actual[at]}, want ${expected[at]}; scale ${scale}, tol ${tol})`);
+  }
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
+}
+
+let gpu: Backend;
+const cpu = cpuBackend();
+test.before(async () => {
+  await init({ backend: 'webgpu' });
+  gpu = webgpuBackend()!;
+});
+test.after(() => shutdown());
+
+const adamCases: [string, number, boolean][] = [['adam_2steps', 0, false], ['adam_l2_2steps', 0.1, false], ['adamw_2steps', 0.01, true]];
+for (const [name, wd, decoupled] of adamCases) {
+  for (const bname of ['cpu', 'webgpu']) {
+    test(`golden ${name}: both steps, state after each (${bname})`, async () => {
+      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
+      const be = bname === 'cpu' ? cpu : gpu;
+      const g = readGolden(name);
+      const put = (n: string): Tensor => tensor(g.get(n)!.data, { backend: be, shape: g.get(n)!.shape });
+      const p = put('param0');
+      const m = tensor(new Float32Array(p.size), { backend: be, shape: p.shape });
+      const v = tensor(new Float32Array(p.size), { backend: be, shape: p.shape });
+      for (const step of [1, 2]) {
+        adamStep(p, put(`grad_step${step}`), m, v, { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: wd, decoupled, step });
+        close(await p.dataF32(), g.get(`param_step${step}`)!.data, 1e-6, `${name} param step ${step}`);
+        close(await m.dataF32(), g.get(`exp_avg_step${step}`)!.data, 1e-6, `${name} exp_avg step ${step}`);
+        close(await v.dataF32(), g.get(`exp_avg_sq_step${step}`)!.data, 1e-6, `${name} exp_avg_sq step ${step}`);
+      }
+    });
+  }
+}
+
+/** torch.optim.SGD in f64, written out independently of the kernels. */
+function sgdRef(p: Float64Array, grads: Float32Array[], o: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean }): Float64Array {
+  let buf: Float64Array | null = null;
+  for (const g0 of grads) {
+    const g = Float64Array.from(g0, (x, i) => (o.maximize ? -x : x) + o.weightDecay * p[i]!);
+    let d: Float64Array = g;
+    if (o.momentum !== 0) {
+      buf = buf ? buf.map((b, i) => o.momentum * b + (1 - o.dampening) * g[i]!) : g.slice();
+      d = o.nesterov ? g.map((x, i) => x + o.momentum * buf![i]!) : buf;
+    }
+    for (let i = 0; i < p.length; i++) p[i]! -= o.lr * d[i]!;
+  }
+  return p;
+}
+
+test('sgdStep matches torch.optim.SGD semantics (momentum, dampening, nesterov, weight decay, maximize) on both backends', async () => {
+  const n = 1037;
+  const p0 = randn(n, 1), grads = [randn(n, 2), randn(n, 3), randn(n, 4)];
+  const configs = [
+    { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false },
+    { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, nesterov: false, maximize: false },
+    { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 0.001, nesterov: true, maximize: true },
+  ];
+  for (const o of configs) {
+    const ref = sgdRef(Float64Array.from(p0), grads, o);
+    for (const be of [cpu, gpu]) {
+      const p = tensor(p0, { backend: be, shape: [n] });
+      const buf = tensor(new Float32Array(n), { backend: be, shape: [n] });
+      grads.forEach((g, k) => sgdStep(p, tensor(g, { backend: be, shape: [n] }), o.momentum ? buf : null, { ...o, step: k + 1 }));
+      close(await p.dataF32(), ref, 1e-5, `sgd ${JSON.stringify(o)} on ${be.name}`);
+    }
+  }
+});
+
+test('sumOfSquares and clipGradNorm match f64 references; scaling happens on the device', async () => {
+  const sizes = [100003, 1, 4096, 77];
+  const data = sizes.map((s, i) => randn(s, 10 + i));
+  let ss = 0;
+  for (const d of data) for (const x of d) ss += x * x;
+  const total = Math.sqrt(ss);
+  for (const be of [cpu, gpu]) {
+    const s0 = await sumOfSquares(tensor(data[0]!, { backend: be, shape: [sizes[0]!] })).item();
+    let ref0 = 0;
+    for (const x of data[0]!) ref0 += x * x;
+    assert.ok(Math.abs(s0 - ref0) < 1e-5 * ref0, `sumOfSquares ${s0} vs ${ref0} on ${be.name}`);
+    for (const maxNorm of [total / 3, total * 2]) {
+      const grads = data.map((d, i) => tensor(d, { backend: be, shape: [sizes[i]!] }));
+      const norm = clipGradNorm(grads, maxNorm);
+      assert.equal(norm.shape, []);
+      const nv = await norm.item();
+      assert.ok(Math.abs(nv - total) < 1e-5 * total, `norm ${nv} vs ${total} on ${be.name}`);
+      const coef = Math.min(maxNorm / (total + 1e-6), 1);
+      for (let i = 0; i < grads.length; i++) close(await grads[i]!.dataF32(), Array.from(data[i]!, (x) => x * coef), 1e-5, `clipped grad ${i} on ${be.name}`);
+    }
+  }
+});
+
+test('optimizer kernel argument errors', () => {
+  const p = tensor([1, 2, 3], { backend: cpu, shape: [3] });
+  const m = tensor([0, 0, 0], { backend: cpu, shape: [3] });
+  const wrong = tensor([0, 0], { backend: cpu, shape: [2] });
+  assert.throws(() => adamStep(p, wrong, m, m.clone(), { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1 }), /adamStep: grad has shape \[2\], the parameter \[3\]/);
+  assert.throws(() => adamStep(p, m, m, m, { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1 }), /share storage/);
+  assert.throws(() => sgdStep(p, m, null, { lr: 1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, step: 1 }), /needs a momentum buffer/);
+  assert.throws(() => clipGradNorm([], 1), /no gradients/);
+});
+
+test.run();
