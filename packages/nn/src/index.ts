@@ -13,7 +13,6 @@ export { checkpoint } from './checkpoint.js';
 export * from './viz/index.js';
 export * from './weights.js';
 export { Progress, type ProgressOptions } from './progress.js';
-export { adamUpdate, sgdUpdate, type AdamStepOptions, type SgdStepOptions } from './optim/updates.js';
 export { Conv2d, ConvTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './layers/conv.js';
 export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/norm.js';
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool.js';

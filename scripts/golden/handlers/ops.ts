@@ -1,6 +1,6 @@
 import * as ft from '@foliar/tensor';
 import type { Tensor } from '@foliar/tensor';
-import { adamUpdate } from '@foliar/nn';
+
 import { Skip, type CaseContext, type Handler } from '../context.js';
 
 type Ins = Record<string, Tensor>;
@@ -54,7 +54,7 @@ async function optimizerCase(ctx: CaseContext, decoupled: boolean): Promise<void
   for (let s = 1; s <= steps; s++) {
     const g = await ctx.t(`grad_step${s}`);
     ft.noGrad(() =>
-      adamUpdate(p, g, m, v, {
+      ft.adamStep(p, g, m, v, {
         lr: ctx.attr<number>('lr'),
         beta1: betas[0],
         beta2: betas[1],

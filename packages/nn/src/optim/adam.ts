@@ -1,5 +1,5 @@
 import type { Tensor } from '@foliar/tensor';
-import { adamUpdate } from './updates.js';
+import { adamStep } from '@foliar/tensor';
 import { Optimizer, type GroupOf } from './optimizer.js';
 
 export interface AdamOptions {
@@ -18,7 +18,7 @@ export class Adam extends Optimizer<AdamOptions> {
   }
   protected update(p: Tensor, grad: Tensor, g: GroupOf<AdamOptions>, st: { tensors: Record<string, Tensor>; scalars: Record<string, number> }): void {
     const step = (st.scalars.step = (st.scalars.step ?? 0) + 1);
-    adamUpdate(p, grad, this.buf(st, 'exp_avg', p), this.buf(st, 'exp_avg_sq', p), {
+    adamStep(p, grad, this.buf(st, 'exp_avg', p), this.buf(st, 'exp_avg_sq', p), {
       lr: g.lr,
       beta1: g.betas[0],
       beta2: g.betas[1],

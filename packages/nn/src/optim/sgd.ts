@@ -1,5 +1,5 @@
 import type { Tensor } from '@foliar/tensor';
-import { sgdUpdate } from './updates.js';
+import { sgdStep } from '@foliar/tensor';
 import { Optimizer, type GroupOf } from './optimizer.js';
 
 export interface SGDOptions {
@@ -21,6 +21,6 @@ export class SGD extends Optimizer<SGDOptions> {
   protected update(p: Tensor, grad: Tensor, g: GroupOf<SGDOptions>, st: { tensors: Record<string, Tensor>; scalars: Record<string, number> }): void {
     const step = (st.scalars.step = (st.scalars.step ?? 0) + 1);
     const buf = g.momentum > 0 ? this.buf(st, 'momentum_buffer', p) : null;
-    sgdUpdate(p, grad, buf, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, step });
+    sgdStep(p, grad, buf, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, step });
   }
 }
