@@ -107,8 +107,9 @@ test('no leak: live buffers and tensors stay flat over 60 steps (LoRA, prior pre
     assert.ok(after[i]!.buffers <= after[i - 1]!.buffers, `live buffers grew at step ${i + 4}: ${after[i - 1]!.buffers} → ${after[i]!.buffers}`);
     assert.ok(after[i]!.tensors <= after[i - 1]!.tensors, `live tensors grew at step ${i + 4}: ${after[i - 1]!.tensors} → ${after[i]!.tensors}`);
   }
-  const tail = live.slice(-20).map((l) => l.buffers);
-  assert.is(Math.max(...tail) - Math.min(...tail), 0, `live buffers over the last 20 steps: ${Math.min(...tail)}..${Math.max(...tail)}`);
+  // (no "exactly flat" tail check: a collection of an earlier test's dropped handles can lower the
+  // count at any step; the monotone check above is what catches a per-step leak)
+  assert.ok(after[after.length - 1]!.buffers <= after[0]!.buffers, 'live buffers ended above their post-warm-up level');
   lora.dispose();
   pipe.dispose();
 });
