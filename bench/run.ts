@@ -11,13 +11,15 @@ import { markdown, writeResults, cpuName, type Row, type RunInfo } from './lib/r
 import { fmaPeak, copyPeak } from './suites/peak.js';
 import { matmulSuite, pollingSuite } from './suites/matmul.js';
 import { extraSuites } from './suites/index.js';
+import { tuneNow } from './suites/tuning.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const peers = !args.includes('--no-peers');
 const fi = args.indexOf('--filter');
 const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
-const want = (s: string) => !filter || s.includes(filter);
+// comma-separated substrings of suite names
+const want = (s: string) => !filter || filter.split(',').some((f) => f && s.includes(f));
 
 // tfjs-backend-webgpu needs navigator.gpu before it loads; foliar then uses the same GPU object
 if (peers) installNavigatorGpu();
@@ -33,6 +35,10 @@ const copy = await copyPeak(be);
 info.peaks = { fmaGflops: fma.rate, copyGBs: copy.rate };
 rows.push(fma, copy);
 console.error(`peaks: ${fma.rate!.toFixed(1)} GFLOP/s, ${copy.rate!.toFixed(2)} GB/s`);
+// the per-adapter matmul choice: measured (or read from the cache) now, so that no background
+// tuning overlaps the timed cases
+const tuned = await tuneNow(be);
+if (tuned) rows.push(tuned);
 if (want('polling')) rows.push(...(await pollingSuite()));
 if (want('matmul')) rows.push(...(await matmulSuite(info, { quick, peers })));
 for (const [name, suite] of Object.entries(extraSuites)) {
@@ -44,7 +50,8 @@ for (const [name, suite] of Object.entries(extraSuites)) {
     rows.push({ suite: name, name: 'failed', medianMs: NaN, note: (e as Error).message.slice(0, 120) });
   }
 }
-const file = await writeResults(join(import.meta.dirname, 'results'), info, rows);
+const latest = filter ? `latest-${filter.replace(/[^a-z0-9]+/gi, '-')}.md` : 'latest.md';
+const file = await writeResults(join(import.meta.dirname, 'results'), info, rows, latest);
 console.log(markdown(info, rows));
 console.error(`results: ${file}`);
 // tfjs keeps the GPU object alive on navigator: exit explicitly

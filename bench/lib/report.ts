@@ -61,11 +61,15 @@ export function markdown(info: RunInfo, rows: Row[]): string {
   return lines.join('\n') + '\n';
 }
 
-export async function writeResults(dir: string, info: RunInfo, rows: Row[]): Promise<string> {
+/**
+ * Writes `<date>-<adapter>.json` and the markdown table (atomically). `latestName` is latest.md for a
+ * full run; a filtered run names its own file so that it never replaces the full table.
+ */
+export async function writeResults(dir: string, info: RunInfo, rows: Row[], latestName = 'latest.md'): Promise<string> {
   const stamp = info.date.replace(/[:.]/g, '-');
   const slug = info.adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40);
   const json = join(dir, `${stamp}-${slug}.json`);
   await writeFileAtomic(json, JSON.stringify({ info, rows }, null, 2) + '\n');
-  await writeFileAtomic(join(dir, 'latest.md'), markdown(info, rows));
+  await writeFileAtomic(join(dir, latestName), markdown(info, rows));
   return json;
 }

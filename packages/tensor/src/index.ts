@@ -37,3 +37,5 @@ export * from './ops/pool.js';
 export * from './ops/norm.js';
 export * from './ops/attention.js';
 export * from './ops/optim-kernels.js';
+export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, MATMUL_VARIANTS, type MatmulVariant } from './backends/webgpu/kernels/matmul.js';
+export { tuningCachePath, adapterKey, type TuneResult } from './backends/webgpu/tuning.js';

@@ -1,39 +1,42 @@
-import { registerKernel } from '../../../backend.js';
+import { registerKernel, type View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { MatmulAttrs } from '../../kernel-attrs.js';
-import { subgroupMatmulWgsl, SG_ROWS, SG_LANES } from './matmul-subgroup.js';
-
-export type MatmulVariant = 'base' | 'subgroup';
-
-/** Variant per adapter: the subgroup-broadcast kernel on software adapters with 8-wide subgroups. */
-export function chooseMatmulVariant(be: WebGPUBackend): MatmulVariant {
-  const forced = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.FOLIAR_MATMUL_VARIANT;
-  if (forced === 'base' || forced === 'subgroup') return forced === 'subgroup' && !be.rt.subgroups ? 'base' : forced;
-  return be.rt.subgroups && be.rt.info.isSoftware && be.rt.subgroupSize === 8 ? 'subgroup' : 'base';
-}
+import { subgroupMatmulWgsl, subgroupTile } from './matmul-subgroup.js';
+import { tiledMatmulWgsl, tiledWorkgroups } from './matmul-tiled.js';
+import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../tuning.js';
 
 /**
- * Baseline matmul: each invocation owns a 4x4 block of C, operands read straight from storage
- * (transposes folded into the index arithmetic). Faster per-adapter variants live in
- * matmul-variants.ts and are chosen by measurement.
+ * Three variants of one kernel, chosen per adapter by measurement (tuning.ts):
+ * - 'subgroup': subgroup broadcasts, no workgroup memory (matmul-subgroup.ts), for lavapipe;
+ * - 'tiled': workgroup-memory tiles (matmul-tiled.ts), for real GPUs;
+ * - 'base': 4x4 outputs per invocation straight from storage, the universal fallback.
+ * All read operands through the same uniform block (batch strides, 0 = broadcast; element offsets;
+ * transposes folded into the index arithmetic) and write a contiguous [batch, m, n] output.
  */
+export type MatmulVariant = 'base' | 'subgroup' | 'tiled';
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['base', 'subgroup', 'tiled'];
+
+/** Bumped when a variant's kernel changes enough that cached tuning choices must be measured again. */
+const TUNING_VERSION = 3;
+const MAX_Z = 65535;
+
 const TS = 4;
 const WGX = 8, WGY = 8;
 
-function genWgsl(transA: boolean, transB: boolean): string {
-  const aIdx = transA ? '(kk) * u.m + (row)' : '(row) * u.k + (kk)';
-  const bIdx = transB ? '(col) * u.k + (kk)' : '(kk) * u.n + (col)';
+function baseWgsl(transA: boolean, transB: boolean): string {
+  const aIdx = transA ? 'kk * u.m + row' : 'row * u.k + kk';
+  const bIdx = transB ? 'col * u.k + kk' : 'kk * u.n + col';
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32 };
+struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(3) var<uniform> u: U;
-fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx.replace(/\(row\)/g, 'row').replace(/\(kk\)/g, 'kk')}]; }
-fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx.replace(/\(col\)/g, 'col').replace(/\(kk\)/g, 'kk')}]; }
+fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
+fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
 @compute @workgroup_size(${WGX}, ${WGY}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let b = gid.z;
+  let b = gid.z + u.z0;
   let row0 = gid.y * ${TS}u;
   let col0 = gid.x * ${TS}u;
   if (row0 >= u.m || col0 >= u.n) { return; }
@@ -57,36 +60,119 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`;
 }
 
+/** What one variant dispatches for a problem: pipeline key, WGSL and grid (z: batch). */
+interface Plan {
+  key: string;
+  wgsl: () => string;
+  grid: [number, number];
+}
+
+interface Problem {
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  /** B's offset and batch stride are multiples of 4 (vec4 loads possible). */
+  bAligned: boolean;
+}
+
+function plan(variant: MatmulVariant, p: Problem): Plan {
+  if (variant === 'subgroup') {
+    // tile height follows M (rows past M cost as much as real ones), width follows N. Only the
+    // vec4 non-transposed form gets the big tile: with scalar B loads or a transposed A, LLVM takes
+    // over a minute to compile it (64x4: 66-70 s; 32x1: 2 s, both on lavapipe)
+    const vecB = !p.transB && p.n % 4 === 0 && p.bAligned;
+    const fast = vecB && !p.transA;
+    const rows = Math.min(fast ? 64 : 32, p.m <= 8 ? 8 : p.m <= 32 ? 32 : 64);
+    const groups = Math.min(fast ? 4 : 1, p.n <= 32 ? 1 : p.n <= 64 ? 2 : 4);
+    const [tm, tn] = subgroupTile({ rows, groups });
+    return {
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB }),
+      grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
+    };
+  }
+  if (variant === 'tiled') {
+    const [x, y] = tiledWorkgroups(p.m, p.n, 1);
+    return { key: `matmul:tiled:${p.transA}:${p.transB}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB }), grid: [x, y] };
+  }
+  return { key: `matmul:base:${p.transA}:${p.transB}`, wgsl: () => baseWgsl(p.transA, p.transB), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+}
+
+function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number): Uint32Array {
+  return new UniformWriter().u32(p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, 0, 0, 0).build();
+}
+
+function supported(be: WebGPUBackend, v: string): boolean {
+  if (v === 'subgroup') return be.rt.subgroups;
+  if (v === 'tiled') return (be.rt.limits.maxComputeInvocationsPerWorkgroup ?? 256) >= 256;
+  return v === 'base';
+}
+
+/** Without a measurement: software adapters with subgroups want broadcasts, real GPUs want tiles. */
+function heuristic(be: WebGPUBackend): MatmulVariant {
+  if (be.rt.info.isSoftware) return be.rt.subgroups ? 'subgroup' : 'base';
+  return 'tiled';
+}
+
+registerTunable('matmul', {
+  version: TUNING_VERSION,
+  variants: MATMUL_VARIANTS,
+  heuristic,
+  supported,
+  // 256^3: a few ms on lavapipe for the fast variant, microseconds on a GPU
+  problem: () => {
+    const n = 256;
+    const attrs: MatmulAttrs = { batch: 1, m: n, n, k: n, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0 };
+    const candidates: Record<string, TuneDispatch[]> = {};
+    for (const v of MATMUL_VARIANTS) {
+      const pl = plan(v, { m: n, n, k: n, transA: false, transB: false, bAligned: true });
+      candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
+    }
+    return { buffers: [n * n, n * n, n * n], candidates };
+  },
+});
+
+/** The variant matmul uses on this backend now (forced by env, overridden, tuned, cached or heuristic). */
+export function matmulVariant(be: WebGPUBackend): MatmulVariant {
+  return variantFor(be, 'matmul') as MatmulVariant;
+}
+/** Forces a variant on this backend (tests, benchmarks); undefined restores the tuned choice. */
+export function setMatmulVariant(be: WebGPUBackend, v: MatmulVariant | undefined): void {
+  setVariant(be, 'matmul', v);
+}
+/** The variants this adapter can run. */
+export function matmulVariants(be: WebGPUBackend): MatmulVariant[] {
+  return supportedVariants(be, 'matmul') as MatmulVariant[];
+}
+/** Measures the variants now (cached on disk) instead of in the background at first use. */
+export function tuneMatmul(be: WebGPUBackend, opts: { force?: boolean } = {}): Promise<TuneResult | null> {
+  return tune(be, 'matmul', opts);
+}
+
 registerKernel<WebGPUBackend>('webgpu', 'matmul', (be, [a, b], attrs) => {
   const p = attrs as unknown as MatmulAttrs;
-  const out = be.alloc('float32', p.batch * p.m * p.n);
-  if (p.batch * p.m * p.n === 0) return out;
+  const total = p.batch * p.m * p.n;
+  const out = be.alloc('float32', total);
+  if (total === 0) return out;
   if (p.k === 0) {
-    be.run('elementwise', [], { op: 'fill', params: [0], shape: [p.batch * p.m * p.n], out: { storage: out, shape: [p.batch * p.m * p.n], strides: [1], offset: 0, dtype: 'float32' } });
+    const view: View = { storage: out, shape: [total], strides: [1], offset: 0, dtype: 'float32' };
+    be.run('elementwise', [], { op: 'fill', params: [0], shape: [total], out: view });
     return out;
   }
-  const variant = be.matmulVariant ?? (be.matmulVariant = chooseMatmulVariant(be));
-  if (variant === 'subgroup') {
-    const vecB = !p.transB && p.n % 4 === 0 && b!.offset % 4 === 0 && p.bBatchStride % 4 === 0;
-    const groups = p.n >= 64 ? 2 : 1;
-    const key = `matmul:sg:${p.transA}:${p.transB}:${groups}:${vecB}`;
+  const variant = matmulVariant(be);
+  const pl = plan(variant, { m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: b!.offset % 4 === 0 && p.bBatchStride % 4 === 0 });
+  // batches past the 65535 workgroups of one dimension go in further dispatches
+  for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
       name: 'matmul',
-      key,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, groups, vecB }),
+      key: pl.key,
+      wgsl: pl.wgsl,
       buffers: [bufferOf(a!), bufferOf(b!), out.buffer],
-      uniforms: new UniformWriter().u32(p.m, p.n, p.k, p.batch, a!.offset, b!.offset, p.aBatchStride, p.bBatchStride).build(),
-      workgroups: [Math.ceil(p.n / (SG_LANES * 4 * groups)), Math.ceil(p.m / SG_ROWS), p.batch],
+      uniforms: uniforms(p, a!.offset, b!.offset, z0),
+      workgroups: [pl.grid[0], pl.grid[1], Math.min(MAX_Z, p.batch - z0)],
     });
-    return out;
   }
-  be.rt.dispatch({
-    name: 'matmul',
-    key: `matmul:base:${p.transA}:${p.transB}`,
-    wgsl: () => genWgsl(p.transA, p.transB),
-    buffers: [bufferOf(a!), bufferOf(b!), out.buffer],
-    uniforms: new UniformWriter().u32(p.m, p.n, p.k, p.batch, a!.offset, b!.offset, p.aBatchStride, p.bBatchStride).build(),
-    workgroups: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY)), p.batch],
-  });
   return out;
 });

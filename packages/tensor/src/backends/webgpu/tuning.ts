@@ -1,0 +1,322 @@
+/**
+ * Kernel variants chosen per adapter by measurement (GUIDE §1: lavapipe wants subgroup broadcasts and
+ * no barriers, real GPUs want workgroup-memory tiles). A kernel family registers its candidates; the
+ * first time the family runs on an adapter with no recorded choice, a small micro-benchmark runs in
+ * the background on its own buffers, pipelines and command buffers (so it never touches the
+ * runtime's pool, encoder or counters), and the heuristic choice serves until it ends. The winner is
+ * cached on disk, keyed by adapter and Dawn version, so later processes start with it.
+ *
+ * Environment: FOLIAR_<FAMILY>_VARIANT (e.g. FOLIAR_MATMUL_VARIANT=tiled) forces a variant;
+ * FOLIAR_NO_TUNE=1 never measures and ignores the cache (the heuristic choice);
+ * FOLIAR_CACHE_DIR moves the cache (default $XDG_CACHE_HOME/foliar or ~/.cache/foliar).
+ */
+import type { WebGPUBackend } from './webgpu-backend.js';
+import { awaitGpu } from '../../device/polling.js';
+
+/** One dispatch of a candidate, on buffers the tuner owns (inputs first, then the output). */
+export interface TuneDispatch {
+  key: string;
+  wgsl: () => string;
+  /** Indices into the tuner's buffers, bound in order. */
+  buffers: number[];
+  uniforms?: Uint32Array;
+  workgroups: [number, number, number];
+}
+
+export interface TuneProblem {
+  /** Sizes in f32 elements of the buffers the candidates use (filled with small random values). */
+  buffers: number[];
+  /** Candidates by variant name (only those the adapter supports). */
+  candidates: Record<string, TuneDispatch[]>;
+}
+
+export interface TuneResult {
+  family: string;
+  adapter: string;
+  variant: string;
+  /** Best time per candidate, ms (Infinity: failed). */
+  ms: Record<string, number>;
+  date: string;
+  /** Bumped when a family's kernels change enough to invalidate cached choices. */
+  version: number;
+}
+
+interface Family {
+  version: number;
+  variants: readonly string[];
+  heuristic: (be: WebGPUBackend) => string;
+  supported: (be: WebGPUBackend, variant: string) => boolean;
+  problem: (be: WebGPUBackend) => TuneProblem;
+}
+
+const families = new Map<string, Family>();
+/** Per backend: family -> chosen variant (tuned, cached or overridden). */
+const chosen = new WeakMap<WebGPUBackend, Map<string, string>>();
+const overrides = new WeakMap<WebGPUBackend, Map<string, string>>();
+const running = new WeakMap<WebGPUBackend, Map<string, Promise<TuneResult | null>>>();
+
+export function registerTunable(family: string, f: Family): void {
+  families.set(family, f);
+}
+
+type Env = Record<string, string | undefined>;
+const env = (): Env => (globalThis as { process?: { env?: Env } }).process?.env ?? {};
+
+// ------------------------------------------------------------------ choosing
+
+/** The variant a family uses on this backend now (synchronous: kernels call it on every dispatch). */
+export function variantFor(be: WebGPUBackend, family: string): string {
+  const f = families.get(family);
+  if (!f) throw new Error(`tuning: unknown kernel family '${family}'`);
+  const forced = env()[`FOLIAR_${family.toUpperCase()}_VARIANT`];
+  if (forced) {
+    if (!f.variants.includes(forced)) throw new Error(`FOLIAR_${family.toUpperCase()}_VARIANT='${forced}': expected one of ${f.variants.join(', ')}`);
+    if (f.supported(be, forced)) return forced;
+  }
+  const o = overrides.get(be)?.get(family);
+  if (o) return o;
+  const c = chosen.get(be)?.get(family);
+  if (c) return c;
+  const h = f.heuristic(be);
+  if (env().FOLIAR_NO_TUNE === '1') return remember(be, family, h);
+  const cached = readCache()[cacheKey(be, family)];
+  if (cached && cached.version === f.version && f.variants.includes(cached.variant) && f.supported(be, cached.variant)) return remember(be, family, cached.variant);
+  // measure in the background; the heuristic serves meanwhile
+  void tune(be, family).catch(() => null);
+  return h;
+}
+
+/** Forces a variant on this backend (tests, benchmarks); undefined restores the normal choice. */
+export function setVariant(be: WebGPUBackend, family: string, variant: string | undefined): void {
+  const f = families.get(family);
+  if (!f) throw new Error(`tuning: unknown kernel family '${family}'`);
+  if (variant !== undefined && !f.supported(be, variant)) throw new Error(`tuning: ${family} variant '${variant}' is not supported on this adapter`);
+  let m = overrides.get(be);
+  if (!m) overrides.set(be, (m = new Map()));
+  if (variant === undefined) m.delete(family);
+  else m.set(family, variant);
+}
+
+/** The variants of a family this adapter can run. */
+export function supportedVariants(be: WebGPUBackend, family: string): string[] {
+  const f = families.get(family);
+  if (!f) throw new Error(`tuning: unknown kernel family '${family}'`);
+  return f.variants.filter((v) => f.supported(be, v));
+}
+
+function remember(be: WebGPUBackend, family: string, v: string): string {
+  let m = chosen.get(be);
+  if (!m) chosen.set(be, (m = new Map()));
+  m.set(family, v);
+  return v;
+}
+
+// ------------------------------------------------------------------ measuring
+
+/**
+ * Runs the family's micro-benchmark now (once per backend unless `force`), records the winner for
+ * this backend and in the disk cache, and returns the timings; null when the device went away.
+ */
+export function tune(be: WebGPUBackend, family: string, opts: { force?: boolean } = {}): Promise<TuneResult | null> {
+  let m = running.get(be);
+  if (!m) running.set(be, (m = new Map()));
+  const prev = m.get(family);
+  if (prev && !opts.force) return prev;
+  const p = measureFamily(be, family);
+  m.set(family, p);
+  return p;
+}
+
+async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneResult | null> {
+  const f = families.get(family);
+  if (!f) throw new Error(`tuning: unknown kernel family '${family}'`);
+  const device = be.rt.device;
+  let lost = false;
+  void device.lost.then(() => (lost = true));
+  const problem = f.problem(be);
+  const names = Object.keys(problem.candidates).filter((v) => f.supported(be, v));
+  const U = GPUBufferUsage;
+  const bufs = problem.buffers.map((n) => {
+    const data = new Float32Array(Math.max(n, 4));
+    for (let i = 0; i < data.length; i++) data[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+    const b = device.createBuffer({ size: data.byteLength, usage: U.STORAGE | U.COPY_DST, label: `foliar-tune-${family}` });
+    device.queue.writeBuffer(b, 0, data);
+    return b;
+  });
+  const uniforms: GPUBuffer[] = [];
+  let qsToDestroy: GPUQuerySet | null = null;
+  try {
+    // compile every candidate first (async: never blocks the event loop), then time rounds
+    const encoded: Record<string, { pipeline: GPUComputePipeline; group: GPUBindGroup; wg: [number, number, number] }[]> = {};
+    for (const v of names) {
+      try {
+        encoded[v] = await Promise.all(
+          problem.candidates[v]!.map(async (d) => {
+            const module = device.createShaderModule({ code: d.wgsl(), label: `tune ${d.key}` });
+            const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: `tune ${d.key}` });
+            const entries: GPUBindGroupEntry[] = d.buffers.map((i, binding) => ({ binding, resource: { buffer: bufs[i]! } }));
+            if (d.uniforms) {
+              const ub = device.createBuffer({ size: Math.max(16, Math.ceil(d.uniforms.byteLength / 16) * 16), usage: U.UNIFORM | U.COPY_DST });
+              device.queue.writeBuffer(ub, 0, d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
+              uniforms.push(ub);
+              entries.push({ binding: d.buffers.length, resource: { buffer: ub } });
+            }
+            return { pipeline, group: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), wg: d.workgroups };
+          }),
+        );
+      } catch {
+        // a candidate that fails to compile here simply loses
+      }
+    }
+    // GPU-side time of our own pass when the adapter has timestamps: work the rest of the process
+    // queued meanwhile is then not counted; wall time around submit..done otherwise
+    const stamps = be.rt.features.has('timestamp-query');
+    const qs = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
+    const resolve = stamps ? device.createBuffer({ size: 16, usage: U.QUERY_RESOLVE | U.COPY_SRC }) : null;
+    if (resolve) uniforms.push(resolve);
+    qsToDestroy = qs;
+    const run = async (v: string): Promise<number> => {
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+      for (const d of encoded[v]!) {
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(...d.wg);
+      }
+      pass.end();
+      let readback: GPUBuffer | null = null;
+      if (qs && resolve) {
+        readback = device.createBuffer({ size: 16, usage: U.MAP_READ | U.COPY_DST });
+        enc.resolveQuerySet(qs, 0, 2, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, readback, 0, 16);
+      }
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      if (!readback) {
+        await awaitGpu(device.queue.onSubmittedWorkDone());
+        return performance.now() - t0;
+      }
+      try {
+        await awaitGpu(readback.mapAsync(GPUMapMode.READ));
+        const [a, b] = new BigUint64Array(readback.getMappedRange().slice(0));
+        const ns = Number(b! - a!);
+        // some implementations report zeros or garbage: fall back to the wall clock
+        return ns > 0 && ns < 1e11 ? ns / 1e6 : performance.now() - t0;
+      } finally {
+        readback.destroy();
+      }
+    };
+    const ms: Record<string, number> = Object.fromEntries(f.variants.map((v) => [v, Infinity]));
+    const live = names.filter((v) => encoded[v]);
+    await awaitGpu(device.queue.onSubmittedWorkDone()); // start from an idle queue
+    for (const v of live) if (!lost) await run(v); // warm-up (first-use costs inside the driver)
+    // best of a few rounds: robust to other work sharing the machine; only hopeless candidates
+    // (10x behind after a round) are dropped, so one disturbed sample cannot decide
+    for (let round = 0; round < 4 && !lost; round++) {
+      for (const v of live) {
+        if (lost) break;
+        if (round > 0 && ms[v]! > 10 * Math.min(...Object.values(ms))) continue;
+        ms[v] = Math.min(ms[v]!, await run(v));
+      }
+    }
+    if (lost) return null;
+    const variant = live.reduce((best, v) => (ms[v]! < ms[best]! ? v : best), live[0] ?? f.heuristic(be));
+    remember(be, family, variant);
+    const result: TuneResult = { family, adapter: adapterKey(be), variant, ms, date: new Date().toISOString(), version: f.version };
+    writeCache(cacheKey(be, family), result);
+    return result;
+  } catch {
+    return null;
+  } finally {
+    for (const b of [...bufs, ...uniforms]) b.destroy();
+    qsToDestroy?.destroy();
+  }
+}
+
+// ------------------------------------------------------------------ disk cache
+
+interface NodeFs {
+  readFileSync(p: string, enc: 'utf8'): string;
+  writeFileSync(p: string, s: string): void;
+  renameSync(a: string, b: string): void;
+  mkdirSync(p: string, o: { recursive: boolean }): void;
+}
+type GetBuiltin = (id: string) => unknown;
+
+/** node:fs when running under Node (without a static import: the package also runs in browsers). */
+function nodeFs(): NodeFs | null {
+  const gb = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process?.getBuiltinModule;
+  return gb ? (gb('fs') as NodeFs) : null;
+}
+
+/** The cache file, or null where there is no file system. */
+export function tuningCachePath(): string | null {
+  const gb = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process?.getBuiltinModule;
+  if (!gb) return null;
+  const path = gb('path') as { join: (...p: string[]) => string };
+  const os = gb('os') as { homedir: () => string };
+  const e = env();
+  const dir = e.FOLIAR_CACHE_DIR ?? (e.XDG_CACHE_HOME ? path.join(e.XDG_CACHE_HOME, 'foliar') : path.join(os.homedir(), '.cache', 'foliar'));
+  return path.join(dir, 'tuning.json');
+}
+
+let dawnVersion: string | undefined;
+function dawn(): string {
+  if (dawnVersion !== undefined) return dawnVersion;
+  dawnVersion = 'unknown';
+  try {
+    const gb = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process?.getBuiltinModule;
+    if (gb) {
+      const mod = gb('module') as { createRequire: (u: string) => (id: string) => { version?: string } };
+      dawnVersion = `dawn.node ${mod.createRequire(import.meta.url)('webgpu/package.json').version ?? '?'}`;
+    } else {
+      dawnVersion = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? 'browser';
+    }
+  } catch {
+    // no webgpu package: a browser bundle or another runtime
+  }
+  return dawnVersion;
+}
+
+/** Identifies the adapter and the WebGPU implementation: a cached choice is only valid for both. */
+export function adapterKey(be: WebGPUBackend): string {
+  const i = be.rt.info;
+  return [i.vendor, i.architecture, i.device, i.description, dawn()].join('|');
+}
+
+function cacheKey(be: WebGPUBackend, family: string): string {
+  return `${adapterKey(be)}|${family}`;
+}
+
+function dirname(p: string): string {
+  const gb = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process?.getBuiltinModule;
+  return (gb!('path') as { dirname: (p: string) => string }).dirname(p);
+}
+
+function readCache(): Record<string, TuneResult> {
+  const fs = nodeFs();
+  const p = tuningCachePath();
+  if (!fs || !p) return {};
+  try {
+    const j = JSON.parse(fs.readFileSync(p, 'utf8')) as unknown;
+    return j && typeof j === 'object' ? (j as Record<string, TuneResult>) : {};
+  } catch {
+    return {}; // absent or unreadable: measure again
+  }
+}
+
+function writeCache(key: string, r: TuneResult): void {
+  const fs = nodeFs();
+  const p = tuningCachePath();
+  if (!fs || !p) return;
+  try {
+    const all = readCache();
+    all[key] = r;
+    fs.mkdirSync(dirname(p), { recursive: true });
+    const tmp = `${p}.tmp-${(globalThis as { process?: { pid?: number } }).process?.pid ?? 0}-${Math.random().toString(36).slice(2)}`;
+    fs.writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n');
+    fs.renameSync(tmp, p);
+  } catch {
+    // a read-only home is no reason to fail a matmul
+  }
+}
