@@ -2,11 +2,11 @@
  * Shared test helpers: backend setup, seeded random data, tolerance checks that report the worst
  * element, a central-difference gradient checker, and the location of ../shared.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  init, shutdown, cpuBackend, noGrad, tensor, NoAdapterError,
+  init, shutdown, cpuBackend, noGrad, tensor, NoAdapterError, loadSafetensors,
   type Backend, type Tensor, type AnyTypedArray,
 } from '@foliar/tensor';
 
@@ -359,6 +359,21 @@ export async function readGolden(rel: string, what = rel): Promise<Record<string
     }
   } finally {
     f.close();
+  }
+  return out;
+}
+
+/**
+ * The F32 tensors of `golden/ops/<name>.safetensors`, read synchronously with the library's in-memory
+ * safetensors reader (for suites that build their cases at load time).
+ */
+export function readGoldenOpsSync(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const p = path.join(shared('golden/ops', `golden ${name}`) ?? '', `${name}.safetensors`);
+  const f = loadSafetensors(new Uint8Array(readFileSync(p)), p);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const k of f.keys()) {
+    const e = f.entry(k)!;
+    if (e.dtype === 'F32') out.set(k, { shape: [...e.shape], data: f.read(k, { as: 'float32' }).data as Float32Array });
   }
   return out;
 }

@@ -1,30 +1,12 @@
 import { test } from 'uvu';
+import { shared, readGoldenOpsSync } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { init, cpuBackend, webgpuBackend, shutdown, tensor, memory, resetPeakMemory, type Backend, type Tensor } from '@foliar/tensor';
 import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const shared = process.env.FOLIAR_SHARED ?? path.resolve(repoRoot, '..', 'shared');
-const goldenDir = path.join(shared, 'golden', 'ops');
-const haveGolden = fs.existsSync(goldenDir);
-
-/** Reads every F32 tensor of a golden safetensors file (8-byte header length + JSON header + data). */
-function readGolden(name: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const buf = fs.readFileSync(path.join(goldenDir, `${name}.safetensors`));
-  const hlen = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [k, v] of Object.entries(header)) {
-    if (k === '__metadata__' || v.dtype !== 'F32') continue;
-    const [s, e] = v.data_offsets;
-    const bytes = buf.subarray(8 + hlen + s, 8 + hlen + e);
-    out.set(k, { shape: v.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
-  }
-  return out;
-}
+// null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED
+const haveGolden = shared('golden/ops', 'golden ops') !== null;
+const readGolden = readGoldenOpsSync;
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
   assert.is(actual.length, expected.length, `${what}: length`);
