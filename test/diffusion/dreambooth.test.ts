@@ -89,11 +89,12 @@ test('exact resume: 4 steps + interrupt + resume 4 steps == 8 uninterrupted step
   for (const p of [pa, pc]) p.dispose();
 });
 
-test('no leak: live buffers and tensors stay flat over 60 steps (LoRA, prior preservation, EMA)', async () => {
-  const pipe = tinyPipeline(), lora = new LoRA({ rank: 2 });
+test('no leak: live buffers and tensors stay flat over 200 steps (LoRA + dropout, prior preservation, EMA, gradient checkpointing, validation)', async () => {
+  const pipe = tinyPipeline(), lora = new LoRA({ rank: 2, dropout: 0.1 });
   const live: { buffers: number; tensors: number }[] = [];
   await trainDreamBooth(pipe, base('leak', {
-    method: lora, maxTrainSteps: 60, learningRate: 1e-3, emaDecay: 0.99, classPrompt: 'a leaf', classImagesDir: join(dir, 'resume-class'), numClassImages: 2,
+    method: lora, maxTrainSteps: 200, learningRate: 1e-3, emaDecay: 0.99, classPrompt: 'a leaf', classImagesDir: join(dir, 'resume-class'), numClassImages: 2,
+    gradientCheckpointing: true, gradientAccumulationSteps: 1, validationSteps: 100, validationPrompts: ['a photo of a sks leaf'], validationInferenceSteps: 2,
     onStep: () => {
       const m = ft.memory();
       live.push({ buffers: m.liveBuffers, tensors: m.liveTensors });

@@ -15,7 +15,7 @@ export { setPollingMode, getPollingMode, awaitGpu, type PollingMode } from './de
 export { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './device/errors.js';
 export { tidy, tidyAsync, keep } from './scope.js';
 export { noGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode.js';
-export { record, needsGrad } from './autograd/record.js';
+export { record, needsGrad, collectGradInputs } from './autograd/record.js';
 export { Node, type BackwardFn } from './autograd/node.js';
 export type { BackwardOptions } from './autograd/backward.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';

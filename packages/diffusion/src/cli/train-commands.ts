@@ -165,6 +165,7 @@ export function addTrainCommands(program: Command): void {
     .option('--snr-gamma <γ>', 'min-SNR-γ loss weighting (computed per half of the batch)', num)
     .option('--offset-noise <x>', 'offset noise strength', num, 0)
     .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
+    .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
     .option('--validation-steps <n>', 'validation grid every N steps (instance prompt + drift probes)', int, 0)
     .option('--validation-prompt <text...>', 'validation prompts (default: the instance prompt and drift probes)')
     .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
@@ -173,7 +174,7 @@ export function addTrainCommands(program: Command): void {
     model: string; tinyConfig?: string; instanceDir?: string; instanceCsv?: string; instanceClass?: string; imageDir: string; imageExt: string; imageColumn: string;
     instancePrompt: string; classPrompt?: string; classDir?: string; numClassImages: number; classInferenceSteps: number; priorLossWeight: number;
     method: string; rank: number; alpha?: number; token?: string; initializerToken?: string; trainTextEncoder?: boolean; snrGamma?: number; offsetNoise: number;
-    cacheLatents: boolean; validationSteps: number; validationPrompt?: string[]; validationInferenceSteps: number;
+    cacheLatents: boolean; gradientCheckpointing?: boolean; validationSteps: number; validationPrompt?: string[]; validationInferenceSteps: number;
   }) => {
     if (!o.instanceDir === !o.instanceCsv) throw new InvalidArgumentError('give exactly one of --instance-dir or --instance-csv');
     if (o.instanceCsv && !o.instanceClass) throw new InvalidArgumentError('--instance-csv needs --instance-class (e.g. multiple_diseases)');
@@ -201,6 +202,7 @@ export function addTrainCommands(program: Command): void {
       snrGamma: o.snrGamma ?? null,
       offsetNoise: o.offsetNoise,
       cacheLatents: o.cacheLatents,
+      gradientCheckpointing: o.gradientCheckpointing ?? false,
       validationSteps: o.validationSteps,
       ...(o.validationPrompt ? { validationPrompts: o.validationPrompt } : {}),
       validationInferenceSteps: o.validationInferenceSteps,
@@ -236,13 +238,14 @@ export function addTrainCommands(program: Command): void {
     .option('--snr-gamma <γ>', 'min-SNR-γ loss weighting', num)
     .option('--offset-noise <x>', 'offset noise strength', num, 0)
     .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
+    .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
     .option('--validation-steps <n>', 'validation grid every N steps', int, 0)
     .option('--validation-prompt <text...>', 'validation prompts (default: the first four captions)')
     .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
   addCommonOptions(t2i, { resolution: 512, steps: 1000, lrHelp: 'learning rate (default 1e-4)' });
   t2i.action(async (o: CommonOpts & {
     model: string; tinyConfig?: string; data?: string; captionKey: string; csv?: string; imageColumn: string; captionColumn: string; imageDir: string; imageExt: string;
-    captionTemplate?: string; method: string; rank: number; alpha?: number; snrGamma?: number; offsetNoise: number; cacheLatents: boolean;
+    captionTemplate?: string; method: string; rank: number; alpha?: number; snrGamma?: number; offsetNoise: number; cacheLatents: boolean; gradientCheckpointing?: boolean;
     validationSteps: number; validationPrompt?: string[]; validationInferenceSteps: number;
   }) => {
     if (!o.data === !o.csv) throw new InvalidArgumentError('give exactly one of --data or --csv');
@@ -266,6 +269,7 @@ export function addTrainCommands(program: Command): void {
       snrGamma: o.snrGamma ?? null,
       offsetNoise: o.offsetNoise,
       cacheLatents: o.cacheLatents,
+      gradientCheckpointing: o.gradientCheckpointing ?? false,
       validationSteps: o.validationSteps,
       ...(o.validationPrompt ? { validationPrompts: o.validationPrompt } : {}),
       validationInferenceSteps: o.validationInferenceSteps,

@@ -31,6 +31,16 @@ export async function prepareImages(pipe: StableDiffusionPipeline, srcs: (string
   return out;
 }
 
+/**
+ * Turns the UNet's gradient checkpointing on for a training run (when `on`); returns the function
+ * that restores the previous setting.
+ */
+export function useGradientCheckpointing(pipe: StableDiffusionPipeline, on: boolean | undefined): () => void {
+  const before = pipe.unet.isGradientCheckpointing;
+  if (on) pipe.unet.enableGradientCheckpointing(true);
+  return () => void pipe.unet.enableGradientCheckpointing(before);
+}
+
 export function disposeImages(list: PreparedImage[]): void {
   for (const e of list) for (const t of [e.latentMean, e.latentStd, e.pixels]) t?.dispose();
 }

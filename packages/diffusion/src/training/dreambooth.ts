@@ -8,7 +8,7 @@ import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
-import { prepareImages, disposeImages, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
+import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
 
 /** The study's default drift probes: prompts whose images should not change while fine-tuning. */
 export const DRIFT_PROBES = ['a photo of a leaf', 'a leaf', 'a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
@@ -36,6 +36,8 @@ export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'>
   offsetNoise?: number;
   /** Min-SNR-γ weighting, computed per half of the batch. */
   snrGamma?: number | null;
+  /** Recompute UNet block activations in backward instead of keeping them (less memory, ~1 extra forward). */
+  gradientCheckpointing?: boolean;
   /** Encode the (frozen) VAE latents and text embeddings once: most of the speed on a CPU-only machine. */
   cacheLatents?: boolean;
   cacheTextEmbeddings?: boolean;
@@ -109,6 +111,7 @@ export async function trainDreamBooth(pipe: StableDiffusionPipeline, cfg: DreamB
   const prompts = [...new Array<string>(bs).fill(cfg.instancePrompt), ...(prior ? new Array<string>(bs).fill(cfg.classPrompt!) : [])];
   const probes = cfg.validationPrompts ?? [cfg.instancePrompt, ...DRIFT_PROBES];
 
+  const restoreCheckpointing = useGradientCheckpointing(pipe, cfg.gradientCheckpointing);
   try {
     const r = await runTrainLoop(
       { ...cfg, learningRate: cfg.learningRate ?? cfg.method.defaultLearningRate ?? 1e-4 },
@@ -136,6 +139,7 @@ export async function trainDreamBooth(pipe: StableDiffusionPipeline, cfg: DreamB
     if (!r.interrupted) await cfg.method.save(pipe, join(out, 'final'));
     return { steps: r.steps, losses: r.losses, outputDir: out, interrupted: r.interrupted };
   } finally {
+    restoreCheckpointing();
     disposeImages([...inst, ...cls]);
     text.dispose();
   }

@@ -7,7 +7,7 @@ import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
-import { prepareImages, disposeImages, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
+import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';
 
 export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'> {
@@ -20,6 +20,8 @@ export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'
   trainBatchSize?: number;
   snrGamma?: number | null;
   offsetNoise?: number;
+  /** Recompute UNet block activations in backward instead of keeping them (less memory, ~1 extra forward). */
+  gradientCheckpointing?: boolean;
   cacheLatents?: boolean;
   cacheTextEmbeddings?: boolean;
   validationSteps?: number;
@@ -44,6 +46,7 @@ export async function trainTextToImage(pipe: StableDiffusionPipeline, cfg: TextT
   const data = await prepareImages(pipe, cfg.examples.map((e) => e.image), cfg.resolution, cfg.cacheLatents ?? true);
   const text = new TextConditioner(pipe, (cfg.cacheTextEmbeddings ?? true) && !cfg.method.trainsTextEncoder);
   const probes = cfg.validationPrompts ?? [...new Set(cfg.examples.map((e) => e.caption))].slice(0, 4);
+  const restoreCheckpointing = useGradientCheckpointing(pipe, cfg.gradientCheckpointing);
   try {
     const r = await runTrainLoop(
       { ...cfg, learningRate: cfg.learningRate ?? 1e-4 },
@@ -63,6 +66,7 @@ export async function trainTextToImage(pipe: StableDiffusionPipeline, cfg: TextT
     if (!r.interrupted) await cfg.method.save(pipe, join(cfg.outputDir, 'final'));
     return { steps: r.steps, losses: r.losses, outputDir: cfg.outputDir, interrupted: r.interrupted };
   } finally {
+    restoreCheckpointing();
     disposeImages(data);
     text.dispose();
   }

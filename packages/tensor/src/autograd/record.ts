@@ -9,7 +9,12 @@ import { trackNode } from '../scope.js';
  * originals after the forward is safe.
  */
 export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: BackwardFn, save: readonly Tensor[] = []): Tensor {
-  if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return out;
+  if (!isGradEnabled()) {
+    const c = collectors[collectors.length - 1];
+    if (c) for (const t of inputs) if (t.requiresGrad) c.add(t);
+    return out;
+  }
+  if (!inputs.some((t) => t.requiresGrad)) return out;
   const node = new Node(
     name,
     inputs.map((t) => (t.requiresGrad ? t : null)),
@@ -24,4 +29,21 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], bac
 
 export function needsGrad(...inputs: Tensor[]): boolean {
   return isGradEnabled() && inputs.some((t) => t.requiresGrad);
+}
+
+const collectors: Set<Tensor>[] = [];
+
+/**
+ * Runs `fn` (normally under noGrad) and lists the tensors that require grad which its operations
+ * read: activation checkpointing uses this to connect parameters used inside a recomputed block
+ * (e.g. LoRA factors on frozen layers) to the graph even when none of the block's inputs need grad.
+ */
+export function collectGradInputs<T>(fn: () => T): { result: T; tensors: Tensor[] } {
+  const set = new Set<Tensor>();
+  collectors.push(set);
+  try {
+    return { result: fn(), tensors: [...set] };
+  } finally {
+    collectors.pop();
+  }
 }

@@ -1,10 +1,18 @@
-import { cat, tidy, type Tensor } from '@foliar/tensor';
-import { Module, Conv2d, GroupNorm, ModuleList } from '@foliar/nn';
+import { cat, tidy, isGradEnabled, type Tensor } from '@foliar/tensor';
+import { Module, Conv2d, GroupNorm, ModuleList, checkpoint } from '@foliar/nn';
 import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Transformer2DModel } from '../blocks/transformer-2d.js';
 import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
 import { TimestepEmbedding, timestepEmbedding } from '../blocks/embeddings.js';
 import { resolveUNetConfig, perBlock, type UNet2DConditionConfig } from './config.js';
+
+/**
+ * One (resnet, transformer) layer of a block: under gradient checkpointing its activations are not
+ * kept but recomputed during backward (diffusers' enable_gradient_checkpointing granularity).
+ */
+function layer(checkpointed: boolean, fn: (h: Tensor, temb: Tensor, ctx: Tensor) => Tensor, h: Tensor, temb: Tensor, ctx: Tensor): Tensor {
+  return checkpointed && isGradEnabled() ? checkpoint(fn, h, temb, ctx) : tidy(() => fn(h, temb, ctx));
+}
 
 interface BlockCommon {
   temb: number;
@@ -16,6 +24,8 @@ interface BlockCommon {
 
 /** DownBlock2D / CrossAttnDownBlock2D: resnets (+ transformers), optional downsampler. */
 export class DownBlock extends Module {
+  /** Recompute each layer's activations in backward instead of keeping them. */
+  gradientCheckpointing = false;
   resnets: ModuleList<ResnetBlock2D>;
   attentions: ModuleList<Transformer2DModel> | null;
   downsamplers: ModuleList<Downsample2D> | null;
@@ -42,10 +52,10 @@ export class DownBlock extends Module {
     const states: Tensor[] = [];
     let h = x;
     this.resnets.map((r, i) => {
-      h = tidy(() => {
-        const y = r.forward(h, temb);
-        return this.attentions ? this.attentions.at(i).forward(y, ctx) : y;
-      });
+      h = layer(this.gradientCheckpointing, (x0, t, c) => {
+        const y = r.forward(x0, t);
+        return this.attentions ? this.attentions.at(i).forward(y, c) : y;
+      }, h, temb, ctx);
       states.push(h);
     });
     if (this.downsamplers) {
@@ -58,6 +68,7 @@ export class DownBlock extends Module {
 
 /** UpBlock2D / CrossAttnUpBlock2D: each resnet consumes one skip state (concatenated on channels). */
 export class UpBlock extends Module {
+  gradientCheckpointing = false;
   resnets: ModuleList<ResnetBlock2D>;
   attentions: ModuleList<Transformer2DModel> | null;
   upsamplers: ModuleList<Upsample2D> | null;
@@ -90,10 +101,12 @@ export class UpBlock extends Module {
     this.resnets.map((r, i) => {
       const skip = skips[skips.length - 1 - i]!;
       const prev = h;
-      h = tidy(() => {
-        const y = r.forward(cat([prev, skip], 1), temb);
-        return this.attentions ? this.attentions.at(i).forward(y, ctx) : y;
-      });
+      const joined = cat([prev, skip], 1);
+      h = layer(this.gradientCheckpointing, (x0, t, c) => {
+        const y = r.forward(x0, t);
+        return this.attentions ? this.attentions.at(i).forward(y, c) : y;
+      }, joined, temb, ctx);
+      joined.dispose();
       if (prev !== x) prev.dispose();
     });
     if (this.upsamplers) {
@@ -107,6 +120,7 @@ export class UpBlock extends Module {
 
 /** UNetMidBlock2DCrossAttn: resnet, then (transformer, resnet) per layer. */
 export class MidBlock extends Module {
+  gradientCheckpointing = false;
   resnets: ModuleList<ResnetBlock2D>;
   attentions: ModuleList<Transformer2DModel>;
   constructor(ch: number, heads: number, tLayers: number, scale: number, c: BlockCommon) {
@@ -119,11 +133,10 @@ export class MidBlock extends Module {
     this.resnets = this.module('resnets', new ModuleList([res(), res()]));
   }
   forward(x: Tensor, temb: Tensor, ctx: Tensor): Tensor {
-    return tidy(() => {
-      let h = this.resnets.at(0).forward(x, temb);
-      h = this.attentions.at(0).forward(h, ctx);
-      return this.resnets.at(1).forward(h, temb);
-    });
+    return layer(this.gradientCheckpointing, (x0, t, c) => {
+      const h = this.attentions.at(0).forward(this.resnets.at(0).forward(x0, t), c);
+      return this.resnets.at(1).forward(h, t);
+    }, x, temb, ctx);
   }
 }
 
@@ -179,6 +192,20 @@ export class UNet2DConditionModel extends Module {
     this.upBlocks = this.module('up_blocks', new ModuleList(ups));
     this.convNormOut = this.module('conv_norm_out', new GroupNorm(c.norm_num_groups, boc[0]!, { eps: c.norm_eps }));
     this.convOut = this.module('conv_out', new Conv2d(boc[0]!, c.out_channels, c.conv_out_kernel, { padding: (c.conv_out_kernel - 1) / 2 }));
+  }
+
+  /**
+   * Activation (gradient) checkpointing per block layer, as diffusers' enable_gradient_checkpointing:
+   * backward recomputes each (resnet, transformer) layer instead of keeping its activations, trading
+   * about one extra forward for memory. Gradients are the same.
+   */
+  enableGradientCheckpointing(on = true): this {
+    for (const b of [...this.downBlocks, ...this.upBlocks, ...(this.midBlock ? [this.midBlock] : [])]) b.gradientCheckpointing = on;
+    return this;
+  }
+
+  get isGradientCheckpointing(): boolean {
+    return this.downBlocks.at(0).gradientCheckpointing;
   }
 
   /**
