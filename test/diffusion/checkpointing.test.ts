@@ -101,6 +101,31 @@ test('LoRA with dropout: the recomputation replays the dropout masks (same gradi
   pipe.dispose();
 });
 
+test('text encoder: per-layer checkpointing gives the same gradients (text-encoder training)', async () => {
+  const pipe = tinyPipeline();
+  const params = pipe.textEncoder.parameters();
+  for (const p of params) p.requiresGrad_(true);
+  const ids = pipe.tokenize(['a photo of a sks leaf', 'cat']);
+  const run = async () => {
+    for (const p of params) p.grad = null;
+    const w = ft.randn([2, ids[0]!.length, 16], { generator: new ft.Generator(9) });
+    const loss = ft.tidy(() => {
+      const o = pipe.textEncoder.forward(ids);
+      return o.lastHiddenState.mul(w).sum().add(o.pooledOutput.square().sum());
+    });
+    loss.backward();
+    const g = await Promise.all(params.map((p) => p.grad ? p.grad.dataF32() : Promise.resolve(new Float32Array(0))));
+    for (const p of params) { p.grad?.dispose(); p.grad = null; }
+    loss.dispose();
+    w.dispose();
+    return g;
+  };
+  const plain = await run();
+  pipe.textEncoder.enableGradientCheckpointing();
+  assertSameGrads(plain, await run(), 'text encoder');
+  pipe.dispose();
+});
+
 test('trainDreamBooth({ gradientCheckpointing }) trains the same weights and restores the flag', async () => {
   const run = async (gc: boolean) => {
     const pipe = tinyPipeline();

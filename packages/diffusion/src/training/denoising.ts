@@ -32,13 +32,20 @@ export async function prepareImages(pipe: StableDiffusionPipeline, srcs: (string
 }
 
 /**
- * Turns the UNet's gradient checkpointing on for a training run (when `on`); returns the function
+ * Turns gradient checkpointing of the UNet and the text encoder (it only matters when the text encoder
+ * trains) on for a training run (when `on`); returns the function
  * that restores the previous setting.
  */
 export function useGradientCheckpointing(pipe: StableDiffusionPipeline, on: boolean | undefined): () => void {
-  const before = pipe.unet.isGradientCheckpointing;
-  if (on) pipe.unet.enableGradientCheckpointing(true);
-  return () => void pipe.unet.enableGradientCheckpointing(before);
+  const before = [pipe.unet.isGradientCheckpointing, pipe.textEncoder.gradientCheckpointing] as const;
+  if (on) {
+    pipe.unet.enableGradientCheckpointing(true);
+    pipe.textEncoder.enableGradientCheckpointing(true);
+  }
+  return () => {
+    pipe.unet.enableGradientCheckpointing(before[0]);
+    pipe.textEncoder.enableGradientCheckpointing(before[1]);
+  };
 }
 
 export function disposeImages(list: PreparedImage[]): void {

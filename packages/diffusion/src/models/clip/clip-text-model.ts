@@ -1,5 +1,5 @@
-import { tidy, tensor, scaledDotProductAttention, type Tensor } from '@foliar/tensor';
-import { Module, Linear, LayerNorm, Embedding, ModuleList } from '@foliar/nn';
+import { tidy, tensor, scaledDotProductAttention, isGradEnabled, type Tensor } from '@foliar/tensor';
+import { Module, Linear, LayerNorm, Embedding, ModuleList, checkpoint } from '@foliar/nn';
 
 /** The fields of transformers' CLIPTextConfig that foliar implements. */
 export interface CLIPTextConfig {
@@ -143,12 +143,20 @@ export interface CLIPTextOutput {
 export class CLIPTextModel extends Module {
   readonly config: CLIPTextConfig;
   textModel: CLIPTextTransformer;
+  /** Recompute each encoder layer in backward instead of keeping its activations. */
+  gradientCheckpointing = false;
   constructor(config: Partial<CLIPTextConfig> & Record<string, unknown> = {}) {
     super();
     const c = (this.config = { ...CLIP_TEXT_DEFAULTS, ...config } as CLIPTextConfig);
     if (!['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'].includes(c.hidden_act)) throw new Error(`text encoder config: hidden_act '${c.hidden_act}' is not supported`);
     if (c.hidden_size % c.num_attention_heads) throw new Error(`text encoder config: hidden_size ${c.hidden_size} is not divisible by ${c.num_attention_heads} heads`);
     this.textModel = this.module('text_model', new CLIPTextTransformer(c));
+  }
+
+  /** transformers' gradient_checkpointing_enable(): per-layer activation checkpointing when training. */
+  enableGradientCheckpointing(on = true): this {
+    this.gradientCheckpointing = on;
+    return this;
   }
 
   forward(inputIds: number[][], opts: { clipSkip?: number; outputHiddenStates?: boolean } = {}): CLIPTextOutput {
@@ -174,7 +182,7 @@ export class CLIPTextModel extends Module {
     const keep = opts.outputHiddenStates || (opts.clipSkip ?? 0) > 0;
     if (keep) hidden.push(h);
     for (const layer of tm.encoder.layers) {
-      const next = layer.forward(h);
+      const next = this.gradientCheckpointing && isGradEnabled() ? checkpoint((x) => layer.forward(x), h) : layer.forward(h);
       if (!keep) h.dispose();
       h = next;
       if (keep) hidden.push(h);
