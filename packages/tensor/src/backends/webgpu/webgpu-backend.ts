@@ -15,8 +15,6 @@ export class GpuStorage extends Storage {
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
-  /** The matmul kernel variant chosen for this adapter (kernels/matmul.ts). */
-  matmulVariant: 'base' | 'subgroup' | undefined;
   constructor(readonly rt: WebGPURuntime) {}
 
   alloc(dtype: DType, size: number): GpuStorage {
