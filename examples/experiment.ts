@@ -7,6 +7,8 @@
  *   npm run experiment                                  # embedded synthetic leaves, --profile quick
  *   npm run experiment -- --data ../shared/data/leaves  # the real photographs
  *   npm run experiment -- --profile full                # the longer study setting
+ *   npm run experiment -- --data ../shared/data/leaves --extra-train multiple_diseases=runs/synthetic:400
+ *                                                       # the study's retraining with synthetic images
  *
  * Writes runs/experiment-<timestamp>/ (report.md, report.json, charts, checkpoints, log.jsonl).
  * Interrupt with Ctrl-C and continue with `-- --resume runs/experiment-<timestamp>`.
@@ -14,8 +16,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-// Relative until @foliar/classifier's index exports train/ (then: from '@foliar/classifier').
-import { train, resolveConfig, PP2020_COUNTS, type TrainConfig } from '../packages/classifier/src/train/index.js';
+import { train, resolveConfig, parseExtraTrain, PP2020_COUNTS, type TrainConfig } from '@foliar/classifier';
 
 /**
  * quick: fits in 15 minutes on a 2-core machine with WebGPU on lavapipe (ResNet18 at 64x64 trains
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     'image-size': { type: 'string' },
     seed: { type: 'string' },
     backend: { type: 'string' },
+    'extra-train': { type: 'string', multiple: true },
   },
 });
 const profile = args.profile as 'quick' | 'full';
@@ -57,6 +59,7 @@ const config = resolveConfig(PROFILES[profile], {
   epochs: num(args.epochs, 'epochs'),
   imageSize: num(args['image-size'], 'image-size'),
   seed: num(args.seed, 'seed'),
+  ...(args['extra-train'] ? { extraTrain: args['extra-train'].map((v) => { const e = parseExtraTrain(v); return { ...e, dir: resolve(e.dir) }; }) } : {}),
 });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '');
 const runDir = args.resume ? resolve(args.resume) : resolve(args.out ?? join('runs', `experiment-${stamp}`));
@@ -80,7 +83,7 @@ if (r.interrupted) {
   const rep = r.test.report;
   const seen = r.history.reduce((a, h) => a + h.steps * config.batchSize, 0);
   const trainSeconds = r.history.reduce((a, h) => a + h.steps * config.batchSize / h.imagesPerSecond, 0);
-  console.log(`\ntraining pool (train split): ${r.classNames.map((c, i) => `${c} ${r.data.trainCounts[i]}`).join(', ')}`);
+  console.log(`\ntraining pool (train split): ${r.classNames.map((c, i) => `${c} ${r.data.trainCounts[i]}${r.data.extraCounts[i] ? ` + ${r.data.extraCounts[i]} extra` : ''}`).join(', ')}`);
   // Where the rare class stands: the class with the fewest training images against the others.
   const rare = r.data.trainCounts.indexOf(Math.min(...r.data.trainCounts));
   const rc = rep.perClass[rare]!;

@@ -6,6 +6,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import * as D from '../../packages/classifier/src/data/index.js';
+import { prepareData, resolveConfig, parseExtraTrain } from '../../packages/classifier/src/train/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = process.env.FOLIAR_SHARED ?? resolve(repoRoot, '..', 'shared');
@@ -445,6 +446,36 @@ test('ImageFileDataset + DataLoader on real leaves (decode at 32px, cached)', as
   assert.equal(again[1].images, batches[1].images);
   const labels = batches.flatMap((b) => [...b.labels]).sort();
   assert.equal(labels, batches.flatMap((b) => [...b.indices]).map((i) => small.items[i].label).sort());
+});
+
+// ---------------- extra training images ----------------
+
+test('extraTrain: extra images join the training split only, labelled as their class; bad folders and classes are named', async () => {
+  const d = newDir();
+  for (let i = 0; i < 5; i++) await writeImage(join(d, `syn-${i}.png`), 12, 12, [250, 10 * i, 0], 'png');
+  writeFileSync(join(d, 'seeds.jsonl'), '{}');
+  const base = { data: null, counts: { healthy: 20, multiple_diseases: 6, rust: 20, scab: 20 }, imageSize: 16, batchSize: 4, valFraction: 0.2, testFraction: 0.2 };
+  const plain = await prepareData(resolveConfig(base));
+  const more = await prepareData(resolveConfig(base, { extraTrain: [{ className: 'multiple_diseases', dir: d, limit: 4 }] }));
+  assert.equal(more.trainCounts, plain.trainCounts);
+  assert.equal(more.extraCounts, [0, 4, 0, 0]);
+  assert.is(more.trainLoader.dataset.length, plain.trainLoader.dataset.length + 4);
+  assert.equal(more.val.items.map((i) => i.id), plain.val.items.map((i) => i.id));
+  assert.equal(more.test.items.map((i) => i.id), plain.test.items.map((i) => i.id));
+  assert.match(more.description, /\+ 4 extra multiple_diseases/);
+  // the extra items come last, decoded at the training size with their class label
+  const n = plain.trainLoader.dataset.length;
+  const s = await more.trainLoader.dataset.get(n + 2);
+  assert.is(s.label, 1);
+  assert.is(s.image.width, 16);
+  assert.ok(s.image.data[0]! > 200, 'the extra image is the one written (red)');
+  assert.equal(parseExtraTrain('multiple_diseases=runs/syn:400'), { className: 'multiple_diseases', dir: 'runs/syn', limit: 400 });
+  assert.equal(parseExtraTrain('rust=a=b'), { className: 'rust', dir: 'a=b' });
+  assert.throws(() => parseExtraTrain('runs/syn'), /expected <class>=<folder>/);
+  await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'mildew', dir: d }] })), /unknown class "mildew"/);
+  await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'rust', dir: join(d, 'nope') }] })), /nope.*does not exist/);
+  await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'rust', dir: newDir() }] })), /has no \.png\/\.jpg images/);
+  assert.throws(() => resolveConfig(base, { extraTrain: [{ className: 'rust', dir: d, limit: 0 }] }), /extraTrain\[0\]\.limit/);
 });
 
 test.run();

@@ -8,8 +8,8 @@ import { DataLoader } from './data/loader.js';
 import { evalTransform } from './data/transforms.js';
 import { classCounts } from './data/split.js';
 import {
-  train, resolveConfig, readConfigFile, parseCounts, prepareData, folderSource, evaluate, writeRunReport, perClassTable,
-  loadTrainedModel, listImages, predictImages, predictionsCsv, type TrainConfig, type PreparedData,
+  train, resolveConfig, readConfigFile, parseCounts, parseExtraTrain, prepareData, folderSource, evaluate, writeRunReport, perClassTable,
+  loadTrainedModel, listImages, predictImages, predictionsCsv, type TrainConfig, type PreparedData, type ExtraTrainImages,
 } from './train/index.js';
 
 const int = (v: string): number => {
@@ -31,6 +31,15 @@ const counts = (v: string): Record<string, number> | null => {
   }
 };
 
+const extraTrain = (v: string, prev: ExtraTrainImages[] = []): ExtraTrainImages[] => {
+  try {
+    const e = parseExtraTrain(v);
+    return [...prev, { ...e, dir: resolve(e.dir) }];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
+
 async function initBackend(name: string | undefined): Promise<void> {
   const want = name ?? 'auto';
   if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new Error(`--backend must be webgpu, cpu or auto, got "${want}"`);
@@ -38,7 +47,7 @@ async function initBackend(name: string | undefined): Promise<void> {
 }
 
 interface TrainFlags {
-  config?: string; data?: string; synthetic?: boolean; counts?: Record<string, number> | null; syntheticSeed?: number;
+  config?: string; data?: string; synthetic?: boolean; counts?: Record<string, number> | null; syntheticSeed?: number; extraTrain?: ExtraTrainImages[];
   imageSize?: number; valFraction?: number; testFraction?: number; heldOutTest?: number; augment?: boolean;
   arch?: TrainConfig['arch']; epochs?: number; batchSize?: number; evalBatchSize?: number; maxStepsPerEpoch?: number;
   optimizer?: TrainConfig['optimizer']; lr?: number; momentum?: number; nesterov?: boolean; weightDecay?: number;
@@ -51,7 +60,7 @@ interface TrainFlags {
 function flagsToConfig(f: TrainFlags): Partial<TrainConfig> {
   if (f.data !== undefined && f.synthetic) throw new Error('give either --data <dir> or --synthetic, not both');
   const p: Partial<TrainConfig> = {
-    counts: f.counts, syntheticSeed: f.syntheticSeed, imageSize: f.imageSize, valFraction: f.valFraction, testFraction: f.testFraction,
+    counts: f.counts, syntheticSeed: f.syntheticSeed, extraTrain: f.extraTrain, imageSize: f.imageSize, valFraction: f.valFraction, testFraction: f.testFraction,
     heldOutTest: f.heldOutTest, augment: f.augment, arch: f.arch, epochs: f.epochs, batchSize: f.batchSize, evalBatchSize: f.evalBatchSize,
     maxStepsPerEpoch: f.maxStepsPerEpoch, optimizer: f.optimizer, lr: f.lr, momentum: f.momentum, nesterov: f.nesterov, weightDecay: f.weightDecay,
     warmupEpochs: f.warmupEpochs, minLrRatio: f.minLrRatio, labelSmoothing: f.labelSmoothing, classWeights: f.classWeights,
@@ -76,6 +85,7 @@ program
   .option('--synthetic', 'train on the embedded synthetic apple leaves (the default)')
   .option('--counts <list>', 'images per class, e.g. healthy=516,multiple_diseases=91,rust=622,scab=592 (the default), or "all"', counts)
   .option('--synthetic-seed <n>', 'seed of the synthetic images', int)
+  .option('--extra-train <class=dir[:n]>', 'add the images of <dir> (first n) to the training split as <class>, e.g. synthetic ones; repeatable', extraTrain)
   .option('--image-size <px>', 'square input side (default 64)', int)
   .option('--batch-size <n>', 'training batch size (default 32)', int)
   .option('--eval-batch-size <n>', 'evaluation batch size (default 64)', int)

@@ -7,6 +7,16 @@ export type OptimizerName = 'sgd' | 'adamw';
 export type ClassWeighting = 'none' | 'inverse' | 'effective';
 export type MonitorMetric = 'val_loss' | 'val_accuracy' | 'val_macro_f1' | 'val_mean_auc';
 
+/** Extra training images of one class, e.g. synthetic ones made by a fine-tuned diffusion model. */
+export interface ExtraTrainImages {
+  /** Class name (must be one of the dataset's classes). */
+  className: string;
+  /** Folder of .png/.jpg/.jpeg images (sorted by name). */
+  dir: string;
+  /** Use only the first `limit` images (default: all). */
+  limit?: number;
+}
+
 export interface TrainConfig {
   /** Dataset folder in any supported layout; null = the embedded synthetic leaves. */
   data: string | null;
@@ -17,6 +27,11 @@ export interface TrainConfig {
   counts: Record<string, number> | null;
   /** Seed of the synthetic images (independent of the training seed). */
   syntheticSeed: number;
+  /**
+   * Images added to the training split only (never to validation or test), e.g. the study's 400
+   * synthetic multiple_diseases images.
+   */
+  extraTrain: ExtraTrainImages[];
   /** Square input side the network sees. */
   imageSize: number;
   /** Stratified split fractions of the pool (train gets the rest). */
@@ -67,6 +82,7 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   data: null,
   counts: { ...PP2020_COUNTS },
   syntheticSeed: 0,
+  extraTrain: [],
   imageSize: 64,
   valFraction: 0.15,
   testFraction: 0.15,
@@ -103,6 +119,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** `multiple_diseases=runs/synthetic` (optionally `…:400` for a limit) → ExtraTrainImages. */
+export function parseExtraTrain(text: string, source = '--extra-train'): ExtraTrainImages {
+  const m = /^([^=]+)=(.+?)(?::(\d+))?$/.exec(text.trim());
+  if (!m) throw new ConfigError(source, `expected <class>=<folder>[:<limit>], got "${text}"`);
+  return { className: m[1]!.trim(), dir: m[2]!, ...(m[3] ? { limit: Number(m[3]) } : {}) };
+}
+
 /** `healthy=516,rust=622` → `{ healthy: 516, rust: 622 }`. */
 export function parseCounts(text: string, source = 'counts'): Record<string, number> {
   const out: Record<string, number> = {};
@@ -131,6 +154,13 @@ export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
     for (const [k, v] of Object.entries(c.counts)) if (!isInt(v) || v < 0) throw new ConfigError(source, `"counts.${k}" must be a non-negative integer, got ${JSON.stringify(v)}`);
   }
   if (!isInt(c.syntheticSeed)) bad('syntheticSeed', 'an integer');
+  if (!Array.isArray(c.extraTrain)) bad('extraTrain', 'an array of { className, dir, limit? }');
+  c.extraTrain.forEach((e, i) => {
+    if (typeof e !== 'object' || e === null || typeof e.className !== 'string' || typeof e.dir !== 'string' || !e.dir) {
+      throw new ConfigError(source, `"extraTrain[${i}]" must be { className: string, dir: string, limit?: number }, got ${JSON.stringify(e)}`);
+    }
+    if (e.limit !== undefined && (!isInt(e.limit) || e.limit < 1)) throw new ConfigError(source, `"extraTrain[${i}].limit" must be a positive integer, got ${JSON.stringify(e.limit)}`);
+  });
   if (!isInt(c.imageSize) || c.imageSize < 16) bad('imageSize', 'an integer ≥ 16');
   if (!isNum(c.valFraction) || c.valFraction <= 0 || c.valFraction >= 1) bad('valFraction', 'in (0, 1)');
   if (!isNum(c.testFraction) || c.testFraction < 0 || c.testFraction >= 1) bad('testFraction', 'in [0, 1)');

@@ -8,7 +8,10 @@ import { DataLoader } from '../data/loader.js';
 import { trainTransform, evalTransform, type ImageTransform } from '../data/transforms.js';
 import { LEAF_CLASSES } from '../data/synthetic/labels.js';
 import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthetic/dataset.js';
-import type { TrainConfig } from './config.js';
+import { readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve, extname } from 'node:path';
+import type { TrainConfig, ExtraTrainImages } from './config.js';
 
 /** A labelled image set plus the way to load its items as decoded images. */
 export interface ImageSource {
@@ -24,8 +27,10 @@ export interface PreparedData {
   train: LabeledImageSet;
   val: LabeledImageSet;
   test: LabeledImageSet;
-  /** Images per class in `train`. */
+  /** Images per class in `train` (the dataset's own images). */
   trainCounts: number[];
+  /** Extra training images per class (config.extraTrain); the loader draws from both. */
+  extraCounts: number[];
   trainLoader: DataLoader;
   valLoader: DataLoader;
   testLoader: DataLoader;
@@ -66,6 +71,31 @@ export async function folderSource(dir: string, size: number): Promise<ImageSour
   return {
     set,
     open: (list) => new ImageFileDataset({ ...set, items: list }, { size, cache: true }),
+  };
+}
+
+const EXTRA_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
+
+/** The images of `config.extraTrain` as labelled items (class names checked against `classNames`). */
+export async function readExtraTrain(extras: ExtraTrainImages[], classNames: string[]): Promise<LabeledItem[]> {
+  const items: LabeledItem[] = [];
+  for (const e of extras) {
+    const label = classNames.indexOf(e.className);
+    if (label < 0) throw new Error(`extraTrain: unknown class "${e.className}" (classes: ${classNames.join(', ')})`);
+    const dir = resolve(e.dir);
+    if (!existsSync(dir)) throw new Error(`extraTrain: folder ${dir} (class ${e.className}) does not exist`);
+    const files = (await readdir(dir)).filter((f) => !f.startsWith('.') && EXTRA_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    if (!files.length) throw new Error(`extraTrain: folder ${dir} (class ${e.className}) has no .png/.jpg images`);
+    for (const f of files.slice(0, e.limit ?? files.length)) items.push({ path: join(dir, f), id: `extra:${e.className}/${f}`, label });
+  }
+  return items;
+}
+
+/** Two datasets read as one (the dataset's training images, then the extra ones). */
+function concatDatasets(a: ImageDataset, b: ImageDataset): ImageDataset {
+  return {
+    length: a.length + b.length,
+    get: (i: number) => (i < a.length ? a.get(i) : b.get(i - a.length)),
   };
 }
 
@@ -123,24 +153,32 @@ export async function prepareData(config: TrainConfig): Promise<PreparedData> {
     throw new Error(`training set has ${split.train.items.length} images, fewer than one batch of ${config.batchSize}`);
   }
   const testSource = heldOut ?? source;
-  const trainLoader = new DataLoader(source.open(split.train.items), {
+  const extra = await readExtraTrain(config.extraTrain, classNames);
+  const extraCounts = classCounts({ classNames, items: extra });
+  const trainItems = [...split.train.items, ...extra];
+  const trainData = extra.length
+    ? concatDatasets(source.open(split.train.items), new ImageFileDataset({ classNames, items: extra, source: 'extraTrain' }, { size, cache: true }))
+    : source.open(split.train.items);
+  const trainLoader = new DataLoader(trainData, {
     batchSize: config.batchSize,
     imageSize: size,
     seed: config.seed,
     dropLast: true, // a batch of one breaks batch-norm statistics
     transform: trainingTransform(config),
-    sampler: config.balancedSampling ? classBalancedSampler(split.train.items.map((it) => it.label), { seed: config.seed }) : undefined,
+    sampler: config.balancedSampling ? classBalancedSampler(trainItems.map((it) => it.label), { seed: config.seed }) : undefined,
   });
   const evalLoader = (set: LabeledImageSet, src: ImageSource) =>
     new DataLoader(src.open(set.items), { batchSize: config.evalBatchSize, imageSize: size, shuffle: false, transform: evalTransform(size) });
   const testDesc = heldOut ? `held-out test ${test.items.length} (≤${config.heldOutTest}/class)` : `test ${test.items.length}`;
+  const extraDesc = extra.length ? ` + ${extraCounts.map((n, c) => (n ? `${n} extra ${classNames[c]}` : '')).filter(Boolean).join(', ')}` : '';
   return {
     classNames,
-    description: `${pool.source}: train ${split.train.items.length}, val ${split.val.items.length}, ${testDesc}`,
+    description: `${pool.source}: train ${split.train.items.length}${extraDesc}, val ${split.val.items.length}, ${testDesc}`,
     train: split.train,
     val: split.val,
     test,
     trainCounts,
+    extraCounts,
     trainLoader,
     valLoader: evalLoader(split.val, source),
     testLoader: evalLoader(test, testSource),

@@ -9,7 +9,7 @@ import {
 } from '@foliar/tensor';
 import { SGD, AdamW, LRScheduler, warmupCosine, Progress, type Optimizer } from '@foliar/nn';
 import { classWeights } from '../data/split.js';
-import { validateConfig, type TrainConfig, type MonitorMetric } from './config.js';
+import { validateConfig, DEFAULT_CONFIG, type TrainConfig, type MonitorMetric } from './config.js';
 import { prepareData, type PreparedData } from './data.js';
 import { buildModel, type Classifier } from './model.js';
 import {
@@ -55,7 +55,7 @@ export interface TrainResult {
   /** Test evaluation of the best (else last) weights; absent when interrupted or skipReport. */
   test?: Evaluation;
   report?: WrittenReport;
-  data: Pick<PreparedData, 'description' | 'trainCounts'>;
+  data: Pick<PreparedData, 'description' | 'trainCounts' | 'extraCounts'>;
 }
 
 const monitorValue = (m: MonitorMetric, r: EpochRecord): number | null =>
@@ -93,7 +93,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   } else if (await new CheckpointDir(ckdir, 1).latest()) {
     throw new Error(`${runDir} already holds a training run (checkpoints/): resume it with --resume, or choose another --out`);
   }
-  const config = validateConfig(resumed ? resumed.state.config : configIn, resumed ? resumed.path : 'config');
+  const config = validateConfig(resumed ? { ...DEFAULT_CONFIG, ...resumed.state.config } : configIn, resumed ? resumed.path : 'config');
   const checkpoints = new CheckpointDir(ckdir, config.keepLast);
   await mkdir(ckdir, { recursive: true });
 
@@ -115,7 +115,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(batches, config.maxStepsPerEpoch) : batches;
   const totalSteps = config.epochs * stepsPerEpoch;
   const scheduler = new LRScheduler(optimizer, warmupCosine(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps, config.minLrRatio));
-  const weights = config.classWeights === 'none' ? null : tensor(classWeights(data.trainCounts, config.classWeights));
+  const weights = config.classWeights === 'none' ? null : tensor(classWeights(data.trainCounts.map((n, c) => n + (data.extraCounts[c] ?? 0)), config.classWeights));
 
   const freshAccum = (): EpochAccumulator => ({ lossSum: 0, correct: 0, seen: 0, steps: 0, seconds: 0 });
   let st: Omit<TrainingState, 'optimizer'> = {
@@ -255,7 +255,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   const seconds = elapsed();
   const result: TrainResult = {
     runDir, config, classNames, history: st.history, interrupted, earlyStopped: earlyStopped || (st.finished && st.epoch < config.epochs),
-    bestEpoch: st.monitor.bestEpoch, globalStep: st.globalStep, seconds, data: { description: data.description, trainCounts: data.trainCounts },
+    bestEpoch: st.monitor.bestEpoch, globalStep: st.globalStep, seconds, data: { description: data.description, trainCounts: data.trainCounts, extraCounts: data.extraCounts },
   };
   try {
     if (!interrupted && !opts.skipReport) {
@@ -273,7 +273,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
       result.report = await writeRunReport(runDir, {
         title: `${config.arch} on ${config.data ?? 'synthetic leaves'}`,
         split, epoch: epochOfWeights, report: test.report, history: st.history, stepLoss: await stepLosses(log.path),
-        extra: { data: data.description, trainCounts: Object.fromEntries(classNames.map((c, i) => [c, data.trainCounts[i]])), trainingSeconds: seconds, globalStep: st.globalStep, earlyStopped: result.earlyStopped, backend: getBackend().describe(), config },
+        extra: { data: data.description, trainCounts: Object.fromEntries(classNames.map((c, i) => [c, data.trainCounts[i]])), extraTrainCounts: Object.fromEntries(classNames.map((c, i) => [c, data.extraCounts[i]])), trainingSeconds: seconds, globalStep: st.globalStep, earlyStopped: result.earlyStopped, backend: getBackend().describe(), config },
       });
       if (verbose) {
         say(`\n${split}, weights of epoch ${epochOfWeights}:\n${perClassTable(test.report)}\n`, true);
