@@ -140,6 +140,20 @@ test('bad input: clear errors naming what is wrong', () => {
   assert.match(badMethod.stderr, /Allowed choices are full, lora, textual-inversion/);
   const noMeta = run(['train-text-to-image', ...small, '--data', leaves, '--out', join(tmp, 'e5')]);
   assert.match(noMeta.stderr, /has no metadata\.jsonl/);
+  const noLora = run(['generate-set', '--model', 'tiny', '--prompt', 'x', '--count', '2', '--lora', join(tmp, 'nope'), '--out', join(tmp, 'e6')]);
+  assert.is(noLora.code, 1);
+  assert.match(noLora.stderr, /nope.*pytorch_lora_weights\.safetensors/);
+});
+
+test('generate-set writes one file per seed, seeds.jsonl and a preview; a re-run keeps what is there', () => {
+  const out = join(tmp, 'set');
+  const args = ['generate-set', '--model', 'tiny', '--prompt', 'a photo of a sks leaf', '--height', '16', '--width', '16', '--steps', '2', '--batch-size', '2', '--seed', '7', '--out', out];
+  const r = run([...args, '--count', '3']);
+  assert.is(r.code, 0, r.stderr);
+  for (const f of ['img-0000-seed7.png', 'img-0001-seed8.png', 'img-0002-seed9.png', 'preview.png', 'seeds.jsonl']) assert.ok(existsSync(join(out, f)), f);
+  assert.match(r.stderr, /3 new image\(s\), 0 already there/);
+  const r2 = run([...args, '--count', '4']);
+  assert.match(r2.stderr, /1 new image\(s\), 3 already there/);
 });
 
 test.run();

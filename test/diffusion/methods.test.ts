@@ -105,6 +105,14 @@ test('LoRA: save (PEFT keys) → a fresh pipeline loads the same output; merge g
   l2.attach(fresh);
   await l2.load(fresh, out);
   assertExact(await unetOut(fresh), adapted, 'reloaded LoRA output');
+  // LoRA.fromPretrained reads rank, alpha and targets from the file's metadata
+  const third = tinyPipeline();
+  const l4 = await LoRA.fromPretrained(third, out);
+  assert.is(l4.rank, 2);
+  assert.is(l4.alpha, 4);
+  assertExact(await unetOut(third), adapted, 'LoRA.fromPretrained output');
+  l4.dispose();
+  third.dispose();
   // merge: W ← W + (α/r)·B·A, adapters gone, state-dict keys those of the base model
   const keysBefore = [...pipe.unet.stateDict().keys()];
   lora.merge();

@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, type UNet2DConditionModel } from '@foliar/diffusion';
+import { StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, generateImageSet, type UNet2DConditionModel } from '@foliar/diffusion';
+import { readPng } from '@foliar/nn';
+import { readdirSync } from 'node:fs';
 import { setup, teardown, backends, assertClose, assertExact } from '../helpers.js';
 import { tinyPipeline } from './fixtures.js';
 
@@ -160,6 +162,36 @@ test('tokenizer save/reload keeps ids, special tokens, max length and added toke
   assert.is(re.modelMaxLength, 12);
   assert.is(re.vocabSize, tok.vocabSize);
   assert.is(re.decode(re.encode('a <diseased-leaf> leaf'), { skipSpecialTokens: true }), tok.decode(tok.encode('a <diseased-leaf> leaf'), { skipSpecialTokens: true }));
+});
+
+test('generateImageSet: one seed per image (batch-independent), seeds.jsonl, a re-run continues the set', async () => {
+  const out = join(dir, 'set');
+  const o = { prompt: 'a photo of a sks leaf', seed: 40, numInferenceSteps: 3, guidanceScale: 2, height: 16, width: 16, outDir: out, quiet: true };
+  const r = await generateImageSet(pipe, { ...o, count: 5, batchSize: 2 });
+  assert.is(r.generated, 5);
+  assert.equal(r.files.map((f) => f.split('/').pop()), ['img-0000-seed40.png', 'img-0001-seed41.png', 'img-0002-seed42.png', 'img-0003-seed43.png', 'img-0004-seed44.png']);
+  // image 3 (second item of the second batch) is what generate makes alone with seed 43
+  const alone = await pipe.generate({ prompt: o.prompt, seed: 43, numInferenceSteps: 3, guidanceScale: 2, height: 16, width: 16 });
+  const want = await alone.images.dataF32();
+  alone.images.dispose();
+  alone.latents.dispose();
+  const got = readPng(r.files[3]!);
+  let maxDiff = 0;
+  for (let c = 0; c < 3; c++) for (let k = 0; k < 256; k++) maxDiff = Math.max(maxDiff, Math.abs(got.data[k * 3 + c]! - Math.round(want[c * 256 + k]! * 255)));
+  assert.ok(maxDiff <= 1, `image 3 differs from generate({ seed: 43 }) by ${maxDiff}/255`);
+  const other = readPng(r.files[2]!);
+  assert.ok(other.data.some((v, k) => Math.abs(v - got.data[k]!) > 8), 'different seeds give different images');
+  // a larger count reuses the files on disk and only makes the new ones
+  const before = readFileSync(r.files[0]!);
+  const r2 = await generateImageSet(pipe, { ...o, count: 7, batchSize: 4 });
+  assert.equal([r2.generated, r2.reused], [2, 5]);
+  assert.equal(readFileSync(r.files[0]!), before);
+  const seeds = readFileSync(join(out, 'seeds.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seed: number });
+  assert.equal(seeds.map((s) => s.seed), [40, 41, 42, 43, 44, 45, 46]);
+  assert.ok(!readdirSync(out).some((f) => f.includes('.tmp-')), 'no temporary files left');
+  let msg = '';
+  await generateImageSet(pipe, { ...o, count: 0 }).catch((e: Error) => (msg = e.message));
+  assert.match(msg, /count must be a positive integer/);
 });
 
 test.run();

@@ -14,4 +14,5 @@ export { loadUNet, loadVAE, loadTextEncoder, saveModel, vaeKeyRemap, textEncoder
 export { readJson, weightFiles } from './loading/files.js';
 export { StableDiffusionPipeline, type PipelineComponents, type GenerateOptions, type GenerateResult } from './pipelines/stable-diffusion.js';
 export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.js';
+export { generateImageSet, imageSetFile, type ImageSetOptions, type ImageSetResult } from './pipelines/image-set.js';
 export * from './training/index.js';

@@ -3,12 +3,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { Progress, writePng } from '@foliar/nn';
+import { Progress, writePng, readPng } from '@foliar/nn';
 import { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
 import { schedulerFromConfig, SCHEDULERS } from '../schedulers/index.js';
 import { tensorToImages, saveGrid } from './images.js';
 import { addTrainCommands } from './train-commands.js';
+import { LoRA } from '../training/methods/lora.js';
+import { generateImageSet } from '../pipelines/image-set.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -21,9 +23,15 @@ const num = (v: string): number => {
   return n;
 };
 
-async function loadPipeline(model: string): Promise<StableDiffusionPipeline> {
-  if (model === 'tiny') return createTinyPipeline();
-  return StableDiffusionPipeline.fromPretrained(model);
+/** A pipeline folder (or 'tiny'), with the LoRA of `loraDir` merged in when given. */
+async function loadPipeline(model: string, loraDir?: string): Promise<StableDiffusionPipeline> {
+  const pipe = model === 'tiny' ? createTinyPipeline() : await StableDiffusionPipeline.fromPretrained(model);
+  if (loraDir) {
+    const lora = await LoRA.fromPretrained(pipe, loraDir);
+    lora.merge();
+    console.error(`LoRA ${loraDir} (rank ${lora.rank}, alpha ${lora.alpha}) merged`);
+  }
+  return pipe;
 }
 
 const program = new Command();
@@ -44,10 +52,11 @@ program
   .option('--width <px>', 'image width', int)
   .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's)`)
   .option('--out <dir>', 'output folder', 'out/generate')
-  .action(async (o: { model: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
+  .option('--lora <dir>', 'merge the LoRA saved in <dir> (pytorch_lora_weights.safetensors) first')
+  .action(async (o: { model: string; lora?: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
     const backend = await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
     console.error(`device: ${backend.describe()}`);
-    const pipe = await loadPipeline(o.model);
+    const pipe = await loadPipeline(o.model, o.lora);
     if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
     await mkdir(o.out, { recursive: true });
     const bar = new Progress({ total: o.steps, label: 'denoising', unit: 'steps/s' });
@@ -71,6 +80,46 @@ program
     console.error(`${imgs.length} image(s) in ${o.out} (${((performance.now() - t0) / 1000).toFixed(1)} s); peak device memory ${(ft.memory().peakBytes / 2 ** 20).toFixed(1)} MiB`);
     res.images.dispose();
     res.latents.dispose();
+    pipe.dispose();
+    ft.shutdown();
+  });
+
+program
+  .command('generate-set')
+  .description(
+    'a folder of --count images of one prompt, one seed per image (seed + i, listed in seeds.jsonl), written as they are made;\n' +
+      're-running continues an interrupted set. E.g. the study\'s 400 synthetic multiple_diseases leaves for the classifier\n' +
+      '(then: foliar-classify train --extra-train multiple_diseases=<out>).',
+  )
+  .requiredOption('--model <dir>', "a diffusers StableDiffusionPipeline folder (e.g. a DreamBooth run's final/), or 'tiny'")
+  .requiredOption('--prompt <text>', 'the prompt, e.g. "a photo of a <diseaes-leaf> leaf"')
+  .requiredOption('--count <n>', 'images in the set', int)
+  .option('--lora <dir>', 'merge the LoRA saved in <dir> first')
+  .option('--negative <text>', 'negative prompt')
+  .option('--steps <n>', 'denoising steps', int, 30)
+  .option('--guidance <g>', 'guidance scale (1 disables CFG)', num, 7.5)
+  .option('--seed <n>', 'seed of image 0 (image i uses seed + i)', int, 0)
+  .option('--batch-size <n>', 'images denoised together', int, 4)
+  .option('--height <px>', 'image height (default: the model sample size)', int)
+  .option('--width <px>', 'image width', int)
+  .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's)`)
+  .option('--prefix <name>', 'file name prefix', 'img')
+  .requiredOption('--out <dir>', 'output folder')
+  .action(async (o: { model: string; lora?: string; prompt: string; count: number; negative?: string; steps: number; guidance: number; seed: number; batchSize: number; height?: number; width?: number; scheduler?: string; prefix: string; out: string }) => {
+    const backend = await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
+    console.error(`device: ${backend.describe()}`);
+    const pipe = await loadPipeline(o.model, o.lora);
+    if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
+    const t0 = performance.now();
+    const r = await generateImageSet(pipe, {
+      prompt: o.prompt, count: o.count, seed: o.seed, batchSize: o.batchSize, numInferenceSteps: o.steps, guidanceScale: o.guidance, outDir: o.out, prefix: o.prefix,
+      ...(o.negative !== undefined ? { negativePrompt: o.negative } : {}),
+      ...(o.height ? { height: o.height } : {}),
+      ...(o.width ? { width: o.width } : {}),
+    });
+    const preview = r.files.slice(0, 16).map((f) => readPng(f));
+    saveGrid(join(o.out, 'preview.png'), preview, undefined, `${o.prompt} (first ${preview.length} of ${o.count})`);
+    console.error(`${r.generated} new image(s), ${r.reused} already there, in ${o.out} (${((performance.now() - t0) / 1000).toFixed(1)} s); preview.png; peak device memory ${(ft.memory().peakBytes / 2 ** 20).toFixed(1)} MiB`);
     pipe.dispose();
     ft.shutdown();
   });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { noGrad, tidy, copy_, zeros, setData_, type Tensor } from '@foliar/tensor';
+import { noGrad, tidy, copy_, zeros, setData_, SafetensorsFile, type Tensor } from '@foliar/tensor';
 import { Module, Linear, Dropout, saveSafetensors, readSafetensors, defaultWeight, type LinearDelta } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../../pipelines/stable-diffusion.js';
 import type { FineTuneMethod } from './method.js';
@@ -120,6 +120,35 @@ export class LoRA implements FineTuneMethod {
       }
     });
   }
+  /**
+   * Attaches the LoRA saved in `dir` (pytorch_lora_weights.safetensors, as `save` writes it) to `pipe`:
+   * rank, alpha and target modules come from the file's metadata (the rank from the weights when the
+   * metadata is absent), the text-encoder part is attached when the file has one. `merge()` bakes it in.
+   */
+  static async fromPretrained(pipe: StableDiffusionPipeline, dir: string): Promise<LoRA> {
+    const path = join(dir, 'pytorch_lora_weights.safetensors');
+    const f = await SafetensorsFile.open(path);
+    let opts: LoRAOptions;
+    try {
+      const keys = [...f.keys()];
+      const firstA = keys.find((k) => k.startsWith('unet.') && k.endsWith('.lora_A.weight'));
+      if (!firstA) throw new Error(`${path} holds no UNet LoRA weights (keys like unet.<module>.lora_A.weight)`);
+      const meta = parseLoRAMeta(f.metadata, path);
+      const rank = meta.r ?? f.entry(firstA)!.shape[0]!;
+      opts = { rank, alpha: meta.lora_alpha ?? rank, ...(meta.target_modules ? { targets: meta.target_modules } : {}), textEncoder: keys.some((k) => k.startsWith('text_encoder.')) };
+    } finally {
+      f.close();
+    }
+    const lora = new LoRA(opts);
+    lora.attach(pipe);
+    try {
+      await lora.load(pipe, dir);
+    } catch (e) {
+      lora.dispose();
+      throw e;
+    }
+    return lora;
+  }
   /** Detaches and frees the adapters (they live outside the pipeline's module tree). */
   dispose(): void {
     for (const a of this.adapters.values()) {
@@ -145,3 +174,17 @@ export class LoRA implements FineTuneMethod {
   }
 }
 
+
+function parseLoRAMeta(meta: Record<string, string>, path: string): { r?: number; lora_alpha?: number; target_modules?: string[] } {
+  const raw = meta['foliar.lora'] ?? (meta.lora_adapter_metadata ? JSON.stringify((JSON.parse(meta.lora_adapter_metadata) as { unet?: unknown }).unet ?? {}) : '{}');
+  try {
+    const m = JSON.parse(raw) as { r?: unknown; lora_alpha?: unknown; target_modules?: unknown };
+    return {
+      ...(typeof m.r === 'number' ? { r: m.r } : {}),
+      ...(typeof m.lora_alpha === 'number' ? { lora_alpha: m.lora_alpha } : {}),
+      ...(Array.isArray(m.target_modules) ? { target_modules: m.target_modules.map(String) } : {}),
+    };
+  } catch (e) {
+    throw new Error(`${path}: unreadable LoRA metadata (${(e as Error).message})`);
+  }
+}
