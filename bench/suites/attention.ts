@@ -1,6 +1,7 @@
 /**
- * scaledDotProductAttention (fused online-softmax kernel, no stored [L, L] scores) forward and
- * forward+backward, q/k/v [B=2, H=4, L, D]. FLOPs: forward 4·BH·L²·D (QKᵀ and PV); forward+backward
+ * scaledDotProductAttention forward and forward+backward, q/k/v [B=2, H=4, L, D], in both
+ * implementations: 'fused' (online-softmax kernel, no stored [L, L] scores) and 'math' (the fast
+ * matmul + softmax, scores kept), which 'auto' picks while the scores fit its budget. FLOPs: forward 4·BH·L²·D (QKᵀ and PV); forward+backward
  * 3.5× that (the FlashAttention convention: the backward recomputes the scores, then four more
  * products). tfjs composes matMul + softmax + matMul (materialising the scores) and differentiates it
  * by hand with the same ops (tfjs-core alone has no gradients registered). Peak-memory rows run once at seq 1024 and 4096 and compare foliar's peak growth with
@@ -19,6 +20,7 @@ interface AttnCase {
   l: number;
   d: number;
   mode: Mode;
+  impl?: ft.AttentionImplementation;
 }
 
 function cases(quick: boolean): AttnCase[] {
@@ -30,7 +32,7 @@ function cases(quick: boolean): AttnCase[] {
 }
 
 const flopsOf = (c: AttnCase) => 4 * B * H * c.l * c.l * c.d * (c.mode === 'forward' ? 1 : 3.5);
-const nameOf = (c: AttnCase) => `sdpa ${c.mode}, B·H ${B * H}, seq ${c.l}, head dim ${c.d}`;
+const nameOf = (c: AttnCase) => `sdpa ${c.impl ?? 'auto'} ${c.mode}, B·H ${B * H}, seq ${c.l}, head dim ${c.d}`;
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 async function syncOne(t: ft.Tensor): Promise<void> {
@@ -49,9 +51,9 @@ async function timeMs(name: string, fn: () => Promise<void>, slow: boolean, quic
 }
 
 /** One foliar call of the case on fresh-looking inputs; returns after the device has finished. */
-function foliarStep(q: ft.Tensor, k: ft.Tensor, v: ft.Tensor, dy: ft.Tensor, mode: Mode): () => Promise<void> {
+function foliarStep(q: ft.Tensor, k: ft.Tensor, v: ft.Tensor, dy: ft.Tensor, mode: Mode, implementation: ft.AttentionImplementation = 'auto'): () => Promise<void> {
   return async () => {
-    const y = ft.scaledDotProductAttention(q, k, v);
+    const y = ft.scaledDotProductAttention(q, k, v, { implementation });
     if (mode === 'forward') {
       await syncOne(y);
     } else {
@@ -118,12 +120,12 @@ async function tfCase(tf: Tf, peer: string, c: AttnCase, quick: boolean): Promis
  * One run at a long sequence: peak device memory growth over the inputs vs the [BH, L, L] scores.
  * B·H = 2 (one batch, two heads) keeps the seq-4096 run to seconds on a software adapter.
  */
-async function memoryRow(l: number, mode: Mode): Promise<Row> {
+async function memoryRow(l: number, mode: Mode, impl: ft.AttentionImplementation): Promise<Row> {
   const d = 64, bh = 2;
   const [q, k, v, dy] = foliarInputs(l, d, mode !== 'forward', 1, bh);
-  const step = foliarStep(q!, k!, v!, dy!, mode);
+  const step = foliarStep(q!, k!, v!, dy!, mode, impl);
   const warm = foliarInputs(64, d, mode !== 'forward'); // compile the pipelines outside the measurement
-  await foliarStep(warm[0]!, warm[1]!, warm[2]!, warm[3]!, mode)();
+  await foliarStep(warm[0]!, warm[1]!, warm[2]!, warm[3]!, mode, impl)();
   for (const t of warm) t.dispose();
   ft.resetPeakMemory();
   const base = ft.memory().liveBytes;
@@ -135,20 +137,20 @@ async function memoryRow(l: number, mode: Mode): Promise<Row> {
   const scores = bh * l * l * 4;
   const inputs = 4 * bh * l * d * 4;
   const flops = (flopsOf({ l, d, mode }) * bh) / (B * H);
-  console.error(`attention ${mode} seq ${l}: peak +${MiB(extra)} over ${MiB(inputs)} of q/k/v/dy; scores would be ${MiB(scores)}`);
+  console.error(`attention ${impl} ${mode} seq ${l}: peak +${MiB(extra)} over ${MiB(inputs)} of q/k/v/dy; scores would be ${MiB(scores)}`);
   return {
-    suite: 'attention', name: `sdpa ${mode} peak memory, B·H ${bh}, seq ${l}, head dim ${d}`, medianMs: ms, flops,
+    suite: 'attention', name: `sdpa ${impl} ${mode} peak memory, B·H ${bh}, seq ${l}, head dim ${d}`, medianMs: ms, flops,
     rate: flops / ms / 1e6, unit: 'GFLOP/s',
     note: `peak +${MiB(extra)} over the ${MiB(inputs)} of q/k/v/dy; f32 scores [${bh},${l},${l}] alone: ${MiB(scores)} (single run)`,
   };
 }
 
 export async function attentionSuite(info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
-  const list = cases(opts.quick);
+  const list = cases(opts.quick).flatMap((c) => (['math', 'fused'] as const).map((impl) => ({ ...c, impl })));
   const rows: Row[] = [];
   for (const c of list) {
     const [q, k, v, dy] = foliarInputs(c.l, c.d, c.mode !== 'forward');
-    const ms = await timeMs(nameOf(c), foliarStep(q!, k!, v!, dy!, c.mode), flopsOf(c) > 5e9, opts.quick);
+    const ms = await timeMs(nameOf(c), foliarStep(q!, k!, v!, dy!, c.mode, c.impl), flopsOf(c) > 5e9, opts.quick);
     for (const t of [q, k, v, dy]) t!.dispose();
     const flops = flopsOf(c);
     const rate = flops / ms / 1e6;
@@ -162,13 +164,17 @@ export async function attentionSuite(info: RunInfo, opts: { quick: boolean; peer
     for (const peer of ['webgpu', 'wasm'] as const) {
       const tf = await tfjs(peer);
       for (const [i, c] of list.entries()) {
+        if (c.impl !== 'math') continue; // one peer measurement per case, shared by its two rows
         // single-threaded wasm at seq 1024 costs seconds per call: only the seq 256 cases there
         const skip = !tf || (peer === 'wasm' && c.l > 256);
-        rows[i]!.peers![`tfjs-${peer}`] = skip ? null : await tfCase(tf, `tfjs-${peer}`, c, opts.quick);
+        const ms = skip ? null : await tfCase(tf, `tfjs-${peer}`, c, opts.quick);
+        rows[i]!.peers![`tfjs-${peer}`] = ms;
+        rows[i + 1]!.peers![`tfjs-${peer}`] = ms;
       }
     }
   }
-  rows.push(await memoryRow(1024, 'forward+backward'));
-  rows.push(await memoryRow(4096, opts.quick ? 'forward' : 'forward+backward'));
+  rows.push(await memoryRow(1024, 'forward+backward', 'fused'));
+  rows.push(await memoryRow(1024, 'forward+backward', 'math'));
+  rows.push(await memoryRow(4096, opts.quick ? 'forward' : 'forward+backward', 'auto'));
   return rows;
 }

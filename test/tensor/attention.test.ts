@@ -48,14 +48,14 @@ test.before(async () => {
 test.after(() => shutdown());
 
 for (const name of ['sdpa_nomask', 'sdpa_causal', 'sdpa_cross']) {
-  for (const bname of ['cpu', 'webgpu']) {
-    test(`golden ${name} (${bname})`, async () => {
+  for (const [bname, implementation] of [['cpu', 'fused'], ['webgpu', 'fused'], ['cpu', 'math'], ['webgpu', 'math'], ['webgpu', 'auto']] as const) {
+    test(`golden ${name} (${bname}, ${implementation})`, async () => {
       if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
       const be = bname === 'cpu' ? cpu : gpu;
       const g = readGolden(name);
       const put = (n: string): Tensor => tensor(g.get(n)!.data, { backend: be, shape: g.get(n)!.shape });
       const q = put('q').requiresGrad_(), k = put('k').requiresGrad_(), v = put('v').requiresGrad_();
-      const y = scaledDotProductAttention(q, k, v, { mask: name === 'sdpa_causal' ? 'causal' : null });
+      const y = scaledDotProductAttention(q, k, v, { mask: name === 'sdpa_causal' ? 'causal' : null, implementation });
       close(await y.dataF32(), g.get('out')!.data, 1e-5, `${name} out`);
       y.backward(put('R'));
       for (const [t, gn] of [[q, 'grad_q'], [k, 'grad_k'], [v, 'grad_v']] as const) close(await t.grad!.dataF32(), g.get(gn)!.data, 3e-5, `${name} ${gn}`);
@@ -75,7 +75,10 @@ interface Case {
   scale?: number;
 }
 
-/** Same inputs on both backends; compares out, dq, dk, dv. */
+/**
+ * Same inputs on both backends and both implementations; compares out, dq, dk, dv of WebGPU fused,
+ * WebGPU math and CPU math with the CPU fused reference kernel.
+ */
 async function crossCheck(c: Case, tol = 1e-4): Promise<void> {
   const dv = c.dv ?? c.d;
   const qs = [c.B, c.H, c.lq, c.d], ks = [c.B, c.H, c.lk, c.d], vs = [c.B, c.H, c.lk, dv];
@@ -84,16 +87,19 @@ async function crossCheck(c: Case, tol = 1e-4): Promise<void> {
   const md = c.mask && c.mask !== 'causal' ? randn(n(c.mask.shape), 5, 2) : null;
   if (md) for (let i = 0; i < md.length; i += 7) md[i] = -Infinity; // some fully blocked pairs
   const res: Float32Array[][] = [];
-  for (const be of [cpu, gpu]) {
+  const runs = [[cpu, 'fused'], [gpu, 'fused'], [gpu, 'math'], [cpu, 'math']] as const;
+  for (const [be, implementation] of runs) {
     const q = tensor(qd, { backend: be, shape: qs }).requiresGrad_();
     const k = tensor(kd, { backend: be, shape: ks }).requiresGrad_();
     const v = tensor(vd, { backend: be, shape: vs }).requiresGrad_();
     const mask = c.mask === 'causal' ? 'causal' : md ? tensor(md, { backend: be, shape: (c.mask as { shape: number[] }).shape }) : null;
-    const y = scaledDotProductAttention(q, k, v, { mask, scale: c.scale });
+    const y = scaledDotProductAttention(q, k, v, { mask, scale: c.scale, implementation });
     y.backward(tensor(rd, { backend: be, shape: [c.B, c.H, c.lq, dv] }));
     res.push([await y.dataF32(), await q.grad!.dataF32(), await k.grad!.dataF32(), await v.grad!.dataF32()]);
   }
-  ['out', 'dq', 'dk', 'dv'].forEach((nm, i) => close(res[1]![i]!, res[0]![i]!, tol, `${c.tag} ${nm}`));
+  for (let r = 1; r < runs.length; r++) {
+    ['out', 'dq', 'dk', 'dv'].forEach((nm, i) => close(res[r]![i]!, res[0]![i]!, tol, `${c.tag} ${nm} (${runs[r]![0].name} ${runs[r]![1]} vs cpu fused)`));
+  }
 }
 
 test('attention webgpu vs cpu: D 13 and 40, Lq 9 vs Lk 13, Dv != D', async () => {

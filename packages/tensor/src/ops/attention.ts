@@ -3,14 +3,60 @@ import type { Storage, View } from '../backend.js';
 import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
-import { contiguous } from './views.js';
+import { contiguous, transpose } from './views.js';
+import { matmul } from './matmul.js';
+import { softmax } from './nn.js';
+import { add, mul } from './elementwise.js';
+import { tensor } from './creation.js';
+import { tidy } from '../scope.js';
 import type { AttentionAttrs } from '../backends/kernel-attrs.js';
+
+/**
+ * How attention is computed. 'fused': one online-softmax kernel (flash-attention style), memory linear
+ * in the sequence length. 'math': softmax(QKᵀ·scale + mask)·V with the library's matmul and softmax,
+ * which keeps the [Lq, Lk] probabilities (PyTorch's math backend): several times faster on the fast
+ * matmul kernels, but quadratic in memory. 'auto' (default) takes 'math' on WebGPU while the score
+ * matrix stays under `attentionMathMaxBytes` and the mask is none or causal, else 'fused'.
+ */
+export type AttentionImplementation = 'auto' | 'fused' | 'math';
 
 export interface AttentionOptions {
   /** 'causal' (query i sees keys j <= i, top-left aligned like PyTorch) or an additive float mask broadcastable to [B, H, Lq, Lk]. */
   mask?: 'causal' | Tensor | null;
   /** Defaults to 1 / sqrt(D). */
   scale?: number;
+  /** Default: FOLIAR_ATTENTION (auto | fused | math), else 'auto'. */
+  implementation?: AttentionImplementation;
+}
+
+const attentionConfig = {
+  implementation: (['auto', 'fused', 'math'].includes(process.env.FOLIAR_ATTENTION ?? '') ? process.env.FOLIAR_ATTENTION : 'auto') as AttentionImplementation,
+  // scores of this size also appear as their gradient and the softmax's during backward (~3x)
+  mathMaxBytes: 32 * 2 ** 20,
+};
+
+/** Sets the default attention implementation and the largest score matrix (bytes) 'auto' computes with 'math'. */
+export function setAttentionImplementation(implementation: AttentionImplementation, opts: { mathMaxBytes?: number } = {}): void {
+  if (!['auto', 'fused', 'math'].includes(implementation)) throw new TypeError(`attention implementation must be auto, fused or math, got '${implementation}'`);
+  attentionConfig.implementation = implementation;
+  if (opts.mathMaxBytes !== undefined) attentionConfig.mathMaxBytes = opts.mathMaxBytes;
+}
+
+/** softmax(QKᵀ·scale [+ causal mask])·V from differentiable ops: the backward derives from theirs. */
+function mathAttention(q: Tensor, k: Tensor, v: Tensor, scale: number, mask: 'causal' | Tensor | null): Tensor {
+  const [, , lq] = q.shape as [number, number, number, number];
+  const lk = k.shape[2]!;
+  return tidy(() => {
+    let s = mul(matmul(q, transpose(k, -1, -2)), scale);
+    if (mask instanceof Tensor) s = add(s, mask);
+    else if (mask === 'causal') {
+      // top-left aligned like PyTorch's is_causal: query i sees keys j <= i
+      const m = new Float32Array(lq * lk);
+      for (let i = 0; i < lq; i++) for (let j = i + 1; j < lk; j++) m[i * lk + j] = -Infinity;
+      s = add(s, tensor(m, { shape: [lq, lk], backend: q.backend }));
+    }
+    return matmul(softmax(s, -1), v);
+  });
 }
 
 function contig(t: Tensor): Tensor {
@@ -19,8 +65,9 @@ function contig(t: Tensor): Tensor {
 
 /**
  * torch.nn.functional.scaled_dot_product_attention for q [B, H, Lq, D], k [B, H, Lk, D],
- * v [B, H, Lk, Dv]. One fused online-softmax kernel: the [Lq, Lk] score matrix is never stored,
- * only each row's logsumexp, from which the fused backward recomputes the probabilities.
+ * v [B, H, Lk, Dv]. The fused implementation is one online-softmax kernel: the [Lq, Lk] score matrix
+ * is never stored, only each row's logsumexp, from which the fused backward recomputes the
+ * probabilities. Small problems take the faster math path instead (see AttentionImplementation).
  * The mask receives no gradient.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
@@ -37,6 +84,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   if (!shapesEqual(v.shape.slice(0, 2), [B, H])) throw new RangeError(`${op}: v ${fmtShape(v.shape)} does not match q ${fmtShape(q.shape)} in batch and heads`);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const impl = opts.implementation ?? attentionConfig.implementation;
+  if (!['auto', 'fused', 'math'].includes(impl)) throw new TypeError(`${op}: implementation must be auto, fused or math, got '${String(impl)}'`);
   const full = [B, H, Lq, Lk];
   let maskView: View | null = null;
   let maskStrides: [number, number, number, number] | undefined;
@@ -56,6 +105,10 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   } else if (m !== undefined && m !== null && m !== 'causal') {
     throw new TypeError(`${op}: mask must be 'causal', a Tensor or null`);
   }
+  // an additive mask may block whole rows (-inf everywhere): the fused kernel defines those, the math
+  // path gives NaN as PyTorch's does, so 'auto' keeps such masks on the fused kernel
+  const autoMath = impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= attentionConfig.mathMaxBytes;
+  if (impl === 'math' || autoMath) return mathAttention(q, k, v, scale, maskView ? (maskView as Tensor) : m === 'causal' ? 'causal' : null);
   const attrs: AttentionAttrs = {
     bh: B * H, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, scale,
     mask: maskView ? 'add' : m === 'causal' ? 'causal' : 'none',
