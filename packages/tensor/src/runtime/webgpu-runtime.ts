@@ -19,6 +19,8 @@ export interface DispatchSpec {
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
+  /** Asked once: getBindGroupLayout makes a new wrapper object on every call. */
+  layout: GPUBindGroupLayout;
 }
 
 /**
@@ -120,7 +122,7 @@ export class WebGPURuntime {
       label: spec.name,
     });
     this.stats.pipelinesCompiled++;
-    p = { pipeline };
+    p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
     this.pipelines.set(spec.key, p);
     return p;
   }
@@ -128,7 +130,7 @@ export class WebGPURuntime {
   dispatch(spec: DispatchSpec): void {
     this.checkError();
     this.lastOp = spec.name;
-    const { pipeline } = this.pipelineFor(spec);
+    const { pipeline, layout } = this.pipelineFor(spec);
     const entries: GPUBindGroupEntry[] = spec.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
     let ubuf: GPUBuffer | null = null;
     if (spec.uniforms) {
@@ -138,7 +140,7 @@ export class WebGPURuntime {
       this.device.queue.writeBuffer(ubuf, 0, view.buffer, view.byteOffset, view.byteLength);
       entries.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
     }
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.name });
+    const bindGroup = this.device.createBindGroup({ layout, entries, label: spec.name });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (!this.pass) this.pass = this.encoder.beginComputePass();
     this.pass.setPipeline(pipeline);
