@@ -16,18 +16,8 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-import { train, resolveConfig, parseExtraTrain, PP2020_COUNTS, type TrainConfig } from '@foliar/classifier';
-
-/**
- * quick: fits in 15 minutes on a 2-core machine with WebGPU on lavapipe (ResNet18 at 64x64 trains
- * at ~8-9 images/s there): 6 epochs of 26 steps of 32 images (~5,000 images seen), validation on
- * 10% of the pool, 100 held-out test images per class.
- * full: 128x128, 30 whole epochs, early stopping on the mean AUC, 200 test images per class.
- */
-const PROFILES: Record<'quick' | 'full', Partial<TrainConfig>> = {
-  quick: { imageSize: 64, epochs: 6, maxStepsPerEpoch: 26, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 100, warmupEpochs: 0.5, lr: 0.05, patience: 0 },
-  full: { imageSize: 128, epochs: 30, maxStepsPerEpoch: 0, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 200, warmupEpochs: 1, lr: 0.05, patience: 8 },
-};
+import { train, resolveConfig, parseExtraTrain, PP2020_COUNTS } from '@foliar/classifier';
+import { CLASSIFIER_PROFILES as PROFILES, profileOf, intFlag as num } from './lib/profiles.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,14 +32,7 @@ const { values: args } = parseArgs({
     'extra-train': { type: 'string', multiple: true },
   },
 });
-const profile = args.profile as 'quick' | 'full';
-if (!(profile in PROFILES)) throw new Error(`--profile must be quick or full, got "${args.profile}"`);
-const num = (v: string | undefined, name: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
-  return n;
-};
+const profile = profileOf(args.profile);
 
 const backend = await ft.init({ backend: (args.backend as 'webgpu' | 'cpu' | undefined) ?? 'auto' });
 const config = resolveConfig(PROFILES[profile], {
