@@ -5,10 +5,21 @@ import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAtt
 
 /**
  * One workgroup per statistic row (or per affine index): each invocation strides over the row,
- * then a workgroup tree reduction. Only a handful of barriers per row, so this suits lavapipe as
- * well as real GPUs; statistics are two-pass in f32.
+ * then a reduction; statistics are two-pass in f32. Where the adapter has subgroups of a fixed size
+ * the workgroup is one subgroup and reductions are subgroupAdd, with no barrier at all (barriers are
+ * what costs on lavapipe: 2-4x faster there); else 64 invocations and a workgroup tree reduction.
  */
-const WG = 64;
+interface Shape {
+  /** Invocations per workgroup. */
+  wg: number;
+  /** Reduce with subgroupAdd (the workgroup is one subgroup). */
+  sub: boolean;
+}
+
+function shapeFor(be: WebGPUBackend): Shape {
+  const sg = be.rt.subgroups ? be.rt.subgroupSize : 0;
+  return sg >= 4 && sg <= 64 && process.env.FOLIAR_NORM_SUBGROUPS !== '0' ? { wg: sg, sub: true } : { wg: 64, sub: false };
+}
 
 interface Binding {
   name: string;
@@ -29,7 +40,13 @@ function layoutWords(w: UniformWriter, L: NormLayout): UniformWriter {
 }
 
 /** Workgroup reduction of a vec2 (uniform control flow required at the call site). */
-const REDUCE = `
+function reduce(sh: Shape): string {
+  if (sh.sub) return `
+fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  return subgroupAdd(v);
+}`;
+  const WG = sh.wg;
+  return `
 var<workgroup> red: array<vec2<f32>, ${WG}>;
 fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   red[lid] = v;
@@ -42,13 +59,17 @@ fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   workgroupBarrier();
   return r;
 }`;
+}
+
+const header = (sh: Shape): string => (sh.sub ? 'enable subgroups;\n' : '');
+const keyOf = (sh: Shape): string => `${sh.sub ? 'sg' : 'wg'}${sh.wg}`;
 
 /**
  * Loops over this invocation's elements of the row (j = lid, lid + WG, …), tracking j / inner and
  * j % inner incrementally (integer division per element is slow on lavapipe). Defines `o` (element
  * offset relative to the row base) and `ai` (affine index) for `body`.
  */
-function rowLoop(body: string): string {
+function rowLoop(WG: number, body: string): string {
   return `{
     var jo = lid / u.inner; var ji = lid % u.inner;
     let qs = ${WG}u / u.inner; let rs = ${WG}u % u.inner;
@@ -69,7 +90,7 @@ const ROW_HEAD = `
   let base = (r / u.rowDiv) * u.rsHi + (r % u.rowDiv) * u.rsLo;
   let abase = (r % u.rowDiv) * u.affRow;`;
 
-const ENTRY = `@compute @workgroup_size(${WG})
+const entry = (sh: Shape): string => `@compute @workgroup_size(${sh.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>)`;
 
 registerKernel<WebGPUBackend>('webgpu', 'norm_forward', (be, inputs, attrs) => {
@@ -100,23 +121,25 @@ registerKernel<WebGPUBackend>('webgpu', 'norm_forward', (be, inputs, attrs) => {
   add('st', stats ? stats.buffer : null, true);
   add('rm', buf(rm), true);
   add('rv', buf(rv), true);
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}`;
-  const wgsl = (): string => `
+  const sh = shapeFor(be);
+  const WG = sh.wg;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${keyOf(sh)}`;
+  const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, woff: u32, boff: u32, soff: u32, rmoff: u32, rvoff: u32, eps: f32, momentum: f32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
-${REDUCE}
-${ENTRY} {
+${reduce(sh)}
+${entry(sh)} {
   ${ROW_HEAD}
   let n = f32(u.count);
   ${
     a.computeStats
       ? `var acc = 0.0;
-  ${rowLoop('acc += x[u.xoff + o];')}
+  ${rowLoop(WG, 'acc += x[u.xoff + o];')}
   let mean0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / n;
   // second pass on centred values; its sum corrects the rounding of the first mean
   var dev = vec2<f32>(0.0);
-  ${rowLoop('let d = x[u.xoff + o] - mean0; dev += vec2<f32>(d, d * d);')}
+  ${rowLoop(WG, 'let d = x[u.xoff + o] - mean0; dev += vec2<f32>(d, d * d);')}
   let dv = wg_sum(dev, lid);
   let mean = mean0 + dv.x / n;
   let m2 = max(dv.y - dv.x * dv.x / n, 0.0);
@@ -134,7 +157,7 @@ ${ENTRY} {
       : `let mean = st[u.soff + 2u * r];
   let rstd = st[u.soff + 2u * r + 1u];`
   }
-  ${rowLoop(`var v = (x[u.xoff + o] - mean) * rstd;
+  ${rowLoop(WG, `var v = (x[u.xoff + o] - mean) * rstd;
       ${a.hasWeight ? 'v *= w[u.woff + ai];' : ''}
       ${a.hasBias ? 'v += bias[u.boff + ai];' : ''}
       y[o] = v;`)}
@@ -166,12 +189,14 @@ registerKernel<WebGPUBackend>('webgpu', 'norm_backward', (be, inputs, attrs) => 
   binds.push({ name: 'dx', type: 'f32', rw: true });
   bufs.push(dx.buffer);
   const dxhat = `g[u.goff + o]${w ? ' * w[u.woff + ai]' : ''}`;
-  const wgsl = (): string => `
+  const sh = shapeFor(be);
+  const WG = sh.wg;
+  const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
-${REDUCE}
-${ENTRY} {
+${reduce(sh)}
+${entry(sh)} {
   ${ROW_HEAD}
   let mean = st[u.soff + 2u * r];
   let rstd = st[u.soff + 2u * r + 1u];
@@ -179,17 +204,17 @@ ${ENTRY} {
     a.constStats
       ? 'let m1 = 0.0; let m2 = 0.0;'
       : `var acc = vec2<f32>(0.0);
-  ${rowLoop(`let dh = ${dxhat}; acc += vec2<f32>(dh, dh * (x[u.xoff + o] - mean) * rstd);`)}
+  ${rowLoop(WG, `let dh = ${dxhat}; acc += vec2<f32>(dh, dh * (x[u.xoff + o] - mean) * rstd);`)}
   let ms = wg_sum(acc, lid) / f32(u.count);
   let m1 = ms.x; let m2 = ms.y;`
   }
-  ${rowLoop(`let xh = (x[u.xoff + o] - mean) * rstd;
+  ${rowLoop(WG, `let xh = (x[u.xoff + o] - mean) * rstd;
       dx[o] = rstd * (${dxhat} - m1 - xh * m2);`)}
 }`;
   const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${keyOf(sh)}`,
     wgsl,
     buffers: bufs,
     uniforms: uni,
@@ -203,7 +228,9 @@ registerKernel<WebGPUBackend>('webgpu', 'norm_affine_grad', (be, [x, g, st], att
   const dw = be.alloc('float32', a.size);
   const db = be.alloc('float32', a.size);
   if (a.size === 0) return [dw, db];
-  const wgsl = (): string => `
+  const sh = shapeFor(be);
+  const WG = sh.wg;
+  const wgsl = (): string => `${header(sh)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> st: array<f32>;
@@ -211,8 +238,8 @@ registerKernel<WebGPUBackend>('webgpu', 'norm_affine_grad', (be, [x, g, st], att
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
 struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32 };
 @group(0) @binding(5) var<uniform> u: U;
-${REDUCE}
-${ENTRY} {
+${reduce(sh)}
+${entry(sh)} {
   let a = wid.x + wid.y * nwg.x;
   if (a >= u.size) { return; }
   let lid = lidv.x;
@@ -238,7 +265,7 @@ ${ENTRY} {
     .build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
-    key: 'norm_affine_grad',
+    key: `norm_affine_grad:${keyOf(sh)}`,
     wgsl,
     buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), dw.buffer, db.buffer],
     uniforms: uni,
