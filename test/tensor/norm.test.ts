@@ -134,8 +134,8 @@ async function crossCheck(tag: string, xShape: number[], pShape: number[] | null
   // workgroup-barrier kernels every adapter can run
   const runs = backends().flatMap(([name, be]) => (name === 'webgpu' ? [[be, '1'], [be, '0']] as const : [[be, null]] as const));
   for (const [be, sub] of runs) {
-    if (sub === null) delete process.env.FOLIAR_NORM_SUBGROUPS;
-    else process.env.FOLIAR_NORM_SUBGROUPS = sub;
+    if (sub === null) delete process.env.FOLIAR_ROW_SUBGROUPS;
+    else process.env.FOLIAR_ROW_SUBGROUPS = sub;
     const x = tensor(xd, { backend: be, shape: xShape }).requiresGrad_();
     const w = pShape && opts.affine !== false ? tensor(wd, { backend: be, shape: pShape }).requiresGrad_() : null;
     const b = pShape && opts.affine !== false ? tensor(bd, { backend: be, shape: pShape }).requiresGrad_() : null;
@@ -145,7 +145,7 @@ async function crossCheck(tag: string, xShape: number[], pShape: number[] | null
     if (w) r.push(await w.grad!.dataF32(), await b!.grad!.dataF32());
     res.push(r);
   }
-  delete process.env.FOLIAR_NORM_SUBGROUPS;
+  delete process.env.FOLIAR_ROW_SUBGROUPS;
   const names = ['y', 'dx', 'dw', 'db'];
   for (let k = 1; k < res.length; k++) res[0]!.forEach((ref, i) => close(res[k]![i]!, ref, opts.tol ?? 1e-4, `${tag} ${names[i]} (webgpu${runs[k]![1] === '0' ? ', workgroup reductions' : ''})`));
 }

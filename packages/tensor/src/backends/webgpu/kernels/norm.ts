@@ -1,6 +1,7 @@
 // norm kernels (WebGPU): registered with registerKernel('webgpu', …).
 import { registerKernel, type View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
+import { rowSubgroupSize } from './row-shape.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
 
 /**
@@ -17,8 +18,8 @@ interface Shape {
 }
 
 function shapeFor(be: WebGPUBackend): Shape {
-  const sg = be.rt.subgroups ? be.rt.subgroupSize : 0;
-  return sg >= 4 && sg <= 64 && process.env.FOLIAR_NORM_SUBGROUPS !== '0' ? { wg: sg, sub: true } : { wg: 64, sub: false };
+  const sg = rowSubgroupSize(be);
+  return sg ? { wg: sg, sub: true } : { wg: 64, sub: false };
 }
 
 interface Binding {
