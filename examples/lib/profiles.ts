@@ -8,8 +8,8 @@ import type { TrainConfig } from '@foliar/classifier';
  * full: 128x128, 30 whole epochs, early stopping on the mean AUC, 200 test images per class.
  */
 export const CLASSIFIER_PROFILES: Record<'quick' | 'full', Partial<TrainConfig>> = {
-  quick: { imageSize: 64, epochs: 6, maxStepsPerEpoch: 26, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 100, warmupEpochs: 0.5, lr: 0.05, patience: 0 },
-  full: { imageSize: 128, epochs: 30, maxStepsPerEpoch: 0, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 200, warmupEpochs: 1, lr: 0.05, patience: 8 },
+  quick: { imageSize: 64, epochs: 6, maxStepsPerEpoch: 26, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 100, warmupEpochs: 1, lr: 0.02, patience: 0 },
+  full: { imageSize: 128, epochs: 30, maxStepsPerEpoch: 0, batchSize: 32, evalBatchSize: 64, valFraction: 0.1, testFraction: 0, heldOutTest: 200, warmupEpochs: 1, lr: 0.02, patience: 8 },
 };
 
 export type ProfileName = keyof typeof CLASSIFIER_PROFILES;
