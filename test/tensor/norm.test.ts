@@ -132,7 +132,7 @@ async function crossCheck(tag: string, xShape: number[], pShape: number[] | null
   const res: Float32Array[][] = [];
   // WebGPU twice: the subgroup-reduction kernels (where the adapter has fixed-size subgroups) and the
   // workgroup-barrier kernels every adapter can run
-  const runs = backends().flatMap(([name, be]) => (name === 'webgpu' ? [[be, '1'], [be, '0']] as const : [[be, null]] as const));
+  const runs: [Backend, string | null][] = backends().flatMap(([name, be]): [Backend, string | null][] => (name === 'webgpu' ? [[be, '1'], [be, '0']] : [[be, null]]));
   for (const [be, sub] of runs) {
     if (sub === null) delete process.env.FOLIAR_ROW_SUBGROUPS;
     else process.env.FOLIAR_ROW_SUBGROUPS = sub;
