@@ -5,6 +5,7 @@ import { attentionSuite } from './attention.js';
 import { optimSuite } from './optim.js';
 import { modelsSuite } from './models.js';
 import { resnetSuite } from './resnet.js';
+import { dreamboothSuite } from './dreambooth.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
@@ -16,4 +17,5 @@ export const extraSuites: Record<string, Suite> = {
   optim: optimSuite,
   models: modelsSuite,
   resnet: resnetSuite,
+  dreambooth: dreamboothSuite,
 };
