@@ -115,6 +115,25 @@ test('no leak: live buffers and tensors stay flat over 200 steps (LoRA + dropout
   pipe.dispose();
 });
 
+test('a failing onValidation hook keeps the training: a checkpoint is written, the error names it, resume continues', async () => {
+  const pipe = tinyPipeline(), lora = new LoRA({ rank: 2 });
+  let msg = '';
+  await trainDreamBooth(pipe, base('valfail', {
+    method: lora, maxTrainSteps: 6, learningRate: 1e-3, validationSteps: 3, validationPrompts: ['a leaf'], validationInferenceSteps: 1,
+    onValidation: ({ step }) => { if (step === 3) throw new Error('scorer broke'); },
+  })).catch((e: Error) => (msg = e.message));
+  assert.match(msg, /validation at step 3 failed: scorer broke \(training state saved in .*checkpoint-3/);
+  assert.ok(existsSync(join(dir, 'valfail', 'checkpoints', 'checkpoint-3', 'state.json')));
+  lora.dispose();
+  pipe.dispose();
+  const pipe2 = tinyPipeline(), lora2 = new LoRA({ rank: 2 });
+  const r = await trainDreamBooth(pipe2, base('valfail', { method: lora2, maxTrainSteps: 6, learningRate: 1e-3, resumeFrom: 'latest' }));
+  assert.is(r.steps, 6);
+  assert.equal(readLog('valfail').map((x) => x.step), [1, 2, 3, 4, 5, 6]);
+  lora2.dispose();
+  pipe2.dispose();
+});
+
 test('prior preservation: class images made once by the frozen model, then reused; loss = instance + λ·prior', async () => {
   const classDir = join(dir, 'class');
   const prompt = 'a photo of a leaf';

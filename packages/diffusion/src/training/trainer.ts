@@ -152,7 +152,16 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
         await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
         writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
       }
-      if (h.validate && h.validationSteps && step % h.validationSteps === 0) await h.validate(step);
+      if (h.validate && h.validationSteps && step % h.validationSteps === 0) {
+        try {
+          await h.validate(step);
+        } catch (e) {
+          // a failing validation (e.g. a user's onValidation scorer) must not lose the training so far
+          const dir = join(ckDir, `checkpoint-${step}`);
+          if (!existsSync(join(dir, 'state.json'))) await saveCheckpoint(dir, { ...ck, step });
+          throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; resume with 'latest')`, { cause: e });
+        }
+      }
     }
     bar?.stop();
     writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
