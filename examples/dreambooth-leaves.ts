@@ -18,19 +18,20 @@
  * last checkpoint when the command is run again. Without the photographs it uses the embedded
  * synthetic leaves and says so.
  */
-import { existsSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync, renameSync, appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { renderLeaf, LEAF_CLASSES } from '@foliar/classifier';
+import { lineChart, writePng } from '@foliar/nn';
 import {
   AutoencoderKL, StableDiffusionPipeline, createTinyPipeline, loadVAE, trainVAE, trainTextToImage, trainDreamBooth,
-  readClassImagesFromCsv, FullFineTune, LoRA, DRIFT_PROBES, type RgbLike, type FineTuneMethod,
+  readClassImagesFromCsv, loadImageSquare, FullFineTune, LoRA, DRIFT_PROBES, type RgbLike, type FineTuneMethod,
 } from '@foliar/diffusion';
 import { intFlag } from './lib/profiles.js';
 
 const PROFILES = {
-  // ≈20 min on a 2-core machine with WebGPU on lavapipe
+  // quick: measured 26 min on 2 cores (WebGPU on lavapipe) with another CPU-heavy job beside it
   quick: { vaeSteps: 300, baseSteps: 600, dbSteps: 200, perClass: 150, instances: 40, classImages: 40, batch: 8, validationSteps: 50 },
   full: { vaeSteps: 2000, baseSteps: 6000, dbSteps: 800, perClass: 600, instances: 91, classImages: 100, batch: 16, validationSteps: 100 },
 };
@@ -49,6 +50,8 @@ const { values: args } = parseArgs({
     'base-steps': { type: 'string' },
     'vae-steps': { type: 'string' },
     'validation-steps': { type: 'string' },
+    'instance-count': { type: 'string' },
+    'class-images': { type: 'string' },
     seed: { type: 'string', default: '0' },
     backend: { type: 'string' },
   },
@@ -56,17 +59,25 @@ const { values: args } = parseArgs({
 if (!(args.profile! in PROFILES)) throw new Error(`--profile must be quick or full, got "${args.profile}"`);
 if (!['full', 'lora'].includes(args.method!)) throw new Error(`--method must be full or lora, got "${args.method}"`);
 const P = { ...PROFILES[args.profile as keyof typeof PROFILES] };
-P.dbSteps = intFlag(args['db-steps'], 'db-steps') ?? P.dbSteps;
-P.baseSteps = intFlag(args['base-steps'], 'base-steps') ?? P.baseSteps;
-P.vaeSteps = intFlag(args['vae-steps'], 'vae-steps') ?? P.vaeSteps;
-P.validationSteps = intFlag(args['validation-steps'], 'validation-steps') ?? P.validationSteps;
-const res = intFlag(args.resolution, 'resolution')!;
+/** A positive integer flag, or the profile's value when absent. */
+function positive(name: keyof typeof args, fallback: number): number {
+  const n = intFlag(args[name] as string | undefined, name) ?? fallback;
+  if (n < 1) throw new Error(`--${name} must be at least 1, got ${n}`);
+  return n;
+}
+P.dbSteps = positive('db-steps', P.dbSteps);
+P.baseSteps = positive('base-steps', P.baseSteps);
+P.vaeSteps = positive('vae-steps', P.vaeSteps);
+P.validationSteps = positive('validation-steps', P.validationSteps);
+P.instances = positive('instance-count', P.instances);
+P.classImages = positive('class-images', P.classImages);
+const res = positive('resolution', 64);
 if (res % 4 || res < 16) throw new Error(`--resolution must be a multiple of 4, at least 16, got ${res}`);
 const seed = intFlag(args.seed, 'seed')!;
 const out = resolve(args.out!);
 
 // ---------------------------------------------------------------- data
-const dataDir = resolve(args.data ?? join('..', 'shared', 'data', 'leaves'));
+const dataDir = resolve(args.data ?? join(process.env.FOLIAR_SHARED ?? join('..', 'shared'), 'data', 'leaves'));
 const csv = join(dataDir, 'train.csv');
 let byClass: Record<string, (string | RgbLike)[]>;
 if (existsSync(csv)) {
@@ -102,7 +113,24 @@ const loop = (dir: string) => ({
   outputDir: dir, seed, signal: stop.signal, checkpointingSteps: 100, checkpointsTotalLimit: 1,
   resumeFrom: existsSync(join(dir, 'checkpoints')) ? 'latest' : null,
 });
-const wall: Record<string, number> = {};
+/** What the end-of-run summary shows for a stage; kept in <stage>/stage.json so a re-run can show it too. */
+interface StageSummary { wallSeconds: number; finalLoss: number | null; steps: number; peakDeviceBytes: number; maxRssBytes: number }
+function writeStageSummary(dir: string, r: { steps: number; losses: number[] }, t0: number): void {
+  const s: StageSummary = {
+    wallSeconds: (performance.now() - t0) / 1000, finalLoss: r.losses.at(-1) ?? null, steps: r.steps,
+    peakDeviceBytes: ft.memory().peakBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+  const file = join(dir, 'stage.json'), tmp = `${file}.tmp-${process.pid}-${Math.floor(Math.random() * 1e9).toString(36)}`;
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+/** stage.json, or (runs made before it existed) the last line of train.jsonl, whose time is the loop's only. */
+function readStageSummary(dir: string): StageSummary | null {
+  if (existsSync(join(dir, 'stage.json'))) return JSON.parse(readFileSync(join(dir, 'stage.json'), 'utf8')) as StageSummary;
+  if (!existsSync(join(dir, 'train.jsonl'))) return null;
+  const last = JSON.parse(readFileSync(join(dir, 'train.jsonl'), 'utf8').trim().split('\n').at(-1)!) as { step: number; loss: number; peak_bytes: number; seconds: number };
+  return { wallSeconds: last.seconds, finalLoss: last.loss, steps: last.step, peakDeviceBytes: last.peak_bytes, maxRssBytes: 0 };
+}
 function finishIfInterrupted(r: { interrupted: boolean }): void {
   if (!r.interrupted) return;
   ft.shutdown();
@@ -119,6 +147,7 @@ if (!existsSync(join(vaeDir, 'final', 'config.json'))) {
   console.log(`\n== 1. VAE from scratch: ${P.vaeSteps} steps on ${P.perClass} images per class at ${res} px`);
   const t0 = performance.now();
   ft.manualSeed(seed);
+  ft.resetPeakMemory();
   const vae = new AutoencoderKL(VAE_CONFIG);
   const r = await trainVAE(vae, {
     ...loop(vaeDir), images: LEAF_CLASSES.flatMap((c) => pick(byClass[c]!, P.perClass, seed)), resolution: res,
@@ -126,8 +155,7 @@ if (!existsSync(join(vaeDir, 'final', 'config.json'))) {
   });
   vae.dispose();
   finishIfInterrupted(r);
-  wall.vae = (performance.now() - t0) / 1000;
-  console.log(`VAE: final loss ${r.losses.at(-1)?.toFixed(4)} (${wall.vae.toFixed(0)} s); reconstructions in ${join(vaeDir, 'validation')}`);
+  writeStageSummary(vaeDir, r, t0);
 } else console.log(`\n== 1. VAE: done before (${join(vaeDir, 'final')})`);
 
 // ---------------------------------------------------------------- 2. base text-to-image model
@@ -136,6 +164,7 @@ const baseModel = join(baseDir, 'final');
 if (!existsSync(join(baseModel, 'model_index.json'))) {
   console.log(`\n== 2. base text-to-image model from scratch: ${P.baseSteps} steps on ${common.join(' / ')} (never ${rare})`);
   const t0 = performance.now();
+  ft.resetPeakMemory();
   const tiny = createTinyPipeline({ seed, unet: UNET_CONFIG, vae: VAE_CONFIG, textEncoder: { max_position_embeddings: 40 } });
   tiny.tokenizer.modelMaxLength = 40;
   tiny.vae.dispose();
@@ -152,8 +181,7 @@ if (!existsSync(join(baseModel, 'model_index.json'))) {
   // trainTextToImage saved the pipeline (FullFineTune.save) into base/final
   pipe.dispose();
   finishIfInterrupted(r);
-  wall.base = (performance.now() - t0) / 1000;
-  console.log(`base model: final loss ${r.losses.at(-1)?.toFixed(4)} (${wall.base.toFixed(0)} s); samples in ${join(baseDir, 'validation')}`);
+  writeStageSummary(baseDir, r, t0);
 } else console.log(`\n== 2. base model: done before (${baseModel})`);
 
 // ---------------------------------------------------------------- 3. DreamBooth
@@ -170,6 +198,7 @@ if (!existsSync(join(dbDir, 'final'))) {
     classImagesDir: join(dbDir, 'class_images'), numClassImages: P.classImages, classInferenceSteps: 25, priorLossWeight: 1,
     resolution: res, method, maxTrainSteps: P.dbSteps, learningRate: args.method === 'lora' ? 1e-3 : 1e-4, trainBatchSize: 2,
     validationSteps: P.validationSteps, validationPrompts: [args['instance-prompt']!, ...DRIFT_PROBES], validationInferenceSteps: 25,
+    onValidation: await colourDrift(dbDir, instances),
   });
   finishIfInterrupted(r);
   if (method instanceof LoRA) {
@@ -178,23 +207,83 @@ if (!existsSync(join(dbDir, 'final'))) {
     await pipe.save(join(dbDir, 'final'));
   }
   pipe.dispose();
-  wall.dreambooth = (performance.now() - t0) / 1000;
-  console.log(`DreamBooth: final loss ${r.losses.at(-1)?.toFixed(4)} (${wall.dreambooth.toFixed(0)} s); peak device memory ${(ft.memory().peakBytes / 2 ** 20).toFixed(0)} MiB`);
+  writeStageSummary(dbDir, r, t0);
 } else console.log(`\n== 3. DreamBooth: done before (${join(dbDir, 'final')})`);
 
 // ---------------------------------------------------------------- summary
-const grids = existsSync(join(dbDir, 'validation')) ? readdirSync(join(dbDir, 'validation')).filter((f) => f.endsWith('.png')).sort() : [];
+const pngs = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(dir, f)) : []);
+const grids = pngs(join(dbDir, 'validation'));
 console.log('\nresults:');
-console.log(`  VAE reconstructions:   ${join(vaeDir, 'validation')}`);
-console.log(`  base model samples:    ${join(baseDir, 'validation')}`);
+console.log(`  VAE reconstructions:   ${pngs(join(vaeDir, 'validation')).join(', ')}`);
+console.log(`  base model samples:    ${pngs(join(baseDir, 'validation')).join(', ')}`);
 console.log(`  class images (prior):  ${join(dbDir, 'class_images')}`);
-console.log(`  DreamBooth grids:      ${grids.map((g) => join(dbDir, 'validation', g)).join('\n                         ')}`);
+console.log(`  DreamBooth grids:      ${grids.join('\n                         ')}`);
+if (existsSync(join(dbDir, 'drift.png'))) console.log(`  colour drift:          ${join(dbDir, 'drift.png')} (${join(dbDir, 'drift.jsonl')})`);
 console.log(`  loss curves:           ${['vae', 'base', 'dreambooth'].map((s) => join(out, s, 'loss.png')).join(', ')}`);
 console.log(`  fine-tuned pipeline:   ${join(dbDir, 'final')}  (npm run study -- --model ${join(dbDir, 'final')})`);
-if (Object.keys(wall).length) console.log(`  wall time: ${Object.entries(wall).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}`);
+console.log('\n  stage        steps  final loss   wall time   peak device memory   peak RSS (process, so far)');
+for (const [name, dir] of [['VAE', vaeDir], ['base', baseDir], ['DreamBooth', dbDir]] as const) {
+  const st = readStageSummary(dir);
+  if (!st) continue;
+  const mib = (b: number) => (b ? `${(b / 2 ** 20).toFixed(0)} MiB` : '-');
+  console.log(`  ${name.padEnd(11)} ${String(st.steps).padStart(6)}  ${(st.finalLoss?.toFixed(4) ?? '-').padStart(10)}  ${`${st.wallSeconds.toFixed(0)} s`.padStart(10)}   ${mib(st.peakDeviceBytes).padStart(18)}   ${mib(st.maxRssBytes).padStart(10)}`);
+}
+console.log('  (wall time: the stage\'s last run only when it was resumed; without stage.json it is the training loop\'s own time)');
 // keep the first and last validation grids next to the run's summary for a quick look
 if (grids.length) {
   mkdirSync(join(out, 'summary'), { recursive: true });
-  for (const g of [grids[0]!, grids.at(-1)!]) copyFileSync(join(dbDir, 'validation', g), join(out, 'summary', `dreambooth-${g}`));
+  for (const g of [grids[0]!, grids.at(-1)!]) copyFileSync(g, join(out, 'summary', `dreambooth-${g.split('/').at(-1)!}`));
 }
 ft.shutdown();
+
+// ---------------------------------------------------------------- colour drift (a cheap faithfulness score)
+type Pixels = { width: number; height: number; channels?: 3 | 4; data: Uint8Array };
+/** Per-channel mean and standard deviation (0-1): a crude description of a leaf photo's colours. */
+function colourStats(img: Pixels): number[] {
+  const c = img.channels ?? 3, n = img.width * img.height;
+  const sum = [0, 0, 0], sq = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < 3; k++) {
+      const v = img.data[i * c + k]! / 255;
+      sum[k]! += v;
+      sq[k]! += v * v;
+    }
+  }
+  const mean = sum.map((x) => x / n);
+  return [...mean, ...sq.map((x, k) => Math.sqrt(Math.max(0, x / n - mean[k]! ** 2)))];
+}
+function distance(a: number[], b: number[]): number {
+  return Math.hypot(...a.map((x, i) => x - b[i]!));
+}
+
+/**
+ * An onValidation hook that scores each validation grid by colour statistics, logged to drift.jsonl and
+ * drawn as drift.png: how far the instance-prompt image is from the real rare-class photographs
+ * (faithfulness, lower is closer) and how far the probe images moved from what the base model made at
+ * step 0 (language drift, higher is more). One image per prompt, so the curves are noisy.
+ */
+async function colourDrift(dir: string, realImages: (string | RgbLike)[]): Promise<(v: { step: number; prompts: string[]; images: Pixels[] }) => void> {
+  const real = await Promise.all(realImages.map(async (x) => colourStats(typeof x === 'string' ? await loadImageSquare(x, res) : x)));
+  const realMean = real[0]!.map((_, i) => real.reduce((a, s) => a + s[i]!, 0) / real.length);
+  const log = join(dir, 'drift.jsonl');
+  type Row = { step: number; instanceToReal: number; probeDrift: number | null; stats: number[][] };
+  // a resumed run appends to the same log; its step-0 row is the drift baseline
+  const rows: Row[] = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row) : [];
+  return ({ step, images }) => {
+    const stats = images.map(colourStats);
+    const base = rows.find((r) => r.step === 0)?.stats ?? (step === 0 ? stats : null);
+    const probeDrift = base ? stats.slice(1).reduce((a, s, i) => a + distance(s, base[i + 1]!), 0) / (stats.length - 1) : null;
+    const row: Row = { step, instanceToReal: distance(stats[0]!, realMean), probeDrift, stats };
+    rows.push(row);
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(log, JSON.stringify(row) + '\n');
+    const byStep = [...new Map(rows.map((r) => [r.step, r])).values()].sort((a, b) => a.step - b.step);
+    writePng(join(dir, 'drift.png'), lineChart({
+      title: 'DreamBooth colour statistics (mean + std per channel)', xLabel: 'step', yLabel: 'distance',
+      series: [
+        { name: `instance prompt vs real ${rare}`, points: byStep.map((r) => [r.step, r.instanceToReal] as const) },
+        { name: 'probes vs their step-0 images', points: byStep.filter((r) => r.probeDrift !== null).map((r) => [r.step, r.probeDrift!] as const) },
+      ],
+    }));
+  };
+}
