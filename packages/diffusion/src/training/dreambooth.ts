@@ -1,13 +1,14 @@
 import { mkdir, readdir, appendFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writePng, imageGrid, Progress, type RgbImage } from '@foliar/nn';
+import { writePng, Progress, type RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { validateGrid } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
 
 /** The study's default drift probes: prompts whose images should not change while fine-tuning. */
@@ -120,7 +121,7 @@ export async function trainDreamBooth(pipe: StableDiffusionPipeline, cfg: DreamB
         params,
         stateDict: () => cfg.method.stateDict(pipe),
         afterStep: () => cfg.method.afterStep?.(pipe),
-        ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => validate(pipe, probes, step, cfg) } : {}),
+        ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => validateGrid(pipe, probes, step, cfg) } : {}),
         loss: (k, gen) => {
           // data order: a permutation per epoch from (seed, epoch), so a resumed run sees the same images
           const batch = [
@@ -143,17 +144,4 @@ export async function trainDreamBooth(pipe: StableDiffusionPipeline, cfg: DreamB
     disposeImages([...inst, ...cls]);
     text.dispose();
   }
-}
-
-async function validate(pipe: StableDiffusionPipeline, prompts: string[], step: number, cfg: DreamBoothConfig): Promise<void> {
-  const imgs: RgbImage[] = [];
-  for (let i = 0; i < prompts.length; i++) {
-    const r = await pipe.generate({ prompt: prompts[i]!, seed: (cfg.validationSeed ?? 1234) + i, numInferenceSteps: cfg.validationInferenceSteps ?? 20, height: cfg.resolution, width: cfg.resolution });
-    imgs.push(...(await tensorToImages(r.images)));
-    r.images.dispose();
-    r.latents.dispose();
-  }
-  await mkdir(join(cfg.outputDir, 'validation'), { recursive: true });
-  writePng(join(cfg.outputDir, 'validation', `step-${String(step).padStart(6, '0')}.png`), imageGrid(imgs, { cols: Math.min(5, imgs.length), labels: prompts, title: `step ${step}` }));
-  await cfg.onValidation?.({ step, prompts, images: imgs });
 }

@@ -4,7 +4,8 @@ export { priorPreservationLoss, denoisingForward, type PriorLossOptions, type Pr
 export { runTrainLoop, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from './trainer.js';
 export { denoisingLoss, prepareImages, disposeImages, TextConditioner, hostRandint, epochIndex, type PreparedImage, type DenoisingLossOptions } from './denoising.js';
 export { trainDreamBooth, ensureClassImages, DRIFT_PROBES, type DreamBoothConfig, type TrainResult } from './dreambooth.js';
-export { trainTextToImage, validateGrid, type TextToImageConfig } from './text-to-image.js';
+export { trainTextToImage, type TextToImageConfig } from './text-to-image.js';
+export { validateGrid } from './validation.js';
 export { trainVAE, vaeLoss, type VAETrainConfig, type VAELossOptions } from './vae.js';
 export { listImageFiles, parseCsv, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readImageCsv, type CaptionedImage, type CaptionCsvOptions } from './datasets.js';
 export { loadImageSquare, imagesToTensor, type RgbLike } from './images.js';

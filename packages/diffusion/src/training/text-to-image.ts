@@ -1,12 +1,11 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writePng, imageGrid, type RgbImage } from '@foliar/nn';
+import type { RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
-import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { validateGrid } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';
 
@@ -72,21 +71,3 @@ export async function trainTextToImage(pipe: StableDiffusionPipeline, cfg: TextT
   }
 }
 
-/** A labelled grid of one image per prompt (seeds validationSeed + i) in outputDir/validation/. */
-export async function validateGrid(
-  pipe: StableDiffusionPipeline,
-  prompts: string[],
-  step: number,
-  cfg: { resolution: number; outputDir: string; validationSeed?: number; validationInferenceSteps?: number; onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void> },
-): Promise<void> {
-  const imgs: RgbImage[] = [];
-  for (let i = 0; i < prompts.length; i++) {
-    const r = await pipe.generate({ prompt: prompts[i]!, seed: (cfg.validationSeed ?? 1234) + i, numInferenceSteps: cfg.validationInferenceSteps ?? 20, height: cfg.resolution, width: cfg.resolution });
-    imgs.push(...(await tensorToImages(r.images)));
-    r.images.dispose();
-    r.latents.dispose();
-  }
-  await mkdir(join(cfg.outputDir, 'validation'), { recursive: true });
-  writePng(join(cfg.outputDir, 'validation', `step-${String(step).padStart(6, '0')}.png`), imageGrid(imgs, { cols: Math.min(5, imgs.length), labels: prompts, title: `step ${step}` }));
-  await cfg.onValidation?.({ step, prompts, images: imgs });
-}
