@@ -86,6 +86,21 @@ export function epochIndex(n: number, k: number, seed: number): number {
   return permutation(n, seed * 7919 + epoch)[k % n]!;
 }
 
+/** Options shared by the trainers of a denoising UNet (DreamBooth, text-to-image). */
+export interface DenoisingTrainOptions {
+  /** Images per step (DreamBooth: instance images; class images double it under prior preservation). */
+  trainBatchSize?: number;
+  /** Min-SNR-γ weighting (computed per half of the batch under prior preservation). */
+  snrGamma?: number | null;
+  /** Offset noise (Guttenberg 2023): noise += offset · N(0, 1) per channel. */
+  offsetNoise?: number;
+  /** Recompute UNet block activations in backward instead of keeping them (less memory, ~1 extra forward). */
+  gradientCheckpointing?: boolean;
+  /** Encode the (frozen) VAE latents and text embeddings once: most of the speed on a CPU-only machine. */
+  cacheLatents?: boolean;
+  cacheTextEmbeddings?: boolean;
+}
+
 export interface DenoisingLossOptions {
   /** Items [0, numInstance) are the instance half; the rest the prior (class) half (DreamBooth). */
   numInstance: number;

@@ -1,20 +1,20 @@
 import { mkdir, readdir, appendFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writePng, Progress, type RgbImage } from '@foliar/nn';
+import { writePng, Progress } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
-import { validateGrid } from './validation.js';
-import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
+import { validateGrid, type ValidationOptions } from './validation.js';
+import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';
 
 /** The study's default drift probes: prompts whose images should not change while fine-tuning. */
 export const DRIFT_PROBES = ['a photo of a leaf', 'a leaf', 'a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
 
-export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'> {
+export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'>, DenoisingTrainOptions, ValidationOptions {
   /** Instance images: file paths or decoded RGB images. */
   instanceImages: (string | RgbLike)[];
   /** e.g. "a photo of a <diseaes-leaf> leaf". */
@@ -31,23 +31,8 @@ export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'>
   method: FineTuneMethod;
   /** Default: the method's (diffusers' scripts: 5e-6 full, 1e-4 LoRA, 5e-4 textual inversion). */
   learningRate?: number;
-  /** Instance images per step (class images double it under prior preservation). */
-  trainBatchSize?: number;
-  /** Offset noise (Guttenberg 2023): noise += offset · N(0, 1) per channel. */
-  offsetNoise?: number;
-  /** Min-SNR-γ weighting, computed per half of the batch. */
-  snrGamma?: number | null;
-  /** Recompute UNet block activations in backward instead of keeping them (less memory, ~1 extra forward). */
-  gradientCheckpointing?: boolean;
-  /** Encode the (frozen) VAE latents and text embeddings once: most of the speed on a CPU-only machine. */
-  cacheLatents?: boolean;
-  cacheTextEmbeddings?: boolean;
-  validationSteps?: number;
+  /** Default: the instance prompt and DRIFT_PROBES. */
   validationPrompts?: string[];
-  validationSeed?: number;
-  validationInferenceSteps?: number;
-  /** Called with each validation's images, e.g. to score them with a classifier. */
-  onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void>;
 }
 
 export interface TrainResult {

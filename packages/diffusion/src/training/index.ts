@@ -2,10 +2,10 @@
 export * from './methods/index.js';
 export { priorPreservationLoss, denoisingForward, type PriorLossOptions, type PriorLoss } from './loss.js';
 export { runTrainLoop, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from './trainer.js';
-export { denoisingLoss, prepareImages, disposeImages, TextConditioner, hostRandint, epochIndex, type PreparedImage, type DenoisingLossOptions } from './denoising.js';
+export { denoisingLoss, prepareImages, disposeImages, TextConditioner, hostRandint, epochIndex, type PreparedImage, type DenoisingLossOptions, type DenoisingTrainOptions } from './denoising.js';
 export { trainDreamBooth, ensureClassImages, DRIFT_PROBES, type DreamBoothConfig, type TrainResult } from './dreambooth.js';
 export { trainTextToImage, type TextToImageConfig } from './text-to-image.js';
-export { validateGrid } from './validation.js';
+export { validateGrid, type ValidationOptions } from './validation.js';
 export { trainVAE, vaeLoss, type VAETrainConfig, type VAELossOptions } from './vae.js';
 export { listImageFiles, parseCsv, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readImageCsv, type CaptionedImage, type CaptionCsvOptions } from './datasets.js';
 export { loadImageSquare, imagesToTensor, type RgbLike } from './images.js';

@@ -1,34 +1,22 @@
 import { join } from 'node:path';
-import type { RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
-import { validateGrid } from './validation.js';
-import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner } from './denoising.js';
+import { validateGrid, type ValidationOptions } from './validation.js';
+import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';
 
-export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'> {
+export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'>, DenoisingTrainOptions, ValidationOptions {
   /** Images (paths or decoded) with their captions. */
   examples: { image: string | RgbLike; caption: string }[];
   resolution: number;
   method: FineTuneMethod;
   /** Default 1e-4 (diffusers' train_text_to_image.py and its LoRA variant). */
   learningRate?: number;
-  trainBatchSize?: number;
-  snrGamma?: number | null;
-  offsetNoise?: number;
-  /** Recompute UNet block activations in backward instead of keeping them (less memory, ~1 extra forward). */
-  gradientCheckpointing?: boolean;
-  cacheLatents?: boolean;
-  cacheTextEmbeddings?: boolean;
-  validationSteps?: number;
   /** Default: the first four distinct captions. */
   validationPrompts?: string[];
-  validationSeed?: number;
-  validationInferenceSteps?: number;
-  onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void>;
 }
 
 /**

@@ -4,12 +4,24 @@ import { writePng, imageGrid, type RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { tensorToImages } from '../cli/images.js';
 
+/** Sample grids while training (DreamBooth, text-to-image). */
+export interface ValidationOptions {
+  /** A grid every N steps (and before the first); 0 or absent: none. */
+  validationSteps?: number;
+  validationPrompts?: string[];
+  /** Prompt i uses seed validationSeed + i (default 1234). */
+  validationSeed?: number;
+  validationInferenceSteps?: number;
+  /** Called with each validation's images, e.g. to score them with a classifier. */
+  onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void>;
+}
+
 /** A labelled grid of one image per prompt (seeds validationSeed + i) in outputDir/validation/. */
 export async function validateGrid(
   pipe: StableDiffusionPipeline,
   prompts: string[],
   step: number,
-  cfg: { resolution: number; outputDir: string; validationSeed?: number; validationInferenceSteps?: number; onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void> },
+  cfg: ValidationOptions & { resolution: number; outputDir: string },
 ): Promise<void> {
   const imgs: RgbImage[] = [];
   for (let i = 0; i < prompts.length; i++) {
