@@ -12,6 +12,8 @@ import { trainDreamBooth } from '../training/dreambooth.js';
 import { trainTextToImage } from '../training/text-to-image.js';
 import { trainVAE } from '../training/vae.js';
 import type { TrainLoopOptions } from '../training/trainer.js';
+import type { DenoisingTrainOptions } from '../training/denoising.js';
+import type { ValidationOptions } from '../training/validation.js';
 import { listImageFiles, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readImageCsv, type CaptionedImage } from '../training/datasets.js';
 
 export const int = (v: string): number => {
@@ -46,6 +48,41 @@ interface CommonOpts {
   checkpointsTotalLimit: number;
   resume?: string;
   progress: boolean;
+}
+
+/** Flags of the denoising trainers (DreamBooth, text-to-image): loss weighting, caching, checkpointing, validation. */
+interface DenoisingOpts {
+  snrGamma?: number;
+  offsetNoise: number;
+  cacheLatents: boolean;
+  gradientCheckpointing?: boolean;
+  validationSteps: number;
+  validationPrompt?: string[];
+  validationInferenceSteps: number;
+}
+
+function addDenoisingOptions(cmd: Command, help: { snrHelp: string; validationHelp: string; promptHelp: string }): Command {
+  return cmd
+    .option('--snr-gamma <γ>', help.snrHelp, num)
+    .option('--offset-noise <x>', 'offset noise strength', num, 0)
+    .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
+    .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
+    .option('--validation-steps <n>', help.validationHelp, int, 0)
+    .option('--validation-prompt <text...>', help.promptHelp)
+    .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
+}
+
+function denoisingOptions(o: CommonOpts & DenoisingOpts): DenoisingTrainOptions & ValidationOptions {
+  return {
+    trainBatchSize: o.trainBatchSize,
+    snrGamma: o.snrGamma ?? null,
+    offsetNoise: o.offsetNoise,
+    cacheLatents: o.cacheLatents,
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
+    validationSteps: o.validationSteps,
+    ...(o.validationPrompt ? { validationPrompts: o.validationPrompt } : {}),
+    validationInferenceSteps: o.validationInferenceSteps,
+  };
 }
 
 function addCommonOptions(cmd: Command, d: { resolution: number; steps: number; lrHelp: string }): Command {
@@ -161,21 +198,14 @@ export function addTrainCommands(program: Command): void {
     .option('--alpha <α>', 'LoRA alpha (default: the rank)', num)
     .option('--token <text>', 'textual inversion: the new token, e.g. "<diseased-leaf>"')
     .option('--initializer-token <text>', 'textual inversion: a one-token word that initialises the new embedding')
-    .option('--train-text-encoder', 'full / LoRA: train the text encoder too')
-    .option('--snr-gamma <γ>', 'min-SNR-γ loss weighting (computed per half of the batch)', num)
-    .option('--offset-noise <x>', 'offset noise strength', num, 0)
-    .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
-    .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
-    .option('--validation-steps <n>', 'validation grid every N steps (instance prompt + drift probes)', int, 0)
-    .option('--validation-prompt <text...>', 'validation prompts (default: the instance prompt and drift probes)')
-    .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
+    .option('--train-text-encoder', 'full / LoRA: train the text encoder too');
+  addDenoisingOptions(db, { snrHelp: 'min-SNR-γ loss weighting (computed per half of the batch)', validationHelp: 'validation grid every N steps (instance prompt + drift probes)', promptHelp: 'validation prompts (default: the instance prompt and drift probes)' });
   addCommonOptions(db, { resolution: 512, steps: 400, lrHelp: 'learning rate (default: 5e-6 full, 1e-4 LoRA, 5e-4 textual inversion)' });
   db.action(async (o: CommonOpts & {
     model: string; tinyConfig?: string; instanceDir?: string; instanceCsv?: string; instanceClass?: string; imageDir: string; imageExt: string; imageColumn: string;
     instancePrompt: string; classPrompt?: string; classDir?: string; numClassImages: number; classInferenceSteps: number; priorLossWeight: number;
-    method: string; rank: number; alpha?: number; token?: string; initializerToken?: string; trainTextEncoder?: boolean; snrGamma?: number; offsetNoise: number;
-    cacheLatents: boolean; gradientCheckpointing?: boolean; validationSteps: number; validationPrompt?: string[]; validationInferenceSteps: number;
-  }) => {
+    method: string; rank: number; alpha?: number; token?: string; initializerToken?: string; trainTextEncoder?: boolean;
+  } & DenoisingOpts) => {
     if (!o.instanceDir === !o.instanceCsv) throw new InvalidArgumentError('give exactly one of --instance-dir or --instance-csv');
     if (o.instanceCsv && !o.instanceClass) throw new InvalidArgumentError('--instance-csv needs --instance-class (e.g. multiple_diseases)');
     const method = methodFrom(o);
@@ -198,14 +228,7 @@ export function addTrainCommands(program: Command): void {
       priorLossWeight: o.priorLossWeight,
       resolution: o.resolution,
       method,
-      trainBatchSize: o.trainBatchSize,
-      snrGamma: o.snrGamma ?? null,
-      offsetNoise: o.offsetNoise,
-      cacheLatents: o.cacheLatents,
-      gradientCheckpointing: o.gradientCheckpointing ?? false,
-      validationSteps: o.validationSteps,
-      ...(o.validationPrompt ? { validationPrompts: o.validationPrompt } : {}),
-      validationInferenceSteps: o.validationInferenceSteps,
+      ...denoisingOptions(o),
     });
     report('dreambooth', r);
     method.dispose?.();
@@ -234,20 +257,13 @@ export function addTrainCommands(program: Command): void {
     .option('--caption-template <text>', "with --csv: captions from one-hot label columns, e.g. 'a photo of a {label} leaf'")
     .addOption(new Option('--method <name>', 'what trains').choices(['full', 'lora']).default('full'))
     .option('--rank <r>', 'LoRA rank', int, 4)
-    .option('--alpha <α>', 'LoRA alpha (default: the rank)', num)
-    .option('--snr-gamma <γ>', 'min-SNR-γ loss weighting', num)
-    .option('--offset-noise <x>', 'offset noise strength', num, 0)
-    .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
-    .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
-    .option('--validation-steps <n>', 'validation grid every N steps', int, 0)
-    .option('--validation-prompt <text...>', 'validation prompts (default: the first four captions)')
-    .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
+    .option('--alpha <α>', 'LoRA alpha (default: the rank)', num);
+  addDenoisingOptions(t2i, { snrHelp: 'min-SNR-γ loss weighting', validationHelp: 'validation grid every N steps', promptHelp: 'validation prompts (default: the first four captions)' });
   addCommonOptions(t2i, { resolution: 512, steps: 1000, lrHelp: 'learning rate (default 1e-4)' });
   t2i.action(async (o: CommonOpts & {
     model: string; tinyConfig?: string; data?: string; captionKey: string; csv?: string; imageColumn: string; captionColumn: string; imageDir: string; imageExt: string;
-    captionTemplate?: string; method: string; rank: number; alpha?: number; snrGamma?: number; offsetNoise: number; cacheLatents: boolean; gradientCheckpointing?: boolean;
-    validationSteps: number; validationPrompt?: string[]; validationInferenceSteps: number;
-  }) => {
+    captionTemplate?: string; method: string; rank: number; alpha?: number;
+  } & DenoisingOpts) => {
     if (!o.data === !o.csv) throw new InvalidArgumentError('give exactly one of --data or --csv');
     const examples: CaptionedImage[] = o.data
       ? await readCaptionedFolder(o.data, o.captionKey)
@@ -265,14 +281,7 @@ export function addTrainCommands(program: Command): void {
       examples,
       resolution: o.resolution,
       method,
-      trainBatchSize: o.trainBatchSize,
-      snrGamma: o.snrGamma ?? null,
-      offsetNoise: o.offsetNoise,
-      cacheLatents: o.cacheLatents,
-      gradientCheckpointing: o.gradientCheckpointing ?? false,
-      validationSteps: o.validationSteps,
-      ...(o.validationPrompt ? { validationPrompts: o.validationPrompt } : {}),
-      validationInferenceSteps: o.validationInferenceSteps,
+      ...denoisingOptions(o),
     });
     report('train-text-to-image', r);
     method.dispose?.();
