@@ -2,6 +2,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
 import { setup, teardown, backends, randArray, numelOf, assertClose, prng } from '../helpers.js';
+import { registerTunable, tune, compareResult } from '../../packages/tensor/src/backends/webgpu/tuning.js';
+import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
 
 /**
  * Every WebGPU matmul variant is forced in turn (FOLIAR_MATMUL_VARIANT, read on every dispatch) and
@@ -13,6 +15,8 @@ const test = suite('matmul variants');
 test.before(async () => { await setup(); });
 test.after(() => {
   delete process.env.FOLIAR_MATMUL_VARIANT;
+  const w = ft.webgpuBackend();
+  if (w) ft.setMatmulSubgroupLanes(w, undefined);
   teardown();
 });
 
@@ -79,21 +83,48 @@ function supported(variant: string): string | null {
   const w = ft.webgpuBackend();
   if (!w) return 'no WebGPU backend';
   if (variant === 'subgroup' && !w.rt.subgroups) return "adapter has no 'subgroups' feature";
+  if (variant === 'subgroup' && ft.matmulSubgroupLanes(w) === null) return `subgroup sizes ${w.rt.info.subgroupMinSize}..${w.rt.info.subgroupMaxSize} unknown or below 4`;
   if (variant === 'tiled' && (w.rt.limits.maxComputeInvocationsPerWorkgroup ?? 256) < 256) return 'fewer than 256 invocations per workgroup';
   return null;
 }
 
-for (const variant of ['base', 'subgroup', 'tiled'] as const) {
-  test(`${variant}: matches the CPU backend on ${CASES.length} shapes`, async () => {
+/** Each variant with each broadcast width it can take here (the subgroup variant: 4 and 8 lanes on an 8-lane adapter). */
+function configurations(): { variant: string; lanes?: ft.SubgroupLanes }[] {
+  const w = ft.webgpuBackend();
+  const natural = w ? ft.matmulSubgroupLanes(w) : null;
+  return [
+    { variant: 'base' },
+    ...([4, 8] as const).filter((l) => natural !== null && l <= natural).map((lanes) => ({ variant: 'subgroup', lanes })),
+    ...(natural === null ? [{ variant: 'subgroup' }] : []),
+    { variant: 'tiled' },
+  ];
+}
+
+/** Runs `fn` with the variant (and subgroup broadcast width) forced; false when the adapter cannot. */
+async function withVariant(variant: string, lanes: ft.SubgroupLanes | undefined, fn: () => Promise<void>): Promise<boolean> {
+  const why = supported(variant);
+  if (why) {
+    console.warn(`SKIP ${variant} matmul variant: ${why}`);
+    return false;
+  }
+  const w = ft.webgpuBackend()!;
+  process.env.FOLIAR_MATMUL_VARIANT = variant;
+  if (lanes) ft.setMatmulSubgroupLanes(w, lanes);
+  try {
+    await fn();
+  } finally {
+    delete process.env.FOLIAR_MATMUL_VARIANT;
+    ft.setMatmulSubgroupLanes(w, undefined);
+  }
+  return true;
+}
+
+for (const { variant, lanes } of configurations()) {
+  const name = lanes ? `${variant} (${lanes}-lane broadcasts)` : variant;
+  test(`${name}: matches the CPU backend on ${CASES.length} shapes`, async () => {
     const { gpu, cpu, hasGpu } = backends();
     if (!hasGpu) return;
-    const why = supported(variant);
-    if (why) {
-      console.warn(`SKIP ${variant} matmul variant: ${why}`);
-      return;
-    }
-    process.env.FOLIAR_MATMUL_VARIANT = variant;
-    try {
+    await withVariant(variant, lanes, async () => {
       for (const [i, s] of CASES.entries()) {
         const extraA = (s.aRowOff ?? 0) * numelOf(s.a.slice(1));
         const extraB = (s.bRowOff ?? 0) * numelOf(s.b.slice(1));
@@ -103,13 +134,108 @@ for (const variant of ['base', 'subgroup', 'tiled'] as const) {
         assert.equal([...g.shape], [...c.shape], `shape of case ${i}`);
         const k = s.a[s.a.length - 1]!;
         const tol = 1e-5 * Math.max(1, Math.sqrt(k));
-        await assertClose(g, c, { rtol: tol, atol: tol, msg: `${variant} case ${i} ${JSON.stringify(s)}` });
+        await assertClose(g, c, { rtol: tol, atol: tol, msg: `${name} case ${i} ${JSON.stringify(s)}` });
       }
-    } finally {
-      delete process.env.FOLIAR_MATMUL_VARIANT;
-    }
+    });
+  });
+
+  // the failure seen on 4-lane adapters with the 8-lane kernel: all-ones products gave n/2
+  test(`${name}: all-ones n×n products give n (n = 33, 256)`, async () => {
+    const { gpu, hasGpu } = backends();
+    if (!hasGpu) return;
+    await withVariant(variant, lanes, async () => {
+      for (const n of [33, 256]) {
+        const y = ft.ones([n, n], { backend: gpu }).matmul(ft.ones([n, n], { backend: gpu }));
+        const d = await y.data();
+        const wrong = d.findIndex((v) => v !== n);
+        assert.is(wrong, -1, `${name} n=${n}: element ${wrong} is ${d[wrong]}, expected ${n}`);
+      }
+    });
   });
 }
+
+test('subgroup broadcast width follows the adapter: 4..64-lane sizes, never an unknown one', () => {
+  const cases: [number, number, ft.SubgroupLanes | null][] = [
+    [4, 4, 4], [8, 8, 8], [16, 16, 8], [32, 32, 8], [64, 64, 8],
+    [4, 64, 4], [8, 32, 8], [32, 64, 8], [16, 64, 8],
+    [0, 0, null], [1, 1, null], [2, 2, null], [2, 32, null], [3, 3, null], [12, 12, null], [64, 32, null],
+  ];
+  for (const [min, max, want] of cases) assert.is(ft.subgroupLanesFor(min, max), want, `subgroups ${min}..${max}`);
+});
+
+test('broadcasts wider than the adapter allows are refused', () => {
+  const w = ft.webgpuBackend();
+  if (!w || !w.rt.subgroups) return;
+  const natural = ft.matmulSubgroupLanes(w);
+  if (natural === 8) return; // every width is allowed on this adapter
+  assert.throws(() => ft.setMatmulSubgroupLanes(w, 8), /need subgroups of at least 8 lanes/);
+});
+
+test('the tuner refuses a variant that computes a wrong result, however fast', async () => {
+  const w = ft.webgpuBackend() as WebGPUBackend | null;
+  if (!w) return;
+  const n = 64;
+  // 'right' doubles its input; 'wrong' does the same but drops every 7th element (and does less work, so it would win on time)
+  const kernel = (skip: boolean) => `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= ${n}u) { return; }
+  ${skip ? 'if (i % 7u == 3u) { y[i] = 0.0; return; }' : ''}
+  y[i] = 2.0 * x[i];
+}`;
+  registerTunable('testdouble', {
+    version: 1,
+    variants: ['right', 'wrong'],
+    heuristic: () => 'wrong',
+    supported: () => true,
+    problem: () => ({
+      buffers: [n, n],
+      candidates: {
+        right: [{ key: 'test:double:right', wgsl: () => kernel(false), buffers: [0, 1], workgroups: [1, 1, 1] }],
+        wrong: [{ key: 'test:double:wrong', wgsl: () => kernel(true), buffers: [0, 1], workgroups: [1, 1, 1] }],
+      },
+      check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-6 },
+    }),
+  });
+  const prevNoTune = process.env.FOLIAR_NO_TUNE;
+  const prevCache = process.env.FOLIAR_CACHE_DIR;
+  process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
+  delete process.env.FOLIAR_NO_TUNE;
+  try {
+    const r = await tune(w, 'testdouble', { force: true });
+    assert.ok(r, 'tuning ran');
+    assert.is(r!.variant, 'right');
+    assert.match(r!.rejected?.wrong ?? '', /wrong result: \d+ of 64 values differ/);
+    assert.is(r!.ms.wrong, Infinity);
+  } finally {
+    if (prevNoTune !== undefined) process.env.FOLIAR_NO_TUNE = prevNoTune;
+    if (prevCache !== undefined) process.env.FOLIAR_CACHE_DIR = prevCache;
+    else delete process.env.FOLIAR_CACHE_DIR;
+  }
+});
+
+test('the matmul tuner verifies every candidate it times', async () => {
+  const w = ft.webgpuBackend();
+  if (!w) return;
+  const prevCache = process.env.FOLIAR_CACHE_DIR;
+  process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
+  try {
+    const r = await ft.tuneMatmul(w, { force: true });
+    assert.ok(r, 'tuning ran');
+    assert.equal(r!.rejected ?? {}, {}, 'no variant of this adapter computes a wrong product');
+    assert.ok(Number.isFinite(r!.ms[r!.variant]!), `winner ${r!.variant} was timed`);
+  } finally {
+    if (prevCache !== undefined) process.env.FOLIAR_CACHE_DIR = prevCache;
+    else delete process.env.FOLIAR_CACHE_DIR;
+  }
+});
+
+test('compareResult names the first wrong value', () => {
+  assert.is(compareResult(new Float32Array([1, 2, 3]), new Float32Array([1, 2, 3]), 1e-6), null);
+  assert.match(compareResult(new Float32Array([1, 2.5, NaN]), new Float32Array([1, 2, 3]), 1e-6) ?? '', /2 of 3 values differ \(first at 1: 2.5 vs 2\)/);
+  assert.match(compareResult(new Float32Array([1]), new Float32Array([1, 2]), 1e-6) ?? '', /wrote 1 values, expected 2/);
+});
 
 test('K = 0 gives zeros with every variant', async () => {
   const { gpu, hasGpu } = backends();

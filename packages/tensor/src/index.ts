@@ -37,5 +37,6 @@ export * from './ops/pool.js';
 export * from './ops/norm.js';
 export * from './ops/attention.js';
 export * from './ops/optim-kernels.js';
-export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, MATMUL_VARIANTS, type MatmulVariant } from './backends/webgpu/kernels/matmul.js';
+export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, matmulSubgroupLanes, setMatmulSubgroupLanes, MATMUL_VARIANTS, type MatmulVariant } from './backends/webgpu/kernels/matmul.js';
+export { subgroupLanesFor, type SubgroupLanes } from './backends/webgpu/kernels/matmul-subgroup.js';
 export { tuningCachePath, adapterKey, type TuneResult } from './backends/webgpu/tuning.js';

@@ -28,14 +28,23 @@ export interface TuneProblem {
   buffers: number[];
   /** Candidates by variant name (only those the adapter supports). */
   candidates: Record<string, TuneDispatch[]>;
+  /**
+   * How to verify a candidate before it may win: the buffer it writes, the result expected from
+   * the input buffers' contents, and the largest absolute error allowed. A candidate that computes
+   * a wrong result (e.g. a kernel that assumes another subgroup size), fails or does not finish
+   * within VERIFY_TIMEOUT_MS loses, and the reason is kept in TuneResult.rejected.
+   */
+  check?: { output: number; expected: (inputs: Float32Array[]) => Float32Array; tolerance: number };
 }
 
 export interface TuneResult {
   family: string;
   adapter: string;
   variant: string;
-  /** Best time per candidate, ms (Infinity: failed). */
+  /** Best time per candidate, ms (Infinity: failed or rejected). */
   ms: Record<string, number>;
+  /** Candidates refused by the result check, with why. */
+  rejected?: Record<string, string>;
   date: string;
   /** Bumped when a family's kernels change enough to invalidate cached choices. */
   version: number;
@@ -50,6 +59,7 @@ interface Family {
 }
 
 const families = new Map<string, Family>();
+const VERIFY_TIMEOUT_MS = 20_000;
 /** Per backend: family -> chosen variant (tuned, cached or overridden). */
 const chosen = new WeakMap<WebGPUBackend, Map<string, string>>();
 const overrides = new WeakMap<WebGPUBackend, Map<string, string>>();
@@ -136,10 +146,14 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
   const problem = f.problem(be);
   const names = Object.keys(problem.candidates).filter((v) => f.supported(be, v));
   const U = GPUBufferUsage;
-  const bufs = problem.buffers.map((n) => {
+  // each buffer gets its own deterministic values, so a kernel that mixes up operands is caught
+  const inputs = problem.buffers.map((n, bi) => {
     const data = new Float32Array(Math.max(n, 4));
-    for (let i = 0; i < data.length; i++) data[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
-    const b = device.createBuffer({ size: data.byteLength, usage: U.STORAGE | U.COPY_DST, label: `foliar-tune-${family}` });
+    for (let i = 0; i < data.length; i++) data[i] = (((i + 7919 * bi) * 2654435761) % 1000) / 1000 - 0.5;
+    return data;
+  });
+  const bufs = inputs.map((data) => {
+    const b = device.createBuffer({ size: data.byteLength, usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: `foliar-tune-${family}` });
     device.queue.writeBuffer(b, 0, data);
     return b;
   });
@@ -206,8 +220,51 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
         readback.destroy();
       }
     };
+    /** Runs a candidate once on a NaN-filled output and compares; a reason when it is wrong. */
+    const verify = async (v: string, expected: Float32Array): Promise<string | null> => {
+      const check = problem.check!;
+      const out = bufs[check.output]!;
+      device.queue.writeBuffer(out, 0, new Float32Array(out.size / 4).fill(NaN));
+      const readback = device.createBuffer({ size: out.size, usage: U.MAP_READ | U.COPY_DST });
+      try {
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        for (const d of encoded[v]!) {
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.group);
+          pass.dispatchWorkgroups(...d.wg);
+        }
+        pass.end();
+        enc.copyBufferToBuffer(out, 0, readback, 0, out.size);
+        device.queue.submit([enc.finish()]);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), VERIFY_TIMEOUT_MS)));
+        const done = await Promise.race([awaitGpu(readback.mapAsync(GPUMapMode.READ)).then(() => 'ok' as const), timeout]);
+        clearTimeout(timer);
+        if (done === 'timeout') return `no result within ${VERIFY_TIMEOUT_MS / 1000} s`;
+        const got = new Float32Array(readback.getMappedRange().slice(0));
+        readback.unmap();
+        return compareResult(got, expected, check.tolerance);
+      } catch (e) {
+        return `failed: ${(e as Error).message}`;
+      } finally {
+        readback.destroy();
+      }
+    };
     const ms: Record<string, number> = Object.fromEntries(f.variants.map((v) => [v, Infinity]));
-    const live = names.filter((v) => encoded[v]);
+    const rejected: Record<string, string> = {};
+    let live = names.filter((v) => encoded[v]);
+    if (problem.check) {
+      const expected = problem.check.expected(inputs);
+      const ok: string[] = [];
+      for (const v of live) {
+        if (lost) break;
+        const why = await verify(v, expected);
+        if (why) rejected[v] = why;
+        else ok.push(v);
+      }
+      live = ok;
+    }
     await awaitGpu(device.queue.onSubmittedWorkDone()); // start from an idle queue
     for (const v of live) if (!lost) await run(v); // warm-up (first-use costs inside the driver)
     // best of a few rounds: robust to other work sharing the machine; only hopeless candidates
@@ -220,9 +277,13 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
       }
     }
     if (lost) return null;
-    const variant = live.reduce((best, v) => (ms[v]! < ms[best]! ? v : best), live[0] ?? f.heuristic(be));
+    // nothing survived: the heuristic unless it was rejected, then the first variant that was not
+    const h = f.heuristic(be);
+    const fallback = rejected[h] ? (f.variants.find((v) => !rejected[v] && f.supported(be, v)) ?? h) : h;
+    const variant = live.reduce((best, v) => (ms[v]! < ms[best]! ? v : best), live[0] ?? fallback);
     remember(be, family, variant);
     const result: TuneResult = { family, adapter: adapterKey(be), variant, ms, date: new Date().toISOString(), version: f.version };
+    if (Object.keys(rejected).length) result.rejected = rejected;
     writeCache(cacheKey(be, family), result);
     return result;
   } catch {
@@ -231,6 +292,21 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
     for (const b of [...bufs, ...uniforms]) b.destroy();
     qsToDestroy?.destroy();
   }
+}
+
+/** Null when `got` matches `expected` within `tol` (absolute, scaled up for large values), else why not. */
+export function compareResult(got: Float32Array, expected: Float32Array, tol: number): string | null {
+  if (got.length < expected.length) return `wrote ${got.length} values, expected ${expected.length}`;
+  let bad = 0;
+  let first = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!, g = got[i]!;
+    if (!(Math.abs(g - e) <= tol * Math.max(1, Math.abs(e)))) {
+      bad++;
+      if (first < 0) first = i;
+    }
+  }
+  return bad ? `wrong result: ${bad} of ${expected.length} values differ (first at ${first}: ${got[first]} vs ${expected[first]})` : null;
 }
 
 // ------------------------------------------------------------------ disk cache

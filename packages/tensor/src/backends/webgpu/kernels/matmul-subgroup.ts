@@ -12,6 +12,13 @@
  * stack (one cheap vector load each) instead of the accumulators being spilled and refilled around
  * every FMA: ~2x faster at 32 rows, and going from 32 to 64 rows halves the B gathers per FMA
  * (1024^3 on lavapipe, 2 cores: 6 → 13 → 50 GFLOP/s).
+ *
+ * Subgroup sizes differ by adapter (lavapipe 8, SwiftShader 4, NVIDIA 32, AMD 32/64). The kernel
+ * never assumes one: a workgroup is WG_SIZE invocations whose columns come from
+ * local_invocation_index, and A is shared in steps of `lanes` (4 or 8, at most the adapter's minimum
+ * subgroup size): lane l of every subgroup loads A[k0 + (l % lanes)], so broadcasting lane
+ * j < lanes gives A[k0 + j] whatever the subgroup's size, and a workgroup split over several
+ * subgroups (4-lane adapters) still computes every column once.
  */
 export interface SubgroupMatmulParams {
   transA: boolean;
@@ -22,17 +29,33 @@ export interface SubgroupMatmulParams {
   groups: number;
   /** B rows are 16-byte aligned and N % 4 == 0 (vec4 loads; only when !transB). */
   vecB: boolean;
+  /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
+  lanes: SubgroupLanes;
 }
 
-export const SG_LANES = 8;
+export type SubgroupLanes = 4 | 8;
+/** Invocations per workgroup (one 8-wide SIMD vector on lavapipe). */
+export const WG_SIZE = 8;
 
 /** Workgroup tile for the given parameters: [rows, columns]. */
 export function subgroupTile(p: Pick<SubgroupMatmulParams, 'rows' | 'groups'>): [number, number] {
-  return [p.rows, SG_LANES * 4 * p.groups];
+  return [p.rows, WG_SIZE * 4 * p.groups];
+}
+
+/**
+ * The broadcast width this kernel can use on an adapter with subgroups of `min`..`max` lanes, or
+ * null where it must not run: sizes must be known powers of two of at least 4 (an unknown size, 0,
+ * is not trusted).
+ */
+export function subgroupLanesFor(min: number, max: number): SubgroupLanes | null {
+  const pow2 = (v: number) => v > 0 && (v & (v - 1)) === 0;
+  if (!pow2(min) || !pow2(max) || min > max || min < 4) return null;
+  return min >= 8 ? 8 : 4;
 }
 
 export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
-  const R = p.rows, G = p.groups;
+  const R = p.rows, G = p.groups, W = p.lanes;
+  if (W !== 4 && W !== 8) throw new Error(`subgroup matmul: lanes must be 4 or 8, got ${String(W)}`);
   // rows past M read row M-1 (a valid address) and are never stored: no select needed on A's row
   const aIdx = (r: number) => {
     const row = `min(row0 + ${r}u, u.m - 1u)`;
@@ -61,21 +84,22 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push('struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, p0: u32, p1: u32, p2: u32 };');
   L.push('@group(0) @binding(3) var<uniform> u: U;');
-  L.push(`@compute @workgroup_size(${SG_LANES}, 1, 1)`);
-  L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {');
+  L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
+  L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
+  L.push(`  let lane = sgl & ${W - 1}u;`);
   L.push(`  let row0 = wg.y * ${R}u;`);
-  L.push(`  let col0 = (wg.x * ${SG_LANES}u + lane) * ${4 * G}u;`);
+  L.push(`  let col0 = (wg.x * ${WG_SIZE}u + li) * ${4 * G}u;`);
   L.push('  let bz = wg.z + u.z0;');
   L.push('  let ab = u.aoff + bz * u.abs;');
   L.push('  let bb = u.boff + bz * u.bbs;');
   for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) L.push(`  var c${r}_${g} = vec4<f32>(0.0);`);
-  L.push(`  for (var k0 = 0u; k0 < u.k; k0 += ${SG_LANES}u) {`);
+  L.push(`  for (var k0 = 0u; k0 < u.k; k0 += ${W}u) {`);
   L.push('    let kin = k0 + lane < u.k;');
   L.push('    let kk = min(k0 + lane, u.k - 1u);');
   for (let r = 0; r < R; r++) L.push(`    let a${r} = select(0.0, A[${aIdx(r)}], kin);`);
-  for (let l = 0; l < SG_LANES; l++) for (let g = 0; g < G; g++) L.push(`    let b${l}_${g} = ${bLoad(l, g)};`);
+  for (let l = 0; l < W; l++) for (let g = 0; g < G; g++) L.push(`    let b${l}_${g} = ${bLoad(l, g)};`);
   for (let r = 0; r < R; r++) {
-    for (let l = 0; l < SG_LANES; l++) {
+    for (let l = 0; l < W; l++) {
       L.push(`    { let av = vec4<f32>(subgroupBroadcast(a${r}, ${l}u));`);
       for (let g = 0; g < G; g++) L.push(`      c${r}_${g} = fma(av, b${l}_${g}, c${r}_${g});`);
       L.push('    }');

@@ -1,7 +1,7 @@
 import { registerKernel, type View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { MatmulAttrs } from '../../kernel-attrs.js';
-import { subgroupMatmulWgsl, subgroupTile } from './matmul-subgroup.js';
+import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './matmul-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './matmul-tiled.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../tuning.js';
 
@@ -17,7 +17,7 @@ export type MatmulVariant = 'base' | 'subgroup' | 'tiled';
 export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['base', 'subgroup', 'tiled'];
 
 /** Bumped when a variant's kernel changes enough that cached tuning choices must be measured again. */
-const TUNING_VERSION = 3;
+const TUNING_VERSION = 4; // 4: subgroup variant sized by the adapter's subgroup size, results verified
 const MAX_Z = 65535;
 
 const TS = 4;
@@ -68,6 +68,8 @@ interface Plan {
 }
 
 interface Problem {
+  /** Broadcast width of the subgroup variant on this adapter (unused by the others). */
+  lanes: SubgroupLanes;
   m: number;
   n: number;
   k: number;
@@ -87,9 +89,10 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const rows = Math.min(fast ? 64 : 32, p.m <= 8 ? 8 : p.m <= 32 ? 32 : 64);
     const groups = Math.min(fast ? 4 : 1, p.n <= 32 ? 1 : p.n <= 64 ? 2 : 4);
     const [tm, tn] = subgroupTile({ rows, groups });
+    const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
@@ -104,15 +107,43 @@ function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number): Uint3
   return new UniformWriter().u32(p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, 0, 0, 0).build();
 }
 
+const lanesOverride = new WeakMap<WebGPUBackend, SubgroupLanes>();
+
+/**
+ * The subgroup variant's broadcast width on this backend: forced by setMatmulSubgroupLanes, else
+ * from the adapter's subgroup sizes; null where the variant must not run (no subgroups, or sizes
+ * unknown or below 4).
+ */
+export function matmulSubgroupLanes(be: WebGPUBackend): SubgroupLanes | null {
+  if (!be.rt.subgroups) return null;
+  return lanesOverride.get(be) ?? subgroupLanesFor(be.rt.info.subgroupMinSize, be.rt.info.subgroupMaxSize);
+}
+
+/**
+ * Forces the broadcast width (tests: 4 lanes on an 8-lane adapter runs the code path 4-lane
+ * adapters take); refused above the adapter's minimum subgroup size, where it would be wrong.
+ */
+export function setMatmulSubgroupLanes(be: WebGPUBackend, lanes: SubgroupLanes | undefined): void {
+  if (lanes === undefined) {
+    lanesOverride.delete(be);
+    return;
+  }
+  const natural = subgroupLanesFor(be.rt.info.subgroupMinSize, be.rt.info.subgroupMaxSize);
+  if (!be.rt.subgroups || natural === null || lanes > natural) {
+    throw new Error(`matmul: ${lanes}-lane broadcasts need subgroups of at least ${lanes} lanes; this adapter has ${be.rt.subgroups ? `${be.rt.info.subgroupMinSize}..${be.rt.info.subgroupMaxSize}` : 'no subgroups'}`);
+  }
+  lanesOverride.set(be, lanes);
+}
+
 function supported(be: WebGPUBackend, v: string): boolean {
-  if (v === 'subgroup') return be.rt.subgroups;
+  if (v === 'subgroup') return matmulSubgroupLanes(be) !== null;
   if (v === 'tiled') return (be.rt.limits.maxComputeInvocationsPerWorkgroup ?? 256) >= 256;
   return v === 'base';
 }
 
 /** Without a measurement: software adapters with subgroups want broadcasts, real GPUs want tiles. */
 function heuristic(be: WebGPUBackend): MatmulVariant {
-  if (be.rt.info.isSoftware) return be.rt.subgroups ? 'subgroup' : 'base';
+  if (be.rt.info.isSoftware) return supported(be, 'subgroup') ? 'subgroup' : 'base';
   return 'tiled';
 }
 
@@ -122,17 +153,40 @@ registerTunable('matmul', {
   heuristic,
   supported,
   // 256^3: a few ms on lavapipe for the fast variant, microseconds on a GPU
-  problem: () => {
+  problem: (be) => {
     const n = 256;
     const attrs: MatmulAttrs = { batch: 1, m: n, n, k: n, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0 };
     const candidates: Record<string, TuneDispatch[]> = {};
+    const lanes = matmulSubgroupLanes(be) ?? 8;
     for (const v of MATMUL_VARIANTS) {
-      const pl = plan(v, { m: n, n, k: n, transA: false, transB: false, bAligned: true });
+      const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true });
       candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
     }
-    return { buffers: [n * n, n * n, n * n], candidates };
+    // a candidate may only win once its product matches this CPU one
+    const check = {
+      output: 2,
+      expected: ([a, b]: Float32Array[]) => referenceMatmul(a!, b!, n, n, n),
+      tolerance: 1e-4 * Math.sqrt(n),
+    };
+    return { buffers: [n * n, n * n, n * n], candidates, check };
   },
 });
+
+/** C = A·B for row-major m×k and k×n operands, in f64 accumulators: the tuner's reference. */
+function referenceMatmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+  const c = new Float32Array(m * n);
+  const row = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    row.fill(0);
+    for (let kk = 0; kk < k; kk++) {
+      const av = a[i * k + kk]!;
+      const off = kk * n;
+      for (let j = 0; j < n; j++) row[j]! += av * b[off + j]!;
+    }
+    c.set(row, i * n);
+  }
+  return c;
+}
 
 /** The variant matmul uses on this backend now (forced by env, overridden, tuned, cached or heuristic). */
 export function matmulVariant(be: WebGPUBackend): MatmulVariant {
@@ -162,7 +216,7 @@ registerKernel<WebGPUBackend>('webgpu', 'matmul', (be, [a, b], attrs) => {
     return out;
   }
   const variant = matmulVariant(be);
-  const pl = plan(variant, { m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: b!.offset % 4 === 0 && p.bBatchStride % 4 === 0 });
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: b!.offset % 4 === 0 && p.bBatchStride % 4 === 0 });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
