@@ -144,7 +144,7 @@ test('the report agrees with predictions made through the saved model file', asy
   const runDir = dir();
   const config = resolveConfig(base, { epochs: 1 });
   const r = await train(config, { runDir, ...quiet });
-  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'config.json', 'log.jsonl']) {
+  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'config.json', 'log.jsonl', 'test-predictions.csv']) {
     assert.ok(existsSync(join(runDir, f)), `${f} written`);
   }
   const rep = JSON.parse(readFileSync(join(runDir, 'report.json'), 'utf8')) as { perClass: { name: string; recall: number; support: number; auc: number | null }[]; confusion: { matrix: number[][] }; macro: { auc: number | null }; accuracy: number };
@@ -168,6 +168,11 @@ test('the report agrees with predictions made through the saved model file', asy
   });
   const aucs = rep.perClass.map((c) => c.auc).filter((x): x is number => x !== null);
   assert.ok(Math.abs(rep.macro.auc! - aucs.reduce((s, v) => s + v, 0) / aucs.length) < 1e-12, 'mean AUC = mean of per-class AUCs');
+  // the seeded split's test images, one CSV row each, tied to TrainResult.test by id
+  const rows = readFileSync(join(runDir, 'test-predictions.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  assert.equal(rows.map((r) => r[0]), r.test!.ids);
+  assert.equal([...r.test!.ids].sort(), data.test.items.map((it) => it.id).sort());
+  rows.forEach((row, i) => assert.is(row[2], info.classNames[r.test!.labels[i]!]));
   const md = readFileSync(join(runDir, 'report.md'), 'utf8');
   for (const name of r.classNames) assert.ok(md.includes(name), `report.md names ${name}`);
   model.dispose();

@@ -8,3 +8,5 @@ export * from './transforms.js';
 export * from './split.js';
 export * from './dataset.js';
 export * from './loader.js';
+export * from './dedup.js';
+export * from './protocol.js';

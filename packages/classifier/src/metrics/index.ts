@@ -1,2 +1,3 @@
 export * from './classification.js';
 export * from './report.js';
+export * from './stats.js';

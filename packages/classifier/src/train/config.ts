@@ -17,6 +17,13 @@ export interface ExtraTrainImages {
   limit?: number;
 }
 
+/** Item ids of an explicit split (e.g. from `protocolSplit` / splits.json). */
+export interface SplitIdLists {
+  train: string[];
+  val: string[];
+  test: string[];
+}
+
 export interface TrainConfig {
   /** Dataset folder in any supported layout; null = the embedded synthetic leaves. */
   data: string | null;
@@ -32,6 +39,12 @@ export interface TrainConfig {
    * synthetic multiple_diseases images.
    */
   extraTrain: ExtraTrainImages[];
+  /**
+   * Explicit split by item id (dataset ids; `<syntheticSeed>/<index>` for the synthetic pool
+   * rendered from `counts`). When set it replaces the seeded split: `valFraction`, `testFraction`,
+   * `heldOutTest` and the `counts` subsample of a folder are not used. null = seeded split.
+   */
+  split: SplitIdLists | null;
   /** Square input side the network sees. */
   imageSize: number;
   /** Stratified split fractions of the pool (train gets the rest). */
@@ -83,6 +96,7 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   counts: { ...PP2020_COUNTS },
   syntheticSeed: 0,
   extraTrain: [],
+  split: null,
   imageSize: 64,
   valFraction: 0.15,
   testFraction: 0.15,
@@ -138,6 +152,24 @@ export function parseCounts(text: string, source = 'counts'): Record<string, num
   return out;
 }
 
+const SPLIT_PARTS = ['train', 'val', 'test'] as const;
+
+/** Shape of `split`: three non-empty arrays of unique id strings (overlaps are checked against the data). */
+function checkSplitIds(split: unknown, source: string): void {
+  const s = split as Record<string, unknown>;
+  if (typeof split !== 'object' || split === null || Array.isArray(split)) throw new ConfigError(source, '"split" must be { train: string[], val: string[], test: string[] } or null');
+  const extra = Object.keys(s).filter((k) => !(SPLIT_PARTS as readonly string[]).includes(k));
+  if (extra.length) throw new ConfigError(source, `"split" has unknown key(s) ${extra.map((k) => `"${k}"`).join(', ')} (known: train, val, test)`);
+  for (const part of SPLIT_PARTS) {
+    const ids = s[part];
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || id === '')) throw new ConfigError(source, `"split.${part}" must be an array of item id strings`);
+    if (ids.length === 0) throw new ConfigError(source, `"split.${part}" is empty (training needs images in train, val and test)`);
+    const seen = new Set<string>();
+    const twice = (ids as string[]).filter((id) => (seen.has(id) ? true : (seen.add(id), false)));
+    if (twice.length) throw new ConfigError(source, `"split.${part}" lists ${twice.length} id(s) twice: ${twice.slice(0, 5).map((i) => `"${i}"`).join(', ')}${twice.length > 5 ? ', …' : ''}`);
+  }
+}
+
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -161,12 +193,13 @@ export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
     }
     if (e.limit !== undefined && (!isInt(e.limit) || e.limit < 1)) throw new ConfigError(source, `"extraTrain[${i}].limit" must be a positive integer, got ${JSON.stringify(e.limit)}`);
   });
+  if (c.split != null) checkSplitIds(c.split, source); // `!=`: configs saved before the key existed lack it
   if (!isInt(c.imageSize) || c.imageSize < 16) bad('imageSize', 'an integer ≥ 16');
   if (!isNum(c.valFraction) || c.valFraction <= 0 || c.valFraction >= 1) bad('valFraction', 'in (0, 1)');
   if (!isNum(c.testFraction) || c.testFraction < 0 || c.testFraction >= 1) bad('testFraction', 'in [0, 1)');
   if (c.valFraction + c.testFraction >= 1) throw new ConfigError(source, `valFraction + testFraction must be < 1, got ${c.valFraction + c.testFraction}`);
   if (!isInt(c.heldOutTest) || c.heldOutTest < 0) bad('heldOutTest', 'a non-negative integer');
-  if (c.testFraction === 0 && c.heldOutTest === 0) throw new ConfigError(source, 'no test set: set testFraction > 0 or heldOutTest > 0');
+  if (c.split == null && c.testFraction === 0 && c.heldOutTest === 0) throw new ConfigError(source, 'no test set: set testFraction > 0 or heldOutTest > 0');
   if (typeof c.augment !== 'boolean') bad('augment', 'true or false');
   if (!['resnet18', 'resnet34', 'tiny'].includes(c.arch)) bad('arch', '"resnet18", "resnet34" or "tiny"');
   if (!isInt(c.epochs) || c.epochs < 1) bad('epochs', 'a positive integer');
@@ -216,5 +249,8 @@ export async function readConfigFile(path: string): Promise<Partial<TrainConfig>
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(path, 'expected a JSON object of config keys');
   const unknown = Object.keys(json).filter((k) => !KEYS.includes(k as keyof TrainConfig));
   if (unknown.length) throw new ConfigError(path, `unknown key(s) ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${KEYS.join(', ')})`);
+  // a split is long and often written by a tool: check it here so its errors name the file
+  const split = (json as Record<string, unknown>).split;
+  if (split !== undefined && split !== null) checkSplitIds(split, path);
   return json as Partial<TrainConfig>;
 }

@@ -11,7 +11,7 @@ import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthet
 import { readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve, extname } from 'node:path';
-import type { TrainConfig, ExtraTrainImages } from './config.js';
+import type { TrainConfig, ExtraTrainImages, SplitIdLists } from './config.js';
 
 /** A labelled image set plus the way to load its items as decoded images. */
 export interface ImageSource {
@@ -117,70 +117,109 @@ export function trainingTransform(config: Pick<TrainConfig, 'imageSize' | 'augme
   });
 }
 
-export async function prepareData(config: TrainConfig): Promise<PreparedData> {
+const listIds = (ids: string[], show = 5) => `${ids.slice(0, show).map((i) => `"${i}"`).join(', ')}${ids.length > show ? `, … (${ids.length} in all)` : ''}`;
+
+/**
+ * The parts of an explicit split (`config.split`), each in the source's item order. Throws naming
+ * ids the source lacks and ids listed in two parts: either would silently change what is measured.
+ */
+export function explicitSplit(source: LabeledImageSet, split: SplitIdLists): { train: LabeledImageSet; val: LabeledImageSet; test: LabeledImageSet } {
+  const parts = ['train', 'val', 'test'] as const;
+  const index = new Map<string, number>();
+  source.items.forEach((it, i) => {
+    if (index.has(it.id)) throw new Error(`split: ${source.source} has the id "${it.id}" twice, so ids cannot name its images`);
+    index.set(it.id, i);
+  });
+  const missing = parts.flatMap((p) => split[p].filter((id) => !index.has(id)));
+  if (missing.length) throw new Error(`split: ${missing.length} id(s) are not in ${source.source}: ${listIds(missing)}`);
+  const owner = new Map<string, string>();
+  const overlaps: string[] = [];
+  for (const p of parts) {
+    for (const id of split[p]) {
+      const prev = owner.get(id);
+      if (prev !== undefined) overlaps.push(`"${id}" (${prev} and ${p})`);
+      else owner.set(id, p);
+    }
+  }
+  if (overlaps.length) throw new Error(`split: the train/val/test lists overlap in ${overlaps.length} id(s): ${overlaps.slice(0, 5).join(', ')}${overlaps.length > 5 ? ', …' : ''}`);
+  const pick = (p: (typeof parts)[number]): LabeledImageSet => {
+    const keep = new Set(split[p]);
+    return { ...source, items: source.items.filter((it) => keep.has(it.id)), source: `${source.source}#${p}(explicit)` };
+  };
+  return { train: pick('train'), val: pick('val'), test: pick('test') };
+}
+
+/** The seeded split of the config (or its explicit one) and where test images are loaded from. */
+async function splitData(config: TrainConfig): Promise<{ source: ImageSource; testSource: ImageSource; pool: LabeledImageSet; train: LabeledImageSet; val: LabeledImageSet; test: LabeledImageSet; testDesc: string }> {
   const size = config.imageSize;
-  let source: ImageSource;
+  const source = config.data === null ? syntheticSource(config.counts ?? {}, size, config.syntheticSeed) : await folderSource(config.data, size);
+  if (config.split != null) { // `!=`: configs saved before the key existed lack it
+    const parts = explicitSplit(source.set, config.split);
+    return { source, testSource: source, pool: source.set, ...parts, testDesc: `test ${parts.test.items.length} (explicit split)` };
+  }
   let heldOut: ImageSource | null = null;
-  let pool: LabeledImageSet;
+  let pool = source.set;
   let rest: LabeledImageSet | null = null;
   if (config.data === null) {
-    source = syntheticSource(config.counts ?? {}, size, config.syntheticSeed);
-    pool = source.set;
     if (config.heldOutTest > 0) {
       const each = Object.fromEntries(LEAF_CLASSES.map((c) => [c, config.heldOutTest]));
       heldOut = syntheticSource(each, size, config.syntheticSeed + HELD_OUT_SEED_OFFSET);
       rest = heldOut.set;
     }
   } else {
-    source = await folderSource(config.data, size);
-    pool = source.set;
     if (config.counts) ({ subset: pool, rest } = subsampleByClass(source.set, config.counts, config.seed));
     if (config.heldOutTest > 0) {
       if (!rest || rest.items.length === 0) throw new Error(`heldOutTest: ${config.data} has no images outside the training pool (set counts to subsample, or use testFraction)`);
       heldOut = source;
     }
   }
-  const classNames = [...pool.classNames];
   const val = config.valFraction, testF = heldOut ? 0 : config.testFraction;
   const split = stratifiedSplit(pool, { train: 1 - val - testF, val, test: testF }, config.seed);
   let test = split.test;
   if (heldOut && rest) test = subsampleByClass(rest, capCounts(rest, config.heldOutTest), config.seed).subset;
-  const trainCounts = classCounts(split.train);
+  const testDesc = heldOut ? `held-out test ${test.items.length} (≤${config.heldOutTest}/class)` : `test ${test.items.length}`;
+  return { source, testSource: heldOut ?? source, pool, train: split.train, val: split.val, test, testDesc };
+}
+
+export async function prepareData(config: TrainConfig): Promise<PreparedData> {
+  const size = config.imageSize;
+  const { source, testSource, pool, train, val, test, testDesc } = await splitData(config);
+  const classNames = [...pool.classNames];
+  const trainCounts = classCounts(train);
   trainCounts.forEach((n, c) => {
     if (n === 0) console.warn(`warning: class "${classNames[c]}" has no training images`);
   });
-  if (split.train.items.length < config.batchSize) {
-    throw new Error(`training set has ${split.train.items.length} images, fewer than one batch of ${config.batchSize}`);
+  if (train.items.length < config.batchSize) {
+    throw new Error(`training set has ${train.items.length} images, fewer than one batch of ${config.batchSize}`);
   }
-  const testSource = heldOut ?? source;
   const extra = await readExtraTrain(config.extraTrain, classNames);
   const extraCounts = classCounts({ classNames, items: extra });
-  const trainItems = [...split.train.items, ...extra];
+  const trainItems = [...train.items, ...extra];
   const trainData = extra.length
-    ? concatDatasets(source.open(split.train.items), new ImageFileDataset({ classNames, items: extra, source: 'extraTrain' }, { size, cache: true }))
-    : source.open(split.train.items);
+    ? concatDatasets(source.open(train.items), new ImageFileDataset({ classNames, items: extra, source: 'extraTrain' }, { size, cache: true }))
+    : source.open(train.items);
   const trainLoader = new DataLoader(trainData, {
     batchSize: config.batchSize,
     imageSize: size,
     seed: config.seed,
     dropLast: true, // a batch of one breaks batch-norm statistics
     transform: trainingTransform(config),
+    // balanced over the dataset's and the extra images together, like the class weights
     sampler: config.balancedSampling ? classBalancedSampler(trainItems.map((it) => it.label), { seed: config.seed }) : undefined,
   });
   const evalLoader = (set: LabeledImageSet, src: ImageSource) =>
     new DataLoader(src.open(set.items), { batchSize: config.evalBatchSize, imageSize: size, shuffle: false, transform: evalTransform(size) });
-  const testDesc = heldOut ? `held-out test ${test.items.length} (≤${config.heldOutTest}/class)` : `test ${test.items.length}`;
   const extraDesc = extra.length ? ` + ${extraCounts.map((n, c) => (n ? `${n} extra ${classNames[c]}` : '')).filter(Boolean).join(', ')}` : '';
   return {
     classNames,
-    description: `${pool.source}: train ${split.train.items.length}${extraDesc}, val ${split.val.items.length}, ${testDesc}`,
-    train: split.train,
-    val: split.val,
+    description: `${pool.source}: train ${train.items.length}${extraDesc}, val ${val.items.length}, ${testDesc}`,
+    train,
+    val,
     test,
     trainCounts,
     extraCounts,
     trainLoader,
-    valLoader: evalLoader(split.val, source),
+    valLoader: evalLoader(val, source),
     testLoader: evalLoader(test, testSource),
   };
 }

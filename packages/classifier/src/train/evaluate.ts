@@ -2,6 +2,7 @@
 import { tensor, noGrad, type Tensor } from '@foliar/tensor';
 import { Progress } from '@foliar/nn';
 import type { DataLoader } from '../data/loader.js';
+import type { LabeledItem } from '../data/layouts.js';
 import { classificationReport, type ClassificationReport } from '../metrics/report.js';
 import type { Classifier } from './model.js';
 
@@ -77,4 +78,28 @@ export interface Evaluation extends Predictions {
 export async function evaluate(model: Classifier, loader: DataLoader, classNames: readonly string[], opts: { label?: string; progress?: boolean } = {}): Promise<Evaluation> {
   const p = await predictLoader(model, loader, classNames.length, opts);
   return { ...p, report: classificationReport(p.labels, p.probs, classNames) };
+}
+
+/** An evaluation whose rows are tied to the dataset items they scored. */
+export interface ItemEvaluation extends Evaluation {
+  /** Item id of each row (aligned with `labels` and the rows of `probs`). */
+  ids: string[];
+  /** Item path of each row. */
+  paths: string[];
+}
+
+/**
+ * Ties each row of `ev` to its item: `items` must be the list the loader's dataset was opened
+ * on (rows carry dataset indices, so the loader's order does not matter).
+ */
+export function withItems(ev: Evaluation, items: readonly LabeledItem[]): ItemEvaluation {
+  const ids: string[] = [], paths: string[] = [];
+  ev.indices.forEach((idx, row) => {
+    const it = items[idx];
+    if (!it) throw new Error(`evaluation row ${row} has dataset index ${idx}, outside the ${items.length} items given`);
+    if (it.label !== ev.labels[row]) throw new Error(`evaluation row ${row}: label ${ev.labels[row]} differs from item "${it.id}"'s ${it.label}: not the items the loader was built on`);
+    ids.push(it.id);
+    paths.push(it.path);
+  });
+  return { ...ev, ids, paths };
 }

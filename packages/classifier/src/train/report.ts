@@ -1,11 +1,12 @@
 // Run report: report.json, report.md and PNG charts (confusion matrix, per-class bars, loss and
-// accuracy curves).
+// accuracy curves), and the per-image test predictions (test-predictions.csv).
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { writeFileAtomic } from '@foliar/tensor';
 import { heatmap, barChart, lineChart, encodePng, type LineSeries } from '@foliar/nn';
 import { reportMarkdown, type ClassificationReport } from '../metrics/report.js';
 import type { EpochRecord } from './checkpoint.js';
+import type { ItemEvaluation } from './evaluate.js';
 
 export interface RunReport {
   title: string;
@@ -121,4 +122,35 @@ export async function writeRunReport(dir: string, r: RunReport): Promise<Written
   const json = { title: r.title, split: r.split, epoch: r.epoch ?? null, ...rep, history: h, ...(r.extra ? { extra: r.extra } : {}) };
   await writeFileAtomic(jsonPath, JSON.stringify(json, null, 2) + '\n');
   return { json: jsonPath, markdown: mdPath, charts };
+}
+
+export const TEST_PREDICTIONS_FILE = 'test-predictions.csv';
+
+const csvField = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+// 9 significant digits identify a float32 exactly, so metrics recomputed from the file match
+const prob = (v: number) => String(Number(v.toPrecision(9)));
+
+/**
+ * `id,path,label,predicted,p_<class>…`: one row per scored image, labels and predictions as class
+ * names (predicted = argmax, first maximum on ties, as the report counts it).
+ */
+export function testPredictionsCsv(ev: ItemEvaluation, classNames: readonly string[]): string {
+  const C = classNames.length;
+  if (ev.probs.length !== ev.ids.length * C) throw new Error(`testPredictionsCsv: ${ev.probs.length} probabilities for ${ev.ids.length} rows x ${C} classes`);
+  const lines = [['id', 'path', 'label', 'predicted', ...classNames.map((c) => `p_${c}`)].map(csvField).join(',')];
+  for (let i = 0; i < ev.ids.length; i++) {
+    const row = ev.probs.subarray(i * C, (i + 1) * C);
+    let arg = 0;
+    for (let c = 1; c < C; c++) if (row[c]! > row[arg]!) arg = c;
+    lines.push([csvField(ev.ids[i]!), csvField(ev.paths[i]!), csvField(classNames[ev.labels[i]!]!), csvField(classNames[arg]!), ...Array.from(row, prob)].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Writes `<dir>/test-predictions.csv` atomically (a crash never leaves half a file); returns its path. */
+export async function writeTestPredictions(dir: string, ev: ItemEvaluation, classNames: readonly string[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, TEST_PREDICTIONS_FILE);
+  await writeFileAtomic(path, testPredictionsCsv(ev, classNames));
+  return path;
 }

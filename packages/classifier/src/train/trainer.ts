@@ -16,8 +16,8 @@ import {
   CheckpointDir, saveCheckpoint, loadCheckpoint, restoreModel, restoreOptimizer, CHECKPOINT_FORMAT,
   type EpochRecord, type EpochAccumulator, type TrainingState,
 } from './checkpoint.js';
-import { evaluate, type Evaluation } from './evaluate.js';
-import { writeRunReport, perClassTable, type WrittenReport } from './report.js';
+import { evaluate, withItems, type ItemEvaluation } from './evaluate.js';
+import { writeRunReport, writeTestPredictions, perClassTable, type WrittenReport } from './report.js';
 import { saveModelFile } from './model-file.js';
 import { JsonlLog } from './log.js';
 
@@ -52,8 +52,11 @@ export interface TrainResult {
   globalStep: number;
   /** Training seconds across all sessions of the run (validation included, final test excluded). */
   seconds: number;
-  /** Test evaluation of the best (else last) weights; absent when interrupted or skipReport. */
-  test?: Evaluation;
+  /**
+   * Test evaluation of the best (else last) weights, rows tied to item ids (also written to
+   * `<runDir>/test-predictions.csv`); absent when interrupted or skipReport.
+   */
+  test?: ItemEvaluation;
   report?: WrittenReport;
   data: Pick<PreparedData, 'description' | 'trainCounts' | 'extraCounts'>;
 }
@@ -266,8 +269,10 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
         epochOfWeights = st.monitor.bestEpoch;
       }
       await saveModelFile(join(runDir, 'model.safetensors'), model, { arch: config.arch, classNames, imageSize: config.imageSize, config });
-      const test = await evaluate(model, data.testLoader, classNames, { label: 'test', progress: opts.progress });
-      const split = config.heldOutTest > 0 ? `held-out test set (${test.labels.length} images)` : `test split (${test.labels.length} images)`;
+      const test = withItems(await evaluate(model, data.testLoader, classNames, { label: 'test', progress: opts.progress }), data.test.items);
+      await writeTestPredictions(runDir, test, classNames);
+      const split = config.split != null ? `explicit test split (${test.labels.length} images)`
+        : config.heldOutTest > 0 ? `held-out test set (${test.labels.length} images)` : `test split (${test.labels.length} images)`;
       log.write({ type: 'test', epoch: epochOfWeights, accuracy: test.report.accuracy, meanAuc: test.report.macro.auc, perClass: test.report.perClass, confusion: test.report.confusion.matrix });
       result.test = test;
       result.report = await writeRunReport(runDir, {
