@@ -71,8 +71,11 @@ test('readPlantPathology2020 on the shared leaves dataset matches labels_fgvc8.c
   if (!haveLeaves) return;
   const set = await D.readPlantPathology2020(leaves);
   assert.equal(set.classNames, ['healthy', 'multiple_diseases', 'rust', 'scab']);
-  assert.is(set.items.length, 3484);
-  assert.equal(D.classCounts(set), [850, 934, 850, 850]); // README table
+  // Independent truth for the counts: train.csv's one-hot rows, parsed naively here (the shared copy
+  // changes, e.g. when conflicting duplicates were removed, so no number is hard-coded)
+  const rows = readFileSync(join(leaves, 'train.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(','));
+  assert.is(set.items.length, rows.length);
+  assert.equal(D.classCounts(set), [1, 2, 3, 4].map((c) => rows.filter((r) => r[c] === '1').length));
   // Independent truth: the 2020 class recorded in the other CSV, parsed naively here.
   const lines = readFileSync(join(leaves, 'labels_fgvc8.csv'), 'utf8').trim().split(/\r?\n/);
   const cols = lines[0].split(',');
@@ -82,7 +85,7 @@ test('readPlantPathology2020 on the shared leaves dataset matches labels_fgvc8.c
     assert.is(it.path, join(leaves, 'images', `${it.id}.jpg`));
   }
   const auto = await D.readDataset(leaves);
-  assert.is(auto.items.length, 3484);
+  assert.is(auto.items.length, rows.length);
   assert.ok(auto.source.startsWith('plant-pathology-2020:'));
 });
 
@@ -328,7 +331,8 @@ test('subsampleByClass: exact counts, complement, errors', async () => {
   const kaggle = { healthy: 516, multiple_diseases: 91, rust: 622, scab: 592 };
   const a = D.subsampleByClass(leavesSet, kaggle, 2020);
   assert.equal(D.classCounts(a.subset), [516, 91, 622, 592]);
-  assert.equal(D.classCounts(a.rest), [850 - 516, 934 - 91, 850 - 622, 850 - 592]);
+  const all = D.classCounts(leavesSet);
+  assert.equal(D.classCounts(a.rest), [all[0]! - 516, all[1]! - 91, all[2]! - 622, all[3]! - 592]);
   assert.equal(D.subsampleByClass(leavesSet, kaggle, 2020).subset.items.map((i) => i.id), a.subset.items.map((i) => i.id));
 });
 
