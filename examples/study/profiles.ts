@@ -1,0 +1,72 @@
+/**
+ * Study profiles: how big every stage is. `smoke` runs each stage at toy size in a few minutes (CI);
+ * `quick` is the README's main job on a 2-core machine; `full` is the study's own setting (a
+ * Stable Diffusion 1.x folder, 512 px, 400 images, 5 seeds) for a machine with a GPU.
+ */
+import type { TrainConfig } from '@foliar/classifier';
+
+export interface StudyProfile {
+  name: 'smoke' | 'quick' | 'full';
+  seeds: number[];
+  /** Side of every image the classifier and the generator see. */
+  imageSize: number;
+  /** Training split per class (subsampled); null = the Plant Pathology 2020 counts. */
+  trainCounts: Record<string, number> | null;
+  valPerClass: number;
+  testPerClass: number;
+  classifier: Partial<TrainConfig>;
+  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
+  base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
+  dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number };
+  /** Synthetic images per arm (the study's 400) and how they are sampled. */
+  synthetic: { count: number; steps: number; guidance: number; batch: number };
+  gates: { vaeImages: number; conditioningSamples: number; dreamboothSamples: number; steps: number };
+  drift: { samples: number; steps: number };
+  /** What the profile is expected to take on this project's 2-core machine (printed up front). */
+  estimateMinutes: number;
+}
+
+export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
+  smoke: {
+    name: 'smoke', seeds: [0, 1], imageSize: 32,
+    trainCounts: { healthy: 24, multiple_diseases: 8, rust: 24, scab: 24 }, valPerClass: 6, testPerClass: 8,
+    classifier: { arch: 'resnet18', imageSize: 32, epochs: 2, maxStepsPerEpoch: 3, batchSize: 16, evalBatchSize: 32, warmupEpochs: 0, lr: 0.02 },
+    vae: { steps: 6, batch: 4, lr: 1e-3, blockOutChannels: [8, 16] },
+    base: { steps: 6, batch: 4, lr: 5e-4, blockOutChannels: [32, 32] },
+    dreambooth: { steps: 4, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 4, priorWeight: 1 },
+    synthetic: { count: 8, steps: 3, guidance: 5, batch: 8 },
+    gates: { vaeImages: 8, conditioningSamples: 4, dreamboothSamples: 4, steps: 3 },
+    drift: { samples: 2, steps: 3 },
+    estimateMinutes: 6,
+  },
+  quick: {
+    name: 'quick', seeds: [0, 1, 2], imageSize: 32,
+    trainCounts: null, valPerClass: 25, testPerClass: 100,
+    classifier: { arch: 'resnet18', imageSize: 32, epochs: 4, maxStepsPerEpoch: 20, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1, lr: 0.02 },
+    vae: { steps: 200, batch: 8, lr: 1e-3, blockOutChannels: [32, 64] },
+    base: { steps: 400, batch: 8, lr: 5e-4, blockOutChannels: [32, 64] },
+    dreambooth: { steps: 150, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1 },
+    synthetic: { count: 400, steps: 10, guidance: 5, batch: 16 },
+    gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 10 },
+    drift: { samples: 16, steps: 10 },
+    estimateMinutes: 60,
+  },
+  full: {
+    name: 'full', seeds: [0, 1, 2, 3, 4], imageSize: 128,
+    trainCounts: null, valPerClass: 40, testPerClass: 200,
+    classifier: { arch: 'resnet18', imageSize: 128, epochs: 30, maxStepsPerEpoch: 0, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1, lr: 0.02, patience: 8 },
+    vae: { steps: 3000, batch: 16, lr: 1e-3, blockOutChannels: [32, 64, 128] },
+    base: { steps: 8000, batch: 16, lr: 5e-4, blockOutChannels: [64, 128, 128] },
+    dreambooth: { steps: 800, batch: 2, lrFull: 5e-6, lrLora: 1e-4, classImages: 200, priorWeight: 1 },
+    synthetic: { count: 400, steps: 50, guidance: 7.5, batch: 8 },
+    gates: { vaeImages: 200, conditioningSamples: 64, dreamboothSamples: 128, steps: 50 },
+    drift: { samples: 32, steps: 50 },
+    estimateMinutes: 24 * 60,
+  },
+};
+
+export function studyProfile(name: string | undefined): StudyProfile {
+  const p = STUDY_PROFILES[(name ?? 'quick') as StudyProfile['name']];
+  if (!p) throw new Error(`--profile must be one of ${Object.keys(STUDY_PROFILES).join(', ')}, got "${name}"`);
+  return structuredClone(p);
+}
