@@ -1,205 +1,380 @@
 /**
- * The study end to end: does a fine-tuned diffusion model's synthetic data help the classifier on the
- * rare class?
+ * The study as one experiment: does DreamBooth's synthetic data help a classifier on the rare class,
+ * compared with the simple controls, over several seeds?
  *
- *   1. baseline/        ResNet18 on the leaves with the Plant Pathology 2020 imbalance (as `npm run experiment`)
- *   2. synthetic/       --count images of the instance prompt from the DreamBooth model, one seed each
- *   3. verify.json      the baseline classifier scores those images: do they look like the rare class?
- *                       (the study's wish for "a way to verify that synthetic images really show the class")
- *   4. with-synthetic/  the same training (same seed, split and test set) with the synthetic images added
- *                       to the rare class's training split only
- *   5. study.md, study.json, study.png, verify.png   baseline vs with synthetic, per class
+ *   data        deduplicate by decoded pixels; one stratified train/val/test split per seed (splits.json)
+ *   arms        baseline · oversample · class_weight (the simple controls)
+ *   generator   VAE and base text-to-image model on the seed's training split WITHOUT the rare class
+ *   dreambooth  with and without prior preservation, on exactly the rare-class images of the training split
+ *   synthetic   N images per DreamBooth model, and N of the base model's class prompt (the control arm)
+ *   verify      the oversample arm's classifier scores the synthetic images; threshold fixed on validation
+ *   arms        control · dreambooth · dreambooth_no_prior · dreambooth_filtered (+N images each)
+ *   gates       VAE, base model and DreamBooth quality numbers; drift with and without prior preservation
+ *   report      report.json / report.md / report.html (self-contained), predictions per arm and seed
  *
- *   npm run study -- --model runs/dreambooth-leaves/dreambooth/final --data ../shared/data/leaves
- *   npm run study -- --synthetic-dir <folder of images> --data ../shared/data/leaves   # images made elsewhere
+ *   npm run study                                     # quick profile, embedded procedural leaves
+ *   npm run study -- --data ../shared/data/leaves     # photographs (any supported layout)
+ *   npm run study -- --profile smoke                  # every stage at toy size (CI)
+ *   npm run study -- --profile full --model <SD 1.x diffusers folder> --data <Kaggle 2020 folder>
  *
- * Every stage keeps its result under --out (default runs/study) and is skipped when done, or resumed
- * (classifier runs, interrupted image sets) when it stopped half-way: re-running continues the study.
+ * Each stage is cached under --out by a hash of its configuration and inputs: re-running the same
+ * command continues; changing a setting reruns only what depends on it. The test split is read once
+ * per arm and seed, by the final evaluation of that arm; every choice (checkpoint, filter threshold)
+ * is made on validation images.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
-import { barChart, encodePng, imageGrid, readPng } from '@foliar/nn';
-import { StableDiffusionPipeline, LoRA, generateImageSet } from '@foliar/diffusion';
-import {
-  train, resolveConfig, loadTrainedModel, predictImages, listImages, PP2020_COUNTS,
-  type TrainConfig, type ClassificationReport,
-} from '@foliar/classifier';
-import { CLASSIFIER_PROFILES, profileOf, intFlag } from './lib/profiles.js';
+import { Progress, readPng } from '@foliar/nn';
+import { StableDiffusionPipeline, loadVAE } from '@foliar/diffusion';
+import { PP2020_COUNTS, protocolSplit, splitsJson, loadTrainedModel, type ProtocolSplit, type LabeledItem, type TrainConfig } from '@foliar/classifier';
+import { studyProfile } from './study/profiles.js';
+import { StageRunner, hashOf, type StageResult } from './study/stages.js';
+import { loadStudyData, imagesOf, itemsOf } from './study/data.js';
+import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
+import { runArm, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
+import { classifierScorer } from './study/features.js';
+import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
+import { measureDrift } from './study/drift.js';
+import { sideBySideGrid, labelledGrid } from './study/grids.js';
+import { writeReportHtml } from './study/report-html.js';
+import { renderReportMarkdown } from './study/report-md.js';
+import type { StudyReport, GateEntry, DriftEntry, ReportImage } from './study/report-types.js';
 
 const { values: args } = parseArgs({
   options: {
-    model: { type: 'string' },
-    lora: { type: 'string' },
-    'synthetic-dir': { type: 'string' },
-    prompt: { type: 'string', default: 'a photo of a <diseaes-leaf> leaf' },
-    class: { type: 'string', default: 'multiple_diseases' },
-    count: { type: 'string', default: '400' },
-    steps: { type: 'string', default: '25' },
-    guidance: { type: 'string', default: '7.5' },
-    'batch-size': { type: 'string', default: '8' },
-    data: { type: 'string' },
     profile: { type: 'string', default: 'quick' },
-    epochs: { type: 'string' },
-    seed: { type: 'string' },
-    out: { type: 'string', default: join('runs', 'study') },
+    data: { type: 'string' },
+    model: { type: 'string' },
+    out: { type: 'string' },
+    method: { type: 'string', default: 'full' },
+    seeds: { type: 'string' },
+    count: { type: 'string' },
+    class: { type: 'string', default: 'multiple_diseases' },
+    'instance-prompt': { type: 'string', default: 'a photo of a <diseaes-leaf> leaf' },
+    'class-prompt': { type: 'string', default: 'a photo of a leaf' },
     backend: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
-if (!args.model === !args['synthetic-dir']) throw new Error('give --model <DreamBooth pipeline folder> (to generate the synthetic images) or --synthetic-dir <folder> (images made elsewhere), not both');
-const profile = profileOf(args.profile);
-const count = intFlag(args.count, 'count')!;
-if (count < 1) throw new Error(`--count must be positive, got ${count}`);
-const guidance = Number(args.guidance);
-if (!Number.isFinite(guidance)) throw new Error(`--guidance must be a number, got "${args.guidance}"`);
-const out = resolve(args.out!);
-const rareClass = args.class!;
+if (args.help) {
+  console.log('usage: npm run study -- [--profile smoke|quick|full] [--data <dataset folder>] [--model <SD diffusers folder as base model>] [--method full|lora] [--seeds 0,1,2] [--count 400] [--class multiple_diseases] [--out dir] [--backend webgpu|cpu]');
+  process.exit(0);
+}
+const P = studyProfile(args.profile);
+if (args.seeds) {
+  P.seeds = args.seeds.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n)) throw new Error(`--seeds must be comma-separated integers, got "${args.seeds}"`);
+    return n;
+  });
+  if (P.seeds.length < 2) throw new Error('--seeds: at least two seeds are needed for an interval');
+}
+if (args.count) {
+  const n = Number(args.count);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--count must be a positive integer, got "${args.count}"`);
+  P.synthetic.count = n;
+}
+const method = args.method as MethodName;
+if (method !== 'full' && method !== 'lora') throw new Error(`--method must be full or lora, got "${args.method}"`);
+const rare = args.class!;
+const instancePrompt = args['instance-prompt']!;
+const classPrompt = args['class-prompt']!;
+const out = resolve(args.out ?? join('runs', `study-${P.name}`));
+const dataDir = args.data ? resolve(args.data) : null;
 
 const backend = await ft.init({ backend: (args.backend as 'webgpu' | 'cpu' | undefined) ?? 'auto' });
-console.log(`foliar study (${profile}) on ${backend.describe()}; results in ${out}`);
-const ac = new AbortController();
+const adapter = backend.describe();
+console.log(`foliar study, ${P.name} profile, ${P.seeds.length} seeds, method ${method}, on ${adapter}`);
+console.log(`expected time on a 2-core machine: about ${P.estimateMinutes} min (stages already done are reused); results in ${out}`);
+const stop = new AbortController();
 process.on('SIGINT', () => {
-  if (ac.signal.aborted) process.exit(130);
-  process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once); re-run the same command to continue…\n');
-  ac.abort();
+  if (stop.signal.aborted) process.exit(130);
+  process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once); run the same command again to continue…\n');
+  stop.abort();
 });
 
-const base: Partial<TrainConfig> = {
-  arch: 'resnet18',
-  data: args.data ? resolve(args.data) : null,
-  counts: { ...PP2020_COUNTS },
-  epochs: intFlag(args.epochs, 'epochs'),
-  seed: intFlag(args.seed, 'seed'),
+const runner = new StageRunner(out);
+const perSeedStages = 15;
+const overall = new Progress({ total: 1 + P.seeds.length * perSeedStages + 1, label: 'study', unit: 'stages/s' });
+const tick = () => overall.increment();
+
+// ---------------------------------------------------------------- data, splits
+const data = await loadStudyData(P, dataDir);
+console.log(`data: ${data.describe}`);
+const classNames = [...data.set.classNames];
+if (!classNames.includes(rare)) throw new Error(`--class ${rare}: not a class of the data (${classNames.join(', ')})`);
+const common = classNames.filter((c) => c !== rare);
+const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
+const splits: ProtocolSplit[] = P.seeds.map((seed) =>
+  protocolSplit(data.set, { seed, trainCounts: P.trainCounts ?? { ...PP2020_COUNTS }, valPerClass: P.valPerClass, testPerClass: P.testPerClass }),
+);
+await writeFileAtomic(join(out, 'splits.json'), JSON.stringify(splitsJson(splits), null, 2) + '\n');
+await writeFileAtomic(join(out, 'dedup.json'), JSON.stringify({ counts: data.dedup.counts, groups: data.dedup.groups, removed: data.dedup.removed }, null, 2) + '\n');
+tick();
+
+const classifierBase: Partial<TrainConfig> = {
+  ...P.classifier,
+  data: data.classifierData,
+  counts: data.poolCounts,
+  syntheticSeed: 0,
+  heldOutTest: 0,
 };
+const controls: ArmSpec[] = [
+  { name: 'baseline', description: 'the imbalanced training split as it is', config: {} },
+  { name: 'oversample', description: 'class-balanced sampling of the training split (with replacement)', config: { balancedSampling: true } },
+  { name: 'class_weight', description: 'cross-entropy weighted by inverse class frequency', config: { classWeights: 'inverse' } },
+];
+const extraArm = (name: string, description: string, dir: string): ArmSpec => ({ name, description, config: { extraTrain: [{ className: rare, dir }] } });
 
-interface RunSummary {
-  classNames: string[];
-  report: ClassificationReport;
-  trainCounts: Record<string, number>;
-  extraTrainCounts?: Record<string, number>;
-}
-
-/** A classifier run in `dir`: read when finished, resumed when interrupted, else trained. */
-async function classifierRun(dir: string, config: TrainConfig, label: string): Promise<RunSummary | null> {
-  const reportPath = join(dir, 'report.json');
-  if (!existsSync(reportPath)) {
-    const resume = existsSync(join(dir, 'checkpoints'));
-    console.log(`\n== ${label}: ${resume ? 'resuming' : 'training'} in ${dir}`);
-    const r = await train(config, { runDir: dir, resume, signal: ac.signal });
-    if (r.interrupted) return null;
-  } else console.log(`\n== ${label}: done before, reading ${reportPath}`);
-  const json = JSON.parse(readFileSync(reportPath, 'utf8')) as ClassificationReport & { extra?: { trainCounts: Record<string, number>; extraTrainCounts?: Record<string, number> } };
-  return { classNames: json.perClass.map((c) => c.name), report: json, trainCounts: json.extra?.trainCounts ?? {}, ...(json.extra?.extraTrainCounts ? { extraTrainCounts: json.extra.extraTrainCounts } : {}) };
-}
-
-function finish(code = 0): never {
-  ft.shutdown();
-  process.exit(code);
-}
-
-// 1. baseline
-const baseConfig = resolveConfig(CLASSIFIER_PROFILES[profile], base);
-const baseline = await classifierRun(join(out, 'baseline'), baseConfig, 'baseline classifier');
-if (!baseline) finish(130);
-if (!baseline.classNames.includes(rareClass)) throw new Error(`--class ${rareClass} is not one of the classes ${baseline.classNames.join(', ')}`);
-
-// 2. synthetic images
-let syntheticDir: string;
-if (args['synthetic-dir']) {
-  syntheticDir = resolve(args['synthetic-dir']);
-} else {
-  syntheticDir = join(out, 'synthetic');
-  console.log(`\n== synthetic images: ${count} of "${args.prompt}" from ${args.model}${args.lora ? ` + LoRA ${args.lora}` : ''}`);
-  const pipe = await StableDiffusionPipeline.fromPretrained(resolve(args.model!));
-  if (args.lora) (await LoRA.fromPretrained(pipe, resolve(args.lora))).merge();
-  const t0 = performance.now();
-  const r = await generateImageSet(pipe, {
-    prompt: args.prompt!, count, seed: intFlag(args.seed, 'seed') ?? 0, batchSize: intFlag(args['batch-size'], 'batch-size'),
-    numInferenceSteps: intFlag(args.steps, 'steps'), guidanceScale: guidance, outDir: syntheticDir, prefix: 'synthetic',
-  });
-  console.log(`${r.generated} generated, ${r.reused} kept from before (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-  pipe.dispose();
-}
-const syntheticFiles = (await listImages([syntheticDir])).slice(0, count);
-
-// 3. verification by the baseline classifier
-const { model, info } = await loadTrainedModel(join(out, 'baseline'));
-model.eval();
-const preds = await predictImages(model, syntheticFiles, { imageSize: info.imageSize, numClasses: info.classNames.length });
-model.dispose();
-const rare = info.classNames.indexOf(rareClass);
-const predicted = info.classNames.map((_, c) => preds.filter((p) => p.probs.indexOf(Math.max(...p.probs)) === c).length);
-const meanProb = preds.reduce((a, p) => a + p.probs[rare]!, 0) / preds.length;
-const realRecall = baseline.report.perClass[rare]!.recall;
-const verify = {
-  images: preds.length, class: rareClass,
-  shareClassifiedAsClass: predicted[rare]! / preds.length,
-  meanProbability: meanProb,
-  predictedCounts: Object.fromEntries(info.classNames.map((c, i) => [c, predicted[i]])),
-  realHeldOutRecall: realRecall,
+const armRuns = new Map<string, ArmRun[]>();
+const armSpecs = new Map<string, ArmSpec>();
+const gates: GateEntry[] = [];
+const drift: DriftEntry[] = [];
+const images: ReportImage[] = [];
+const instanceIds: Record<string, string[]> = {};
+const verification: StudyReport['verification']['per_seed'] = [];
+const addRun = (spec: ArmSpec, r: StageResult<ArmRun>) => {
+  armSpecs.set(spec.name, spec);
+  armRuns.set(spec.name, [...(armRuns.get(spec.name) ?? []), r.value]);
 };
-await writeFileAtomic(join(out, 'verify.json'), JSON.stringify(verify, null, 2) + '\n');
-await writeFileAtomic(join(out, 'verify.png'), encodePng(barChart({
-  labels: info.classNames, values: predicted.map((n) => n / preds.length), yMax: 1,
-  title: `Baseline classifier on ${preds.length} synthetic "${rareClass}" images: predicted class`,
-})));
-const sample = syntheticFiles.slice(0, 16).map((f) => readPng(f));
-await writeFileAtomic(join(out, 'synthetic-sample.png'), encodePng(imageGrid(sample, { cols: 8, title: `synthetic ${rareClass} (first ${sample.length})` })));
-console.log(`\nverification: the baseline classifier calls ${(100 * verify.shareClassifiedAsClass).toFixed(1)}% of the synthetic images "${rareClass}" (mean P ${meanProb.toFixed(3)}); it recalls ${(100 * realRecall).toFixed(1)}% of real held-out ones`);
+const relImage = (path: string, caption: string, section: string) => images.push({ path: relative(out, path), caption, section });
+const PROBES = ['a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
 
-// 4. with synthetic images
-const synConfig = resolveConfig(CLASSIFIER_PROFILES[profile], base, { extraTrain: [{ className: rareClass, dir: syntheticDir, limit: count }] });
-const withSyn = await classifierRun(join(out, 'with-synthetic'), synConfig, `classifier + ${syntheticFiles.length} synthetic ${rareClass}`);
-if (!withSyn) finish(130);
+try {
+  for (const [si, seed] of P.seeds.entries()) {
+    const split = splits[si]!;
+    const splitDep: StageResult<unknown> = { key: hashOf(splitsJson([split])), dir: out, value: null, seconds: 0, cached: true };
+    // ---- the simple controls
+    const ctl: Record<string, StageResult<ArmRun>> = {};
+    for (const spec of controls) {
+      ctl[spec.name] = await runArm(runner, spec, seed, classifierBase, split, [splitDep], stop.signal);
+      addRun(spec, ctl[spec.name]!);
+      tick();
+    }
+    // ---- generator: never sees the rare class, nor anything outside this seed's training split
+    const rareTrain = itemsOf(split.train, rare);
+    instanceIds[String(seed)] = rareTrain.map((it) => it.id).sort();
+    const commonTrain: LabeledItem[] = common.flatMap((c) => itemsOf(split.train, c));
+    let baseModel: string;
+    let vaeStage: StageResult<{ model: string }> | null = null;
+    let baseStage: StageResult<unknown>;
+    if (args.model) {
+      baseModel = resolve(args.model);
+      baseStage = { key: hashOf({ model: baseModel }), dir: baseModel, value: null, seconds: 0, cached: true };
+      tick();
+      tick();
+    } else {
+      const commonImages = await imagesOf(data, commonTrain);
+      vaeStage = await runner.run('vae', seed, { vae: P.vae, size: P.imageSize }, [splitDep], (dir) => trainStudyVAE(P, dir, commonImages, seed, stop.signal));
+      tick();
+      // each image under the class prompt and its own class's prompt, and every 4th also with an
+      // empty caption: classifier-free guidance needs a trained unconditional branch (~1/9 of examples)
+      const examples = commonTrain.flatMap((it, i) => [
+        { image: commonImages[i]!, caption: classPrompt },
+        { image: commonImages[i]!, caption: prompt(classNames[it.label]!) },
+        ...(i % 4 === 0 ? [{ image: commonImages[i]!, caption: '' }] : []),
+      ]);
+      const bs = await runner.run('base', seed, { base: P.base, vae: vaeStage.key, classPrompt, prompts: common.map(prompt) }, [splitDep, vaeStage], (dir) =>
+        trainStudyBase(P, dir, (vaeStage!.value as { model: string }).model, examples, [classPrompt, ...common.map(prompt)], seed, stop.signal),
+      );
+      baseStage = bs;
+      baseModel = bs.value.model;
+      tick();
+    }
+    // ---- DreamBooth with and without prior preservation, on the rare class of the training split
+    const rareImages = await imagesOf(data, rareTrain);
+    const dbVariants = [
+      { name: 'dreambooth', classPrompt: classPrompt as string | null, description: `+N images from DreamBooth (${method}) with prior preservation` },
+      { name: 'dreambooth_no_prior', classPrompt: null, description: `+N images from DreamBooth (${method}) without prior preservation` },
+    ];
+    const dbStages: Record<string, StageResult<{ model: string }>> = {};
+    for (const v of dbVariants) {
+      dbStages[v.name] = await runner.run(v.name, seed, { db: P.dreambooth, method, instancePrompt, classPrompt: v.classPrompt, instances: instanceIds[String(seed)] }, [splitDep, baseStage], (dir) =>
+        trainStudyDreamBooth(P, dir, baseModel, { instanceImages: rareImages, instancePrompt, classPrompt: v.classPrompt, method, validationPrompts: [instancePrompt, ...PROBES.slice(0, 2)] }, seed, stop.signal),
+      );
+      tick();
+    }
+    // ---- synthetic sets
+    const setSeed = 1_000_000 * (seed + 1);
+    const sample = (name: string, model: string, p: string, dep: StageResult<unknown>) =>
+      runner.run(`synthetic-${name}`, seed, { count: P.synthetic.count, prompt: p, s: P.synthetic, setSeed }, [dep], async (dir) => ({
+        dir: join(dir, 'images'),
+        files: await sampleSet(P, model, p, P.synthetic.count, join(dir, 'images'), setSeed),
+      }));
+    const controlSet = await sample('control', baseModel, classPrompt, baseStage);
+    const dbSets: Record<string, StageResult<{ dir: string; files: string[] }>> = {};
+    for (const v of dbVariants) dbSets[v.name] = await sample(v.name, dbStages[v.name]!.value.model, instancePrompt, dbStages[v.name]!);
+    tick();
+    // ---- verification: a classifier that does recognise the rare class; threshold on validation only
+    const loaded = await loadTrainedModel(ctl.oversample!.value.runDir);
+    const scorer = classifierScorer(loaded.model, { classNames, imageSize: P.imageSize });
+    const valRare = await imagesOf(data, itemsOf(split.val, rare));
+    const valOther = await imagesOf(data, common.flatMap((c) => itemsOf(split.val, c)));
+    const readSet = async (files: string[]) => Promise.all(files.map(async (f) => readPng(f)));
+    const ver = await runner.run('verification', seed, { scorer: ctl.oversample!.key }, [dbSets.dreambooth!, ctl.oversample!], async (dir) => {
+      const synthetic = await readSet(dbSets.dreambooth!.value.files);
+      const v = await verificationFilter({ scorer, rareClass: rare, synthetic, valRare, valOther });
+      const keep = join(dir, 'accepted');
+      mkdirSync(keep, { recursive: true });
+      const accepted = dbSets.dreambooth!.value.files.filter((_, i) => v.accepted[i]);
+      for (const f of accepted) copyFileSync(f, join(keep, basename(f)));
+      const reject = dbSets.dreambooth!.value.files.filter((_, i) => !v.accepted[i]);
+      await labelledGrid([
+        { label: 'accepted', images: await readSet(accepted.slice(0, 8)) },
+        { label: 'rejected', images: await readSet(reject.slice(0, 8)) },
+      ].filter((r) => r.images.length), join(dir, 'verification.png'));
+      return { dir: keep, scored: synthetic.length, accepted: accepted.length, threshold: v.threshold, meanRareProbability: v.meanRareProbability };
+    });
+    verification.push({ seed, scored: ver.value.scored, accepted: ver.value.accepted, threshold: ver.value.threshold, mean_rare_probability: ver.value.meanRareProbability });
+    relImage(join(ver.dir, 'verification.png'), `seed ${seed}: DreamBooth images accepted / rejected by the filter`, 'verification');
+    tick();
+    // ---- retraining arms
+    const retrain: [ArmSpec, StageResult<unknown>][] = [
+      [extraArm('control', `+N images of the base model's "${classPrompt}" labelled ${rare} (non-informative)`, controlSet.value.dir), controlSet],
+      [extraArm('dreambooth', dbVariants[0]!.description, dbSets.dreambooth!.value.dir), dbSets.dreambooth!],
+      [extraArm('dreambooth_no_prior', dbVariants[1]!.description, dbSets.dreambooth_no_prior!.value.dir), dbSets.dreambooth_no_prior!],
+    ];
+    if (ver.value.accepted > 0) retrain.push([extraArm('dreambooth_filtered', 'the dreambooth images the verification accepted', ver.value.dir), ver]);
+    else {
+      console.warn(`seed ${seed}: the filter accepted no synthetic image; dreambooth_filtered gets none for this seed`);
+      tick();
+    }
+    for (const [spec, dep] of retrain) {
+      addRun(spec, await runArm(runner, spec, seed, classifierBase, split, [splitDep, dep], stop.signal));
+      tick();
+    }
+    // ---- gates
+    const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+    const g = await runner.run('gates', seed, { gates: P.gates, scorer: ctl.oversample!.key }, [baseStage, ...Object.values(dbStages), ctl.oversample!, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
+      const entries: GateEntry[] = [];
+      let scalingFactor: number | null = null;
+      if (vaeStage) {
+        const vae = await loadVAE(vaeStage.value.model);
+        const valItems = split.val.items.slice(0, P.gates.vaeImages);
+        const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
+        entries.push(...r.entries);
+        scalingFactor = r.scalingFactor;
+        vae.dispose();
+      }
+      const baseGen = await gen(baseModel);
+      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed })));
+      const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
+      baseGen.dispose?.();
+      const grids: { label: string; images: typeof baseSamples }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
+      for (const v of dbVariants) {
+        const dbGen = await gen(dbStages[v.name]!.value.model);
+        const r = await dreamboothGate({ generate: dbGen.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareImages, baseSamples, seed, stage: v.name });
+        dbGen.dispose?.();
+        entries.push(...r.entries);
+        grids.push({ label: `${v.name}: instance prompt`, images: r.samples.slice(0, 8) });
+      }
+      await labelledGrid(grids, join(dir, 'samples.png'));
+      return { entries, scalingFactor };
+    });
+    gates.push(...g.value.entries);
+    relImage(join(g.dir, 'samples.png'), `seed ${seed}: real ${rare} training images, base-model class-prompt samples, DreamBooth instance-prompt samples`, 'gates');
+    tick();
+    // ---- drift, with and without prior preservation
+    const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES, scorer: ctl.oversample!.key }, [baseStage, ...Object.values(dbStages), ctl.oversample!], async (dir) => {
+      const entries: DriftEntry[] = [];
+      const pics: string[] = [];
+      const baseGen = await generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(baseModel), { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+      for (const v of dbVariants) {
+        const tuned = await generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(dbStages[v.name]!.value.model), { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+        const inDomain: Record<string, string | null> = { [classPrompt]: null, ...Object.fromEntries(common.map((c) => [prompt(c), c])) };
+        const r = await measureDrift({ base: baseGen.generate, tuned: tuned.generate, variant: v.name, scorer, rareClass: rare, inDomain, probes: PROBES, samples: P.drift.samples, seed });
+        tuned.dispose?.();
+        entries.push(...r.entries);
+        const file = join(dir, `${v.name}.png`);
+        await sideBySideGrid(r.grids.map((x) => ({ label: x.prompt, base: x.base.slice(0, 4), tuned: x.tuned.slice(0, 4) })), file);
+        pics.push(file);
+      }
+      baseGen.dispose?.();
+      return { entries, pics };
+    });
+    drift.push(...d.value.entries);
+    for (const f of d.value.pics) relImage(f, `seed ${seed}: drift of ${basename(f, '.png')} — base (left) vs fine-tuned (right), same seeds`, 'drift');
+    loaded.model.dispose?.();
+    tick();
+  }
+} catch (e) {
+  overall.stop();
+  if (e instanceof StudyInterrupted || stop.signal.aborted) {
+    console.error((e as Error).message);
+    ft.shutdown();
+    process.exit(130);
+  }
+  throw e;
+}
 
-// 5. comparison
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const f3 = (x: number | null) => (x === null ? '–' : x.toFixed(3));
-const rows = baseline.classNames.map((name, i) => {
-  const a = baseline.report.perClass[i]!, b = withSyn.report.perClass[i]!;
-  return { name, accBase: a.recall, accSyn: b.recall, aucBase: a.auc, aucSyn: b.auc, support: a.support };
+// ---------------------------------------------------------------- report
+const reportDir = out;
+const baseline = armRuns.get('baseline')!;
+const control = armRuns.get('control') ?? null;
+const order = ['baseline', 'oversample', 'class_weight', 'control', 'dreambooth', 'dreambooth_no_prior', 'dreambooth_filtered'];
+const arms = order.filter((n) => armRuns.has(n)).map((n) => {
+  const runs = armRuns.get(n)!;
+  const seedsOf = runs.map((r) => r.seed);
+  // paired differences need the same seeds on both sides
+  const pick = (ref: ArmRun[] | null) => (ref ? ref.filter((r) => seedsOf.includes(r.seed)) : null);
+  return armReport(armSpecs.get(n)!, runs, pick(baseline)!, pick(control), classNames.length, reportDir, runs.map((r) => join(r.runDir, 'test-predictions.csv')));
 });
-const study = {
-  profile, data: baseConfig.data ?? 'embedded synthetic leaves', rareClass, syntheticImages: syntheticFiles.length,
-  source: args.model ? { model: resolve(args.model), lora: args.lora ? resolve(args.lora) : null, prompt: args.prompt, steps: Number(args.steps), guidance } : { dir: syntheticDir },
-  trainCounts: baseline.trainCounts, verify,
-  perClass: rows,
-  accuracy: { baseline: baseline.report.accuracy, withSynthetic: withSyn.report.accuracy },
-  meanAuc: { baseline: baseline.report.macro.auc, withSynthetic: withSyn.report.macro.auc },
+const countsOf = (s: ProtocolSplit['train']) => Object.fromEntries(classNames.map((c, k) => [c, s.items.filter((it) => it.label === k).length]));
+const report: StudyReport = {
+  title: `Synthetic ${rare} images from DreamBooth: do they help the classifier?`,
+  profile: P.name,
+  created: new Date().toISOString(),
+  adapter,
+  rare_class: rare,
+  class_names: classNames,
+  seeds: P.seeds,
+  method,
+  data: {
+    source: data.describe,
+    dedup: { images: data.dedup.counts.images, unique: data.dedup.counts.unique, duplicate_groups: data.dedup.counts.duplicateGroups, conflicting_groups: data.dedup.counts.conflictingGroups, removed: data.dedup.counts.removed },
+    splits: Object.fromEntries(splits.map((s) => [String(s.seed), { train: countsOf(s.train), val: countsOf(s.val), test: countsOf(s.test) }])),
+    generator_data: args.model
+      ? `base model: ${args.model} (given); DreamBooth: the ${rare} images of each seed's training split only`
+      : `VAE and base model: each seed's training split without ${rare} (${common.join(', ')}); DreamBooth: exactly the ${rare} images of that training split; nothing generative saw validation or test images`,
+  },
+  arms,
+  gates,
+  drift,
+  instance_ids: instanceIds,
+  verification: { per_seed: verification, detail: 'P(rare) from the oversample arm\'s classifier of the same seed; threshold keeps 90% of the real rare-class validation images' },
+  images,
+  timings: runner.timings,
+  config: { profile: P, rare_class: rare, instance_prompt: instancePrompt, class_prompt: classPrompt, method, data: dataDir, base_model: args.model ?? null },
+  findings: [],
 };
-await writeFileAtomic(join(out, 'study.json'), JSON.stringify(study, null, 2) + '\n');
-await writeFileAtomic(join(out, 'study.png'), encodePng(barChart({
-  labels: rows.map((r) => r.name),
-  groups: [
-    { name: 'accuracy, baseline', values: rows.map((r) => r.accBase) },
-    { name: `accuracy, + ${syntheticFiles.length} synthetic`, values: rows.map((r) => r.accSyn) },
-    { name: 'AUC, baseline', values: rows.map((r) => r.aucBase ?? 0) },
-    { name: 'AUC, + synthetic', values: rows.map((r) => r.aucSyn ?? 0) },
-  ],
-  title: `Test accuracy and AUC per class, + synthetic ${rareClass}`, yMax: 1,
-})));
-const md = [
-  `# Study: synthetic ${rareClass} images for the classifier`,
-  '',
-  `Data: ${study.data} (${Object.entries(baseline.trainCounts).map(([c, n]) => `${c} ${n}`).join(', ')} training images); profile ${profile}; the same seed, split and held-out test set for both runs.`,
-  `Synthetic: ${syntheticFiles.length} images ${args.model ? `of "${args.prompt}" from ${args.model}${args.lora ? ` + LoRA ${args.lora}` : ''} (${args.steps} steps, guidance ${guidance})` : `from ${syntheticDir}`}, added to the ${rareClass} training split only.`,
-  '',
-  '| class | accuracy baseline | accuracy + synthetic | Δ | AUC baseline | AUC + synthetic | test images |',
-  '| --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.name === rareClass ? `**${r.name}**` : r.name} | ${pct(r.accBase)} | ${pct(r.accSyn)} | ${(100 * (r.accSyn - r.accBase)).toFixed(1)} pt | ${f3(r.aucBase)} | ${f3(r.aucSyn)} | ${r.support} |`),
-  `| overall | ${pct(study.accuracy.baseline)} | ${pct(study.accuracy.withSynthetic)} | ${(100 * (study.accuracy.withSynthetic - study.accuracy.baseline)).toFixed(1)} pt | ${f3(study.meanAuc.baseline)} | ${f3(study.meanAuc.withSynthetic)} | |`,
-  '',
-  `Verification: the baseline classifier calls ${pct(verify.shareClassifiedAsClass)} of the synthetic images "${rareClass}" (mean probability ${meanProb.toFixed(3)}; predicted: ${Object.entries(verify.predictedCounts).map(([c, n]) => `${c} ${n}`).join(', ')}), against ${pct(realRecall)} of real held-out ${rareClass} images.`,
-  '',
-  `For reference, the original study (Stable Diffusion 1.x + DreamBooth, 400 images, ResNet18 on the Kaggle data): ${rareClass} 73.6% → 84.6%, overall 97.7%.`,
-  '',
-  '![per class](study.png) ![verification](verify.png)',
-  '',
-  '![synthetic sample](synthetic-sample.png)',
-  '',
-].join('\n');
-await writeFileAtomic(join(out, 'study.md'), md);
-console.log(`\n${md.split('\n').filter((l) => l.startsWith('|')).join('\n')}\n\nreport: ${join(out, 'study.md')}`);
-finish();
+report.findings = findingsOf(report);
+await writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+await writeFileAtomic(join(out, 'report.md'), renderReportMarkdown(report));
+await writeReportHtml(join(out, 'report.html'), report);
+tick();
+overall.stop();
+console.log(`\nreport: ${join(out, 'report.html')} (also report.md, report.json, splits.json)`);
+for (const f of report.findings) console.log(`  - ${f}`);
+ft.shutdown();
+
+/** Plain-language reading of the primary endpoints: which differences have intervals that exclude zero. */
+function findingsOf(r: StudyReport): string[] {
+  const out: string[] = [];
+  const fmt = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : (100 * v).toFixed(1));
+  for (const arm of r.arms) {
+    if (arm.name === 'baseline') continue;
+    for (const [ref, diff] of [['baseline', arm.diff_vs_baseline], ['control', arm.diff_vs_control]] as const) {
+      const d = diff?.[r.rare_class]?.recall;
+      if (!d || d.mean === null) continue;
+      const ci = d.ci95 ? `[${fmt(d.ci95[0])}, ${fmt(d.ci95[1])}]` : '(no interval)';
+      const sure = d.ci95 && (d.ci95[0] > 0 || d.ci95[1] < 0);
+      out.push(`${arm.name} vs ${ref}: ${r.rare_class} recall ${d.mean >= 0 ? '+' : ''}${fmt(d.mean)} points ${ci} over ${d.per_seed.length} seeds — ${sure ? (d.mean > 0 ? 'a gain whose interval excludes zero' : 'a loss whose interval excludes zero') : 'not distinguishable from no change'}`);
+    }
+  }
+  const dbShare = r.gates.filter((g) => g.stage === 'dreambooth' && g.name === 'rare_share');
+  if (dbShare.length) out.push(`DreamBooth instance samples classified as ${r.rare_class}: ${dbShare.map((g) => fmt(g.value)).join(', ')}% per seed (target ≥ 50%)`);
+  return out;
+}
