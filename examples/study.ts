@@ -214,9 +214,12 @@ try {
     const valRare = await imagesOf(data, itemsOf(split.val, rare));
     const valOther = await imagesOf(data, common.flatMap((c) => itemsOf(split.val, c)));
     const readSet = async (files: string[]) => Promise.all(files.map(async (f) => readPng(f)));
-    const ver = await runner.run('verification', seed, { scorer: ctl.oversample!.key }, [dbSets.dreambooth!, ctl.oversample!], async (dir) => {
+    const ver = await runner.run('verification', seed, { scorer: ctl.oversample!.key, keep: 0.9 }, [dbSets.dreambooth!, controlSet, ctl.oversample!], async (dir) => {
       const synthetic = await readSet(dbSets.dreambooth!.value.files);
-      const v = await verificationFilter({ scorer, rareClass: rare, synthetic, valRare, valOther });
+      // the feature check compares each image with the real rare-class training images and with the
+      // base model's class-prompt images (DreamBooth's class images)
+      const classImages = await readSet(controlSet.value.files.slice(0, 100));
+      const v = await verificationFilter({ scorer, rareClass: rare, synthetic, valRare, valOther, realRare: rareImages, classImages, seed });
       const keep = join(dir, 'accepted');
       mkdirSync(keep, { recursive: true });
       const accepted = dbSets.dreambooth!.value.files.filter((_, i) => v.accepted[i]);
@@ -226,8 +229,9 @@ try {
         { label: 'accepted', images: await readSet(accepted.slice(0, 8)) },
         { label: 'rejected', images: await readSet(reject.slice(0, 8)) },
       ].filter((r) => r.images.length), join(dir, 'verification.png'));
-      return { dir: keep, scored: synthetic.length, accepted: accepted.length, threshold: v.threshold, meanRareProbability: v.meanRareProbability };
+      return { dir: keep, scored: synthetic.length, accepted: accepted.length, threshold: v.threshold, meanRareProbability: v.meanRareProbability, entries: v.entries };
     });
+    gates.push(...ver.value.entries);
     verification.push({ seed, scored: ver.value.scored, accepted: ver.value.accepted, threshold: ver.value.threshold, mean_rare_probability: ver.value.meanRareProbability });
     relImage(join(ver.dir, 'verification.png'), `seed ${seed}: DreamBooth images accepted / rejected by the filter`, 'verification');
     tick();
@@ -344,7 +348,10 @@ const report: StudyReport = {
   gates,
   drift,
   instance_ids: instanceIds,
-  verification: { per_seed: verification, detail: 'P(rare) from the oversample arm\'s classifier of the same seed; threshold keeps 90% of the real rare-class validation images' },
+  verification: {
+    per_seed: verification,
+    detail: 'P(rare) from the oversample arm\'s classifier of the same seed (it does recognise the rare class); the threshold keeps 90% of the real rare-class validation images (fixed on validation, never on test); only accepted images enter dreambooth_filtered. The gates table adds the feature check: the share of synthetic images whose nearest ResNet-feature neighbour among real rare-class training images is nearer than among the base model\'s class-prompt images.',
+  },
   images,
   timings: runner.timings,
   config: { profile: P, rare_class: rare, instance_prompt: instancePrompt, class_prompt: classPrompt, method, data: dataDir, base_model: args.model ?? null },
