@@ -230,6 +230,41 @@ function gates(report: StudyReport): ChartSpec | null {
   };
 }
 
+/**
+ * Bars per prompt, one per group (before/after, or measure vs reference), mean over seeds with a dot
+ * per seed, faceted by fine-tuned variant: the layout both drift charts share.
+ */
+function promptBars(o: {
+  name: string; title: string; caption: string;
+  rows: Record<string, string | number>[];
+  group: string; groups: string[]; groupTitle: string | null; colours: string[];
+  value: string; valueTitle: string; format: string; axis?: Record<string, unknown>; domain?: [number, number];
+}): ChartSpec {
+  const y = { field: 'prompt', type: 'nominal', title: null, axis: { labelLimit: 240 } } as const;
+  const yOffset = { field: o.group, type: 'nominal', sort: o.groups } as const;
+  const color = { field: o.group, type: 'nominal', sort: o.groups, title: o.groupTitle, scale: { range: o.colours } } as const;
+  const x = { aggregate: 'mean', field: o.value, type: 'quantitative', title: o.valueTitle, ...(o.domain ? { scale: { domain: o.domain } } : {}), ...(o.axis ? { axis: o.axis } : {}) };
+  return {
+    name: o.name,
+    title: o.title,
+    caption: o.caption,
+    section: 'drift',
+    spec: {
+      config: CHART_CONFIG,
+      data: { values: o.rows },
+      facet: { column: { field: 'variant', type: 'nominal', title: null } },
+      spec: {
+        width: 240,
+        height: { step: 34 },
+        layer: [
+          { mark: { type: 'bar', height: { band: 0.8 } }, encoding: { y, yOffset, color, x, tooltip: [{ field: 'prompt' }, { field: o.group }, { aggregate: 'mean', field: o.value, format: o.format, title: 'mean' }] } },
+          { mark: { type: 'point', filled: true, size: 26, color: INK }, encoding: { y, yOffset, x: { field: o.value, type: 'quantitative' }, tooltip: [{ field: 'prompt' }, { field: o.group }, { field: 'seed' }, { field: o.value, format: o.format }] } },
+        ],
+      },
+    } as ChartSpec['spec'],
+  };
+}
+
 /** In-domain prompts: share of samples classified as the prompted class before vs after fine-tuning. */
 function driftInDomain(report: StudyReport): ChartSpec | null {
   const rows: Record<string, string | number>[] = [];
@@ -240,28 +275,13 @@ function driftInDomain(report: StudyReport): ChartSpec | null {
     }
   }
   if (!rows.length) return null;
-  const y = { field: 'prompt', type: 'nominal', title: null, axis: { labelLimit: 240 } } as const;
-  const yOffset = { field: 'phase', type: 'nominal', sort: ['before', 'after'] as string[] } as const;
-  const color = { field: 'phase', type: 'nominal', sort: ['before', 'after'] as string[], title: 'fine-tuning', scale: { range: ['#9ecae9', '#4c78a8'] as string[] } } as const;
-  return {
+  return promptBars({
     name: 'drift_in_domain',
     title: 'Drift: other classes still look like themselves?',
     caption: 'Share of samples of an in-domain prompt that the classifier assigns to the prompted class, before and after fine-tuning (bar: mean over seeds, dot: one seed). A drop means the fine-tuned model forgot that class.',
-    section: 'drift',
-    spec: {
-      config: CHART_CONFIG,
-      data: { values: rows },
-      facet: { column: { field: 'variant', type: 'nominal', title: null } },
-      spec: {
-        width: 240,
-        height: { step: 34 },
-        layer: [
-          { mark: { type: 'bar', height: { band: 0.8 } }, encoding: { y, yOffset, color, x: { aggregate: 'mean', field: 'share', type: 'quantitative', title: 'share of the prompted class', scale: { domain: [0, 1] }, axis: { format: '.0%' } }, tooltip: [{ field: 'prompt' }, { field: 'phase' }, { aggregate: 'mean', field: 'share', format: '.1%', title: 'mean share' }] } },
-          { mark: { type: 'point', filled: true, size: 26, color: INK }, encoding: { y, yOffset, x: { field: 'share', type: 'quantitative' }, tooltip: [{ field: 'prompt' }, { field: 'phase' }, { field: 'seed' }, { field: 'share', format: '.1%' }] } },
-        ],
-      },
-    },
-  };
+    rows, group: 'phase', groups: ['before', 'after'], groupTitle: 'fine-tuning', colours: ['#9ecae9', '#4c78a8'],
+    value: 'share', valueTitle: 'share of the prompted class', format: '.1%', domain: [0, 1], axis: { format: '.0%' },
+  });
 }
 
 /** Off-domain probe prompts: feature distance of base vs fine-tuned samples, against the base model's seed-to-seed distance. */
@@ -274,29 +294,13 @@ function driftProbe(report: StudyReport): ChartSpec | null {
     }
   }
   if (!rows.length) return null;
-  const measures = ['base → fine-tuned', 'reference: base, seed vs seed'];
-  const y = { field: 'prompt', type: 'nominal', title: null, axis: { labelLimit: 240 } } as const;
-  const yOffset = { field: 'measure', type: 'nominal', sort: measures } as const;
-  const color = { field: 'measure', type: 'nominal', sort: measures, title: null, scale: { range: ['#f58518', '#bab0ac'] as string[] } } as const;
-  return {
+  return promptBars({
     name: 'drift_probe',
     title: 'Drift: unrelated prompts',
     caption: 'Feature distance between the base and the fine-tuned model\'s samples of the same prompt and seed, next to the distance between two seeds of the base model. Far above the reference means fine-tuning changed what unrelated prompts draw.',
-    section: 'drift',
-    spec: {
-      config: CHART_CONFIG,
-      data: { values: rows },
-      facet: { column: { field: 'variant', type: 'nominal', title: null } },
-      spec: {
-        width: 240,
-        height: { step: 34 },
-        layer: [
-          { mark: { type: 'bar', height: { band: 0.8 } }, encoding: { y, yOffset, color, x: { aggregate: 'mean', field: 'distance', type: 'quantitative', title: 'feature distance' }, tooltip: [{ field: 'prompt' }, { field: 'measure' }, { aggregate: 'mean', field: 'distance', format: '.3f', title: 'mean distance' }] } },
-          { mark: { type: 'point', filled: true, size: 26, color: INK }, encoding: { y, yOffset, x: { field: 'distance', type: 'quantitative' }, tooltip: [{ field: 'prompt' }, { field: 'measure' }, { field: 'seed' }, { field: 'distance', format: '.3f' }] } },
-        ],
-      },
-    },
-  };
+    rows, group: 'measure', groups: ['base → fine-tuned', 'reference: base, seed vs seed'], groupTitle: null, colours: ['#f58518', '#bab0ac'],
+    value: 'distance', valueTitle: 'feature distance', format: '.3f',
+  });
 }
 
 /** Every chart of the report that has data, in page order. */

@@ -7,19 +7,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodePng } from '@foliar/nn';
+import { prng } from '../prng.js';
 import type { ArmMetrics, ArmReport, DriftEntry, GateEntry, ReportImage, Stat, StudyReport } from '../../examples/study/report-types.js';
 
-/** mulberry32: the same seeded generator as test/helpers.ts, without importing the backends. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const CLASSES = ['healthy', 'multiple_diseases', 'rust', 'scab'];
 export const RARE = 'multiple_diseases';

@@ -3,6 +3,7 @@ import { shared, readGoldenOpsSync } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm.js';
+import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED
 const haveGolden = shared('golden/ops', 'golden ops') !== null;
@@ -103,16 +104,7 @@ for (const bname of ['cpu', 'webgpu']) {
 
 // ---- randomized WebGPU vs CPU at awkward sizes ----
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);

@@ -3,6 +3,7 @@ import { shared, readGoldenOpsSync } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim-kernels.js';
+import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED
 const haveGolden = shared('golden/ops', 'golden ops') !== null;
@@ -21,16 +22,7 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
   }
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 function randn(n: number, seed: number): Float32Array {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
