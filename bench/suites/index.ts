@@ -6,6 +6,7 @@ import { optimSuite } from './optim.js';
 import { modelsSuite } from './models.js';
 import { resnetSuite } from './resnet.js';
 import { dreamboothSuite } from './dreambooth.js';
+import { profileSuite } from './profile.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
@@ -18,4 +19,5 @@ export const extraSuites: Record<string, Suite> = {
   models: modelsSuite,
   resnet: resnetSuite,
   dreambooth: dreamboothSuite,
+  profile: profileSuite,
 };

@@ -10,6 +10,10 @@ export { CpuBackend, CpuStorage } from './backends/cpu/cpu-backend.js';
 export { WebGPUBackend, GpuStorage, UniformWriter, bufferOf, grid } from './backends/webgpu/webgpu-backend.js';
 export { WebGPURuntime, type DispatchSpec } from './runtime/webgpu-runtime.js';
 export { BufferPool } from './runtime/buffer-pool.js';
+export {
+  profile, profileScope, profileReport, resetProfile, formatProfile, isProfiling, profilerGpuObjects,
+  type ProfileReport, type ProfileRow, type ProfileOptions,
+} from './runtime/profiler.js';
 export { acquireDevice, type DeviceOptions, type AcquiredDevice } from './device/acquire.js';
 export { setPollingMode, getPollingMode, awaitGpu, type PollingMode } from './device/polling.js';
 export { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './device/errors.js';

@@ -1,4 +1,4 @@
-import { Tensor, tidy } from '@foliar/tensor';
+import { Tensor, tidy, profileScope } from '@foliar/tensor';
 import { Module, Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, Sequential, kaimingNormalFanOut, type Layer, type InitOptions } from '@foliar/nn';
 
 /** torchvision's BasicBlock: two 3x3 convs with batch norm and an optional 1x1 downsample. */
@@ -98,16 +98,21 @@ export class ResNet extends Module implements Layer {
   /** Logits [N, numClasses]; `features` receives the layer1 and avgpool activations if given. */
   forward(x: Tensor, features?: ResNetFeatures): Tensor {
     if (x.rank !== 4) throw new RangeError(`ResNet expects input [N, C, H, W], got [${x.shape.join(', ')}]`);
-    const stem = tidy(() => this.maxpool.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
-    const l1 = this.layer1.forward(stem);
+    // profiler scopes (ft.profile) per stage; free when not profiling
+    const stem = profileScope('stem', () => tidy(() => this.maxpool.forward(this.bn1.forward(this.conv1.forward(x)).relu())));
+    const l1 = profileScope('layer1', () => this.layer1.forward(stem));
     stem.dispose();
     if (features) features.layer1 = l1;
-    const l4 = tidy(() => this.layer4.forward(this.layer3.forward(this.layer2.forward(l1))));
+    const l4 = tidy(() => {
+      const l2 = profileScope('layer2', () => this.layer2.forward(l1));
+      const l3 = profileScope('layer3', () => this.layer3.forward(l2));
+      return profileScope('layer4', () => this.layer4.forward(l3));
+    });
     if (!features) l1.dispose();
-    const pooled = this.avgpool.forward(l4);
+    const pooled = profileScope('avgpool', () => this.avgpool.forward(l4));
     l4.dispose();
     if (features) features.avgpool = pooled;
-    const logits = tidy(() => this.fc.forward(pooled.flatten(1)));
+    const logits = profileScope('fc', () => tidy(() => this.fc.forward(pooled.flatten(1))));
     if (!features) pooled.dispose();
     return logits;
   }

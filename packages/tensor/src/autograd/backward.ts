@@ -6,6 +6,7 @@ import { shapesEqual, fmtShape } from '../shape.js';
 import { onesLike } from '../ops/creation.js';
 import { add } from '../ops/elementwise.js';
 import { contiguous } from '../ops/views.js';
+import { backwardScopeOf, swapProfileScope, profileScopePath } from '../runtime/profiler.js';
 
 export interface BackwardOptions {
   /** Keep the graph for another backward pass. */
@@ -48,39 +49,46 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       }
       const grads = new Map<Node, Tensor>();
       grads.set(root.gradFn, seed);
-      for (let k = order.length - 1; k >= 0; k--) {
-        const node = order[k]!;
-        const g = grads.get(node);
-        grads.delete(node);
-        if (!g) continue;
-        const inputs = node.inputs;
-        const raw = node.apply(g);
-        // A backward may pass the incoming gradient through, or return one tensor twice: give each
-        // use its own handle so disposing one never frees another's storage.
-        const used = new Set<Tensor>([g]);
-        const gs = raw.map((t) => {
-          if (!t) return t;
-          if (used.has(t)) return Tensor.view(t, t.shape, t.strides, t.offset);
-          used.add(t);
-          return t;
-        });
-        g.dispose();
-        for (let j = 0; j < inputs.length; j++) {
-          const inp = inputs[j];
-          const gi = gs[j];
-          if (!inp || !gi) continue;
-          if (!shapesEqual(gi.shape, inp.shape)) {
-            throw new Error(`autograd: '${node.name}' produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+      // each node's kernels (and the accumulation of what it produced) go to its forward scope's backward row
+      const outerScope = profileScopePath();
+      try {
+        for (let k = order.length - 1; k >= 0; k--) {
+          const node = order[k]!;
+          const g = grads.get(node);
+          grads.delete(node);
+          if (!g) continue;
+          swapProfileScope(backwardScopeOf(node.scope));
+          const inputs = node.inputs;
+          const raw = node.apply(g);
+          // A backward may pass the incoming gradient through, or return one tensor twice: give each
+          // use its own handle so disposing one never frees another's storage.
+          const used = new Set<Tensor>([g]);
+          const gs = raw.map((t) => {
+            if (!t) return t;
+            if (used.has(t)) return Tensor.view(t, t.shape, t.strides, t.offset);
+            used.add(t);
+            return t;
+          });
+          g.dispose();
+          for (let j = 0; j < inputs.length; j++) {
+            const inp = inputs[j];
+            const gi = gs[j];
+            if (!inp || !gi) continue;
+            if (!shapesEqual(gi.shape, inp.shape)) {
+              throw new Error(`autograd: '${node.name}' produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+            }
+            if (inp.gradFn) {
+              const prev = grads.get(inp.gradFn);
+              if (prev) {
+                grads.set(inp.gradFn, add(prev, gi));
+                prev.dispose();
+              } else grads.set(inp.gradFn, gi);
+            } else accumulateLeaf(inp, gi);
           }
-          if (inp.gradFn) {
-            const prev = grads.get(inp.gradFn);
-            if (prev) {
-              grads.set(inp.gradFn, add(prev, gi));
-              prev.dispose();
-            } else grads.set(inp.gradFn, gi);
-          } else accumulateLeaf(inp, gi);
+          if (!opts.retainGraph) node.free();
         }
-        if (!opts.retainGraph) node.free();
+      } finally {
+        swapProfileScope(outerScope);
       }
     }),
   );

@@ -5,6 +5,8 @@ export type BackwardFn = (grad: Tensor, saved: readonly Tensor[]) => readonly (T
 /** One recorded operation: its inputs (null where no gradient is needed), what it saved, its backward. */
 export class Node {
   private fn: BackwardFn | null;
+  /** Profiler scope path active when the forward op ran: its backward kernels are attributed to '<scope> (backward)'. */
+  scope = '';
   constructor(
     readonly name: string,
     public inputs: (Tensor | null)[],

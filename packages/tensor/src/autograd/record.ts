@@ -2,6 +2,7 @@ import { Tensor } from '../tensor.js';
 import { Node, type BackwardFn } from './node.js';
 import { isGradEnabled } from './grad-mode.js';
 import { trackNode } from '../scope.js';
+import { profileScopePath } from '../runtime/profiler.js';
 
 /**
  * Attaches an autograd node to `out` when any input needs a gradient. `save` lists the tensors the
@@ -21,6 +22,7 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], bac
     backward,
     save.map((t) => t.alias()),
   );
+  node.scope = profileScopePath();
   out.gradFn = node;
   out.requiresGrad = true;
   trackNode(node);

@@ -2,6 +2,7 @@ import { acquireDevice, type AcquiredDevice, type DeviceOptions } from '../devic
 import { awaitGpu } from '../device/polling.js';
 import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError } from '../device/errors.js';
 import { BufferPool } from './buffer-pool.js';
+import { registerRuntime, unregisterRuntime, type RuntimeProfiler } from './profiler.js';
 
 /** One compute dispatch: WGSL is generated only on a pipeline-cache miss. */
 export interface DispatchSpec {
@@ -45,6 +46,8 @@ export class WebGPURuntime {
   maxDispatchesPerSubmit = 32;
   /** Counters, for tests and benchmarks. */
   stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+  /** Set while profiling (runtime/profiler.ts): dispatches then go through it. */
+  profiler: RuntimeProfiler | null = null;
 
   static async create(opts: DeviceOptions = {}): Promise<WebGPURuntime> {
     return new WebGPURuntime(await acquireDevice(opts));
@@ -69,6 +72,7 @@ export class WebGPURuntime {
       if (info.reason === 'destroyed') this.lost = 'destroyed';
       else this.lost = `${info.reason}: ${info.message}`;
     });
+    registerRuntime(this);
   }
 
   get subgroups(): boolean {
@@ -128,6 +132,14 @@ export class WebGPURuntime {
   }
 
   dispatch(spec: DispatchSpec): void {
+    // the only cost of the profiler while it is off
+    if (this.profiler) return this.profiler.dispatch(spec);
+    this.encode(spec);
+    this.submitIfFull();
+  }
+
+  /** Records one dispatch in the open compute pass (opening one if needed); no submit. */
+  encode(spec: DispatchSpec): void {
     this.checkError();
     this.lastOp = spec.name;
     const { pipeline, layout } = this.pipelineFor(spec);
@@ -149,7 +161,27 @@ export class WebGPURuntime {
     if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
     if (ubuf) this.uniformPool.release(ubuf);
     this.stats.dispatches++;
+  }
+
+  /** Counts a recorded dispatch and submits every `maxDispatchesPerSubmit`. */
+  submitIfFull(): void {
     if (++this.dispatches >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  /** Ends the open compute pass and returns the open command encoder (the profiler resolves its queries in it). */
+  openEncoder(): GPUCommandEncoder {
+    this.endPass();
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  /** Opens a compute pass with `desc` (the profiler's timestamp writes) for the next encode(). */
+  beginPass(desc: GPUComputePassDescriptor): void {
+    this.pass = this.openEncoder().beginComputePass(desc);
+  }
+
+  endPass(): void {
+    if (this.pass) this.pass.end();
+    this.pass = null;
   }
 
   /** Records a buffer-to-buffer copy in the open encoder (ends the open compute pass). */
@@ -207,6 +239,7 @@ export class WebGPURuntime {
 
   destroy(): void {
     this.flush();
+    unregisterRuntime(this);
     this.pool.trim();
     this.uniformPool.trim();
     this.device.destroy();

@@ -1,4 +1,4 @@
-import { cat, tidy, isGradEnabled, type Tensor } from '@foliar/tensor';
+import { cat, tidy, isGradEnabled, profileScope, type Tensor } from '@foliar/tensor';
 import { Module, Conv2d, GroupNorm, ModuleList, checkpoint } from '@foliar/nn';
 import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Transformer2DModel } from '../blocks/transformer-2d.js';
@@ -217,26 +217,33 @@ export class UNet2DConditionModel extends Module {
     const ts = typeof timesteps === 'number' ? new Array<number>(B).fill(timesteps) : Array.from(timesteps);
     if (ts.length === 1 && B > 1) while (ts.length < B) ts.push(ts[0]!);
     if (ts.length !== B) throw new RangeError(`UNet: ${ts.length} timesteps for a batch of ${B}`);
-    const temb = tidy(() => this.timeEmbedding.forward(timestepEmbedding(ts, this.config.block_out_channels[0]!, this.config.flip_sin_to_cos, this.config.freq_shift, sample.backend)));
-    let h = this.convIn.forward(sample);
+    // profiler scopes (ft.profile) per block, named like the state-dict prefixes; free when not profiling
+    const temb = profileScope('time_embedding', () =>
+      tidy(() => this.timeEmbedding.forward(timestepEmbedding(ts, this.config.block_out_channels[0]!, this.config.flip_sin_to_cos, this.config.freq_shift, sample.backend))),
+    );
+    let h = profileScope('conv_in', () => this.convIn.forward(sample));
     const skips: Tensor[] = [h];
+    let i = 0;
     for (const db of this.downBlocks) {
-      const r = db.forward(h, temb, context);
+      const r = profileScope(`down_blocks.${i++}`, () => db.forward(h, temb, context));
       skips.push(...r.states);
       h = r.out;
     }
-    if (this.midBlock) h = this.midBlock.forward(h, temb, context);
+    const mid = this.midBlock;
+    if (mid) h = profileScope('mid_block', () => mid.forward(h, temb, context));
+    i = 0;
     for (const ub of this.upBlocks) {
       const k = ub.resnets.length;
       const mine = skips.splice(skips.length - k, k);
       const next = skips[skips.length - 1];
       const size = ub.upsamplers && next ? ([next.shape[2]!, next.shape[3]!] as [number, number]) : undefined;
       const prev = h;
-      h = ub.forward(h, mine, temb, context, size);
+      h = profileScope(`up_blocks.${i++}`, () => ub.forward(prev, mine, temb, context, size));
       if (!mine.includes(prev)) prev.dispose();
       for (const s of mine) s.dispose();
     }
-    const out = tidy(() => this.convOut.forward(this.convNormOut.forward(h).silu()));
+    // conv_norm_out, SiLU and conv_out
+    const out = profileScope('conv_out', () => tidy(() => this.convOut.forward(this.convNormOut.forward(h).silu())));
     h.dispose();
     temb.dispose();
     for (const s of skips) s.dispose();
