@@ -6,7 +6,7 @@ import {
 } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
 import {
-  setup, teardown, backends, randArray, numelOf, assertClose, gradcheck, compareBackends, randTensor, prng,
+  setup, teardown, backends, randArray, numelOf, assertClose, assertExact, gradcheck, compareBackends, randTensor, prng,
 } from '../helpers.js';
 
 const test = suite('elementwise');
@@ -320,5 +320,70 @@ test('large and special values: exp overflow, log(0), tanh/sigmoid saturation ag
   assert.is((await F.log(tensor([0], { backend: cpu })).data())[0], -Infinity);
   void randTensor;
 });
+
+/** Uniform data with NaN, +Inf and -Inf at the first three positions and at random others (about 1 in 5). */
+function withSpecials(n: number, seed: number, lo = -3, hi = 3): Float32Array {
+  const r = prng(seed);
+  const out = randArray(n, seed + 1, lo, hi);
+  const specials = [NaN, Infinity, -Infinity];
+  for (let i = 0; i < n; i++) if (i < 3 || r() < 0.2) out[i] = specials[i < 3 ? i : Math.floor(r() * 3)]!;
+  return out;
+}
+
+const f32 = Math.fround;
+/** PyTorch semantics: NaN in, NaN out; infinities compare as numbers. */
+const NAN_OPS: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number][] = [
+  ['relu', (a) => F.relu(a), (a) => (Number.isNaN(a) ? NaN : Math.max(a, 0))],
+  ['clamp(-0.5, 0.8)', (a) => F.clamp(a, -0.5, 0.8), (a) => (Number.isNaN(a) ? NaN : Math.min(Math.max(a, -0.5), f32(0.8)))],
+  ['clamp(min 0.1)', (a) => F.clamp(a, 0.1), (a) => (Number.isNaN(a) ? NaN : Math.max(a, f32(0.1)))],
+  ['clamp(max 0.1)', (a) => F.clamp(a, undefined, 0.1), (a) => (Number.isNaN(a) ? NaN : Math.min(a, f32(0.1)))],
+  ['maximum', (a, b) => F.maximum(a, b), (a, b) => Math.max(a, b)],
+  ['minimum', (a, b) => F.minimum(a, b), (a, b) => Math.min(a, b)],
+  ['maximum scalar', (a) => F.maximum(a, 0.25), (a) => Math.max(a, 0.25)],
+  ['minimum scalar', (a) => F.minimum(a, 0.25), (a) => Math.min(a, 0.25)],
+];
+
+test('NaN and ±Inf propagate as in PyTorch: relu, clamp, maximum, minimum (randomized, NaN positions compared)', async () => {
+  const { cpu, gpu } = backends();
+  // flat, broadcast (strided kernel) and NaN in both operands
+  const cases: [number[], number[]][] = [[[7], [7]], [[3, 5, 17], [5, 1]], [[1, 129, 3], [129, 3]]];
+  for (const [sa, sb] of cases) {
+    const da = withSpecials(numelOf(sa), 3 + sa.length), db = withSpecials(numelOf(sb), 17 + sb.length);
+    const out = broadcastIndex(sa, sb);
+    for (const [name, fn, ref] of NAN_OPS) {
+      const want = Float32Array.from(out.map(([i, j]) => ref(da[i]!, db[j]!)));
+      const msg = `${name} ${JSON.stringify(sa)} ⊕ ${JSON.stringify(sb)}`;
+      const results: Record<string, ArrayLike<number>> = {};
+      for (const be of [cpu, gpu]) {
+        const y = fn(tensor(da, { shape: sa, backend: be }), tensor(db, { shape: sb, backend: be }));
+        results[be.name] = await y.data();
+        assertExact(results[be.name]!, want, `${msg} on ${be.name} vs PyTorch semantics`);
+      }
+      await assertClose(results[gpu.name]!, results[cpu.name]!, { msg: `${msg}: WebGPU vs CPU` });
+    }
+  }
+});
+
+/** For each element of broadcast(sa, sb) (row-major), the flat indices it reads from a and b. */
+function broadcastIndex(sa: number[], sb: number[]): [number, number][] {
+  const rank = Math.max(sa.length, sb.length);
+  const pa = [...new Array(rank - sa.length).fill(1), ...sa], pb = [...new Array(rank - sb.length).fill(1), ...sb];
+  const shape = pa.map((d, i) => Math.max(d, pb[i]!));
+  const out: [number, number][] = [];
+  const n = numelOf(shape);
+  for (let k = 0; k < n; k++) {
+    let rem = k, ia = 0, ib = 0, ma = 1, mb = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      const q = rem % shape[d]!;
+      rem = Math.floor(rem / shape[d]!);
+      ia += (pa[d] === 1 ? 0 : q) * ma;
+      ib += (pb[d] === 1 ? 0 : q) * mb;
+      ma *= pa[d]!;
+      mb *= pb[d]!;
+    }
+    out.push([ia, ib]);
+  }
+  return out;
+}
 
 test.run();

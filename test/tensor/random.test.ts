@@ -120,4 +120,14 @@ test('randn requiresGrad option and empty shapes', async () => {
   }
 });
 
+test('randint refuses an empty range (low >= high) as PyTorch does; a one-value range works', async () => {
+  const { cpu, gpu } = backends();
+  for (const be of [cpu, gpu]) {
+    for (const [lo, hi] of [[5, 5], [5, 4], [0, -3]] as const) {
+      assert.throws(() => randint(lo, hi, [3], { backend: be }), (e: unknown) => e instanceof RangeError && /randint/.test((e as Error).message) && new RegExp(`\\b${lo}\\b`).test((e as Error).message), `randint(${lo}, ${hi}) on ${be.name}`);
+    }
+    assert.equal(Array.from(await randint(4, 5, [3], { backend: be }).data()), [4, 4, 4], `randint(4, 5) on ${be.name}`);
+  }
+});
+
 test.run();

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
 import {
-  setup, teardown, backends, randArray, numelOf, assertClose, gradcheck, compareBackends, prng,
+  setup, teardown, backends, randArray, numelOf, assertClose, assertExact, gradcheck, compareBackends, prng,
 } from '../helpers.js';
 
 const test = suite('reduce');
@@ -231,6 +231,69 @@ test('WebGPU gradients of reductions agree with CPU', async () => {
         rtol: 2e-4, gradRtol: 5e-4, msg: `${name} ${JSON.stringify(shape)} dim ${JSON.stringify(dim)}`,
       });
     }
+  }
+});
+
+/** Uniform data with NaN / ±Inf at random positions (`rate` of them; `specials` picks which). */
+function withSpecials(n: number, seed: number, rate: number, specials = [NaN, Infinity, -Infinity]): Float32Array {
+  const r = prng(seed);
+  const out = randArray(n, seed + 1, -3, 3);
+  for (let i = 0; i < n; i++) if (r() < rate) out[i] = specials[Math.floor(r() * specials.length)]!;
+  return out;
+}
+
+// PyTorch: max/min/argmax/argmin treat NaN as the extreme (argmax returns the first NaN's index)
+const nanMax = (xs: number[]) => (xs.some(Number.isNaN) ? NaN : Math.max(...xs));
+const nanMin = (xs: number[]) => (xs.some(Number.isNaN) ? NaN : Math.min(...xs));
+const nanArg = (better: (a: number, b: number) => boolean) => (xs: number[]) => {
+  const n = xs.findIndex(Number.isNaN);
+  return n >= 0 ? n : argF(better)(xs);
+};
+
+test('NaN and ±Inf: max/min/argmax/argmin let NaN win (first NaN index), sum/mean propagate it, on both backends', async () => {
+  const { cpu, gpu } = backends();
+  const cases: [number[], number | number[] | undefined, number][] = [
+    [[7], 0, 0.3], [[3, 5, 17], 2, 0.04], [[3, 5, 17], 1, 0.04], [[3, 5, 17], 0, 0.04], [[3, 5, 17], [0, 2], 0.01],
+    [[2, 300], 1, 0.002], [[300, 2], 0, 0.002], [[1000], undefined, 0.002], [[6, 9], 1, 0],
+  ];
+  const reds: [string, (x: Tensor, d: number | number[] | undefined) => Tensor, (xs: number[]) => number, boolean][] = [
+    ['max', (x, d) => F.max(x, d), nanMax, true],
+    ['min', (x, d) => F.min(x, d), nanMin, true],
+    ['sum', (x, d) => F.sum(x, d), sumF, false],
+    ['mean', (x, d) => F.mean(x, d), meanF, false],
+    ['argmax', (x, d) => F.argmax(x, d as number | undefined), nanArg((a, b) => a > b), true],
+    ['argmin', (x, d) => F.argmin(x, d as number | undefined), nanArg((a, b) => a < b), true],
+  ];
+  for (const [shape, dim, rate] of cases) {
+    for (const specials of [[NaN, Infinity, -Infinity], [Infinity, -Infinity]]) {
+      const data = withSpecials(numelOf(shape), numelOf(shape) + specials.length, rate || 0.2, specials);
+      const dims = dim === undefined ? shape.map((_, i) => i) : typeof dim === 'number' ? [dim] : dim;
+      for (const [name, f, ref, exact] of reds) {
+        if (name.startsWith('arg') && Array.isArray(dim)) continue;
+        const want = refReduce(data, shape, dims, ref).data;
+        const msg = `${name} ${JSON.stringify(shape)} dim ${JSON.stringify(dim)} with ${specials.join('/')}`;
+        const got: Record<string, ArrayLike<number>> = {};
+        for (const be of [cpu, gpu]) {
+          got[be.name] = await f(tensor(data, { shape, backend: be }), dim).data();
+          if (exact) assertExact(got[be.name]!, want, `${msg} on ${be.name}`);
+          else await assertClose(got[be.name]!, want, { msg: `${msg} on ${be.name}` });
+        }
+        await assertClose(got[gpu.name]!, got[cpu.name]!, { msg: `${msg}: WebGPU vs CPU` });
+      }
+    }
+  }
+  // NaN in a later chunk of a long axis than a larger value, and a second NaN further on: the first NaN wins
+  const d = new Float32Array(1000).fill(0);
+  d[100] = 50;
+  d[777] = NaN;
+  d[901] = NaN;
+  d[950] = Infinity;
+  for (const be of [cpu, gpu]) {
+    const x = tensor(d, { backend: be });
+    assert.is(await F.argmax(x).item(), 777, `long argmax with NaN on ${be.name}`);
+    assert.is(await F.argmin(x).item(), 777, `long argmin with NaN on ${be.name}`);
+    assert.ok(Number.isNaN(await F.max(x).item()), `long max with NaN on ${be.name}`);
+    assert.equal(Array.from(await F.argmax(tensor(d, { shape: [4, 250], backend: be }), 1).data()), [100, 0, 0, 27], `row argmax on ${be.name}`);
   }
 });
 

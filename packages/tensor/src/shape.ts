@@ -65,6 +65,19 @@ export function broadcastShapes(...shapes: Shape[]): number[] {
   return out;
 }
 
+/**
+ * Whether `shape` broadcasts to exactly `target` (PyTorch's rule for in-place writes such as copy_):
+ * each dim equal or 1, and any extra leading dims of `shape` of size 1.
+ */
+export function broadcastsTo(shape: Shape, target: Shape): boolean {
+  const off = target.length - shape.length;
+  for (let i = 0; i < shape.length; i++) {
+    const t = i + off < 0 ? 1 : target[i + off]!;
+    if (shape[i] !== t && shape[i] !== 1) return false;
+  }
+  return true;
+}
+
 /** Strides that read `shape`/`strides` as if broadcast to `target` (0 on broadcast dims). */
 export function broadcastStrides(shape: Shape, strides: readonly number[], target: Shape): number[] {
   const out = new Array<number>(target.length).fill(0);

@@ -38,12 +38,29 @@ export interface MatmulAttrs {
   bBatchStride: number;
 }
 
-/** x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed). */
+/**
+ * x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed).
+ * index_select refuses ids outside [0, size) (see index_check); `op` and `dim` name them in the error.
+ */
 export interface IndexSelectAttrs {
   outer: number;
   size: number;
   inner: number;
   n: number;
+  op?: string;
+  dim?: number;
+}
+
+/**
+ * index_check: input [ids] (contiguous int32, n elements); refuses any id outside [0, size) with
+ * indexOutOfRange(op, what, id, size): the CPU throws at once, WebGPU flags it on the device and the
+ * runtime throws at the next readback or sync (WebGPURuntime.boundsCheck).
+ */
+export interface IndexCheckAttrs {
+  n: number;
+  size: number;
+  op: string;
+  what: string;
 }
 
 export interface SoftmaxAttrs {

@@ -121,6 +121,8 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
 }
 /** Integers in [low, high) as int32. */
 export function randint(low: number, high: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
+  // an empty range has nothing to draw from (PyTorch raises too; the clamp below would return high - 1)
+  if (!(low < high)) throw new RangeError(`randint: low (${low}) must be less than high (${high})`);
   const u = random(shape, 'uniform', 0, 1, { ...opts, requiresGrad: false });
   const be = u.backend;
   const range = high - low;

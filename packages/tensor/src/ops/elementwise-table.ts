@@ -32,7 +32,8 @@ export const ELEMENTWISE = {
   cos: { arity: 1, wgsl: 'cos(a)', cpu: (a) => Math.cos(a) },
   tanh: { arity: 1, wgsl: 'f_tanh(a)', cpu: (a) => Math.tanh(a) },
   sigmoid: { arity: 1, wgsl: 'f_sigmoid(a)', cpu: (a) => sig(a) },
-  relu: { arity: 1, wgsl: 'max(a, 0.0)', cpu: (a) => (a > 0 ? a : 0) },
+  // NaN propagates as in PyTorch (WGSL max/min may drop it; `a > 0 ? a : 0` would too)
+  relu: { arity: 1, wgsl: 'select(0.0, a, a > 0.0 || f_isnan(a))', cpu: (a) => (a > 0 || a !== a ? a : 0) },
   silu: { arity: 1, wgsl: 'a * f_sigmoid(a)', cpu: (a) => a * sig(a) },
   gelu: { arity: 1, wgsl: '0.5 * a * (1.0 + f_erf(a * 0.70710678118654752))', cpu: (a) => 0.5 * a * (1 + erf(a * SQRT1_2)) },
   gelu_tanh: {
@@ -49,7 +50,7 @@ export const ELEMENTWISE = {
   mul_scalar: { arity: 1, wgsl: 'a * p0', cpu: (a, _b, _c, p) => a * p[0]! },
   pow_scalar: { arity: 1, wgsl: 'f_pow(a, p0)', cpu: (a, _b, _c, p) => powf(a, p[0]!) },
   rpow_scalar: { arity: 1, wgsl: 'f_pow(p0, a)', cpu: (a, _b, _c, p) => powf(p[0]!, a) },
-  clamp: { arity: 1, wgsl: 'min(max(a, p0), p1)', cpu: (a, _b, _c, p) => Math.min(Math.max(a, p[0]!), p[1]!) },
+  clamp: { arity: 1, wgsl: 'select(min(max(a, p0), p1), a, f_isnan(a))', cpu: (a, _b, _c, p) => Math.min(Math.max(a, p[0]!), p[1]!) },
   axpb: { arity: 1, wgsl: 'a * p0 + p1', cpu: (a, _b, _c, p) => a * p[0]! + p[1]! },
   // binary
   add: { arity: 2, wgsl: 'a + b', cpu: (a, b) => a + b },
@@ -57,8 +58,9 @@ export const ELEMENTWISE = {
   mul: { arity: 2, wgsl: 'a * b', cpu: (a, b) => a * b },
   div: { arity: 2, wgsl: 'a / b', cpu: (a, b) => a / b },
   pow: { arity: 2, wgsl: 'f_pow(a, b)', cpu: (a, b) => powf(a, b) },
-  maximum: { arity: 2, wgsl: 'max(a, b)', cpu: (a, b) => Math.max(a, b) },
-  minimum: { arity: 2, wgsl: 'min(a, b)', cpu: (a, b) => Math.min(a, b) },
+  // NaN in either operand gives NaN (Math.max/min do so already)
+  maximum: { arity: 2, wgsl: 'select(select(max(a, b), b, f_isnan(b)), a, f_isnan(a))', cpu: (a, b) => Math.max(a, b) },
+  minimum: { arity: 2, wgsl: 'select(select(min(a, b), b, f_isnan(b)), a, f_isnan(a))', cpu: (a, b) => Math.min(a, b) },
   lt: { arity: 2, wgsl: 'select(0.0, 1.0, a < b)', cpu: (a, b) => (a < b ? 1 : 0) },
   le: { arity: 2, wgsl: 'select(0.0, 1.0, a <= b)', cpu: (a, b) => (a <= b ? 1 : 0) },
   gt: { arity: 2, wgsl: 'select(0.0, 1.0, a > b)', cpu: (a, b) => (a > b ? 1 : 0) },
@@ -68,7 +70,7 @@ export const ELEMENTWISE = {
   // a * p0 + b * p1: fused scaled add (axpy, lerp, optimizer-style updates)
   axpby: { arity: 2, wgsl: 'a * p0 + b * p1', cpu: (a, b, _c, p) => a * p[0]! + b * p[1]! },
   // backward helpers (grad g = a, input x = b)
-  relu_grad: { arity: 2, wgsl: 'select(0.0, a, b > 0.0)', cpu: (g, x) => (x > 0 ? g : 0) },
+  relu_grad: { arity: 2, wgsl: 'select(0.0, a, b > 0.0 && !f_isnan(b))', cpu: (g, x) => (x > 0 ? g : 0) },
   sigmoid_grad: { arity: 2, wgsl: 'a * f_sigmoid(b) * (1.0 - f_sigmoid(b))', cpu: (g, x) => g * sig(x) * (1 - sig(x)) },
   tanh_grad: { arity: 2, wgsl: 'a * (1.0 - f_tanh(b) * f_tanh(b))', cpu: (g, x) => g * (1 - Math.tanh(x) ** 2) },
   silu_grad: {
@@ -101,7 +103,7 @@ export const ELEMENTWISE = {
   // clamp backward: pass the gradient where p0 <= x <= p1 (x = b)
   clamp_grad: {
     arity: 2,
-    wgsl: 'select(0.0, a, b >= p0 && b <= p1)',
+    wgsl: 'select(0.0, a, b >= p0 && b <= p1 && !f_isnan(b))',
     cpu: (g, x, _c, p) => (x >= p[0]! && x <= p[1]! ? g : 0),
   },
   // a + p0 * b * c: addcmul

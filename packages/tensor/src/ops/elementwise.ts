@@ -1,7 +1,7 @@
 import { Tensor, type TensorLike } from '../tensor.js';
 import type { View } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { broadcastShapes, broadcastStrides, shapesEqual, fmtShape } from '../shape.js';
+import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape } from '../shape.js';
 import type { ElementwiseName } from './elementwise-table.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
@@ -40,13 +40,18 @@ export function ew(op: ElementwiseName, inputs: readonly Tensor[], params: numbe
 /** Writes op(inputs) into an existing view (no autograd): the primitive behind cat, pad, fill. */
 export function ewInto(out: View, op: ElementwiseName, inputs: readonly Tensor[], params: number[] = []): void {
   const shape = [...out.shape];
-  const views: View[] = inputs.map((t) => ({
-    storage: t.storage,
-    shape,
-    strides: broadcastStrides(t.shape, t.strides, shape),
-    offset: t.offset,
-    dtype: t.dtype,
-  }));
+  const views: View[] = inputs.map((t) => {
+    // a source that does not broadcast to the output would be read out of bounds
+    if (!broadcastsTo(t.shape, shape)) throw new RangeError(`${op}: source ${fmtShape(t.shape)} cannot be broadcast to the destination ${fmtShape(shape)}`);
+    const lead = Math.max(0, t.rank - shape.length); // extra leading size-1 dims
+    return {
+      storage: t.storage,
+      shape,
+      strides: broadcastStrides(t.shape.slice(lead), t.strides.slice(lead), shape),
+      offset: t.offset,
+      dtype: t.dtype,
+    };
+  });
   for (const v of views) {
     if (v.storage === out.storage) throw new Error(`${op}: the output view aliases an input; write into a fresh tensor`);
   }
@@ -104,10 +109,10 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return approximate === 'tanh' ? geluTanh(x) : geluErf(x);
 }
 
+/** clamp(x, min, max); a missing bound is infinite, so ±Inf inputs pass through it as in PyTorch. */
 export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
-  const lo = Math.max(min, -3.4028234663852886e38), hi = Math.min(max, 3.4028234663852886e38);
-  const y = ew('clamp', [x], [lo, hi]);
-  return record(y, 'clamp', [x], (g, [sx]) => [ew('clamp_grad', [g, sx!], [lo, hi])], [x]);
+  const y = ew('clamp', [x], [min, max]);
+  return record(y, 'clamp', [x], (g, [sx]) => [ew('clamp_grad', [g, sx!], [min, max])], [x]);
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {

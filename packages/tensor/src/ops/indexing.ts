@@ -2,10 +2,10 @@ import { Tensor } from '../tensor.js';
 import { normalizeDim, numel, fmtShape } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { tidy } from '../scope.js';
-import { ew, mul } from './elementwise.js';
+import { mul } from './elementwise.js';
 import { sum } from './reduce.js';
 import { contiguous, transpose, unsqueeze } from './views.js';
-import { arange } from './creation.js';
+import { checkIndices, oneHotChecked } from './index-check.js';
 import type { IndexSelectAttrs } from '../backends/kernel-attrs.js';
 
 function intIndex(index: Tensor, what: string): Tensor {
@@ -13,17 +13,22 @@ function intIndex(index: Tensor, what: string): Tensor {
   return index.isContiguous ? index : contiguous(index);
 }
 
-/** x.index_select(dim, index): rows of `dim` picked by an int32 1-D index. Backward scatter-adds. */
-export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
+/**
+ * x.index_select(dim, index): rows of `dim` picked by an int32 1-D index. Backward scatter-adds.
+ * Ids outside [0, size) are refused (CPU: here; WebGPU: at the next readback). `op` names the caller.
+ */
+export function indexSelect(x: Tensor, dim: number, index: Tensor, op = 'indexSelect'): Tensor {
   const d = normalizeDim(dim, x.rank);
-  if (index.rank > 1) throw new RangeError(`indexSelect: index must be 1-D, got ${fmtShape(index.shape)}`);
-  const idx = intIndex(index, 'indexSelect');
+  if (index.rank > 1) throw new RangeError(`${op}: index must be 1-D, got ${fmtShape(index.shape)}`);
+  const idx = intIndex(index, op);
   const xc = x.isContiguous ? x : contiguous(x);
   const attrs: IndexSelectAttrs = {
     outer: numel(x.shape.slice(0, d)),
     size: x.shape[d]!,
     inner: numel(x.shape.slice(d + 1)),
     n: idx.size,
+    op,
+    ...(op === 'indexSelect' ? { dim: d } : {}),
   };
   const storage = x.backend.run('index_select', [xc, idx], attrs as unknown as Record<string, unknown>);
   const shape = [...x.shape];
@@ -44,10 +49,11 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   return out;
 }
 
-/** One-hot float32 encoding of int32 class ids: [...] -> [..., numClasses]. */
+/** One-hot float32 encoding of int32 class ids: [...] -> [..., numClasses]; ids outside [0, numClasses) are refused. */
 export function oneHot(ids: Tensor, numClasses: number): Tensor {
   if (ids.dtype !== 'int32') throw new TypeError(`oneHot: ids must be int32, got ${ids.dtype}`);
-  return tidy(() => ew('eq', [unsqueeze(ids, -1), arange(0, numClasses, 1, { dtype: 'int32', backend: ids.backend })]));
+  checkIndices(ids, numClasses, 'oneHot', 'class index');
+  return oneHotChecked(ids, numClasses);
 }
 
 /**
@@ -57,12 +63,13 @@ export function oneHot(ids: Tensor, numClasses: number): Tensor {
 export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const d = normalizeDim(dim, x.rank);
   if (index.rank !== x.rank) throw new RangeError(`gather: index rank ${index.rank} differs from input rank ${x.rank}`);
+  checkIndices(index, x.shape[d]!, 'gather', 'index');
   return tidy(() => {
     const last = x.rank - 1;
     const xm = d === last ? x : transpose(x, d, last); // [..., C]
     const im = d === last ? index : transpose(index, d, last); // [..., K]
     const C = x.shape[d]!;
-    const hot = oneHot(im, C); // [..., K, C]
+    const hot = oneHotChecked(im, C); // [..., K, C]
     const picked = sum(mul(unsqueeze(xm, -2), hot), -1); // [..., K]
     return d === last ? picked : contiguous(transpose(picked, d, last));
   });

@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor.js';
 import type { AnyTypedArray } from '../dtype.js';
-import { fmtShape, numel, shapesEqual } from '../shape.js';
+import { broadcastsTo, fmtShape, numel, shapesEqual } from '../shape.js';
 import { isGradEnabled } from '../autograd/grad-mode.js';
 import { ewInto } from './elementwise.js';
 
@@ -14,10 +14,13 @@ function checkTarget(dst: Tensor, op: string): void {
   }
 }
 
-/** dst[...] = src (broadcasting src; backends must match). */
+/** dst[...] = src (src must broadcast to dst's shape, as in PyTorch; backends must match). */
 export function copy_(dst: Tensor, src: Tensor): Tensor {
   checkTarget(dst, 'copy_');
   if (src.backend !== dst.backend) throw new Error(`copy_: source is on ${src.backend.name}, destination on ${dst.backend.name}`);
+  if (!broadcastsTo(src.shape, dst.shape)) {
+    throw new RangeError(`copy_: source ${fmtShape(src.shape)} cannot be broadcast to the destination ${fmtShape(dst.shape)}`);
+  }
   if (src.storage === dst.storage) {
     const tmp = new Tensor(src.backend.alloc(src.dtype, src.size), src.shape);
     ewInto(tmp, 'copy', [src]);

@@ -2,7 +2,7 @@ import { Tensor } from '../tensor.js';
 import { broadcastShapes, fmtShape, numel } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { contiguous, expand, transpose, unsqueeze, squeeze } from './views.js';
-import { sumToShape } from './elementwise.js';
+import { sumToShape, cast } from './elementwise.js';
 import type { MatmulAttrs } from '../backends/kernel-attrs.js';
 
 interface Operand {
@@ -54,10 +54,29 @@ function operand(x: Tensor, batchShape: number[], r: number, c: number): Operand
   return { t, trans: trans!, batchStride, owned };
 }
 
+/**
+ * The kernels read f32: integer operands are cast first. int @ int returns int32 as PyTorch does
+ * (exact while every partial sum stays below 2^24); int @ float returns float32 (PyTorch refuses
+ * mixed dtypes; foliar promotes, as its elementwise ops do).
+ */
+function promoted(a: Tensor, b: Tensor): Tensor {
+  const af = a.dtype === 'float32' ? a : cast(a, 'float32');
+  const bf = b.dtype === 'float32' ? b : cast(b, 'float32');
+  const y = matmul(af, bf);
+  if (af !== a) af.dispose();
+  if (bf !== b) bf.dispose();
+  const isInt = (t: Tensor): boolean => t.dtype === 'int32' || t.dtype === 'uint32';
+  if (!isInt(a) || !isInt(b)) return y;
+  const yi = cast(y, 'int32');
+  y.dispose();
+  return yi;
+}
+
 /** torch.matmul semantics: 1-D operands, batched and broadcast batch dims, transposed views without copies. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return promoted(a, b);
   if (a.rank === 1) {
     const a2 = unsqueeze(a, 0);
     const y = matmul(a2, b);

@@ -6,11 +6,18 @@ import { add, mul, sub, square, ew } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { contiguous, transpose, reshape, permute, flatten } from './views.js';
 import { matmul } from './matmul.js';
-import { oneHot, indexSelect } from './indexing.js';
+import { indexSelect } from './indexing.js';
+import { checkIndices, oneHotChecked } from './index-check.js';
 import { rand } from './creation.js';
 import type { Generator } from '../random/generator.js';
 
+/** Float-only ops refuse other dtypes as PyTorch does (their kernels would read int bits as floats). */
+function requireFloat(x: Tensor, op: string, what = 'input'): void {
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 ${what}, got ${x.dtype} (cast it with .toFloat())`);
+}
+
 function rowwise(x: Tensor, dim: number, log: boolean): Tensor {
+  requireFloat(x, log ? 'logSoftmax' : 'softmax');
   const d = normalizeDim(dim, x.rank);
   const last = x.rank - 1;
   const moved = d === last ? x : transpose(x, d, last);
@@ -78,6 +85,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   const eps = opts.labelSmoothing ?? 0;
   const reduction = opts.reduction ?? 'mean';
   if (logits.rank < 1) throw new RangeError('crossEntropy: logits need a class dimension');
+  requireFloat(logits, 'crossEntropy', 'logits tensor');
   if (target.dtype !== 'int32') throw new TypeError(`crossEntropy: targets must be int32 class indices, got ${target.dtype}`);
   return tidy(() => {
     // move classes last: [N, C, ...] -> [N*..., C]
@@ -86,8 +94,9 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
     if (lg.rank > 2) lg = reshape(permute(lg, [0, ...Array.from({ length: lg.rank - 2 }, (_, i) => i + 2), 1]), [-1, C]);
     const tg = flatten(target);
     if (tg.size !== lg.shape[0]) throw new RangeError(`crossEntropy: ${tg.size} targets for ${lg.shape[0]} rows of logits ${fmtShape(logits.shape)}`);
+    checkIndices(tg, C, 'crossEntropy', 'target');
     const logp = logSoftmax(lg, 1);
-    const hot = oneHot(tg, C);
+    const hot = oneHotChecked(tg, C);
     let w: Tensor | null = null; // per-row weight w[y_i]
     let nllTerms = mul(logp, hot); // [N, C]
     if (opts.weight) {
@@ -144,6 +153,6 @@ function mulOne(x: Tensor): Tensor {
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
   return tidy(() => {
     const flat = flatten(ids);
-    return reshape(indexSelect(weight, 0, flat), [...ids.shape, weight.shape[1]!]);
+    return reshape(indexSelect(weight, 0, flat, 'embedding'), [...ids.shape, weight.shape[1]!]);
   });
 }

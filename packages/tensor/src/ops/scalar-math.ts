@@ -42,6 +42,8 @@ fn f_pow(a: f32, b: f32) -> f32 {
   if (b != floor(b)) { var nanBits = 0x7fc00000u; return bitcast<f32>(nanBits); }
   return select(r, -r, (i32(b) & 1) == 1);
 }
+// NaN test on the bits: WGSL lets compilers assume floats are never NaN, so x != x may fold to false
+fn f_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn f_tanh(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 fn f_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 `;

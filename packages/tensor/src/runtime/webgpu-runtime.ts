@@ -48,6 +48,11 @@ export class WebGPURuntime {
   stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
   /** Set while profiling (runtime/profiler.ts): dispatches then go through it. */
   profiler: RuntimeProfiler | null = null;
+  /** Device-side index checks (boundsCheck): the flag buffer [serial, value, count] and the pending messages. */
+  private bounds: GPUBuffer | null = null;
+  private boundsSerial = 0;
+  private boundsMessages = new Map<number, (value: number) => string>();
+  private boundsReported = 0;
 
   static async create(opts: DeviceOptions = {}): Promise<WebGPURuntime> {
     return new WebGPURuntime(await acquireDevice(opts));
@@ -91,6 +96,42 @@ export class WebGPURuntime {
       this.error = null;
       throw e;
     }
+  }
+
+  /**
+   * For a kernel that checks indices on the device: the runtime's flag buffer (bind it as
+   * `array<atomic<u32>>`; WGSL in kernels/indexing.ts) and this dispatch's serial. The kernel records
+   * the first bad index as [serial, value, count]; the flag travels with the next readback (or sync), which
+   * then throws `message(value)` as a RangeError, so no result computed from it reaches the user.
+   * No extra readback: pending checks add a 12-byte copy to the readbacks that happen anyway.
+   */
+  boundsCheck(message: (value: number) => string): { buffer: GPUBuffer; serial: number } {
+    this.bounds ??= this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      label: 'foliar-bounds-flag',
+    });
+    // 0 means "no bad index"; wrapping after 2^32 - 2 checked dispatches is harmless in practice
+    this.boundsSerial = this.boundsSerial >= 0xfffffffe ? 1 : this.boundsSerial + 1;
+    this.boundsMessages.set(this.boundsSerial, message);
+    return { buffer: this.bounds, serial: this.boundsSerial };
+  }
+
+  /** Reads the flag copied behind a readback: forgets the checks that passed, throws the first failure. */
+  private checkBounds(flag: Uint32Array, upTo: number): void {
+    const serial = flag[0]!;
+    for (const k of this.boundsMessages.keys()) if (serial === 0 ? k <= upTo : k < serial) this.boundsMessages.delete(k);
+    if (serial === 0) return;
+    const message = this.boundsMessages.get(serial);
+    if (serial !== this.boundsReported) {
+      // re-arm for later bad indices (reads already in flight still see this one and throw it too)
+      this.boundsReported = serial;
+      this.writeBuffer(this.bounds!, 0, new Uint32Array(3));
+    }
+    const value = flag[1]! | 0, more = flag[2]! - 1;
+    const also = more > 0 ? `; ${more} more out-of-range ${more === 1 ? 'index' : 'indices'} in the same work` : '';
+    const what = message ? message(value) : `index ${value} out of range in a WebGPU kernel`;
+    throw new RangeError(`${what} (found on the WebGPU device, reported at this readback${also})`);
   }
 
   createBuffer(bytes: number, label?: string): GPUBuffer {
@@ -211,18 +252,24 @@ export class WebGPURuntime {
   /** Copies `bytes` from `src` at `offset` to the host. Never blocks the event loop. */
   async read(src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
     const aligned = Math.ceil(bytes / 4) * 4;
+    // pending index checks: their flag is copied behind the data (0 = none pending)
+    const checksUpTo = this.boundsMessages.size > 0 ? this.boundsSerial : 0;
+    const size = aligned + (checksUpTo ? 12 : 0);
     const staging = this.device.createBuffer({
-      size: Math.max(aligned, 4),
+      size: Math.max(size, 4),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       label: 'foliar-readback',
     });
     try {
       if (aligned > 0) this.copy(src, offset, staging, 0, aligned);
+      if (checksUpTo) this.copy(this.bounds!, 0, staging, aligned, 12);
       this.flush();
       this.stats.readbacks++;
       await awaitGpu(staging.mapAsync(GPUMapMode.READ));
       this.checkError();
-      return staging.getMappedRange(0, aligned).slice(0, bytes);
+      const mapped = staging.getMappedRange(0, size);
+      if (checksUpTo) this.checkBounds(new Uint32Array(mapped, aligned, 3), checksUpTo);
+      return mapped.slice(0, bytes);
     } catch (e) {
       this.checkError();
       throw e;
@@ -235,10 +282,14 @@ export class WebGPURuntime {
     this.flush();
     await awaitGpu(this.device.queue.onSubmittedWorkDone());
     this.checkError();
+    if (this.boundsMessages.size > 0) await this.read(this.bounds!, 0, 0);
   }
 
   destroy(): void {
     this.flush();
+    this.bounds?.destroy();
+    this.bounds = null;
+    this.boundsMessages.clear();
     unregisterRuntime(this);
     this.pool.trim();
     this.uniformPool.trim();

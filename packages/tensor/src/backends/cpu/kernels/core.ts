@@ -5,8 +5,9 @@ import { CpuBackend, CpuStorage, dataOf, forEachIndex } from '../cpu-backend.js'
 import type { DType } from '../../../dtype.js';
 import { philoxFill } from '../../../random/philox.js';
 import type {
-  ElementwiseAttrs, ReduceAttrs, MatmulAttrs, IndexSelectAttrs, SoftmaxAttrs, RandomAttrs,
+  ElementwiseAttrs, ReduceAttrs, MatmulAttrs, IndexSelectAttrs, IndexCheckAttrs, SoftmaxAttrs, RandomAttrs,
 } from '../../kernel-attrs.js';
+import { indexOutOfRange } from '../../../index-range.js';
 
 const f = Math.fround;
 
@@ -91,14 +92,26 @@ registerKernel<CpuBackend>('cpu', 'matmul', (be, [a, b], attrs) => {
   return out;
 });
 
+registerKernel<CpuBackend>('cpu', 'index_check', (_be, [ids], attrs) => {
+  const { n, size, op, what } = attrs as unknown as IndexCheckAttrs;
+  const I = dataOf(ids!);
+  for (let j = ids!.offset; j < ids!.offset + n; j++) {
+    const v = I[j]!;
+    if (v < 0 || v >= size) throw indexOutOfRange(op, what, v, size);
+  }
+});
+
 registerKernel<CpuBackend>('cpu', 'index_select', (be, [x, idx], attrs) => {
-  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+  const { outer, size, inner, n, op, dim } = attrs as unknown as IndexSelectAttrs;
   const X = dataOf(x!), I = dataOf(idx!);
+  for (let j = 0; j < n; j++) {
+    const id = I[idx!.offset + j]!;
+    if (id < 0 || id >= size) throw indexOutOfRange(op ?? 'indexSelect', 'index', id, size, dim === undefined ? '' : ` (dim ${dim})`);
+  }
   const out = be.alloc(x!.dtype, outer * n * inner) as CpuStorage;
   for (let o = 0; o < outer; o++)
     for (let j = 0; j < n; j++) {
       const id = I[idx!.offset + j]!;
-      if (id < 0 || id >= size) throw new RangeError(`index ${id} is out of range for a dimension of size ${size}`);
       for (let i = 0; i < inner; i++) out.data[(o * n + j) * inner + i] = X[x!.offset + (o * size + id) * inner + i]!;
     }
   return out;

@@ -1,15 +1,40 @@
 import { registerKernel } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import type { IndexSelectAttrs } from '../../kernel-attrs.js';
+import type { IndexSelectAttrs, IndexCheckAttrs } from '../../kernel-attrs.js';
+import { indexOutOfRange } from '../../../index-range.js';
 
 const WG = 256;
 
+/**
+ * The runtime's bounds flag at `binding` and report_bad_index: the first bad index of all the work
+ * before the next readback is kept as [serial, value, count of bad indices] (WebGPURuntime.boundsCheck
+ * throws it there).
+ */
+function boundsWgsl(binding: number): string {
+  return `
+@group(0) @binding(${binding}) var<storage, read_write> bounds: array<atomic<u32>>;
+fn report_bad_index(serial: u32, v: i32) {
+  atomicAdd(&bounds[2], 1u);
+  loop {
+    let r = atomicCompareExchangeWeak(&bounds[0], 0u, serial);
+    if (r.exchanged) { atomicStore(&bounds[1], bitcast<u32>(v)); return; }
+    if (r.old_value != 0u) { return; }
+  }
+}`;
+}
+
+/** Registers the error message of one checking dispatch; returns the flag buffer and the serial. */
+function boundsFor(be: WebGPUBackend, op: string, what: string, size: number, where = ''): { buffer: GPUBuffer; serial: number } {
+  return be.rt.boundsCheck((v) => indexOutOfRange(op, what, v, size, where).message);
+}
+
 registerKernel<WebGPUBackend>('webgpu', 'index_select', (be, [x, idx], attrs) => {
-  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+  const { outer, size, inner, n, op, dim } = attrs as unknown as IndexSelectAttrs;
   const total = outer * n * inner;
   const out = be.alloc(x!.dtype, total);
   if (total === 0) return out;
   const t = x!.dtype === 'int32' ? 'i32' : 'f32';
+  const flag = boundsFor(be, op ?? 'indexSelect', 'index', size, dim === undefined ? '' : ` (dim ${dim})`);
   be.rt.dispatch({
     name: 'index_select',
     key: `index_select:${t}`,
@@ -17,8 +42,9 @@ registerKernel<WebGPUBackend>('webgpu', 'index_select', (be, [x, idx], attrs) =>
 @group(0) @binding(0) var<storage, read> x: array<${t}>;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${t}>;
-struct U { size: u32, inner: u32, n: u32, total: u32, xoff: u32, ioff: u32, p0: u32, p1: u32 };
-@group(0) @binding(3) var<uniform> u: U;
+${boundsWgsl(3)}
+struct U { size: u32, inner: u32, n: u32, total: u32, xoff: u32, ioff: u32, serial: u32, p1: u32 };
+@group(0) @binding(4) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * ${WG}u;
@@ -26,14 +52,43 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = t % u.inner;
   let j = (t / u.inner) % u.n;
   let o = t / (u.inner * u.n);
-  let id = u32(clamp(ids[u.ioff + j], 0, i32(u.size) - 1));
+  let raw = ids[u.ioff + j];
+  // a bad id is reported (by one invocation per id) and clamped so that no read strays
+  if ((raw < 0 || raw >= i32(u.size)) && o == 0u && i == 0u) { report_bad_index(u.serial, raw); }
+  let id = u32(clamp(raw, 0, i32(u.size) - 1));
   out[t] = x[u.xoff + (o * u.size + id) * u.inner + i];
 }`,
-    buffers: [bufferOf(x!), bufferOf(idx!), out.buffer],
-    uniforms: new UniformWriter().u32(size, inner, n, total, x!.offset, idx!.offset, 0, 0).build(),
+    buffers: [bufferOf(x!), bufferOf(idx!), out.buffer, flag.buffer],
+    uniforms: new UniformWriter().u32(size, inner, n, total, x!.offset, idx!.offset, flag.serial, 0).build(),
     workgroups: grid(total, WG),
   });
   return out;
+});
+
+/** Flags the first id outside [0, size) (see IndexCheckAttrs); writes nothing else. */
+registerKernel<WebGPUBackend>('webgpu', 'index_check', (be, [ids], attrs) => {
+  const { n, size, op, what } = attrs as unknown as IndexCheckAttrs;
+  if (n === 0) return;
+  const flag = boundsFor(be, op, what, size);
+  be.rt.dispatch({
+    name: 'index_check',
+    key: 'index_check',
+    wgsl: () => `
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+${boundsWgsl(1)}
+struct U { n: u32, size: u32, off: u32, serial: u32 };
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${WG}u;
+  if (t >= u.n) { return; }
+  let v = ids[u.off + t];
+  if (v < 0 || v >= i32(u.size)) { report_bad_index(u.serial, v); }
+}`,
+    buffers: [bufferOf(ids!), flag.buffer],
+    uniforms: new UniformWriter().u32(n, size, ids!.offset, flag.serial).build(),
+    workgroups: grid(n, WG),
+  });
 });
 
 /**

@@ -10,12 +10,14 @@ function genWgsl(op: ReduceAttrs['op'], arg: boolean, firstPass: boolean, inType
   const isMax = op === 'max' || op === 'argmax';
   const init = op === 'sum' ? '0.0' : isMax ? '-3.4028234e38' : '3.4028234e38';
   const cmp = isMax ? 'v > best' : 'v < best';
+  // NaN wins as in PyTorch (argmax: the first NaN), tested on the bits: compilers may fold v != v
   const argIn = arg && !firstPass;
   return `
 @group(0) @binding(0) var<storage, read> x: array<${inType}>;
 ${argIn ? '@group(0) @binding(1) var<storage, read> xi: array<i32>;' : ''}
 @group(0) @binding(${argIn ? 2 : 1}) var<storage, read_write> out: array<f32>;
 ${arg ? `@group(0) @binding(${argIn ? 3 : 2}) var<storage, read_write> outi: array<i32>;` : ''}
+fn f_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 struct U { outer: u32, size: u32, inner: u32, chunks: u32, offset: u32, chunk: u32, total: u32, pad: u32 };
 @group(0) @binding(${arg ? (argIn ? 4 : 3) : 2}) var<uniform> u: U;
 @compute @workgroup_size(${WG})
@@ -38,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     ${
       op === 'sum'
         ? 'best += v;'
-        : `if (first || ${cmp} || (v != v && best == best)) { best = v; ${arg ? (argIn ? 'bi = xi[off - u.offset];' : 'bi = i32(r);') : ''} }\n    first = false;`
+        : `if (first || (!f_isnan(best) && (f_isnan(v) || ${cmp}))) { best = v; ${arg ? (argIn ? 'bi = xi[off - u.offset];' : 'bi = i32(r);') : ''} }\n    first = false;`
     }
   }
   out[t] = best;
