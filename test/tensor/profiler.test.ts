@@ -144,7 +144,10 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
       for (const n of ['mul_scalar', 'neg', 'exp']) {
         const r = report.byOp.find((x) => x.name === n);
         assert.ok(r, `${n} in ${report.byOp.map((x) => x.name)}`);
-        assert.ok(r!.gpuMs! > 0, `${n} has GPU time (${r!.gpuMs})`);
+        // one dispatch on 4 elements can take less than the timestamp resolution: a measured 0 is
+        // fine there, a missing value is not; 2,100 negations must add up to more than nothing
+        assert.ok(r!.gpuMs !== null && r!.gpuMs >= 0, `${n} has GPU time (${r!.gpuMs})`);
+        if (n === 'neg') assert.ok(r!.gpuMs! > 0, `neg has positive GPU time (${r!.gpuMs})`);
       }
     }
     assert.is(ft.profilerGpuObjects(), 0);
