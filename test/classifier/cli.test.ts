@@ -1,7 +1,8 @@
 /**
  * foliar-classify end to end as a subprocess (CPU backend, tiny model, 16x16 synthetic leaves):
  * config file + flag precedence, the run directory's files, `eval` reproducing the training
- * report, `predict` CSVs, and clear errors for bad input.
+ * report, `predict` CSVs, and clear errors for bad input (one line, exit code 1, values refused up
+ * front, FOLIAR_BACKEND honoured; also `npm run experiment`).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,11 +18,21 @@ const tmp = mkdtempSync(join(tmpdir(), 'foliar-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const cli = join(repoRoot, 'packages', 'classifier', 'src', 'cli.ts');
 
-function run(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', cli, ...args], {
-    cwd: repoRoot, encoding: 'utf8', env: { ...process.env, FOLIAR_BACKEND: 'cpu' }, timeout: 180_000,
+function run(args: string[], env: Record<string, string> = {}, script = cli): { code: number; stdout: string; stderr: string } {
+  const base: NodeJS.ProcessEnv = { ...process.env, FOLIAR_BACKEND: 'cpu' };
+  delete base.FOLIAR_DEBUG;
+  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', script, ...args], {
+    cwd: repoRoot, encoding: 'utf8', env: { ...base, ...env }, timeout: 180_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+/** An error is reported as one line (`<prog>: …`), exit code 1, no stack trace. */
+function oneLineError(r: { code: number; stderr: string }, pattern: RegExp, prog = 'foliar-classify'): void {
+  assert.is(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, `one line on stderr:\n${r.stderr}`);
+  assert.ok(lines[0]!.startsWith(`${prog}: `), lines[0]);
+  assert.match(lines[0]!, pattern);
 }
 
 const runDir = join(tmp, 'run');
@@ -110,7 +121,30 @@ test('bad input fails with a message naming the problem', () => {
   assert.is.not(r.code, 0);
   assert.match(r.stderr, /missing/);
   r = run(['--help']);
+  assert.is(r.code, 0);
   for (const c of ['train', 'eval', 'predict']) assert.ok(r.stdout.includes(c), `help lists ${c}`);
+});
+
+test('errors are one line with exit code 1 (stack only with --verbose or FOLIAR_DEBUG=1); batch size 0 refused up front; FOLIAR_BACKEND honoured', () => {
+  for (const bs of ['0', '-1']) oneLineError(run(['predict', '--model', runDir, '--batch-size', bs, tmp]), new RegExp(`--batch-size.*"${bs}" is not a positive integer`));
+  oneLineError(run(['eval', '--model', runDir, '--batch-size', '0']), /--batch-size/);
+  oneLineError(run(['train', '--bogus']), /unknown option '--bogus' \(see --help\)/);
+  oneLineError(run(['train', '--backend', 'tpu']), /--backend must be webgpu, cpu or auto, got "tpu"/);
+  oneLineError(run(['predict', '--model', runDir, tmp], { FOLIAR_BACKEND: 'tpu' }), /FOLIAR_BACKEND must be/);
+  const missing = ['predict', '--model', join(tmp, 'missing'), 'a.png'];
+  oneLineError(run(missing), /missing: no trained model here/);
+  for (const r of [run([...missing, '--verbose']), run(missing, { FOLIAR_DEBUG: '1' })]) {
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /\n\s+at /, 'a stack trace on request');
+  }
+  // FOLIAR_BACKEND=cpu (run() sets it) and no --backend: the CPU backend, recorded in the report
+  const out = join(tmp, 'eval-env');
+  const e = run(['eval', '--model', runDir, '--no-progress', '--out', out]);
+  assert.is(e.code, 0, e.stderr);
+  const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { extra: { backend: string } };
+  assert.match(rep.extra.backend, /^CPU/);
+  // npm run experiment: the same rule
+  oneLineError(run(['--data', join(tmp, 'nowhere'), '--out', join(tmp, 'exp')], {}, join(repoRoot, 'examples', 'experiment.ts')), /nowhere/, 'experiment');
 });
 
 test.run();

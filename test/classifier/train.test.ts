@@ -1,11 +1,13 @@
 /**
  * The training loop on the CPU backend with a tiny ResNet-like model and 16x16 synthetic leaves:
  * exact resumption (interrupted + resumed = uninterrupted, bit for bit), no buffer growth across
- * epochs, keep-last-K and best checkpoints, early stopping, config validation, and the report
- * checked against predictions made independently through the model file.
+ * epochs, keep-last-K and best checkpoints (consistent across a crash between their writes), restart
+ * after a kill, stale temp files, early stopping, config validation, and the report checked against
+ * predictions made independently through the model file.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, readdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +185,66 @@ test('starting a new run in a directory that holds one is refused; resuming an e
   await train(resolveConfig(base, { epochs: 1 }), { runDir, ...quiet, skipReport: true, stopAfterSteps: 1 });
   await rejects(() => train(resolveConfig(base), { runDir, ...quiet }), /already holds a training run/);
   await rejects(() => train(resolveConfig(base), { runDir: dir(), resume: true, ...quiet }), /no checkpoints/);
+});
+
+/** The pid of a process that has exited (its temp files are stale). */
+const deadPid = (): number => spawnSync('true').pid!;
+
+test('a crash between writing the best weights and the checkpoint that records them loses nothing', async () => {
+  // keepLast 1 and a checkpoint every step: pruning runs as often as it can
+  const config = resolveConfig(base, { epochs: 3, monitor: 'val_loss', checkpointEvery: 1, keepLast: 1 });
+  const whole = dir();
+  const a = await train(config, { runDir: whole, ...quiet, skipReport: true });
+  const spe = a.history[0]!.steps;
+  const ckdir = (runDir: string) => new CheckpointDir(join(runDir, 'checkpoints'), 1);
+
+  // crash right after the first file written at the end of epoch 1 (which improves: the first epoch always does)
+  const crashed = dir();
+  const endOfEpoch1 = ckdir(crashed).pathForStep(spe);
+  await rejects(() => train(config, {
+    runDir: crashed, ...quiet, skipReport: true,
+    onCheckpointWritten: (kind, path) => {
+      if (kind === 'best' || path === endOfEpoch1) throw new Error('simulated crash');
+    },
+  }), /simulated crash/);
+  // at this instant every checkpoint's best epoch has its weights in best.safetensors
+  const bestPath = join(crashed, 'checkpoints', 'best.safetensors');
+  for (const { path } of await ckdir(crashed).list()) {
+    const c = await loadCheckpoint(path);
+    if (c.state.monitor.bestEpoch === null) continue;
+    assert.ok(existsSync(bestPath), `${path} records best epoch ${c.state.monitor.bestEpoch}, but best.safetensors is missing`);
+    assert.is((await loadCheckpoint(bestPath)).state.epoch, c.state.monitor.bestEpoch);
+  }
+  // what the killed writer left behind goes when the run resumes
+  const dead = deadPid();
+  const stale = [join(crashed, 'checkpoints', `step-00000099.safetensors.tmp-${dead}-abc123`), join(crashed, `config.json.tmp-${dead}-ff`)];
+  for (const f of stale) writeFileSync(f, 'partial');
+
+  const r = await train(config, { runDir: crashed, resume: true, ...quiet, skipReport: true });
+  assert.is(r.bestEpoch, a.bestEpoch);
+  for (const f of stale) assert.not.ok(existsSync(f), `${f} cleaned`);
+  const best = await loadCheckpoint(bestPath);
+  assert.is(best.state.epoch, r.bestEpoch, 'best.safetensors holds the best epoch');
+  assert.is((await lastCheckpoint(crashed)).state.monitor.bestEpoch, best.state.epoch);
+  assertSameTensors((await loadCheckpoint(join(whole, 'checkpoints', 'best.safetensors'))).model, best.model, 'best weights');
+  assert.equal(stepLog(crashed), stepLog(whole), 'log without repeated steps');
+});
+
+test('resuming a run killed before its first checkpoint starts it again with its own config and a clean log', async () => {
+  const config = resolveConfig(base, { epochs: 1, seed: 3 });
+  const runDir = dir();
+  await rejects(() => train(config, { runDir, ...quiet, skipReport: true, onCheckpointWritten: () => { throw new Error('killed'); } }), /killed/);
+  const steps = (stepLog(runDir) as { type: string }[]).filter((x) => x.type === 'step').length;
+  assert.ok(steps > 0, 'steps were logged before the kill');
+  assert.ok(existsSync(join(runDir, 'checkpoints', 'best.safetensors')), 'best weights written before the kill');
+  const r = await train(resolveConfig({ epochs: 5 }) /* ignored: the run's config.json wins */, { runDir, resume: true, ...quiet, skipReport: true });
+  assert.is(r.interrupted, false);
+  assert.is(r.config.seed, 3);
+  assert.is(r.history.length, 1);
+  assert.is((await loadCheckpoint(join(runDir, 'checkpoints', 'best.safetensors'))).state.globalStep, r.globalStep, 'best weights of this run');
+  const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: number });
+  assert.is(log.filter((x) => x.type === 'start').length, 1, 'one start record');
+  assert.equal(log.filter((x) => x.type === 'step').map((x) => x.step), Array.from({ length: r.globalStep }, (_, i) => i + 1));
 });
 
 test('config: defaults, precedence, and errors that name the key or file', async () => {

@@ -2,12 +2,13 @@
  * foliar-diffuse training commands end to end as subprocesses (CPU backend, a tiny pipeline from a
  * --tiny-config file, 16 px synthetic leaves): dreambooth from a folder and from a Plant Pathology
  * 2020 style CSV, resume, textual inversion; train-text-to-image from an imagefolder and from a CSV
- * with a caption template; train-vae; clear errors for bad input; --help.
+ * with a caption template; train-vae; refusing another run's folder and --overwrite; errors as one
+ * line, values refused up front, FOLIAR_BACKEND; --help.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -19,9 +20,22 @@ const tmp = mkdtempSync(join(tmpdir(), 'foliar-diffuse-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const cli = join(repoRoot, 'packages', 'diffusion', 'src', 'cli', 'main.ts');
 
-function run(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', cli, '--backend', 'cpu', ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
+/** The CLI on the CPU backend: `--backend cpu`, or (`viaEnv`) FOLIAR_BACKEND=cpu and no flag. */
+function run(args: string[], o: { viaEnv?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+  const env = { ...process.env };
+  delete env.FOLIAR_BACKEND;
+  delete env.FOLIAR_DEBUG;
+  if (o.viaEnv) env.FOLIAR_BACKEND = 'cpu';
+  const r = spawnSync(process.execPath, ['--conditions=foliar-source', '--import', 'tsx', cli, ...(o.viaEnv ? [] : ['--backend', 'cpu']), ...args], { cwd: repoRoot, encoding: 'utf8', env, timeout: 180_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+/** An error is reported as one line, without a stack trace. */
+function oneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.is(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, `one line on stderr:\n${r.stderr}`);
+  assert.match(lines[0]!, /^foliar-diffuse: /);
+  assert.match(lines[0]!, pattern);
 }
 const log = (out: string) => readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
 
@@ -80,6 +94,19 @@ test('dreambooth (LoRA, folder of images) writes checkpoints and the adapter; --
   assert.is(r2.code, 0, r2.stderr);
   assert.match(r2.stderr, /resumed from .*checkpoint-3 at step 3/);
   assert.equal(log(out).map((x) => x.step), [1, 2, 3, 4, 5]);
+});
+
+test('dreambooth into a folder that holds a run: refused before anything is written; --overwrite starts over (FOLIAR_BACKEND=cpu honoured)', () => {
+  const out = join(tmp, 'db');
+  const args = ['dreambooth', ...small, '--instance-dir', leaves, '--instance-prompt', 'a photo of a sks leaf', '--method', 'lora', '--rank', '2', '--max-train-steps', '2', '--checkpointing-steps', '2', '--out', out];
+  const r = run(args);
+  oneLineError(r, /db already holds a training run \(checkpoints\/, final\/, train\.jsonl\): continue it with --resume latest .*start over with --overwrite/);
+  assert.is((JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { maxTrainSteps: number }).maxTrainSteps, 5, "the old run's config.json is untouched");
+  const r2 = run([...args, '--overwrite'], { viaEnv: true });
+  assert.is(r2.code, 0, r2.stderr);
+  assert.match(r2.stderr, /device: CPU/);
+  assert.equal(log(out).map((x) => x.step), [1, 2]);
+  assert.equal(readdirSync(join(out, 'checkpoints')), ['checkpoint-2'], "none of the old run's checkpoints left");
 });
 
 test('dreambooth from a Plant Pathology 2020 CSV (multiple_diseases) with textual inversion and prior preservation', async () => {
@@ -143,6 +170,24 @@ test('bad input: clear errors naming what is wrong', () => {
   const noLora = run(['generate-set', '--model', 'tiny', '--prompt', 'x', '--count', '2', '--lora', join(tmp, 'nope'), '--out', join(tmp, 'e6')]);
   assert.is(noLora.code, 1);
   assert.match(noLora.stderr, /nope.*pytorch_lora_weights\.safetensors/);
+});
+
+test('errors are one line with exit code 1 (the stack only with --verbose); sizes and counts of 0 are refused up front', () => {
+  const gen = ['generate', '--model', 'tiny', '--prompt', 'x', '--steps', '1', '--out', join(tmp, 'g0')];
+  oneLineError(run([...gen, '--height', '0']), /--height.*'0' is not a positive integer/);
+  oneLineError(run([...gen, '--num-images', '0']), /--num-images.*'0' is not a positive integer/);
+  oneLineError(run([...gen, '--width', '-8']), /--width.*not a positive integer/);
+  oneLineError(run(['generate-set', '--model', 'tiny', '--prompt', 'x', '--count', '0', '--out', join(tmp, 'g1')]), /--count/);
+  oneLineError(run(['train-vae', '--data', leaves, '--train-batch-size', '0', '--out', join(tmp, 'g2')]), /--train-batch-size/);
+  oneLineError(run(['generate', '--bogus']), /required option '--model <dir>' not specified \(see --help\)/);
+  oneLineError(run([...gen, '--bogus']), /unknown option '--bogus' \(see --help\)/);
+  oneLineError(run(['--backend', 'tpu', 'create-tiny', '--out', join(tmp, 'g3')]), /--backend must be webgpu, cpu or auto, got 'tpu'/);
+  const bad = ['dreambooth', ...small, '--instance-dir', leaves, '--instance-csv', join(pp, 'train.csv'), '--instance-prompt', 'x', '--out', join(tmp, 'e1')];
+  oneLineError(run(bad), /exactly one of --instance-dir or --instance-csv/);
+  const verbose = run([...bad, '--verbose']);
+  assert.is(verbose.code, 1);
+  assert.match(verbose.stderr, /\n\s+at /, 'a stack trace with --verbose');
+  assert.ok(existsSync(join(tmp, 'g0')) === false, 'nothing was generated');
 });
 
 test('generate-set writes one file per seed, seeds.jsonl and a preview; a re-run keeps what is there', () => {

@@ -1,16 +1,19 @@
 /**
  * The VAE and text-to-image trainers and the dataset readers: the VAE loss against a host computation
  * (L1/MSE + β·KL from the same sampled z), a short VAE run lowers the reconstruction loss,
- * text-to-image conditions each image on its own caption (each encoded once), CSV/imagefolder readers.
+ * text-to-image conditions each image on its own caption (each encoded once), the shared loop's run
+ * folder (refusing another run's folder, --overwrite, cleanup and log repair after a kill),
+ * CSV/imagefolder readers.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { AutoencoderKL, LoRA, imagesToTensor } from '@foliar/diffusion';
-import { vaeLoss, trainVAE, trainTextToImage, parseCsv, readCaptionedCsv, readCaptionedFolder, readClassImagesFromCsv } from '../../packages/diffusion/src/training/index.js';
+import { vaeLoss, trainVAE, trainTextToImage, parseCsv, readCaptionedCsv, readCaptionedFolder, readClassImagesFromCsv, runTrainLoop, type TrainLoopOptions } from '../../packages/diffusion/src/training/index.js';
 import { setup, teardown } from '../helpers.js';
 import { tinyPipeline, leafImages } from './fixtures.js';
 
@@ -87,6 +90,84 @@ test('trainTextToImage: each image is conditioned on its own caption, each capti
   assert.equal([...encoded].sort(), ['a green leaf', 'a healthy leaf']);
   lora.dispose();
   pipe.dispose();
+});
+
+// ---------------------------------------------------------------- the loop's run folder (a 4-parameter model: fast)
+
+/** runTrainLoop on a tiny quadratic; `failAt` throws after that step is logged (a crash). */
+async function quadratic(outputDir: string, o: Partial<TrainLoopOptions> & { failAt?: number } = {}) {
+  const w = ft.keep(ft.zeros([4]).requiresGrad_(true));
+  const target = ft.keep(ft.tensor([1, -2, 3, 0.5]));
+  const { failAt, ...opts } = o;
+  try {
+    return await runTrainLoop(
+      { outputDir, maxTrainSteps: 6, learningRate: 0.1, checkpointingSteps: 2, quiet: true, ...opts, ...(failAt ? { onStep: ({ step }: { step: number }) => { if (step === failAt) throw new Error('killed'); } } : {}) },
+      { label: 'quadratic', params: [w], stateDict: () => new Map([['w', w]]), loss: (_k, gen) => w.sub(target).square().sum().add(ft.randn([1], { generator: gen }).mul(0.01).sum()) },
+    );
+  } finally {
+    w.dispose();
+    target.dispose();
+  }
+}
+const steps = (out: string) => readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return assert.unreachable('expected a rejection') as never;
+}
+
+test('runTrainLoop refuses a folder holding a run unless resuming or overwrite: true (which clears it); config.json alone does not count', async () => {
+  const out = join(dir, 'refuse');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'config.json'), '{}'); // callers write their config before training
+  await quadratic(out);
+  assert.equal(readdirSync(join(out, 'checkpoints')).sort(), ['checkpoint-2', 'checkpoint-4', 'checkpoint-6']);
+  const msg = await rejection(quadratic(out, { maxTrainSteps: 2 }));
+  for (const part of [out, 'checkpoints/', 'train.jsonl', '--resume latest', "resumeFrom: 'latest'", '--overwrite', 'overwrite: true']) assert.ok(msg.includes(part), `error names ${part}: ${msg}`);
+  assert.equal(steps(out), [1, 2, 3, 4, 5, 6], 'the refused run wrote nothing');
+  // final/ alone counts too
+  const fin = join(dir, 'refuse-final');
+  mkdirSync(join(fin, 'final'), { recursive: true });
+  writeFileSync(join(fin, 'final', 'model_index.json'), '{}');
+  assert.match(await rejection(quadratic(fin)), /final\//);
+  // overwrite: a fresh run, nothing of the old one left to mix with
+  const r = await quadratic(out, { maxTrainSteps: 3, checkpointingSteps: 1, checkpointsTotalLimit: 5, overwrite: true });
+  assert.is(r.steps, 3);
+  assert.equal(steps(out), [1, 2, 3]);
+  assert.equal(readdirSync(join(out, 'checkpoints')).sort(), ['checkpoint-1', 'checkpoint-2', 'checkpoint-3']);
+  assert.ok(existsSync(join(out, 'config.json')), 'config.json kept');
+  assert.match(await rejection(quadratic(out, { resumeFrom: 'latest', overwrite: true })), /exclude each other/);
+});
+
+test('runTrainLoop after a kill: stale temps cleaned, log lines past the checkpoint dropped, the result equals an uninterrupted run', async () => {
+  const whole = join(dir, 'whole');
+  const a = await quadratic(whole);
+  const out = join(dir, 'killed');
+  assert.match(await rejection(quadratic(out, { failAt: 5 })), /killed/);
+  assert.equal(steps(out), [1, 2, 3, 4, 5]);
+  const dead = spawnSync('true').pid!;
+  const stale = [join(out, 'checkpoints', `checkpoint-6.partial-${dead}`), join(out, `train.jsonl.tmp-${dead}-0a1b`), join(out, 'final', `weights.safetensors.tmp-${dead}-ff`)];
+  mkdirSync(stale[0]!, { recursive: true });
+  writeFileSync(join(stale[0]!, 'trained.safetensors'), 'partial');
+  mkdirSync(join(out, 'final'), { recursive: true });
+  for (const f of stale.slice(1)) writeFileSync(f, 'partial');
+  const b = await quadratic(out, { resumeFrom: 'latest' });
+  assert.equal(steps(out), [1, 2, 3, 4, 5, 6], 'no repeated steps');
+  for (const f of stale) assert.not.ok(existsSync(f), `${f} cleaned`);
+  assert.equal(b.losses, a.losses);
+  const row = (o: string) => readFileSync(join(o, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => { const { seconds: _s, live_buffers: _b, peak_bytes: _p, ...x } = JSON.parse(l) as Record<string, number>; return x; });
+  assert.equal(row(out), row(whole));
+
+  // killed before the first checkpoint: checkpoints/ exists already, so callers that resume when it
+  // does (the study, dreambooth-leaves) restart it instead of being refused, with a clean log
+  const early = join(dir, 'early');
+  await rejection(quadratic(early, { failAt: 1 }));
+  assert.ok(existsSync(join(early, 'checkpoints')));
+  await quadratic(early, { resumeFrom: existsSync(join(early, 'checkpoints')) ? 'latest' : null });
+  assert.equal(steps(early), [1, 2, 3, 4, 5, 6]);
 });
 
 test('dataset readers: quoted CSV fields, caption templates, PP2020 class rows, imagefolder; errors name the row', async () => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // foliar-classify: train, evaluate and apply the leaf classifier.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@foliar/tensor';
 import * as ft from '@foliar/tensor';
@@ -15,6 +15,12 @@ import {
 const int = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${v}" is not an integer`);
+  return n;
+};
+/** Sizes and counts: 0 or less would loop forever (predict) or mean nothing. */
+const posInt = (v: string): number => {
+  const n = int(v);
+  if (n < 1) throw new InvalidArgumentError(`"${v}" is not a positive integer`);
   return n;
 };
 const num = (v: string): number => {
@@ -40,10 +46,28 @@ const extraTrain = (v: string, prev: ExtraTrainImages[] = []): ExtraTrainImages[
   }
 };
 
+/** --backend, else FOLIAR_BACKEND, else auto (passing 'auto' explicitly would hide the variable from ft.init). */
 async function initBackend(name: string | undefined): Promise<void> {
-  const want = name ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new Error(`--backend must be webgpu, cpu or auto, got "${want}"`);
+  const want = name ?? (process.env.FOLIAR_BACKEND || undefined) ?? 'auto';
+  if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new Error(`${name !== undefined ? '--backend' : 'FOLIAR_BACKEND'} must be webgpu, cpu or auto, got "${want}"`);
   await ft.init({ backend: want as 'auto' | 'webgpu' | 'cpu' });
+}
+
+const PROG = 'foliar-classify';
+const debugWanted = (): boolean => process.argv.includes('--verbose') || process.env.FOLIAR_DEBUG === '1';
+
+/** One line on stderr, `foliar-classify: <message>` (the stack too with --verbose or FOLIAR_DEBUG=1), exit code 1. */
+function reportError(e: unknown): void {
+  if (e instanceof CommanderError && ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(e.code)) {
+    process.exitCode = e.exitCode;
+    return;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  let msg = err.message.replace(/^error: /, '');
+  if (e instanceof CommanderError && e.code !== 'commander.invalidArgument') msg += ' (see --help)';
+  console.error(`${PROG}: ${msg}`);
+  if (debugWanted()) for (let c: unknown = err; c instanceof Error; c = c.cause) console.error(c.stack);
+  process.exitCode = 1;
 }
 
 interface TrainFlags {
@@ -73,9 +97,12 @@ function flagsToConfig(f: TrainFlags): Partial<TrainConfig> {
 
 const program = new Command();
 program
-  .name('foliar-classify')
+  .name(PROG)
   .description('Train, evaluate and apply a leaf-disease classifier (ResNet on WebGPU) in TypeScript.')
-  .showHelpAfterError();
+  .option('--verbose', 'stack traces with errors (also FOLIAR_DEBUG=1)')
+  // errors are reported once, as one line, by reportError (inherited by the commands below)
+  .exitOverride()
+  .configureOutput({ outputError: () => {} });
 
 program
   .command('train')
@@ -115,7 +142,7 @@ program
   .option('--checkpoint-every <n>', 'also checkpoint every n steps (default: epoch ends only)', int)
   .option('--out <dir>', 'run directory (default runs/<arch>-<timestamp>)')
   .option('--resume <dir>', 'continue the run in <dir> from its newest checkpoint (its config is used)')
-  .option('--backend <name>', 'webgpu, cpu or auto (default auto)')
+  .option('--backend <name>', 'webgpu, cpu or auto (default: FOLIAR_BACKEND, else auto)')
   .option('--no-progress', 'no progress bars')
   .action(async (f: TrainFlags) => {
     await initBackend(f.backend);
@@ -148,9 +175,9 @@ program
   .requiredOption('--model <path>', 'run directory, model.safetensors or a checkpoint')
   .addOption(new Option('--split <name>', 'which images of the training run\'s data (default test)').choices(['train', 'val', 'test']))
   .option('--data <dir>', 'evaluate every image of this dataset folder instead (class names must match the model\'s)')
-  .option('--batch-size <n>', 'batch size (default 64)', int)
+  .option('--batch-size <n>', 'batch size (default 64)', posInt)
   .option('--out <dir>', 'report directory (default <run dir>/eval-<split>)')
-  .option('--backend <name>', 'webgpu, cpu or auto (default auto)')
+  .option('--backend <name>', 'webgpu, cpu or auto (default: FOLIAR_BACKEND, else auto)')
   .option('--no-progress', 'no progress bar')
   .action(async (f: { model: string; split?: 'train' | 'val' | 'test'; data?: string; batchSize?: number; out?: string; backend?: string; progress?: boolean }) => {
     await initBackend(f.backend);
@@ -194,8 +221,8 @@ program
   .argument('<images...>', 'image files or folders (searched recursively)')
   .requiredOption('--model <path>', 'run directory, model.safetensors or a checkpoint')
   .option('--output <file>', 'write the CSV here (default: stdout)')
-  .option('--batch-size <n>', 'batch size (default 32)', int)
-  .option('--backend <name>', 'webgpu, cpu or auto (default auto)')
+  .option('--batch-size <n>', 'batch size (default 32)', posInt)
+  .option('--backend <name>', 'webgpu, cpu or auto (default: FOLIAR_BACKEND, else auto)')
   .action(async (images: string[], f: { model: string; output?: string; batchSize?: number; backend?: string }) => {
     await initBackend(f.backend);
     const { model, info } = await loadTrainedModel(f.model);
@@ -209,11 +236,17 @@ program
     model.dispose();
   });
 
+// errors that escape the command's promise (a stray rejection) are reported the same way
+const stray = (e: unknown) => {
+  reportError(e);
+  process.exit(1);
+};
+process.on('uncaughtException', stray);
+process.on('unhandledRejection', stray);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  console.error(`foliar-classify: ${(e as Error).message}`);
-  process.exitCode = 1;
+  reportError(e);
 } finally {
   ft.shutdown();
 }

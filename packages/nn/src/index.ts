@@ -16,3 +16,4 @@ export { Progress, type ProgressOptions } from './progress.js';
 export { Conv2d, ConvTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './layers/conv.js';
 export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/norm.js';
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool.js';
+export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from './run-dir.js';

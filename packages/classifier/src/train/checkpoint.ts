@@ -2,7 +2,7 @@
 // optimizer state (`optim.*`) and, in the header metadata, everything else needed to continue
 // exactly (config, epoch and batch position, scheduler, RNG, early-stopping state, history).
 // One file means one atomic rename: a crash leaves the previous checkpoint intact.
-import { readdir, unlink, copyFile, rename } from 'node:fs/promises';
+import { readdir, unlink, copyFile, rename, link, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, tensor, noGrad, type Tensor, type TensorToWrite } from '@foliar/tensor';
 import type { Module, Optimizer, OptimizerState } from '@foliar/nn';
@@ -138,7 +138,10 @@ export function restoreOptimizer(optimizer: Optimizer<{ lr: number }>, ckpt: Loa
 
 const STEP_FILE = /^step-(\d+)\.safetensors$/;
 
-/** Checkpoint files of a run: `checkpoints/step-<globalStep>.safetensors`, plus `best.safetensors`. */
+/**
+ * Checkpoint files of a run: `checkpoints/step-<globalStep>.safetensors`, plus `best.safetensors`
+ * (the full checkpoint of the best epoch so far; written before the step checkpoint that records it).
+ */
 export class CheckpointDir {
   constructor(readonly dir: string, private readonly keepLast: number) {}
 
@@ -175,10 +178,24 @@ export class CheckpointDir {
     for (const { path } of l.slice(0, Math.max(0, l.length - this.keepLast))) await unlink(path).catch(() => {});
   }
 
-  /** Makes `path` (a just-written checkpoint) the best one: copy then rename, so `best` is never partial. */
-  async markBest(path: string): Promise<void> {
-    const tmp = `${this.bestPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await copyFile(path, tmp);
-    await rename(tmp, this.bestPath);
+  /**
+   * Puts the file `src` (a complete checkpoint) at `dest` as well, atomically: a hard link (no
+   * second copy on disk; every writer replaces files by rename, never in place), else a copy.
+   */
+  async cloneTo(src: string, dest: string): Promise<void> {
+    const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await link(src, tmp);
+    } catch {
+      await copyFile(src, tmp);
+      const fh = await open(tmp, 'r+');
+      await fh.sync().finally(() => fh.close());
+    }
+    try {
+      await rename(tmp, dest);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
   }
 }

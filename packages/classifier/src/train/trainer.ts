@@ -1,13 +1,13 @@
 // The training loop: epochs of SGD/AdamW steps with warmup + cosine, validation each epoch,
 // checkpoints (keep-last-K + best), early stopping, exact resumption, JSONL log, progress bars,
 // and the final report on the test set with the best weights.
-import { mkdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   tensor, tidy, crossEntropy, manualSeed, defaultGenerator, memory, resetPeakMemory, writeFileAtomic, getBackend, type Tensor,
 } from '@foliar/tensor';
-import { SGD, AdamW, LRScheduler, warmupCosine, Progress, type Optimizer } from '@foliar/nn';
+import { SGD, AdamW, LRScheduler, warmupCosine, Progress, cleanStaleTemps, type Optimizer } from '@foliar/nn';
 import { classWeights } from '../data/split.js';
 import { validateConfig, DEFAULT_CONFIG, type TrainConfig, type MonitorMetric } from './config.js';
 import { prepareData, type PreparedData } from './data.js';
@@ -24,7 +24,10 @@ import { JsonlLog } from './log.js';
 export interface TrainOptions {
   /** Run directory (created); holds config.json, log.jsonl, checkpoints/, model.safetensors and the report. */
   runDir: string;
-  /** Continue the run in `runDir` from its newest checkpoint (its config wins over `config`). */
+  /**
+   * Continue the run in `runDir` from its newest checkpoint (its config wins over `config`). A run
+   * that stopped before its first checkpoint starts again with its own config.json.
+   */
   resume?: boolean;
   /** Aborting stops after the current step, with a checkpoint to resume from. */
   signal?: AbortSignal;
@@ -37,6 +40,11 @@ export interface TrainOptions {
   /** Skip the final test evaluation and report (tests of the loop itself). */
   skipReport?: boolean;
   onEpoch?: (record: EpochRecord) => void;
+  /**
+   * Called once each checkpoint file is in place ('best' before the step checkpoint that records
+   * it): tests throw here to simulate a crash between the two.
+   */
+  onCheckpointWritten?: (kind: 'best' | 'checkpoint', path: string) => void | Promise<void>;
 }
 
 export interface TrainResult {
@@ -88,17 +96,25 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   const runDir = resolve(opts.runDir);
   const verbose = opts.verbose ?? true;
   const ckdir = join(runDir, 'checkpoints');
+  const configPath = join(runDir, 'config.json');
   let resumed: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
+  let own: Partial<TrainConfig> | null = null;
   if (opts.resume) {
     const latest = await new CheckpointDir(ckdir, 1).latest();
-    if (!latest) throw new Error(`--resume ${runDir}: no checkpoints in ${ckdir}`);
-    resumed = await loadCheckpoint(latest);
+    if (latest) resumed = await loadCheckpoint(latest);
+    // checkpoints/ is made after config.json: a run killed before its first checkpoint restarts with its config
+    else if (existsSync(ckdir) && existsSync(configPath)) {
+      const { classNames: _c, dataDescription: _d, ...c } = JSON.parse(readFileSync(configPath, 'utf8')) as Partial<TrainConfig> & { classNames?: unknown; dataDescription?: unknown };
+      own = c;
+      say(`no checkpoint in ${ckdir} yet (the run stopped before its first): starting it again with its config.json`, verbose);
+    } else throw new Error(`--resume ${runDir}: no checkpoints in ${ckdir}`);
   } else if (await new CheckpointDir(ckdir, 1).latest()) {
     throw new Error(`${runDir} already holds a training run (checkpoints/): resume it with --resume, or choose another --out`);
   }
-  const config = validateConfig(resumed ? { ...DEFAULT_CONFIG, ...resumed.state.config } : configIn, resumed ? resumed.path : 'config');
+  const config = validateConfig(resumed ? { ...DEFAULT_CONFIG, ...resumed.state.config } : own ? { ...DEFAULT_CONFIG, ...own } : configIn, resumed ? resumed.path : own ? configPath : 'config');
   const checkpoints = new CheckpointDir(ckdir, config.keepLast);
-  await mkdir(ckdir, { recursive: true });
+  // what killed writers left (temp files of atomic writes) goes before this run writes anything
+  await cleanStaleTemps(runDir, { within: ['checkpoints'] });
 
   const data = await prepareData(config);
   const { classNames } = data;
@@ -107,7 +123,11 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   }
   const log = new JsonlLog(join(runDir, 'log.jsonl'));
   if (!resumed) {
-    await writeFileAtomic(join(runDir, 'config.json'), JSON.stringify({ ...config, classNames, dataDescription: data.description }, null, 2) + '\n');
+    await writeFileAtomic(configPath, JSON.stringify({ ...config, classNames, dataDescription: data.description }, null, 2) + '\n');
+    await mkdir(ckdir, { recursive: true });
+    // a run killed before its first checkpoint left steps (and maybe best weights) nothing will continue
+    await log.truncate(0);
+    await rm(checkpoints.bestPath, { force: true });
     log.write({ type: 'start', backend: getBackend().describe(), config, classNames, data: data.description, trainCounts: data.trainCounts });
   }
 
@@ -134,7 +154,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
     defaultGenerator.setState(resumed.state.generator);
     const { optimizer: _o, ...rest } = resumed.state;
     st = rest;
-    log.truncate(st.logBytes);
+    await log.truncate(st.logBytes);
     log.write({ type: 'resume', from: resumed.path, epoch: st.epoch, batch: st.batch, step: st.globalStep });
     say(`resuming ${runDir} at epoch ${st.epoch + 1}, batch ${st.batch} (step ${st.globalStep})`, verbose);
   } else {
@@ -144,10 +164,17 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
 
   const sessionStart = performance.now();
   const elapsed = () => st.elapsedSeconds + (performance.now() - sessionStart) / 1000;
-  const snapshot = async (): Promise<string> => {
+  const snapshot = async (best = false): Promise<string> => {
     const path = checkpoints.pathForStep(st.globalStep);
-    const elapsedSeconds = elapsed();
-    await saveCheckpoint(path, model, optimizer, { ...st, scheduler: scheduler.state(), generator: defaultGenerator.getState(), logBytes: log.bytes, elapsedSeconds });
+    const state = { ...st, scheduler: scheduler.state(), generator: defaultGenerator.getState(), logBytes: log.bytes, elapsedSeconds: elapsed() };
+    if (best) {
+      // the best weights first, then the checkpoint that records them (the same file, linked): no
+      // checkpoint ever names a best epoch whose weights are missing, and pruning cannot lose them
+      await saveCheckpoint(checkpoints.bestPath, model, optimizer, state);
+      await opts.onCheckpointWritten?.('best', checkpoints.bestPath);
+      await checkpoints.cloneTo(checkpoints.bestPath, path);
+    } else await saveCheckpoint(path, model, optimizer, state);
+    await opts.onCheckpointWritten?.('checkpoint', path);
     return path;
   };
 
@@ -241,8 +268,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
       st.accum = freshAccum();
       st.finished = earlyStopped || st.epoch >= config.epochs;
       log.write({ type: 'epoch', ...rec, monitor: config.monitor, monitorValue: v, improved, earlyStopped });
-      const p = await snapshot();
-      if (improved) await checkpoints.markBest(p);
+      await snapshot(improved);
       await checkpoints.prune();
       opts.onEpoch?.(rec);
       const auc = rec.valMeanAuc === null ? '–' : rec.valMeanAuc.toFixed(3);
@@ -265,8 +291,9 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
       // the report scores the best weights (by `monitor`), falling back to the last epoch's
       let epochOfWeights = st.history.length;
       if (st.monitor.bestEpoch !== null && existsSync(checkpoints.bestPath)) {
-        restoreModel(model, await loadCheckpoint(checkpoints.bestPath));
-        epochOfWeights = st.monitor.bestEpoch;
+        const best = await loadCheckpoint(checkpoints.bestPath);
+        restoreModel(model, best);
+        epochOfWeights = best.state.epoch; // the file's own epoch: it is what gets scored
       }
       await saveModelFile(join(runDir, 'model.safetensors'), model, { arch: config.arch, classNames, imageSize: config.imageSize, config });
       const test = withItems(await evaluate(model, data.testLoader, classNames, { label: 'test', progress: opts.progress }), data.test.items);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
@@ -11,17 +11,9 @@ import { tensorToImages, saveGrid } from './images.js';
 import { addTrainCommands } from './train-commands.js';
 import { LoRA } from '../training/methods/lora.js';
 import { generateImageSet } from '../pipelines/image-set.js';
+import { int, posInt, num, backendChoice, reportError, catchStrayErrors } from './args.js';
 
-const int = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${v}' is not an integer`);
-  return n;
-};
-const num = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`'${v}' is not a number`);
-  return n;
-};
+const PROG = 'foliar-diffuse';
 
 /** A pipeline folder (or 'tiny'), with the LoRA of `loraDir` merged in when given. */
 async function loadPipeline(model: string, loraDir?: string): Promise<StableDiffusionPipeline> {
@@ -35,8 +27,13 @@ async function loadPipeline(model: string, loraDir?: string): Promise<StableDiff
 }
 
 const program = new Command();
-program.name('foliar-diffuse').description('Stable Diffusion in TypeScript on WebGPU: generate images, create pipelines, fine-tune (DreamBooth, LoRA, textual inversion), train text-to-image models and VAEs.');
-program.option('--backend <name>', 'webgpu or cpu (default: webgpu when an adapter exists)');
+program.name(PROG).description('Stable Diffusion in TypeScript on WebGPU: generate images, create pipelines, fine-tune (DreamBooth, LoRA, textual inversion), train text-to-image models and VAEs.');
+// errors are reported once, as one line, by reportError (inherited by the commands defined below)
+program.exitOverride().configureOutput({ outputError: () => {} });
+program.option('--backend <name>', 'webgpu, cpu or auto (default: FOLIAR_BACKEND, else webgpu when an adapter exists)');
+program.option('--verbose', 'stack traces with errors (also FOLIAR_DEBUG=1)');
+/** The backend of --backend or FOLIAR_BACKEND. */
+const initBackend = () => ft.init({ backend: backendChoice(program.opts<{ backend?: string }>().backend) });
 
 program
   .command('generate')
@@ -44,17 +41,17 @@ program
   .requiredOption('--model <dir>', "a diffusers StableDiffusionPipeline folder, or 'tiny' for a random tiny pipeline")
   .requiredOption('--prompt <text...>', 'one or more prompts')
   .option('--negative <text>', 'negative prompt', '')
-  .option('--steps <n>', 'denoising steps', int, 30)
+  .option('--steps <n>', 'denoising steps', posInt, 30)
   .option('--guidance <g>', 'guidance scale (1 disables CFG)', num, 7.5)
   .option('--seed <n>', 'seed of the latent noise', int, 0)
-  .option('--num-images <n>', 'images per prompt', int, 1)
-  .option('--height <px>', 'image height (default: the model sample size)', int)
-  .option('--width <px>', 'image width', int)
+  .option('--num-images <n>', 'images per prompt', posInt, 1)
+  .option('--height <px>', 'image height (default: the model sample size)', posInt)
+  .option('--width <px>', 'image width', posInt)
   .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's)`)
   .option('--out <dir>', 'output folder', 'out/generate')
   .option('--lora <dir>', 'merge the LoRA saved in <dir> (pytorch_lora_weights.safetensors) first')
   .action(async (o: { model: string; lora?: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
-    const backend = await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
+    const backend = await initBackend();
     console.error(`device: ${backend.describe()}`);
     const pipe = await loadPipeline(o.model, o.lora);
     if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
@@ -68,8 +65,8 @@ program
       guidanceScale: o.guidance,
       seed: o.seed,
       numImagesPerPrompt: o.numImages,
-      ...(o.height ? { height: o.height } : {}),
-      ...(o.width ? { width: o.width } : {}),
+      ...(o.height !== undefined ? { height: o.height } : {}),
+      ...(o.width !== undefined ? { width: o.width } : {}),
       onStep: ({ step }) => bar.update(step + 1),
     });
     bar.stop();
@@ -93,20 +90,20 @@ program
   )
   .requiredOption('--model <dir>', "a diffusers StableDiffusionPipeline folder (e.g. a DreamBooth run's final/), or 'tiny'")
   .requiredOption('--prompt <text>', 'the prompt, e.g. "a photo of a <diseaes-leaf> leaf"')
-  .requiredOption('--count <n>', 'images in the set', int)
+  .requiredOption('--count <n>', 'images in the set', posInt)
   .option('--lora <dir>', 'merge the LoRA saved in <dir> first')
   .option('--negative <text>', 'negative prompt')
-  .option('--steps <n>', 'denoising steps', int, 30)
+  .option('--steps <n>', 'denoising steps', posInt, 30)
   .option('--guidance <g>', 'guidance scale (1 disables CFG)', num, 7.5)
   .option('--seed <n>', 'seed of image 0 (image i uses seed + i)', int, 0)
-  .option('--batch-size <n>', 'images denoised together', int, 4)
-  .option('--height <px>', 'image height (default: the model sample size)', int)
-  .option('--width <px>', 'image width', int)
+  .option('--batch-size <n>', 'images denoised together', posInt, 4)
+  .option('--height <px>', 'image height (default: the model sample size)', posInt)
+  .option('--width <px>', 'image width', posInt)
   .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's)`)
   .option('--prefix <name>', 'file name prefix', 'img')
   .requiredOption('--out <dir>', 'output folder')
   .action(async (o: { model: string; lora?: string; prompt: string; count: number; negative?: string; steps: number; guidance: number; seed: number; batchSize: number; height?: number; width?: number; scheduler?: string; prefix: string; out: string }) => {
-    const backend = await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
+    const backend = await initBackend();
     console.error(`device: ${backend.describe()}`);
     const pipe = await loadPipeline(o.model, o.lora);
     if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
@@ -114,8 +111,8 @@ program
     const r = await generateImageSet(pipe, {
       prompt: o.prompt, count: o.count, seed: o.seed, batchSize: o.batchSize, numInferenceSteps: o.steps, guidanceScale: o.guidance, outDir: o.out, prefix: o.prefix,
       ...(o.negative !== undefined ? { negativePrompt: o.negative } : {}),
-      ...(o.height ? { height: o.height } : {}),
-      ...(o.width ? { width: o.width } : {}),
+      ...(o.height !== undefined ? { height: o.height } : {}),
+      ...(o.width !== undefined ? { width: o.width } : {}),
     });
     const preview = r.files.slice(0, 16).map((f) => readPng(f));
     saveGrid(join(o.out, 'preview.png'), preview, undefined, `${o.prompt} (first ${preview.length} of ${o.count})`);
@@ -131,7 +128,7 @@ program
   .option('--seed <n>', 'initialisation seed', int, 0)
   .option('--scheduler <name>', 'scheduler class', 'DDIMScheduler')
   .action(async (o: { out: string; seed: number; scheduler: string }) => {
-    await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
+    await initBackend();
     const pipe = createTinyPipeline({ seed: o.seed, scheduler: { _class_name: o.scheduler } });
     await pipe.save(o.out);
     console.error(`tiny pipeline written to ${o.out}`);
@@ -141,7 +138,8 @@ program
 
 addTrainCommands(program);
 
+catchStrayErrors(PROG);
 program.parseAsync().catch((e: unknown) => {
-  console.error(`foliar-diffuse: ${(e as Error).message}`);
-  process.exit(1);
+  reportError(PROG, e);
+  process.exit(process.exitCode ?? 1);
 });

@@ -11,21 +11,11 @@ import { FullFineTune, LoRA, TextualInversion, type FineTuneMethod } from '../tr
 import { trainDreamBooth } from '../training/dreambooth.js';
 import { trainTextToImage } from '../training/text-to-image.js';
 import { trainVAE } from '../training/vae.js';
-import type { TrainLoopOptions } from '../training/trainer.js';
+import { prepareOutputDir, type TrainLoopOptions } from '../training/trainer.js';
 import type { DenoisingTrainOptions } from '../training/denoising.js';
 import type { ValidationOptions } from '../training/validation.js';
 import { listImageFiles, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readImageCsv, type CaptionedImage } from '../training/datasets.js';
-
-export const int = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${v}' is not an integer`);
-  return n;
-};
-export const num = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`'${v}' is not a number`);
-  return n;
-};
+import { int, posInt, nonNegInt, num, backendChoice } from './args.js';
 
 /** Options every training command shares (diffusers' script names, kebab-case). */
 interface CommonOpts {
@@ -47,6 +37,7 @@ interface CommonOpts {
   checkpointingSteps: number;
   checkpointsTotalLimit: number;
   resume?: string;
+  overwrite?: boolean;
   progress: boolean;
 }
 
@@ -67,9 +58,9 @@ function addDenoisingOptions(cmd: Command, help: { snrHelp: string; validationHe
     .option('--offset-noise <x>', 'offset noise strength', num, 0)
     .option('--no-cache-latents', 'encode the images with the VAE every step instead of once')
     .option('--gradient-checkpointing', 'recompute UNet activations in backward instead of keeping them (less memory, slower)')
-    .option('--validation-steps <n>', help.validationHelp, int, 0)
+    .option('--validation-steps <n>', help.validationHelp, nonNegInt, 0)
     .option('--validation-prompt <text...>', help.promptHelp)
-    .option('--validation-inference-steps <n>', 'denoising steps of validation images', int, 20);
+    .option('--validation-inference-steps <n>', 'denoising steps of validation images', posInt, 20);
 }
 
 function denoisingOptions(o: CommonOpts & DenoisingOpts): DenoisingTrainOptions & ValidationOptions {
@@ -88,13 +79,13 @@ function denoisingOptions(o: CommonOpts & DenoisingOpts): DenoisingTrainOptions 
 function addCommonOptions(cmd: Command, d: { resolution: number; steps: number; lrHelp: string }): Command {
   return cmd
     .requiredOption('--out <dir>', 'output folder: train.jsonl, loss.png, checkpoints/, validation/, final/')
-    .option('--resolution <px>', 'training image size (centre crop)', int, d.resolution)
-    .option('--train-batch-size <n>', 'images per step', int, 1)
-    .option('--max-train-steps <n>', 'optimizer steps', int, d.steps)
+    .option('--resolution <px>', 'training image size (centre crop)', posInt, d.resolution)
+    .option('--train-batch-size <n>', 'images per step', posInt, 1)
+    .option('--max-train-steps <n>', 'optimizer steps', posInt, d.steps)
     .option('--lr <x>', d.lrHelp, num)
     .addOption(new Option('--lr-scheduler <name>', 'learning-rate schedule').choices(['constant', 'constant_with_warmup', 'cosine', 'linear']).default('constant'))
-    .option('--lr-warmup-steps <n>', 'linear warm-up steps', int, 0)
-    .option('--gradient-accumulation-steps <n>', 'micro-batches per optimizer step', int, 1)
+    .option('--lr-warmup-steps <n>', 'linear warm-up steps', nonNegInt, 0)
+    .option('--gradient-accumulation-steps <n>', 'micro-batches per optimizer step', posInt, 1)
     .option('--max-grad-norm <x>', 'global gradient-norm clip (0: off)', num, 1)
     .option('--adam-beta1 <x>', 'AdamW β1', num, 0.9)
     .option('--adam-beta2 <x>', 'AdamW β2', num, 0.999)
@@ -102,9 +93,10 @@ function addCommonOptions(cmd: Command, d: { resolution: number; steps: number; 
     .option('--adam-epsilon <x>', 'AdamW ε', num, 1e-8)
     .option('--ema-decay <x>', 'keep an EMA of the trained weights (e.g. 0.999): final/ema_weights.safetensors', num)
     .option('--seed <n>', 'seed of noise, timesteps and data order', int, 0)
-    .option('--checkpointing-steps <n>', 'write a resumable checkpoint every N steps (0: only at the end)', int, 500)
-    .option('--checkpoints-total-limit <n>', 'checkpoints kept', int, 3)
+    .option('--checkpointing-steps <n>', 'write a resumable checkpoint every N steps (0: only on Ctrl-C)', nonNegInt, 500)
+    .option('--checkpoints-total-limit <n>', 'checkpoints kept', posInt, 3)
     .option('--resume <ckpt>', "resume from 'latest' or a checkpoint folder (Ctrl-C writes one)")
+    .option('--overwrite', '--out holds an earlier run: delete its checkpoints, final/, logs and validation images and start over')
     .option('--no-progress', 'no progress bar');
 }
 
@@ -125,6 +117,7 @@ function loopOptions(o: CommonOpts, signal: AbortSignal): Omit<TrainLoopOptions,
     checkpointingSteps: o.checkpointingSteps,
     checkpointsTotalLimit: o.checkpointsTotalLimit,
     resumeFrom: o.resume ?? null,
+    overwrite: o.overwrite ?? false,
     signal,
     progressBar: o.progress,
   };
@@ -142,8 +135,13 @@ function interruptSignal(): AbortController {
 }
 
 async function initBackend(program: Command): Promise<void> {
-  const b = await ft.init({ backend: program.opts<{ backend?: 'webgpu' | 'cpu' }>().backend ?? 'auto' });
+  const b = await ft.init({ backend: backendChoice(program.opts<{ backend?: string }>().backend) });
   console.error(`device: ${b.describe()}`);
+}
+
+/** Refuses (or, with --overwrite, clears) an --out that holds another run before anything loads or is written. */
+async function claimOutputDir(o: CommonOpts): Promise<void> {
+  await prepareOutputDir(o.out, { resume: !!o.resume, overwrite: o.overwrite ?? false });
 }
 
 async function loadPipeline(model: string, tinyConfig?: string): Promise<StableDiffusionPipeline> {
@@ -190,11 +188,11 @@ export function addTrainCommands(program: Command): void {
     .requiredOption('--instance-prompt <text>', 'e.g. "a photo of a <diseased-leaf> leaf"')
     .option('--class-prompt <text>', 'e.g. "a photo of a leaf": turns on prior preservation')
     .option('--class-dir <dir>', 'class images (missing ones are generated by the base model and kept)', undefined)
-    .option('--num-class-images <n>', 'class images for the prior', int, 100)
-    .option('--class-inference-steps <n>', 'denoising steps when generating class images', int, 25)
+    .option('--num-class-images <n>', 'class images for the prior', posInt, 100)
+    .option('--class-inference-steps <n>', 'denoising steps when generating class images', posInt, 25)
     .option('--prior-loss-weight <λ>', 'weight of the prior-preservation loss', num, 1)
     .addOption(new Option('--method <name>', 'what trains').choices(['full', 'lora', 'textual-inversion']).default('lora'))
-    .option('--rank <r>', 'LoRA rank', int, 4)
+    .option('--rank <r>', 'LoRA rank', posInt, 4)
     .option('--alpha <α>', 'LoRA alpha (default: the rank)', num)
     .option('--token <text>', 'textual inversion: the new token, e.g. "<diseased-leaf>"')
     .option('--initializer-token <text>', 'textual inversion: a one-token word that initialises the new embedding')
@@ -212,6 +210,7 @@ export function addTrainCommands(program: Command): void {
     const images = o.instanceDir
       ? await listImageFiles(o.instanceDir)
       : await readClassImagesFromCsv(o.instanceCsv!, o.instanceClass!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    await claimOutputDir(o);
     await initBackend(program);
     const pipe = await loadPipeline(o.model, o.tinyConfig);
     await writeRunConfig(o.out, 'dreambooth', { ...o, instanceImages: images.length });
@@ -256,7 +255,7 @@ export function addTrainCommands(program: Command): void {
     .option('--image-ext <ext>', 'with --csv: appended to the image column', '')
     .option('--caption-template <text>', "with --csv: captions from one-hot label columns, e.g. 'a photo of a {label} leaf'")
     .addOption(new Option('--method <name>', 'what trains').choices(['full', 'lora']).default('full'))
-    .option('--rank <r>', 'LoRA rank', int, 4)
+    .option('--rank <r>', 'LoRA rank', posInt, 4)
     .option('--alpha <α>', 'LoRA alpha (default: the rank)', num);
   addDenoisingOptions(t2i, { snrHelp: 'min-SNR-γ loss weighting', validationHelp: 'validation grid every N steps', promptHelp: 'validation prompts (default: the first four captions)' });
   addCommonOptions(t2i, { resolution: 512, steps: 1000, lrHelp: 'learning rate (default 1e-4)' });
@@ -271,6 +270,7 @@ export function addTrainCommands(program: Command): void {
     const missing = examples.find((e) => !existsSync(e.image));
     if (missing) throw new Error(`image ${missing.image} not found`);
     const method = methodFrom(o);
+    await claimOutputDir(o);
     await initBackend(program);
     const pipe = await loadPipeline(o.model, o.tinyConfig);
     await writeRunConfig(o.out, 'train-text-to-image', { ...o, examples: examples.length });
@@ -306,11 +306,12 @@ export function addTrainCommands(program: Command): void {
     .option('--image-ext <ext>', 'with --csv: appended to the image column', '')
     .addOption(new Option('--reconstruction <loss>', 'pixel reconstruction loss').choices(['l1', 'mse']).default('l1'))
     .option('--kl-weight <β>', 'weight of the KL term', num, 1e-6)
-    .option('--validation-steps <n>', 'originals / reconstructions grid every N steps', int, 0);
+    .option('--validation-steps <n>', 'originals / reconstructions grid every N steps', nonNegInt, 0);
   addCommonOptions(vae, { resolution: 256, steps: 1000, lrHelp: 'learning rate (default 1e-4)' });
   vae.action(async (o: CommonOpts & { model: string; vaeConfig?: string; data?: string; csv?: string; imageColumn: string; imageDir: string; imageExt: string; reconstruction: 'l1' | 'mse'; klWeight: number; validationSteps: number }) => {
     if (!o.data === !o.csv) throw new InvalidArgumentError('give exactly one of --data or --csv');
     const images = o.data ? await listImageFiles(o.data) : await readImageCsv(o.csv!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    await claimOutputDir(o);
     await initBackend(program);
     let model: AutoencoderKL;
     if (o.vaeConfig) model = new AutoencoderKL(JSON.parse(await readFile(o.vaeConfig, 'utf8')) as Record<string, unknown>);

@@ -1,11 +1,11 @@
-import { mkdir, readdir, rm, appendFile, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, rm, appendFile, readFile, rename, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { tidy, noGrad, Generator, type Tensor } from '@foliar/tensor';
 import {
   AdamW, LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup, Progress, writePng, lineChart,
-  saveSafetensors, readSafetensors, type OptimizerState,
+  saveSafetensors, readSafetensors, cleanStaleTemps, filterJsonl, type OptimizerState,
 } from '@foliar/nn';
 
 /** Optimizer, schedule, checkpointing and logging options shared by every foliar trainer. */
@@ -27,8 +27,13 @@ export interface TrainLoopOptions {
   checkpointingSteps?: number;
   checkpointsTotalLimit?: number;
   outputDir: string;
-  /** Resume from 'latest' (the newest checkpoint under outputDir/checkpoints) or a checkpoint folder. */
+  /**
+   * Resume from 'latest' (the newest checkpoint under outputDir/checkpoints; none: start fresh) or a
+   * checkpoint folder. Without it, an outputDir that already holds a run is refused (see `overwrite`).
+   */
   resumeFrom?: string | null;
+  /** Start fresh in an outputDir that holds a run: its checkpoints, final/, logs and validation images are deleted first. */
+  overwrite?: boolean;
   /** Stops the run after the current step, writing a checkpoint to resume from (e.g. on Ctrl-C). */
   signal?: AbortSignal;
   /** Called after every optimizer step. */
@@ -73,10 +78,10 @@ export interface TrainLoopResult {
  */
 export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Promise<TrainLoopResult> {
   const out = o.outputDir;
-  await mkdir(out, { recursive: true });
   const accum = o.gradientAccumulationSteps ?? 1;
   if (!Number.isInteger(o.maxTrainSteps) || o.maxTrainSteps < 1) throw new RangeError(`maxTrainSteps must be a positive integer, got ${o.maxTrainSteps}`);
   if (!Number.isInteger(accum) || accum < 1) throw new RangeError(`gradientAccumulationSteps must be a positive integer, got ${accum}`);
+  await prepareOutputDir(out, { resume: !!o.resumeFrom, overwrite: o.overwrite ?? false });
   const params = h.params;
   const opt = new AdamW(params, {
     lr: o.learningRate,
@@ -104,6 +109,8 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     }
 
     const log = join(out, 'train.jsonl');
+    // steps logged after the checkpoint (or by a run that never reached one) are about to be redone
+    await filterJsonl(log, (r) => typeof r.step !== 'number' || r.step <= step);
     const bar = !(o.progressBar ?? !o.quiet) ? null : new Progress({ total: o.maxTrainSteps, label: h.label, unit: 'it/s' });
     bar?.update(step);
     const t0 = performance.now();
@@ -178,6 +185,42 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     opt.dispose();
     ema?.forEach((e) => e.dispose());
   }
+}
+
+/** What a trainer writes into its output folder: the run's own outputs, deleted by `overwrite`. */
+const RUN_OUTPUTS = ['checkpoints', 'final', 'train.jsonl', 'loss.png', 'validation'];
+
+/**
+ * The outputs of an earlier run in `dir` that a fresh one would mix with or overwrite: checkpoint
+ * folders, a non-empty final/, a non-empty train.jsonl. Anything else (config.json, class images) does
+ * not count: callers write those before training.
+ */
+export async function existingRunOutputs(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const ck = join(dir, 'checkpoints');
+  if (existsSync(ck) && (await readdir(ck)).some((n) => /^checkpoint-\d+$/.test(n))) found.push('checkpoints/');
+  if (existsSync(join(dir, 'final')) && (await readdir(join(dir, 'final'))).length) found.push('final/');
+  if (existsSync(join(dir, 'train.jsonl')) && (await stat(join(dir, 'train.jsonl'))).size > 0) found.push('train.jsonl');
+  return found;
+}
+
+/**
+ * Makes `dir` ready for a run: refuses one that holds another run unless resuming or `overwrite`
+ * (which deletes that run's outputs), removes what killed writers left (temp files, partial
+ * checkpoints), and creates checkpoints/ (so callers that resume when it exists also resume a run
+ * killed before its first checkpoint). runTrainLoop calls it; CLIs call it first to fail early.
+ */
+export async function prepareOutputDir(dir: string, o: { resume: boolean; overwrite?: boolean }): Promise<void> {
+  if (o.resume && o.overwrite) throw new Error(`${dir}: resuming and overwriting exclude each other (--resume / resumeFrom, --overwrite / overwrite)`);
+  if (!o.resume) {
+    const found = await existingRunOutputs(dir);
+    if (found.length && !o.overwrite) {
+      throw new Error(`${dir} already holds a training run (${found.join(', ')}): continue it with --resume latest (resumeFrom: 'latest'), start over with --overwrite (overwrite: true), or choose another output folder`);
+    }
+    if (o.overwrite) for (const name of RUN_OUTPUTS) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  await cleanStaleTemps(dir, { within: ['checkpoints', 'final', 'validation'] });
+  await mkdir(join(dir, 'checkpoints'), { recursive: true });
 }
 
 function updateEma(ema: Tensor[], params: Tensor[], decay: number): void {
