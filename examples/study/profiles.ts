@@ -42,7 +42,9 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
   quick: {
     name: 'quick', seeds: [0, 1, 2], imageSize: 32,
     trainCounts: null, valPerClass: 25, testPerClass: 100,
-    classifier: { arch: 'resnet18', imageSize: 32, epochs: 4, maxStepsPerEpoch: 12, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1, lr: 0.02 },
+    // chosen on seed 0's validation split (never test): ResNet18 + SGD at this budget stayed at chance
+    // (val mean AUC 0.48, 85 s per run); the small ResNet + AdamW reached 0.75 in 23 s
+    classifier: { arch: 'tiny', optimizer: 'adamw', lr: 2e-3, weightDecay: 1e-4, imageSize: 32, epochs: 6, maxStepsPerEpoch: 12, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1 },
     vae: { steps: 100, batch: 8, lr: 1e-3, blockOutChannels: [16, 32] },
     base: { steps: 250, batch: 8, lr: 5e-4, blockOutChannels: [32, 64] },
     dreambooth: { steps: 80, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1 },
