@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // foliar-classify: train, evaluate and apply the leaf classifier.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { reportCliError } from '@foliar/nn';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@foliar/tensor';
 import * as ft from '@foliar/tensor';
@@ -54,20 +55,9 @@ async function initBackend(name: string | undefined): Promise<void> {
 }
 
 const PROG = 'foliar-classify';
-const debugWanted = (): boolean => process.argv.includes('--verbose') || process.env.FOLIAR_DEBUG === '1';
-
-/** One line on stderr, `foliar-classify: <message>` (the stack too with --verbose or FOLIAR_DEBUG=1), exit code 1. */
+/** One line on stderr and exit code 1 (see @foliar/nn's reportCliError). */
 function reportError(e: unknown): void {
-  if (e instanceof CommanderError && ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(e.code)) {
-    process.exitCode = e.exitCode;
-    return;
-  }
-  const err = e instanceof Error ? e : new Error(String(e));
-  let msg = err.message.replace(/^error: /, '');
-  if (e instanceof CommanderError && e.code !== 'commander.invalidArgument') msg += ' (see --help)';
-  console.error(`${PROG}: ${msg}`);
-  if (debugWanted()) for (let c: unknown = err; c instanceof Error; c = c.cause) console.error(c.stack);
-  process.exitCode = 1;
+  reportCliError(PROG, e);
 }
 
 interface TrainFlags {

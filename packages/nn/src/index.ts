@@ -17,3 +17,4 @@ export { Conv2d, ConvTranspose2d, type Conv2dOptions, type ConvTranspose2dOption
 export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/norm.js';
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool.js';
 export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from './run-dir.js';
+export { reportCliError, debugWanted } from './cli-errors.js';

@@ -1,6 +1,7 @@
 // What every foliar-diffuse command shares: number parsers that refuse values a command cannot use
 // (before any model loads), the backend choice, and errors reported as one line.
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { reportCliError } from '@foliar/nn';
 
 export const int = (v: string): number => {
   const n = Number(v);
@@ -37,27 +38,10 @@ export function backendChoice(flag: string | undefined): BackendChoice {
   return want;
 }
 
-/** Stack traces only on request. */
-export const debugWanted = (): boolean => process.argv.includes('--verbose') || process.env.FOLIAR_DEBUG === '1';
 
-/**
- * Reports an error on stderr as `<prog>: <message>` (the stack too with --verbose or FOLIAR_DEBUG=1)
- * and sets exit code 1. Commander's help and version exits keep their own code and print nothing.
- */
+/** One line on stderr and exit code 1 (see @foliar/nn's reportCliError). */
 export function reportError(prog: string, e: unknown): void {
-  if (e instanceof CommanderError && ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(e.code)) {
-    process.exitCode = e.exitCode;
-    return;
-  }
-  const err = e instanceof Error ? e : new Error(String(e));
-  let msg = err.message.replace(/^error: /, '');
-  // commander's parse errors (unknown option, bad value): where to look next
-  if (e instanceof CommanderError && e.code !== 'commander.invalidArgument') msg += ' (see --help)';
-  console.error(`${prog}: ${msg}`);
-  if (debugWanted()) {
-    for (let c: unknown = err; c instanceof Error; c = c.cause) console.error(c.stack);
-  }
-  process.exitCode = 1;
+  reportCliError(prog, e);
 }
 
 /** Errors that escape the command's promise (a stray rejection) are reported the same way. */
