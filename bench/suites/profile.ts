@@ -22,6 +22,27 @@ interface Case {
   dispose: () => void;
 }
 
+/**
+ * One training step as the profile cases run it: the model's forward (scoped by its own blocks), the
+ * loss under 'loss', backward, the optimizer under 'optimizer', one readback.
+ */
+function trainStep(forward: () => ft.Tensor, lossOf: (out: ft.Tensor) => ft.Tensor, opt: { step(): void; zeroGrad(): void }): () => Promise<void> {
+  return async () => {
+    const loss = ft.tidy(() => {
+      const out = forward();
+      const l = ft.profileScope('loss', () => lossOf(out));
+      l.backward();
+      return l.detach();
+    });
+    ft.profileScope('optimizer', () => {
+      opt.step();
+      opt.zeroGrad();
+    });
+    await loss.data();
+    loss.dispose();
+  };
+}
+
 async function unetCase(): Promise<Case> {
   const { createTinyPipeline } = await import('@foliar/diffusion');
   const { AdamW } = await import('@foliar/nn');
@@ -37,21 +58,8 @@ async function unetCase(): Promise<Case> {
   const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
   return {
     title: `tiny UNet [32, 64] train step, batch ${B}, 16x16x4 latents, 77-token context (MSE + AdamW)`,
-    step: async () => {
-      const loss = ft.tidy(() => {
-        // the model's own block scopes are the top level; the loss and optimizer get theirs
-        const pred = unet.forward(latents, ts, ctx);
-        const l = ft.profileScope('loss', () => ft.mseLoss(pred, noise));
-        l.backward();
-        return l.detach();
-      });
-      ft.profileScope('optimizer', () => {
-        opt.step();
-        opt.zeroGrad();
-      });
-      await loss.data();
-      loss.dispose();
-    },
+    // the model's own block scopes are the top level; the loss and optimizer get theirs
+    step: trainStep(() => unet.forward(latents, ts, ctx), (pred) => ft.mseLoss(pred, noise), opt),
     dispose: () => {
       for (const t of [latents, noise, ctx]) t.dispose();
       opt.dispose();
@@ -71,20 +79,7 @@ async function resnetCase(): Promise<Case> {
   const y = ft.tensor(Int32Array.from({ length: B }, (_, i) => i % 4));
   return {
     title: `ResNet18 train step, batch ${B}, 64x64 (cross-entropy + SGD momentum)`,
-    step: async () => {
-      const loss = ft.tidy(() => {
-        const logits = model.forward(x);
-        const l = ft.profileScope('loss', () => ft.crossEntropy(logits, y));
-        l.backward();
-        return l.detach();
-      });
-      ft.profileScope('optimizer', () => {
-        opt.step();
-        opt.zeroGrad();
-      });
-      await loss.data();
-      loss.dispose();
-    },
+    step: trainStep(() => model.forward(x), (logits) => ft.crossEntropy(logits, y), opt),
     dispose: () => {
       x.dispose();
       y.dispose();
