@@ -29,11 +29,12 @@ import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
 import { Progress, readPng } from '@foliar/nn';
 import { StableDiffusionPipeline, loadVAE } from '@foliar/diffusion';
-import { PP2020_COUNTS, protocolSplit, splitsJson, loadTrainedModel, type ProtocolSplit, type LabeledItem, type TrainConfig } from '@foliar/classifier';
+import { PP2020_COUNTS, protocolSplit, splitsJson, loadTrainedModel, type ProtocolSplit, type TrainConfig } from '@foliar/classifier';
 import { studyProfile } from './study/profiles.js';
 import { StageRunner, hashOf, type StageResult } from './study/stages.js';
 import { loadStudyData, imagesOf, itemsOf } from './study/data.js';
 import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
+import { proceduralPretrainPool, photoPretrainPool, pretrainExamples } from './study/pretrain.js';
 import { runArm, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer } from './study/features.js';
 import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
@@ -97,8 +98,8 @@ process.on('SIGINT', () => {
 });
 
 const runner = new StageRunner(out);
-const perSeedStages = 15;
-const overall = new Progress({ total: 1 + P.seeds.length * perSeedStages + 1, label: 'study', unit: 'stages/s' });
+const perSeedStages = 13;
+const overall = new Progress({ total: 1 + 2 + P.seeds.length * perSeedStages + 1, label: 'study', unit: 'stages/s' });
 const tick = () => overall.increment();
 
 // ---------------------------------------------------------------- data, splits
@@ -143,7 +144,35 @@ const addRun = (spec: ArmSpec, r: StageResult<ArmRun>) => {
 const relImage = (path: string, caption: string, section: string) => images.push({ path: relative(out, path), caption, section });
 const PROBES = ['a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
 
+// ---------------------------------------------------------------- generator pretraining (once, all seeds)
+// The VAE and base model play Stable Diffusion: trained once on images no seed evaluates on, never on
+// the rare class (examples/study/pretrain.ts says where the images come from).
+let baseModel: string;
+let vaeStage: StageResult<{ model: string }> | null = null;
+let baseStage: StageResult<unknown>;
+let pretrainSource: string;
 try {
+  if (args.model) {
+    baseModel = resolve(args.model);
+    baseStage = { key: hashOf({ model: baseModel }), dir: baseModel, value: null, seconds: 0, cached: true };
+    pretrainSource = `base model: ${args.model} (given)`;
+  } else {
+    const pool = dataDir ? await photoPretrainPool(P, data, splits, common) : await proceduralPretrainPool(P, common);
+    pretrainSource = pool.describe;
+    console.log(`generator pretraining: ${pool.describe}`);
+    const poolDep: StageResult<unknown> = { key: hashOf(pool.key), dir: out, value: null, seconds: 0, cached: true };
+    const poolImages = pool.items.map((it) => it.image);
+    vaeStage = await runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolDep], (dir) => trainStudyVAE(P, dir, poolImages, 0, stop.signal));
+    tick();
+    const examples = pretrainExamples(pool, classPrompt, prompt);
+    const bs = await runner.run('base', null, { base: P.base, vae: vaeStage.key, classPrompt, prompts: common.map(prompt) }, [poolDep, vaeStage], (dir) =>
+      trainStudyBase(P, dir, vaeStage!.value.model, examples, [classPrompt, ...common.map(prompt)], 0, stop.signal),
+    );
+    baseStage = bs;
+    baseModel = bs.value.model;
+    tick();
+  }
+
   for (const [si, seed] of P.seeds.entries()) {
     const split = splits[si]!;
     const splitDep: StageResult<unknown> = { key: hashOf(splitsJson([split])), dir: out, value: null, seconds: 0, cached: true };
@@ -154,36 +183,9 @@ try {
       addRun(spec, ctl[spec.name]!);
       tick();
     }
-    // ---- generator: never sees the rare class, nor anything outside this seed's training split
+    // ---- DreamBooth's instance images: exactly the rare class of this seed's training split
     const rareTrain = itemsOf(split.train, rare);
     instanceIds[String(seed)] = rareTrain.map((it) => it.id).sort();
-    const commonTrain: LabeledItem[] = common.flatMap((c) => itemsOf(split.train, c));
-    let baseModel: string;
-    let vaeStage: StageResult<{ model: string }> | null = null;
-    let baseStage: StageResult<unknown>;
-    if (args.model) {
-      baseModel = resolve(args.model);
-      baseStage = { key: hashOf({ model: baseModel }), dir: baseModel, value: null, seconds: 0, cached: true };
-      tick();
-      tick();
-    } else {
-      const commonImages = await imagesOf(data, commonTrain);
-      vaeStage = await runner.run('vae', seed, { vae: P.vae, size: P.imageSize }, [splitDep], (dir) => trainStudyVAE(P, dir, commonImages, seed, stop.signal));
-      tick();
-      // each image under the class prompt and its own class's prompt, and every 4th also with an
-      // empty caption: classifier-free guidance needs a trained unconditional branch (~1/9 of examples)
-      const examples = commonTrain.flatMap((it, i) => [
-        { image: commonImages[i]!, caption: classPrompt },
-        { image: commonImages[i]!, caption: prompt(classNames[it.label]!) },
-        ...(i % 4 === 0 ? [{ image: commonImages[i]!, caption: '' }] : []),
-      ]);
-      const bs = await runner.run('base', seed, { base: P.base, vae: vaeStage.key, classPrompt, prompts: common.map(prompt) }, [splitDep, vaeStage], (dir) =>
-        trainStudyBase(P, dir, (vaeStage!.value as { model: string }).model, examples, [classPrompt, ...common.map(prompt)], seed, stop.signal),
-      );
-      baseStage = bs;
-      baseModel = bs.value.model;
-      tick();
-    }
     // ---- DreamBooth with and without prior preservation, on the rare class of the training split
     const rareImages = await imagesOf(data, rareTrain);
     const dbVariants = [
@@ -342,7 +344,7 @@ const report: StudyReport = {
     splits: Object.fromEntries(splits.map((s) => [String(s.seed), { train: countsOf(s.train), val: countsOf(s.val), test: countsOf(s.test) }])),
     generator_data: args.model
       ? `base model: ${args.model} (given); DreamBooth: the ${rare} images of each seed's training split only`
-      : `VAE and base model: each seed's training split without ${rare} (${common.join(', ')}); DreamBooth: exactly the ${rare} images of that training split; nothing generative saw validation or test images`,
+      : `VAE and base model, trained once for all seeds, never on ${rare}: ${pretrainSource}; DreamBooth: exactly the ${rare} images of each seed's training split; nothing generative saw validation or test images`,
   },
   arms,
   gates,

@@ -65,6 +65,8 @@ test('runs every stage and writes a report that keeps the protocol', async () =>
   assert.ok(report.gates.some((g) => g.stage === 'vae'), 'VAE gates');
   assert.ok(report.drift.some((d) => d.kind === 'probe') && report.drift.some((d) => d.kind === 'in_domain'), 'drift of both kinds');
   assert.ok(report.timings.length > 0 && report.timings.every((t) => !t.cached), 'first run computes every stage');
+  // the generator's pretraining (VAE, base model) is one stage for all seeds, like one SD checkpoint
+  for (const st of ['vae', 'base']) assert.equal(report.timings.filter((t) => t.stage === st).map((t) => t.seed), [null], `${st} runs once, for all seeds`);
   for (const img of report.images) assert.ok(existsSync(join(out, img.path)), `image ${img.path}`);
   const page = await checkReportInBrowser(join(out, 'report.html'));
   assert.equal(page.errors, [], 'report.html renders without errors');

@@ -1,0 +1,83 @@
+/**
+ * The generator's "pretraining": the VAE and the base text-to-image model play Stable Diffusion,
+ * which cannot be downloaded here. Like Stable Diffusion they are trained once, on images that no
+ * seed ever evaluates on, and never on the rare class; every seed's DreamBooth then starts from the
+ * same base model, as the study's runs all started from the same SD checkpoint.
+ *
+ * Where the pretraining images come from:
+ *   - embedded procedural leaves: freshly rendered leaves of the common classes from a generator seed
+ *     that the study's data never uses (a disjoint pool, as LAION is disjoint from Plant Pathology);
+ *   - photographs: the common-class images that lie in the TRAINING split of every seed, so no
+ *     seed's validation or test image, and no rare-class image, is ever seen by the generator.
+ */
+import { LEAF_CLASSES, syntheticSource, type LabeledItem, type ProtocolSplit, type RgbImage } from '@foliar/classifier';
+import type { StudyProfile } from './profiles.js';
+import { imagesOf, type StudyData } from './data.js';
+
+/** Generator seed of the procedural pretraining pool: the study's data renders from seed 0. */
+export const PRETRAIN_RENDER_SEED = 20_201_202;
+
+export interface PretrainPool {
+  /** Images with their class names (never the rare class). */
+  items: { image: RgbImage; className: string }[];
+  /** One line for the report: where the images come from and how many per class. */
+  describe: string;
+  /** Identity of the pool for the stage cache (ids, or the render seed and counts). */
+  key: unknown;
+}
+
+/** Fresh procedural leaves of the common classes, `perClass` each, disjoint from the study's pool. */
+export async function proceduralPretrainPool(p: StudyProfile, common: string[]): Promise<PretrainPool> {
+  const counts = Object.fromEntries(LEAF_CLASSES.map((c) => [c, common.includes(c) ? p.pretrain.perClass : 0]));
+  const src = syntheticSource(counts, p.imageSize, PRETRAIN_RENDER_SEED);
+  const ds = src.open(src.set.items);
+  const items: PretrainPool['items'] = [];
+  for (let i = 0; i < ds.length; i++) {
+    const s = await ds.get(i);
+    items.push({ image: s.image, className: src.set.classNames[s.label]! });
+  }
+  return {
+    items,
+    describe: `${items.length} procedural leaves rendered from generator seed ${PRETRAIN_RENDER_SEED} (the study's images come from seed 0): ${common.map((c) => `${p.pretrain.perClass} ${c}`).join(', ')}`,
+    key: { render: PRETRAIN_RENDER_SEED, counts, size: p.imageSize },
+  };
+}
+
+/**
+ * Common-class images in the training split of every seed (never validation or test of any seed),
+ * at most `perClass` per class, in a fixed order.
+ */
+export async function photoPretrainPool(p: StudyProfile, data: StudyData, splits: ProtocolSplit[], common: string[]): Promise<PretrainPool> {
+  const inEvery = (it: LabeledItem) => splits.every((s) => s.train.items.some((t) => t.id === it.id));
+  const chosen: LabeledItem[] = [];
+  const per: string[] = [];
+  for (const c of common) {
+    const label = data.set.classNames.indexOf(c);
+    const trainIds = splits.map((s) => new Set(s.train.items.filter((t) => t.label === label).map((t) => t.id)));
+    const first = splits[0]!.train.items.filter((t) => t.label === label);
+    const both = first.filter((it) => trainIds.every((ids) => ids.has(it.id))).sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, p.pretrain.perClass);
+    if (!both.every(inEvery)) throw new Error('pretraining pool: internal error, an image outside some seed\'s training split');
+    chosen.push(...both);
+    per.push(`${both.length} ${c}`);
+  }
+  if (!chosen.length) throw new Error(`pretraining pool: no common-class image lies in the training split of all ${splits.length} seeds`);
+  const images = await imagesOf(data, chosen);
+  return {
+    items: chosen.map((it, i) => ({ image: images[i]!, className: data.set.classNames[it.label]! })),
+    describe: `${chosen.length} photographs that lie in the training split of every seed (${splits.map((s) => s.seed).join(', ')}): ${per.join(', ')}`,
+    key: { ids: chosen.map((it) => it.id) },
+  };
+}
+
+/**
+ * Caption list of the base model: each image under the class prompt and under its own class's
+ * prompt, and every 4th also with an empty caption, since classifier-free guidance needs a trained
+ * unconditional branch (about 1 in 9 examples).
+ */
+export function pretrainExamples(pool: PretrainPool, classPrompt: string, promptOf: (c: string) => string): { image: RgbImage; caption: string }[] {
+  return pool.items.flatMap((it, i) => [
+    { image: it.image, caption: classPrompt },
+    { image: it.image, caption: promptOf(it.className) },
+    ...(i % 4 === 0 ? [{ image: it.image, caption: '' }] : []),
+  ]);
+}
