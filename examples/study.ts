@@ -36,7 +36,7 @@ import { loadStudyData, imagesOf, itemsOf } from './study/data.js';
 import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
 import { proceduralPretrainPool, photoPretrainPool, pretrainExamples } from './study/pretrain.js';
 import { runArm, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
-import { classifierScorer } from './study/features.js';
+import { classifierScorer, type RgbImage } from './study/features.js';
 import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
 import { measureDrift } from './study/drift.js';
 import { sideBySideGrid, labelledGrid } from './study/grids.js';
@@ -254,7 +254,7 @@ try {
     }
     // ---- gates
     const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-    const g = await runner.run('gates', seed, { gates: P.gates, scorer: ctl.oversample!.key }, [baseStage, ...Object.values(dbStages), ctl.oversample!, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
+    const g = await runner.run('gates', seed, { gates: P.gates, scorer: ctl.oversample!.key, grids: 2 }, [baseStage, ...Object.values(dbStages), ctl.oversample!, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
       const entries: GateEntry[] = [];
       let scalingFactor: number | null = null;
       if (vaeStage) {
@@ -266,7 +266,12 @@ try {
         vae.dispose();
       }
       const baseGen = await gen(baseModel);
-      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed })));
+      // each class prompt's samples under real training images of that class
+      const condSamples = new Map<string, RgbImage[]>();
+      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed, onSamples: (c, imgs) => condSamples.set(c, imgs.slice(0, 8)) })));
+      const condRows: { label: string; images: RgbImage[] }[] = [];
+      for (const c of common) condRows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: condSamples.get(c) ?? [] });
+      await labelledGrid(condRows, join(dir, 'conditioning.png'));
       const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
       baseGen.dispose?.();
       const grids: { label: string; images: typeof baseSamples }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
@@ -282,6 +287,7 @@ try {
     });
     gates.push(...g.value.entries);
     relImage(join(g.dir, 'samples.png'), `seed ${seed}: real ${rare} training images, base-model class-prompt samples, DreamBooth instance-prompt samples`, 'gates');
+    relImage(join(g.dir, 'conditioning.png'), `seed ${seed}: each class prompt of the base model under real training images of that class`, 'gates');
     tick();
     // ---- drift, with and without prior preservation
     const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES, scorer: ctl.oversample!.key }, [baseStage, ...Object.values(dbStages), ctl.oversample!], async (dir) => {

@@ -237,6 +237,8 @@ export interface ConditioningGateOptions {
   seed: number;
   /** Default 'base_model'. */
   stage?: string;
+  /** Receives each class's samples (e.g. for a grid next to real images of that class). */
+  onSamples?: (className: string, images: RgbImage[]) => void;
 }
 
 /**
@@ -257,6 +259,7 @@ export async function conditioningGate(o: ConditioningGateOptions): Promise<Gate
     const c = classIndex(o.scorer, name);
     const imgs = await o.generate(o.prompts[name]!, seeds);
     if (imgs.length !== n) throw new Error(`conditioningGate: generate returned ${imgs.length} images for ${n} seeds`);
+    o.onSamples?.(name, imgs);
     shares[name] = classShare(predictedClasses(await o.scorer.probabilities(imgs), C), c);
     entries.push(entry(stage, `conditioning_share.${name}`, o.seed, shares[name]!,
       `share of ${n} samples of "${o.prompts[name]}" (seeds ${seeds[0]}…${seeds.at(-1)}) the classifier assigns to ${name}`));
