@@ -1,3 +1,4 @@
 export * from './half.js';
 export * from './atomic.js';
+export * from './paths.js';
 export * from './safetensors.js';

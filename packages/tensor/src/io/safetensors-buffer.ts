@@ -44,12 +44,13 @@ export abstract class SafetensorsIndex {
 
 /** A whole safetensors file in memory; `read` is synchronous and returns a copy. */
 export class SafetensorsBuffer extends SafetensorsIndex {
-  constructor(
-    private readonly bytes: Uint8Array,
-    source = 'safetensors buffer',
-  ) {
+  private readonly bytes: Uint8Array;
+
+  constructor(bytes: Uint8Array, source = 'safetensors buffer') {
     const n = parseHeaderLength(bytes, bytes.length, source);
     super(source, parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, source));
+    // a plain Uint8Array view: Node's Buffer#slice returns a view, not the copy `read` relies on
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   read<A extends SafetensorsReadAs = 'raw'>(name: string, opts: SafetensorsReadOptions<A> = {}): SafetensorsTensor<SafetensorsData<A>> {

@@ -109,6 +109,48 @@ function parseEntry(name: string, v: unknown, dataStart: number, dataSize: numbe
 }
 
 /**
+ * The first key repeated within one object of valid JSON text (JSON.parse silently keeps the last,
+ * so a header naming a tensor twice would load whichever came last). `parent` is the top-level key
+ * of the object holding it, null at the top level.
+ */
+function duplicateKey(text: string): { key: string; parent: string | null } | null {
+  type Frame = { keys: Set<string> | null; expectKey: boolean; name: string | null };
+  const stack: Frame[] = [];
+  let lastKey: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      for (;;) {
+        j = text.indexOf('"', j);
+        if (j < 0) return null; // unreachable for text JSON.parse accepted
+        let k = j - 1, slashes = 0;
+        while (text.charCodeAt(k) === 0x5c /* \ */) { slashes++; k--; }
+        if (slashes % 2 === 0) break;
+        j++;
+      }
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, parent: stack.length > 1 ? stack[1]!.name : null };
+        top.keys.add(key);
+        top.expectKey = false;
+        lastKey = key;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      // the frame of a top-level entry remembers its tensor name for the message
+      stack.push({ keys: c === 0x7b ? new Set() : null, expectKey: c === 0x7b, name: stack.length === 1 ? lastKey : null });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
+    else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return null;
+}
+
+/**
  * Parses and validates a header. `bytes` is the JSON header only (the N bytes after the 8-byte
  * length); `fileSize` the size of the whole file, so offsets can be checked against it.
  */
@@ -130,6 +172,11 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, sour
     throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError(source, `header is ${describe(json)}, not a JSON object`);
+  const dup = duplicateKey(text);
+  if (dup) {
+    const where = dup.parent === null ? 'the header' : dup.parent === '__metadata__' ? '__metadata__' : `the header entry of tensor ${describe(dup.parent)}`;
+    throw new SafetensorsError(source, dup.parent === null && dup.key !== '__metadata__' ? `duplicate tensor name ${describe(dup.key)} in the header` : `duplicate key ${describe(dup.key)} in ${where}`);
+  }
 
   const list: SafetensorsEntry[] = [];
   const metadata: Record<string, string> = {};
