@@ -4,10 +4,11 @@
  *
  *   data        deduplicate by decoded pixels; one stratified train/val/test split per seed (splits.json)
  *   arms        baseline · oversample · class_weight (the simple controls)
- *   generator   VAE and base text-to-image model on the seed's training split WITHOUT the rare class
+ *   pretrain    VAE and base text-to-image model, once for all seeds, on images no seed evaluates on, never the rare class
  *   dreambooth  with and without prior preservation, on exactly the rare-class images of the training split
  *   synthetic   N images per DreamBooth model, and N of the base model's class prompt (the control arm)
- *   verify      the oversample arm's classifier scores the synthetic images; threshold fixed on validation
+ *   instrument  a class-balanced gate classifier per seed (longer than an arm, chosen on validation, never tested)
+ *   verify      the gate classifier scores the synthetic images; threshold fixed on validation
  *   arms        control · dreambooth · dreambooth_no_prior · dreambooth_filtered (+N images each)
  *   gates       VAE, base model and DreamBooth quality numbers; drift with and without prior preservation
  *   report      report.json / report.md / report.html (self-contained), predictions per arm and seed
@@ -37,6 +38,7 @@ import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyIn
 import { proceduralPretrainPool, photoPretrainPool, pretrainExamples } from './study/pretrain.js';
 import { runArm, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer, type RgbImage } from './study/features.js';
+import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
 import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
 import { measureDrift } from './study/drift.js';
 import { sideBySideGrid, labelledGrid } from './study/grids.js';
@@ -98,7 +100,7 @@ process.on('SIGINT', () => {
 });
 
 const runner = new StageRunner(out);
-const perSeedStages = 13;
+const perSeedStages = 14;
 const overall = new Progress({ total: 1 + 2 + P.seeds.length * perSeedStages + 1, label: 'study', unit: 'stages/s' });
 const tick = () => overall.increment();
 
@@ -211,12 +213,16 @@ try {
     for (const v of dbVariants) dbSets[v.name] = await sample(v.name, dbStages[v.name]!.value.model, instancePrompt, dbStages[v.name]!);
     tick();
     // ---- verification: a classifier that does recognise the rare class; threshold on validation only
-    const loaded = await loadTrainedModel(ctl.oversample!.value.runDir);
+    // ---- the gates' instrument: class-balanced, longer than an arm, chosen on validation, never tested
+    const inst = await trainGateClassifier(runner, seed, classifierBase, P.gateClassifier, split, [splitDep], stop.signal);
+    gates.push(...gateClassifierEntries(inst.value, seed, split.val.items.length));
+    tick();
+    const loaded = await loadTrainedModel(inst.value.checkpoint);
     const scorer = classifierScorer(loaded.model, { classNames, imageSize: P.imageSize });
     const valRare = await imagesOf(data, itemsOf(split.val, rare));
     const valOther = await imagesOf(data, common.flatMap((c) => itemsOf(split.val, c)));
     const readSet = async (files: string[]) => Promise.all(files.map(async (f) => readPng(f)));
-    const ver = await runner.run('verification', seed, { scorer: ctl.oversample!.key, keep: 0.9 }, [dbSets.dreambooth!, controlSet, ctl.oversample!], async (dir) => {
+    const ver = await runner.run('verification', seed, { keep: 0.9 }, [dbSets.dreambooth!, controlSet, inst], async (dir) => {
       const synthetic = await readSet(dbSets.dreambooth!.value.files);
       // the feature check compares each image with the real rare-class training images and with the
       // base model's class-prompt images (DreamBooth's class images)
@@ -254,7 +260,7 @@ try {
     }
     // ---- gates
     const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-    const g = await runner.run('gates', seed, { gates: P.gates, scorer: ctl.oversample!.key, grids: 2 }, [baseStage, ...Object.values(dbStages), ctl.oversample!, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
+    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
       const entries: GateEntry[] = [];
       let scalingFactor: number | null = null;
       if (vaeStage) {
@@ -290,7 +296,7 @@ try {
     relImage(join(g.dir, 'conditioning.png'), `seed ${seed}: each class prompt of the base model under real training images of that class`, 'gates');
     tick();
     // ---- drift, with and without prior preservation
-    const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES, scorer: ctl.oversample!.key }, [baseStage, ...Object.values(dbStages), ctl.oversample!], async (dir) => {
+    const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES }, [baseStage, ...Object.values(dbStages), inst], async (dir) => {
       const entries: DriftEntry[] = [];
       const pics: string[] = [];
       const baseGen = await generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(baseModel), { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
@@ -358,7 +364,7 @@ const report: StudyReport = {
   instance_ids: instanceIds,
   verification: {
     per_seed: verification,
-    detail: 'P(rare) from the oversample arm\'s classifier of the same seed (it does recognise the rare class); the threshold keeps 90% of the real rare-class validation images (fixed on validation, never on test); only accepted images enter dreambooth_filtered. The gates table adds the feature check: the share of synthetic images whose nearest ResNet-feature neighbour among real rare-class training images is nearer than among the base model\'s class-prompt images.',
+    detail: 'P(rare) from the gate classifier of the same seed (class-balanced sampling, longer than an arm, weights chosen on validation, never evaluated on test: it does recognise the rare class); the threshold keeps 90% of the real rare-class validation images (fixed on validation, never on test); only accepted images enter dreambooth_filtered. The gates table adds the feature check: the share of synthetic images whose nearest ResNet-feature neighbour among real rare-class training images is nearer than among the base model\'s class-prompt images.',
   },
   images,
   timings: runner.timings,

@@ -1,0 +1,45 @@
+/**
+ * The gates' measuring instrument: a classifier trained with class-balanced sampling on one seed's
+ * training split, longer than the arms' budget, its weights chosen on validation (mean AUC). It is
+ * not an arm: it never reads the test split (no test evaluation, no report), it only scores
+ * generated images, reconstructions and the verification filter's candidates.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { train, resolveConfig, splitIds, type TrainConfig, type ProtocolSplit } from '@foliar/classifier';
+import type { StageRunner, StageResult } from './stages.js';
+import type { GateEntry } from './report-types.js';
+
+export interface GateClassifier {
+  /** The best-epoch checkpoint (loadTrainedModel reads it). */
+  checkpoint: string;
+  bestEpoch: number | null;
+  valAccuracy: number;
+  valMeanAuc: number | null;
+  steps: number;
+  seconds: number;
+}
+
+export async function trainGateClassifier(
+  runner: StageRunner, seed: number, base: Partial<TrainConfig>, overrides: Partial<TrainConfig>, split: ProtocolSplit, deps: readonly StageResult<unknown>[], signal?: AbortSignal,
+): Promise<StageResult<GateClassifier>> {
+  const config = resolveConfig(base, { ...overrides, balancedSampling: true }, { seed, split: splitIds(split) });
+  return runner.run('gate-classifier', seed, config, deps, async (dir) => {
+    const runDir = join(dir, 'run');
+    const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false, skipReport: true });
+    if (r.interrupted) throw new Error(`gate classifier (seed ${seed}) interrupted: run the same command again to continue`);
+    const best = r.bestEpoch !== null ? r.history.find((h) => h.epoch === r.bestEpoch) ?? r.history.at(-1)! : r.history.at(-1)!;
+    const checkpoint = join(runDir, 'checkpoints', 'best.safetensors');
+    if (!existsSync(checkpoint)) throw new Error(`gate classifier (seed ${seed}): no best checkpoint at ${checkpoint}`);
+    return { checkpoint, bestEpoch: r.bestEpoch, valAccuracy: best.valAccuracy, valMeanAuc: best.valMeanAuc, steps: r.globalStep, seconds: r.seconds };
+  });
+}
+
+/** The instrument's own quality, on validation images, for the gates table. */
+export function gateClassifierEntries(g: GateClassifier, seed: number, valImages: number): GateEntry[] {
+  const detail = `class-balanced classifier that scores the gates (${g.steps} steps, weights of epoch ${g.bestEpoch ?? 'last'} chosen on validation), on ${valImages} validation images`;
+  return [
+    { stage: 'instrument', name: 'val_accuracy', seed, value: g.valAccuracy, detail },
+    { stage: 'instrument', name: 'val_mean_auc', seed, value: g.valMeanAuc, detail },
+  ];
+}
