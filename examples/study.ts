@@ -30,13 +30,13 @@ import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
 import { Progress, readPng } from '@foliar/nn';
 import { StableDiffusionPipeline, loadVAE } from '@foliar/diffusion';
-import { PP2020_COUNTS, protocolSplit, splitsJson, loadTrainedModel, type ProtocolSplit, type TrainConfig } from '@foliar/classifier';
+import { splitsJson, loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
 import { studyProfile } from './study/profiles.js';
 import { StageRunner, hashOf, type StageResult } from './study/stages.js';
-import { loadStudyData, imagesOf, itemsOf } from './study/data.js';
+import { loadStudyData, imagesOf, itemsOf, studySplits } from './study/data.js';
 import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
-import { proceduralPretrainPool, photoPretrainPool, pretrainExamples } from './study/pretrain.js';
-import { runArm, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
+import { pretrainGenerator } from './study/pretrain.js';
+import { runArm, classifierBaseConfig, splitStage, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer, type RgbImage } from './study/features.js';
 import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
 import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
@@ -111,20 +111,12 @@ const classNames = [...data.set.classNames];
 if (!classNames.includes(rare)) throw new Error(`--class ${rare}: not a class of the data (${classNames.join(', ')})`);
 const common = classNames.filter((c) => c !== rare);
 const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
-const splits: ProtocolSplit[] = P.seeds.map((seed) =>
-  protocolSplit(data.set, { seed, trainCounts: P.trainCounts ?? { ...PP2020_COUNTS }, valPerClass: P.valPerClass, testPerClass: P.testPerClass }),
-);
+const splits = studySplits(P, data.set);
 await writeFileAtomic(join(out, 'splits.json'), JSON.stringify(splitsJson(splits), null, 2) + '\n');
 await writeFileAtomic(join(out, 'dedup.json'), JSON.stringify({ counts: data.dedup.counts, groups: data.dedup.groups, removed: data.dedup.removed }, null, 2) + '\n');
 tick();
 
-const classifierBase: Partial<TrainConfig> = {
-  ...P.classifier,
-  data: data.classifierData,
-  counts: data.poolCounts,
-  syntheticSeed: 0,
-  heldOutTest: 0,
-};
+const classifierBase = classifierBaseConfig(P, data);
 const controls: ArmSpec[] = [
   { name: 'baseline', description: 'the imbalanced training split as it is', config: {} },
   { name: 'oversample', description: 'class-balanced sampling of the training split (with replacement)', config: { balancedSampling: true } },
@@ -158,26 +150,19 @@ try {
     baseModel = resolve(args.model);
     baseStage = { key: hashOf({ model: baseModel }), dir: baseModel, value: null, seconds: 0, cached: true };
     pretrainSource = `base model: ${args.model} (given)`;
+    tick();
+    tick();
   } else {
-    const pool = dataDir ? await photoPretrainPool(P, data, splits, common) : await proceduralPretrainPool(P, common);
-    pretrainSource = pool.describe;
-    console.log(`generator pretraining: ${pool.describe}`);
-    const poolDep: StageResult<unknown> = { key: hashOf(pool.key), dir: out, value: null, seconds: 0, cached: true };
-    const poolImages = pool.items.map((it) => it.image);
-    vaeStage = await runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolDep], (dir) => trainStudyVAE(P, dir, poolImages, 0, stop.signal));
-    tick();
-    const examples = pretrainExamples(pool, classPrompt, prompt);
-    const bs = await runner.run('base', null, { base: P.base, vae: vaeStage.key, classPrompt, prompts: common.map(prompt) }, [poolDep, vaeStage], (dir) =>
-      trainStudyBase(P, dir, vaeStage!.value.model, examples, [classPrompt, ...common.map(prompt)], 0, stop.signal),
-    );
-    baseStage = bs;
-    baseModel = bs.value.model;
-    tick();
+    const pre = await pretrainGenerator({ runner, profile: P, data, splits, photographs: dataDir !== null, common, classPrompt, promptOf: prompt, signal: stop.signal, onStage: tick });
+    pretrainSource = pre.pool.describe;
+    vaeStage = pre.vae;
+    baseStage = pre.base;
+    baseModel = pre.base.value.model;
   }
 
   for (const [si, seed] of P.seeds.entries()) {
     const split = splits[si]!;
-    const splitDep: StageResult<unknown> = { key: hashOf(splitsJson([split])), dir: out, value: null, seconds: 0, cached: true };
+    const splitDep = splitStage(split, out);
     // ---- the simple controls
     const ctl: Record<string, StageResult<ArmRun>> = {};
     for (const spec of controls) {

@@ -7,7 +7,20 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { train, resolveConfig, splitIds, armMetrics, summarize, pairedDifference, confusionMatrix, argmaxRows, type TrainConfig, type ProtocolSplit } from '@foliar/classifier';
 import type { ArmMetrics, ArmReport } from './report-types.js';
-import type { StageRunner, StageResult } from './stages.js';
+import { hashOf, type StageRunner, type StageResult } from './stages.js';
+import { splitsJson } from '@foliar/classifier';
+import type { StudyProfile } from './profiles.js';
+import type { StudyData } from './data.js';
+
+/** The classifier configuration every arm (and the gate classifier) starts from. */
+export function classifierBaseConfig(p: StudyProfile, data: StudyData): Partial<TrainConfig> {
+  return { ...p.classifier, data: data.classifierData, counts: data.poolCounts, syntheticSeed: 0, heldOutTest: 0 };
+}
+
+/** A seed's split as a stage dependency: stages that read it rerun when its image ids change. */
+export function splitStage(split: ProtocolSplit, runDir: string): StageResult<unknown> {
+  return { key: hashOf(splitsJson([split])), dir: runDir, value: null, seconds: 0, cached: true };
+}
 
 export interface ArmRun {
   arm: string;

@@ -2,7 +2,7 @@
  * The study's images: the embedded procedural leaves (default) or a photograph folder in any
  * layout the classifier reads, deduplicated by decoded pixels before anything is split.
  */
-import { LEAF_CLASSES, PP2020_COUNTS, folderSource, syntheticSource, dedupeByContent, type ImageSource, type LabeledImageSet, type LabeledItem, type RgbImage, type DedupResult } from '@foliar/classifier';
+import { LEAF_CLASSES, PP2020_COUNTS, protocolSplit, folderSource, syntheticSource, dedupeByContent, type ImageSource, type LabeledImageSet, type LabeledItem, type RgbImage, type DedupResult, type ProtocolSplit } from '@foliar/classifier';
 import type { StudyProfile } from './profiles.js';
 
 export interface StudyData {
@@ -54,4 +54,9 @@ export function itemsOf(set: LabeledImageSet, className: string): LabeledItem[] 
   const label = set.classNames.indexOf(className);
   if (label < 0) throw new Error(`class "${className}" is not in the data (classes: ${set.classNames.join(', ')})`);
   return set.items.filter((it) => it.label === label);
+}
+
+/** One stratified train/val/test split per seed, at the profile's sizes. */
+export function studySplits(p: StudyProfile, set: LabeledImageSet): ProtocolSplit[] {
+  return p.seeds.map((seed) => protocolSplit(set, { seed, trainCounts: p.trainCounts ?? { ...PP2020_COUNTS }, valPerClass: p.valPerClass, testPerClass: p.testPerClass }));
 }

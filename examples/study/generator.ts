@@ -150,7 +150,7 @@ export interface DreamBoothStageOptions {
 
 export async function trainStudyDreamBooth(p: StudyProfile, dir: string, baseDir: string, o: DreamBoothStageOptions, seed: number, signal?: AbortSignal): Promise<TrainedStage> {
   const pipe = await StableDiffusionPipeline.fromPretrained(baseDir);
-  const method: FineTuneMethod = o.method === 'lora' ? new LoRA({ rank: 8 }) : new FullFineTune();
+  const method: FineTuneMethod = o.method === 'lora' ? new LoRA({ rank: 8 }) : new FullFineTune({ trainTextEncoder: p.dreambooth.trainTextEncoder });
   ft.resetPeakMemory();
   try {
     const r = await trainDreamBooth(pipe, {

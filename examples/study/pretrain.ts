@@ -13,6 +13,8 @@
 import { LEAF_CLASSES, syntheticSource, type LabeledItem, type ProtocolSplit, type RgbImage } from '@foliar/classifier';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
+import { hashOf, type StageRunner, type StageResult } from './stages.js';
+import { trainStudyBase, trainStudyVAE, type TrainedStage } from './generator.js';
 
 /** Generator seed of the procedural pretraining pool: the study's data renders from seed 0. */
 export const PRETRAIN_RENDER_SEED = 20_201_202;
@@ -80,4 +82,36 @@ export function pretrainExamples(pool: PretrainPool, classPrompt: string, prompt
     { image: it.image, caption: promptOf(it.className) },
     ...(i % 4 === 0 ? [{ image: it.image, caption: '' }] : []),
   ]);
+}
+
+export interface PretrainOptions {
+  runner: StageRunner;
+  profile: StudyProfile;
+  data: StudyData;
+  splits: ProtocolSplit[];
+  /** Photographs (pool from the splits) or the procedural leaves (a fresh pool). */
+  photographs: boolean;
+  common: string[];
+  classPrompt: string;
+  promptOf: (className: string) => string;
+  signal?: AbortSignal;
+  /** Called after each of the two stages (progress). */
+  onStage?: () => void;
+}
+
+/** The VAE, then the base model on its latents: two stages shared by all seeds (cached under the run folder). */
+export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: PretrainPool; vae: StageResult<TrainedStage>; base: StageResult<TrainedStage> }> {
+  const P = o.profile;
+  const pool = o.photographs ? await photoPretrainPool(P, o.data, o.splits, o.common) : await proceduralPretrainPool(P, o.common);
+  console.log(`generator pretraining: ${pool.describe}`);
+  const poolDep: StageResult<unknown> = { key: hashOf(pool.key), dir: o.runner.runDir, value: null, seconds: 0, cached: true };
+  const images = pool.items.map((it) => it.image);
+  const vae = await o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolDep], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
+  o.onStage?.();
+  const prompts = o.common.map(o.promptOf);
+  const base = await o.runner.run('base', null, { base: P.base, vae: vae.key, classPrompt: o.classPrompt, prompts }, [poolDep, vae], (dir) =>
+    trainStudyBase(P, dir, vae.value.model, pretrainExamples(pool, o.classPrompt, o.promptOf), [o.classPrompt, ...prompts], 0, o.signal),
+  );
+  o.onStage?.();
+  return { pool, vae, base };
 }

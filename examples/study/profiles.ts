@@ -21,7 +21,8 @@ export interface StudyProfile {
   pretrain: { perClass: number };
   vae: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
   base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
-  dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number };
+  /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
+  dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */
   synthetic: { count: number; steps: number; guidance: number; batch: number };
   gates: { vaeImages: number; conditioningSamples: number; dreamboothSamples: number; steps: number };
@@ -39,7 +40,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     pretrain: { perClass: 8 },
     vae: { steps: 6, batch: 4, lr: 1e-3, blockOutChannels: [8, 16] },
     base: { steps: 6, batch: 4, lr: 5e-4, blockOutChannels: [32, 32] },
-    dreambooth: { steps: 4, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 4, priorWeight: 1 },
+    dreambooth: { steps: 4, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 4, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 8, steps: 3, guidance: 5, batch: 8 },
     gates: { vaeImages: 8, conditioningSamples: 4, dreamboothSamples: 4, steps: 3 },
     drift: { samples: 2, steps: 3 },
@@ -56,7 +57,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     pretrain: { perClass: 400 },
     vae: { steps: 1000, batch: 8, lr: 1e-3, blockOutChannels: [16, 32, 32] },
     base: { steps: 2000, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
-    dreambooth: { steps: 80, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1 },
+    dreambooth: { steps: 80, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 400, steps: 6, guidance: 5, batch: 16 },
     gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 6 },
     drift: { samples: 16, steps: 6 },
@@ -70,7 +71,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     pretrain: { perClass: 2000 },
     vae: { steps: 3000, batch: 16, lr: 1e-3, blockOutChannels: [32, 64, 128] },
     base: { steps: 8000, batch: 16, lr: 5e-4, blockOutChannels: [64, 128, 128] },
-    dreambooth: { steps: 800, batch: 2, lrFull: 5e-6, lrLora: 1e-4, classImages: 200, priorWeight: 1 },
+    dreambooth: { steps: 800, batch: 2, lrFull: 5e-6, lrLora: 1e-4, classImages: 200, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 400, steps: 50, guidance: 7.5, batch: 8 },
     gates: { vaeImages: 200, conditioningSamples: 64, dreamboothSamples: 128, steps: 50 },
     drift: { samples: 32, steps: 50 },

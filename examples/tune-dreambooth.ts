@@ -1,0 +1,126 @@
+/**
+ * Chooses DreamBooth's learning rate, steps, prior weight and text-encoder training for a study
+ * profile on ONE seed's validation images (never test): each candidate is trained from the study's
+ * pretrained base model, then its instance-prompt samples are scored by the seed's gate classifier
+ * (share assigned to the rare class) and compared in feature space with the real rare-class
+ * VALIDATION images, next to the base model's class-prompt samples. Stages share the study's cache:
+ * run it with the study's --out and the pretraining and gate classifier are reused (or made).
+ *
+ *   npm run tune-dreambooth -- [--profile quick] [--data <folder>] [--out runs/study-quick] [--seed 0]
+ *
+ * Writes <out>/tune-dreambooth/seed-<seed>.{json,md} and a grid of each candidate's samples.
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ft from '@foliar/tensor';
+import { writeFileAtomic } from '@foliar/tensor';
+import { StableDiffusionPipeline } from '@foliar/diffusion';
+import { loadTrainedModel } from '@foliar/classifier';
+import { reportCliError } from '@foliar/nn';
+import { studyProfile, type StudyProfile } from './study/profiles.js';
+import { StageRunner } from './study/stages.js';
+import { loadStudyData, imagesOf, itemsOf, studySplits } from './study/data.js';
+import { pretrainGenerator } from './study/pretrain.js';
+import { trainStudyDreamBooth } from './study/generator.js';
+import { classifierBaseConfig, splitStage } from './study/arms.js';
+import { trainGateClassifier } from './study/scorer.js';
+import { classifierScorer } from './study/features.js';
+import { dreamboothGate, generatorFromPipeline } from './study/gates.js';
+import { labelledGrid } from './study/grids.js';
+
+type DreamBoothSettings = StudyProfile['dreambooth'];
+
+/** The candidates around the profile's own setting (a small grid: each costs one DreamBooth run). */
+function candidates(p: StudyProfile): Partial<DreamBoothSettings>[] {
+  const s = p.dreambooth.steps, lr = p.dreambooth.lrFull;
+  return [
+    {},
+    { lrFull: lr * 3 },
+    { steps: s * 2 },
+    { steps: s * 2, lrFull: lr * 3 },
+    { steps: s * 2, lrFull: lr * 3, trainTextEncoder: true },
+    { steps: s * 2, lrFull: lr * 3, priorWeight: 0.5 },
+  ];
+}
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      profile: { type: 'string', default: 'quick' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      class: { type: 'string', default: 'multiple_diseases' },
+      'instance-prompt': { type: 'string', default: 'a photo of a <diseaes-leaf> leaf' },
+      'class-prompt': { type: 'string', default: 'a photo of a leaf' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (args.help) {
+    console.log('usage: npm run tune-dreambooth -- [--profile quick] [--data <folder>] [--out <study run folder>] [--seed 0]');
+    return;
+  }
+  const P = studyProfile(args.profile);
+  const seed = Number(args.seed);
+  if (!P.seeds.includes(seed)) throw new Error(`--seed ${args.seed}: not a seed of the ${P.name} profile (${P.seeds.join(', ')})`);
+  const out = resolve(args.out ?? join('runs', `study-${P.name}`));
+  const dataDir = args.data ? resolve(args.data) : null;
+  const rare = args.class!, instancePrompt = args['instance-prompt']!, classPrompt = args['class-prompt']!;
+  await ft.init({ backend: 'auto' });
+  const runner = new StageRunner(out);
+  const data = await loadStudyData(P, dataDir);
+  const classNames = [...data.set.classNames];
+  const common = classNames.filter((c) => c !== rare);
+  const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
+  const splits = studySplits(P, data.set);
+  const split = splits[P.seeds.indexOf(seed)]!;
+  const pre = await pretrainGenerator({ runner, profile: P, data, splits, photographs: dataDir !== null, common, classPrompt, promptOf: prompt });
+  const inst = await trainGateClassifier(runner, seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, out)]);
+  const loaded = await loadTrainedModel(inst.value.checkpoint);
+  const scorer = classifierScorer(loaded.model, { classNames, imageSize: P.imageSize });
+  const rareTrain = await imagesOf(data, itemsOf(split.train, rare));
+  const rareVal = await imagesOf(data, itemsOf(split.val, rare));
+  const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+  const baseGen = await gen(pre.base.value.model);
+  const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
+  baseGen.dispose?.();
+
+  const rows: { settings: DreamBoothSettings; rareShare: number; meanRareProbability: number | null; nnDistance: number; baseNnDistance: number; ratio: number | null; seconds: number }[] = [];
+  const grid: { label: string; images: typeof baseSamples }[] = [{ label: `real ${rare} (validation)`, images: rareVal.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
+  for (const c of candidates(P)) {
+    const settings = { ...P.dreambooth, ...c };
+    const q: StudyProfile = { ...P, dreambooth: settings };
+    const db = await runner.run('tune-dreambooth', seed, { db: settings, instancePrompt, classPrompt }, [splitStage(split, out), pre.base], (dir) =>
+      trainStudyDreamBooth(q, dir, pre.base.value.model, { instanceImages: rareTrain, instancePrompt, classPrompt, method: 'full', validationPrompts: [instancePrompt] }, seed),
+    );
+    const g = await gen(db.value.model);
+    const r = await dreamboothGate({ generate: g.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareVal, baseSamples, seed, stage: 'tune' });
+    g.dispose?.();
+    const meanP = r.rareProbabilities.length ? r.rareProbabilities.reduce((a, b) => a + b, 0) / r.rareProbabilities.length : null;
+    rows.push({ settings, rareShare: r.rareShare, meanRareProbability: meanP, nnDistance: r.nnDistance, baseNnDistance: r.baseNnDistance, ratio: r.ratio, seconds: db.seconds });
+    const label = `steps ${settings.steps}, lr ${settings.lrFull}, prior ${settings.priorWeight}${settings.trainTextEncoder ? ', +text' : ''}`;
+    grid.push({ label, images: r.samples.slice(0, 8) });
+    console.log(`${label}: rare share ${r.rareShare.toFixed(2)}, NN distance to real validation ${r.nnDistance.toFixed(3)} (base ${r.baseNnDistance.toFixed(3)})`);
+  }
+  loaded.model.dispose?.();
+  const dir = join(out, 'tune-dreambooth');
+  // the choice: the highest rare share; ties (within 2 samples) go to the smaller feature distance
+  const tol = 2 / P.gates.dreamboothSamples;
+  const top = Math.max(...rows.map((r) => r.rareShare));
+  const best = rows.filter((r) => r.rareShare >= top - tol).sort((a, b) => a.nnDistance - b.nnDistance)[0]!;
+  await writeFileAtomic(join(dir, `seed-${seed}.json`), JSON.stringify({ profile: P.name, seed, instancePrompt, classPrompt, gateClassifier: inst.value, candidates: rows, chosen: best.settings }, null, 2) + '\n');
+  const md = [
+    `# DreamBooth settings on seed ${seed}'s validation images (${P.name} profile)`, '',
+    `Scored by the seed's gate classifier (validation accuracy ${inst.value.valAccuracy.toFixed(2)}, mean AUC ${inst.value.valMeanAuc?.toFixed(2) ?? 'n/a'}); ${P.gates.dreamboothSamples} instance-prompt samples each; distances: mean nearest-neighbour L2 of classifier avgpool features to the ${rareVal.length} real ${rare} validation images.`, '',
+    '| steps | lr | prior weight | text encoder | rare share | mean P(rare) | NN distance | base NN distance | train s |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.settings.steps} | ${r.settings.lrFull} | ${r.settings.priorWeight} | ${r.settings.trainTextEncoder ? 'yes' : 'no'} | ${r.rareShare.toFixed(2)} | ${r.meanRareProbability?.toFixed(2) ?? 'n/a'} | ${r.nnDistance.toFixed(3)} | ${r.baseNnDistance.toFixed(3)} | ${r.seconds.toFixed(0)} |`),
+    '', `Chosen: ${JSON.stringify(best.settings)}`, '',
+  ].join('\n');
+  await writeFileAtomic(join(dir, `seed-${seed}.md`), md);
+  await labelledGrid(grid, join(dir, `seed-${seed}.png`));
+  console.log(`\n${md}\nwritten to ${dir}`);
+  ft.shutdown();
+}
+
+main().catch((e) => reportCliError('tune-dreambooth', e));
