@@ -2,6 +2,9 @@
  * The golden runner: `npm run golden -- <fixtures-dir> [--backend webgpu|cpu] [--filter <substring>]`.
  * Runs every case of a directory in the ../shared/golden format that foliar implements and prints one
  * line per case (PASS / FAIL / SKIP), then `golden: P passed, F failed, S skipped`. Any FAIL exits 1.
+ *
+ * `--backend webgpu` (the default) where there is no WebGPU (no adapter, or FOLIAR_BACKEND=cpu)
+ * reports every device case as SKIP; under FOLIAR_REQUIRE_WEBGPU=1 that is an error instead.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -33,8 +36,28 @@ if (backendName !== 'webgpu' && backendName !== 'cpu') usage(`unknown backend '$
 dir = resolve(dir ?? resolve(import.meta.dirname, '..', '..', 'shared', 'golden'));
 if (!existsSync(dir)) usage(`fixtures directory ${dir} does not exist`);
 
-const backend = await ft.init({ backend: backendName });
-console.log(`golden: ${dir} on ${backend.describe()}`);
+/** The backend under test, or null with the reason when WebGPU was asked for and is unavailable. */
+async function initBackend(): Promise<{ backend: ft.Backend | null; why: string }> {
+  const require = !!process.env.FOLIAR_REQUIRE_WEBGPU && process.env.FOLIAR_REQUIRE_WEBGPU !== '0';
+  let why = '';
+  if (backendName === 'webgpu' && process.env.FOLIAR_BACKEND === 'cpu') why = 'FOLIAR_BACKEND=cpu';
+  else {
+    try {
+      return { backend: await ft.init({ backend: backendName }), why };
+    } catch (e) {
+      if (backendName !== 'webgpu' || !(e instanceof ft.NoAdapterError)) throw e;
+      why = `no WebGPU adapter (${e.message.split('\n')[0]})`;
+    }
+  }
+  if (require) {
+    console.log(`golden: FAIL ${why}, and FOLIAR_REQUIRE_WEBGPU is set`);
+    process.exit(1);
+  }
+  return { backend: null, why };
+}
+
+const { backend, why: noBackend } = await initBackend();
+console.log(`golden: ${dir} on ${backend ? backend.describe() : `nothing (${noBackend}): device cases are skipped`}`);
 const manifest = await loadManifest(dir);
 let passed = 0, failed = 0, skipped = 0;
 const fmt = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
@@ -46,6 +69,11 @@ for (const c of manifest.cases) {
   if (!handler) {
     skipped++;
     console.log(`SKIP ${id} (op '${c.op}' not implemented)`);
+    continue;
+  }
+  if (!backend) {
+    skipped++;
+    console.log(`SKIP ${id} (${noBackend})`);
     continue;
   }
   const ctx = new CaseContext(dir, c, backend);

@@ -2,14 +2,25 @@
 // Runs the whole test suite: every uvu test file (each in its own process, so one crash cannot hide
 // the others), then the golden runner over ../shared/golden on both backends. Prints per-file
 // results and ends with the line CI reads: "N passed, N failed, N skipped".
+//
+// Skips are counted as skips: uvu's own (`test.skip`) and runtime skips (test/harness.ts: a test that
+// finds it cannot run here, e.g. without a WebGPU adapter or ../shared, prints `SKIP "<test>": why`
+// and, at exit, `Runtime skips: N`; uvu counts those tests as passed, so they move from passed to
+// skipped here). A test that never ran (uvu drops a suite's tests silently when its `before` hook
+// throws) counts as failed.
+//
+// usage: node scripts/test.mjs [filter] [--no-golden] [--dir <folder of tests, default test/>]
+// (folders named `fixtures` are not searched: test/tooling/fixtures holds suites run by tests)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
-const filter = args.find((a) => !a.startsWith('--'));
-const noGolden = args.includes('--no-golden');
+const dirAt = args.indexOf('--dir');
+const testDir = resolve(root, dirAt >= 0 ? args[dirAt + 1] ?? 'test' : 'test');
+const filter = args.find((a, i) => !a.startsWith('--') && (dirAt < 0 || i !== dirAt + 1));
+const noGolden = args.includes('--no-golden') || dirAt >= 0;
 const nodeArgs = ['--conditions=foliar-source', '--import', 'tsx'];
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
 
@@ -17,8 +28,9 @@ function listTests(dir) {
   const out = [];
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listTests(p));
-    else if (/\.test\.ts$/.test(name)) out.push(p);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'fixtures') out.push(...listTests(p));
+    } else if (/\.test\.ts$/.test(name)) out.push(p);
   }
   return out;
 }
@@ -28,30 +40,38 @@ let passed = 0, failed = 0, skipped = 0;
 const failures = [];
 const t0 = Date.now();
 
-for (const file of listTests(join(root, 'test'))) {
+for (const file of listTests(testDir)) {
   const rel = relative(root, file);
   if (filter && !rel.includes(filter)) continue;
   const started = Date.now();
-  const r = spawnSync(process.execPath, [...nodeArgs, join(root, 'node_modules/uvu/bin.js'), join(root, 'test'), rel.replace(/^test\//, '').replace(/[.+]/g, '\\$&') + '$'], {
+  const r = spawnSync(process.execPath, [...nodeArgs, join(root, 'node_modules/uvu/bin.js'), testDir, relative(testDir, file).replace(/[.+]/g, '\\$&') + '$'], {
     cwd: root, env, encoding: 'utf8', timeout: 15 * 60 * 1000, maxBuffer: 64 * 1024 * 1024,
   });
   const out = strip((r.stdout ?? '') + (r.stderr ?? ''));
   const num = (label) => Number((out.match(new RegExp(`${label}:\\s+(\\d+)`)) ?? [])[1] ?? NaN);
-  const total = num('Total'), ok = num('Passed'), skip = num('Skipped');
+  // uvu: Total = tests that were to run, Passed = those that returned (runtime skips included),
+  // Skipped = test.skip / .only leftovers (not in Total)
+  const total = num('Total'), uvuOk = num('Passed'), skip = num('Skipped') || 0;
+  const runtimeSkips = Math.min(num('Runtime skips') || 0, Number.isNaN(uvuOk) ? 0 : uvuOk);
+  const ok = uvuOk - runtimeSkips;
+  const notRun = Number.isNaN(total) ? 0 : total - uvuOk;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (Number.isNaN(total) || r.status !== 0) {
-    const f = Number.isNaN(total) ? 1 : Math.max(total - ok - (skip || 0), 1);
+  if (Number.isNaN(total) || r.status !== 0 || notRun > 0) {
+    const f = Number.isNaN(total) ? 1 : Math.max(notRun, 1);
     failed += f;
     passed += Number.isNaN(ok) ? 0 : ok;
+    skipped += Number.isNaN(total) ? 0 : skip + runtimeSkips;
     failures.push(rel);
-    console.log(`FAIL ${rel} (${secs}s, exit ${r.status ?? r.signal})`);
+    const why = r.status === 0 && notRun > 0 ? `, ${notRun} of ${total} tests did not run (a before hook threw?)` : '';
+    console.log(`FAIL ${rel} (${secs}s, exit ${r.status ?? r.signal}${why})`);
     console.log(out.split('\n').filter((l) => !/^Warning: maxDynamic/.test(l)).slice(-60).join('\n'));
   } else {
     passed += ok;
-    skipped += skip || 0;
+    skipped += skip + runtimeSkips;
     const notices = out.split('\n').filter((l) => /SKIP/.test(l));
-    console.log(`ok   ${rel}: ${ok} passed${skip ? `, ${skip} skipped` : ''} (${secs}s)`);
-    for (const n of notices) console.log(`     ${n.trim()}`);
+    const sk = skip + runtimeSkips;
+    console.log(`ok   ${rel}: ${ok} passed${sk ? `, ${sk} skipped` : ''} (${secs}s)`);
+    for (const n of notices) console.log(`     ${n.slice(n.indexOf('SKIP')).trim()}`);
   }
 }
 

@@ -3,6 +3,7 @@
  * element, a central-difference gradient checker, and the location of ../shared.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { skip, skipPart, requiredBy } from './harness.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -10,33 +11,71 @@ import {
   type Backend, type Tensor, type AnyTypedArray,
 } from '@foliar/tensor';
 
+export { skip, skipPart, type SkipKind } from './harness.js';
+
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // ---------------------------------------------------------------- backends
 
 export interface Backends {
-  /** The WebGPU backend (the CPU backend, with a warning, when no adapter exists). */
-  gpu: Backend;
-  cpu: Backend;
-  /** False when WebGPU was unavailable and `gpu` is really the CPU backend. */
-  hasGpu: boolean;
+  /**
+   * The WebGPU backend. Where there is none (no adapter, or FOLIAR_BACKEND=cpu), reading it records a
+   * skipped part of the running test (see `skipPart`: the test is counted as skipped, a failure under
+   * FOLIAR_REQUIRE_WEBGPU=1) and gives the CPU backend, so the rest of the test still runs on the CPU.
+   */
+  readonly gpu: Backend;
+  readonly cpu: Backend;
+  /** False when WebGPU is unavailable (reading `gpu` then gives the CPU backend). */
+  readonly hasGpu: boolean;
+  /** Why WebGPU is unavailable (null when it is available). */
+  readonly noGpuReason: string | null;
 }
 
 const state: { be: Backends | null } = { be: null };
 
+function makeBackends(gpu: Backend | null, reason: string | null): Backends {
+  const cpu = cpuBackend();
+  return {
+    cpu,
+    hasGpu: gpu !== null,
+    noGpuReason: reason,
+    get gpu(): Backend {
+      if (gpu) return gpu;
+      skipPart(`no WebGPU: ${reason} (ran on the CPU only)`, 'webgpu');
+      return cpu;
+    },
+  };
+}
+
 /**
  * Initialises WebGPU (once per suite: uvu runs suites one after another in one process, and each
- * suite's `after` hook shuts the device down so the process can exit).
+ * suite's `after` hook shuts the device down so the process can exit). Without an adapter, or with
+ * FOLIAR_BACKEND=cpu, the suite runs with `hasGpu` false (an error instead under
+ * FOLIAR_REQUIRE_WEBGPU=1: CI installs lavapipe, so nothing may fall back to the CPU there).
  */
 export async function setup(): Promise<Backends> {
-  try {
-    const gpu = await init({ backend: 'webgpu' });
-    state.be = { gpu, cpu: cpuBackend(), hasGpu: true };
-  } catch (e) {
-    if (!(e instanceof NoAdapterError)) throw e;
-    console.warn(`SKIP WebGPU comparisons: ${e.message} (comparing CPU with itself)`);
-    state.be = { gpu: await init({ backend: 'cpu' }), cpu: cpuBackend(), hasGpu: false };
+  let reason: string;
+  if (process.env.FOLIAR_BACKEND === 'cpu') reason = 'FOLIAR_BACKEND=cpu';
+  else {
+    try {
+      const gpu = await init({ backend: 'webgpu' });
+      state.be = makeBackends(gpu, null);
+      return state.be;
+    } catch (e) {
+      if (!(e instanceof NoAdapterError)) throw e;
+      reason = e.message.split('\n')[0]!;
+    }
   }
+  if (requiredBy('webgpu')) {
+    // uvu swallows errors thrown by `before` hooks (its tests then never run; scripts/test.mjs counts
+    // them as failed): say why here
+    const msg = `no WebGPU (${reason}) and FOLIAR_REQUIRE_WEBGPU is set: the WebGPU tests must run here`;
+    console.error(`FAIL ${msg}`);
+    throw new Error(msg);
+  }
+  console.warn(`SKIP WebGPU comparisons: ${reason} (tests that need WebGPU are counted as skipped)`);
+  await init({ backend: 'cpu' });
+  state.be = makeBackends(null, reason);
   return state.be;
 }
 
@@ -49,6 +88,13 @@ export function teardown(): void {
 export function backends(): Backends {
   if (!state.be) throw new Error('helpers: call setup() in the suite\'s before hook');
   return state.be;
+}
+
+/** The WebGPU backend, or a skip of the running test (a failure under FOLIAR_REQUIRE_WEBGPU=1). */
+export function requireGpu(what = 'this test'): Backend {
+  const be = backends();
+  if (!be.hasGpu) skip(`${what} needs WebGPU: ${be.noGpuReason}`, 'webgpu');
+  return be.gpu;
 }
 
 // ---------------------------------------------------------------- seeded random data
@@ -265,14 +311,21 @@ export async function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[
 
 /**
  * Runs fn on the CPU and on WebGPU from the same host data, backpropagates the same random
- * cotangent, and compares the outputs and the gradients of every input with requiresGrad.
+ * cotangent, and compares the outputs and the gradients of every input with requiresGrad. Without
+ * WebGPU it compares nothing and records a skipped part of the running test (`skipPart`: counted
+ * as skipped; a failure under FOLIAR_REQUIRE_WEBGPU=1).
  */
 export async function compareBackends(
   fn: (...xs: Tensor[]) => Tensor,
   specs: { data: AnyTypedArray; shape: readonly number[]; requiresGrad?: boolean }[],
   opts: CloseOptions & { grad?: boolean; gradRtol?: number } = {},
 ): Promise<void> {
-  const { gpu, cpu } = backends();
+  const be0 = backends();
+  if (!be0.hasGpu) {
+    skipPart(`no WebGPU to compare with the CPU: ${be0.noGpuReason}`, 'webgpu');
+    return;
+  }
+  const { gpu, cpu } = be0;
   const run = async (be: Backend) => {
     const xs = specs.map((s) => tensor(s.data, { shape: s.shape, backend: be, requiresGrad: (opts.grad ?? true) && (s.requiresGrad ?? false) }));
     const y = fn(...xs);
@@ -334,11 +387,12 @@ export interface GoldenTensor {
 
 /**
  * Reads every tensor of a golden safetensors file (relative to ../shared/golden), float tensors as
- * float32 and I64 tensors as int32. Returns null (with a SKIP warning) when ../shared is absent.
+ * float32 and I64 tensors as int32. Skips the running test when ../shared is absent (call it inside
+ * a test).
  */
-export async function readGolden(rel: string, what = rel): Promise<Record<string, GoldenTensor> | null> {
+export async function readGolden(rel: string, what = rel): Promise<Record<string, GoldenTensor>> {
   const p = shared(path.join('golden', rel), what);
-  if (!p) return null;
+  if (!p) skip(`${what}: ../shared/golden not found`, 'shared');
   const { SafetensorsFile } = await import('../packages/tensor/src/io/safetensors.js');
   const f = await SafetensorsFile.open(p);
   const out: Record<string, GoldenTensor> = {};

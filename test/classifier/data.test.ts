@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test, skip } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,7 +68,7 @@ test('csv: errors name file and line', () => {
 // ---------------- layouts ----------------
 
 test('readPlantPathology2020 on the shared leaves dataset matches labels_fgvc8.csv', async () => {
-  if (!haveLeaves) return;
+  if (!haveLeaves) skip('the leaves dataset (../shared/data/leaves) not found', 'shared');
   const set = await D.readPlantPathology2020(leaves);
   assert.equal(set.classNames, ['healthy', 'multiple_diseases', 'rust', 'scab']);
   // Independent truth for the counts: train.csv's one-hot rows, parsed naively here (the shared copy
@@ -326,7 +326,7 @@ test('subsampleByClass: exact counts, complement, errors', async () => {
   assert.equal(D.subsampleByClass(set, [4, 0, 8], 3).subset.items, subset.items);
   assert.throws(() => D.subsampleByClass(set, { c1: 6 }, 3), /class "c1" has 5 items, fewer than the 6 asked/);
   assert.throws(() => D.subsampleByClass(set, { rust: 1 }, 3), /unknown class "rust"/);
-  if (!haveLeaves) return;
+  if (!haveLeaves) skip('the leaves dataset (../shared/data/leaves) not found', 'shared');
   const leavesSet = await D.readPlantPathology2020(leaves, { skipFileCheck: true });
   const kaggle = { healthy: 516, multiple_diseases: 91, rust: 622, scab: 592 };
   const a = D.subsampleByClass(leavesSet, kaggle, 2020);
@@ -437,7 +437,7 @@ test('DataLoader: sampler, cache, size mismatch error', async () => {
 });
 
 test('ImageFileDataset + DataLoader on real leaves (decode at 32px, cached)', async () => {
-  if (!haveLeaves) return;
+  if (!haveLeaves) skip('the leaves dataset (../shared/data/leaves) not found', 'shared');
   const set = await D.readPlantPathology2020(leaves);
   const small = { ...set, items: set.items.slice(0, 12) };
   const ds = new D.ImageFileDataset(small, { size: 32, cache: true });

@@ -3,7 +3,7 @@
  * parameter as the plain graph (also with LoRA dropout, whose masks must be replayed in the
  * recomputation), less peak memory, and the flag is restored after a training run.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

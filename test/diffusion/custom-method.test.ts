@@ -3,7 +3,7 @@
  * cross-attention K/V projections under trainDreamBooth, and its saved weights reload into a fresh
  * pipeline with the same UNet output.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

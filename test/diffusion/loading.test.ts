@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';

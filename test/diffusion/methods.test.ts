@@ -4,7 +4,7 @@
  * changes under training; save/load), full fine-tuning (UNet weights change, VAE and text encoder do
  * not; the saved pipeline reloads).
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

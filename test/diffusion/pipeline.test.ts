@@ -3,7 +3,7 @@
  * classifier-free-guidance batch and combination (checked against a scheduler step done by hand),
  * WebGPU against CPU, save → fromPretrained round trip, and tokenizer save/reload.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import * as ft from '@foliar/tensor';
 import { StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, generateImageSet, type UNet2DConditionModel } from '@foliar/diffusion';
 import { readPng } from '@foliar/nn';
 import { readdirSync } from 'node:fs';
-import { setup, teardown, backends, assertClose, assertExact } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, assertClose, assertExact } from '../helpers.js';
 import { tinyPipeline } from './fixtures.js';
 
 const test = suite('stable diffusion pipeline');
@@ -118,11 +118,8 @@ test('classifier-free guidance: UNet batch [uncond, cond] with the negative prom
 });
 
 test('WebGPU and CPU generate the same image', async () => {
-  const { cpu, hasGpu } = backends();
-  if (!hasGpu) {
-    console.warn('SKIP WebGPU vs CPU: no adapter');
-    return;
-  }
+  requireGpu('WebGPU vs CPU generation');
+  const { cpu } = backends();
   const a = await pipe.generate({ ...opts, prompt: 'a rusty leaf', seed: 4 });
   const other = tinyPipeline();
   await other.textEncoder.to(cpu);

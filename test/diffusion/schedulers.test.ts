@@ -7,7 +7,7 @@
  * - timesteps of each spacing against values worked out by hand from diffusers' numpy formulas;
  * - addNoise, v-prediction targets and SNR against f64 formulas.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '@foliar/tensor';
 import {

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import {
   CLIPTokenizer, cleanText, htmlUnescape, bytesToUnicode, checkTokenizerCase, loadCaseTokenizers,
   type TokenizerCase, type CaseTokenizers,
 } from '@foliar/diffusion';
-import { shared, assertExact } from '../helpers.js';
+import { shared, assertExact, skip } from '../helpers.js';
 
 /**
  * CLIP BPE tokenizer: the golden cases (openai/CLIP and transformers ids for the real merges file and
@@ -41,7 +41,7 @@ async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
 // ---------------------------------------------------------------- golden cases
 
 test('every golden case matches openai/CLIP and transformers (full + tiny vocabularies)', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const data = JSON.parse(readFileSync(join(golden, 'clip_tokenizer', 'clip_tokenizer_cases.json'), 'utf8')) as { cases: TokenizerCase[] };
   const toks: CaseTokenizers = await loadCaseTokenizers(golden);
   assert.ok(toks.full && toks.fullOpenai, 'full tokenizers loaded');
@@ -62,7 +62,7 @@ test('every golden case matches openai/CLIP and transformers (full + tiny vocabu
 });
 
 test('checkTokenizerCase fails on a wrong id and skips what was not loaded', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const c: TokenizerCase = { prompt: 'a leaf', hf_input_ids_unpadded: [49406, 320, 7232, 49407], openai_encode: [320, 7232] };
   assert.ok(checkTokenizerCase({ full: full!, fullOpenai: full! }, c).ok);
   const bad = checkTokenizerCase({ full: full! }, { ...c, hf_input_ids_unpadded: [49406, 320, 7233, 49407] });
@@ -72,7 +72,7 @@ test('checkTokenizerCase fails on a wrong id and skips what was not loaded', asy
 });
 
 test('loading the gz vocabulary and tokenizing the cases is fast', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const data = JSON.parse(readFileSync(join(golden, 'clip_tokenizer', 'clip_tokenizer_cases.json'), 'utf8')) as { cases: TokenizerCase[] };
   const t0 = performance.now();
   const t = await CLIPTokenizer.fromMergesGz(gz);
@@ -97,7 +97,7 @@ test('byte alphabet: 256 distinct printable characters, printable ASCII kept', (
 });
 
 test('real vocabulary layout: sizes and special ids from the merges file', () => {
-  if (!full) return;
+  if (!full) skip('the CLIP merges file in ../shared/golden not found', 'shared');
   assert.is(full.vocabSize, 49408);
   assert.is(full.bosTokenId, 49406);
   assert.is(full.eosTokenId, 49407);
@@ -121,7 +121,7 @@ test('hand-computed merges: lowest rank first, </w> on the last symbol', () => {
 });
 
 test('tiny folders: special tokens and max length from the json configs', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   for (const d of ['tiny-sd-v012', 'tiny-sd-current']) {
     const t = await CLIPTokenizer.fromFolder(join(golden, d, 'tokenizer'));
     assert.is(t.vocabSize, 1000);
@@ -135,7 +135,7 @@ test('tiny folders: special tokens and max length from the json configs', async 
 // ---------------------------------------------------------------- call / decode
 
 test('call: bos/eos, truncation keeping eos, padding, attention mask, batches', () => {
-  if (!full) return;
+  if (!full) skip('the CLIP merges file in ../shared/golden not found', 'shared');
   const long = Array.from({ length: 100 }, (_, i) => `word${i}`).join(' ');
   const { inputIds, attentionMask } = full.call(['a leaf', long]);
   assertExact(inputIds[0]!.slice(0, 4), [49406, 320, 7232, 49407]);
@@ -156,7 +156,7 @@ test('call: bos/eos, truncation keeping eos, padding, attention mask, batches', 
 });
 
 test('openai-style padding with id 0 via padTokenId, "!" still an ordinary token', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const t = await CLIPTokenizer.fromMergesGz(gz, { padTokenId: 0 });
   assert.is(t.padTokenId, 0);
   assertExact(t.call('a leaf').inputIds[0]!, [49406, 320, 7232, 49407, ...new Array(73).fill(0)]);
@@ -165,7 +165,7 @@ test('openai-style padding with id 0 via padTokenId, "!" still an ordinary token
 });
 
 test('decode: bytes back to UTF-8, </w> as spaces, special tokens optional', () => {
-  if (!full) return;
+  if (!full) skip('the CLIP merges file in ../shared/golden not found', 'shared');
   for (const s of ['a photo of a leaf', 'café naïve résumé', 'emoji 🍃🌿 leaf', '日本語のテキスト', 'word 0 word 1 3 . 1 4']) {
     assert.is(full.decode(full.encode(s)), s);
   }
@@ -178,7 +178,7 @@ test('decode: bytes back to UTF-8, </w> as spaces, special tokens optional', () 
 // ---------------------------------------------------------------- added tokens
 
 test('added tokens: appended ids, matched before BPE in the lower-cased text', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const t = await CLIPTokenizer.fromMergesGz(gz);
   const plain = t.encode('a photo of a <diseaes-leaf> leaf');
   assert.ok(plain.length > 6, 'without the added token the identifier is split by BPE');
@@ -200,7 +200,7 @@ test('added tokens: appended ids, matched before BPE in the lower-cased text', a
 });
 
 test('special tokens in the text are split out raw; other spellings are BPE-encoded (transformers)', () => {
-  if (!full) return;
+  if (!full) skip('the CLIP merges file in ../shared/golden not found', 'shared');
   assertExact(full.encode('<|startoftext|>a<|endoftext|>'), [49406, 320, 49407]);
   const upper = full.encode('<|ENDOFTEXT|>');
   assert.not.ok(upper.includes(49407), 'tokenizers does not match special tokens after normalisation');
@@ -209,7 +209,7 @@ test('special tokens in the text are split out raw; other spellings are BPE-enco
 // ---------------------------------------------------------------- folders and formats
 
 test('save -> fromFolder round trip keeps vocab, merges, specials and added tokens', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const t = await CLIPTokenizer.fromFolder(join(golden, 'tiny-sd-v012', 'tokenizer'));
   t.addTokens(['<diseaes-leaf>']);
   const dir = join(tmp, 'saved');
@@ -224,7 +224,7 @@ test('save -> fromFolder round trip keeps vocab, merges, specials and added toke
 });
 
 test('tokenizer.json only (HF tokenizers format) gives the same ids as vocab.json + merges.txt', async () => {
-  if (!golden) return;
+  if (!golden) skip('../shared/golden not found', 'shared');
   const src = join(golden, 'tiny-sd-current', 'tokenizer');
   const dir = join(tmp, 'tokjson');
   mkdirSync(dir);
@@ -261,7 +261,7 @@ test('transformers cleaning: NFC, Unicode White_Space, per-code-point lowercase'
   assert.is(cleanText('E\u0301TÉ  \t\nX', 'transformers'), 'été x');
   assert.is(cleanText('ΣΑΣ', 'transformers'), 'σασ'); // Rust char::to_lowercase has no final-sigma rule
   assert.is(cleanText('ΣΑΣ', 'openai'), 'σας'); // Python str.lower() has it
-  if (!full) return;
+  if (!full) skip('the CLIP merges file in ../shared/golden not found', 'shared');
   // U+0085 is White_Space (Rust/Python \s) though not JS \s; U+FEFF is the reverse
   assertExact(full.encode('a\u0085b'), full.encode('a b'));
   assertExact(full.encode('a\ufeffb'), [...full.encode('a'), ...full.encode('\ufeff'), ...full.encode('b')]);

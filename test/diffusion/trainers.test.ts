@@ -5,7 +5,7 @@
  * folder (refusing another run's folder, --overwrite, cleanup and log repair after a kill),
  * CSV/imagefolder readers.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';

@@ -5,7 +5,7 @@
  * tiny SD pipeline. Exact arithmetic (thresholds, shares) is checked with a scorer whose
  * probabilities are a function of the image's mean colour.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

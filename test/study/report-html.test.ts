@@ -2,7 +2,7 @@
  * The study report renderers: report.html is one self-contained page whose charts really draw in
  * Chromium offline, report.md has the same tables, and hostile strings stay text.
  */
-import { test } from 'uvu';
+import { test, skip } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -134,13 +134,11 @@ test('a report with nothing optional renders, and says what is missing', async (
   assert.match(md, /No findings were recorded/);
 });
 
+const chromiumMissing = `Chromium not found (${process.env['FOLIAR_CHROMIUM'] ?? '/usr/bin/chromium'}; Debian: apt-get install chromium, or scripts/setup.sh)`;
+
 test('report.html in headless Chromium: charts drawn, images decoded, no errors, offline', async () => {
-  if (!chromiumPath()) {
-    const why = `Chromium not found (${process.env['FOLIAR_CHROMIUM'] ?? '/usr/bin/chromium'}; Debian: apt-get install chromium, or scripts/setup.sh)`;
-    if (process.env['CI'] || process.env['FOLIAR_REQUIRE_BROWSER'] === '1') assert.unreachable(`${why}, and CI / FOLIAR_REQUIRE_BROWSER=1 require the browser check`);
-    console.warn(`SKIP report.html browser check: ${why}`);
-    return;
-  }
+  // a failure instead where CI or FOLIAR_REQUIRE_BROWSER=1 require the browser check
+  if (!chromiumPath()) skip(chromiumMissing, 'browser');
   const path = join(dir, 'report.html');
   await writeReportHtml(path, report);
   const screenshot = process.env['FOLIAR_REPORT_SCREENSHOT'];
@@ -153,7 +151,7 @@ test('report.html in headless Chromium: charts drawn, images decoded, no errors,
 });
 
 test('the browser check catches a broken chart and an external image', async () => {
-  if (!chromiumPath()) return console.warn('SKIP browser check of a broken page: Chromium not found');
+  if (!chromiumPath()) skip(chromiumMissing, 'browser');
   const html = (await renderReportHtml(report, { baseDir: dir }))
     .replace('data-chart="gates"', 'data-chart="no_such_chart"')
     .replace('</main>', '<img class="report-image" alt="external" src="http://192.0.2.1/x.png"></main>');

@@ -1,7 +1,7 @@
-import { test } from 'uvu';
-import { shared, readGoldenOpsSync } from '../helpers.js';
+import { test } from '../harness.js';
+import { shared, readGoldenOpsSync, setup, teardown, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { init, cpuBackend, webgpuBackend, shutdown, tensor, memory, resetPeakMemory, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, memory, resetPeakMemory, type Tensor } from '@foliar/tensor';
 import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention.js';
 import { prng } from '../prng.js';
 
@@ -30,20 +30,18 @@ function randn(n: number, seed: number, std = 1): Float32Array {
   return out;
 }
 
-let gpu: Backend;
 const cpu = cpuBackend();
 
 test.before(async () => {
-  await init({ backend: 'webgpu' });
-  gpu = webgpuBackend()!;
+  await setup();
 });
-test.after(() => shutdown());
+test.after(() => teardown());
 
 for (const name of ['sdpa_nomask', 'sdpa_causal', 'sdpa_cross']) {
   for (const [bname, implementation] of [['cpu', 'fused'], ['webgpu', 'fused'], ['cpu', 'math'], ['webgpu', 'math'], ['webgpu', 'auto']] as const) {
     test(`golden ${name} (${bname}, ${implementation})`, async () => {
-      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
-      const be = bname === 'cpu' ? cpu : gpu;
+      if (!haveGolden) skip(`golden ${name}: ../shared not found`, 'shared');
+      const be = bname === 'cpu' ? cpu : requireGpu();
       const g = readGolden(name);
       const put = (n: string): Tensor => tensor(g.get(n)!.data, { backend: be, shape: g.get(n)!.shape });
       const q = put('q').requiresGrad_(), k = put('k').requiresGrad_(), v = put('v').requiresGrad_();
@@ -78,6 +76,7 @@ async function crossCheck(c: Case, tol = 1e-4): Promise<void> {
   const qd = randn(n(qs), 1), kd = randn(n(ks), 2), vd = randn(n(vs), 3), rd = randn(c.B * c.H * c.lq * dv, 4);
   const md = c.mask && c.mask !== 'causal' ? randn(n(c.mask.shape), 5, 2) : null;
   if (md) for (let i = 0; i < md.length; i += 7) md[i] = -Infinity; // some fully blocked pairs
+  const gpu = requireGpu('WebGPU vs CPU attention');
   const res: Float32Array[][] = [];
   const runs = [[cpu, 'fused'], [gpu, 'fused'], [gpu, 'math'], [cpu, 'math']] as const;
   for (const [be, implementation] of runs) {
@@ -124,6 +123,7 @@ test('attention matches a composed softmax(QK^T)V on CPU (independent of the fus
 });
 
 test('attention at L=4096, D=64, B*H=2 never allocates an [L, L] buffer (forward and backward)', async () => {
+  const gpu = requireGpu();
   const [B, H, L, D] = [1, 2, 4096, 64];
   const n = B * H * L * D;
   const q = tensor(randn(n, 1), { backend: gpu, shape: [B, H, L, D] }).requiresGrad_();

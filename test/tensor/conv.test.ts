@@ -1,21 +1,25 @@
-import { test } from 'uvu';
+import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { tensor, pad, WebGPUBackend, type Backend, type Tensor } from '@foliar/tensor';
 import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from '../../packages/tensor/src/ops/conv.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
-import { setup, teardown, backends, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skip, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
 
 test.before(async () => {
   await setup();
 });
 test.after(() => teardown());
 
+/** The CPU backend, or WebGPU (skipping the test where there is none). */
+const on = (which: 'cpu' | 'gpu'): Backend => (which === 'gpu' ? requireGpu() : backends().cpu);
+
 type Golden = Map<string, { shape: number[]; data: Float32Array }>;
 
-async function readGolden(name: string): Promise<Golden | null> {
+/** The golden case's tensors (skips the test without ../shared). */
+async function readGolden(name: string): Promise<Golden> {
   const dir = shared('golden/ops', `golden ${name}`);
-  if (!dir) return null;
+  if (!dir) skip(`golden ${name}: ../shared not found`, 'shared');
   const f = await SafetensorsFile.open(path.join(dir, `${name}.safetensors`));
   const out: Golden = new Map();
   for (const k of f.keys()) {
@@ -34,7 +38,6 @@ function put(be: Backend, g: Golden, name: string, grad = false): Tensor {
 /** Forward and every gradient of a golden case on one backend (loss = sum(out · R)). */
 async function checkGolden(name: string, be: Backend, inputs: string[], fn: (...xs: Tensor[]) => Tensor): Promise<void> {
   const g = await readGolden(name);
-  if (!g) return;
   const xs = inputs.map((n) => put(be, g, n, true));
   const y = fn(...xs);
   await assertClose(y, g.get('out')!.data, { msg: `${name} (${be.name}) out` });
@@ -57,16 +60,16 @@ const goldenCases: [string, string[], (...xs: Tensor[]) => Tensor][] = [
 ];
 for (const [name, inputs, fn] of goldenCases) {
   for (const which of ['cpu', 'gpu'] as const) {
-    test(`golden ${name} (${which})`, async () => checkGolden(name, backends()[which], inputs, fn));
+    test(`golden ${name} (${which})`, async () => checkGolden(name, on(which), inputs, fn));
   }
 }
 
 for (const which of ['cpu', 'gpu'] as const) {
   // diffusers' Downsample2D: F.pad(x, (0, 1, 0, 1)) then a stride-2 conv; asymmetric padding does it in one op
   test(`golden conv2d_s2_asympad via padding [0, 1, 0, 1] (${which})`, async () =>
-    checkGolden('conv2d_s2_asympad', backends()[which], ['x', 'weight', 'bias'], (x, w, b) => conv2d(x!, w!, b, { stride: 2, padding: [0, 1, 0, 1] })));
+    checkGolden('conv2d_s2_asympad', on(which), ['x', 'weight', 'bias'], (x, w, b) => conv2d(x!, w!, b, { stride: 2, padding: [0, 1, 0, 1] })));
   test(`golden conv2d_s2_asympad via pad() then conv2d (${which})`, async () =>
-    checkGolden('conv2d_s2_asympad', backends()[which], ['x', 'weight', 'bias'], (x, w, b) => conv2d(pad(x!, [0, 1, 0, 1]), w!, b, { stride: 2 })));
+    checkGolden('conv2d_s2_asympad', on(which), ['x', 'weight', 'bias'], (x, w, b) => conv2d(pad(x!, [0, 1, 0, 1]), w!, b, { stride: 2 })));
 }
 
 // ---- randomized WebGPU vs CPU at awkward sizes (forward and all gradients)
@@ -105,8 +108,8 @@ for (const c of cases) {
 
 // The kernels also carry a path for adapters without subgroups: run it by hiding the feature.
 test('conv2d WebGPU vs CPU without subgroups (plain variant)', async () => {
-  const { gpu, hasGpu } = backends();
-  if (!hasGpu || !(gpu instanceof WebGPUBackend)) return console.warn('SKIP plain variant: no WebGPU');
+  const gpu = requireGpu('the plain conv2d variant');
+  if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
   const had = gpu.rt.features.delete('subgroups');
   try {
     for (const c of [cases[1]!, cases[5]!, cases[6]!, cases[11]!]) {

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import {
   ELEMENTWISE, ew, tensor, full, where, axpby, addcmul, cast, gelu,

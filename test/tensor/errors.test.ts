@@ -1,8 +1,8 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { tensor, type Backend, type Tensor } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
-import { setup, teardown, backends, assertThrowsWith } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, assertThrowsWith } from '../helpers.js';
 
 const test = suite('errors');
 test.before(async () => { await setup(); });
@@ -43,8 +43,7 @@ test('bad reshape names both shapes and the element count', () => {
 });
 
 test('mixed backends: each op says which backends and how to fix it', () => {
-  const { cpu, gpu, hasGpu } = backends();
-  if (!hasGpu) { console.warn('SKIP mixed-backend errors: no WebGPU adapter'); return; }
+  const gpu = requireGpu('mixed-backend errors'), { cpu } = backends();
   const a = tensor([1, 2], { backend: cpu }), b = tensor([1, 2], { backend: gpu });
   assertThrowsWith(() => F.add(a, b), [/add/, /different backends/, /cpu/, /webgpu/, /\.to\(\)/], 'add cpu + webgpu');
   assertThrowsWith(() => F.matmul(a, b), [/matmul/, /different backends/], 'matmul cpu @ webgpu');
@@ -148,7 +147,7 @@ test('out-of-range indices: indexSelect, embedding, gather, oneHot, crossEntropy
     assert.equal(await F.oneHot(ids(2, 0), 3).array(), [[0, 0, 1], [1, 0, 0]]);
     assert.is(await F.gather(x, 1, tensor(Int32Array.from([2]), { shape: [1, 1], backend: be })).item(), 3);
   }
-  // on WebGPU the check also surfaces at sync()
+  // on WebGPU the check also surfaces at sync() (reading `gpu` without WebGPU records this part as skipped)
   const { gpu, hasGpu } = backends();
   if (hasGpu) {
     const w = tensor([[1, 2], [3, 4]], { backend: gpu });

@@ -1,7 +1,7 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
-import { setup, teardown, backends, randArray, numelOf, assertClose, prng } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skip, randArray, numelOf, assertClose, prng } from '../helpers.js';
 import { registerTunable, tune, compareResult } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
 
@@ -100,13 +100,11 @@ function configurations(): { variant: string; lanes?: ft.SubgroupLanes }[] {
   ];
 }
 
-/** Runs `fn` with the variant (and subgroup broadcast width) forced; false when the adapter cannot. */
-async function withVariant(variant: string, lanes: ft.SubgroupLanes | undefined, fn: () => Promise<void>): Promise<boolean> {
+/** Runs `fn` with the variant (and subgroup broadcast width) forced; skips the test when the adapter cannot. */
+async function withVariant(variant: string, lanes: ft.SubgroupLanes | undefined, fn: () => Promise<void>): Promise<void> {
+  requireGpu(`the ${variant} matmul variant`);
   const why = supported(variant);
-  if (why) {
-    console.warn(`SKIP ${variant} matmul variant: ${why}`);
-    return false;
-  }
+  if (why) skip(`${variant} matmul variant: ${why}`, 'adapter');
   const w = ft.webgpuBackend()!;
   process.env.FOLIAR_MATMUL_VARIANT = variant;
   if (lanes) ft.setMatmulSubgroupLanes(w, lanes);
@@ -116,14 +114,12 @@ async function withVariant(variant: string, lanes: ft.SubgroupLanes | undefined,
     delete process.env.FOLIAR_MATMUL_VARIANT;
     ft.setMatmulSubgroupLanes(w, undefined);
   }
-  return true;
 }
 
 for (const { variant, lanes } of configurations()) {
   const name = lanes ? `${variant} (${lanes}-lane broadcasts)` : variant;
   test(`${name}: matches the CPU backend on ${CASES.length} shapes`, async () => {
-    const { gpu, cpu, hasGpu } = backends();
-    if (!hasGpu) return;
+    const gpu = requireGpu(), { cpu } = backends();
     await withVariant(variant, lanes, async () => {
       for (const [i, s] of CASES.entries()) {
         const extraA = (s.aRowOff ?? 0) * numelOf(s.a.slice(1));
@@ -141,8 +137,7 @@ for (const { variant, lanes } of configurations()) {
 
   // the failure seen on 4-lane adapters with the 8-lane kernel: all-ones products gave n/2
   test(`${name}: all-ones n×n products give n (n = 33, 256)`, async () => {
-    const { gpu, hasGpu } = backends();
-    if (!hasGpu) return;
+    const gpu = requireGpu();
     await withVariant(variant, lanes, async () => {
       for (const n of [33, 256]) {
         const y = ft.ones([n, n], { backend: gpu }).matmul(ft.ones([n, n], { backend: gpu }));
@@ -165,15 +160,16 @@ test('subgroup broadcast width follows the adapter: 4..64-lane sizes, never an u
 
 test('broadcasts wider than the adapter allows are refused', () => {
   const w = ft.webgpuBackend();
-  if (!w || !w.rt.subgroups) return;
+  if (!w) skip('no WebGPU backend', 'webgpu');
+  if (!w.rt.subgroups) skip("the adapter has no 'subgroups' feature", 'adapter');
   const natural = ft.matmulSubgroupLanes(w);
-  if (natural === 8) return; // every width is allowed on this adapter
+  if (natural === 8) skip('every broadcast width is allowed on this 8-lane adapter: nothing to refuse', 'adapter');
   assert.throws(() => ft.setMatmulSubgroupLanes(w, 8), /need subgroups of at least 8 lanes/);
 });
 
 test('the tuner refuses a variant that computes a wrong result, however fast', async () => {
   const w = ft.webgpuBackend() as WebGPUBackend | null;
-  if (!w) return;
+  if (!w) skip('no WebGPU backend', 'webgpu');
   const n = 64;
   // 'right' doubles its input; 'wrong' does the same but drops every 7th element (and does less work, so it would win on time)
   const kernel = (skip: boolean) => `@group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -217,7 +213,7 @@ test('the tuner refuses a variant that computes a wrong result, however fast', a
 
 test('the matmul tuner verifies every candidate it times', async () => {
   const w = ft.webgpuBackend();
-  if (!w) return;
+  if (!w) skip('no WebGPU backend', 'webgpu');
   const prevCache = process.env.FOLIAR_CACHE_DIR;
   process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
   try {
@@ -238,8 +234,7 @@ test('compareResult names the first wrong value', () => {
 });
 
 test('K = 0 gives zeros with every variant', async () => {
-  const { gpu, hasGpu } = backends();
-  if (!hasGpu) return;
+  const gpu = requireGpu();
   for (const variant of ['base', 'subgroup', 'tiled']) {
     if (supported(variant)) continue;
     process.env.FOLIAR_MATMUL_VARIANT = variant;
@@ -254,8 +249,7 @@ test('K = 0 gives zeros with every variant', async () => {
 });
 
 test('an unknown forced variant is a clear error', () => {
-  const { gpu, hasGpu } = backends();
-  if (!hasGpu) return;
+  const gpu = requireGpu();
   process.env.FOLIAR_MATMUL_VARIANT = 'fastest';
   try {
     assert.throws(() => ft.ones([2, 2], { backend: gpu }).matmul(ft.ones([2, 2], { backend: gpu })), /FOLIAR_MATMUL_VARIANT='fastest'.*base, subgroup, tiled/);

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
@@ -112,7 +112,6 @@ test('golden: matmul_batched, matmul_broadcast, matmul_vec_mat (values and grads
   const { cpu, gpu } = backends();
   for (const name of ['matmul_batched', 'matmul_broadcast', 'matmul_vec_mat']) {
     const g = await readGolden(`ops/${name}.safetensors`, `golden ${name}`);
-    if (!g) return;
     for (const be of [cpu, gpu]) {
       const a = tensor(g.a!.data, { shape: g.a!.shape, backend: be, requiresGrad: true });
       const b = tensor(g.b!.data, { shape: g.b!.shape, backend: be, requiresGrad: true });

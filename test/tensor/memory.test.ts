@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { tensor, tidy, keep, noGrad, memory, liveTensors, type Tensor, type Backend } from '@foliar/tensor';
 import * as F from '@foliar/tensor';

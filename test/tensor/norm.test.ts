@@ -1,7 +1,7 @@
-import { test } from 'uvu';
-import { shared, readGoldenOpsSync } from '../helpers.js';
+import { test } from '../harness.js';
+import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm.js';
 import { prng } from '../prng.js';
 
@@ -22,15 +22,16 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
   }
 }
 
-let gpu: Backend;
 const cpu = cpuBackend();
-const backends = (): [string, Backend][] => [['cpu', cpu], ['webgpu', gpu]];
+/** [name, backend] for the CPU and WebGPU (WebGPU read where there is none: a skipped part, run on the CPU). */
+const backends = (): [string, Backend][] => [['cpu', cpu], ['webgpu', both().gpu]];
+/** The golden cases' backend by name (skipping the test where WebGPU is missing). */
+const named = (bname: string): Backend => (bname === 'cpu' ? cpu : requireGpu());
 
 test.before(async () => {
-  await init({ backend: 'webgpu' });
-  gpu = webgpuBackend()!;
+  await setup();
 });
-test.after(() => shutdown());
+test.after(() => teardown());
 
 function put(be: Backend, g: Map<string, { shape: number[]; data: Float32Array }>, name: string, grad = false): Tensor {
   const e = g.get(name)!;
@@ -49,8 +50,8 @@ const gnCases: [string, number, number][] = [['group_norm_g32', 32, 1e-5], ['gro
 for (const [name, groups, eps] of gnCases) {
   for (const bname of ['cpu', 'webgpu']) {
     test(`golden ${name} (${bname})`, async () => {
-      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
-      const be = backends().find(([n]) => n === bname)![1];
+      if (!haveGolden) skip(`golden ${name}: ../shared not found`, 'shared');
+      const be = named(bname);
       const g = readGolden(name);
       const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
       const y = groupNorm(x, groups, w, b, eps);
@@ -63,8 +64,8 @@ for (const [name, groups, eps] of gnCases) {
 
 for (const bname of ['cpu', 'webgpu']) {
   test(`golden layer_norm (${bname})`, async () => {
-    if (!haveGolden) return console.warn('SKIP layer_norm: ../shared not found');
-    const be = backends().find(([n]) => n === bname)![1];
+    if (!haveGolden) skip('golden layer_norm: ../shared not found', 'shared');
+    const be = named(bname);
     const g = readGolden('layer_norm');
     const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
     const y = layerNorm(x, [32], w, b, 1e-5);
@@ -74,8 +75,8 @@ for (const bname of ['cpu', 'webgpu']) {
   });
 
   test(`golden batch_norm_train incl. running stats (${bname})`, async () => {
-    if (!haveGolden) return console.warn('SKIP batch_norm_train: ../shared not found');
-    const be = backends().find(([n]) => n === bname)![1];
+    if (!haveGolden) skip('golden batch_norm_train: ../shared not found', 'shared');
+    const be = named(bname);
     const g = readGolden('batch_norm_train');
     const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
     const rm = put(be, g, 'running_mean'), rv = put(be, g, 'running_var');
@@ -88,8 +89,8 @@ for (const bname of ['cpu', 'webgpu']) {
   });
 
   test(`golden batch_norm_eval (${bname})`, async () => {
-    if (!haveGolden) return console.warn('SKIP batch_norm_eval: ../shared not found');
-    const be = backends().find(([n]) => n === bname)![1];
+    if (!haveGolden) skip('golden batch_norm_eval: ../shared not found', 'shared');
+    const be = named(bname);
     const g = readGolden('batch_norm_eval');
     const x = put(be, g, 'x', true), w = put(be, g, 'weight', true), b = put(be, g, 'bias', true);
     const rm = put(be, g, 'running_mean'), rv = put(be, g, 'running_var');
@@ -116,6 +117,7 @@ type NormFn = (be: Backend, x: Tensor, w: Tensor | null, b: Tensor | null) => Te
 
 /** Runs fn on both backends with the same data; compares y and every grad. */
 async function crossCheck(tag: string, xShape: number[], pShape: number[] | null, fn: NormFn, opts: { affine?: boolean; mean?: number; tol?: number } = {}): Promise<void> {
+  requireGpu('WebGPU vs CPU norms');
   const n = xShape.reduce((a, b) => a * b, 1);
   const xd = randn(n, 1, opts.mean ?? 0, 1.5);
   const np = pShape ? pShape.reduce((a, b) => a * b, 1) : 0;

@@ -1,7 +1,7 @@
-import { test } from 'uvu';
-import { shared, readGoldenOpsSync } from '../helpers.js';
+import { test } from '../harness.js';
+import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { init, cpuBackend, webgpuBackend, shutdown, tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim-kernels.js';
 import { prng } from '../prng.js';
 
@@ -28,20 +28,18 @@ function randn(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
 }
 
-let gpu: Backend;
 const cpu = cpuBackend();
 test.before(async () => {
-  await init({ backend: 'webgpu' });
-  gpu = webgpuBackend()!;
+  await setup();
 });
-test.after(() => shutdown());
+test.after(() => teardown());
 
 const adamCases: [string, number, boolean][] = [['adam_2steps', 0, false], ['adam_l2_2steps', 0.1, false], ['adamw_2steps', 0.01, true]];
 for (const [name, wd, decoupled] of adamCases) {
   for (const bname of ['cpu', 'webgpu']) {
     test(`golden ${name}: both steps, state after each (${bname})`, async () => {
-      if (!haveGolden) return console.warn(`SKIP ${name}: ../shared not found`);
-      const be = bname === 'cpu' ? cpu : gpu;
+      if (!haveGolden) skip(`golden ${name}: ../shared not found`, 'shared');
+      const be = bname === 'cpu' ? cpu : requireGpu();
       const g = readGolden(name);
       const put = (n: string): Tensor => tensor(g.get(n)!.data, { backend: be, shape: g.get(n)!.shape });
       const p = put('param0');
@@ -82,7 +80,7 @@ test('sgdStep matches torch.optim.SGD semantics (momentum, dampening, nesterov, 
   ];
   for (const o of configs) {
     const ref = sgdRef(Float64Array.from(p0), grads, o);
-    for (const be of [cpu, gpu]) {
+    for (const be of [cpu, backends().gpu]) {
       const p = tensor(p0, { backend: be, shape: [n] });
       const buf = tensor(new Float32Array(n), { backend: be, shape: [n] });
       grads.forEach((g, k) => sgdStep(p, tensor(g, { backend: be, shape: [n] }), o.momentum ? buf : null, { ...o, step: k + 1 }));
@@ -97,7 +95,7 @@ test('sumOfSquares and clipGradNorm match f64 references; scaling happens on the
   let ss = 0;
   for (const d of data) for (const x of d) ss += x * x;
   const total = Math.sqrt(ss);
-  for (const be of [cpu, gpu]) {
+  for (const be of [cpu, backends().gpu]) {
     const s0 = await sumOfSquares(tensor(data[0]!, { backend: be, shape: [sizes[0]!] })).item();
     let ref0 = 0;
     for (const x of data[0]!) ref0 += x * x;

@@ -1,10 +1,10 @@
-import { test } from 'uvu';
+import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
-import { setup, teardown, backends, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skip, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
 
 test.before(async () => {
   await setup();
@@ -13,9 +13,10 @@ test.after(() => teardown());
 
 type Golden = Map<string, { shape: number[]; data: Float32Array }>;
 
-async function readGolden(name: string): Promise<Golden | null> {
+/** The golden case's tensors (skips the test without ../shared). */
+async function readGolden(name: string): Promise<Golden> {
   const dir = shared('golden/ops', `golden ${name}`);
-  if (!dir) return null;
+  if (!dir) skip(`golden ${name}: ../shared not found`, 'shared');
   const f = await SafetensorsFile.open(path.join(dir, `${name}.safetensors`));
   const out: Golden = new Map();
   for (const k of f.keys()) {
@@ -38,8 +39,7 @@ for (const [name, fn] of goldenCases) {
   for (const which of ['cpu', 'gpu'] as const) {
     test(`golden ${name} (${which})`, async () => {
       const g = await readGolden(name);
-      if (!g) return;
-      const be: Backend = backends()[which];
+      const be: Backend = which === 'gpu' ? requireGpu() : backends().cpu;
       const e = g.get('x')!;
       const x = tensor(e.data, { shape: e.shape, backend: be, requiresGrad: true });
       const y = fn(x);

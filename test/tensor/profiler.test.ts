@@ -1,7 +1,7 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
-import { setup, teardown, backends, randArray } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skipPart, randArray } from '../helpers.js';
 
 const test = suite('profiler');
 test.before(async () => { await setup(); });
@@ -46,6 +46,7 @@ test('dispatch counts by op and scope equal the runtime stats; backward goes to 
   assert.ok(Number.isFinite(result.loss));
   if (!rt()) {
     assert.is(report.dispatches, 0, 'the CPU backend dispatches nothing');
+    skipPart(`no WebGPU: ${backends().noGpuReason} (only the CPU report checked)`, 'webgpu');
   } else {
     assert.ok(report.dispatches > 0);
     assert.is(report.dispatches, d.dispatches, 'report.dispatches is the stats delta');
@@ -112,7 +113,7 @@ test('profiling off: same numbers, same stats; gpuTime: false keeps the batching
 });
 
 test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn still ends profiling', async () => {
-  if (!rt()) return;
+  requireGpu('the GPU profiler');
   const device = rt()!.device;
   // count the profiler's own GPU objects independently of its counter
   const live = new Set<object>();
@@ -181,7 +182,7 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
 });
 
 test('FOLIAR_PROFILE=1: a continuous report accumulates across steps and resets', async () => {
-  if (!rt()) return;
+  requireGpu('the GPU profiler');
   assert.throws(() => ft.resetProfile(), /FOLIAR_PROFILE/);
   teardown();
   process.env.FOLIAR_PROFILE = '1';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { philox4x32, Generator, manualSeed, rand, randn, randint, Tensor, type RandomAttrs, type Backend } from '@foliar/tensor';
 import * as F from '@foliar/tensor';

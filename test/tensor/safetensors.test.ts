@@ -3,7 +3,7 @@
  * checked against the manifest and rewritten byte for byte; every dtype round-trips; corrupt files are
  * refused with messages naming the problem; writes are atomic; offsets beyond 4 GiB work.
  */
-import { test } from 'uvu';
+import { test, skip } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, openSync, writeSync, closeSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -86,7 +86,7 @@ function listSafetensors(root: string): string[] {
 
 test('golden files parse and agree with manifest.json (names, dtypes, shapes)', async () => {
   const g = shared('golden', 'safetensors golden files');
-  if (!g) return;
+  if (!g) skip('../shared/golden not found', 'shared');
   const manifest = JSON.parse(readFileSync(join(g, 'manifest.json'), 'utf8')) as Manifest;
   assert.ok(manifest.cases.length >= 41);
   let tensors = 0;
@@ -112,7 +112,7 @@ test('golden files parse and agree with manifest.json (names, dtypes, shapes)', 
 
 test('golden values decode as Python wrote them (spot checks against the raw bytes)', async () => {
   const g = shared('golden', 'safetensors golden files');
-  if (!g) return;
+  if (!g) skip('../shared/golden not found', 'shared');
   const p = join(g, 'ops', 'embedding.safetensors');
   const bytes = readFileSync(p);
   const h = await readSafetensorsHeader(p);
@@ -137,7 +137,7 @@ test('golden values decode as Python wrote them (spot checks against the raw byt
 
 test('rewriting every golden file reproduces it byte for byte (layout, header, padding = Python safetensors)', async () => {
   const g = shared('golden', 'safetensors golden files');
-  if (!g) return;
+  if (!g) skip('../shared/golden not found', 'shared');
   const files = listSafetensors(g);
   assert.ok(files.length >= 41);
   for (const p of files) {
@@ -425,10 +425,7 @@ test('writes are atomic: failures leave the old file and no temporary behind', a
 
 test("Python's safetensors loads what we write (and we load what it writes)", async () => {
   const py = spawnSync('python3', ['-c', 'import safetensors.numpy, numpy'], { encoding: 'utf8' });
-  if (py.status !== 0) {
-    console.warn('SKIP Python interop: python3 with safetensors + numpy not available (the golden-file rewrite test checks the same layout)');
-    return;
-  }
+  if (py.status !== 0) skip('python3 with safetensors + numpy not available (the golden-file rewrite test checks the same layout)', 'tool');
   const ours = join(dir, 'ours.safetensors');
   const theirs = join(dir, 'theirs.safetensors');
   const noBf16 = ALL.filter(([k]) => k !== 'bf16'); // numpy has no bfloat16

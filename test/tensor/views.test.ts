@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { tensor, arange, zeros, ones, full, linspace, eye, zerosLike, onesLike, fullLike, type Tensor } from '@foliar/tensor';
 import * as F from '@foliar/tensor';

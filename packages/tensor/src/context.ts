@@ -13,7 +13,10 @@ let gpu: WebGPUBackend | null = null;
 let current: Backend | null = null;
 
 export interface InitOptions extends DeviceOptions {
-  /** 'auto' (default): WebGPU when an adapter exists, else the CPU backend with a warning. Env: FOLIAR_BACKEND. */
+  /**
+   * 'auto' (default): WebGPU when an adapter exists, else the CPU backend with a warning (an error
+   * instead when FOLIAR_REQUIRE_WEBGPU=1, as in CI). Env: FOLIAR_BACKEND.
+   */
   backend?: BackendName | 'auto';
   polling?: PollingMode;
   /** Silence the CPU-fallback warning. */
@@ -38,6 +41,8 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
     return (current = gpu);
   } catch (e) {
     if (want === 'webgpu' || !(e instanceof NoAdapterError)) throw e;
+    const require = env('FOLIAR_REQUIRE_WEBGPU');
+    if (require && require !== '0') throw new NoAdapterError(`${(e as Error).message}\nfoliar: FOLIAR_REQUIRE_WEBGPU is set, so there is no fallback to the CPU backend.`);
     if (!opts.quiet) console.warn(`foliar: ${(e as Error).message}\nfoliar: falling back to the CPU reference backend.`);
     return (current = cpuBackend());
   }
