@@ -13,10 +13,12 @@ export interface LoadWeightsOptions {
   allowReshape?: (key: string, fileShape: number[], shape: number[]) => boolean;
 }
 
+const isFloatDtype = (d: SafetensorsDtype): boolean => d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F64';
+
 /**
  * Loads a safetensors file into a module, one tensor at a time (F32, F16 and BF16 upcast to f32), so
  * multi-gigabyte files never need one huge buffer. Values are copied in place into the existing
- * parameters and buffers.
+ * parameters and buffers. Integer tensors for float weights (and floats for int buffers) are refused.
  */
 export async function loadSafetensorsInto(module: Module, paths: string | string[], opts: LoadWeightsOptions = {}): Promise<LoadResult> {
   const list = typeof paths === 'string' ? [paths] : paths;
@@ -24,6 +26,7 @@ export async function loadSafetensorsInto(module: Module, paths: string | string
   const seen = new Set<string>();
   const unexpected: string[] = [];
   const mismatched: LoadResult['mismatched'] = [];
+  const wrongType: string[] = [];
   const plan: { file: SafetensorsFile; name: string; target: Tensor }[] = [];
   const files: SafetensorsFile[] = [];
   try {
@@ -45,9 +48,18 @@ export async function loadSafetensorsInto(module: Module, paths: string | string
           mismatched.push({ key, expected: [...target.shape], got: shape });
           continue;
         }
+        const fileDtype = f.entry(name)!.dtype;
+        if (isFloatDtype(fileDtype) !== (target.dtype === 'float32' || target.dtype === 'float16')) {
+          wrongType.push(`'${name}' is ${fileDtype} in ${p}, but ${key} is ${target.dtype}`);
+          continue;
+        }
         seen.add(key);
         plan.push({ file: f, name, target });
       }
+    }
+    // integer data read into float weights (or floats truncated into int buffers) is never what was meant
+    if (wrongType.length) {
+      throw new Error(`loadSafetensorsInto: ${wrongType.length} tensor${wrongType.length > 1 ? 's have' : ' has'} the wrong kind of dtype: ${wrongType.slice(0, 20).join('; ')}${wrongType.length > 20 ? `; … (${wrongType.length} in all)` : ''}`);
     }
     const missing = [...own.keys()].filter((k) => !seen.has(k));
     const strict = opts.strict ?? true;

@@ -1,12 +1,14 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { createTinyPipeline, type TinyPipelineOptions } from '../pipelines/tiny.js';
-import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
+import { AutoencoderKL, resolveVAEConfig, VAE_REQUIRED } from '../models/vae/autoencoder-kl.js';
+import { ModelConfigError } from '../models/config-schema.js';
 import { loadVAE } from '../loading/models.js';
+import { readJson } from '../loading/files.js';
 import { FullFineTune, LoRA, TextualInversion, type FineTuneMethod } from '../training/methods/index.js';
 import { trainDreamBooth } from '../training/dreambooth.js';
 import { trainTextToImage } from '../training/text-to-image.js';
@@ -145,8 +147,20 @@ async function claimOutputDir(o: CommonOpts): Promise<void> {
 }
 
 async function loadPipeline(model: string, tinyConfig?: string): Promise<StableDiffusionPipeline> {
-  if (model === 'tiny') return createTinyPipeline(tinyConfig ? JSON.parse(await readFile(tinyConfig, 'utf8')) as TinyPipelineOptions : {});
+  if (model === 'tiny') return tinyConfig ? createTinyFromFile(tinyConfig) : createTinyPipeline();
   return StableDiffusionPipeline.fromPretrained(model);
+}
+
+/** --tiny-config: each section is checked as its model is built; errors name the file and the section's field. */
+async function createTinyFromFile(path: string): Promise<StableDiffusionPipeline> {
+  const raw = await readJson<unknown>(path);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ModelConfigError(path, null, `expected a JSON object {seed?, unet?, vae?, textEncoder?, scheduler?}, got ${JSON.stringify(raw)}`);
+  try {
+    return createTinyPipeline(raw as TinyPipelineOptions);
+  } catch (e) {
+    if (e instanceof ModelConfigError) throw new ModelConfigError(path, e.field, `${e.source}: ${e.message.slice(e.source.length + 2)}`);
+    throw e;
+  }
 }
 
 async function writeRunConfig(out: string, command: string, o: object): Promise<void> {
@@ -314,7 +328,7 @@ export function addTrainCommands(program: Command): void {
     await claimOutputDir(o);
     await initBackend(program);
     let model: AutoencoderKL;
-    if (o.vaeConfig) model = new AutoencoderKL(JSON.parse(await readFile(o.vaeConfig, 'utf8')) as Record<string, unknown>);
+    if (o.vaeConfig) model = new AutoencoderKL({ ...resolveVAEConfig(await readJson<unknown>(o.vaeConfig), o.vaeConfig, VAE_REQUIRED) });
     else if (o.model === 'tiny') {
       const tiny = createTinyPipeline();
       tiny.unet.dispose();

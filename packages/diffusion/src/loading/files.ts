@@ -1,6 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { resolveInside } from '@foliar/tensor';
 
 export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {
   let text: string;
@@ -25,10 +26,7 @@ export async function weightFiles(dir: string): Promise<string[]> {
     throw new Error(`model folder ${dir} does not exist`);
   });
   const index = names.find((n) => n.endsWith('.safetensors.index.json'));
-  if (index) {
-    const j = await readJson<{ weight_map: Record<string, string> }>(join(dir, index));
-    return [...new Set(Object.values(j.weight_map))].map((f) => join(dir, f));
-  }
+  if (index) return shardFiles(dir, join(dir, index));
   for (const n of ['diffusion_pytorch_model.safetensors', 'model.safetensors']) if (names.includes(n)) return [join(dir, n)];
   const any = names.filter((n) => n.endsWith('.safetensors'));
   if (any.length) return any.map((n) => join(dir, n));
@@ -36,6 +34,22 @@ export async function weightFiles(dir: string): Promise<string[]> {
     throw new Error(`${dir} holds only pickle weights (.bin/.ckpt); foliar reads safetensors (convert with diffusers' save_pretrained(safe_serialization=True))`);
   }
   throw new Error(`${dir} has no .safetensors weights`);
+}
+
+/** The shards a `*.safetensors.index.json` lists, each resolved inside `dir` (a `../` or absolute name is refused). */
+async function shardFiles(dir: string, indexPath: string): Promise<string[]> {
+  const j = await readJson<unknown>(indexPath);
+  const map = j !== null && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>).weight_map : undefined;
+  if (map === null || typeof map !== 'object' || Array.isArray(map)) {
+    throw new Error(`${indexPath}: "weight_map" must be an object {tensor name: shard file}, got ${map === undefined ? 'nothing' : JSON.stringify(map)}`);
+  }
+  const shards = new Set<string>();
+  for (const [name, file] of Object.entries(map)) {
+    if (typeof file !== 'string') throw new Error(`${indexPath}: weight_map["${name}"] must be a file name, got ${JSON.stringify(file)}`);
+    shards.add(file);
+  }
+  if (!shards.size) throw new Error(`${indexPath}: weight_map lists no tensors`);
+  return [...shards].map((f) => resolveInside(dir, f, `${indexPath}: shard`));
 }
 
 export function exists(path: string): boolean {

@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import { loadSafetensorsInto, saveSafetensors, type Module } from '@foliar/nn';
 import { writeFileAtomic } from '@foliar/tensor';
 import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
-import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
-import { CLIPTextModel } from '../models/clip/clip-text-model.js';
+import { resolveUNetConfig, UNET_REQUIRED, type UNet2DConditionConfig } from '../models/unet/config.js';
+import { AutoencoderKL, resolveVAEConfig, VAE_REQUIRED, type AutoencoderKLConfig } from '../models/vae/autoencoder-kl.js';
+import { CLIPTextModel, resolveCLIPTextConfig, CLIP_TEXT_REQUIRED, type CLIPTextConfig } from '../models/clip/clip-text-model.js';
 import { readJson, weightFiles } from './files.js';
 
 /** VAE checkpoints in the wild use the legacy attention names; map them to diffusers' current ones. */
@@ -24,24 +25,40 @@ export function textEncoderKeyRemap(key: string): string | null {
 const attnReshape = (key: string, file: number[], shape: number[]) =>
   /\.(to_q|to_k|to_v|to_out\.0)\.weight$/.test(key) && file.length === 4 && shape.length === 2;
 
+/** `<dir>/config.json`, validated (required fields, types, ranges) before any module is built; errors name the file. */
+async function readModelConfig<C>(dir: string, resolve: (raw: unknown, source: string, required: readonly string[]) => C, required: readonly string[]): Promise<C> {
+  const path = join(dir, 'config.json');
+  return resolve(await readJson<unknown>(path), path, required);
+}
+
+/** A UNet folder's config.json, validated; errors name the file and the field. */
+export const readUNetConfig = (dir: string): Promise<UNet2DConditionConfig> => readModelConfig(dir, resolveUNetConfig, UNET_REQUIRED);
+/** A VAE folder's config.json, validated; errors name the file and the field. */
+export const readVAEConfig = (dir: string): Promise<AutoencoderKLConfig> => readModelConfig(dir, resolveVAEConfig, VAE_REQUIRED);
+/** A text encoder folder's config.json, validated; errors name the file and the field. */
+export const readTextEncoderConfig = (dir: string): Promise<CLIPTextConfig> => readModelConfig(dir, resolveCLIPTextConfig, CLIP_TEXT_REQUIRED);
+
 export async function loadUNet(dir: string): Promise<UNet2DConditionModel> {
-  const cfg = await readJson(join(dir, 'config.json'));
-  const m = new UNet2DConditionModel(cfg);
-  await loadSafetensorsInto(m, await weightFiles(dir));
+  const config = await readUNetConfig(dir);
+  const files = await weightFiles(dir); // a folder without weights fails before a model is built
+  const m = new UNet2DConditionModel({ ...config });
+  await loadSafetensorsInto(m, files);
   return m;
 }
 
 export async function loadVAE(dir: string): Promise<AutoencoderKL> {
-  const cfg = await readJson(join(dir, 'config.json'));
-  const m = new AutoencoderKL(cfg);
-  await loadSafetensorsInto(m, await weightFiles(dir), { remap: vaeKeyRemap, allowReshape: attnReshape });
+  const config = await readVAEConfig(dir);
+  const files = await weightFiles(dir);
+  const m = new AutoencoderKL({ ...config });
+  await loadSafetensorsInto(m, files, { remap: vaeKeyRemap, allowReshape: attnReshape });
   return m;
 }
 
 export async function loadTextEncoder(dir: string): Promise<CLIPTextModel> {
-  const cfg = await readJson(join(dir, 'config.json'));
-  const m = new CLIPTextModel(cfg);
-  await loadSafetensorsInto(m, await weightFiles(dir), { remap: textEncoderKeyRemap });
+  const config = await readTextEncoderConfig(dir);
+  const files = await weightFiles(dir);
+  const m = new CLIPTextModel({ ...config });
+  await loadSafetensorsInto(m, files, { remap: textEncoderKeyRemap });
   return m;
 }
 

@@ -5,8 +5,8 @@ import type { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import type { CLIPTextModel } from '../models/clip/clip-text-model.js';
 import { CLIPTokenizer } from '../tokenizer/index.js';
-import { schedulerFromConfig, type Scheduler } from '../schedulers/index.js';
-import { loadUNet, loadVAE, loadTextEncoder, saveModel } from '../loading/models.js';
+import { schedulerFromConfig, resolveSchedulerConfig, SCHEDULER_REQUIRED, type Scheduler } from '../schedulers/index.js';
+import { loadUNet, loadVAE, loadTextEncoder, saveModel, readUNetConfig, readVAEConfig, readTextEncoderConfig } from '../loading/models.js';
 import { readJson } from '../loading/files.js';
 
 export interface PipelineComponents {
@@ -64,12 +64,23 @@ export class StableDiffusionPipeline implements PipelineComponents {
 
   /** Loads a diffusers StableDiffusionPipeline folder (model_index.json, tokenizer/, text_encoder/, vae/, unet/, scheduler/). */
   static async fromPretrained(dir: string): Promise<StableDiffusionPipeline> {
-    const index = await readJson<Record<string, unknown>>(join(dir, 'model_index.json'));
+    const indexPath = join(dir, 'model_index.json');
+    const index = await readJson<unknown>(indexPath);
+    if (index === null || typeof index !== 'object' || Array.isArray(index)) throw new Error(`${indexPath}: expected a JSON object, got ${JSON.stringify(index)}`);
+    const entries = index as Record<string, unknown>;
     for (const part of ['tokenizer', 'text_encoder', 'vae', 'unet', 'scheduler']) {
-      if (!(part in index)) throw new Error(`${join(dir, 'model_index.json')} has no '${part}' entry`);
+      if (!(part in entries)) throw new Error(`${indexPath} has no '${part}' entry`);
     }
-    const sched = await readJson<Record<string, unknown>>(join(dir, 'scheduler', 'scheduler_config.json'));
-    const schedCls = (index.scheduler as [string, string])[1];
+    const schedEntry = entries.scheduler;
+    if (!Array.isArray(schedEntry) || typeof schedEntry[1] !== 'string') throw new Error(`${indexPath}: "scheduler" must be [library, class name], got ${JSON.stringify(schedEntry)}`);
+    const schedCls = schedEntry[1];
+    const schedPath = join(dir, 'scheduler', 'scheduler_config.json');
+    const rawSched = await readJson<unknown>(schedPath);
+    // validated as read, so errors name the file and the field; the class fills its own defaults
+    resolveSchedulerConfig(rawSched, schedPath, SCHEDULER_REQUIRED);
+    const sched = { ...(rawSched as Record<string, unknown>) };
+    // every component's config before any component is built
+    await Promise.all([readTextEncoderConfig(join(dir, 'text_encoder')), readVAEConfig(join(dir, 'vae')), readUNetConfig(join(dir, 'unet'))]);
     // StableDiffusionPipeline.__init__ rewrites a DDIM/PNDM steps_offset of 0 to 1
     if ((sched.steps_offset ?? 0) !== 1 && (schedCls === 'DDIMScheduler' || schedCls === 'PNDMScheduler')) sched.steps_offset = 1;
     const [tokenizer, textEncoder, vae, unet] = await Promise.all([

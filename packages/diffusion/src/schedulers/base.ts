@@ -1,5 +1,5 @@
 import { tidy, type Tensor, type Generator } from '@foliar/tensor';
-import { SCHEDULER_DEFAULTS, makeBetas, perItem, type SchedulerConfig, type StepOutput, type Scheduler } from './common.js';
+import { resolveSchedulerConfig, makeBetas, perItem, type SchedulerConfig, type StepOutput, type Scheduler } from './common.js';
 
 /** Shared state of the ᾱ-parameterised schedulers: betas, ᾱ, timesteps, add_noise and training targets. */
 export abstract class AlphaScheduler implements Scheduler {
@@ -11,7 +11,7 @@ export abstract class AlphaScheduler implements Scheduler {
   initNoiseSigma = 1;
 
   constructor(config: Partial<SchedulerConfig> = {}, defaults: Partial<SchedulerConfig> = {}) {
-    this.config = { ...SCHEDULER_DEFAULTS, ...defaults, ...config } as SchedulerConfig;
+    this.config = resolveSchedulerConfig(config, `${new.target.name} config`, [], defaults);
     const { betas, alphasCumprod } = makeBetas(this.config);
     this.betas = betas;
     this.alphasCumprod = alphasCumprod;

@@ -1,4 +1,5 @@
 import { tidy, tensor, type Tensor, type Generator } from '@foliar/tensor';
+import { checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../models/config-schema.js';
 
 /** Scheduler config fields shared by diffusers' schedulers (scheduler_config.json). */
 export interface SchedulerConfig {
@@ -31,6 +32,56 @@ export const SCHEDULER_DEFAULTS: SchedulerConfig = {
   clip_sample_range: 1,
   set_alpha_to_one: true,
 };
+
+/** Fields a scheduler_config.json must set: the noise schedule has no safe default. */
+export const SCHEDULER_REQUIRED = ['num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule'] as const;
+
+const SCHEDULER_SCHEMA: ConfigSchema = {
+  num_train_timesteps: rule.posInt,
+  beta_start: rule.unitOpen,
+  beta_end: rule.unitOpen,
+  beta_schedule: rule.oneOf(['linear', 'scaled_linear', 'squaredcos_cap_v2']),
+  trained_betas: rule.nullable(rule.arrayOf(rule.unitOpen, 'numbers in (0, 1)')),
+  prediction_type: rule.oneOf(['epsilon', 'v_prediction', 'sample']),
+  timestep_spacing: rule.oneOf(['leading', 'linspace', 'trailing']),
+  steps_offset: rule.nonNegInt,
+  clip_sample: rule.bool,
+  clip_sample_range: rule.finitePos,
+  set_alpha_to_one: rule.bool,
+  rescale_betas_zero_snr: rule.bool,
+  skip_prk_steps: rule.bool,
+  variance_type: rule.nullable(rule.string),
+  solver_order: rule.oneOf([1, 2]),
+  algorithm_type: rule.string,
+  solver_type: rule.string,
+  lower_order_final: rule.bool,
+  euler_at_final: rule.bool,
+  final_sigmas_type: rule.oneOf(['zero', 'sigma_min']),
+};
+
+/** diffusers options foliar's schedulers do not implement, at the defaults they do. */
+const SCHEDULER_UNSUPPORTED: Readonly<Record<string, unknown>> = {
+  thresholding: false, use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false, use_lu_lambdas: false,
+  interpolation_type: 'linear', timestep_type: 'discrete',
+};
+
+/**
+ * Validates a scheduler config over `defaults` (types, ranges, beta_start < beta_end, trained_betas
+ * length); `required` lists what a scheduler_config.json must set. Errors name `source` and the field.
+ */
+export function resolveSchedulerConfig(raw: unknown, source = 'scheduler config', required: readonly string[] = [], defaults: Partial<SchedulerConfig> = {}): SchedulerConfig {
+  const r = checkConfigObject(raw, source, required);
+  checkFields(r, SCHEDULER_SCHEMA, source);
+  checkUnsupported(r, SCHEDULER_UNSUPPORTED, source);
+  const c = withDefaults({ ...SCHEDULER_DEFAULTS, ...defaults }, r) as SchedulerConfig;
+  checkFields(c, SCHEDULER_SCHEMA, source); // the class defaults too
+  if (c.trained_betas) {
+    if (c.trained_betas.length !== c.num_train_timesteps) throw configError(source, 'trained_betas', `trained_betas has ${c.trained_betas.length} entries for num_train_timesteps ${c.num_train_timesteps}`);
+  } else if (c.beta_schedule !== 'squaredcos_cap_v2' && !(c.beta_start < c.beta_end)) {
+    throw configError(source, 'beta_end', `beta_start (${c.beta_start}) must be below beta_end (${c.beta_end})`);
+  }
+  return c;
+}
 
 const f = Math.fround;
 

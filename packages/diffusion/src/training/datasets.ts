@@ -1,6 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
+import { resolveInside } from '@foliar/tensor';
 
 /** An image with its caption (text-to-image training). */
 export interface CaptionedImage {
@@ -68,7 +69,7 @@ function column(path: string, header: string[], name: string): number {
 
 /**
  * diffusers' imagefolder layout: `<dir>/metadata.jsonl` with one `{"file_name": …, "text": …}` per line
- * (the caption key is configurable), file names relative to the folder.
+ * (the caption key is configurable), file names relative to the folder (a name leading outside it is refused).
  */
 export async function readCaptionedFolder(dir: string, captionKey = 'text'): Promise<CaptionedImage[]> {
   const meta = join(dir, 'metadata.jsonl');
@@ -85,7 +86,7 @@ export async function readCaptionedFolder(dir: string, captionKey = 'text'): Pro
     }
     if (typeof j.file_name !== 'string') throw new Error(`${meta} line ${i + 1}: no "file_name" string`);
     if (typeof j[captionKey] !== 'string') throw new Error(`${meta} line ${i + 1}: no "${captionKey}" string`);
-    const image = join(dir, j.file_name);
+    const image = resolveInside(dir, j.file_name, `${meta} line ${i + 1}: file_name`);
     if (!existsSync(image)) throw new Error(`${meta} line ${i + 1}: image ${image} not found`);
     out.push({ image, caption: j[captionKey] as string });
   });
@@ -119,7 +120,7 @@ export async function readCaptionedCsv(csv: string, o: CaptionCsvOptions = {}): 
   const labels = o.captionTemplate ? (o.labelColumns ?? header.filter((_, i) => i !== img)).map((l) => [l, column(csv, header, l)] as const) : [];
   const cap = o.captionTemplate ? -1 : column(csv, header, o.captionColumn ?? 'text');
   return rows.map((r, i) => {
-    const image = join(base, `${r[img]!.trim()}${o.imageExt ?? ''}`);
+    const image = resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? ''}`, `${csv} row ${i + 2}: ${header[img]}`);
     let caption: string;
     if (o.captionTemplate) {
       const on = labels.filter(([, c]) => Number(r[c]) === 1);
@@ -139,7 +140,10 @@ export async function readClassImagesFromCsv(csv: string, className: string, o: 
   const img = column(csv, header, o.imageColumn ?? 'image_id');
   const cls = column(csv, header, className);
   const base = resolve(dirname(csv), o.imageDir ?? 'images');
-  const out = rows.filter((r) => Number(r[cls]) === 1).map((r) => join(base, `${r[img]!.trim()}${o.imageExt ?? '.jpg'}`));
+  const out = rows
+    .map((r, i) => [r, i] as const)
+    .filter(([r]) => Number(r[cls]) === 1)
+    .map(([r, i]) => resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? '.jpg'}`, `${csv} row ${i + 2}: ${header[img]}`));
   if (!out.length) throw new Error(`${csv}: no row has ${className} = 1`);
   const missing = out.filter((p) => !existsSync(p));
   if (missing.length) throw new Error(`${csv}: ${missing.length} of ${out.length} '${className}' images are missing (first: ${missing[0]})`);
@@ -151,7 +155,7 @@ export async function readImageCsv(csv: string, o: { imageColumn?: string; image
   const { header, rows } = await readCsv(csv);
   const img = column(csv, header, o.imageColumn ?? 'file_name');
   const base = resolve(dirname(csv), o.imageDir ?? '.');
-  const out = rows.map((r) => join(base, `${r[img]!.trim()}${o.imageExt ?? ''}`));
+  const out = rows.map((r, i) => resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? ''}`, `${csv} row ${i + 2}: ${header[img]}`));
   if (!out.length) throw new Error(`${csv} lists no images`);
   const missing = out.findIndex((p) => !existsSync(p));
   if (missing >= 0) throw new Error(`${csv} row ${missing + 2}: image ${out[missing]} not found`);

@@ -1,5 +1,6 @@
 import { tidy, tensor, scaledDotProductAttention, isGradEnabled, type Tensor } from '@foliar/tensor';
 import { Module, Linear, LayerNorm, Embedding, ModuleList, checkpoint } from '@foliar/nn';
+import { checkConfigObject, checkFields, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
 
 /** The fields of transformers' CLIPTextConfig that foliar implements. */
 export interface CLIPTextConfig {
@@ -30,6 +31,37 @@ export const CLIP_TEXT_DEFAULTS: CLIPTextConfig = {
   bos_token_id: 49406,
   pad_token_id: 1,
 };
+
+const HIDDEN_ACTS = ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'] as const;
+
+/** Fields without a safe default in a config.json: the model's shape depends on them. */
+export const CLIP_TEXT_REQUIRED = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads'] as const;
+
+const CLIP_TEXT_SCHEMA: ConfigSchema = {
+  vocab_size: rule.posInt,
+  hidden_size: rule.posInt,
+  intermediate_size: rule.posInt,
+  num_hidden_layers: rule.posInt,
+  num_attention_heads: rule.posInt,
+  max_position_embeddings: rule.posInt,
+  hidden_act: rule.oneOf(HIDDEN_ACTS),
+  layer_norm_eps: rule.finitePos,
+  eos_token_id: rule.nonNegInt,
+  bos_token_id: rule.nullable(rule.nonNegInt),
+  pad_token_id: rule.nullable(rule.nonNegInt),
+  projection_dim: rule.nullable(rule.posInt),
+};
+
+/** Validates a CLIPTextConfig (types, ranges, head split, token ids), then fills defaults; errors name `source` and the field. */
+export function resolveCLIPTextConfig(raw: unknown, source = 'text encoder config', required: readonly string[] = []): CLIPTextConfig {
+  const r = checkConfigObject(raw, source, required);
+  checkFields(r, CLIP_TEXT_SCHEMA, source);
+  const c = withDefaults(CLIP_TEXT_DEFAULTS, r);
+  if (c.hidden_size % c.num_attention_heads) throw configError(source, 'num_attention_heads', `hidden_size ${c.hidden_size} is not divisible by ${c.num_attention_heads} heads (num_attention_heads)`);
+  // pooling reads the eos position: an id outside the vocabulary would never match
+  if (c.eos_token_id >= c.vocab_size) throw configError(source, 'eos_token_id', `eos_token_id ${c.eos_token_id} is outside the vocabulary (vocab_size ${c.vocab_size})`);
+  return c;
+}
 
 class CLIPAttention extends Module {
   qProj: Linear;
@@ -147,9 +179,7 @@ export class CLIPTextModel extends Module {
   gradientCheckpointing = false;
   constructor(config: Partial<CLIPTextConfig> & Record<string, unknown> = {}) {
     super();
-    const c = (this.config = { ...CLIP_TEXT_DEFAULTS, ...config } as CLIPTextConfig);
-    if (!['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'].includes(c.hidden_act)) throw new Error(`text encoder config: hidden_act '${c.hidden_act}' is not supported`);
-    if (c.hidden_size % c.num_attention_heads) throw new Error(`text encoder config: hidden_size ${c.hidden_size} is not divisible by ${c.num_attention_heads} heads`);
+    const c = (this.config = resolveCLIPTextConfig(config));
     this.textModel = this.module('text_model', new CLIPTextTransformer(c));
   }
 

@@ -1,3 +1,5 @@
+import { checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
+
 /** The fields of diffusers' UNet2DConditionModel config.json that foliar implements (SD1.x family). */
 export interface UNet2DConditionConfig {
   in_channels: number;
@@ -50,23 +52,70 @@ export const UNET_DEFAULTS: UNet2DConditionConfig = {
   sample_size: 64,
 };
 
-const SUPPORTED_DOWN = new Set(['DownBlock2D', 'CrossAttnDownBlock2D']);
-const SUPPORTED_UP = new Set(['UpBlock2D', 'CrossAttnUpBlock2D']);
+const SUPPORTED_DOWN = ['DownBlock2D', 'CrossAttnDownBlock2D'] as const;
+const SUPPORTED_UP = ['UpBlock2D', 'CrossAttnUpBlock2D'] as const;
 
-/** Fills defaults and rejects what foliar does not implement, naming the field. */
-export function resolveUNetConfig(raw: Partial<UNet2DConditionConfig> & Record<string, unknown>, source = 'unet config'): UNet2DConditionConfig {
-  const c = { ...UNET_DEFAULTS, ...raw } as UNet2DConditionConfig & Record<string, unknown>;
-  for (const t of c.down_block_types) if (!SUPPORTED_DOWN.has(t)) throw new Error(`${source}: down block type '${t}' is not supported`);
-  for (const t of c.up_block_types) if (!SUPPORTED_UP.has(t)) throw new Error(`${source}: up block type '${t}' is not supported`);
-  if (c.mid_block_type && c.mid_block_type !== 'UNetMidBlock2DCrossAttn') throw new Error(`${source}: mid block '${c.mid_block_type}' is not supported`);
-  if (c.act_fn !== 'silu') throw new Error(`${source}: act_fn '${c.act_fn}' is not supported (silu only)`);
-  for (const k of ['class_embed_type', 'addition_embed_type', 'encoder_hid_dim', 'time_cond_proj_dim']) {
-    if (c[k] !== null && c[k] !== undefined) throw new Error(`${source}: '${k}' = ${JSON.stringify(c[k])} is not supported`);
+/** Fields without a safe default in a config.json: the model's shape depends on them. */
+export const UNET_REQUIRED = ['in_channels', 'out_channels', 'block_out_channels', 'down_block_types', 'up_block_types', 'cross_attention_dim'] as const;
+
+const heads = rule.either(rule.posInt, rule.arrayOf(rule.posInt, 'positive integers'));
+const UNET_SCHEMA: ConfigSchema = {
+  in_channels: rule.posInt,
+  out_channels: rule.posInt,
+  down_block_types: rule.arrayOf(rule.oneOf(SUPPORTED_DOWN), SUPPORTED_DOWN.map((t) => `'${t}'`).join(' / ')),
+  up_block_types: rule.arrayOf(rule.oneOf(SUPPORTED_UP), SUPPORTED_UP.map((t) => `'${t}'`).join(' / ')),
+  mid_block_type: rule.nullable(rule.oneOf(['UNetMidBlock2DCrossAttn'])),
+  block_out_channels: rule.arrayOf(rule.posInt, 'positive integers'),
+  layers_per_block: rule.posInt,
+  attention_head_dim: heads,
+  num_attention_heads: rule.nullable(heads),
+  cross_attention_dim: rule.posInt,
+  norm_num_groups: rule.posInt,
+  norm_eps: rule.finitePos,
+  act_fn: rule.oneOf(['silu']),
+  flip_sin_to_cos: rule.bool,
+  freq_shift: rule.finite,
+  downsample_padding: rule.nonNegInt,
+  mid_block_scale_factor: rule.finite,
+  use_linear_projection: rule.bool,
+  transformer_layers_per_block: heads,
+  conv_in_kernel: rule.oddPosInt,
+  conv_out_kernel: rule.oddPosInt,
+  sample_size: rule.nullable(rule.posInt),
+  upcast_attention: rule.bool, // f32 everywhere: upcasting changes nothing
+};
+
+/** diffusers options foliar does not implement, at the defaults it does. */
+const UNET_UNSUPPORTED: Readonly<Record<string, unknown>> = {
+  class_embed_type: null, addition_embed_type: null, encoder_hid_dim: null, encoder_hid_dim_type: null, time_cond_proj_dim: null,
+  num_class_embeds: null, class_embeddings_concat: false, resnet_time_scale_shift: 'default', center_input_sample: false,
+  only_cross_attention: false, dual_cross_attention: false, resnet_skip_time_act: false, resnet_out_scale_factor: 1,
+  time_embedding_type: 'positional', time_embedding_dim: null, time_embedding_act_fn: null, timestep_post_act: null,
+  cross_attention_norm: null, attention_type: 'default', mid_block_only_cross_attention: null,
+  reverse_transformer_layers_per_block: null,
+};
+
+/**
+ * Validates (types, ranges, lengths, unsupported options), then fills defaults. `required` lists the
+ * fields a config.json must set (code may rely on the defaults); errors name `source` and the field.
+ */
+export function resolveUNetConfig(raw: unknown, source = 'unet config', required: readonly string[] = []): UNet2DConditionConfig {
+  const r = checkConfigObject(raw, source, required);
+  checkFields(r, UNET_SCHEMA, source);
+  checkUnsupported(r, UNET_UNSUPPORTED, source);
+  const c = withDefaults(UNET_DEFAULTS, r);
+  const n = c.block_out_channels.length;
+  if (c.down_block_types.length !== n || c.up_block_types.length !== n) {
+    const field = c.down_block_types.length !== n ? 'down_block_types' : 'up_block_types';
+    throw configError(source, field, `${c.down_block_types.length} down / ${c.up_block_types.length} up blocks for ${n} block_out_channels (each needs one per entry)`);
   }
-  if ((c.resnet_time_scale_shift ?? 'default') !== 'default') throw new Error(`${source}: resnet_time_scale_shift '${String(c.resnet_time_scale_shift)}' is not supported`);
-  if (c.down_block_types.length !== c.block_out_channels.length || c.up_block_types.length !== c.block_out_channels.length) {
-    throw new Error(`${source}: ${c.down_block_types.length} down / ${c.up_block_types.length} up blocks for ${c.block_out_channels.length} block_out_channels`);
+  for (const k of ['attention_head_dim', 'num_attention_heads', 'transformer_layers_per_block'] as const) {
+    const v = c[k];
+    if (Array.isArray(v) && v.length !== n) throw configError(source, k, `${k} has ${v.length} entries for ${n} block_out_channels`);
   }
+  const g = c.norm_num_groups;
+  const badGroup = c.block_out_channels.find((ch) => ch % g !== 0);
+  if (badGroup !== undefined) throw configError(source, 'norm_num_groups', `norm_num_groups ${g} does not divide block_out_channels entry ${badGroup} (GroupNorm needs whole groups)`);
   return c;
 }
 

@@ -3,6 +3,7 @@ import { Module, Conv2d, GroupNorm, ModuleList } from '@foliar/nn';
 import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Attention } from '../blocks/attention.js';
 import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
+import { checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
 
 /** The fields of diffusers' AutoencoderKL config.json that foliar implements. */
 export interface AutoencoderKLConfig {
@@ -40,6 +41,48 @@ export const VAE_DEFAULTS: AutoencoderKLConfig = {
   mid_block_add_attention: true,
   sample_size: 512,
 };
+
+/** Fields without a safe default in a config.json: the model's shape depends on them. */
+export const VAE_REQUIRED = ['block_out_channels', 'down_block_types', 'up_block_types', 'latent_channels'] as const;
+
+const VAE_SCHEMA: ConfigSchema = {
+  in_channels: rule.posInt,
+  out_channels: rule.posInt,
+  down_block_types: rule.arrayOf(rule.oneOf(['DownEncoderBlock2D']), "'DownEncoderBlock2D'"),
+  up_block_types: rule.arrayOf(rule.oneOf(['UpDecoderBlock2D']), "'UpDecoderBlock2D'"),
+  block_out_channels: rule.arrayOf(rule.posInt, 'positive integers'),
+  layers_per_block: rule.posInt,
+  latent_channels: rule.posInt,
+  norm_num_groups: rule.posInt,
+  act_fn: rule.oneOf(['silu']),
+  scaling_factor: rule.finitePos,
+  shift_factor: rule.nullable(rule.finite),
+  use_quant_conv: rule.bool,
+  use_post_quant_conv: rule.bool,
+  mid_block_add_attention: rule.bool,
+  sample_size: rule.nullable(rule.either(rule.posInt, rule.arrayOf(rule.posInt, 'positive integers'))),
+  force_upcast: rule.bool, // f32 everywhere: upcasting changes nothing
+};
+
+/** Options foliar does not implement (the pipeline would ignore them), at the defaults it does. */
+const VAE_UNSUPPORTED: Readonly<Record<string, unknown>> = { latents_mean: null, latents_std: null };
+
+/** Validates an AutoencoderKL config (types, ranges, lengths), then fills defaults; errors name `source` and the field. */
+export function resolveVAEConfig(raw: unknown, source = 'vae config', required: readonly string[] = []): AutoencoderKLConfig {
+  const r = checkConfigObject(raw, source, required);
+  checkFields(r, VAE_SCHEMA, source);
+  checkUnsupported(r, VAE_UNSUPPORTED, source);
+  const c = withDefaults(VAE_DEFAULTS, r);
+  const n = c.block_out_channels.length;
+  if (c.down_block_types.length !== n || c.up_block_types.length !== n) {
+    const field = c.down_block_types.length !== n ? 'down_block_types' : 'up_block_types';
+    throw configError(source, field, `${c.down_block_types.length} down / ${c.up_block_types.length} up blocks for ${n} block_out_channels (each needs one per entry)`);
+  }
+  const g = c.norm_num_groups;
+  const bad = c.block_out_channels.find((ch) => ch % g !== 0);
+  if (bad !== undefined) throw configError(source, 'norm_num_groups', `norm_num_groups ${g} does not divide block_out_channels entry ${bad} (GroupNorm needs whole groups)`);
+  return c;
+}
 
 const EPS = 1e-6;
 
@@ -191,10 +234,7 @@ export class AutoencoderKL extends Module {
   postQuantConv: Conv2d | null;
   constructor(config: Partial<AutoencoderKLConfig> & Record<string, unknown> = {}) {
     super();
-    const c = (this.config = { ...VAE_DEFAULTS, ...config } as AutoencoderKLConfig);
-    for (const t of c.down_block_types) if (t !== 'DownEncoderBlock2D') throw new Error(`vae config: down block '${t}' is not supported`);
-    for (const t of c.up_block_types) if (t !== 'UpDecoderBlock2D') throw new Error(`vae config: up block '${t}' is not supported`);
-    if (c.act_fn !== 'silu') throw new Error(`vae config: act_fn '${c.act_fn}' is not supported`);
+    const c = (this.config = resolveVAEConfig(config));
     this.encoder = this.module('encoder', new Encoder(c));
     this.decoder = this.module('decoder', new Decoder(c));
     const l2 = 2 * c.latent_channels;
