@@ -3,6 +3,7 @@
 // space-separated label strings) and a plain one-folder-per-class tree.
 import { readdir, stat, access } from 'node:fs/promises';
 import { join, resolve, extname, basename } from 'node:path';
+import { resolveInside } from '@foliar/tensor';
 import { readCsv, requireColumns, CsvError, type CsvTable } from './csv.js';
 
 export interface LabeledItem {
@@ -75,7 +76,7 @@ export async function readPlantPathology2020(dir: string, options: PlantPatholog
     if (ones !== 1) {
       throw new CsvError(csvPath, line, `expected exactly one 1 among ${PLANT_PATHOLOGY_2020_CLASSES.join(',')}, found ${ones} (image_id "${id}")`);
     }
-    items.push({ path: join(imagesDir, `${id}.jpg`), id, label });
+    items.push({ path: resolveInside(imagesDir, `${id}.jpg`, `${csvPath}:${line}: image_id`), id, label });
   }
   const set: LabeledImageSet = { classNames: [...PLANT_PATHOLOGY_2020_CLASSES], items, source: `plant-pathology-2020:${csvPath}` };
   if (!options.skipFileCheck) await checkFilesExist(set);
@@ -127,14 +128,14 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
     const name = tokens.join(' ');
     if (!nameOfKey.has(key)) nameOfKey.set(key, name);
     for (const t of tokens) tokenSet.add(t);
-    parsed.push({ file, name, key, tokens });
+    parsed.push({ file: resolveInside(imagesDir, file, `${csvPath}:${line}: image`), name, key, tokens });
   }
   const classNames = [...nameOfKey.values()].sort();
   const classIndex = new Map<string, number>();
   for (const [key, name] of nameOfKey) classIndex.set(key, classNames.indexOf(name));
   const labelNames = [...tokenSet].sort();
   const items: LabeledItem[] = parsed.map((p) => ({
-    path: join(imagesDir, p.file),
+    path: p.file,
     id: basename(p.file, extname(p.file)),
     label: classIndex.get(p.key)!,
     labels: p.tokens.map((t) => labelNames.indexOf(t)).sort((a, b) => a - b),

@@ -6,7 +6,7 @@ import { readdir, unlink, copyFile, rename, link, open } from 'node:fs/promises'
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, tensor, noGrad, type Tensor, type TensorToWrite } from '@foliar/tensor';
 import type { Module, Optimizer, OptimizerState } from '@foliar/nn';
-import type { TrainConfig } from './config.js';
+import { DEFAULT_CONFIG, validateConfig, type TrainConfig } from './config.js';
 
 export const CHECKPOINT_FORMAT = 'foliar-classifier-checkpoint';
 const META_KEY = 'foliar.checkpoint';
@@ -100,7 +100,9 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
     } catch (e) {
       throw new Error(`${path}: corrupt checkpoint metadata (${(e as Error).message})`);
     }
+    if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new Error(`${path}: corrupt checkpoint metadata (${JSON.stringify(state)} is not an object)`);
     if (state.format !== CHECKPOINT_FORMAT || state.version !== 1) throw new Error(`${path}: unsupported checkpoint format ${String(state.format)} v${String(state.version)}`);
+    checkTrainingState(state, path);
     const model = new Map<string, HostTensor>();
     const optimizer = new Map<string, HostTensor>();
     for (const name of f.keys()) {
@@ -116,6 +118,50 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } finally {
     f.close();
   }
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The position and bookkeeping a resume trusts, checked against each other and the run's config
+ * (a tampered `epoch: 99` or `batch: -3` would skip training or index past the data); errors name
+ * the file and the field.
+ */
+export function checkTrainingState(state: TrainingState, path: string): void {
+  const s = state as unknown as Record<string, unknown>;
+  const bad = (field: string, want: string, v: unknown = s[field]): never => {
+    throw new Error(`${path}: checkpoint field "${field}" must be ${want}, got ${JSON.stringify(v) ?? String(v)}`);
+  };
+  if (!isObj(s.config)) bad('config', 'the run\'s config object');
+  // the run's config as the trainer will use it (defaults for keys older checkpoints lack)
+  const config = validateConfig({ ...DEFAULT_CONFIG, ...(s.config as Partial<TrainConfig>) }, `${path}: checkpoint config`);
+  if (!Array.isArray(s.classNames) || s.classNames.length < 2 || !s.classNames.every((c) => typeof c === 'string' && c !== '')) bad('classNames', 'an array of at least two class names');
+  if (new Set(s.classNames as string[]).size !== (s.classNames as string[]).length) bad('classNames', 'distinct names');
+  if (!isInt(s.epoch) || s.epoch < 0 || s.epoch > config.epochs) bad('epoch', `an integer in [0, ${config.epochs}] (the config's epochs)`);
+  const epoch = s.epoch as number;
+  if (!isInt(s.batch) || s.batch < 0) bad('batch', 'a non-negative integer');
+  if ((s.batch as number) > 0 && epoch >= config.epochs) bad('batch', `0 once all ${config.epochs} epochs are done`);
+  if (!isInt(s.globalStep) || s.globalStep < 0) bad('globalStep', 'a non-negative integer');
+  if (typeof s.finished !== 'boolean') bad('finished', 'true or false');
+  if (!Array.isArray(s.history) || s.history.length !== epoch || !s.history.every(isObj)) bad('history', `one record per finished epoch (${epoch})`, Array.isArray(s.history) ? `${s.history.length} records` : s.history);
+  const a = s.accum;
+  if (!isObj(a) || !isNum(a.lossSum) || !isInt(a.correct) || a.correct < 0 || !isInt(a.seen) || a.seen < a.correct || !isInt(a.steps) || a.steps < 0 || !isNum(a.seconds) || a.seconds < 0) {
+    bad('accum', '{lossSum, correct ≤ seen, steps, seconds ≥ 0}');
+  }
+  const sc = s.scheduler;
+  if (!isObj(sc) || !isInt(sc.step) || sc.step < 0 || !Array.isArray(sc.baseLrs) || !sc.baseLrs.every((x) => isNum(x) && x >= 0)) bad('scheduler', '{step ≥ 0, baseLrs: numbers ≥ 0}');
+  const g = s.generator;
+  if (!isObj(g) || !isInt(g.seed) || !isInt(g.counter) || g.counter < 0) bad('generator', '{seed, counter ≥ 0} integers');
+  const m = s.monitor;
+  if (!isObj(m) || !(m.best === null || isNum(m.best)) || !isInt(m.badEpochs) || m.badEpochs < 0 || m.badEpochs > epoch) bad('monitor', `{best, bestEpoch, badEpochs ≤ ${epoch}}`);
+  const be = (m as Record<string, unknown>).bestEpoch;
+  if (!(be === null || (isInt(be) && be >= 1 && be <= epoch))) bad('monitor.bestEpoch', `null or an epoch in [1, ${epoch}]`, be);
+  if (!isInt(s.logBytes) || s.logBytes < 0) bad('logBytes', 'a non-negative integer');
+  if (!isNum(s.elapsedSeconds) || s.elapsedSeconds < 0) bad('elapsedSeconds', 'a non-negative number');
+  const o = s.optimizer;
+  if (!isObj(o) || !isObj(o.scalars) || !Array.isArray(o.groups)) bad('optimizer', '{scalars, groups}');
 }
 
 /** Copies a checkpoint's weights into `model` (strict: every key must match). */

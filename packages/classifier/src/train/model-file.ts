@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, type Classifier } from './model.js';
 import { loadCheckpoint, restoreModel } from './checkpoint.js';
-import type { Arch, TrainConfig } from './config.js';
+import { ARCHS, type Arch, type TrainConfig } from './config.js';
 
 const META_KEY = 'foliar.classifier';
 
@@ -20,6 +20,27 @@ export interface ModelInfo {
 
 export async function saveModelFile(path: string, model: Classifier, info: ModelInfo): Promise<void> {
   await saveSafetensors(model.stateDict() as Map<string, Tensor>, path, { metadata: { [META_KEY]: JSON.stringify(info) } });
+}
+
+/** The model file's metadata, checked: bad JSON, an unknown arch or a malformed field names the file. */
+export function parseModelInfo(raw: string, path: string): ModelInfo {
+  let j: unknown;
+  try {
+    j = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`${path}: "${META_KEY}" metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new Error(`${path}: "${META_KEY}" metadata must be an object, got ${JSON.stringify(j)}`);
+  const info = j as Record<string, unknown>;
+  const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+  if (typeof info.arch !== 'string' || !(ARCHS as readonly string[]).includes(info.arch)) throw new Error(`${path}: unknown arch ${show(info.arch)} (known: ${ARCHS.join(', ')})`);
+  const names = info.classNames;
+  if (!Array.isArray(names) || names.length === 0 || !names.every((c) => typeof c === 'string' && c !== '') || new Set(names).size !== names.length) {
+    throw new Error(`${path}: "classNames" must be a non-empty array of distinct class names, got ${show(names)}`);
+  }
+  if (typeof info.imageSize !== 'number' || !Number.isSafeInteger(info.imageSize) || info.imageSize < 1) throw new Error(`${path}: "imageSize" must be a positive integer, got ${show(info.imageSize)}`);
+  if (info.config !== undefined && (info.config === null || typeof info.config !== 'object' || Array.isArray(info.config))) throw new Error(`${path}: "config" must be an object, got ${show(info.config)}`);
+  return info as unknown as ModelInfo;
 }
 
 /**
@@ -41,7 +62,7 @@ export async function loadTrainedModel(source: string): Promise<{ model: Classif
   }
   const raw = meta[META_KEY];
   if (raw === undefined) throw new Error(`${path}: no "${META_KEY}" metadata: not a model written by foliar-classify`);
-  const info = JSON.parse(raw) as ModelInfo;
+  const info = parseModelInfo(raw, path);
   const model = buildModel(info.arch, info.classNames.length);
   const r = await SafetensorsFile.open(path);
   try {

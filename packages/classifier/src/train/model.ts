@@ -37,5 +37,6 @@ export function buildModel(arch: Arch, numClasses: number): Classifier {
     case 'resnet18': return resnet18({ numClasses });
     case 'resnet34': return resnet34({ numClasses });
     case 'tiny': return new TinyResNet(numClasses);
+    default: throw new Error(`unknown arch ${JSON.stringify(arch)} (known: resnet18, resnet34, tiny)`);
   }
 }

@@ -137,6 +137,14 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   const batches = data.trainLoader.batchesPerEpoch();
   const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(batches, config.maxStepsPerEpoch) : batches;
   const totalSteps = config.epochs * stepsPerEpoch;
+  if (resumed) {
+    // the position must fit this data: a tampered or foreign checkpoint would skip or repeat training
+    const { epoch, batch, globalStep } = resumed.state;
+    if (batch > stepsPerEpoch) throw new Error(`${resumed.path}: checkpoint field "batch" is ${batch}, beyond the ${stepsPerEpoch} batches per epoch of this data`);
+    if (globalStep !== epoch * stepsPerEpoch + batch) {
+      throw new Error(`${resumed.path}: checkpoint field "globalStep" is ${globalStep}, but epoch ${epoch} and batch ${batch} at ${stepsPerEpoch} batches per epoch make ${epoch * stepsPerEpoch + batch} (tampered, or the data changed since)`);
+    }
+  }
   const scheduler = new LRScheduler(optimizer, warmupCosine(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps, config.minLrRatio));
   const weights = config.classWeights === 'none' ? null : tensor(classWeights(data.trainCounts.map((n, c) => n + (data.extraCounts[c] ?? 0)), config.classWeights));
 
