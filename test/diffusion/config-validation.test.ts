@@ -20,6 +20,7 @@ import {
   UNET_REQUIRED, VAE_REQUIRED, CLIP_TEXT_REQUIRED, SCHEDULER_REQUIRED,
   readClassImagesFromCsv, readCaptionedCsv, readImageCsv, readCaptionedFolder,
 } from '@foliar/diffusion';
+import { runTrainLoop, type TrainLoopOptions } from '../../packages/diffusion/src/training/index.js';
 import { repoRoot, shared } from '../helpers.js';
 import { tinyPipeline } from './fixtures.js';
 
@@ -325,6 +326,39 @@ test('generated images with NaN/Inf are an error naming the count, never black p
   r.images.dispose();
   r.latents.dispose();
   pipe.dispose();
+});
+
+test('a training checkpoint state.json with tampered fields (step -3, losses of another length, bad JSON) is refused naming the file and field', async () => {
+  const out = join(tmp, 'loop');
+  const w = ft.keep(ft.zeros([4]).requiresGrad_(true));
+  const target = ft.keep(ft.tensor([1, -2, 3, 0.5]));
+  const run = (o: Partial<TrainLoopOptions>) => runTrainLoop(
+    { outputDir: out, maxTrainSteps: 2, learningRate: 0.1, checkpointingSteps: 2, quiet: true, ...o },
+    { label: 'quadratic', params: [w], stateDict: () => new Map([['w', w]]), loss: () => w.sub(target).square().sum() },
+  );
+  try {
+    await run({});
+    const statePath = join(out, 'checkpoints', 'checkpoint-2', 'state.json');
+    const good = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
+    for (const [patch, re] of [
+      [{ step: -3 }, /"step" must be a non-negative integer, got -3/],
+      [{ step: 1.5 }, /"step" must be a non-negative integer, got 1\.5/],
+      [{ step: 99 }, /"losses" must be 99 losses \(one per step\), got \[/],
+      [{ losses: 'x' }, /"losses" must be 2 losses/],
+      [{ scheduler: null }, /"scheduler" must be \{step, baseLrs\}, got null/],
+      [{ generator: { seed: 1, counter: -1 } }, /"generator" must be \{seed, counter\} integers/],
+    ] as [Record<string, unknown>, RegExp][]) {
+      writeFileSync(statePath, JSON.stringify({ ...good, ...patch }));
+      await rejects(run({ resumeFrom: 'latest', maxTrainSteps: 4 }), [new RegExp(`^${esc(statePath)}: `), re]);
+    }
+    writeFileSync(statePath, '{"step": 2,');
+    await rejects(run({ resumeFrom: 'latest', maxTrainSteps: 4 }), [new RegExp(`^${esc(statePath)} is not valid JSON`)]);
+    writeFileSync(statePath, JSON.stringify(good));
+    assert.is((await run({ resumeFrom: 'latest', maxTrainSteps: 3 })).steps, 3, 'the honest state resumes');
+  } finally {
+    w.dispose();
+    target.dispose();
+  }
 });
 
 function cli(args: string[]): { code: number; stderr: string } {

@@ -297,10 +297,36 @@ async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promi
   await rename(tmp, dir);
 }
 
+/** state.json, checked: a tampered step or history would resume at the wrong place; errors name the file and field. */
+function checkCkMeta(text: string, path: string): CkMeta {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
+  }
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+  if (!isObj(j)) throw new Error(`${path}: expected a JSON object, got ${JSON.stringify(j)}`);
+  const bad = (field: string, want: string): never => {
+    throw new Error(`${path}: "${field}" must be ${want}, got ${JSON.stringify(j[field]) ?? 'nothing'}`);
+  };
+  if (!isInt(j.step) || j.step < 0) bad('step', 'a non-negative integer');
+  // one loss per step (JSON writes a NaN loss as null)
+  if (!Array.isArray(j.losses) || j.losses.length !== j.step || !j.losses.every((l) => l === null || typeof l === 'number')) bad('losses', `${String(j.step)} losses (one per step)`);
+  const sc = j.scheduler;
+  if (!isObj(sc) || !isInt(sc.step) || sc.step < 0 || !Array.isArray(sc.baseLrs) || !sc.baseLrs.every((x) => typeof x === 'number' && Number.isFinite(x))) bad('scheduler', '{step, baseLrs}');
+  const g = j.generator;
+  if (!isObj(g) || !isInt(g.seed) || !isInt(g.counter) || g.counter < 0) bad('generator', '{seed, counter} integers');
+  const o = j.optimizer;
+  if (!isObj(o) || !isObj(o.scalars) || !Array.isArray(o.groups)) bad('optimizer', '{scalars, groups}');
+  return j as unknown as CkMeta;
+}
+
 async function loadCheckpoint(dir: string, s: CkState): Promise<number> {
   const statePath = join(dir, 'state.json');
   if (!existsSync(statePath)) throw new Error(`${dir} is not a checkpoint: ${statePath} is missing`);
-  const state = JSON.parse(await readFile(statePath, 'utf8')) as CkMeta;
+  const state = checkCkMeta(await readFile(statePath, 'utf8'), statePath);
   const trained = await readSafetensors(join(dir, 'trained.safetensors'));
   const own = s.stateDict();
   noGrad(() => {
