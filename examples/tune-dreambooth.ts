@@ -32,14 +32,11 @@ type DreamBoothSettings = StudyProfile['dreambooth'];
 
 /** The candidates around the profile's own setting (a small grid: each costs one DreamBooth run). */
 function candidates(p: StudyProfile): Partial<DreamBoothSettings>[] {
-  const s = p.dreambooth.steps, lr = p.dreambooth.lrFull;
+  const lr = p.dreambooth.lrFull;
   return [
     {},
     { lrFull: lr * 3 },
-    { steps: s * 2 },
-    { steps: s * 2, lrFull: lr * 3 },
-    { steps: s * 2, lrFull: lr * 3, trainTextEncoder: true },
-    { steps: s * 2, lrFull: lr * 3, priorWeight: 0.5 },
+    { lrFull: lr * 3, trainTextEncoder: true },
   ];
 }
 

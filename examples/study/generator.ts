@@ -51,7 +51,7 @@ function vaeConfig(p: StudyProfile) {
   const n = p.vae.blockOutChannels.length;
   return {
     block_out_channels: p.vae.blockOutChannels, down_block_types: new Array(n).fill('DownEncoderBlock2D'), up_block_types: new Array(n).fill('UpDecoderBlock2D'),
-    latent_channels: 4, layers_per_block: 1, norm_num_groups: Math.min(16, p.vae.blockOutChannels[0]!), sample_size: p.imageSize,
+    latent_channels: p.vae.latentChannels, layers_per_block: 1, norm_num_groups: Math.min(16, p.vae.blockOutChannels[0]!), sample_size: p.imageSize,
   };
 }
 
@@ -119,6 +119,7 @@ export async function trainStudyBase(
   const ch = p.base.blockOutChannels;
   const unet = {
     block_out_channels: ch, layers_per_block: 1, sample_size: latentSize(p), cross_attention_dim: 32, attention_head_dim: 8,
+    in_channels: p.vae.latentChannels, out_channels: p.vae.latentChannels,
     norm_num_groups: Math.min(32, ch[0]!), down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
   };
   const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 } });

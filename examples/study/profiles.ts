@@ -19,7 +19,8 @@ export interface StudyProfile {
   gateClassifier: Partial<TrainConfig>;
   /** Generator pretraining pool (examples/study/pretrain.ts): common-class images per class, at most. */
   pretrain: { perClass: number };
-  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
+  /** latentChannels: SD's VAE has 4; more keep small lesions through the bottleneck at no UNet cost (only its first and last conv widen). */
+  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number };
   base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
@@ -38,7 +39,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     classifier: { arch: 'resnet18', imageSize: 32, epochs: 2, maxStepsPerEpoch: 3, batchSize: 16, evalBatchSize: 32, warmupEpochs: 0, lr: 0.02 },
     gateClassifier: { epochs: 3 },
     pretrain: { perClass: 8 },
-    vae: { steps: 6, batch: 4, lr: 1e-3, blockOutChannels: [8, 16] },
+    vae: { steps: 6, batch: 4, lr: 1e-3, blockOutChannels: [8, 16], latentChannels: 4 },
     base: { steps: 6, batch: 4, lr: 5e-4, blockOutChannels: [32, 32] },
     dreambooth: { steps: 4, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 4, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 8, steps: 3, guidance: 5, batch: 8 },
@@ -55,9 +56,10 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     // seed 0's validation: 6x12 steps reach accuracy 0.59 / mean AUC 0.86, 10x30 steps 0.87 / 0.99
     gateClassifier: { epochs: 10, maxStepsPerEpoch: 30 },
     pretrain: { perClass: 400 },
-    vae: { steps: 1000, batch: 8, lr: 1e-3, blockOutChannels: [16, 32, 32] },
-    base: { steps: 2000, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
-    dreambooth: { steps: 80, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1, trainTextEncoder: false },
+    // 4 latent channels lost the rust spots (L1 plateau 0.07 from step ~600 of 1,000; docs/study-quick)
+    vae: { steps: 800, batch: 8, lr: 1e-3, blockOutChannels: [16, 32, 32], latentChannels: 8 },
+    base: { steps: 1600, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
+    dreambooth: { steps: 200, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 400, steps: 6, guidance: 5, batch: 16 },
     gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 6 },
     drift: { samples: 16, steps: 6 },
@@ -69,7 +71,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     classifier: { arch: 'resnet18', imageSize: 128, epochs: 30, maxStepsPerEpoch: 0, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1, lr: 0.02, patience: 8 },
     gateClassifier: {},
     pretrain: { perClass: 2000 },
-    vae: { steps: 3000, batch: 16, lr: 1e-3, blockOutChannels: [32, 64, 128] },
+    vae: { steps: 3000, batch: 16, lr: 1e-3, blockOutChannels: [32, 64, 128], latentChannels: 4 },
     base: { steps: 8000, batch: 16, lr: 5e-4, blockOutChannels: [64, 128, 128] },
     dreambooth: { steps: 800, batch: 2, lrFull: 5e-6, lrLora: 1e-4, classImages: 200, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 400, steps: 50, guidance: 7.5, batch: 8 },
