@@ -341,9 +341,18 @@ const NAN_OPS: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number)
   ['minimum', (a, b) => F.minimum(a, b), (a, b) => Math.min(a, b)],
   ['maximum scalar', (a) => F.maximum(a, 0.25), (a) => Math.max(a, 0.25)],
   ['minimum scalar', (a) => F.minimum(a, 0.25), (a) => Math.min(a, 0.25)],
+  // comparisons: false with NaN, except ne (NaN != NaN, also NaN != itself)
+  ['eq', (a, b) => F.eq(a, b), (a, b) => (a === b ? 1 : 0)],
+  ['ne', (a, b) => F.ne(a, b), (a, b) => (a !== b ? 1 : 0)],
+  ['lt', (a, b) => F.lt(a, b), (a, b) => (a < b ? 1 : 0)],
+  ['le', (a, b) => F.le(a, b), (a, b) => (a <= b ? 1 : 0)],
+  ['gt', (a, b) => F.gt(a, b), (a, b) => (a > b ? 1 : 0)],
+  ['ge', (a, b) => F.ge(a, b), (a, b) => (a >= b ? 1 : 0)],
+  ['eq self', (a) => F.eq(a, a), (a) => (a === a ? 1 : 0)],
+  ['ne self', (a) => F.ne(a, a), (a) => (a !== a ? 1 : 0)],
 ];
 
-test('NaN and ±Inf propagate as in PyTorch: relu, clamp, maximum, minimum (randomized, NaN positions compared)', async () => {
+test('NaN and ±Inf as in PyTorch: relu, clamp, maximum, minimum propagate NaN; eq/ne/lt/le/gt/ge (NaN != NaN) (randomized, both backends)', async () => {
   const { cpu, gpu } = backends();
   // flat, broadcast (strided kernel) and NaN in both operands
   const cases: [number[], number[]][] = [[[7], [7]], [[3, 5, 17], [5, 1]], [[1, 129, 3], [129, 3]]];

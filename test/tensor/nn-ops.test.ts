@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { tensor, Generator, type Tensor, type Backend } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
 import {
-  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden,
+  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden, assertThrowsWith,
 } from '../helpers.js';
 
 const test = suite('nn-ops');
@@ -155,6 +155,64 @@ test('crossEntropy: hand-computed with class weights, label smoothing, every red
   await compareBackends((l) => F.crossEntropy(l, tensor(Int32Array.from([0, 1, 3, 2, 1]), { backend: l.backend }), { reduction: 'sum', labelSmoothing: 0.3 }), [
     { data: Float32Array.from(logits.flat()), shape: [5, 4], requiresGrad: true },
   ], { msg: 'crossEntropy across backends' });
+});
+
+test('crossEntropy ignoreIndex (PyTorch ignore_index, default -100): ignored rows add nothing, the mean is over the rest; other targets outside [0, C) refused', async () => {
+  const logits = [[2, 1, 0.1, -1], [0.5, 2.5, 0.3, 0], [-1, 0, 1, 3], [1, 1, 1, 1], [100, -100, 0, 50]];
+  const target = [0, -100, 3, -100, 1];
+  const kept = [0, 2, 4];
+  const w = [1, 2, 0.5, 3];
+  for (const be of both()) {
+    const L = tensor(logits, { backend: be });
+    const T = tensor(Int32Array.from(target), { backend: be });
+    const W = tensor(w, { backend: be });
+    for (const weight of [null, w]) {
+      for (const eps of [0, 0.2]) {
+        const sub = refCrossEntropy(kept.map((i) => logits[i]!), kept.map((i) => target[i]!), weight, eps, 'none');
+        const none = target.map((y) => (y === -100 ? 0 : sub.shift()!));
+        const ref = refCrossEntropy(kept.map((i) => logits[i]!), kept.map((i) => target[i]!), weight, eps, 'mean');
+        const opts = { labelSmoothing: eps, ...(weight ? { weight: W } : {}) };
+        const msg = `w=${!!weight} eps=${eps} on ${be.name}`;
+        await assertClose(F.crossEntropy(L, T, { ...opts, reduction: 'none' }), none, { rtol: 1e-5, atol: 1e-4, msg: `none ${msg}` });
+        await assertClose(F.crossEntropy(L, T, { ...opts, reduction: 'sum' }), [none.reduce((a, b) => a + b, 0)], { rtol: 1e-5, atol: 1e-4, msg: `sum ${msg}` });
+        await assertClose(F.crossEntropy(L, T, opts), ref, { rtol: 1e-5, atol: 1e-4, msg: `mean ${msg}` });
+      }
+    }
+    // a custom ignoreIndex, also one inside [0, C) (PyTorch allows it: that class is ignored)
+    const T7 = tensor(Int32Array.from([0, 7, 3, 7, 1]), { backend: be });
+    await assertClose(F.crossEntropy(L, T7, { ignoreIndex: 7 }), refCrossEntropy(kept.map((i) => logits[i]!), [0, 3, 1], null, 0, 'mean'), { rtol: 1e-5, msg: `ignoreIndex 7 on ${be.name}` });
+    const T3 = tensor(Int32Array.from([0, 3, 3, 2, 1]), { backend: be });
+    await assertClose(F.crossEntropy(L, T3, { ignoreIndex: 3 }), refCrossEntropy([0, 3, 4].map((i) => logits[i]!), [0, 2, 1], null, 0, 'mean'), { rtol: 1e-5, msg: `ignoreIndex 3 (a class) on ${be.name}` });
+    // every row ignored: NaN (PyTorch's mean over no rows); the sum is 0
+    const all = tensor(Int32Array.from([-100, -100, -100, -100, -100]), { backend: be });
+    assert.ok(Number.isNaN(await F.crossEntropy(L, all).item()), `all ignored: NaN on ${be.name}`);
+    assert.is(await F.crossEntropy(L, all, { reduction: 'sum' }).item(), 0, `all ignored, sum on ${be.name}`);
+    // gradient: zero rows for ignored targets
+    const Lg = tensor(logits, { backend: be, requiresGrad: true });
+    F.crossEntropy(Lg, T).backward();
+    const g = await Lg.grad!.data();
+    for (const i of [1, 3]) assert.equal(Array.from(g.slice(i * 4, i * 4 + 4)), [0, 0, 0, 0], `ignored row ${i} has no gradient on ${be.name}`);
+    // targets outside [0, C) that are not the ignoreIndex are still refused (on WebGPU at the readback)
+    for (const bad of [-1, 4, -101]) {
+      let err: Error | null = null;
+      try {
+        await F.crossEntropy(L, tensor(Int32Array.from([0, bad, 1, 2, 3]), { backend: be })).item();
+      } catch (e) {
+        err = e as Error;
+      }
+      assert.ok(err, `target ${bad} on ${be.name}: no error`);
+      assert.match(err!.message, new RegExp(`crossEntropy: target ${bad} is out of range \\[0, 4\\) \\(and is not the ignoreIndex -100\\)`), `target ${bad} on ${be.name}`);
+    }
+    assertThrowsWith(() => F.crossEntropy(L, T, { ignoreIndex: 0.5 }), [/ignoreIndex/, /integer/], 'fractional ignoreIndex');
+  }
+  // CPU gradient by central differences, and WebGPU vs CPU with ignored rows, weights and smoothing
+  const { cpu } = backends();
+  const Tc = tensor(Int32Array.from(target.slice(0, 4)), { backend: cpu });
+  await gradcheck((l) => F.crossEntropy(l, Tc, { weight: tensor(w, { backend: cpu }), labelSmoothing: 0.1 }), [tensor(logits.slice(0, 4), { backend: cpu, requiresGrad: true })], { msg: 'crossEntropy ignoreIndex weighted smoothed' });
+  const ids = randIntArray(37, 9, -1, 6).map((v) => (v === -1 ? -100 : v));
+  await compareBackends((l) => F.crossEntropy(l, tensor(ids, { backend: l.backend }), { labelSmoothing: 0.1, weight: tensor([1, 2, 0.5, 3, 1, 0.25], { backend: l.backend }) }), [
+    { data: randArray(37 * 6, 10, -3, 3), shape: [37, 6], requiresGrad: true },
+  ], { msg: 'crossEntropy with ignored targets across backends' });
 });
 
 test('mseLoss reductions and gradients', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
-import { setup, teardown, backends, requireGpu, skip, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skip, shared, assertClose, assertExact, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith, prng } from '../helpers.js';
 
 test.before(async () => {
   await setup();
@@ -84,6 +84,58 @@ test('maxPool2d: ties send the gradient to the first maximum (both backends)', a
     y.backward(tensor([1, 10, 100, 1000], { shape: [1, 1, 2, 2], backend: be }));
     // windows (0,0) and (0,1) both hold several 5s and pick x[0,1] (index 1); (1,0) and (1,1) pick x[1,1] (index 4)
     await assertClose(x.grad!, [0, 1 + 10, 0, 0, 100 + 1000, 0, 0, 0, 0], { msg: `${be.name} grad` });
+  }
+});
+
+/** Reference max-pool over a [planes, h, w] array: PyTorch's `val > max || isnan(val)` scan (NaN wins, its last one takes the index). */
+function refMaxPool(x: Float32Array, planes: number, h: number, w: number, k: number, st: number, pad: number): { out: number[]; idx: number[] } {
+  const ho = Math.floor((h + 2 * pad - k) / st) + 1, wo = Math.floor((w + 2 * pad - k) / st) + 1;
+  const out: number[] = [], idx: number[] = [];
+  for (let p = 0; p < planes; p++) {
+    for (let oy = 0; oy < ho; oy++) {
+      for (let ox = 0; ox < wo; ox++) {
+        let best = -Infinity, bi = -1, first = -1;
+        for (let r = 0; r < k; r++) {
+          for (let c = 0; c < k; c++) {
+            const iy = oy * st - pad + r, ix = ox * st - pad + c;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            const v = x[(p * h + iy) * w + ix]!;
+            if (first < 0) first = iy * w + ix;
+            if (v > best || Number.isNaN(v)) { best = v; bi = iy * w + ix; }
+          }
+        }
+        out.push(best);
+        idx.push(p * h * w + (bi >= 0 ? bi : first));
+      }
+    }
+  }
+  return { out, idx };
+}
+
+test('maxPool2d: NaN propagates and takes the gradient, ±Inf compare as numbers (randomized, both backends, PyTorch semantics)', async () => {
+  const { cpu, gpu } = backends();
+  const [N, C, H, W] = [2, 3, 9, 7];
+  const r = prng(41);
+  const x = randnArray(N * C * H * W, 40);
+  // about 1 in 6 special: NaN, +Inf, -Inf; and one window made all -Inf
+  for (let i = 0; i < x.length; i++) if (r() < 1 / 6) x[i] = [NaN, Infinity, -Infinity][Math.floor(r() * 3)]!;
+  for (const i of [0, 1, W, W + 1]) x[i] = -Infinity;
+  for (const [k, st, pad] of [[2, 2, 0], [3, 2, 1], [3, 1, 1]] as const) {
+    const want = refMaxPool(x, N * C, H, W, k, st, pad);
+    const grads: Record<string, ArrayLike<number>> = {};
+    for (const be of [cpu, gpu]) {
+      const msg = `maxPool2d k${k} s${st} p${pad} on ${be.name}`;
+      const xt = tensor(x, { shape: [N, C, H, W], backend: be, requiresGrad: true });
+      const y = maxPool2d(xt, { kernelSize: k, stride: st, padding: pad });
+      assertExact(await y.data(), want.out, `${msg}: forward vs PyTorch semantics`);
+      // the gradient of each output lands on its argmax: weights 1, 2, 3… tell the windows apart
+      const R = Float32Array.from({ length: y.size }, (_, i) => i + 1);
+      y.backward(tensor(R, { shape: [...y.shape], backend: be }));
+      const g = new Float64Array(x.length);
+      want.idx.forEach((j, o) => { g[j] += o + 1; });
+      grads[be.name] = await xt.grad!.data();
+      assertExact(grads[be.name]!, Float32Array.from(g), `${msg}: gradient (argmax) vs PyTorch semantics`);
+    }
   }
 });
 

@@ -5,3 +5,8 @@
 export function indexOutOfRange(op: string, what: string, value: number, size: number, where = ''): RangeError {
   return new RangeError(`${op}: ${what} ${value} is out of range [0, ${size})${where}`);
 }
+
+/** The note an index error adds when one id outside the range is allowed (crossEntropy's ignoreIndex). */
+export function ignoreNote(ignore: number | undefined): string {
+  return ignore === undefined ? '' : ` (and is not the ignoreIndex ${ignore})`;
+}

@@ -52,7 +52,7 @@ export interface IndexSelectAttrs {
 }
 
 /**
- * index_check: input [ids] (contiguous int32, n elements); refuses any id outside [0, size) with
+ * index_check: input [ids] (contiguous int32, n elements); refuses any id outside [0, size) (but `ignore`) with
  * indexOutOfRange(op, what, id, size): the CPU throws at once, WebGPU flags it on the device and the
  * runtime throws at the next readback or sync (WebGPURuntime.boundsCheck).
  */
@@ -61,6 +61,8 @@ export interface IndexCheckAttrs {
   size: number;
   op: string;
   what: string;
+  /** An id that is allowed besides [0, size) (crossEntropy's ignoreIndex); absent: none. */
+  ignore?: number;
 }
 
 export interface SoftmaxAttrs {

@@ -61,12 +61,14 @@ export const ELEMENTWISE = {
   // NaN in either operand gives NaN (Math.max/min do so already)
   maximum: { arity: 2, wgsl: 'select(select(max(a, b), b, f_isnan(b)), a, f_isnan(a))', cpu: (a, b) => Math.max(a, b) },
   minimum: { arity: 2, wgsl: 'select(select(min(a, b), b, f_isnan(b)), a, f_isnan(a))', cpu: (a, b) => Math.min(a, b) },
-  lt: { arity: 2, wgsl: 'select(0.0, 1.0, a < b)', cpu: (a, b) => (a < b ? 1 : 0) },
-  le: { arity: 2, wgsl: 'select(0.0, 1.0, a <= b)', cpu: (a, b) => (a <= b ? 1 : 0) },
-  gt: { arity: 2, wgsl: 'select(0.0, 1.0, a > b)', cpu: (a, b) => (a > b ? 1 : 0) },
-  ge: { arity: 2, wgsl: 'select(0.0, 1.0, a >= b)', cpu: (a, b) => (a >= b ? 1 : 0) },
-  eq: { arity: 2, wgsl: 'select(0.0, 1.0, a == b)', cpu: (a, b) => (a === b ? 1 : 0) },
-  ne: { arity: 2, wgsl: 'select(0.0, 1.0, a != b)', cpu: (a, b) => (a !== b ? 1 : 0) },
+  // comparisons with NaN are false, except ne (NaN != NaN), as in PyTorch; the NaN tests are explicit
+  // because WGSL lets compilers assume floats are never NaN (lavapipe gave ne(NaN, NaN) = 0)
+  lt: { arity: 2, wgsl: 'select(0.0, 1.0, a < b && !f_isnan(a) && !f_isnan(b))', cpu: (a, b) => (a < b ? 1 : 0) },
+  le: { arity: 2, wgsl: 'select(0.0, 1.0, a <= b && !f_isnan(a) && !f_isnan(b))', cpu: (a, b) => (a <= b ? 1 : 0) },
+  gt: { arity: 2, wgsl: 'select(0.0, 1.0, a > b && !f_isnan(a) && !f_isnan(b))', cpu: (a, b) => (a > b ? 1 : 0) },
+  ge: { arity: 2, wgsl: 'select(0.0, 1.0, a >= b && !f_isnan(a) && !f_isnan(b))', cpu: (a, b) => (a >= b ? 1 : 0) },
+  eq: { arity: 2, wgsl: 'select(0.0, 1.0, a == b && !f_isnan(a) && !f_isnan(b))', cpu: (a, b) => (a === b ? 1 : 0) },
+  ne: { arity: 2, wgsl: 'select(0.0, 1.0, a != b || f_isnan(a) || f_isnan(b))', cpu: (a, b) => (a !== b ? 1 : 0) },
   // a * p0 + b * p1: fused scaled add (axpy, lerp, optimizer-style updates)
   axpby: { arity: 2, wgsl: 'a * p0 + b * p1', cpu: (a, b, _c, p) => a * p[0]! + b * p[1]! },
   // backward helpers (grad g = a, input x = b)

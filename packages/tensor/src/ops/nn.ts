@@ -4,11 +4,11 @@ import { record } from '../autograd/record.js';
 import { tidy } from '../scope.js';
 import { add, mul, sub, square, ew } from './elementwise.js';
 import { mean, sum } from './reduce.js';
-import { contiguous, transpose, reshape, permute, flatten } from './views.js';
+import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './views.js';
 import { matmul } from './matmul.js';
 import { indexSelect } from './indexing.js';
 import { checkIndices, oneHotChecked } from './index-check.js';
-import { rand } from './creation.js';
+import { rand, full } from './creation.js';
 import type { Generator } from '../random/generator.js';
 
 /** Float-only ops refuse other dtypes as PyTorch does (their kernels would read int bits as floats). */
@@ -75,6 +75,12 @@ export interface CrossEntropyOptions {
   weight?: Tensor;
   labelSmoothing?: number;
   reduction?: Reduction;
+  /**
+   * Targets equal to this are ignored (PyTorch's ignore_index, default -100): their rows contribute
+   * 0 (reduction 'none' gives 0 there) and the mean is over the other rows (weighted: over their
+   * Σ w[y]); all rows ignored gives NaN, as PyTorch. Any other target outside [0, C) is an error.
+   */
+  ignoreIndex?: number;
 }
 
 /**
@@ -87,6 +93,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   if (logits.rank < 1) throw new RangeError('crossEntropy: logits need a class dimension');
   requireFloat(logits, 'crossEntropy', 'logits tensor');
   if (target.dtype !== 'int32') throw new TypeError(`crossEntropy: targets must be int32 class indices, got ${target.dtype}`);
+  const ignore = opts.ignoreIndex ?? -100;
+  if (!Number.isInteger(ignore)) throw new TypeError(`crossEntropy: ignoreIndex must be an integer, got ${ignore}`);
   return tidy(() => {
     // move classes last: [N, C, ...] -> [N*..., C]
     const C = logits.rank === 1 ? logits.shape[0]! : logits.shape[1]!;
@@ -94,10 +102,17 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
     if (lg.rank > 2) lg = reshape(permute(lg, [0, ...Array.from({ length: lg.rank - 2 }, (_, i) => i + 2), 1]), [-1, C]);
     const tg = flatten(target);
     if (tg.size !== lg.shape[0]) throw new RangeError(`crossEntropy: ${tg.size} targets for ${lg.shape[0]} rows of logits ${fmtShape(logits.shape)}`);
-    checkIndices(tg, C, 'crossEntropy', 'target');
+    const ignoring = ignore < 0 || ignore >= C; // an ignoreIndex inside [0, C) would ignore a class (PyTorch allows it)
+    checkIndices(tg, C, 'crossEntropy', 'target', ignore);
     const logp = logSoftmax(lg, 1);
-    const hot = oneHotChecked(tg, C);
-    let w: Tensor | null = null; // per-row weight w[y_i]
+    // ignored rows: an ignoreIndex outside [0, C) one-hots to a zero row; one inside is masked out
+    let hot = oneHotChecked(tg, C);
+    let keep: Tensor | null = null; // [N] 1 for counted rows, 0 for ignored ones
+    if (!ignoring) {
+      keep = ew('ne', [tg, full([1], ignore, { dtype: 'int32', backend: tg.backend })]);
+      hot = mul(hot, unsqueeze(keep, 1));
+    } else keep = sum(hot, 1);
+    let w: Tensor | null = null; // per-row weight w[y_i] (0 for ignored rows)
     let nllTerms = mul(logp, hot); // [N, C]
     if (opts.weight) {
       w = sum(mul(hot, opts.weight), 1); // [N]
@@ -106,11 +121,11 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
     let perRow = mul(sum(nllTerms, 1), -(1 - eps));
     if (eps > 0) {
       const smooth = opts.weight ? mul(logp, opts.weight) : logp;
-      perRow = add(perRow, mul(sum(smooth, 1), -eps / C));
+      perRow = add(perRow, mul(mul(sum(smooth, 1), keep), -eps / C));
     }
     if (reduction === 'none') return reshape(perRow, [...target.shape]);
     if (reduction === 'sum') return sum(perRow);
-    return w ? divByTensor(sum(perRow), sum(w)) : mean(perRow);
+    return divByTensor(sum(perRow), sum(w ?? keep));
   });
 }
 

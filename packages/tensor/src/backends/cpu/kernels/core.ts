@@ -7,7 +7,7 @@ import { philoxFill } from '../../../random/philox.js';
 import type {
   ElementwiseAttrs, ReduceAttrs, MatmulAttrs, IndexSelectAttrs, IndexCheckAttrs, SoftmaxAttrs, RandomAttrs,
 } from '../../kernel-attrs.js';
-import { indexOutOfRange } from '../../../index-range.js';
+import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
 
 const f = Math.fround;
 
@@ -93,11 +93,11 @@ registerKernel<CpuBackend>('cpu', 'matmul', (be, [a, b], attrs) => {
 });
 
 registerKernel<CpuBackend>('cpu', 'index_check', (_be, [ids], attrs) => {
-  const { n, size, op, what } = attrs as unknown as IndexCheckAttrs;
+  const { n, size, op, what, ignore } = attrs as unknown as IndexCheckAttrs;
   const I = dataOf(ids!);
   for (let j = ids!.offset; j < ids!.offset + n; j++) {
     const v = I[j]!;
-    if (v < 0 || v >= size) throw indexOutOfRange(op, what, v, size);
+    if ((v < 0 || v >= size) && v !== ignore) throw indexOutOfRange(op, what, v, size, ignoreNote(ignore));
   }
 });
 

@@ -27,7 +27,7 @@ registerKernel<CpuBackend>('cpu', 'pool2d', (be, [x], attrs) => {
         const y0 = oy * a.strideH - a.padH, x0 = ox * a.strideW - a.padW;
         const o = (p * a.ho + oy) * a.wo + ox;
         if (a.mode === 'max') {
-          // first maximum wins (strict >), NaN propagates; an all -inf window points at its first tap (PyTorch)
+          // first maximum wins (strict >); NaN propagates and the last NaN takes the index (PyTorch: val > max || isnan(val)); an all -inf window points at its first tap
           let best = -Infinity, bi = -1, first = -1;
           for (let r = 0; r < a.kh; r++) {
             const iy = y0 + r * a.dilH;

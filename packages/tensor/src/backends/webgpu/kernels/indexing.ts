@@ -1,7 +1,7 @@
 import { registerKernel } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import type { IndexSelectAttrs, IndexCheckAttrs } from '../../kernel-attrs.js';
-import { indexOutOfRange } from '../../../index-range.js';
+import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
 
 const WG = 256;
 
@@ -67,26 +67,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /** Flags the first id outside [0, size) (see IndexCheckAttrs); writes nothing else. */
 registerKernel<WebGPUBackend>('webgpu', 'index_check', (be, [ids], attrs) => {
-  const { n, size, op, what } = attrs as unknown as IndexCheckAttrs;
+  const { n, size, op, what, ignore } = attrs as unknown as IndexCheckAttrs;
   if (n === 0) return;
-  const flag = boundsFor(be, op, what, size);
+  const flag = boundsFor(be, op, what, size, ignoreNote(ignore));
   be.rt.dispatch({
     name: 'index_check',
     key: 'index_check',
     wgsl: () => `
 @group(0) @binding(0) var<storage, read> ids: array<i32>;
 ${boundsWgsl(1)}
-struct U { n: u32, size: u32, off: u32, serial: u32 };
+struct U { n: u32, size: u32, off: u32, serial: u32, ignore: i32, has_ignore: u32, p0: u32, p1: u32 };
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * ${WG}u;
   if (t >= u.n) { return; }
   let v = ids[u.off + t];
-  if (v < 0 || v >= i32(u.size)) { report_bad_index(u.serial, v); }
+  if ((v < 0 || v >= i32(u.size)) && !(u.has_ignore != 0u && v == u.ignore)) { report_bad_index(u.serial, v); }
 }`,
     buffers: [bufferOf(ids!), flag.buffer],
-    uniforms: new UniformWriter().u32(n, size, ids!.offset, flag.serial).build(),
+    uniforms: new UniformWriter().u32(n, size, ids!.offset, flag.serial, ignore ?? 0, ignore === undefined ? 0 : 1, 0, 0).build(),
     workgroups: grid(n, WG),
   });
 });

@@ -24,6 +24,13 @@ const INDEX = `let t = gid.x + gid.y * nwg.x * ${WG}u;
 const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
+/**
+ * NaN test on the bits: WGSL lets compilers assume floats are never NaN, and lavapipe folded the
+ * `v != v` this kernel used to false (a NaN in a window was dropped).
+ */
+const IS_NAN = `
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }`;
+
 /** PyTorch's average divisor for the window starting at (y0, x0). */
 const DIVISOR = `
 fn divisor(y0: i32, x0: i32) -> f32 {
@@ -44,7 +51,7 @@ function forwardWgsl(mode: 'max' | 'avg'): string {
 ${max ? '@group(0) @binding(2) var<storage, read_write> yi: array<i32>;' : ''}
 ${POOL_U}
 @group(0) @binding(${max ? 3 : 2}) var<uniform> u: U;
-${max ? '' : DIVISOR}
+${max ? IS_NAN : DIVISOR}
 ${ENTRY} {
   ${INDEX}
   let ox = t % u.wo;
@@ -67,8 +74,9 @@ ${ENTRY} {
       let i = iy * i32(u.w) + ix;
       let v = x[base + u32(i)];
       if (first < 0) { first = i; }
-      // first maximum wins (strict >); NaN (v != v) propagates, as in PyTorch
-      if (v > best || v != v) { best = v; bi = i; }
+      // first maximum wins (strict >); NaN propagates and takes the index, as in PyTorch (which
+      // keeps the last NaN of the window)
+      if (v > best || is_nan(v)) { best = v; bi = i; }
     }
   }
   y[t] = best;
