@@ -20,8 +20,33 @@ import * as ft from '@foliar/tensor';
 import { train, resolveConfig, parseExtraTrain, PP2020_COUNTS } from '@foliar/classifier';
 import { CLASSIFIER_PROFILES as PROFILES, profileOf, intFlag as num } from './lib/profiles.js';
 
-async function main(): Promise<void> {
-  const { values: args } = parseArgs({
+const USAGE = `usage: npm run experiment -- [options]
+  --data <dir>                dataset folder (Plant Pathology 2020/2021 CSV layout or one folder per class);
+                              default: the embedded synthetic leaves
+  --profile quick|full        training profile (default quick)
+  --out <dir>                 run directory (default runs/experiment-<timestamp>)
+  --resume <dir>              continue the run in <dir> from its newest checkpoint
+  --epochs <n>, --image-size <px>, --seed <n>
+                              override the profile
+  --extra-train <class=dir[:n]>
+                              add the images of <dir> to the training split as <class> (repeatable)
+  --backend webgpu|cpu|auto   default: FOLIAR_BACKEND, else auto
+  --verbose                   stack traces with errors (also FOLIAR_DEBUG=1)
+  --help                      this text`;
+
+/** parseArgs errors (unknown option, missing value) with a pointer to --help, without Node's error code. */
+function parseFlags(): ReturnType<typeof parse> {
+  try {
+    return parse();
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) throw new Error(`${err.message.split('\n')[0]!.replace(/\.?$/, '')} (see --help)`);
+    throw e;
+  }
+}
+
+function parse() {
+  return parseArgs({
     options: {
       data: { type: 'string' },
       profile: { type: 'string', default: 'quick' },
@@ -33,8 +58,17 @@ async function main(): Promise<void> {
       backend: { type: 'string' },
       'extra-train': { type: 'string', multiple: true },
       verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+async function main(): Promise<void> {
+  const { values: args } = parseFlags();
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
   const profile = profileOf(args.profile);
 
   // --backend, else FOLIAR_BACKEND (read by ft.init when no backend is passed), else auto

@@ -125,7 +125,7 @@ test('bad input fails with a message naming the problem', () => {
   for (const c of ['train', 'eval', 'predict']) assert.ok(r.stdout.includes(c), `help lists ${c}`);
 });
 
-test('errors are one line with exit code 1 (stack only with --verbose or FOLIAR_DEBUG=1); batch size 0 refused up front; FOLIAR_BACKEND honoured', () => {
+test('errors are one line with exit code 1 (stack only with --verbose or FOLIAR_DEBUG=1); batch size 0 refused up front; FOLIAR_BACKEND honoured; npm run experiment too (--help, misuse)', () => {
   for (const bs of ['0', '-1']) oneLineError(run(['predict', '--model', runDir, '--batch-size', bs, tmp]), new RegExp(`--batch-size.*"${bs}" is not a positive integer`));
   oneLineError(run(['eval', '--model', runDir, '--batch-size', '0']), /--batch-size/);
   oneLineError(run(['train', '--bogus']), /unknown option '--bogus' \(see --help\)/);
@@ -143,8 +143,17 @@ test('errors are one line with exit code 1 (stack only with --verbose or FOLIAR_
   assert.is(e.code, 0, e.stderr);
   const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { extra: { backend: string } };
   assert.match(rep.extra.backend, /^CPU/);
-  // npm run experiment: the same rule
-  oneLineError(run(['--data', join(tmp, 'nowhere'), '--out', join(tmp, 'exp')], {}, join(repoRoot, 'examples', 'experiment.ts')), /nowhere/, 'experiment');
+  // npm run experiment: the same rule; misuse points at --help, which prints the usage
+  const experiment = join(repoRoot, 'examples', 'experiment.ts');
+  oneLineError(run(['--data', join(tmp, 'nowhere'), '--out', join(tmp, 'exp')], {}, experiment), /^experiment: dataset folder .*nowhere does not exist$/, 'experiment');
+  oneLineError(run(['--bogus'], {}, experiment), /^experiment: Unknown option '--bogus' \(see --help\)$/, 'experiment');
+  oneLineError(run(['--data'], {}, experiment), /'--data <value>' argument missing \(see --help\)$/, 'experiment');
+  oneLineError(run(['stray'], {}, experiment), /Unexpected argument 'stray'.*\(see --help\)$/, 'experiment');
+  oneLineError(run(['--epochs', '2.5'], {}, experiment), /--epochs must be an integer, got "2\.5"/, 'experiment');
+  const help = run(['--help'], {}, experiment);
+  assert.is(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^usage: npm run experiment -- \[options\]/);
+  for (const flag of ['--data', '--profile', '--resume', '--extra-train', '--backend', '--verbose']) assert.ok(help.stdout.includes(flag), `usage lists ${flag}`);
 });
 
 test.run();

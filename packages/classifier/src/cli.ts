@@ -29,8 +29,9 @@ const num = (v: string): number => {
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number`);
   return n;
 };
-const counts = (v: string): Record<string, number> | null => {
-  if (v === 'all') return null;
+/** `all` stays a string here: commander turns a parser's null into '' (flagsToConfig maps it to null). */
+const counts = (v: string): Record<string, number> | 'all' => {
+  if (v.trim() === 'all') return 'all';
   try {
     return parseCounts(v, '--counts');
   } catch (e) {
@@ -61,7 +62,7 @@ function reportError(e: unknown): void {
 }
 
 interface TrainFlags {
-  config?: string; data?: string; synthetic?: boolean; counts?: Record<string, number> | null; syntheticSeed?: number; extraTrain?: ExtraTrainImages[];
+  config?: string; data?: string; synthetic?: boolean; counts?: Record<string, number> | 'all'; syntheticSeed?: number; extraTrain?: ExtraTrainImages[];
   imageSize?: number; valFraction?: number; testFraction?: number; heldOutTest?: number; augment?: boolean;
   arch?: TrainConfig['arch']; epochs?: number; batchSize?: number; evalBatchSize?: number; maxStepsPerEpoch?: number;
   optimizer?: TrainConfig['optimizer']; lr?: number; momentum?: number; nesterov?: boolean; weightDecay?: number;
@@ -74,7 +75,7 @@ interface TrainFlags {
 function flagsToConfig(f: TrainFlags): Partial<TrainConfig> {
   if (f.data !== undefined && f.synthetic) throw new Error('give either --data <dir> or --synthetic, not both');
   const p: Partial<TrainConfig> = {
-    counts: f.counts, syntheticSeed: f.syntheticSeed, extraTrain: f.extraTrain, imageSize: f.imageSize, valFraction: f.valFraction, testFraction: f.testFraction,
+    counts: f.counts === 'all' ? null : f.counts, syntheticSeed: f.syntheticSeed, extraTrain: f.extraTrain, imageSize: f.imageSize, valFraction: f.valFraction, testFraction: f.testFraction,
     heldOutTest: f.heldOutTest, augment: f.augment, arch: f.arch, epochs: f.epochs, batchSize: f.batchSize, evalBatchSize: f.evalBatchSize,
     maxStepsPerEpoch: f.maxStepsPerEpoch, optimizer: f.optimizer, lr: f.lr, momentum: f.momentum, nesterov: f.nesterov, weightDecay: f.weightDecay,
     warmupEpochs: f.warmupEpochs, minLrRatio: f.minLrRatio, labelSmoothing: f.labelSmoothing, classWeights: f.classWeights,
@@ -100,7 +101,7 @@ program
   .option('--config <file>', 'JSON file of config keys (flags override it)')
   .option('--data <dir>', 'dataset folder: Plant Pathology 2020/2021 CSV layout or one folder per class')
   .option('--synthetic', 'train on the embedded synthetic apple leaves (the default)')
-  .option('--counts <list>', 'images per class, e.g. healthy=516,multiple_diseases=91,rust=622,scab=592 (the default), or "all"', counts)
+  .option('--counts <list>', 'images per class, e.g. healthy=516,multiple_diseases=91,rust=622,scab=592 (the default), or "all" (every image of --data)', counts)
   .option('--synthetic-seed <n>', 'seed of the synthetic images', int)
   .option('--extra-train <class=dir[:n]>', 'add the images of <dir> (first n) to the training split as <class>, e.g. synthetic ones; repeatable', extraTrain)
   .option('--image-size <px>', 'square input side (default 64)', int)

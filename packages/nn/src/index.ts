@@ -18,3 +18,4 @@ export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/no
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool.js';
 export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from './run-dir.js';
 export { reportCliError, debugWanted } from './cli-errors.js';
+export { DatasetCheckError, throwIfProblems, mapBounded, formatProblem, reasonOf, LISTED_PROBLEMS, type DataProblem } from './data-check.js';

@@ -15,6 +15,8 @@ export interface LabeledItem {
   label: number;
   /** Multi-hot view: indices into `labelNames` of every individual label (2021 layout only). */
   labels?: number[];
+  /** Where the item is listed, `<csv>:<line>` (the CSV layouts), for error messages. */
+  listedAt?: string;
 }
 
 export interface LabeledImageSet {
@@ -76,7 +78,7 @@ export async function readPlantPathology2020(dir: string, options: PlantPatholog
     if (ones !== 1) {
       throw new CsvError(csvPath, line, `expected exactly one 1 among ${PLANT_PATHOLOGY_2020_CLASSES.join(',')}, found ${ones} (image_id "${id}")`);
     }
-    items.push({ path: resolveInside(imagesDir, `${id}.jpg`, `${csvPath}:${line}: image_id`), id, label });
+    items.push({ path: resolveInside(imagesDir, `${id}.jpg`, `${csvPath}:${line}: image_id`), id, label, listedAt: `${csvPath}:${line}` });
   }
   const set: LabeledImageSet = { classNames: [...PLANT_PATHOLOGY_2020_CLASSES], items, source: `plant-pathology-2020:${csvPath}` };
   if (!options.skipFileCheck) await checkFilesExist(set);
@@ -111,7 +113,7 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
 
   const nameOfKey = new Map<string, string>(); // canonical (sorted tokens) -> first spelling
   const tokenSet = new Set<string>();
-  const parsed: { file: string; name: string; key: string; tokens: string[] }[] = [];
+  const parsed: { file: string; name: string; key: string; tokens: string[]; line: number }[] = [];
   const seen = new Map<string, number>();
   for (let r = 0; r < table.rows.length; r++) {
     const row = table.rows[r];
@@ -128,7 +130,7 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
     const name = tokens.join(' ');
     if (!nameOfKey.has(key)) nameOfKey.set(key, name);
     for (const t of tokens) tokenSet.add(t);
-    parsed.push({ file: resolveInside(imagesDir, file, `${csvPath}:${line}: image`), name, key, tokens });
+    parsed.push({ file: resolveInside(imagesDir, file, `${csvPath}:${line}: image`), name, key, tokens, line });
   }
   const classNames = [...nameOfKey.values()].sort();
   const classIndex = new Map<string, number>();
@@ -139,6 +141,7 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
     id: basename(p.file, extname(p.file)),
     label: classIndex.get(p.key)!,
     labels: p.tokens.map((t) => labelNames.indexOf(t)).sort((a, b) => a - b),
+    listedAt: `${csvPath}:${p.line}`,
   }));
   const set: LabeledImageSet = { classNames, items, source: `plant-pathology-2021:${csvPath}`, labelNames };
   if (!options.skipFileCheck) await checkFilesExist(set);
@@ -151,6 +154,7 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
  */
 export async function readImageFolder(dir: string): Promise<LabeledImageSet> {
   const root = resolve(dir);
+  if (!(await isDirectory(root))) throw new Error(`dataset folder ${root} ${(await exists(root)) ? 'is not a folder' : 'does not exist'}`);
   const entries = await readdir(root, { withFileTypes: true });
   const classNames = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
   if (classNames.length === 0) throw new Error(`${root}: no class subfolders found (expected one folder per class)`);
@@ -175,6 +179,7 @@ export type DatasetLayout = 'plant-pathology-2020' | 'plant-pathology-2021' | 'i
  */
 export async function detectLayout(dir: string, options: { csv?: string } = {}): Promise<DatasetLayout> {
   const root = resolve(dir);
+  if (!(await isDirectory(root))) throw new Error(`dataset folder ${root} ${(await exists(root)) ? 'is not a folder' : 'does not exist'}`);
   const csvPath = join(root, options.csv ?? 'train.csv');
   if (await exists(csvPath)) {
     const table: CsvTable = await readCsv(csvPath, { strictWidth: false });

@@ -183,8 +183,10 @@ export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
   const unknown = Object.keys(c).filter((k) => !KEYS.includes(k as keyof TrainConfig));
   if (unknown.length) throw new ConfigError(source, `unknown key(s) ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${KEYS.join(', ')})`);
   if (c.data !== null && (typeof c.data !== 'string' || c.data === '')) bad('data', 'a folder path or null (synthetic)');
-  if (c.counts !== null) {
-    if (typeof c.counts !== 'object' || Array.isArray(c.counts)) bad('counts', 'an object {class: count} or null');
+  if (c.counts === null) {
+    if (c.data === null) throw new ConfigError(source, '"counts" null (--counts all: every image) needs a dataset folder ("data", --data); the synthetic leaves need counts per class');
+  } else {
+    if (typeof c.counts !== 'object' || Array.isArray(c.counts)) bad('counts', 'an object {class: count} or null (every image of a folder)');
     for (const [k, v] of Object.entries(c.counts)) if (!isInt(v) || v < 0) throw new ConfigError(source, `"counts.${k}" must be a non-negative integer, got ${JSON.stringify(v)}`);
   }
   if (!isInt(c.syntheticSeed)) bad('syntheticSeed', 'an integer');

@@ -8,7 +8,8 @@ import { DataLoader } from '../data/loader.js';
 import { trainTransform, evalTransform, type ImageTransform } from '../data/transforms.js';
 import { LEAF_CLASSES } from '../data/synthetic/labels.js';
 import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthetic/dataset.js';
-import { readdir } from 'node:fs/promises';
+import { readdir, access } from 'node:fs/promises';
+import { mapBounded, reasonOf, throwIfProblems, type DataProblem } from '@foliar/nn';
 import { existsSync } from 'node:fs';
 import { join, resolve, extname } from 'node:path';
 import type { TrainConfig, ExtraTrainImages, SplitIdLists } from './config.js';
@@ -22,6 +23,10 @@ export interface ImageSource {
 
 export interface PreparedData {
   classNames: string[];
+  /** The pool's origin (`image-folder:/data/leaves`, `synthetic(…)`). */
+  source: string;
+  /** How train/val/test were made, for messages (`valFraction 0.15, testFraction 0.15`). */
+  splitHow: string;
   /** One line describing where the images come from and how they were split. */
   description: string;
   train: LabeledImageSet;
@@ -65,9 +70,12 @@ function syntheticItems(ds: SyntheticLeafDataset, seed: number, list: LabeledIte
   });
 }
 
-/** A dataset folder (any supported layout), decoded by sharp straight to `size`, cached. */
-export async function folderSource(dir: string, size: number): Promise<ImageSource> {
-  const set = await readDataset(dir);
+/**
+ * A dataset folder (any supported layout), decoded by sharp straight to `size`, cached. Missing image
+ * files are an error here unless `skipFileCheck` (the trainer's dataset check lists them with the rest).
+ */
+export async function folderSource(dir: string, size: number, opts: { skipFileCheck?: boolean } = {}): Promise<ImageSource> {
+  const set = await readDataset(dir, { skipFileCheck: opts.skipFileCheck ?? false });
   return {
     set,
     open: (list) => new ImageFileDataset({ ...set, items: list }, { size, cache: true }),
@@ -149,13 +157,24 @@ export function explicitSplit(source: LabeledImageSet, split: SplitIdLists): { t
   return { train: pick('train'), val: pick('val'), test: pick('test') };
 }
 
+interface SplitResult {
+  source: ImageSource;
+  testSource: ImageSource;
+  pool: LabeledImageSet;
+  train: LabeledImageSet;
+  val: LabeledImageSet;
+  test: LabeledImageSet;
+  testDesc: string;
+  splitHow: string;
+}
+
 /** The seeded split of the config (or its explicit one) and where test images are loaded from. */
-async function splitData(config: TrainConfig): Promise<{ source: ImageSource; testSource: ImageSource; pool: LabeledImageSet; train: LabeledImageSet; val: LabeledImageSet; test: LabeledImageSet; testDesc: string }> {
+async function splitData(config: TrainConfig, skipFileCheck: boolean): Promise<SplitResult> {
   const size = config.imageSize;
-  const source = config.data === null ? syntheticSource(config.counts ?? {}, size, config.syntheticSeed) : await folderSource(config.data, size);
+  const source = config.data === null ? syntheticSource(config.counts ?? {}, size, config.syntheticSeed) : await folderSource(config.data, size, { skipFileCheck });
   if (config.split != null) { // `!=`: configs saved before the key existed lack it
     const parts = explicitSplit(source.set, config.split);
-    return { source, testSource: source, pool: source.set, ...parts, testDesc: `test ${parts.test.items.length} (explicit split)` };
+    return { source, testSource: source, pool: source.set, ...parts, testDesc: `test ${parts.test.items.length} (explicit split)`, splitHow: 'the explicit split' };
   }
   let heldOut: ImageSource | null = null;
   let pool = source.set;
@@ -178,18 +197,30 @@ async function splitData(config: TrainConfig): Promise<{ source: ImageSource; te
   let test = split.test;
   if (heldOut && rest) test = subsampleByClass(rest, capCounts(rest, config.heldOutTest), config.seed).subset;
   const testDesc = heldOut ? `held-out test ${test.items.length} (≤${config.heldOutTest}/class)` : `test ${test.items.length}`;
-  return { source, testSource: heldOut ?? source, pool, train: split.train, val: split.val, test, testDesc };
+  const splitHow = heldOut
+    ? `valFraction ${val}, test: ≤${config.heldOutTest} images per class from outside the pool`
+    : `valFraction ${val}, testFraction ${testF}`;
+  return { source, testSource: heldOut ?? source, pool, train: split.train, val: split.val, test, testDesc, splitHow };
 }
 
-export async function prepareData(config: TrainConfig): Promise<PreparedData> {
+export interface PrepareOptions {
+  /**
+   * Check the data before anything trains (default false; the trainer sets it): every image of every
+   * split decodes, every split is non-empty, every class with images reaches train, val and test, the
+   * training split holds a batch. All problems are thrown as one DatasetCheckError (checkData).
+   */
+  check?: boolean;
+  /** Images decoded at once by the check (default 8). */
+  concurrency?: number;
+}
+
+export async function prepareData(config: TrainConfig, opts: PrepareOptions = {}): Promise<PreparedData> {
   const size = config.imageSize;
-  const { source, testSource, pool, train, val, test, testDesc } = await splitData(config);
+  const check = opts.check ?? false;
+  const { source, testSource, pool, train, val, test, testDesc, splitHow } = await splitData(config, check);
   const classNames = [...pool.classNames];
   const trainCounts = classCounts(train);
-  trainCounts.forEach((n, c) => {
-    if (n === 0) console.warn(`warning: class "${classNames[c]}" has no training images`);
-  });
-  if (train.items.length < config.batchSize) {
+  if (!check && train.items.length < config.batchSize) {
     throw new Error(`training set has ${train.items.length} images, fewer than one batch of ${config.batchSize}`);
   }
   const extra = await readExtraTrain(config.extraTrain, classNames);
@@ -210,8 +241,10 @@ export async function prepareData(config: TrainConfig): Promise<PreparedData> {
   const evalLoader = (set: LabeledImageSet, src: ImageSource) =>
     new DataLoader(src.open(set.items), { batchSize: config.evalBatchSize, imageSize: size, shuffle: false, transform: evalTransform(size) });
   const extraDesc = extra.length ? ` + ${extraCounts.map((n, c) => (n ? `${n} extra ${classNames[c]}` : '')).filter(Boolean).join(', ')}` : '';
-  return {
+  const data: PreparedData = {
     classNames,
+    source: pool.source,
+    splitHow,
     description: `${pool.source}: train ${train.items.length}${extraDesc}, val ${val.items.length}, ${testDesc}`,
     train,
     val,
@@ -222,4 +255,76 @@ export async function prepareData(config: TrainConfig): Promise<PreparedData> {
     valLoader: evalLoader(val, source),
     testLoader: evalLoader(test, testSource),
   };
+  if (check) await checkData(data, { batchSize: config.batchSize, extra, concurrency: opts.concurrency });
+  else {
+    trainCounts.forEach((n, c) => {
+      if (n === 0 && extraCounts[c] === 0) console.warn(`warning: class "${classNames[c]}" has no training images`);
+    });
+  }
+  return data;
+}
+
+const PARTS = ['train', 'val', 'test'] as const;
+
+/**
+ * Checks prepared data before training, and throws one DatasetCheckError listing every problem:
+ * - a split (train, val, test) that is empty, and a training split smaller than one batch;
+ * - a class with images that the split leaves out of train, val or test ("too small for the split",
+ *   naming its counts); a class without any image (a count of 0) is only warned about;
+ * - every image of every split (and the extra training images) that is missing or does not decode,
+ *   with its file, CSV line, id and split. Images are decoded through the loaders' datasets (at the
+ *   training size, `concurrency` at a time), so the check fills their caches instead of decoding twice.
+ */
+export async function checkData(data: PreparedData, opts: { batchSize: number; extra?: LabeledItem[]; concurrency?: number }): Promise<void> {
+  const { classNames } = data;
+  const problems: DataProblem[] = [];
+  const extra = opts.extra ?? [];
+  const parts = { train: data.train, val: data.val, test: data.test };
+  const counts = { train: classCounts(data.train).map((n, c) => n + (data.extraCounts[c] ?? 0)), val: classCounts(data.val), test: classCounts(data.test) };
+  const sizes = { train: data.train.items.length + extra.length, val: data.val.items.length, test: data.test.items.length };
+  const perClass = (part: (typeof PARTS)[number]) => classNames.map((c, i) => `${c} ${counts[part][i]}`).join(', ');
+  for (const part of PARTS) {
+    if (sizes[part] === 0) problems.push({ why: `the ${part} split is empty (${data.splitHow}; pool per class: ${classNames.map((c, i) => `${c} ${PARTS.reduce((a, p) => a + counts[p][i]!, 0)}`).join(', ')})` });
+  }
+  if (sizes.train > 0 && sizes.train < opts.batchSize) {
+    problems.push({ why: `the training split has ${sizes.train} images, fewer than one batch of ${opts.batchSize} (${perClass('train')})` });
+  }
+  classNames.forEach((name, c) => {
+    const total = PARTS.reduce((a, p) => a + counts[p][c]!, 0);
+    if (total === 0) {
+      console.warn(`warning: class "${name}" has no images (its count is 0)`);
+      return;
+    }
+    const none = PARTS.filter((p) => counts[p][c] === 0 && sizes[p] > 0);
+    if (none.length) {
+      problems.push({
+        why: `class "${name}" is too small for the split (${data.splitHow}): its ${total} image${total === 1 ? '' : 's'} give train ${counts.train[c]}, val ${counts.val[c]}, test ${counts.test[c]}, none in ${none.join(' or ')}`,
+      });
+    }
+  });
+  // every image, through the dataset that training and evaluation read (the synthetic ones are rendered, not read)
+  const jobs: { item: LabeledItem; part: string; get: () => Promise<unknown> | unknown }[] = [];
+  const add = (items: LabeledItem[], ds: { get(i: number): unknown }, part: string, offset = 0) => {
+    items.forEach((item, i) => { if (!item.path.startsWith(SYNTHETIC_PREFIX)) jobs.push({ item, part, get: () => ds.get(offset + i) }); });
+  };
+  add(data.train.items, data.trainLoader.dataset, 'train');
+  add(extra, data.trainLoader.dataset, 'extra train', data.train.items.length);
+  add(data.val.items, data.valLoader.dataset, 'val');
+  add(data.test.items, data.testLoader.dataset, 'test');
+  const found = await mapBounded(jobs, opts.concurrency ?? 8, async ({ item, part, get }): Promise<DataProblem | null> => {
+    const where = { file: item.path, ...(item.listedAt ? { line: item.listedAt } : {}), id: item.id, part: `${part} split` };
+    try {
+      await access(item.path);
+    } catch {
+      return { ...where, why: 'file not found' };
+    }
+    try {
+      await get();
+      return null;
+    } catch (e) {
+      return { ...where, why: `does not decode: ${reasonOf(e, item.path)}` };
+    }
+  });
+  problems.push(...found.filter((p): p is DataProblem => p !== null));
+  throwIfProblems(`dataset ${data.source}`, problems);
 }

@@ -116,7 +116,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   // what killed writers left (temp files of atomic writes) goes before this run writes anything
   await cleanStaleTemps(runDir, { within: ['checkpoints'] });
 
-  const data = await prepareData(config);
+  const data = await prepareData(config, { check: true });
   const { classNames } = data;
   if (resumed && resumed.state.classNames.join('\n') !== classNames.join('\n')) {
     throw new Error(`${resumed.path}: checkpoint classes [${resumed.state.classNames.join(', ')}] differ from the data's [${classNames.join(', ')}]`);

@@ -10,13 +10,14 @@ import { ModelConfigError } from '../models/config-schema.js';
 import { loadVAE } from '../loading/models.js';
 import { readJson } from '../loading/files.js';
 import { FullFineTune, LoRA, TextualInversion, type FineTuneMethod } from '../training/methods/index.js';
-import { trainDreamBooth } from '../training/dreambooth.js';
+import { trainDreamBooth, existingClassImages } from '../training/dreambooth.js';
+import { checkTrainingImages, type ImageRef, type ImageGroup } from '../training/image-check.js';
 import { trainTextToImage } from '../training/text-to-image.js';
 import { trainVAE } from '../training/vae.js';
 import { prepareOutputDir, type TrainLoopOptions } from '../training/trainer.js';
 import type { DenoisingTrainOptions } from '../training/denoising.js';
 import type { ValidationOptions } from '../training/validation.js';
-import { listImageFiles, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readImageCsv, type CaptionedImage } from '../training/datasets.js';
+import { listImageFiles, readCaptionedFolder, readCaptionedCsv, readClassImageRefsFromCsv, readImageRefsCsv, type CaptionedImage } from '../training/datasets.js';
 import { int, posInt, nonNegInt, num, backendChoice } from './args.js';
 
 /** Options every training command shares (diffusers' script names, kebab-case). */
@@ -221,9 +222,14 @@ export function addTrainCommands(program: Command): void {
     if (!o.instanceDir === !o.instanceCsv) throw new InvalidArgumentError('give exactly one of --instance-dir or --instance-csv');
     if (o.instanceCsv && !o.instanceClass) throw new InvalidArgumentError('--instance-csv needs --instance-class (e.g. multiple_diseases)');
     const method = methodFrom(o);
-    const images = o.instanceDir
-      ? await listImageFiles(o.instanceDir)
-      : await readClassImagesFromCsv(o.instanceCsv!, o.instanceClass!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    const refs: ImageRef[] = o.instanceDir
+      ? (await listImageFiles(o.instanceDir)).map((path) => ({ path }))
+      : await readClassImageRefsFromCsv(o.instanceCsv!, o.instanceClass!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    // every image (and the class images a rerun reuses) before anything is written, loaded or generated
+    const groups: ImageGroup[] = [{ part: 'instance image', images: refs }];
+    if (o.classPrompt) groups.push({ part: 'class image', images: await existingClassImages(o.classDir ?? join(o.out, 'class_images'), o.numClassImages) });
+    await checkTrainingImages('dreambooth images', groups);
+    const images = refs.map((r) => r.path);
     await claimOutputDir(o);
     await initBackend(program);
     const pipe = await loadPipeline(o.model, o.tinyConfig);
@@ -242,6 +248,7 @@ export function addTrainCommands(program: Command): void {
       resolution: o.resolution,
       method,
       ...denoisingOptions(o),
+      checkImages: false, // checked above
     });
     report('dreambooth', r);
     method.dispose?.();
@@ -279,11 +286,11 @@ export function addTrainCommands(program: Command): void {
   } & DenoisingOpts) => {
     if (!o.data === !o.csv) throw new InvalidArgumentError('give exactly one of --data or --csv');
     const examples: CaptionedImage[] = o.data
-      ? await readCaptionedFolder(o.data, o.captionKey)
+      ? await readCaptionedFolder(o.data, o.captionKey, { checkFiles: false })
       : await readCaptionedCsv(o.csv!, { imageColumn: o.imageColumn, captionColumn: o.captionColumn, imageDir: o.imageDir, imageExt: o.imageExt, ...(o.captionTemplate ? { captionTemplate: o.captionTemplate } : {}) });
-    const missing = examples.find((e) => !existsSync(e.image));
-    if (missing) throw new Error(`image ${missing.image} not found`);
     const method = methodFrom(o);
+    // every image (missing ones too) before anything is written or loaded
+    await checkTrainingImages('train-text-to-image examples', [{ part: 'example', images: examples.map((e) => ({ path: e.image, ...(e.listedAt ? { listedAt: e.listedAt } : {}) })) }]);
     await claimOutputDir(o);
     await initBackend(program);
     const pipe = await loadPipeline(o.model, o.tinyConfig);
@@ -296,6 +303,7 @@ export function addTrainCommands(program: Command): void {
       resolution: o.resolution,
       method,
       ...denoisingOptions(o),
+      checkImages: false, // checked above
     });
     report('train-text-to-image', r);
     method.dispose?.();
@@ -324,7 +332,9 @@ export function addTrainCommands(program: Command): void {
   addCommonOptions(vae, { resolution: 256, steps: 1000, lrHelp: 'learning rate (default 1e-4)' });
   vae.action(async (o: CommonOpts & { model: string; vaeConfig?: string; data?: string; csv?: string; imageColumn: string; imageDir: string; imageExt: string; reconstruction: 'l1' | 'mse'; klWeight: number; validationSteps: number }) => {
     if (!o.data === !o.csv) throw new InvalidArgumentError('give exactly one of --data or --csv');
-    const images = o.data ? await listImageFiles(o.data) : await readImageCsv(o.csv!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    const refs: ImageRef[] = o.data ? (await listImageFiles(o.data)).map((path) => ({ path })) : await readImageRefsCsv(o.csv!, { imageColumn: o.imageColumn, imageDir: o.imageDir, imageExt: o.imageExt });
+    await checkTrainingImages('train-vae images', [{ part: 'image', images: refs }]);
+    const images = refs.map((r) => r.path);
     await claimOutputDir(o);
     await initBackend(program);
     let model: AutoencoderKL;
@@ -347,6 +357,7 @@ export function addTrainCommands(program: Command): void {
       reconstruction: o.reconstruction,
       klWeight: o.klWeight,
       validationSteps: o.validationSteps,
+      checkImages: false, // checked above
     });
     report('train-vae', r);
     model.dispose();

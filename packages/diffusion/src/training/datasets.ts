@@ -2,11 +2,14 @@ import { readFile, readdir } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { resolveInside } from '@foliar/tensor';
+import type { ImageRef } from './image-check.js';
 
 /** An image with its caption (text-to-image training). */
 export interface CaptionedImage {
   image: string;
   caption: string;
+  /** Where the image is listed (`<dir>/metadata.jsonl line 3`, `<csv> row 7`), for error messages. */
+  listedAt?: string;
 }
 
 const IMAGE_RE = /\.(png|jpe?g|webp)$/i;
@@ -71,7 +74,7 @@ function column(path: string, header: string[], name: string): number {
  * diffusers' imagefolder layout: `<dir>/metadata.jsonl` with one `{"file_name": …, "text": …}` per line
  * (the caption key is configurable), file names relative to the folder (a name leading outside it is refused).
  */
-export async function readCaptionedFolder(dir: string, captionKey = 'text'): Promise<CaptionedImage[]> {
+export async function readCaptionedFolder(dir: string, captionKey = 'text', opts: { checkFiles?: boolean } = {}): Promise<CaptionedImage[]> {
   const meta = join(dir, 'metadata.jsonl');
   if (!existsSync(meta)) throw new Error(`${dir} has no metadata.jsonl (diffusers imagefolder layout: {"file_name": …, "${captionKey}": …} per line)`);
   const out: CaptionedImage[] = [];
@@ -87,8 +90,9 @@ export async function readCaptionedFolder(dir: string, captionKey = 'text'): Pro
     if (typeof j.file_name !== 'string') throw new Error(`${meta} line ${i + 1}: no "file_name" string`);
     if (typeof j[captionKey] !== 'string') throw new Error(`${meta} line ${i + 1}: no "${captionKey}" string`);
     const image = resolveInside(dir, j.file_name, `${meta} line ${i + 1}: file_name`);
-    if (!existsSync(image)) throw new Error(`${meta} line ${i + 1}: image ${image} not found`);
-    out.push({ image, caption: j[captionKey] as string });
+    // the trainers' image check lists every missing file at once (checkFiles: false leaves it to them)
+    if ((opts.checkFiles ?? true) && !existsSync(image)) throw new Error(`${meta} line ${i + 1}: image ${image} not found`);
+    out.push({ image, caption: j[captionKey] as string, listedAt: `${meta} line ${i + 1}` });
   });
   if (!out.length) throw new Error(`${meta} lists no images`);
   return out;
@@ -127,7 +131,7 @@ export async function readCaptionedCsv(csv: string, o: CaptionCsvOptions = {}): 
       if (on.length !== 1) throw new Error(`${csv} row ${i + 2}: ${on.length} label columns hold 1 (expected exactly one of ${labels.map(([l]) => l).join(', ')})`);
       caption = o.captionTemplate.replaceAll('{label}', on[0]![0].replaceAll('_', ' '));
     } else caption = r[cap]!;
-    return { image, caption };
+    return { image, caption, listedAt: `${csv} row ${i + 2}` };
   });
 }
 
@@ -136,6 +140,14 @@ export async function readCaptionedCsv(csv: string, o: CaptionCsvOptions = {}): 
  * multiple_diseases, rust, scab; images at `<csv dir>/images/<image_id>.jpg`).
  */
 export async function readClassImagesFromCsv(csv: string, className: string, o: { imageColumn?: string; imageDir?: string; imageExt?: string } = {}): Promise<string[]> {
+  const refs = await readClassImageRefsFromCsv(csv, className, o);
+  const missing = refs.filter((r) => !existsSync(r.path));
+  if (missing.length) throw new Error(`${csv}: ${missing.length} of ${refs.length} '${className}' images are missing (first: ${missing[0]!.path}, ${missing[0]!.listedAt})`);
+  return refs.map((r) => r.path);
+}
+
+/** readClassImagesFromCsv's images with the CSV row of each, missing files included (the trainers' image check lists them). */
+export async function readClassImageRefsFromCsv(csv: string, className: string, o: { imageColumn?: string; imageDir?: string; imageExt?: string } = {}): Promise<ImageRef[]> {
   const { header, rows } = await readCsv(csv);
   const img = column(csv, header, o.imageColumn ?? 'image_id');
   const cls = column(csv, header, className);
@@ -143,21 +155,25 @@ export async function readClassImagesFromCsv(csv: string, className: string, o: 
   const out = rows
     .map((r, i) => [r, i] as const)
     .filter(([r]) => Number(r[cls]) === 1)
-    .map(([r, i]) => resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? '.jpg'}`, `${csv} row ${i + 2}: ${header[img]}`));
+    .map(([r, i]) => ({ path: resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? '.jpg'}`, `${csv} row ${i + 2}: ${header[img]}`), listedAt: `${csv} row ${i + 2}` }));
   if (!out.length) throw new Error(`${csv}: no row has ${className} = 1`);
-  const missing = out.filter((p) => !existsSync(p));
-  if (missing.length) throw new Error(`${csv}: ${missing.length} of ${out.length} '${className}' images are missing (first: ${missing[0]})`);
   return out;
 }
 
 /** Image paths from a CSV column (relative to `imageDir`, default the CSV's folder; `imageExt` appended). */
 export async function readImageCsv(csv: string, o: { imageColumn?: string; imageDir?: string; imageExt?: string } = {}): Promise<string[]> {
+  const refs = await readImageRefsCsv(csv, o);
+  const missing = refs.find((r) => !existsSync(r.path));
+  if (missing) throw new Error(`${missing.listedAt}: image ${missing.path} not found`);
+  return refs.map((r) => r.path);
+}
+
+/** readImageCsv's images with the CSV row of each, missing files included (the trainers' image check lists them). */
+export async function readImageRefsCsv(csv: string, o: { imageColumn?: string; imageDir?: string; imageExt?: string } = {}): Promise<ImageRef[]> {
   const { header, rows } = await readCsv(csv);
   const img = column(csv, header, o.imageColumn ?? 'file_name');
   const base = resolve(dirname(csv), o.imageDir ?? '.');
-  const out = rows.map((r, i) => resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? ''}`, `${csv} row ${i + 2}: ${header[img]}`));
+  const out = rows.map((r, i) => ({ path: resolveInside(base, `${r[img]!.trim()}${o.imageExt ?? ''}`, `${csv} row ${i + 2}: ${header[img]}`), listedAt: `${csv} row ${i + 2}` }));
   if (!out.length) throw new Error(`${csv} lists no images`);
-  const missing = out.findIndex((p) => !existsSync(p));
-  if (missing >= 0) throw new Error(`${csv} row ${missing + 2}: image ${out[missing]} not found`);
   return out;
 }

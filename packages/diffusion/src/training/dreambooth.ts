@@ -8,6 +8,7 @@ import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { checkTrainingImages, type ImageGroup } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';
 
@@ -33,6 +34,12 @@ export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'>
   learningRate?: number;
   /** Default: the instance prompt and DRIFT_PROBES. */
   validationPrompts?: string[];
+  /**
+   * Check every instance image file and the class images already in `classImagesDir` before anything
+   * is generated or trained; all problems are one DatasetCheckError (default true; the CLI checks
+   * before it loads the model and turns this off).
+   */
+  checkImages?: boolean;
 }
 
 export interface TrainResult {
@@ -46,6 +53,11 @@ export interface TrainResult {
 async function listImages(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
   return (await readdir(dir)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(dir, f));
+}
+
+/** The class images ensureClassImages would reuse from `dir` (the first `count`; none when the folder is absent). */
+export async function existingClassImages(dir: string, count: number): Promise<string[]> {
+  return (await listImages(dir)).slice(0, count);
 }
 
 /** Generates the class images the prior needs with the frozen base pipeline (seed = index), saved as PNG. */
@@ -79,11 +91,17 @@ export async function trainDreamBooth(pipe: StableDiffusionPipeline, cfg: DreamB
   const prior = Boolean(cfg.classPrompt);
   const bs = cfg.trainBatchSize ?? 1;
   if (!cfg.instanceImages.length) throw new Error('DreamBooth: no instance images');
+  const classDir = cfg.classImagesDir ?? join(out, 'class_images');
+  if (cfg.checkImages ?? true) {
+    const groups: ImageGroup[] = [{ part: 'instance image', images: cfg.instanceImages }];
+    if (prior) groups.push({ part: 'class image', images: await existingClassImages(classDir, cfg.numClassImages ?? 100) });
+    await checkTrainingImages('DreamBooth images', groups);
+  }
 
   // class images (before anything trains: the base model makes them)
   let classSrc: string[] = [];
   if (prior) {
-    const dir = cfg.classImagesDir ?? join(out, 'class_images');
+    const dir = classDir;
     classSrc = await ensureClassImages(pipe, cfg.classPrompt!, dir, cfg.numClassImages ?? 100, cfg.resolution, { quiet: !(cfg.progressBar ?? !cfg.quiet), steps: cfg.classInferenceSteps ?? 25 });
   }
 

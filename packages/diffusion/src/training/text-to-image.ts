@@ -4,19 +4,22 @@ import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { checkTrainingImages } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';
 
 export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'>, DenoisingTrainOptions, ValidationOptions {
-  /** Images (paths or decoded) with their captions. */
-  examples: { image: string | RgbLike; caption: string }[];
+  /** Images (paths or decoded) with their captions (and where each is listed, for error messages). */
+  examples: { image: string | RgbLike; caption: string; listedAt?: string }[];
   resolution: number;
   method: FineTuneMethod;
   /** Default 1e-4 (diffusers' train_text_to_image.py and its LoRA variant). */
   learningRate?: number;
   /** Default: the first four distinct captions. */
   validationPrompts?: string[];
+  /** Check every image file before training; all problems are one DatasetCheckError (default true). */
+  checkImages?: boolean;
 }
 
 /**
@@ -26,6 +29,10 @@ export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'
  */
 export async function trainTextToImage(pipe: StableDiffusionPipeline, cfg: TextToImageConfig): Promise<TrainResult> {
   if (!cfg.examples.length) throw new Error('text-to-image: no training examples');
+  if (cfg.checkImages ?? true) {
+    const images = cfg.examples.map((e) => (typeof e.image === 'string' ? { path: e.image, ...(e.listedAt ? { listedAt: e.listedAt } : {}) } : e.image));
+    await checkTrainingImages('text-to-image examples', [{ part: 'example', images }]);
+  }
   const seed = cfg.seed ?? 0;
   const bs = cfg.trainBatchSize ?? 1;
   const params = cfg.method.attach(pipe);

@@ -8,6 +8,7 @@ import { saveModel } from '../loading/models.js';
 import { tensorToImages } from '../cli/images.js';
 import { imagesToTensor, type RgbLike } from './images.js';
 import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { checkTrainingImages } from './image-check.js';
 import { toSquareImage, epochIndex } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';
 
@@ -16,6 +17,18 @@ export interface VAELossOptions {
   reconstruction?: 'l1' | 'mse';
   /** β of the KL term (default 1e-6, the LDM KL-f8 weight). */
   klWeight?: number;
+  /**
+   * Weight of an image-gradient term, mean |∇recon − ∇x| over horizontal and vertical neighbour
+   * differences (default 0). A lesion of a few pixels is a tiny share of the pixel loss but most of
+   * the gradient-domain error, so this term keeps small spots that plain L1 blurs away.
+   */
+  gradientWeight?: number;
+}
+
+/** Horizontal and vertical neighbour differences of an NCHW image. */
+function neighbourDiffs(x: Tensor): [Tensor, Tensor] {
+  const h = x.shape[2]!, w = x.shape[3]!;
+  return [x.narrow(3, 1, w - 1).sub(x.narrow(3, 0, w - 1)), x.narrow(2, 1, h - 1).sub(x.narrow(2, 0, h - 1))];
 }
 
 /**
@@ -23,7 +36,7 @@ export interface VAELossOptions {
  * rec the mean absolute (or squared) error per pixel, KL summed over latent dims and averaged over the
  * batch (diffusers' DiagonalGaussianDistribution.kl().mean()).
  */
-export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor } } {
+export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor } } {
   return tidy(() => {
     const post = vae.encode(x);
     const z = post.sample(gen);
@@ -31,7 +44,15 @@ export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELos
     const diff = recon.sub(x);
     const rec = (o.reconstruction ?? 'l1') === 'mse' ? diff.square().mean() : diff.abs().mean();
     const kl = post.kl().mean();
-    return { loss: rec.add(kl.mul(o.klWeight ?? 1e-6)), logs: { reconstruction: rec, kl } };
+    let loss = rec.add(kl.mul(o.klWeight ?? 1e-6));
+    const logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor } = { reconstruction: rec, kl };
+    if (o.gradientWeight) {
+      const [rx, ry] = neighbourDiffs(recon), [xx, xy] = neighbourDiffs(x);
+      const g = rx.sub(xx).abs().mean().add(ry.sub(xy).abs().mean());
+      loss = loss.add(g.mul(o.gradientWeight));
+      logs.gradient = g;
+    }
+    return { loss, logs };
   });
 }
 
@@ -42,9 +63,18 @@ export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, 
   /** Default 1e-4. */
   learningRate?: number;
   trainBatchSize?: number;
+  /**
+   * Train on random square crops of this side (a multiple of the downsampling) instead of whole
+   * images: the VAE is convolutional, so it learns the same local code several times faster per step
+   * (as SD's VAE trained on 256² crops and runs at 512²). Offsets are a pure function of (seed,
+   * step, image), so a resumed run crops exactly as an uninterrupted one. Default: whole images.
+   */
+  cropSize?: number;
   /** Every N steps, a grid of originals over reconstructions (the first `validationImages` images, default 4). */
   validationSteps?: number;
   validationImages?: number;
+  /** Check every image file before training; all problems are one DatasetCheckError (default true). */
+  checkImages?: boolean;
 }
 
 /**
@@ -55,8 +85,13 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
   if (!cfg.images.length) throw new Error('train-vae: no images');
   const down = 2 ** (vae.config.block_out_channels.length - 1);
   if (cfg.resolution % down) throw new RangeError(`train-vae: resolution ${cfg.resolution} is not a multiple of ${down} (the VAE's downsampling)`);
+  if (cfg.checkImages ?? true) await checkTrainingImages('VAE training images', [{ part: 'image', images: cfg.images }]);
   const seed = cfg.seed ?? 0;
   const bs = cfg.trainBatchSize ?? 1;
+  const crop = cfg.cropSize ?? cfg.resolution;
+  if (!Number.isInteger(crop) || crop < down || crop > cfg.resolution || crop % down) {
+    throw new RangeError(`train-vae: cropSize must be a multiple of ${down} (the VAE's downsampling) between ${down} and the resolution ${cfg.resolution}, got ${cfg.cropSize}`);
+  }
   const be = vae.encoder.convIn.weight.backend;
   const pixels: Tensor[] = [];
   for (const s of cfg.images) pixels.push(imagesToTensor([await toSquareImage(s, cfg.resolution)], be));
@@ -71,7 +106,12 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
         stateDict: () => new Map(vae.namedParameters()),
         ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => reconstructionGrid(vae, probe, step, cfg.outputDir) } : {}),
         loss: (k, gen) => {
-          const x = ft.cat(Array.from({ length: bs }, (_, i) => pixels[epochIndex(pixels.length, k * bs + i, seed)]!), 0);
+          const x = ft.cat(Array.from({ length: bs }, (_, i) => {
+            const img = pixels[epochIndex(pixels.length, k * bs + i, seed)]!;
+            if (crop === cfg.resolution) return img;
+            const [oy, ox] = cropOffsets(seed, k * bs + i, cfg.resolution - crop);
+            return img.narrow(2, oy, crop).narrow(3, ox, crop);
+          }), 0);
           return vaeLoss(vae, x, gen, cfg);
         },
       },
@@ -81,6 +121,17 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
   } finally {
     for (const p of pixels) p.dispose();
   }
+}
+
+/** Crop offsets in [0, range] for example `k`: a hash of (seed, k), so resuming reproduces them. */
+function cropOffsets(seed: number, k: number, range: number): [number, number] {
+  let h = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(k + 1, 0xc2b2ae35)) >>> 0;
+  const next = () => {
+    h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0x45d9f3b) >>> 0;
+    return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
+  };
+  return [Math.floor(next() * (range + 1)), Math.floor(next() * (range + 1))];
 }
 
 async function reconstructionGrid(vae: AutoencoderKL, probe: Tensor[], step: number, out: string): Promise<void> {
