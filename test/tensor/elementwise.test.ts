@@ -350,9 +350,11 @@ const NAN_OPS: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number)
   ['ge', (a, b) => F.ge(a, b), (a, b) => (a >= b ? 1 : 0)],
   ['eq self', (a) => F.eq(a, a), (a) => (a === a ? 1 : 0)],
   ['ne self', (a) => F.ne(a, a), (a) => (a !== a ? 1 : 0)],
+  // a float condition is true where it is not 0, NaN included (PyTorch's bool(NaN))
+  ['where(a, b, 0.5)', (a, b) => F.where(a, b, 0.5), (a, b) => (a !== 0 ? b : 0.5)],
 ];
 
-test('NaN and ±Inf as in PyTorch: relu, clamp, maximum, minimum propagate NaN; eq/ne/lt/le/gt/ge (NaN != NaN) (randomized, both backends)', async () => {
+test('NaN and ±Inf as in PyTorch: relu, clamp, maximum, minimum propagate NaN; eq/ne/lt/le/gt/ge (NaN != NaN); where with a NaN condition (randomized, both backends)', async () => {
   const { cpu, gpu } = backends();
   // flat, broadcast (strided kernel) and NaN in both operands
   const cases: [number[], number[]][] = [[[7], [7]], [[3, 5, 17], [5, 1]], [[1, 129, 3], [129, 3]]];

@@ -101,7 +101,8 @@ export const ELEMENTWISE = {
     cpu: (g, x) => g * (sig(1.702 * x) * (1 + 1.702 * x * (1 - sig(1.702 * x)))),
   },
   // ternary
-  where: { arity: 3, wgsl: 'select(c, b, a != 0.0)', cpu: (a, b, c) => (a !== 0 ? b : c) },
+  // a NaN condition is true (PyTorch's bool(NaN)); tested on the bits, as `NaN != 0.0` folded to false on lavapipe
+  where: { arity: 3, wgsl: 'select(c, b, a != 0.0 || f_isnan(a))', cpu: (a, b, c) => (a !== 0 ? b : c) },
   // clamp backward: pass the gradient where p0 <= x <= p1 (x = b)
   clamp_grad: {
     arity: 2,
