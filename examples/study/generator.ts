@@ -67,7 +67,7 @@ export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLik
   try {
     const r = await trainVAE(vae, {
       ...loop(dir, seed, signal, p.vae.steps), images, resolution: p.imageSize, maxTrainSteps: p.vae.steps, learningRate: p.vae.lr,
-      trainBatchSize: p.vae.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: p.vae.steps,
+      trainBatchSize: p.vae.batch, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: Math.ceil(p.vae.steps / 4),
     });
     checkInterrupted(r, 'VAE training');
     const { std, factor } = await setScalingFactor(join(dir, 'final'), images);

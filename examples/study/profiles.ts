@@ -20,7 +20,7 @@ export interface StudyProfile {
   /** Generator pretraining pool (examples/study/pretrain.ts): common-class images per class, at most. */
   pretrain: { perClass: number };
   /** latentChannels: SD's VAE has 4; more keep small lesions through the bottleneck at no UNet cost (only its first and last conv widen). */
-  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number };
+  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number; cropSize?: number; gradientWeight?: number };
   base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };

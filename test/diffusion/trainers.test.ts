@@ -58,6 +58,64 @@ test('VAE loss = reconstruction + β·KL, recomputed on the host from the same s
   vae.dispose();
 });
 
+test('VAE gradient term: mean |∇recon − ∇x| over horizontal and vertical neighbours, recomputed on the host', async () => {
+  ft.manualSeed(3);
+  const vae = new AutoencoderKL(vaeCfg);
+  const x = imagesToTensor(leafImages(2, 16, 'rust'));
+  const plain = ft.noGrad(() => vaeLoss(vae, x, new ft.Generator(5)));
+  const r = ft.noGrad(() => vaeLoss(vae, x, new ft.Generator(5), { gradientWeight: 0.5 }));
+  const y = ft.noGrad(() => vae.decode(vae.encode(x).sample(new ft.Generator(5))));
+  const [xd, yd] = await Promise.all([x.data(), y.data()]);
+  const [n, c, h, w] = x.shape as number[];
+  let gx = 0, gy = 0;
+  const at = (d: ArrayLike<number>, b: number, k: number, i: number, j: number) => d[((b * c! + k) * h! + i) * w! + j]!;
+  for (let b = 0; b < n!; b++) for (let k = 0; k < c!; k++) for (let i = 0; i < h!; i++) for (let j = 0; j < w!; j++) {
+    if (j + 1 < w!) gx += Math.abs(at(yd, b, k, i, j + 1) - at(yd, b, k, i, j) - (at(xd, b, k, i, j + 1) - at(xd, b, k, i, j)));
+    if (i + 1 < h!) gy += Math.abs(at(yd, b, k, i + 1, j) - at(yd, b, k, i, j) - (at(xd, b, k, i + 1, j) - at(xd, b, k, i, j)));
+  }
+  const g = gx / (n! * c! * h! * (w! - 1)) + gy / (n! * c! * (h! - 1) * w!);
+  const got = await r.logs.gradient!.item();
+  assert.ok(Math.abs(got - g) <= 1e-4 * g, `gradient term ${got} vs ${g}`);
+  assert.ok(Math.abs((await r.loss.item()) - ((await plain.loss.item()) + 0.5 * g)) <= 1e-4 * g, 'loss = plain loss + weight · gradient term');
+  assert.is(plain.logs.gradient, undefined, 'no gradient term by default');
+  // identical images have no gradient-domain error
+  const same = ft.noGrad(() => {
+    const [a, b2] = [x, x];
+    const d = a.narrow(3, 1, w! - 1).sub(a.narrow(3, 0, w! - 1)).sub(b2.narrow(3, 1, w! - 1).sub(b2.narrow(3, 0, w! - 1)));
+    return d.abs().mean();
+  });
+  assert.is(await same.item(), 0);
+  for (const t of [plain.loss, plain.logs.reconstruction, plain.logs.kl, r.loss, r.logs.reconstruction, r.logs.kl, r.logs.gradient!, y, x, same]) t.dispose();
+  vae.dispose();
+});
+
+test('trainVAE on random crops: same crops after a resume, bad crop sizes refused', async () => {
+  const run = async (out: string, steps: number, resume: boolean) => {
+    ft.manualSeed(6);
+    const vae = new AutoencoderKL(vaeCfg);
+    const r = await trainVAE(vae, { images: leafImages(3, 16, 'scab'), resolution: 16, cropSize: 8, gradientWeight: 1, learningRate: 3e-3, maxTrainSteps: steps, trainBatchSize: 2, outputDir: out, quiet: true, checkpointingSteps: 3, resumeFrom: resume ? 'latest' : null, seed: 1 });
+    const w = await vae.encoder.convIn.weight.data();
+    vae.dispose();
+    return { losses: r.losses, w: Array.from(w) };
+  };
+  const whole = await run(join(dir, 'vae-crop-a'), 6, false);
+  await run(join(dir, 'vae-crop-b'), 3, false);
+  const resumed = await run(join(dir, 'vae-crop-b'), 6, true);
+  assert.equal(resumed.w, whole.w, 'resumed weights equal the uninterrupted run');
+  assert.equal(resumed.losses.slice(-3), whole.losses.slice(-3), 'the same crops after the resume');
+  for (const bad of [3, 7, 32, 0]) {
+    const vae = new AutoencoderKL(vaeCfg);
+    try {
+      await trainVAE(vae, { images: leafImages(1, 16, 'scab'), resolution: 16, cropSize: bad, maxTrainSteps: 1, outputDir: join(dir, `vae-bad-${bad}`), quiet: true });
+      assert.unreachable(`cropSize ${bad} accepted`);
+    } catch (e) {
+      assert.match((e as Error).message, /cropSize must be a multiple of 2/, `cropSize ${bad}`);
+    } finally {
+      vae.dispose();
+    }
+  }
+});
+
 test('trainVAE: a short run lowers the reconstruction loss and saves a loadable diffusers VAE', async () => {
   ft.manualSeed(4);
   const vae = new AutoencoderKL(vaeCfg);
