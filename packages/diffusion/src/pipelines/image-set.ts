@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cat, randn, Generator, type Tensor } from '@foliar/tensor';
-import { writePng, Progress, type RgbImage } from '@foliar/nn';
+import { writePng, Progress, cleanStaleTemps, filterJsonl, type RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from './stable-diffusion.js';
 import { tensorToImages } from '../cli/images.js';
 
@@ -54,6 +54,10 @@ export async function generateImageSet(pipe: StableDiffusionPipeline, o: ImageSe
   const seed0 = o.seed ?? 0;
   const prefix = o.prefix ?? 'img';
   await mkdir(o.outDir, { recursive: true });
+  // what a killed run left: temp files of images half-written, seeds.jsonl lines torn or of images never written
+  await cleanStaleTemps(o.outDir, { depth: 0 });
+  const seeds = join(o.outDir, 'seeds.jsonl');
+  await filterJsonl(seeds, (r) => typeof r.file === 'string' && existsSync(join(o.outDir, r.file)));
   const files = Array.from({ length: o.count }, (_, i) => join(o.outDir, imageSetFile(prefix, i, seed0 + i)));
   const todo = files.map((f, i) => (existsSync(f) ? -1 : i)).filter((i) => i >= 0);
   const sample = pipe.unet.config.sample_size ?? 64;
@@ -84,8 +88,10 @@ export async function generateImageSet(pipe: StableDiffusionPipeline, o: ImageSe
     r.latents.dispose();
     for (let j = 0; j < idx.length; j++) {
       const i = idx[j]!;
+      // the line before the image: a kill between the two leaves a line whose image is missing, which
+      // the next run drops (the other order would leave an image seeds.jsonl never mentions)
+      await appendFile(seeds, JSON.stringify({ file: imageSetFile(prefix, i, seed0 + i), prompt: o.prompt, seed: seed0 + i, steps: o.numInferenceSteps ?? 50, guidance: o.guidanceScale ?? 7.5 }) + '\n');
       writePng(files[i]!, imgs[j]!);
-      await appendFile(join(o.outDir, 'seeds.jsonl'), JSON.stringify({ file: imageSetFile(prefix, i, seed0 + i), prompt: o.prompt, seed: seed0 + i, steps: o.numInferenceSteps ?? 50, guidance: o.guidanceScale ?? 7.5 }) + '\n');
       await o.onImage?.(i, imgs[j]!);
     }
     bar?.update(Math.min(todo.length, k + bs));

@@ -1,7 +1,7 @@
 import { mkdir, readdir, appendFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writePng, Progress } from '@foliar/nn';
+import { writePng, Progress, cleanStaleTemps, filterJsonl } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
@@ -63,6 +63,10 @@ export async function existingClassImages(dir: string, count: number): Promise<s
 /** Generates the class images the prior needs with the frozen base pipeline (seed = index), saved as PNG. */
 export async function ensureClassImages(pipe: StableDiffusionPipeline, prompt: string, dir: string, count: number, size: number, opts: { steps?: number; quiet?: boolean } = {}): Promise<string[]> {
   await mkdir(dir, { recursive: true });
+  // what a killed run left: temp files of images half-written, seeds.jsonl lines torn or of images never written
+  await cleanStaleTemps(dir, { depth: 0 });
+  const seeds = join(dir, 'seeds.jsonl');
+  await filterJsonl(seeds, (r) => typeof r.file === 'string' && existsSync(join(dir, r.file)));
   const have = await listImages(dir);
   if (have.length >= count) return have.slice(0, count);
   const bar = opts.quiet ? null : new Progress({ total: count - have.length, label: 'class images', unit: 'img/s' });
@@ -71,8 +75,11 @@ export async function ensureClassImages(pipe: StableDiffusionPipeline, prompt: s
     const [img] = await tensorToImages(r.images);
     r.images.dispose();
     r.latents.dispose();
-    writePng(join(dir, `class-${String(i).padStart(4, '0')}-seed${i}.png`), img!);
-    await appendFile(join(dir, 'seeds.jsonl'), JSON.stringify({ file: `class-${String(i).padStart(4, '0')}-seed${i}.png`, prompt, seed: i, steps: opts.steps ?? 25 }) + '\n');
+    const file = `class-${String(i).padStart(4, '0')}-seed${i}.png`;
+    // the line before the image: a kill between the two leaves a line whose image is missing, which
+    // the next run drops (the other order would leave an image seeds.jsonl never mentions)
+    await appendFile(seeds, JSON.stringify({ file, prompt, seed: i, steps: opts.steps ?? 25 }) + '\n');
+    writePng(join(dir, file), img!);
     bar?.increment();
   }
   bar?.stop();

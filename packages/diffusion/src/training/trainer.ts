@@ -148,6 +148,18 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
       await appendFile(log, JSON.stringify({ step, loss, ...logSums, lr, grad_norm: gradNorm, live_buffers: m.liveBuffers, peak_bytes: m.peakBytes, seconds: (performance.now() - t0) / 1000 }) + '\n');
       bar?.update(step, { loss, lr });
       o.onStep?.({ step, loss, lr });
+      // validation before this step's checkpoint: a run killed while validating resumes from the
+      // previous checkpoint and validates again (after the checkpoint, the grid would be lost for good)
+      if (h.validate && h.validationSteps && step % h.validationSteps === 0) {
+        try {
+          await h.validate(step);
+        } catch (e) {
+          // a failing validation (e.g. a user's onValidation scorer) must not lose the training so far
+          const dir = join(ckDir, `checkpoint-${step}`);
+          if (!existsSync(join(dir, 'state.json'))) await saveCheckpoint(dir, { ...ck, step });
+          throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; resume with 'latest')`, { cause: e });
+        }
+      }
       if (o.signal?.aborted && step < o.maxTrainSteps) {
         interrupted = true;
         await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
@@ -158,16 +170,6 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
         await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
         await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
         writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
-      }
-      if (h.validate && h.validationSteps && step % h.validationSteps === 0) {
-        try {
-          await h.validate(step);
-        } catch (e) {
-          // a failing validation (e.g. a user's onValidation scorer) must not lose the training so far
-          const dir = join(ckDir, `checkpoint-${step}`);
-          if (!existsSync(join(dir, 'state.json'))) await saveCheckpoint(dir, { ...ck, step });
-          throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; resume with 'latest')`, { cause: e });
-        }
       }
     }
     bar?.stop();
@@ -292,9 +294,23 @@ async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promi
   if (s.ema) await saveSafetensors(new Map(s.ema.map((e, i) => [String(i), e])), join(tmp, 'ema.safetensors'));
   const state: CkMeta = { step: s.step, optimizer: os.meta, scheduler: s.sched.state(), generator: s.gen.getState(), losses: s.losses };
   await ft.writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(state));
-  // the folder appears complete or not at all
-  await rm(dir, { recursive: true, force: true });
+  // the folder appears complete or not at all; one already there (the same step saved again, as when
+  // a finished run is resumed) is moved out of the way first, never deleted in place: a kill half-way
+  // through deleting it would leave a checkpoint-<step> without some of its files for the next resume
+  if (existsSync(dir)) await removeCheckpointDir(dir);
   await rename(tmp, dir);
+}
+
+/**
+ * Deletes a checkpoint folder: renamed to `<dir>.old.partial-<pid>` first (one atomic step; the start
+ * of the next run removes such folders), then deleted, so no half-deleted `checkpoint-<step>` is ever
+ * left for `latestCheckpoint` to pick.
+ */
+async function removeCheckpointDir(dir: string): Promise<void> {
+  const old = `${dir}.old.partial-${process.pid}`;
+  await rm(old, { recursive: true, force: true });
+  await rename(dir, old);
+  await rm(old, { recursive: true, force: true });
 }
 
 /** state.json, checked: a tampered step or history would resume at the wrong place; errors name the file and field. */
@@ -364,5 +380,5 @@ export async function latestCheckpoint(dir: string): Promise<string | null> {
 
 async function pruneCheckpoints(dir: string, keep: number): Promise<void> {
   const steps = (await readdir(dir)).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
-  for (const s of steps.slice(0, Math.max(0, steps.length - keep))) await rm(join(dir, `checkpoint-${s}`), { recursive: true, force: true });
+  for (const s of steps.slice(0, Math.max(0, steps.length - keep))) await removeCheckpointDir(join(dir, `checkpoint-${s}`));
 }
