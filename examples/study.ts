@@ -3,14 +3,16 @@
  * compared with the simple controls, over several seeds?
  *
  *   data        deduplicate by decoded pixels; one stratified train/val/test split per seed (splits.json)
- *   arms        baseline · oversample · class_weight (the simple controls)
  *   pretrain    VAE and base text-to-image model, once for all seeds, on images no seed evaluates on, never the rare class
+ *   per seed:
+ *   instrument  a class-balanced gate classifier (longer than an arm, chosen on validation, never tested)
  *   dreambooth  with and without prior preservation, on exactly the rare-class images of the training split
+ *   gates       VAE, base model and DreamBooth quality numbers, first, so a reader sees the generator's quality early
+ *   arms        baseline · oversample · class_weight (the simple controls)
  *   synthetic   N images per DreamBooth model, and N of the base model's class prompt (the control arm)
- *   instrument  a class-balanced gate classifier per seed (longer than an arm, chosen on validation, never tested)
  *   verify      the gate classifier scores the synthetic images; threshold fixed on validation
  *   arms        control · dreambooth · dreambooth_no_prior · dreambooth_filtered (+N images each)
- *   gates       VAE, base model and DreamBooth quality numbers; drift with and without prior preservation
+ *   drift       with and without prior preservation
  *   report      report.json / report.md / report.html (self-contained), predictions per arm and seed
  *
  *   npm run study                                     # quick profile, embedded procedural leaves
@@ -163,13 +165,12 @@ try {
   for (const [si, seed] of P.seeds.entries()) {
     const split = splits[si]!;
     const splitDep = splitStage(split, out);
-    // ---- the simple controls
-    const ctl: Record<string, StageResult<ArmRun>> = {};
-    for (const spec of controls) {
-      ctl[spec.name] = await runArm(runner, spec, seed, classifierBase, split, [splitDep], stop.signal);
-      addRun(spec, ctl[spec.name]!);
-      tick();
-    }
+    // ---- the gates' instrument: class-balanced, longer than an arm, chosen on validation, never tested
+    const inst = await trainGateClassifier(runner, seed, classifierBase, P.gateClassifier, split, [splitDep], stop.signal);
+    gates.push(...gateClassifierEntries(inst.value, seed, split.val.items.length));
+    tick();
+    const loaded = await loadTrainedModel(inst.value.checkpoint);
+    const scorer = classifierScorer(loaded.model, { classNames, imageSize: P.imageSize });
     // ---- DreamBooth's instance images: exactly the rare class of this seed's training split
     const rareTrain = itemsOf(split.train, rare);
     instanceIds[String(seed)] = rareTrain.map((it) => it.id).sort();
@@ -186,6 +187,50 @@ try {
       );
       tick();
     }
+    // ---- gates (before the arms: a reader sees the generator's quality first)
+    const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
+      const entries: GateEntry[] = [];
+      let scalingFactor: number | null = null;
+      if (vaeStage) {
+        const vae = await loadVAE(vaeStage.value.model);
+        const valItems = split.val.items.slice(0, P.gates.vaeImages);
+        const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
+        entries.push(...r.entries);
+        scalingFactor = r.scalingFactor;
+        vae.dispose();
+      }
+      const baseGen = await gen(baseModel);
+      // each class prompt's samples under real training images of that class
+      const condSamples = new Map<string, RgbImage[]>();
+      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed, onSamples: (c, imgs) => condSamples.set(c, imgs.slice(0, 8)) })));
+      const condRows: { label: string; images: RgbImage[] }[] = [];
+      for (const c of common) condRows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: condSamples.get(c) ?? [] });
+      await labelledGrid(condRows, join(dir, 'conditioning.png'));
+      const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
+      baseGen.dispose?.();
+      const grids: { label: string; images: typeof baseSamples }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
+      for (const v of dbVariants) {
+        const dbGen = await gen(dbStages[v.name]!.value.model);
+        const r = await dreamboothGate({ generate: dbGen.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareImages, baseSamples, seed, stage: v.name });
+        dbGen.dispose?.();
+        entries.push(...r.entries);
+        grids.push({ label: `${v.name}: instance prompt`, images: r.samples.slice(0, 8) });
+      }
+      await labelledGrid(grids, join(dir, 'samples.png'));
+      return { entries, scalingFactor };
+    });
+    gates.push(...g.value.entries);
+    relImage(join(g.dir, 'samples.png'), `seed ${seed}: real ${rare} training images, base-model class-prompt samples, DreamBooth instance-prompt samples`, 'gates');
+    relImage(join(g.dir, 'conditioning.png'), `seed ${seed}: each class prompt of the base model under real training images of that class`, 'gates');
+    tick();
+    // ---- the simple controls
+    const ctl: Record<string, StageResult<ArmRun>> = {};
+    for (const spec of controls) {
+      ctl[spec.name] = await runArm(runner, spec, seed, classifierBase, split, [splitDep], stop.signal);
+      addRun(spec, ctl[spec.name]!);
+      tick();
+    }
     // ---- synthetic sets
     const setSeed = 1_000_000 * (seed + 1);
     const sample = (name: string, model: string, p: string, dep: StageResult<unknown>) =>
@@ -197,13 +242,7 @@ try {
     const dbSets: Record<string, StageResult<{ dir: string; files: string[] }>> = {};
     for (const v of dbVariants) dbSets[v.name] = await sample(v.name, dbStages[v.name]!.value.model, instancePrompt, dbStages[v.name]!);
     tick();
-    // ---- verification: a classifier that does recognise the rare class; threshold on validation only
-    // ---- the gates' instrument: class-balanced, longer than an arm, chosen on validation, never tested
-    const inst = await trainGateClassifier(runner, seed, classifierBase, P.gateClassifier, split, [splitDep], stop.signal);
-    gates.push(...gateClassifierEntries(inst.value, seed, split.val.items.length));
-    tick();
-    const loaded = await loadTrainedModel(inst.value.checkpoint);
-    const scorer = classifierScorer(loaded.model, { classNames, imageSize: P.imageSize });
+    // ---- verification: the gate classifier scores the synthetic images; threshold on validation only
     const valRare = await imagesOf(data, itemsOf(split.val, rare));
     const valOther = await imagesOf(data, common.flatMap((c) => itemsOf(split.val, c)));
     const readSet = async (files: string[]) => Promise.all(files.map(async (f) => readPng(f)));
@@ -243,43 +282,6 @@ try {
       addRun(spec, await runArm(runner, spec, seed, classifierBase, split, [splitDep, dep], stop.signal));
       tick();
     }
-    // ---- gates
-    const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
-      const entries: GateEntry[] = [];
-      let scalingFactor: number | null = null;
-      if (vaeStage) {
-        const vae = await loadVAE(vaeStage.value.model);
-        const valItems = split.val.items.slice(0, P.gates.vaeImages);
-        const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
-        entries.push(...r.entries);
-        scalingFactor = r.scalingFactor;
-        vae.dispose();
-      }
-      const baseGen = await gen(baseModel);
-      // each class prompt's samples under real training images of that class
-      const condSamples = new Map<string, RgbImage[]>();
-      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed, onSamples: (c, imgs) => condSamples.set(c, imgs.slice(0, 8)) })));
-      const condRows: { label: string; images: RgbImage[] }[] = [];
-      for (const c of common) condRows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: condSamples.get(c) ?? [] });
-      await labelledGrid(condRows, join(dir, 'conditioning.png'));
-      const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
-      baseGen.dispose?.();
-      const grids: { label: string; images: typeof baseSamples }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
-      for (const v of dbVariants) {
-        const dbGen = await gen(dbStages[v.name]!.value.model);
-        const r = await dreamboothGate({ generate: dbGen.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareImages, baseSamples, seed, stage: v.name });
-        dbGen.dispose?.();
-        entries.push(...r.entries);
-        grids.push({ label: `${v.name}: instance prompt`, images: r.samples.slice(0, 8) });
-      }
-      await labelledGrid(grids, join(dir, 'samples.png'));
-      return { entries, scalingFactor };
-    });
-    gates.push(...g.value.entries);
-    relImage(join(g.dir, 'samples.png'), `seed ${seed}: real ${rare} training images, base-model class-prompt samples, DreamBooth instance-prompt samples`, 'gates');
-    relImage(join(g.dir, 'conditioning.png'), `seed ${seed}: each class prompt of the base model under real training images of that class`, 'gates');
-    tick();
     // ---- drift, with and without prior preservation
     const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES }, [baseStage, ...Object.values(dbStages), inst], async (dir) => {
       const entries: DriftEntry[] = [];

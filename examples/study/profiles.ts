@@ -58,7 +58,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     pretrain: { perClass: 400 },
     // 4 latent channels lost the rust spots (L1 plateau 0.07 from step ~600 of 1,000; docs/study-quick)
     vae: { steps: 800, batch: 8, lr: 1e-3, blockOutChannels: [16, 32, 32], latentChannels: 8 },
-    base: { steps: 1600, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
+    base: { steps: 1200, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
     dreambooth: { steps: 200, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1, trainTextEncoder: false },
     synthetic: { count: 400, steps: 6, guidance: 5, batch: 16 },
     gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 6 },
