@@ -98,8 +98,8 @@ test('wrong types and ranges name the file, the field and the value (the UNet)',
     [{ cross_attention_dim: null }, 'missing required field cross_attention_dim'],
     [{ norm_num_groups: 0 }, 'norm_num_groups must be a positive integer, got 0'],
     [{ norm_num_groups: 3 }, 'norm_num_groups 3 does not divide block_out_channels entry 8'],
-    [{ down_block_types: ['DownBlock2D'] }, '1 down / 2 up blocks for 2 block_out_channels'],
-    [{ up_block_types: ['UpBlock2D', 'UpBlock2D', 'UpBlock2D'] }, '2 down / 3 up blocks for 2 block_out_channels'],
+    [{ down_block_types: ['DownBlock2D'] }, 'down_block_types has 1 entries and up_block_types 2 for 2 block_out_channels'],
+    [{ up_block_types: ['UpBlock2D', 'UpBlock2D', 'UpBlock2D'] }, 'down_block_types has 2 entries and up_block_types 3 for 2 block_out_channels'],
     [{ down_block_types: ['DownBlock2D', 'SimpleCrossAttnDownBlock2D'] }, "down_block_types must be a non-empty array of 'DownBlock2D' / 'CrossAttnDownBlock2D', got"],
     [{ attention_head_dim: [4, 4, 4] }, 'attention_head_dim has 3 entries for 2 block_out_channels'],
     [{ attention_head_dim: '8' }, 'attention_head_dim must be a positive integer or a non-empty array of positive integers, got "8"'],
@@ -125,7 +125,7 @@ test('the VAE, the text encoder: scaling_factor "abc", negative eps, unsupported
     [{ scaling_factor: -0.18 }, 'scaling_factor must be a finite number > 0, got -0.18'],
     [{ shift_factor: 'x' }, 'shift_factor must be a finite number or null, got "x"'],
     [{ latent_channels: 0 }, 'latent_channels must be a positive integer, got 0'],
-    [{ up_block_types: ['UpDecoderBlock2D'] }, '2 down / 1 up blocks for 2 block_out_channels'],
+    [{ up_block_types: ['UpDecoderBlock2D'] }, 'down_block_types has 2 entries and up_block_types 1 for 2 block_out_channels'],
     [{ norm_num_groups: 5 }, 'norm_num_groups 5 does not divide'],
     [{ use_quant_conv: 1 }, 'use_quant_conv must be true or false, got 1'],
     [{ latents_mean: [0, 0, 0, 0] }, 'latents_mean = [0,0,0,0] is not supported (only null)'],
@@ -166,7 +166,7 @@ test('configs built in code are checked the same way (NaN and Infinity included)
   throwsMsg(() => new CLIPTextModel({ layer_norm_eps: -1 }), /^text encoder config: layer_norm_eps/);
   throwsMsg(() => new DDIMScheduler({ beta_end: -1 }), /^DDIMScheduler config: beta_end must be a number in \(0, 1\), got -1$/);
   throwsMsg(() => new DDPMScheduler({ beta_start: 0.02, beta_end: 0.01 }), /beta_start \(0\.02\) must be below beta_end \(0\.01\)/);
-  throwsMsg(() => new EulerDiscreteScheduler({ num_train_timesteps: 0 }), /num_train_timesteps must be a positive integer, got 0/);
+  throwsMsg(() => new EulerDiscreteScheduler({ num_train_timesteps: 0 }), /num_train_timesteps must be a positive integer ≤ 1,000,000, got 0/);
   throwsMsg(() => new DPMSolverMultistepScheduler({ solver_order: 3 }), /solver_order must be one of 1, 2, got 3/);
   throwsMsg(() => schedulerFromConfig({ _class_name: 'DDIMScheduler', beta_end: Number.NaN }), /beta_end .* got NaN/);
   throwsMsg(() => new DDIMScheduler({ thresholding: true }), /thresholding = true is not supported/);
@@ -195,7 +195,7 @@ test('scheduler_config.json: beta_end -1, beta_start >= beta_end, missing schedu
     [{ beta_end: 'abc' }, 'beta_end must be a number in (0, 1), got "abc"'],
     [{ beta_start: 0.02, beta_end: 0.012 }, 'beta_start (0.02) must be below beta_end (0.012)'],
     [{ beta_schedule: 'cosine' }, 'beta_schedule must be one of "linear", "scaled_linear", "squaredcos_cap_v2", got "cosine"'],
-    [{ num_train_timesteps: 1.5 }, 'num_train_timesteps must be a positive integer, got 1.5'],
+    [{ num_train_timesteps: 1.5 }, 'num_train_timesteps must be a positive integer ≤ 1,000,000, got 1.5'],
     [{ prediction_type: 'noise' }, 'prediction_type must be one of "epsilon", "v_prediction", "sample", got "noise"'],
     [{ steps_offset: -1 }, 'steps_offset must be a non-negative integer, got -1'],
     [{ beta_schedule: undefined }, 'missing required field beta_schedule'],

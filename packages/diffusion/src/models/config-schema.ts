@@ -45,6 +45,10 @@ export const rule = {
   posInt: { want: 'a positive integer', ok: (v: unknown) => isInt(v) && v > 0 } as FieldRule,
   nonNegInt: { want: 'a non-negative integer', ok: (v: unknown) => isInt(v) && v >= 0 } as FieldRule,
   oddPosInt: { want: 'an odd positive integer', ok: (v: unknown) => isInt(v) && v > 0 && v % 2 === 1 } as FieldRule,
+  /** A positive integer up to `max` (a size that arrays are allocated from). */
+  posIntAtMost(max: number): FieldRule {
+    return { want: `a positive integer ≤ ${max.toLocaleString('en-US')}`, ok: (v) => isInt(v) && v > 0 && v <= max };
+  },
   finite: { want: 'a finite number', ok: isNum } as FieldRule,
   finitePos: { want: 'a finite number > 0', ok: (v: unknown) => isNum(v) && v > 0 } as FieldRule,
   unitOpen: { want: 'a number in (0, 1)', ok: (v: unknown) => isNum(v) && v > 0 && v < 1 } as FieldRule,
@@ -105,11 +109,22 @@ export function checkUnsupported(c: Record<string, unknown>, defaults: Readonly<
   }
 }
 
-/** `defaults` overridden by the fields `r` sets (an `undefined` from code keeps the default). */
+/**
+ * `defaults` overridden by the fields `r` sets (an `undefined` from code keeps the default). Every
+ * field is defined as data: a `"__proto__"` key in a config.json stays an (ignored) key, where an
+ * assignment would have replaced the result's prototype with the file's object.
+ */
 export function withDefaults<T extends object>(defaults: T, r: Record<string, unknown>): T & Record<string, unknown> {
   const out = Object.assign({}, defaults) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(r)) if (v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(r)) {
+    if (v !== undefined) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
   return out as T & Record<string, unknown>;
+}
+
+/** The error for block type lists whose lengths differ from block_out_channels'. */
+export function blockCountError(source: string, down: number, up: number, n: number): ModelConfigError {
+  return new ModelConfigError(source, down !== n ? 'down_block_types' : 'up_block_types', `down_block_types has ${down} entries and up_block_types ${up} for ${n} block_out_channels (each needs one per entry)`);
 }
 
 /** The error of a cross-field rule (lengths, divisibility, ordering). */

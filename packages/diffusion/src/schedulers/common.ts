@@ -36,8 +36,11 @@ export const SCHEDULER_DEFAULTS: SchedulerConfig = {
 /** Fields a scheduler_config.json must set: the noise schedule has no safe default. */
 export const SCHEDULER_REQUIRED = ['num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule'] as const;
 
+/** Training timesteps beyond this are refused: the schedules are arrays of that length (SD uses 1,000). */
+export const MAX_TRAIN_TIMESTEPS = 1_000_000;
+
 const SCHEDULER_SCHEMA: ConfigSchema = {
-  num_train_timesteps: rule.posInt,
+  num_train_timesteps: rule.posIntAtMost(MAX_TRAIN_TIMESTEPS),
   beta_start: rule.unitOpen,
   beta_end: rule.unitOpen,
   beta_schedule: rule.oneOf(['linear', 'scaled_linear', 'squaredcos_cap_v2']),

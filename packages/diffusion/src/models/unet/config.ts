@@ -1,4 +1,4 @@
-import { checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
+import { blockCountError, checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
 
 /** The fields of diffusers' UNet2DConditionModel config.json that foliar implements (SD1.x family). */
 export interface UNet2DConditionConfig {
@@ -105,10 +105,7 @@ export function resolveUNetConfig(raw: unknown, source = 'unet config', required
   checkUnsupported(r, UNET_UNSUPPORTED, source);
   const c = withDefaults(UNET_DEFAULTS, r);
   const n = c.block_out_channels.length;
-  if (c.down_block_types.length !== n || c.up_block_types.length !== n) {
-    const field = c.down_block_types.length !== n ? 'down_block_types' : 'up_block_types';
-    throw configError(source, field, `${c.down_block_types.length} down / ${c.up_block_types.length} up blocks for ${n} block_out_channels (each needs one per entry)`);
-  }
+  if (c.down_block_types.length !== n || c.up_block_types.length !== n) throw blockCountError(source, c.down_block_types.length, c.up_block_types.length, n);
   for (const k of ['attention_head_dim', 'num_attention_heads', 'transformer_layers_per_block'] as const) {
     const v = c[k];
     if (Array.isArray(v) && v.length !== n) throw configError(source, k, `${k} has ${v.length} entries for ${n} block_out_channels`);

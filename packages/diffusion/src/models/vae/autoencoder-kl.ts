@@ -3,7 +3,7 @@ import { Module, Conv2d, GroupNorm, ModuleList } from '@foliar/nn';
 import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Attention } from '../blocks/attention.js';
 import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
-import { checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
+import { blockCountError, checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
 
 /** The fields of diffusers' AutoencoderKL config.json that foliar implements. */
 export interface AutoencoderKLConfig {
@@ -74,10 +74,7 @@ export function resolveVAEConfig(raw: unknown, source = 'vae config', required: 
   checkUnsupported(r, VAE_UNSUPPORTED, source);
   const c = withDefaults(VAE_DEFAULTS, r);
   const n = c.block_out_channels.length;
-  if (c.down_block_types.length !== n || c.up_block_types.length !== n) {
-    const field = c.down_block_types.length !== n ? 'down_block_types' : 'up_block_types';
-    throw configError(source, field, `${c.down_block_types.length} down / ${c.up_block_types.length} up blocks for ${n} block_out_channels (each needs one per entry)`);
-  }
+  if (c.down_block_types.length !== n || c.up_block_types.length !== n) throw blockCountError(source, c.down_block_types.length, c.up_block_types.length, n);
   const g = c.norm_num_groups;
   const bad = c.block_out_channels.find((ch) => ch % g !== 0);
   if (bad !== undefined) throw configError(source, 'norm_num_groups', `norm_num_groups ${g} does not divide block_out_channels entry ${bad} (GroupNorm needs whole groups)`);
