@@ -22,40 +22,82 @@ export async function listImageFiles(dir: string): Promise<string[]> {
   return files;
 }
 
-/** RFC 4180 CSV (quoted fields, doubled quotes, CRLF) → rows of fields. */
-export function parseCsv(text: string): string[][] {
+/**
+ * RFC 4180 CSV → rows of fields: quoted fields (doubled quotes, line ends inside), CRLF / LF / CR line
+ * ends, a leading UTF-8 BOM dropped, blank lines skipped (the classifier's parser reads the same). A
+ * quote inside an unquoted field, text after a closing quote and an unterminated quoted field are
+ * errors naming `file` and the line: read on, an unclosed quote swallowed every row after it into one
+ * field.
+ */
+export function parseCsv(text: string, file = '<csv>'): string[][] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const bad = (line: number, msg: string) => new Error(`${file} line ${line}: ${msg}`);
   const rows: string[][] = [];
-  let row: string[] = [], field = '', quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
+  const n = text.length;
+  let i = 0, line = 1;
+  while (i < n) {
+    const fields: string[] = [];
+    let field = '', atStart = true, any = false, end = false;
+    while (i < n && !end) {
+      const c = text[i]!;
+      if (c === '"' && atStart) {
+        const opened = line;
+        let closed = false;
+        for (i++; i < n; ) {
+          const d = text[i]!;
+          if (d === '"') {
+            if (text[i + 1] === '"') {
+              field += '"';
+              i += 2;
+              continue;
+            }
+            i++;
+            closed = true;
+            break;
+          }
+          if (d === '\r' && text[i + 1] === '\n') {
+            field += '\r\n';
+            i += 2;
+            line++;
+            continue;
+          }
+          if (d === '\r' || d === '\n') line++;
+          field += d;
+          i++;
+        }
+        if (!closed) throw bad(opened, 'unterminated quoted field (the quote opened here is never closed)');
+        if (i < n && text[i] !== ',' && text[i] !== '\r' && text[i] !== '\n') throw bad(line, `unexpected character ${JSON.stringify(text[i])} after a closing quote`);
+        atStart = false;
+        any = true;
+      } else if (c === ',') {
+        fields.push(field);
+        field = '';
+        atStart = true;
+        any = true;
         i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      field = '';
-      if (row.length > 1 || row[0] !== '') rows.push(row);
-      row = [];
-    } else field += c;
-  }
-  if (field !== '' || row.length) {
-    row.push(field);
-    rows.push(row);
+      } else if (c === '\r' || c === '\n') {
+        i += c === '\r' && text[i + 1] === '\n' ? 2 : 1;
+        line++;
+        end = true;
+      } else if (c === '"') {
+        throw bad(line, 'quote inside an unquoted field (quote the whole field and double the quotes inside)');
+      } else {
+        field += c;
+        atStart = false;
+        any = true;
+        i++;
+      }
+    }
+    if (!any) continue; // a blank line
+    fields.push(field);
+    rows.push(fields);
   }
   return rows;
 }
 
 async function readCsv(path: string): Promise<{ header: string[]; rows: string[][] }> {
   if (!existsSync(path)) throw new Error(`CSV file ${path} not found`);
-  const all = parseCsv(await readFile(path, 'utf8'));
+  const all = parseCsv(await readFile(path, 'utf8'), path);
   if (!all.length) throw new Error(`CSV file ${path} is empty`);
   const header = all[0]!.map((h) => h.trim());
   all.slice(1).forEach((r, i) => {
