@@ -129,7 +129,7 @@ export class CLIPTokenizer {
     FRESH.delete(this.encoder);
     this.maxId = -1;
     for (const [t, id] of this.encoder) {
-      if (!Number.isInteger(id) || id < 0) throw new Error(`CLIPTokenizer: vocabulary entry ${JSON.stringify(t)} has invalid id ${String(id)}`);
+      if (!Number.isSafeInteger(id) || id < 0) throw new Error(`CLIPTokenizer: vocabulary entry ${JSON.stringify(t)} has invalid id ${String(id)}`);
       if (id > this.maxId) this.maxId = id;
     }
     this.merger = new BytePairMerger(merges);
@@ -218,12 +218,16 @@ export class CLIPTokenizer {
       cfg.padToken = tokenText(j.pad_token) ?? cfg.padToken;
       cfg.unkToken = tokenText(j.unk_token) ?? cfg.unkToken;
       // transformers writes a huge sentinel (1e30) when the length is unknown
-      if (typeof j.model_max_length === 'number' && j.model_max_length > 0 && j.model_max_length < 1e6) cfg.modelMaxLength = j.model_max_length;
+      const mml = j.model_max_length;
+      if (mml !== undefined && mml !== null && !(typeof mml === 'number' && mml >= 1e6)) {
+        if (!(Number.isSafeInteger(mml) && (mml as number) >= 2)) throw new Error(`${join(dir, f)}: model_max_length must be an integer ≥ 2 (bos and eos), got ${JSON.stringify(mml)}`);
+        cfg.modelMaxLength = mml as number;
+      }
       if (typeof j.clean_up_tokenization_spaces === 'boolean') cfg.cleanUpTokenizationSpaces = j.clean_up_tokenization_spaces;
       const dec = j.added_tokens_decoder;
       if (dec && typeof dec === 'object') {
         for (const [id, t] of Object.entries(dec as Record<string, { content?: unknown; special?: unknown; normalized?: unknown }>)) {
-          if (typeof t?.content !== 'string' || !/^\d+$/.test(id)) throw new Error(`${join(dir, f)}: added_tokens_decoder[${JSON.stringify(id)}] is not {content, …} under a numeric id`);
+          if (typeof t?.content !== 'string' || !t.content || !/^\d+$/.test(id) || !Number.isSafeInteger(Number(id))) throw new Error(`${join(dir, f)}: added_tokens_decoder[${JSON.stringify(id)}] is not {content, …} under a numeric id`);
           added.push({ content: t.content, id: Number(id), special: t.special === true, normalized: typeof t.normalized === 'boolean' ? t.normalized : undefined });
         }
       }
@@ -235,7 +239,7 @@ export class CLIPTokenizer {
     const tokPath = join(dir, 'tokenizer.json');
     if (existsSync(vocabPath) && existsSync(mergesPath)) {
       vocab = checkVocab((await readJsonIfExists(vocabPath))!, vocabPath);
-      merges = parseMerges(await readFile(mergesPath, 'utf8'));
+      merges = parseMerges(await readFile(mergesPath, 'utf8'), mergesPath);
     } else if (existsSync(tokPath)) {
       const j = (await readJsonIfExists(tokPath))! as {
         model?: { type?: string; vocab?: unknown; merges?: unknown[] };
@@ -245,25 +249,38 @@ export class CLIPTokenizer {
       if (!Array.isArray(j.model.merges)) throw new Error(`${tokPath}: model.merges is missing`);
       vocab = checkVocab(j.model.vocab, `${tokPath} (model.vocab)`);
       merges = j.model.merges.map((m, i) => {
-        if (typeof m === 'string') return m;
-        if (Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string')) return m.join(' ');
-        throw new Error(`${tokPath}: model.merges[${i}] is neither "a b" nor ["a", "b"]`);
+        const line = typeof m === 'string' ? m : Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string') ? m.join(' ') : null;
+        if (line === null || !isMerge(line)) throw new Error(`${tokPath}: model.merges[${i}] is neither "a b" nor ["a", "b"] (two symbols without spaces): ${JSON.stringify(m)}`);
+        return line;
       });
-      for (const t of j.added_tokens ?? []) added.push({ content: t.content, id: t.id, special: t.special === true, normalized: t.normalized });
+      const list: unknown = j.added_tokens ?? [];
+      if (!Array.isArray(list)) throw new Error(`${tokPath}: added_tokens must be a list of {content, id, …}, got ${JSON.stringify(list)}`);
+      list.forEach((t: unknown, i) => {
+        const a = t as { content?: unknown; id?: unknown; special?: unknown; normalized?: unknown } | null;
+        if (!a || typeof a !== 'object' || typeof a.content !== 'string' || !a.content || !Number.isSafeInteger(a.id) || (a.id as number) < 0) {
+          throw new Error(`${tokPath}: added_tokens[${i}] must be {content: a non-empty string, id: a non-negative integer, …}, got ${JSON.stringify(t)}`);
+        }
+        added.push({ content: a.content, id: a.id as number, special: a.special === true, normalized: typeof a.normalized === 'boolean' ? a.normalized : undefined });
+      });
     } else {
       throw new Error(`tokenizer folder ${dir} has neither vocab.json + merges.txt nor tokenizer.json`);
     }
     const addedJson = await readJsonIfExists(join(dir, 'added_tokens.json'));
     for (const [content, id] of Object.entries(addedJson ?? {})) {
-      if (typeof id !== 'number') throw new Error(`${join(dir, 'added_tokens.json')}: id of ${JSON.stringify(content)} is not a number`);
-      added.push({ content, id });
+      if (!Number.isSafeInteger(id) || (id as number) < 0 || !content) throw new Error(`${join(dir, 'added_tokens.json')}: id of ${JSON.stringify(content)} must be a non-negative integer, got ${JSON.stringify(id)}`);
+      added.push({ content, id: id as number });
     }
-    return new CLIPTokenizer(vocab, merges, { ...cfg, ...opts, addedTokens: [...added, ...(opts.addedTokens ?? [])] });
+    try {
+      return new CLIPTokenizer(vocab, merges, { ...cfg, ...opts, addedTokens: [...added, ...(opts.addedTokens ?? [])] });
+    } catch (e) {
+      // what the files say together (a special token missing from the vocabulary, an id two tokens claim)
+      throw new Error(`tokenizer folder ${dir}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** From an in-memory vocab.json object and merges.txt text or lines (browsers). */
   static fromVocabAndMerges(vocab: Record<string, number>, merges: string[] | string, opts: TokenizerOptions = {}): CLIPTokenizer {
-    return new CLIPTokenizer(checkVocab(vocab, 'vocab'), typeof merges === 'string' ? parseMerges(merges) : merges.filter((m) => m && !m.startsWith('#version')), opts);
+    return new CLIPTokenizer(checkVocab(vocab, 'vocab'), typeof merges === 'string' ? parseMerges(merges, 'merges') : merges.filter((m) => m && !m.startsWith('#version')), opts);
   }
 
   /** Number of tokens, added ones included (transformers' `len(tokenizer)`). */
@@ -306,6 +323,8 @@ export class CLIPTokenizer {
   }
 
   private register(spec: AddedTokenSpec): number {
+    if (typeof spec.content !== 'string' || !spec.content) throw new Error(`CLIPTokenizer: an added token's content must be a non-empty string, got ${JSON.stringify(spec.content) ?? String(spec.content)}`);
+    if (spec.id !== undefined && !(Number.isSafeInteger(spec.id) && spec.id >= 0)) throw new Error(`CLIPTokenizer: added token ${JSON.stringify(spec.content)} has invalid id ${String(spec.id)}`);
     let id = this.encoder.get(spec.content);
     if (id === undefined) {
       id = spec.id ?? this.maxId + 1;
@@ -400,7 +419,9 @@ export class CLIPTokenizer {
     let bytes: number[] = [];
     const flush = () => {
       if (!bytes.length) return;
-      const s = new TextDecoder().decode(Uint8Array.from(bytes)).replace(/<\/w>/g, ' ').trim();
+      // Python's bytes.decode and str.strip: a U+FEFF the text held stays (TextDecoder drops a leading
+      // one unless told not to, and String#trim strips it), \x1c-\x1f and \x85 go
+      const s = pyStrip(new TextDecoder('utf-8', { ignoreBOM: true }).decode(Uint8Array.from(bytes)).replace(/<\/w>/g, ' '));
       if (s) parts.push(s);
       bytes = [];
     };
@@ -442,6 +463,13 @@ export class CLIPTokenizer {
   }
 }
 
+/** Python's `str.strip()`: its whitespace (str.isspace) at both ends. */
+const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
+function pyStrip(s: string): string {
+  return s.replace(PY_STRIP, '');
+}
+
 /** transformers' `clean_up_tokenization` (English spacing before punctuation and contractions). */
 function cleanUpSpaces(s: string): string {
   return s
@@ -465,14 +493,30 @@ async function readJsonIfExists(path: string): Promise<Record<string, unknown> |
 function checkVocab(v: unknown, source: string): Record<string, number> {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${source}: vocabulary is not a {token: id} object`);
   for (const [t, id] of Object.entries(v)) {
-    if (typeof id !== 'number') throw new Error(`${source}: id of ${JSON.stringify(t)} is not a number`);
+    if (!Number.isSafeInteger(id) || (id as number) < 0) throw new Error(`${source}: id of ${JSON.stringify(t)} must be a non-negative integer, got ${JSON.stringify(id) ?? String(id)}`);
   }
   return v as Record<string, number>;
 }
 
-/** merges.txt text -> merge lines (the '#version' header and blank lines dropped). */
-export function parseMerges(text: string): string[] {
+/** A merge line: two non-empty symbols separated by one space. */
+function isMerge(m: string): boolean {
+  const sp = m.indexOf(' ');
+  return sp > 0 && sp < m.length - 1 && m.indexOf(' ', sp + 1) === -1;
+}
+
+/**
+ * merges.txt text -> merge lines (the '#version' header and blank lines dropped). With `source`, a
+ * line that is not two space-separated symbols is an error naming it and the line.
+ */
+export function parseMerges(text: string, source?: string): string[] {
   const lines = text.split(/\r?\n/);
   const start = lines[0]?.startsWith('#version') ? 1 : 0;
-  return lines.slice(start).filter((l) => l.trim().length > 0);
+  const out: string[] = [];
+  for (let i = start; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (!l.trim().length) continue;
+    if (source !== undefined && !isMerge(l)) throw new Error(`${source} line ${i + 1}: not two space-separated symbols: ${JSON.stringify(l.length > 60 ? `${l.slice(0, 57)}...` : l)}`);
+    out.push(l);
+  }
+  return out;
 }
