@@ -295,10 +295,16 @@ async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promi
   const state: CkMeta = { step: s.step, optimizer: os.meta, scheduler: s.sched.state(), generator: s.gen.getState(), losses: s.losses };
   await ft.writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(state));
   // the folder appears complete or not at all; one already there (the same step saved again, as when
-  // a finished run is resumed) is moved out of the way first, never deleted in place: a kill half-way
-  // through deleting it would leave a checkpoint-<step> without some of its files for the next resume
-  if (existsSync(dir)) await removeCheckpointDir(dir);
+  // a finished run is resumed) is moved out of the way first and deleted once the new one is in place,
+  // never deleted in place: a kill half-way through would leave a checkpoint-<step> without some of
+  // its files for the next resume (only between the two renames is there no checkpoint-<step>)
+  const old = existsSync(dir) ? `${dir}.old.partial-${process.pid}` : null;
+  if (old) {
+    await rm(old, { recursive: true, force: true });
+    await rename(dir, old);
+  }
   await rename(tmp, dir);
+  if (old) await rm(old, { recursive: true, force: true });
 }
 
 /**
