@@ -14,8 +14,9 @@
  * special_tokens_map.json, added_tokens.json) through CLIPTokenizer.fromFolder (5 s timeout), and
  * mutated vocab/merges through fromVocabAndMerges: a clear error naming the file (or 'vocab' /
  * 'merges' in memory), or a tokenizer that encodes, calls and decodes a few prompts with valid ids.
- * CI: 1,500 texts, 1,500 merge-loop words, 600 folders, 600 in-memory vocabularies (FOLIAR_FUZZ_SCALE
- * multiplies them).
+ * CI: 1,500 texts + 400 with the full vocabulary, 1,500 merge-loop words + 60 with the full merges,
+ * 600 + 200 folders (the second set from ../shared's tiny-sd tokenizer) and about as many in-memory
+ * vocabularies, ~10 s (FOLIAR_FUZZ_SCALE multiplies them). The parts that need ../shared skip without it.
  */
 import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
@@ -27,7 +28,7 @@ import { CLIPTokenizer, cleanText, type Cleaning } from '@foliar/diffusion';
 import { BytePairMerger } from '../../packages/diffusion/src/tokenizer/bpe.js';
 import { byteVocabOrder, toByteChars } from '../../packages/diffusion/src/tokenizer/bytes.js';
 import { Mutator, FUZZ_SEED, cases, newStats, runCase, assertClean, randomChar, type FuzzStats } from './mutator.js';
-import { shared, prng } from '../helpers.js';
+import { shared, prng, skip } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foliar-fuzz-tok-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -156,21 +157,11 @@ function randomText(m: Mutator): string {
 
 // ------------------------------------------------------------------ the tests
 
-test('text: arbitrary Unicode and mutated prompts encode to valid ids, call to well-formed rows and decode back to the cleaned text', async () => {
-  const merges = learnMerges(CORPUS, 300);
-  const toks: Named[] = [
-    { name: 'byte-level, transformers cleaning', tok: CLIPTokenizer.byteLevel(merges), specials: ['<|startoftext|>', '<|endoftext|>'] },
-    { name: 'byte-level, openai cleaning', tok: CLIPTokenizer.byteLevel(merges, { cleaning: 'openai' }), specials: ['<|startoftext|>', '<|endoftext|>'] },
-  ];
-  const added = CLIPTokenizer.byteLevel(merges, { addedTokens: [{ content: '<|special|>', special: true }] });
-  added.addTokens(['<sks>']);
-  toks.push({ name: 'byte-level with added tokens', tok: added, specials: ['<|startoftext|>', '<|endoftext|>', '<|special|>'] });
-  const golden = shared('golden/clip_tokenizer', 'the full CLIP vocabulary (fuzzed when present)');
-  if (golden) toks.push({ name: "openai's full vocabulary", tok: await CLIPTokenizer.fromMergesGz(join(golden, 'bpe_simple_vocab_16e6.txt.gz')), specials: ['<|startoftext|>', '<|endoftext|>'] });
-  const m = new Mutator(FUZZ_SEED * 31337 + 5);
+/** Fuzzes `toks` with `n` texts; throws with the report unless every case was right. */
+async function fuzzText(toks: Named[], n: number, seed: number): Promise<void> {
+  const m = new Mutator(seed);
   const all: FuzzStats[] = toks.map((t) => newStats(`tokenizer text (${t.name})`));
-  const N = cases(1500);
-  for (let c = 0; c < N; c++) {
+  for (let c = 0; c < n; c++) {
     const text = randomText(m);
     const i = m.int(toks.length);
     const t = toks[i]!;
@@ -194,29 +185,41 @@ test('text: arbitrary Unicode and mutated prompts encode to valid ids, call to w
     }
   }
   assert.equal(failures, [], failures.join('\n'));
+}
+
+const SPECIALS = ['<|startoftext|>', '<|endoftext|>'];
+
+test('text: arbitrary Unicode and mutated prompts encode to valid ids, call to well-formed rows and decode back to the cleaned text', async () => {
+  const merges = learnMerges(CORPUS, 300);
+  const added = CLIPTokenizer.byteLevel(merges, { addedTokens: [{ content: '<|special|>', special: true }] });
+  added.addTokens(['<sks>']);
+  await fuzzText([
+    { name: 'byte-level, transformers cleaning', tok: CLIPTokenizer.byteLevel(merges), specials: SPECIALS },
+    { name: 'byte-level, openai cleaning', tok: CLIPTokenizer.byteLevel(merges, { cleaning: 'openai' }), specials: SPECIALS },
+    { name: 'byte-level with added tokens', tok: added, specials: [...SPECIALS, '<|special|>'] },
+  ], cases(1500), FUZZ_SEED * 31337 + 5);
 });
 
-let fullBpe: BytePairMerger | undefined;
-let fullRanks: Map<string, number> | undefined;
+/** openai's merges file from ../shared, or a skip of the running test. */
+function fullMergesFile(): string {
+  const golden = shared('golden/clip_tokenizer', 'the full CLIP vocabulary');
+  if (!golden) skip('../shared/golden not found: the full CLIP vocabulary is not fuzzed', 'shared');
+  return join(golden, 'bpe_simple_vocab_16e6.txt.gz');
+}
+
+test("text: the same with openai's full vocabulary (49,408 tokens)", async () => {
+  const tok = await CLIPTokenizer.fromMergesGz(fullMergesFile());
+  await fuzzText([{ name: "openai's full vocabulary", tok, specials: SPECIALS }], cases(400), FUZZ_SEED * 271 + 3);
+});
 
 test('merge loop: the same symbols as openai\'s reference loop on random words and random merge lists', async () => {
   const stats = newStats('tokenizer merge loop');
   const m = new Mutator(FUZZ_SEED * 7 + 99);
   const alphabet = ['a', 'b', 'c', 'd', 'é', 'Ġ'].map((c) => toByteChars(c));
   const realMerges = learnMerges(CORPUS, 300);
-  const golden = shared('golden/clip_tokenizer', 'the full CLIP merges (fuzzed when present)');
-  const fullMerges = golden ? (await CLIPTokenizer.fromMergesGz(join(golden, 'bpe_simple_vocab_16e6.txt.gz')).then(() => gunzipSync(readFileSync(join(golden, 'bpe_simple_vocab_16e6.txt.gz'))).toString('utf8').split('\n').slice(1, 48895))) : null;
   const N = cases(1500);
   for (let c = 0; c < N; c++) {
     let merges: string[];
-    if (fullMerges && c % 25 === 0) {
-      // openai's 48,894 merges on a random word of 100 to 1,000 letters (the reference loop is slow there)
-      const merger = fullBpe ??= new BytePairMerger(fullMerges);
-      const ranks = fullRanks ??= new Map(fullMerges.map((x, i) => [x, i] as [string, number]).reverse());
-      const word = Array.from({ length: 100 + m.int(900) }, () => 'abcdefghijklmnopqrstuvwxyz'[m.int(26)]).join('');
-      await runCase(stats, word, () => merger.merge(word), { timeoutMs: 2000, check: (got) => (got.join(' ') === referenceBpe(ranks, word).join(' ') ? null : 'differs from the reference loop (full merges)') });
-      continue;
-    }
     if (m.chance(0.3)) merges = realMerges;
     else {
       // random merges over a small alphabet, longer symbols built from earlier ones (and some that never can be)
@@ -246,17 +249,33 @@ test('merge loop: the same symbols as openai\'s reference loop on random words a
   assertClean(stats);
 });
 
+test("merge loop: openai's 48,894 merges on random words of 100 to 1,000 letters, as the reference loop merges them", async () => {
+  const stats = newStats('tokenizer merge loop (full merges)');
+  const merges = gunzipSync(readFileSync(fullMergesFile())).toString('utf8').split('\n').slice(1, 48895);
+  const merger = new BytePairMerger(merges);
+  const ranks = new Map(merges.map((x, i) => [x, i] as [string, number]).reverse());
+  const m = new Mutator(FUZZ_SEED * 13 + 1);
+  // the reference loop is quadratic: few and short words
+  for (let c = 0; c < cases(60); c++) {
+    const word = Array.from({ length: 100 + m.int(900) }, () => 'abcdefghijklmnopqrstuvwxyz'[m.int(26)]).join('');
+    await runCase(stats, word, () => merger.merge(word), { timeoutMs: 2000, check: (got) => (got.join(' ') === referenceBpe(ranks, word).join(' ') ? null : 'differs from the reference loop') });
+  }
+  assertClean(stats);
+});
+
 // ------------------------------------------------------------------ folders and in-memory vocabularies
 
-async function seedFolders(): Promise<{ name: string; files: Map<string, string> }[]> {
+type Folder = { name: string; files: Map<string, string> };
+const readFolder = (d: string) => new Map(readdirSync(d).map((f) => [f, readFileSync(join(d, f), 'utf8')] as [string, string]));
+
+async function seedFolders(): Promise<Folder[]> {
   const merges = learnMerges(CORPUS, 120);
   const tok = CLIPTokenizer.byteLevel(merges, { modelMaxLength: 16 });
   tok.addTokens(['<sks>']);
   tok.addTokens(['<|special|>'], { special: true });
   const dir = join(tmp, 'seed');
   await tok.save(dir);
-  const read = (d: string) => new Map(readdirSync(d).map((f) => [f, readFileSync(join(d, f), 'utf8')] as [string, string]));
-  const folders = [{ name: 'saved', files: read(dir) }];
+  const folders = [{ name: 'saved', files: readFolder(dir) }];
   // the same as a tokenizers-format tokenizer.json
   const vocab = JSON.parse(folders[0]!.files.get('vocab.json')!) as Record<string, number>;
   folders.push({
@@ -266,8 +285,6 @@ async function seedFolders(): Promise<{ name: string; files: Map<string, string>
       ['tokenizer_config.json', folders[0]!.files.get('tokenizer_config.json')!],
     ]),
   });
-  const tiny = shared('golden/tiny-sd-current/tokenizer', 'a real tokenizer folder (fuzzed when present)');
-  if (tiny && existsSync(tiny)) folders.push({ name: 'tiny-sd-current', files: read(tiny) });
   return folders;
 }
 
@@ -284,15 +301,14 @@ function usable(t: CLIPTokenizer): string | null {
   return null;
 }
 
-test('files: mutated tokenizer folders and in-memory vocabularies load with a clear error naming the file, or into a tokenizer that works', async () => {
-  const folders = await seedFolders();
-  const disk = newStats('tokenizer folders');
-  const mem = newStats('tokenizer vocab/merges in memory');
-  const m = new Mutator(FUZZ_SEED * 4099 + 17);
-  const N = cases(600);
-  for (let c = 0; c < N; c++) {
-    const seed = m.pick(folders);
-    const files = new Map(seed.files);
+/** `n` mutated copies of `folders` through fromFolder, and of their vocab/merges through fromVocabAndMerges. */
+async function fuzzFolders(folders: Folder[], n: number, seed: number, label: string): Promise<void> {
+  const disk = newStats(`tokenizer folders${label}`);
+  const mem = newStats(`tokenizer vocab/merges in memory${label}`);
+  const m = new Mutator(seed);
+  for (let c = 0; c < n; c++) {
+    const seedFolder = m.pick(folders);
+    const files = new Map(seedFolder.files);
     const name = m.pick([...files.keys()]);
     const text = files.get(name)!;
     let mutated: string;
@@ -309,8 +325,8 @@ test('files: mutated tokenizer folders and in-memory vocabularies load with a cl
     await runCase(disk, `${name}: ${mutated}`, () => CLIPTokenizer.fromFolder(dir), { source: dir, check: usable });
     rmSync(dir, { recursive: true, force: true });
     // in memory: vocab.json's object and merges.txt's text
-    const vocabText = name === 'vocab.json' ? mutated : seed.files.get('vocab.json');
-    const mergesText = name === 'merges.txt' ? mutated : seed.files.get('merges.txt');
+    const vocabText = name === 'vocab.json' ? mutated : seedFolder.files.get('vocab.json');
+    const mergesText = name === 'merges.txt' ? mutated : seedFolder.files.get('merges.txt');
     if (vocabText !== undefined && mergesText !== undefined) {
       let vocab: unknown = null;
       try {
@@ -330,6 +346,16 @@ test('files: mutated tokenizer folders and in-memory vocabularies load with a cl
     }
   }
   assert.equal(failures, [], failures.join('\n'));
+}
+
+test('files: mutated tokenizer folders and in-memory vocabularies load with a clear error naming the file, or into a tokenizer that works', async () => {
+  await fuzzFolders(await seedFolders(), cases(600), FUZZ_SEED * 4099 + 17, '');
+});
+
+test('files: the same from the tiny-sd-current tokenizer folder (transformers wrote it)', async () => {
+  const tiny = shared('golden/tiny-sd-current/tokenizer', 'a real tokenizer folder');
+  if (!tiny) skip('../shared/golden not found: the tiny-sd tokenizer folder is not fuzzed', 'shared');
+  await fuzzFolders([{ name: 'tiny-sd-current', files: readFolder(tiny) }], cases(200), FUZZ_SEED * 3 + 8, ' (tiny-sd-current)');
 });
 
 test('regression: long words merge in O(n log n) (a 200,000-letter word took minutes), a U+FEFF survives decode, folder errors name the file', async () => {
