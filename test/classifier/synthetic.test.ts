@@ -130,19 +130,6 @@ test('dataset: default Plant Pathology 2020 counts, shuffled labels, lazy per-in
   assert.throws(() => syntheticLeafDataset({ counts: { mildew: 3 } as never }), /unknown class 'mildew'/);
 });
 
-test('fast: 64x64 in a few ms, 128x128 well under 50 ms (asserted with 1.6x slack for loaded machines)', () => {
-  for (let i = 0; i < 8; i++) render(LEAF_CLASSES[i % 4]!, i, 64); // JIT warm-up
-  const time = (size: number): number => {
-    const t0 = performance.now();
-    for (let i = 0; i < 12; i++) render(LEAF_CLASSES[i % 4]!, 50 + i, size);
-    return (performance.now() - t0) / 12;
-  };
-  const t64 = time(64), t128 = time(128);
-  console.log(`  renderLeaf: 64x64 ${t64.toFixed(1)} ms, 128x128 ${t128.toFixed(1)} ms`);
-  assert.ok(t64 < 20, `64x64 took ${t64.toFixed(1)} ms`);
-  assert.ok(t128 < 80, `128x128 took ${t128.toFixed(1)} ms`);
-});
-
 test('write a labelled grid (4 per class) to /tmp/foliar-viz/leaves.png', async () => {
   const images: LeafImage[] = [];
   const labels: string[] = [];
