@@ -65,7 +65,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: npm run study -- [--profile smoke|quick|full] [--data <dataset folder>] [--model <SD diffusers folder as base model>] [--method full|lora] [--seeds 0,1,2] [--count 400] [--class multiple_diseases] [--out dir] [--backend webgpu|cpu]');
+  console.log('usage: npm run study -- [--profile smoke|quick|gpu64|full] [--data <dataset folder>] [--model <SD diffusers folder as base model>] [--method full|lora] [--seeds 0,1,2] [--count 400] [--class multiple_diseases] [--out dir] [--backend webgpu|cpu]');
   process.exit(0);
 }
 const P = studyProfile(args.profile);

@@ -150,11 +150,13 @@ function torchPeer(sizes: number[], steps: number): { ms: Record<string, number>
   const py = pythonWithTorch();
   if ('why' in py) return { skip: `PyTorch peer skipped: ${py.why}` };
   const script = join(import.meta.dirname, 'resnet_torch.py');
-  const r = spawnSync(py.python, [script, `sizes=${sizes.join(',')}`, `batch=${BATCH}`, `steps=${steps}`], { encoding: 'utf8', timeout: 600_000 });
+  // FOLIAR_TORCH_DEVICE=cuda compares with PyTorch on the same NVIDIA GPU the WebGPU adapter runs on
+  const device = process.env.FOLIAR_TORCH_DEVICE ?? 'cpu';
+  const r = spawnSync(py.python, [script, `sizes=${sizes.join(',')}`, `batch=${BATCH}`, `steps=${steps}`, `device=${device}`], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) return { skip: `PyTorch peer failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; results: Record<string, number> };
-  console.error(`PyTorch ${out.torch} on the CPU, ${out.threads} threads (${py.python})`);
-  return { ms: out.results, label: 'pytorch-cpu' };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; device: string; results: Record<string, number> };
+  console.error(`PyTorch ${out.torch} on ${out.device}, ${out.threads} threads (${py.python})`);
+  return { ms: out.results, label: device === 'cpu' ? 'pytorch-cpu' : `pytorch-${device}` };
 }
 
 export async function resnetSuite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
@@ -185,12 +187,12 @@ export async function resnetSuite(_info: RunInfo, opts: { quick: boolean; peers:
     const peer = torchPeer(sizes, steps);
     if ('skip' in peer) {
       console.error(peer.skip);
-      for (const r of rows) { r.peers!['pytorch-cpu'] = null; r.note = peer.skip; }
+      for (const r of rows) { r.peers![`pytorch-${process.env.FOLIAR_TORCH_DEVICE ?? 'cpu'}`] = null; r.note = peer.skip; }
     } else {
       rows.forEach((r, i) => {
         const p = peer.ms[String(sizes[i])]!;
         r.peers![peer.label] = p;
-        r.note = `pytorch-cpu ${(BATCH / (p / 1000)).toFixed(1)} img/s; foliar/pytorch speed ratio ${(p / r.medianMs).toFixed(2)}`;
+        r.note = `${peer.label} ${(BATCH / (p / 1000)).toFixed(1)} img/s; foliar/pytorch speed ratio ${(p / r.medianMs).toFixed(2)}`;
         console.error(`${r.name}: ${r.note}`);
       });
     }

@@ -1,6 +1,7 @@
-"""PyTorch CPU peer for bench/suites/resnet.ts: ResNet18 (torchvision's layout, written out so
-torchvision is not needed) training steps, SGD momentum 0.9, batch N, on the CPU.
-Prints one JSON object: {"torch": version, "threads": n, "results": {size: median_ms}}."""
+"""PyTorch peer for bench/suites/resnet.ts: ResNet18 (torchvision's layout, written out so
+torchvision is not needed) training steps, SGD momentum 0.9, batch N, on the CPU (default) or
+device=cuda (on a machine with an NVIDIA GPU, the same GPU foliar's WebGPU adapter runs on).
+Prints one JSON object: {"torch": version, "threads": n, "device": d, "results": {size: median_ms}}."""
 import json, os, sys, time, statistics
 import torch
 import torch.nn as nn
@@ -45,14 +46,15 @@ def main():
     args = dict(a.split("=", 1) for a in sys.argv[1:])
     sizes = [int(s) for s in args.get("sizes", "64,128").split(",")]
     batch, steps = int(args.get("batch", "32")), int(args.get("steps", "3"))
+    device = torch.device(args.get("device", "cpu"))
     # some builds default to one thread: use every core, as foliar's lavapipe does
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     results = {}
     for s in sizes:
-        model = ResNet18(4)
+        model = ResNet18(4).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x, y = torch.randn(batch, 3, s, s), torch.arange(batch) % 4
+        x, y = torch.randn(batch, 3, s, s, device=device), torch.arange(batch, device=device) % 4
         times = []
         for i in range(steps + 1):  # the first step warms up
             t0 = time.perf_counter()
@@ -60,11 +62,11 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss.item()
+            loss.item()  # waits for the device, as foliar's timing reads the loss back
             if i > 0:
                 times.append((time.perf_counter() - t0) * 1000)
         results[str(s)] = statistics.median(times)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device), "results": results}))
 
 
 main()
