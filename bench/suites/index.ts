@@ -7,6 +7,7 @@ import { modelsSuite } from './models.js';
 import { resnetSuite } from './resnet.js';
 import { dreamboothSuite } from './dreambooth.js';
 import { profileSuite } from './profile.js';
+import { unetSuite } from './unet.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
@@ -20,4 +21,5 @@ export const extraSuites: Record<string, Suite> = {
   resnet: resnetSuite,
   dreambooth: dreamboothSuite,
   profile: profileSuite,
+  unet: unetSuite,
 };

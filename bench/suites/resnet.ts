@@ -134,7 +134,7 @@ async function tfInferMs(tf: Tf, size: number, runs: number): Promise<number> {
 }
 
 /** The first Python that imports torch: $FOLIAR_PYTHON, python3, then the system's (Debian's python3-torch). */
-function pythonWithTorch(): { python: string } | { why: string } {
+export function pythonWithTorch(): { python: string } | { why: string } {
   const candidates = [process.env.FOLIAR_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
   let why = '';
   for (const python of [...new Set(candidates)]) {

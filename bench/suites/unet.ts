@@ -1,0 +1,119 @@
+/**
+ * The training-speed table of issue 12: one UNet2DConditionModel training step (forward, MSE, backward,
+ * AdamW, loss read back) and one forward without gradients, batch 8, 77-token context, for the study's
+ * UNet sizes, next to PyTorch running diffusers' layout of the same model (unet_torch.py, written out so
+ * diffusers is not needed) in the same run. The peer runs where a Python with torch is found
+ * ($FOLIAR_PYTHON, python3, /usr/bin/python3) on the CPU, or on FOLIAR_TORCH_DEVICE (cuda on an NVIDIA
+ * machine); otherwise its column says why it is missing. Parameter counts of both sides are compared,
+ * so a layout drift shows in the note.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as ft from '@foliar/tensor';
+import type { Row, RunInfo } from '../lib/report.js';
+import { pythonWithTorch } from './resnet.js';
+
+const B = 8;
+const CONTEXT = 77;
+const CROSS = 32;
+const HEADS = 8;
+
+interface UNetCase { channels: number[]; size: number }
+
+const CASES: UNetCase[] = [
+  { channels: [32, 64], size: 16 },
+  { channels: [32, 64], size: 32 },
+  { channels: [64, 128, 128], size: 32 },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const label = (c: UNetCase) => `UNet [${c.channels.join(', ')}], ${c.size}x${c.size}x4 latents, batch ${B}, ${CONTEXT}-token context`;
+
+async function foliarCase(c: UNetCase, steps: number): Promise<{ params: number; trainMs: number; forwardMs: number }> {
+  const { UNet2DConditionModel } = await import('@foliar/diffusion');
+  const { AdamW } = await import('@foliar/nn');
+  ft.manualSeed(0);
+  const levels = c.channels.length;
+  const unet = new UNet2DConditionModel({
+    block_out_channels: c.channels, layers_per_block: 2, sample_size: c.size, in_channels: 4, out_channels: 4,
+    down_block_types: ['DownBlock2D', ...Array<string>(levels - 1).fill('CrossAttnDownBlock2D')],
+    up_block_types: [...Array<string>(levels - 1).fill('CrossAttnUpBlock2D'), 'UpBlock2D'],
+    cross_attention_dim: CROSS, attention_head_dim: HEADS, norm_num_groups: 32,
+  });
+  const params = unet.parameters().reduce((a, p) => a + p.size, 0);
+  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
+  const x = ft.randn([B, 4, c.size, c.size]);
+  const target = ft.randn([B, 4, c.size, c.size]);
+  const ctx = ft.randn([B, CONTEXT, CROSS]);
+  const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
+  const train: number[] = [];
+  const fwd: number[] = [];
+  try {
+    for (let i = 0; i <= steps; i++) { // the first of each warms up (pipelines compile)
+      const t0 = performance.now();
+      const loss = ft.tidy(() => {
+        const l = ft.mseLoss(unet.forward(x, ts, ctx), target);
+        l.backward();
+        return l.detach();
+      });
+      opt.step();
+      opt.zeroGrad();
+      await loss.data();
+      loss.dispose();
+      if (i > 0) train.push(performance.now() - t0);
+    }
+    for (let i = 0; i <= steps; i++) {
+      const t0 = performance.now();
+      const y = ft.noGrad(() => unet.forward(x, ts, ctx));
+      await y.data();
+      y.dispose();
+      if (i > 0) fwd.push(performance.now() - t0);
+    }
+  } finally {
+    for (const t of [x, target, ctx]) t.dispose();
+    opt.dispose();
+    unet.dispose();
+  }
+  return { params, trainMs: median(train), forwardMs: median(fwd) };
+}
+
+type Peer = { label: string; results: { params: number; train_ms: number; forward_ms: number }[] } | { label: string; skip: string };
+
+function torchPeer(steps: number): Peer {
+  const device = process.env.FOLIAR_TORCH_DEVICE ?? 'cpu';
+  const peerLabel = `pytorch-${device}`;
+  const py = pythonWithTorch();
+  if ('why' in py) return { label: peerLabel, skip: `PyTorch peer skipped: ${py.why}` };
+  const args = [join(import.meta.dirname, 'unet_torch.py'), `configs=${JSON.stringify(CASES)}`, `batch=${B}`, `context=${CONTEXT}`, `cross=${CROSS}`, `heads=${HEADS}`, 'layers=2', `steps=${steps}`, `device=${device}`];
+  const r = spawnSync(py.python, args, { encoding: 'utf8', timeout: 1_800_000 });
+  if (r.status !== 0) return { label: peerLabel, skip: `PyTorch peer failed: ${(r.stderr ?? r.error?.message ?? '').trim().split('\n').slice(-3).join(' ')}` };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; device: string; results: { params: number; train_ms: number; forward_ms: number }[] };
+  console.error(`PyTorch ${out.torch} on ${out.device}, ${out.threads} threads (${py.python})`);
+  return { label: peerLabel, results: out.results };
+}
+
+export async function unetSuite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
+  const steps = opts.quick ? 3 : 5;
+  const ours = [];
+  for (const c of CASES) {
+    const m = await foliarCase(c, steps);
+    console.error(`${label(c)}: train step ${m.trainMs.toFixed(0)} ms, forward ${m.forwardMs.toFixed(0)} ms (${(m.params / 1e6).toFixed(2)}M parameters)`);
+    ours.push(m);
+  }
+  const peer = opts.peers ? torchPeer(steps) : null;
+  const rows: Row[] = [];
+  CASES.forEach((c, i) => {
+    const m = ours[i]!;
+    const p = peer && 'results' in peer ? peer.results[i] : undefined;
+    const paramsNote = p && p.params !== m.params ? `; parameter counts differ: foliar ${m.params}, PyTorch ${p.params}` : '';
+    for (const [kind, ms, pms] of [['train step (MSE + AdamW)', m.trainMs, p?.train_ms], ['forward (no grad)', m.forwardMs, p?.forward_ms]] as const) {
+      const row: Row = { suite: 'unet', name: `${label(c)}, ${kind}`, medianMs: ms, peers: {} };
+      if (peer) {
+        row.peers![peer.label] = pms ?? null;
+        row.note = 'skip' in peer ? peer.skip : `${peer.label} ${pms!.toFixed(0)} ms; foliar/pytorch speed ratio ${(pms! / ms).toFixed(2)}; ${(m.params / 1e6).toFixed(2)}M parameters${paramsNote}`;
+      }
+      rows.push(row);
+    }
+  });
+  return rows;
+}
