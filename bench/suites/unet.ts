@@ -94,7 +94,7 @@ function torchPeer(steps: number): Peer {
 
 export async function unetSuite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
   const steps = opts.quick ? 3 : 5;
-  const ours = [];
+  const ours: Awaited<ReturnType<typeof foliarCase>>[] = [];
   for (const c of CASES) {
     const m = await foliarCase(c, steps);
     console.error(`${label(c)}: train step ${m.trainMs.toFixed(0)} ms, forward ${m.forwardMs.toFixed(0)} ms (${(m.params / 1e6).toFixed(2)}M parameters)`);

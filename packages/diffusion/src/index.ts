@@ -18,3 +18,4 @@ export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.j
 export { tensorToImages, NonFiniteImageError } from './cli/images.js';
 export { generateImageSet, imageSetFile, type ImageSetOptions, type ImageSetResult } from './pipelines/image-set.js';
 export * from './training/index.js';
+export * from './presets/index.js';

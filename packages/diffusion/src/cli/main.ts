@@ -12,12 +12,13 @@ import { addTrainCommands } from './train-commands.js';
 import { LoRA } from '../training/methods/lora.js';
 import { generateImageSet } from '../pipelines/image-set.js';
 import { int, posInt, num, backendChoice, reportError, catchStrayErrors } from './args.js';
+import { createRandomPipeline, parseSize } from '../presets/index.js';
 
 const PROG = 'foliar-diffuse';
 
 /** A pipeline folder (or 'tiny'), with the LoRA of `loraDir` merged in when given. */
-async function loadPipeline(model: string, loraDir?: string): Promise<StableDiffusionPipeline> {
-  const pipe = model === 'tiny' ? createTinyPipeline() : await StableDiffusionPipeline.fromPretrained(model);
+async function loadPipeline(model: string, loraDir?: string, variant?: string): Promise<StableDiffusionPipeline> {
+  const pipe = model === 'tiny' ? createTinyPipeline() : await StableDiffusionPipeline.fromPretrained(model, { variant });
   if (loraDir) {
     const lora = await LoRA.fromPretrained(pipe, loraDir);
     lora.merge();
@@ -50,10 +51,11 @@ program
   .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's)`)
   .option('--out <dir>', 'output folder', 'out/generate')
   .option('--lora <dir>', 'merge the LoRA saved in <dir> (pytorch_lora_weights.safetensors) first')
-  .action(async (o: { model: string; lora?: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
+  .option('--variant <name>', "load diffusers' weight variant, e.g. fp16 (*.fp16.safetensors)")
+  .action(async (o: { model: string; lora?: string; variant?: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
     const backend = await initBackend();
     console.error(`device: ${backend.describe()}`);
-    const pipe = await loadPipeline(o.model, o.lora);
+    const pipe = await loadPipeline(o.model, o.lora, o.variant);
     if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
     await mkdir(o.out, { recursive: true });
     const bar = new Progress({ total: o.steps, label: 'denoising', unit: 'steps/s' });
@@ -134,6 +136,32 @@ program
     console.error(`tiny pipeline written to ${o.out}`);
     pipe.dispose();
     ft.shutdown();
+  });
+
+program
+  .command('create-random')
+  .description("write a complete diffusers pipeline folder with random weights: SD 1.5's exact architecture (--preset sd15) or the tiny test pipeline")
+  .argument('[dir]', 'output folder (or --out)')
+  .option('--out <dir>', 'output folder')
+  .option('--preset <name>', 'sd15 or tiny', 'sd15')
+  .option('--dtype <dtype>', 'stored weights: f32 or f16', 'f32')
+  .option('--variant <name>', "diffusers' variant file naming, e.g. fp16 (diffusion_pytorch_model.fp16.safetensors)")
+  .option('--max-shard-size <size>', 'largest weight file (e.g. 2GB, 500MB; diffusers: 10GB); larger components are sharded with a *.safetensors.index.json', '10GB')
+  .option('--merges <file>', "openai's CLIP merges (bpe_simple_vocab_16e6.txt.gz) for the sd15 tokenizer", join(process.env.FOLIAR_SHARED ?? join('..', 'shared'), 'golden', 'clip_tokenizer', 'bpe_simple_vocab_16e6.txt.gz'))
+  .option('--seed <n>', 'initialisation seed', int, 0)
+  .action(async (dirArg: string | undefined, o: { out?: string; preset: string; dtype: string; variant?: string; maxShardSize: string; merges: string; seed: number }) => {
+    const dir = dirArg ?? o.out;
+    if (!dir) throw new Error('create-random: give the output folder (create-random <dir> or --out <dir>)');
+    if (o.preset !== 'sd15' && o.preset !== 'tiny') throw new Error(`--preset must be sd15 or tiny, got "${o.preset}"`);
+    if (o.dtype !== 'f32' && o.dtype !== 'f16') throw new Error(`--dtype must be f32 or f16, got "${o.dtype}"`);
+    const t0 = performance.now();
+    // the weights are made on the CPU backend (no binding-size limit); no adapter is needed
+    const r = await createRandomPipeline(dir, {
+      preset: o.preset, dtype: o.dtype, variant: o.variant, maxShardSize: parseSize(o.maxShardSize), merges: o.merges, seed: o.seed,
+      onProgress: (name, c) => console.error(`${name}: ${(c.parameters / 1e6).toFixed(1)}M parameters, ${(c.bytes / 2 ** 20).toFixed(1)} MiB in ${c.files.length} file${c.files.length > 1 ? 's' : ''} (${c.seconds.toFixed(1)} s)`),
+    });
+    const total = Object.values(r.components).reduce((a, c) => a + c.bytes, 0);
+    console.error(`${o.preset} pipeline (${o.dtype}${o.variant ? `, variant ${o.variant}` : ''}) written to ${dir}: ${(total / 2 ** 30).toFixed(2)} GiB of weights in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   });
 
 addTrainCommands(program);

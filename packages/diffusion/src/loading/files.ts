@@ -19,15 +19,38 @@ export async function readJson<T = Record<string, unknown>>(path: string): Promi
 
 /**
  * The weight files of a diffusers/transformers model folder: a single safetensors file, or the shards
- * listed by a `*.safetensors.index.json`. Pickle checkpoints (.bin) are refused with a clear message.
+ * listed by a `*.safetensors.index.json`. With `variant` (diffusers' `variant="fp16"`), the files
+ * named for it: `<stem>.fp16.safetensors` or the shards of `<stem>.safetensors.index.fp16.json`; without,
+ * the plain files, else the only variant the folder has. Pickle checkpoints (.bin) are refused with a
+ * clear message.
  */
-export async function weightFiles(dir: string): Promise<string[]> {
+export async function weightFiles(dir: string, variant?: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => {
     throw new Error(`model folder ${dir} does not exist`);
   });
+  const stems = ['diffusion_pytorch_model', 'model'];
+  const pick = (v: string | null): string[] | Promise<string[]> | null => {
+    for (const stem of stems) {
+      const index = v ? `${stem}.safetensors.index.${v}.json` : `${stem}.safetensors.index.json`;
+      if (names.includes(index)) return shardFiles(dir, join(dir, index));
+      const single = v ? `${stem}.${v}.safetensors` : `${stem}.safetensors`;
+      if (names.includes(single)) return [join(dir, single)];
+    }
+    return null;
+  };
+  if (variant) {
+    const found = pick(variant);
+    if (found) return found;
+    throw new Error(`${dir} has no weights of variant '${variant}' (looked for ${stems.map((s) => `${s}.${variant}.safetensors`).join(', ')} and their sharded indexes)`);
+  }
+  const plainFiles = pick(null);
+  if (plainFiles) return plainFiles;
   const index = names.find((n) => n.endsWith('.safetensors.index.json'));
   if (index) return shardFiles(dir, join(dir, index));
-  for (const n of ['diffusion_pytorch_model.safetensors', 'model.safetensors']) if (names.includes(n)) return [join(dir, n)];
+  // a folder saved only with a variant (e.g. fp16): that variant, if there is exactly one
+  const variants = [...new Set(names.map((n) => /^(?:diffusion_pytorch_model|model)\.safetensors\.index\.([\w-]+)\.json$/.exec(n)?.[1] ?? /^(?:diffusion_pytorch_model|model)\.([\w-]+?)(?:-\d{5}-of-\d{5})?\.safetensors$/.exec(n)?.[1]).filter((v): v is string => !!v))];
+  if (variants.length === 1) return pick(variants[0]!) ?? names.filter((n) => n.endsWith('.safetensors')).map((n) => join(dir, n));
+  if (variants.length > 1) throw new Error(`${dir} holds weights of several variants (${variants.join(', ')}) and no plain ones: say which (variant option)`);
   const any = names.filter((n) => n.endsWith('.safetensors'));
   if (any.length) return any.map((n) => join(dir, n));
   if (names.some((n) => n.endsWith('.bin') || n.endsWith('.ckpt'))) {

@@ -38,25 +38,28 @@ export const readVAEConfig = (dir: string): Promise<AutoencoderKLConfig> => read
 /** A text encoder folder's config.json, validated; errors name the file and the field. */
 export const readTextEncoderConfig = (dir: string): Promise<CLIPTextConfig> => readModelConfig(dir, resolveCLIPTextConfig, CLIP_TEXT_REQUIRED);
 
-export async function loadUNet(dir: string): Promise<UNet2DConditionModel> {
+/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
+export async function loadUNet(dir: string, variant?: string): Promise<UNet2DConditionModel> {
   const config = await readUNetConfig(dir);
-  const files = await weightFiles(dir); // a folder without weights fails before a model is built
+  const files = await weightFiles(dir, variant); // a folder without weights fails before a model is built
   const m = new UNet2DConditionModel({ ...config });
   await loadSafetensorsInto(m, files);
   return m;
 }
 
-export async function loadVAE(dir: string): Promise<AutoencoderKL> {
+/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
+export async function loadVAE(dir: string, variant?: string): Promise<AutoencoderKL> {
   const config = await readVAEConfig(dir);
-  const files = await weightFiles(dir);
+  const files = await weightFiles(dir, variant);
   const m = new AutoencoderKL({ ...config });
   await loadSafetensorsInto(m, files, { remap: vaeKeyRemap, allowReshape: attnReshape });
   return m;
 }
 
-export async function loadTextEncoder(dir: string): Promise<CLIPTextModel> {
+/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
+export async function loadTextEncoder(dir: string, variant?: string): Promise<CLIPTextModel> {
   const config = await readTextEncoderConfig(dir);
-  const files = await weightFiles(dir);
+  const files = await weightFiles(dir, variant);
   const m = new CLIPTextModel({ ...config });
   await loadSafetensorsInto(m, files, { remap: textEncoderKeyRemap });
   return m;

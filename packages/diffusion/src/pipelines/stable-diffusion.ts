@@ -62,8 +62,11 @@ export class StableDiffusionPipeline implements PipelineComponents {
     this.scheduler = c.scheduler;
   }
 
-  /** Loads a diffusers StableDiffusionPipeline folder (model_index.json, tokenizer/, text_encoder/, vae/, unet/, scheduler/). */
-  static async fromPretrained(dir: string): Promise<StableDiffusionPipeline> {
+  /**
+   * Loads a diffusers StableDiffusionPipeline folder (model_index.json, tokenizer/, text_encoder/, vae/,
+   * unet/, scheduler/). `variant`: diffusers' weight variant ('fp16' reads `*.fp16.safetensors`).
+   */
+  static async fromPretrained(dir: string, opts: { variant?: string } = {}): Promise<StableDiffusionPipeline> {
     const indexPath = join(dir, 'model_index.json');
     const index = await readJson<unknown>(indexPath);
     if (index === null || typeof index !== 'object' || Array.isArray(index)) throw new Error(`${indexPath}: expected a JSON object, got ${JSON.stringify(index)}`);
@@ -85,9 +88,9 @@ export class StableDiffusionPipeline implements PipelineComponents {
     if ((sched.steps_offset ?? 0) !== 1 && (schedCls === 'DDIMScheduler' || schedCls === 'PNDMScheduler')) sched.steps_offset = 1;
     const [tokenizer, textEncoder, vae, unet] = await Promise.all([
       CLIPTokenizer.fromFolder(join(dir, 'tokenizer')),
-      loadTextEncoder(join(dir, 'text_encoder')),
-      loadVAE(join(dir, 'vae')),
-      loadUNet(join(dir, 'unet')),
+      loadTextEncoder(join(dir, 'text_encoder'), opts.variant),
+      loadVAE(join(dir, 'vae'), opts.variant),
+      loadUNet(join(dir, 'unet'), opts.variant),
     ]);
     return new StableDiffusionPipeline({ tokenizer, textEncoder, vae, unet, scheduler: schedulerFromConfig(sched, schedCls) });
   }
