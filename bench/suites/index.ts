@@ -8,6 +8,7 @@ import { resnetSuite } from './resnet.js';
 import { dreamboothSuite } from './dreambooth.js';
 import { profileSuite } from './profile.js';
 import { unetSuite } from './unet.js';
+import { sd15Suite } from './sd15.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
@@ -22,4 +23,5 @@ export const extraSuites: Record<string, Suite> = {
   dreambooth: dreamboothSuite,
   profile: profileSuite,
   unet: unetSuite,
+  sd15: sd15Suite,
 };

@@ -143,7 +143,7 @@ program
   .description("write a complete diffusers pipeline folder with random weights: SD 1.5's exact architecture (--preset sd15) or the tiny test pipeline")
   .argument('[dir]', 'output folder (or --out)')
   .option('--out <dir>', 'output folder')
-  .option('--preset <name>', 'sd15 or tiny', 'sd15')
+  .option('--preset <name>', 'sd15, sd15-small (its layout at a fifth of the widths) or tiny', 'sd15')
   .option('--dtype <dtype>', 'stored weights: f32 or f16', 'f32')
   .option('--variant <name>', "diffusers' variant file naming, e.g. fp16 (diffusion_pytorch_model.fp16.safetensors)")
   .option('--max-shard-size <size>', 'largest weight file (e.g. 2GB, 500MB; diffusers: 10GB); larger components are sharded with a *.safetensors.index.json', '10GB')
@@ -152,7 +152,7 @@ program
   .action(async (dirArg: string | undefined, o: { out?: string; preset: string; dtype: string; variant?: string; maxShardSize: string; merges: string; seed: number }) => {
     const dir = dirArg ?? o.out;
     if (!dir) throw new Error('create-random: give the output folder (create-random <dir> or --out <dir>)');
-    if (o.preset !== 'sd15' && o.preset !== 'tiny') throw new Error(`--preset must be sd15 or tiny, got "${o.preset}"`);
+    if (o.preset !== 'sd15' && o.preset !== 'sd15-small' && o.preset !== 'tiny') throw new Error(`--preset must be sd15, sd15-small or tiny, got "${o.preset}"`);
     if (o.dtype !== 'f32' && o.dtype !== 'f16') throw new Error(`--dtype must be f32 or f16, got "${o.dtype}"`);
     const t0 = performance.now();
     // the weights are made on the CPU backend (no binding-size limit); no adapter is needed

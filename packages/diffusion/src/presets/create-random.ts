@@ -15,10 +15,10 @@ import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { CLIPTextModel } from '../models/clip/clip-text-model.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
-import { SD15_SCHEDULER_CONFIG, SD15_TEXT_ENCODER_CONFIG, SD15_TOKENIZER, SD15_UNET_CONFIG, SD15_VAE_CONFIG } from './sd15.js';
+import { SD15_SCHEDULER_CONFIG, SD15_SMALL, SD15_TEXT_ENCODER_CONFIG, SD15_TOKENIZER, SD15_UNET_CONFIG, SD15_VAE_CONFIG } from './sd15.js';
 import { writeShardedWeights } from './sharded-weights.js';
 
-export type RandomPreset = 'sd15' | 'tiny';
+export type RandomPreset = 'sd15' | 'sd15-small' | 'tiny';
 
 export interface CreateRandomOptions {
   preset: RandomPreset;
@@ -66,12 +66,13 @@ const MODEL_INDEX = {
 
 /** Writes the pipeline folder `dir`; returns what each component holds and where. */
 export async function createRandomPipeline(dir: string, o: CreateRandomOptions): Promise<CreateRandomReport> {
-  if (o.preset !== 'sd15' && o.preset !== 'tiny') throw new Error(`create-random: unknown preset '${String(o.preset)}' (sd15 or tiny)`);
+  if (o.preset !== 'sd15' && o.preset !== 'sd15-small' && o.preset !== 'tiny') throw new Error(`create-random: unknown preset '${String(o.preset)}' (sd15, sd15-small or tiny)`);
   const dtype = o.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`create-random: dtype must be f32 or f16, got '${String(dtype)}'`);
-  if (o.preset === 'sd15' && !o.merges) throw new Error("create-random: the sd15 preset needs openai's CLIP merges file (bpe_simple_vocab_16e6.txt.gz) for its tokenizer");
+  if (o.preset !== 'tiny' && !o.merges) throw new Error(`create-random: the ${o.preset} preset needs openai's CLIP merges file (bpe_simple_vocab_16e6.txt.gz) for its tokenizer`);
   // read before anything is written: a bad merges file leaves no half-made folder
-  const tokenizer = o.preset === 'sd15' ? await CLIPTokenizer.fromMergesGz(o.merges!, SD15_TOKENIZER) : null;
+  const tokenizer = o.preset !== 'tiny' ? await CLIPTokenizer.fromMergesGz(o.merges!, SD15_TOKENIZER) : null;
+  const cfg = o.preset === 'sd15-small' ? { unet: SD15_SMALL.unet, vae: SD15_SMALL.vae, te: SD15_SMALL.textEncoder } : { unet: SD15_UNET_CONFIG, vae: SD15_VAE_CONFIG, te: SD15_TEXT_ENCODER_CONFIG };
   await mkdir(dir, { recursive: true });
   const prev = getBackend();
   setBackend(o.backend ?? cpuBackend());
@@ -106,9 +107,9 @@ export async function createRandomPipeline(dir: string, o: CreateRandomOptions):
       await writeJson(join(dir, 'model_index.json'), { ...MODEL_INDEX, scheduler: ['diffusers', tiny.scheduler.constructor.name] });
     } else {
       // the published config files as they are; the model is built from the same values
-      await write('text_encoder', () => new CLIPTextModel(plain(SD15_TEXT_ENCODER_CONFIG)), () => SD15_TEXT_ENCODER_CONFIG);
-      await write('vae', () => new AutoencoderKL(plain(SD15_VAE_CONFIG)), () => SD15_VAE_CONFIG);
-      await write('unet', () => new UNet2DConditionModel(plain(SD15_UNET_CONFIG)), () => SD15_UNET_CONFIG);
+      await write('text_encoder', () => new CLIPTextModel(plain(cfg.te)), () => cfg.te);
+      await write('vae', () => new AutoencoderKL(plain(cfg.vae)), () => cfg.vae);
+      await write('unet', () => new UNet2DConditionModel(plain(cfg.unet)), () => cfg.unet);
       await tokenizer!.save(join(dir, 'tokenizer'));
       await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), SD15_SCHEDULER_CONFIG);
       await writeJson(join(dir, 'model_index.json'), { ...MODEL_INDEX, scheduler: ['diffusers', SD15_SCHEDULER_CONFIG._class_name] });

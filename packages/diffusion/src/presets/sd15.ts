@@ -85,3 +85,14 @@ export const SD15_TOKENIZER = { padToken: '<|endoftext|>', unkToken: '<|endoftex
 
 /** Parameters of the real checkpoint's components (diffusers / transformers `num_parameters()`). */
 export const SD15_PARAMETERS = { unet: 859_520_964, vae: 83_653_863, text_encoder: 123_060_480 } as const;
+
+/**
+ * `sd15-small`: SD 1.5's layout (block types and depths, 512 px images, 64² latents, the full 49,408-token
+ * vocabulary) at a fifth of the UNet's widths and a quarter of the VAE's and the text encoder's, so the
+ * SD 1.5 code paths (and the GPU script, scripts/gpu) run on a 2-core machine with 128 MiB bindings.
+ */
+export const SD15_SMALL = {
+  unet: { ...SD15_UNET_CONFIG, block_out_channels: [64, 128, 256, 256], cross_attention_dim: 192 },
+  vae: { ...SD15_VAE_CONFIG, block_out_channels: [32, 64, 128, 128] },
+  textEncoder: { ...SD15_TEXT_ENCODER_CONFIG, hidden_size: 192, intermediate_size: 768, projection_dim: 192 },
+} as const;
