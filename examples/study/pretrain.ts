@@ -15,6 +15,7 @@ import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
 import { trainStudyBase, trainStudyVAE, type TrainedStage } from './generator.js';
+import { readEmbeddedGenerator } from './embedded-generator.js';
 
 /** Generator seed of the procedural pretraining pool: the study's data renders from seed 0. */
 export const PRETRAIN_RENDER_SEED = 20_201_202;
@@ -103,6 +104,18 @@ export interface PretrainOptions {
 export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: PretrainPool; vae: StageResult<TrainedStage>; base: StageResult<TrainedStage> }> {
   const P = o.profile;
   const pool = o.photographs ? await photoPretrainPool(P, o.data, o.splits, o.common) : await proceduralPretrainPool(P, o.common);
+  if (!o.photographs) {
+    const emb = readEmbeddedGenerator(P);
+    if ('manifest' in emb) {
+      const m = emb.manifest;
+      pool.describe = `the embedded generator (${emb.base.dir.replace(/\/base$/, '')}): made by \`${m.madeBy.command}\` (profile ${m.madeBy.profile}: VAE ${m.vae.config.steps} steps of batch ${m.vae.config.batch}, base ${m.base.config.steps} of ${m.base.config.batch}) on ${m.madeBy.adapter}, ${m.madeBy.date.slice(0, 10)}, from ${pool.describe}`;
+      console.log(`generator: ${pool.describe}`);
+      o.onStage?.();
+      o.onStage?.();
+      return { pool, vae: emb.vae, base: emb.base };
+    }
+    if (P.embeddedGenerator) console.log(`generator: pretrained here (${emb.why})`);
+  }
   console.log(`generator pretraining: ${pool.describe}`);
   const poolDep: StageResult<unknown> = { key: hashOf(pool.key), dir: o.runner.runDir, value: null, seconds: 0, cached: true };
   const images = pool.items.map((it) => it.image);

@@ -19,6 +19,11 @@ export interface StudyProfile {
   gateClassifier: Partial<TrainConfig>;
   /** Generator pretraining pool (examples/study/pretrain.ts): common-class images per class, at most. */
   pretrain: { perClass: number };
+  /**
+   * Start from the generator shipped in models/procedural-generator (examples/study/embedded-generator.ts)
+   * when there is one that fits, instead of pretraining (procedural leaves only; photographs always pretrain).
+   */
+  embeddedGenerator?: boolean;
   /** latentChannels: SD's VAE has 4; more keep small lesions through the bottleneck at no UNet cost (only its first and last conv widen). */
   vae: { steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number; cropSize?: number; gradientWeight?: number };
   base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
@@ -56,6 +61,7 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     // seed 0's validation: 6x12 steps reach accuracy 0.59 / mean AUC 0.86, 10x30 steps 0.87 / 0.99
     gateClassifier: { epochs: 10, maxStepsPerEpoch: 30 },
     pretrain: { perClass: 400 },
+    embeddedGenerator: true,
     // 4 latent channels lost the rust spots (L1 plateau 0.07 from step ~600 of 1,000; docs/study-quick)
     vae: { steps: 800, batch: 8, lr: 1e-3, blockOutChannels: [16, 32, 32], latentChannels: 8 },
     base: { steps: 1200, batch: 16, lr: 8e-4, blockOutChannels: [32, 64] },
