@@ -37,7 +37,7 @@ export interface StudyProfile {
   estimateMinutes: number;
 }
 
-export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
+const PROFILES: Record<Exclude<StudyProfile['name'], 'gpu64'>, StudyProfile> = {
   smoke: {
     name: 'smoke', seeds: [0, 1], imageSize: 32,
     trainCounts: { healthy: 24, multiple_diseases: 8, rust: 24, scab: 24 }, valPerClass: 6, testPerClass: 8,
@@ -73,22 +73,6 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     // the per-seed arms and synthetic sets at 64 px are not yet timed end to end
     estimateMinutes: 150,
   },
-  // quick's 64 px study with ten times the generator's training (images seen) for a machine with a GPU
-  // (scripts/gpu/generator.sh): does the generator meet its gates when compute is not the limit?
-  gpu64: {
-    name: 'gpu64', seeds: [0, 1, 2], imageSize: 64,
-    trainCounts: null, valPerClass: 25, testPerClass: 100,
-    classifier: { arch: 'tiny', optimizer: 'adamw', lr: 2e-3, weightDecay: 1e-4, imageSize: 64, epochs: 6, maxStepsPerEpoch: 12, batchSize: 32, evalBatchSize: 64, warmupEpochs: 1 },
-    gateClassifier: { epochs: 10, maxStepsPerEpoch: 30 },
-    pretrain: { perClass: 400 },
-    vae: { steps: 4000, batch: 16, lr: 1e-3, blockOutChannels: [16, 32, 32], latentChannels: 8 },
-    base: { steps: 6000, batch: 32, lr: 8e-4, blockOutChannels: [32, 64] },
-    dreambooth: { steps: 400, batch: 2, lrFull: 1e-4, lrLora: 1e-3, classImages: 40, priorWeight: 1, trainTextEncoder: false },
-    synthetic: { count: 400, steps: 6, guidance: 5, batch: 16 },
-    gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 6 },
-    drift: { samples: 16, steps: 6 },
-    estimateMinutes: 30,
-  },
   full: {
     name: 'full', seeds: [0, 1, 2, 3, 4], imageSize: 128,
     trainCounts: null, valPerClass: 40, testPerClass: 200,
@@ -102,6 +86,21 @@ export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
     gates: { vaeImages: 200, conditioningSamples: 64, dreamboothSamples: 128, steps: 50 },
     drift: { samples: 32, steps: 50 },
     estimateMinutes: 24 * 60,
+  },
+};
+
+// quick's 64 px study with ten times the generator's training (images seen), for a machine with a GPU
+// (scripts/gpu, npm run pretrain-generator): does the generator meet its gates when compute is not the limit?
+export const STUDY_PROFILES: Record<StudyProfile['name'], StudyProfile> = {
+  ...PROFILES,
+  gpu64: {
+    ...PROFILES.quick,
+    name: 'gpu64',
+    embeddedGenerator: false,
+    vae: { ...PROFILES.quick.vae, steps: 4000, batch: 16 },
+    base: { ...PROFILES.quick.base, steps: 6000, batch: 32 },
+    dreambooth: { ...PROFILES.quick.dreambooth, steps: 400 },
+    estimateMinutes: 30,
   },
 };
 
