@@ -47,6 +47,22 @@ export interface GenerateResult {
  * scaled by the scheduler's init sigma, a scheduler step per timestep, decode(latents / scaling_factor),
  * then (x/2 + 0.5) clamped to [0, 1].
  */
+/** diffusers' model_index.json of a StableDiffusionPipeline folder (no safety checker, no feature extractor). */
+export function modelIndex(schedulerClass: string): Record<string, unknown> {
+  return {
+    _class_name: 'StableDiffusionPipeline',
+    _diffusers_version: '0.30.0',
+    feature_extractor: [null, null],
+    requires_safety_checker: false,
+    safety_checker: [null, null],
+    scheduler: ['diffusers', schedulerClass],
+    text_encoder: ['transformers', 'CLIPTextModel'],
+    tokenizer: ['transformers', 'CLIPTokenizer'],
+    unet: ['diffusers', 'UNet2DConditionModel'],
+    vae: ['diffusers', 'AutoencoderKL'],
+  };
+}
+
 export class StableDiffusionPipeline implements PipelineComponents {
   tokenizer: CLIPTokenizer;
   textEncoder: CLIPTextModel;
@@ -99,19 +115,7 @@ export class StableDiffusionPipeline implements PipelineComponents {
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     const schedName = this.scheduler.constructor.name;
-    const index = {
-      _class_name: 'StableDiffusionPipeline',
-      _diffusers_version: '0.30.0',
-      feature_extractor: [null, null],
-      requires_safety_checker: false,
-      safety_checker: [null, null],
-      scheduler: ['diffusers', schedName],
-      text_encoder: ['transformers', 'CLIPTextModel'],
-      tokenizer: ['transformers', 'CLIPTokenizer'],
-      unet: ['diffusers', 'UNet2DConditionModel'],
-      vae: ['diffusers', 'AutoencoderKL'],
-    };
-    await writeFileAtomic(join(dir, 'model_index.json'), JSON.stringify(index, null, 2) + '\n');
+    await writeFileAtomic(join(dir, 'model_index.json'), JSON.stringify(modelIndex(schedName), null, 2) + '\n');
     await mkdir(join(dir, 'scheduler'), { recursive: true });
     await writeFileAtomic(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify({ _class_name: schedName, ...this.scheduler.config }, null, 2) + '\n');
     await this.tokenizer.save(join(dir, 'tokenizer'));

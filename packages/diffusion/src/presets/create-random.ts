@@ -15,6 +15,7 @@ import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { CLIPTextModel } from '../models/clip/clip-text-model.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
+import { modelIndex } from '../pipelines/stable-diffusion.js';
 import { SD15_SCHEDULER_CONFIG, SD15_SMALL, SD15_TEXT_ENCODER_CONFIG, SD15_TOKENIZER, SD15_UNET_CONFIG, SD15_VAE_CONFIG } from './sd15.js';
 import { writeShardedWeights } from './sharded-weights.js';
 
@@ -52,17 +53,6 @@ export interface CreateRandomReport {
   components: Record<'text_encoder' | 'vae' | 'unet', ComponentReport>;
 }
 
-const MODEL_INDEX = {
-  _class_name: 'StableDiffusionPipeline',
-  _diffusers_version: '0.30.0',
-  feature_extractor: [null, null],
-  requires_safety_checker: false,
-  safety_checker: [null, null],
-  text_encoder: ['transformers', 'CLIPTextModel'],
-  tokenizer: ['transformers', 'CLIPTokenizer'],
-  unet: ['diffusers', 'UNet2DConditionModel'],
-  vae: ['diffusers', 'AutoencoderKL'],
-};
 
 /** Writes the pipeline folder `dir`; returns what each component holds and where. */
 export async function createRandomPipeline(dir: string, o: CreateRandomOptions): Promise<CreateRandomReport> {
@@ -104,7 +94,7 @@ export async function createRandomPipeline(dir: string, o: CreateRandomOptions):
       await write('unet', () => tiny.unet, diffusersConfig('UNet2DConditionModel'));
       await tiny.tokenizer.save(join(dir, 'tokenizer'));
       await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), { _class_name: tiny.scheduler.constructor.name, ...tiny.scheduler.config });
-      await writeJson(join(dir, 'model_index.json'), { ...MODEL_INDEX, scheduler: ['diffusers', tiny.scheduler.constructor.name] });
+      await writeJson(join(dir, 'model_index.json'), modelIndex(tiny.scheduler.constructor.name));
     } else {
       // the published config files as they are; the model is built from the same values
       await write('text_encoder', () => new CLIPTextModel(plain(cfg.te)), () => cfg.te);
@@ -112,7 +102,7 @@ export async function createRandomPipeline(dir: string, o: CreateRandomOptions):
       await write('unet', () => new UNet2DConditionModel(plain(cfg.unet)), () => cfg.unet);
       await tokenizer!.save(join(dir, 'tokenizer'));
       await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), SD15_SCHEDULER_CONFIG);
-      await writeJson(join(dir, 'model_index.json'), { ...MODEL_INDEX, scheduler: ['diffusers', SD15_SCHEDULER_CONFIG._class_name] });
+      await writeJson(join(dir, 'model_index.json'), modelIndex(SD15_SCHEDULER_CONFIG._class_name));
     }
   } finally {
     setBackend(prev);
