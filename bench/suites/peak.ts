@@ -1,4 +1,5 @@
-import { type WebGPUBackend, UniformWriter } from '@foliar/tensor';
+import type { WebGPUBackend } from '@foliar/tensor';
+import { UniformWriter } from '@foliar/tensor/internal';
 import { measure } from '../lib/measure.js';
 import type { Row } from '../lib/report.js';
 

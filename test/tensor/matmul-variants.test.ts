@@ -1,6 +1,7 @@
 import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
+import { subgroupLanesFor } from '@foliar/tensor/internal';
 import { setup, teardown, backends, requireGpu, skip, randArray, numelOf, assertClose, prng } from '../helpers.js';
 import { registerTunable, tune, compareResult } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
@@ -153,7 +154,7 @@ test('subgroup broadcast width follows the adapter: 4..64-lane sizes, never an u
     [4, 64, 4], [8, 32, 8], [32, 64, 8], [16, 64, 8],
     [0, 0, null], [1, 1, null], [2, 2, null], [2, 32, null], [3, 3, null], [12, 12, null], [64, 32, null],
   ];
-  for (const [min, max, want] of cases) assert.is(ft.subgroupLanesFor(min, max), want, `subgroups ${min}..${max}`);
+  for (const [min, max, want] of cases) assert.is(subgroupLanesFor(min, max), want, `subgroups ${min}..${max}`);
 });
 
 test('broadcasts wider than the adapter allows are refused', () => {

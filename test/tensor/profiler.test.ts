@@ -1,13 +1,14 @@
 import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
+import { profilerGpuObjects, type WebGPURuntime } from '@foliar/tensor/internal';
 import { setup, teardown, backends, requireGpu, skipPart, randArray } from '../helpers.js';
 
 const test = suite('profiler');
 test.before(async () => { await setup(); });
 test.after(() => teardown());
 
-const rt = (): ft.WebGPURuntime | null => (backends().hasGpu ? ft.webgpuBackend()!.rt : null);
+const rt = (): WebGPURuntime | null => (backends().hasGpu ? ft.webgpuBackend()!.rt : null);
 const stats = () => ({ ...(rt()?.stats ?? { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 }) });
 const delta = (a: ReturnType<typeof stats>, b: ReturnType<typeof stats>) => ({
   dispatches: b.dispatches - a.dispatches, submits: b.submits - a.submits,
@@ -136,7 +137,7 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
       ft.mul(a, 2); // only in the first query set
       let h = a;
       for (let i = 0; i < 2100; i++) h = ft.neg(h);
-      if (stamps()) assert.ok(ft.profilerGpuObjects() >= 2 && live.size >= 2, 'query set and resolve buffer while profiling');
+      if (stamps()) assert.ok(profilerGpuObjects() >= 2 && live.size >= 2, 'query set and resolve buffer while profiling');
       ft.exp(h); // only in the second
       return null;
     }));
@@ -151,7 +152,7 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
         if (n === 'neg') assert.ok(r!.gpuMs! > 0, `neg has positive GPU time (${r!.gpuMs})`);
       }
     }
-    assert.is(ft.profilerGpuObjects(), 0);
+    assert.is(profilerGpuObjects(), 0);
     assert.is(live.size, 0, 'query sets and profiler buffers destroyed');
     const mem1 = ft.memory();
     assert.is(mem1.liveBuffers, mem0.liveBuffers, 'no tensor buffers left behind');

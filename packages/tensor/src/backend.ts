@@ -1,4 +1,5 @@
 import type { DType, AnyTypedArray } from './dtype.js';
+import type { Kernels, KernelName } from './backends/kernel-attrs.js';
 
 export type BackendName = 'webgpu' | 'cpu';
 
@@ -49,14 +50,17 @@ export interface MemoryStats {
 }
 
 /**
- * A kernel implementation: reads its inputs, returns the storages it produced (or writes in place
- * and returns nothing). Attributes are plain data (shapes, flags, scalars).
+ * The implementation of kernel K on backend B: reads its input views, returns the storages it
+ * produced (or writes in place and returns nothing). Attributes are plain data, typed by Kernels.
  */
-export type KernelFn<B extends Backend = Backend> = (
+export type KernelFn<B extends Backend, K extends KernelName> = (
   backend: B,
   inputs: readonly View[],
-  attrs: Record<string, unknown>,
-) => Storage | Storage[] | void;
+  attrs: Kernels[K]['attrs'],
+) => Kernels[K]['out'];
+
+/** A backend's kernels: one implementation per entry of Kernels (a missing one does not compile). */
+export type KernelTable<B extends Backend> = { readonly [K in KernelName]: KernelFn<B, K> };
 
 export interface Backend {
   readonly name: BackendName;
@@ -68,8 +72,8 @@ export interface Backend {
   read(storage: Storage, offset: number, count: number): Promise<AnyTypedArray>;
   /** Called by Storage.release; do not call directly. */
   free(storage: Storage): void;
-  /** Runs a registered kernel. */
-  run(kernel: string, inputs: readonly View[], attrs?: Record<string, unknown>): Storage | Storage[] | void;
+  /** Runs one of the kernels of the contract (backends/kernel-attrs.ts, Kernels) on this backend. */
+  run<K extends KernelName>(kernel: K, inputs: readonly View[], attrs: Kernels[K]['attrs']): Kernels[K]['out'];
   /** Submits queued work (no-op on CPU). */
   flush(): void;
   /** Waits for all submitted work. */
@@ -77,23 +81,4 @@ export interface Backend {
   memory(): MemoryStats;
   /** Human-readable description (adapter, driver). */
   describe(): string;
-}
-
-const registry = new Map<string, Map<BackendName, KernelFn<never>>>();
-
-/** Registers the implementation of a kernel for one backend. Kernels are defined next to their op. */
-export function registerKernel<B extends Backend>(backend: BackendName, kernel: string, fn: KernelFn<B>): void {
-  let m = registry.get(kernel);
-  if (!m) registry.set(kernel, (m = new Map()));
-  m.set(backend, fn as KernelFn<never>);
-}
-
-export function getKernel<B extends Backend>(backend: BackendName, kernel: string): KernelFn<B> {
-  const fn = registry.get(kernel)?.get(backend);
-  if (!fn) throw new Error(`kernel '${kernel}' has no ${backend} implementation`);
-  return fn as unknown as KernelFn<B>;
-}
-
-export function hasKernel(backend: BackendName, kernel: string): boolean {
-  return registry.get(kernel)?.has(backend) ?? false;
 }

@@ -5,8 +5,8 @@ import { WebGPURuntime } from './runtime/webgpu-runtime.js';
 import type { DeviceOptions } from './device/acquire.js';
 import { NoAdapterError } from './device/errors.js';
 import { setPollingMode, type PollingMode } from './device/polling.js';
-import './backends/cpu/kernels/index.js';
-import './backends/webgpu/kernels/index.js';
+import { cpuKernels } from './backends/cpu/kernels/index.js';
+import { webgpuKernels } from './backends/webgpu/kernels/index.js';
 
 let cpu: CpuBackend | null = null;
 let gpu: WebGPUBackend | null = null;
@@ -28,7 +28,7 @@ function env(name: string): string | undefined {
 }
 
 export function cpuBackend(): CpuBackend {
-  return (cpu ??= new CpuBackend());
+  return (cpu ??= new CpuBackend(cpuKernels));
 }
 
 /** Chooses and initialises the default backend. Call once before creating tensors. */
@@ -37,7 +37,7 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
   if (opts.polling) setPollingMode(opts.polling);
   if (want === 'cpu') return (current = cpuBackend());
   try {
-    gpu ??= new WebGPUBackend(await WebGPURuntime.create(opts));
+    gpu ??= new WebGPUBackend(await WebGPURuntime.create(opts), webgpuKernels);
     return (current = gpu);
   } catch (e) {
     if (want === 'webgpu' || !(e instanceof NoAdapterError)) throw e;

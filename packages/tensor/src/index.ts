@@ -1,20 +1,20 @@
 // @foliar/tensor public API
+// installs the op methods on Tensor.prototype (tensor.ts itself imports no op)
+import './tensor-methods.js';
 export { Tensor, fromTyped, type TensorLike } from './tensor.js';
 export type { DType, AnyTypedArray } from './dtype.js';
 export { bytesPerElement } from './dtype.js';
 export * from './shape.js';
-export { Storage, registerKernel, getKernel, hasKernel, type Backend, type BackendName, type View, type MemoryStats, type KernelFn } from './backend.js';
+export { Storage, type Backend, type BackendName, type View, type MemoryStats } from './backend.js';
 export type * from './backends/kernel-attrs.js';
 export { init, getBackend, setBackend, cpuBackend, webgpuBackend, shutdown, type InitOptions } from './context.js';
-export { CpuBackend, CpuStorage } from './backends/cpu/cpu-backend.js';
-export { WebGPUBackend, GpuStorage, UniformWriter, bufferOf, grid } from './backends/webgpu/webgpu-backend.js';
-export { WebGPURuntime, type DispatchSpec } from './runtime/webgpu-runtime.js';
-export { BufferPool } from './runtime/buffer-pool.js';
+export { CpuBackend } from './backends/cpu/cpu-backend.js';
+export { WebGPUBackend } from './backends/webgpu/webgpu-backend.js';
 export {
-  profile, profileScope, profileReport, resetProfile, formatProfile, isProfiling, profilerGpuObjects,
+  profile, profileScope, profileReport, resetProfile, formatProfile, isProfiling,
   type ProfileReport, type ProfileRow, type ProfileOptions,
 } from './runtime/profiler.js';
-export { acquireDevice, type DeviceOptions, type AcquiredDevice } from './device/acquire.js';
+export type { DeviceOptions } from './device/acquire.js';
 export { setPollingMode, getPollingMode, awaitGpu, type PollingMode } from './device/polling.js';
 export { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './device/errors.js';
 export { tidy, tidyAsync, keep } from './scope.js';
@@ -25,7 +25,6 @@ export type { BackwardOptions } from './autograd/backward.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
 export { philox4x32 } from './random/philox.js';
 export { ELEMENTWISE, type ElementwiseName, type ElementwiseDef } from './ops/elementwise-table.js';
-export { WGSL_PRELUDE } from './ops/scalar-math.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/views.js';
@@ -42,5 +41,5 @@ export * from './ops/norm.js';
 export * from './ops/attention.js';
 export * from './ops/optim-kernels.js';
 export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, matmulSubgroupLanes, setMatmulSubgroupLanes, MATMUL_VARIANTS, type MatmulVariant } from './backends/webgpu/kernels/matmul.js';
-export { subgroupLanesFor, type SubgroupLanes } from './backends/webgpu/kernels/matmul-subgroup.js';
-export { tuningCachePath, adapterKey, type TuneResult } from './backends/webgpu/tuning.js';
+export type { TuneResult } from './backends/webgpu/tuning.js';
+export type { SubgroupLanes } from './backends/webgpu/kernels/matmul-subgroup.js';

@@ -27,22 +27,27 @@ export function keep<T extends Tensor>(t: T): T {
 
 type Kept = Tensor | Kept[] | { [k: string]: Kept } | unknown;
 
-function collect(v: Kept, out: Set<Tensor>, TensorCls: abstract new (...a: never[]) => Tensor): void {
-  if (v instanceof TensorCls) out.add(v as Tensor);
-  else if (Array.isArray(v)) for (const x of v) collect(x, out, TensorCls);
-  else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    for (const x of Object.values(v)) collect(x, out, TensorCls);
-  }
+/**
+ * Brand carried by every Tensor: this module cannot import the Tensor class (tensor.ts imports this
+ * one to track the tensors it makes), so it recognises tensors by the brand instead of `instanceof`.
+ */
+export const TENSOR: unique symbol = Symbol.for('foliar.tensor');
+
+function isTensor(v: unknown): v is Tensor {
+  return typeof v === 'object' && v !== null && (v as { [TENSOR]?: unknown })[TENSOR] === true;
 }
 
-let tensorClass: (abstract new (...a: never[]) => Tensor) | null = null;
-export function registerTensorClass(c: abstract new (...a: never[]) => Tensor): void {
-  tensorClass = c;
+function collect(v: Kept, out: Set<Tensor>): void {
+  if (isTensor(v)) out.add(v);
+  else if (Array.isArray(v)) for (const x of v) collect(x, out);
+  else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const x of Object.values(v)) collect(x, out);
+  }
 }
 
 function endScope(s: Scope, result: unknown): void {
   const kept = new Set<Tensor>();
-  collect(result, kept, tensorClass!);
+  collect(result, kept);
   // Nodes reachable from kept tensors stay alive; the others are freed with their saved tensors.
   const live = new Set<Node>();
   const todo: Node[] = [];

@@ -2,15 +2,9 @@ import type { Backend, Storage, View } from './backend.js';
 import type { AnyTypedArray, DType } from './dtype.js';
 import { contiguousStrides, isContiguous, numel, fmtShape, type Shape } from './shape.js';
 import { getBackend } from './context.js';
-import { trackTensor, registerTensorClass, keep } from './scope.js';
+import { trackTensor, keep, TENSOR } from './scope.js';
 import type { Node } from './autograd/node.js';
-import * as E from './ops/elementwise.js';
-import * as R from './ops/reduce.js';
-import * as V from './ops/views.js';
-import * as M from './ops/matmul.js';
-import * as N from './ops/nn.js';
-import * as I from './ops/indexing.js';
-import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';
+import { record } from './autograd/record.js';
 
 let liveTensors = 0;
 let nextId = 1;
@@ -26,8 +20,15 @@ export type TensorLike = Tensor | number;
 /**
  * An n-dimensional array on a backend, with PyTorch-like autograd. Views (reshape, permute, slice,
  * expand…) share storage; kernels materialise a contiguous copy only when they need one.
+ *
+ * This module holds the tensor's data and identity (storage, shape, handles, disposal) and imports no
+ * op. The op methods (`add`, `sum`, `matmul`, `reshape`, `backward`…) are declared and installed on the
+ * prototype by tensor-methods.ts, which the package index loads: that keeps the import graph free of
+ * the circle tensor -> ops -> tensor.
  */
 export class Tensor implements View {
+  /** Brand read by tidy() to find the tensors a scope returns (scope.ts cannot import this class). */
+  readonly [TENSOR] = true;
   readonly id = nextId++;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
@@ -114,6 +115,15 @@ export class Tensor implements View {
     return keep(Tensor.view(this, this.shape, this.strides, this.offset));
   }
 
+  /**
+   * A new handle on the same data, tracked by tidy() like any op result, with no kernel and no copy:
+   * gradients flow through it to this tensor, and disposing either handle leaves the other valid.
+   * Use it where a function must return a tensor the caller owns (instead of `x.mul(1)`).
+   */
+  share(): Tensor {
+    return record(Tensor.view(this, this.shape, this.strides, this.offset), 'share', [this], (g) => [g]);
+  }
+
   /** Marks this tensor as a leaf that accumulates gradients. */
   requiresGrad_(on = true): this {
     if (on && this.dtype !== 'float32') throw new TypeError(`only float tensors can require gradients (got ${this.dtype})`);
@@ -123,7 +133,7 @@ export class Tensor implements View {
 
   /** Reads the data back (awaits the device). */
   async data(): Promise<AnyTypedArray> {
-    const t = this.isContiguous ? this : V.contiguous(this);
+    const t = this.isContiguous ? this : this.contiguous();
     try {
       return await t.backend.read(t.storage, t.offset, t.size);
     } finally {
@@ -151,9 +161,6 @@ export class Tensor implements View {
     return build(0, 0);
   }
 
-  backward(grad?: Tensor, opts?: BackwardOptions): void {
-    runBackward(this, grad, opts);
-  }
   /** A tensor sharing data with no autograd history. */
   detach(): Tensor {
     return Tensor.view(this, this.shape, this.strides, this.offset);
@@ -163,79 +170,8 @@ export class Tensor implements View {
     const d = await this.data();
     return new Tensor(backend.upload(d), this.shape);
   }
-
-  // elementwise
-  add(o: TensorLike): Tensor { return E.add(this, o); }
-  sub(o: TensorLike): Tensor { return E.sub(this, o); }
-  mul(o: TensorLike): Tensor { return E.mul(this, o); }
-  div(o: TensorLike): Tensor { return E.div(this, o); }
-  pow(o: TensorLike): Tensor { return E.pow(this, o); }
-  neg(): Tensor { return E.neg(this); }
-  exp(): Tensor { return E.exp(this); }
-  log(): Tensor { return E.log(this); }
-  sqrt(): Tensor { return E.sqrt(this); }
-  rsqrt(): Tensor { return E.rsqrt(this); }
-  abs(): Tensor { return E.abs(this); }
-  sin(): Tensor { return E.sin(this); }
-  cos(): Tensor { return E.cos(this); }
-  tanh(): Tensor { return E.tanh(this); }
-  sigmoid(): Tensor { return E.sigmoid(this); }
-  relu(): Tensor { return E.relu(this); }
-  silu(): Tensor { return E.silu(this); }
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return E.gelu(this, approximate); }
-  quickGelu(): Tensor { return E.quickGelu(this); }
-  square(): Tensor { return E.square(this); }
-  clamp(min?: number, max?: number): Tensor { return E.clamp(this, min, max); }
-  maximum(o: TensorLike): Tensor { return E.maximum(this, o); }
-  minimum(o: TensorLike): Tensor { return E.minimum(this, o); }
-  lt(o: TensorLike): Tensor { return E.lt(this, o); }
-  le(o: TensorLike): Tensor { return E.le(this, o); }
-  gt(o: TensorLike): Tensor { return E.gt(this, o); }
-  ge(o: TensorLike): Tensor { return E.ge(this, o); }
-  eq(o: TensorLike): Tensor { return E.eq(this, o); }
-  ne(o: TensorLike): Tensor { return E.ne(this, o); }
-  // reductions
-  sum(dim?: number | number[], keepdim = false): Tensor { return R.sum(this, dim, keepdim); }
-  mean(dim?: number | number[], keepdim = false): Tensor { return R.mean(this, dim, keepdim); }
-  max(dim?: number | number[], keepdim = false): Tensor { return R.max(this, dim, keepdim); }
-  min(dim?: number | number[], keepdim = false): Tensor { return R.min(this, dim, keepdim); }
-  argmax(dim?: number, keepdim = false): Tensor { return R.argmax(this, dim, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return R.argmin(this, dim, keepdim); }
-  var(dim?: number | number[], opts?: { unbiased?: boolean; keepdim?: boolean }): Tensor { return R.variance(this, dim, opts); }
-  std(dim?: number | number[], opts?: { unbiased?: boolean; keepdim?: boolean }): Tensor { return R.std(this, dim, opts); }
-  logsumexp(dim: number | number[], keepdim = false): Tensor { return R.logsumexp(this, dim, keepdim); }
-  // linear algebra
-  matmul(o: Tensor): Tensor { return M.matmul(this, o); }
-  // views and shape
-  reshape(...shape: (number | number[])[]): Tensor { return V.reshape(this, shape.flat()); }
-  view(...shape: (number | number[])[]): Tensor { return V.reshape(this, shape.flat()); }
-  flatten(startDim = 0, endDim = -1): Tensor { return V.flatten(this, startDim, endDim); }
-  permute(...dims: (number | number[])[]): Tensor { return V.permute(this, dims.flat()); }
-  transpose(d0: number, d1: number): Tensor { return V.transpose(this, d0, d1); }
-  t(): Tensor { return V.transpose(this, -2, -1); }
-  get T(): Tensor { return V.transpose(this, -2, -1); }
-  narrow(dim: number, start: number, length: number): Tensor { return V.narrow(this, dim, start, length); }
-  /** Python-like slicing per dim: [start, end) with negative indices; `null` keeps the dim whole. */
-  slice(...ranges: ([number, number] | [number] | null)[]): Tensor { return V.slice(this, ranges); }
-  expand(...shape: (number | number[])[]): Tensor { return V.expand(this, shape.flat()); }
-  broadcastTo(shape: Shape): Tensor { return V.expand(this, [...shape]); }
-  squeeze(dim?: number): Tensor { return V.squeeze(this, dim); }
-  unsqueeze(dim: number): Tensor { return V.unsqueeze(this, dim); }
-  contiguous(): Tensor { return V.contiguous(this); }
-  clone(): Tensor { return V.clone(this); }
-  split(sizes: number | number[], dim = 0): Tensor[] { return V.split(this, sizes, dim); }
-  chunk(chunks: number, dim = 0): Tensor[] { return V.chunk(this, chunks, dim); }
-  pad(pads: number[], value = 0): Tensor { return V.pad(this, pads, value); }
-  // nn
-  softmax(dim = -1): Tensor { return N.softmax(this, dim); }
-  logSoftmax(dim = -1): Tensor { return N.logSoftmax(this, dim); }
-  indexSelect(dim: number, index: Tensor): Tensor { return I.indexSelect(this, dim, index); }
-  gather(dim: number, index: Tensor): Tensor { return I.gather(this, dim, index); }
-  toFloat(): Tensor { return E.cast(this, 'float32'); }
-  toInt(): Tensor { return E.cast(this, 'int32'); }
 }
 
-registerTensorClass(Tensor);
 
 /** Creates a tensor on the default backend from an array of data. */
 export function fromTyped(data: AnyTypedArray, shape: Shape, backend: Backend = getBackend()): Tensor {

@@ -171,7 +171,7 @@ export class StableDiffusionPipeline implements PipelineComponents {
     this.scheduler.setTimesteps(steps);
     const gen = o.generator ?? new Generator(o.seed ?? 0);
     const shape = [B, this.unet.config.in_channels, h / this.vaeScaleFactor, w / this.vaeScaleFactor];
-    let latents = tidy(() => (o.latents ? o.latents.mul(1) : randn(shape, { generator: gen, backend: this.backend })).mul(this.scheduler.initNoiseSigma));
+    let latents = tidy(() => (o.latents ?? randn(shape, { generator: gen, backend: this.backend })).mul(this.scheduler.initNoiseSigma));
     const ts = this.scheduler.timesteps;
     {
       for (let i = 0; i < ts.length; i++) {

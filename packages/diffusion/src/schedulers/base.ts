@@ -41,8 +41,8 @@ export abstract class AlphaScheduler implements Scheduler {
   /** The regression target of the prediction type: ε, v = √ᾱ·ε − √(1−ᾱ)·x0, or x0. */
   target(x0: Tensor, noise: Tensor, timesteps: number[]): Tensor {
     const type = this.config.prediction_type;
-    if (type === 'epsilon') return noise.mul(1);
-    if (type === 'sample') return x0.mul(1);
+    if (type === 'epsilon') return noise.share();
+    if (type === 'sample') return x0.share();
     return tidy(() => {
       const a = perItem(timesteps.map((t) => Math.sqrt(this.alpha(t))), x0);
       const b = perItem(timesteps.map((t) => Math.sqrt(1 - this.alpha(t))), x0);

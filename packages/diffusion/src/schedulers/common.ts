@@ -184,9 +184,9 @@ export function lin(a: number, x: Tensor, b: number, y: Tensor): Tensor {
 export function predictions(type: SchedulerConfig['prediction_type'], sample: Tensor, out: Tensor, alphaProd: number): { x0: Tensor; eps: Tensor } {
   const a = Math.sqrt(alphaProd), b = Math.sqrt(1 - alphaProd);
   return tidy(() => {
-    if (type === 'epsilon') return { x0: lin(1 / a, sample, -b / a, out), eps: out.mul(1) };
+    if (type === 'epsilon') return { x0: lin(1 / a, sample, -b / a, out), eps: out.share() };
     if (type === 'v_prediction') return { x0: lin(a, sample, -b, out), eps: lin(a, out, b, sample) };
-    if (type === 'sample') return { x0: out.mul(1), eps: lin(1 / b, sample, -a / b, out) };
+    if (type === 'sample') return { x0: out.share(), eps: lin(1 / b, sample, -a / b, out) };
     throw new Error(`prediction_type '${String(type)}' is not supported`);
   });
 }

@@ -48,7 +48,7 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler {
       const type = this.config.prediction_type;
       if (type === 'epsilon') return sample.sub(modelOutput.mul(cur.s)).mul(1 / cur.a);
       if (type === 'v_prediction') return sample.mul(cur.a).sub(modelOutput.mul(cur.s));
-      return modelOutput.mul(1);
+      return modelOutput.share();
     });
     this.outputs.push(x0);
     while (this.outputs.length > order) this.outputs.shift()!.dispose();

@@ -31,7 +31,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
       const type = this.config.prediction_type;
       if (type === 'epsilon') x0 = sample.sub(modelOutput.mul(sigma));
       else if (type === 'v_prediction') x0 = modelOutput.mul(-sigma / Math.sqrt(sigma * sigma + 1)).add(sample.mul(1 / (sigma * sigma + 1)));
-      else x0 = modelOutput.mul(1);
+      else x0 = modelOutput.share();
       const derivative = sample.sub(x0).mul(1 / sigma);
       this.stepIndex = i + 1;
       return { prevSample: sample.add(derivative.mul(next - sigma)), predOriginalSample: x0 };

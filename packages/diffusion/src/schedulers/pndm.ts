@@ -43,7 +43,7 @@ export class PNDMScheduler extends AlphaScheduler {
     let prevT = t - ratio;
     if (this.counter !== 1) {
       while (this.ets.length > 3) this.ets.shift()!.dispose();
-      this.ets.push(modelOutput.mul(1));
+      this.ets.push(modelOutput.share());
     } else {
       prevT = t;
       t = t + ratio;
@@ -52,8 +52,8 @@ export class PNDMScheduler extends AlphaScheduler {
     let mo: Tensor;
     let x = sample;
     if (e.length === 1 && this.counter === 0) {
-      mo = modelOutput.mul(1);
-      this.curSample = sample.mul(1);
+      mo = modelOutput.share();
+      this.curSample = sample.share();
     } else if (e.length === 1 && this.counter === 1) {
       mo = tidy(() => modelOutput.add(e[e.length - 1]!).mul(0.5));
       x = this.curSample!;

@@ -50,7 +50,7 @@ export function priorPreservationLoss(modelPred: Tensor, target: Tensor, o: Prio
   return tidy(() => {
     if (n >= B) {
       const l = weightedMse(modelPred, target, weights);
-      return { loss: l, instanceLoss: l.mul(1), priorLoss: null };
+      return { loss: l, instanceLoss: l.share(), priorLoss: null };
     }
     const [pi, pc] = modelPred.split([n, B - n], 0) as [Tensor, Tensor];
     const [ti, tc] = target.split([n, B - n], 0) as [Tensor, Tensor];

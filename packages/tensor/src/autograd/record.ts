@@ -1,4 +1,4 @@
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { Node, type BackwardFn } from './node.js';
 import { isGradEnabled } from './grad-mode.js';
 import { trackNode } from '../scope.js';

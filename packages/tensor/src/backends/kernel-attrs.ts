@@ -1,4 +1,4 @@
-import type { View } from '../backend.js';
+import type { Storage, View } from '../backend.js';
 import type { DType } from '../dtype.js';
 
 /**
@@ -275,3 +275,40 @@ export interface AdaptivePool2dAttrs {
   ho: number;
   wo: number;
 }
+
+/**
+ * The kernel contract: every kernel's attributes and what it returns (inputs are views, listed in
+ * each attrs type's comment). Backend.run is typed by this table, and each backend's kernel table
+ * (backends/<backend>/kernels/index.ts) must implement every entry: a missing kernel is a compile
+ * error. `void` kernels write in place.
+ */
+export interface Kernels {
+  /** Returns the new output storage, or nothing when `attrs.out` is given (written in place). */
+  elementwise: { attrs: ElementwiseAttrs; out: Storage | void };
+  reduce: { attrs: ReduceAttrs; out: Storage };
+  matmul: { attrs: MatmulAttrs; out: Storage };
+  index_check: { attrs: IndexCheckAttrs; out: void };
+  index_select: { attrs: IndexSelectAttrs; out: Storage };
+  index_add: { attrs: IndexSelectAttrs; out: Storage };
+  softmax: { attrs: SoftmaxAttrs; out: Storage };
+  softmax_backward: { attrs: SoftmaxAttrs; out: Storage };
+  random: { attrs: RandomAttrs; out: Storage };
+  norm_forward: { attrs: NormForwardAttrs; out: Storage[] };
+  norm_backward: { attrs: NormBackwardAttrs; out: Storage };
+  norm_affine_grad: { attrs: NormAffineGradAttrs; out: Storage[] };
+  attention_forward: { attrs: AttentionForwardAttrs; out: Storage[] };
+  attention_backward: { attrs: AttentionBackwardAttrs; out: Storage[] };
+  adam_step: { attrs: AdamStepAttrs; out: void };
+  sgd_step: { attrs: SgdStepAttrs; out: void };
+  sum_squares: { attrs: SumSquaresAttrs; out: void };
+  clip_scale: { attrs: ClipScaleAttrs; out: void };
+  conv2d: { attrs: Conv2dAttrs; out: Storage };
+  conv2d_grad_input: { attrs: Conv2dAttrs; out: Storage };
+  conv2d_grad_weight: { attrs: Conv2dAttrs; out: Storage };
+  /** max: [y, argmax]; avg: [y]. */
+  pool2d: { attrs: Pool2dAttrs; out: Storage[] };
+  pool2d_backward: { attrs: Pool2dAttrs; out: Storage };
+  adaptive_avg_pool2d: { attrs: AdaptivePool2dAttrs; out: Storage };
+  adaptive_avg_pool2d_backward: { attrs: AdaptivePool2dAttrs; out: Storage };
+}
+export type KernelName = keyof Kernels;

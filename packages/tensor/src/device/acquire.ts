@@ -20,6 +20,7 @@ async function getGpu(flags: string[]): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu; // browsers (and Deno)
   // Node: dawn.node. Kept off globalThis.navigator: a global `gpu` object keeps the process alive.
+  // cast: the `webgpu` package (dawn.node) ships no TypeScript types for its module
   const mod = (await import('webgpu')) as unknown as {
     create: (flags: string[]) => GPU;
     globals: Record<string, unknown>;
@@ -47,6 +48,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   // Ask for everything the adapter offers: the defaults (128 MiB bindings, 8 storage buffers) are too small.
+  // cast: GPUSupportedLimits has no index signature, and the loop below reads its fields by name
   const lim = adapter.limits as unknown as Record<string, number>;
   for (const key of [
     'maxStorageBufferBindingSize',
@@ -71,6 +73,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
   const description = ai?.description ?? '';
   const text = `${vendor} ${architecture} ${dev} ${description}`.toLowerCase();
   const isSoftware = /llvmpipe|lavapipe|swiftshader|software|cpu/.test(text);
+  // cast: subgroupMinSize/subgroupMaxSize are not in @webgpu/types' GPUAdapterInfo yet
   const sg = ai as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined;
   return {
     device,

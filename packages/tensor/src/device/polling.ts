@@ -33,6 +33,7 @@ export async function awaitGpu<T>(p: Promise<T>): Promise<T> {
   if (mode === 'immediate' || typeof g.setImmediate !== 'function') return p;
   if (depth++ === 0) {
     saved = g.setImmediate;
+    // cast: Node's setImmediate type carries overloads and __promisify__ that a stand-in cannot declare
     g.setImmediate = patchedImmediate as unknown as Immediate;
   }
   try {

@@ -117,7 +117,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const qc = contig(q), kc = contig(k), vc = contig(v);
   const views: View[] = [qc, kc, vc];
   if (maskView) views.push(maskView);
-  const [os, ls] = q.backend.run('attention_forward', views, attrs as unknown as Record<string, unknown>) as Storage[];
+  const [os, ls] = q.backend.run('attention_forward', views, attrs);
   const out = new Tensor(os!, [B, H, Lq, Dv]);
   const lse = new Tensor(ls!, [B, H, Lq]);
   const mk = maskView ? (maskView as Tensor) : null;
@@ -130,7 +130,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       const gc = g.isContiguous ? g : contiguous(g);
       const bviews: View[] = [sq!, sk!, sv!, so!, sl!, gc];
       if (sm) bviews.push(sm);
-      const [dq, dk, dv] = g.backend.run('attention_backward', bviews, attrs as unknown as Record<string, unknown>) as Storage[];
+      const [dq, dk, dv] = g.backend.run('attention_backward', bviews, attrs);
       return [new Tensor(dq!, [B, H, Lq, D]), new Tensor(dk!, [B, H, Lk, D]), new Tensor(dv!, [B, H, Lk, Dv])];
     },
     [qc, kc, vc, out, lse, ...(mk ? [mk] : [])],

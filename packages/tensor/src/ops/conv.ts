@@ -52,14 +52,10 @@ function contig(t: Tensor): Tensor {
   return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
 }
 
-function attrsOf(a: Conv2dAttrs): Record<string, unknown> {
-  return a as unknown as Record<string, unknown>;
-}
-
 /** Raw kernels (no autograd); operands are made contiguous here. */
 function runConv(kernel: 'conv2d' | 'conv2d_grad_input' | 'conv2d_grad_weight', a: Conv2dAttrs, ins: Tensor[], shape: number[]): Tensor {
   const views: View[] = ins.map(contig);
-  const s = ins[0]!.backend.run(kernel, views, attrsOf(a)) as Storage;
+  const s = ins[0]!.backend.run(kernel, views, a);
   for (const v of views) (v as Tensor).dispose();
   return new Tensor(s, shape);
 }

@@ -107,8 +107,8 @@ function random(shape: readonly number[], dist: RandomAttrs['dist'], p0: number,
   const n = numel(shape);
   const be = opts.backend ?? getBackend();
   const attrs: RandomAttrs = { dist, n, seedLo: gen.seedLo, seedHi: gen.seedHi, counter: gen.take(n), p0, p1 };
-  const storage = be.run('random', [], attrs as unknown as Record<string, unknown>);
-  return finish(new Tensor(storage as never, shape, contiguousStrides(shape)), opts);
+  const storage = be.run('random', [], attrs);
+  return finish(new Tensor(storage, shape, contiguousStrides(shape)), opts);
 }
 
 /** Uniform in [low, high) from the seeded Philox stream (same numbers on every backend). */
@@ -128,7 +128,9 @@ export function randint(low: number, high: number, shape: readonly number[], opt
   const range = high - low;
   const ew = (op: string, x: Storage, params: number[]): Storage => {
     const view = { storage: x, shape: [...shape], strides: contiguousStrides(shape), offset: 0, dtype: x.dtype };
-    return be.run('elementwise', [view], { op, params, shape: [...shape], outDtype: 'int32' }) as Storage;
+    const s = be.run('elementwise', [view], { op, params, shape: [...shape], outDtype: 'int32' });
+    if (!s) throw new Error(`${op}: the elementwise kernel returned no output`);
+    return s;
   };
   // Offset only after truncating: truncation toward zero is floor only for the non-negative
   // u * range (a negative `low` folded in first would round toward zero). The clamp guards

@@ -5,8 +5,6 @@ import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape 
 import type { ElementwiseName } from './elementwise-table.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
-import { sum } from './reduce.js';
-import { reshape } from './views.js';
 
 function sameBackend(ts: readonly Tensor[], op: string): void {
   for (let i = 1; i < ts.length; i++) {
@@ -34,7 +32,8 @@ export function ew(op: ElementwiseName, inputs: readonly Tensor[], params: numbe
   }));
   const backend = inputs[0]!.backend;
   const storage = backend.run('elementwise', views, { op, params, shape, outDtype });
-  return new Tensor(storage as never, shape);
+  if (!storage) throw new Error(`${op}: the elementwise kernel returned no output`);
+  return new Tensor(storage, shape);
 }
 
 /** Writes op(inputs) into an existing view (no autograd): the primitive behind cat, pad, fill. */
@@ -67,8 +66,9 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
   for (let i = 0; i < g.rank; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);
   }
-  const s = dims.length ? sum(g, dims, true) : g;
-  return reshape(s, [...shape]);
+  // through the methods (tensor-methods.ts), not imports: reduce and views import this module
+  const s = dims.length ? g.sum(dims, true) : g;
+  return s.reshape([...shape]);
 }
 
 function scalarLike(v: number, like: Tensor): Tensor {

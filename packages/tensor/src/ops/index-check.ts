@@ -14,7 +14,7 @@ export function checkIndices(ids: Tensor, size: number, op: string, what: string
   if (ids.size === 0) return;
   const c = ids.isContiguous ? ids : contiguous(ids);
   const attrs: IndexCheckAttrs = { n: c.size, size, op, what, ...(ignore !== undefined ? { ignore } : {}) };
-  ids.backend.run('index_check', [c], attrs as unknown as Record<string, unknown>);
+  ids.backend.run('index_check', [c], attrs);
   if (c !== ids) c.dispose();
 }
 

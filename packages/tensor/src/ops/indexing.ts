@@ -30,10 +30,10 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor, op = 'indexSe
     op,
     ...(op === 'indexSelect' ? { dim: d } : {}),
   };
-  const storage = x.backend.run('index_select', [xc, idx], attrs as unknown as Record<string, unknown>);
+  const storage = x.backend.run('index_select', [xc, idx], attrs);
   const shape = [...x.shape];
   shape[d] = idx.size;
-  const y = new Tensor(storage as never, shape);
+  const y = new Tensor(storage, shape);
   if (xc !== x) xc.dispose();
   const out = record(
     y,
@@ -41,7 +41,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor, op = 'indexSe
     [x],
     (g, [si]) => {
       const gc = g.isContiguous ? g : contiguous(g);
-      return [new Tensor(g.backend.run('index_add', [gc, si!], attrs as unknown as Record<string, unknown>) as never, [...x.shape])];
+      return [new Tensor(g.backend.run('index_add', [gc, si!], attrs), [...x.shape])];
     },
     [idx],
   );

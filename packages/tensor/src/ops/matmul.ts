@@ -107,10 +107,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const A = operand(a, batchShape, m, k);
   const B = operand(b, batchShape, k, n);
   const attrs: MatmulAttrs = { batch, m, n, k, transA: A.trans, transB: B.trans, aBatchStride: A.batchStride, bBatchStride: B.batchStride };
-  const storage = a.backend.run('matmul', [A.t, B.t], attrs as unknown as Record<string, unknown>);
+  const storage = a.backend.run('matmul', [A.t, B.t], attrs);
   if (A.owned) A.t.dispose();
   if (B.owned) B.t.dispose();
-  const y = new Tensor(storage as never, [...batchShape, m, n]);
+  const y = new Tensor(storage, [...batchShape, m, n]);
   return record(
     y,
     'matmul',

@@ -25,7 +25,7 @@ function rowwise(x: Tensor, dim: number, log: boolean): Tensor {
   const cols = x.rank === 0 ? 1 : c.shape[last]!;
   const rows = cols === 0 ? 0 : c.size / cols;
   const storage = c.backend.run('softmax', [c], { rows, cols, log });
-  const yMoved = new Tensor(storage as never, c.shape);
+  const yMoved = new Tensor(storage, c.shape);
   if (c !== moved) c.dispose();
   if (moved !== x) moved.dispose();
   const y = yMoved.rank && d !== last ? contiguousTransposed(yMoved, d, last) : yMoved;
@@ -38,7 +38,7 @@ function rowwise(x: Tensor, dim: number, log: boolean): Tensor {
       const ym = d === last ? sy! : transpose(sy!, d, last);
       const gc = gm.isContiguous ? gm : contiguous(gm);
       const yc = ym.isContiguous ? ym : contiguous(ym);
-      const dx = new Tensor(g.backend.run('softmax_backward', [yc, gc], { rows, cols, log }) as never, yc.shape);
+      const dx = new Tensor(g.backend.run('softmax_backward', [yc, gc], { rows, cols, log }), yc.shape);
       return [d === last ? dx : transpose(dx, d, last)];
     },
     [y],
@@ -150,18 +150,17 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return out;
 }
 
-/** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p). */
+/**
+ * Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p). In eval mode or with
+ * p = 0 it is the identity and returns `x` itself (as torch does): no kernel, no new handle.
+ */
 export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator): Tensor {
-  if (!training || p === 0) return mulOne(x);
+  if (!training || p === 0) return x;
   if (p >= 1) return mul(x, 0);
   return tidy(() => {
     const keepMask = ew('lt', [rand([...x.shape], { generator, backend: x.backend }), ew('fill', [x], [1 - p])]);
     return mul(x, mul(keepMask, 1 / (1 - p)));
   });
-}
-
-function mulOne(x: Tensor): Tensor {
-  return mul(x, 1);
 }
 
 /** Embedding lookup: weight [V, D], ids int32 [...] -> [..., D]; backward scatter-adds rows. */

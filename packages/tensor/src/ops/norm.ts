@@ -63,7 +63,7 @@ function normCore(
   if (bc) views.push(bc);
   if (opts.stats) views.push(opts.stats);
   if (opts.running) views.push(...opts.running);
-  const res = x.backend.run('norm_forward', views, attrs as unknown as Record<string, unknown>) as Storage[];
+  const res = x.backend.run('norm_forward', views, attrs);
   const y = new Tensor(res[0]!, x.shape);
   const stats = opts.stats ? opts.stats.alias() : new Tensor(res[1]!, [L.rows, 2]);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
@@ -79,12 +79,12 @@ function normCore(
         const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats };
         const bviews: View[] = [sx!, gc, sst!];
         if (sw) bviews.push(sw);
-        dx = new Tensor(g.backend.run('norm_backward', bviews, battrs as unknown as Record<string, unknown>) as Storage, x.shape);
+        dx = new Tensor(g.backend.run('norm_backward', bviews, battrs), x.shape);
       }
       let dw: Tensor | null = null, db: Tensor | null = null;
       if (weight?.requiresGrad || bias?.requiresGrad) {
         const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine };
-        const [w, b] = g.backend.run('norm_affine_grad', [sx!, gc, sst!], aattrs as unknown as Record<string, unknown>) as Storage[];
+        const [w, b] = g.backend.run('norm_affine_grad', [sx!, gc, sst!], aattrs);
         dw = new Tensor(w!, weight ? weight.shape : [aattrs.size]);
         db = new Tensor(b!, bias ? bias.shape : [aattrs.size]);
       }

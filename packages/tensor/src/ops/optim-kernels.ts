@@ -67,7 +67,7 @@ export function adamStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: 
     l2: o.decoupled ? 0 : o.weightDecay,
     maximize: o.maximize ?? false,
   };
-  param.backend.run('adam_step', [param, g, expAvg, expAvgSq], attrs as unknown as Record<string, unknown>);
+  param.backend.run('adam_step', [param, g, expAvg, expAvgSq], attrs);
   g.dispose();
 }
 
@@ -101,7 +101,7 @@ export function sgdStep(param: Tensor, grad: Tensor, momentumBuf: Tensor | null,
     maximize: o.maximize ?? false,
     first: o.step <= 1,
   };
-  param.backend.run('sgd_step', buf ? [param, g, buf] : [param, g], attrs as unknown as Record<string, unknown>);
+  param.backend.run('sgd_step', buf ? [param, g, buf] : [param, g], attrs);
   g.dispose();
 }
 
@@ -124,13 +124,13 @@ function totalSumOfSquares(xs: Tensor[]): Tensor {
     if (parts[i] === 0) return;
     const xc = noGrad(() => (x.isContiguous ? x.detach() : contiguous(x)));
     const attrs: SumSquaresAttrs = { n: x.size, parts: parts[i]!, out: { storage: partial, shape: [parts[i]!], strides: [1], offset: at, dtype: 'float32' } };
-    be.run('sum_squares', [xc], attrs as unknown as Record<string, unknown>);
+    be.run('sum_squares', [xc], attrs);
     xc.dispose();
     at += parts[i]!;
   });
   const pv = new Tensor(partial, [Math.max(total, 1)]);
   const r: ReduceAttrs = { op: 'sum', outer: 1, size: Math.max(total, 1), inner: 1 };
-  const out = new Tensor(be.run('reduce', [pv], r as unknown as Record<string, unknown>) as Storage, []);
+  const out = new Tensor(be.run('reduce', [pv], r), []);
   pv.dispose();
   return out;
 }
@@ -160,7 +160,7 @@ export function clipGradNorm(grads: Tensor[], maxNorm: number): Tensor {
   ss.dispose();
   for (const g of grads) {
     const attrs: ClipScaleAttrs = { n: g.size, maxNorm };
-    be.run('clip_scale', [g, norm], attrs as unknown as Record<string, unknown>);
+    be.run('clip_scale', [g, norm], attrs);
   }
   return norm;
 }

@@ -71,7 +71,7 @@ function poolAttrs(op: string, x: Tensor, mode: 'max' | 'avg', k: Size2, stride:
 function runPool(op: string, x: Tensor, a: Pool2dAttrs): Tensor {
   const [N, C] = x.shape as [number, number];
   const xc = contig(x);
-  const res = x.backend.run('pool2d', [xc], a as unknown as Record<string, unknown>) as Storage[];
+  const res = x.backend.run('pool2d', [xc], a);
   xc.dispose();
   const y = new Tensor(res[0]!, [N, C, a.ho, a.wo]);
   const idx = res[1] ? new Tensor(res[1], [N, C, a.ho, a.wo]) : null;
@@ -81,7 +81,7 @@ function runPool(op: string, x: Tensor, a: Pool2dAttrs): Tensor {
     [x],
     (g, saved) => {
       const gc = g.isContiguous ? g : contiguous(g);
-      return [new Tensor(g.backend.run('pool2d_backward', [gc, ...saved], a as unknown as Record<string, unknown>) as Storage, [...x.shape])];
+      return [new Tensor(g.backend.run('pool2d_backward', [gc, ...saved], a), [...x.shape])];
     },
     idx ? [idx] : [],
   );
@@ -119,11 +119,11 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: number | readonly [numb
   if (H === 0 || W === 0) throw new RangeError(`${op}: empty spatial input ${fmtShape(x.shape)}`);
   const a: AdaptivePool2dAttrs = { planes: N * C, h: H, w: W, ho: oh, wo: ow };
   const xc = contig(x);
-  const y = new Tensor(x.backend.run('adaptive_avg_pool2d', [xc], a as unknown as Record<string, unknown>) as Storage, [N, C, oh, ow]);
+  const y = new Tensor(x.backend.run('adaptive_avg_pool2d', [xc], a), [N, C, oh, ow]);
   xc.dispose();
   return record(y, 'adaptive_avg_pool2d', [x], (g) => {
     const gc = g.isContiguous ? g : contiguous(g);
-    return [new Tensor(g.backend.run('adaptive_avg_pool2d_backward', [gc], a as unknown as Record<string, unknown>) as Storage, [...x.shape])];
+    return [new Tensor(g.backend.run('adaptive_avg_pool2d_backward', [gc], a), [...x.shape])];
   });
 }
 

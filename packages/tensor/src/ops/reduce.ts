@@ -35,7 +35,7 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
   const storage = c.backend.run('reduce', [c], { op, outer, size, inner } satisfies ReduceAttrs);
   if (c !== x && c !== src) c.dispose();
   if (src !== x) src.dispose();
-  return new Tensor(storage as never, outShape);
+  return new Tensor(storage, outShape);
 }
 
 function dimsOf(x: Tensor, dim: number | number[] | undefined): number[] {

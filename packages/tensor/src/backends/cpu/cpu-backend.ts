@@ -1,4 +1,5 @@
-import { Storage, getKernel, type Backend, type MemoryStats, type View } from '../../backend.js';
+import { Storage, type Backend, type KernelTable, type MemoryStats, type View } from '../../backend.js';
+import type { Kernels, KernelName } from '../kernel-attrs.js';
 import { allocTyped, type AnyTypedArray, type DType } from '../../dtype.js';
 
 export class CpuStorage extends Storage {
@@ -17,6 +18,8 @@ export class CpuStorage extends Storage {
  */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  /** @param kernels the CPU kernel table (kernels/index.ts; context.ts passes it). */
+  constructor(readonly kernels: KernelTable<CpuBackend>) {}
   private live = 0;
   private liveBytes = 0;
   private peak = 0;
@@ -44,8 +47,9 @@ export class CpuBackend implements Backend {
   free(storage: Storage): void {
     this.track(storage as CpuStorage, -1);
   }
-  run(kernel: string, inputs: readonly View[], attrs: Record<string, unknown> = {}): Storage | Storage[] | void {
-    return getKernel<CpuBackend>('cpu', kernel)(this, inputs, attrs);
+  run<K extends KernelName>(kernel: K, inputs: readonly View[], attrs: Kernels[K]['attrs']): Kernels[K]['out'] {
+    const fn: KernelTable<CpuBackend>[K] = this.kernels[kernel];
+    return fn(this, inputs, attrs);
   }
   flush(): void {}
   async sync(): Promise<void> {}

@@ -1,4 +1,5 @@
-import { Storage, getKernel, type Backend, type MemoryStats, type View } from '../../backend.js';
+import { Storage, type Backend, type KernelTable, type MemoryStats, type View } from '../../backend.js';
+import type { Kernels, KernelName } from '../kernel-attrs.js';
 import { bytesPerElement, type AnyTypedArray, type DType, allocTyped } from '../../dtype.js';
 import type { WebGPURuntime } from '../../runtime/webgpu-runtime.js';
 
@@ -15,7 +16,8 @@ export class GpuStorage extends Storage {
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
-  constructor(readonly rt: WebGPURuntime) {}
+  /** @param kernels the WebGPU kernel table (kernels/index.ts; context.ts passes it). */
+  constructor(readonly rt: WebGPURuntime, readonly kernels: KernelTable<WebGPUBackend>) {}
 
   alloc(dtype: DType, size: number): GpuStorage {
     const bytes = Math.max(4, size * bytesPerElement(dtype));
@@ -51,8 +53,9 @@ export class WebGPUBackend implements Backend {
   free(storage: Storage): void {
     this.rt.releaseBuffer((storage as GpuStorage).buffer);
   }
-  run(kernel: string, inputs: readonly View[], attrs: Record<string, unknown> = {}): Storage | Storage[] | void {
-    return getKernel<WebGPUBackend>('webgpu', kernel)(this, inputs, attrs);
+  run<K extends KernelName>(kernel: K, inputs: readonly View[], attrs: Kernels[K]['attrs']): Kernels[K]['out'] {
+    const fn: KernelTable<WebGPUBackend>[K] = this.kernels[kernel];
+    return fn(this, inputs, attrs);
   }
   flush(): void {
     this.rt.flush();

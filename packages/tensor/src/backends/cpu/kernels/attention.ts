@@ -1,5 +1,5 @@
-// attention kernels (CPU reference): registered with registerKernel('cpu', …).
-import { registerKernel, type View } from '../../../backend.js';
+// attention kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
+import type { KernelFn, View } from '../../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
 import type { AttentionAttrs } from '../../kernel-attrs.js';
 
@@ -25,8 +25,8 @@ function scoresRow(a: AttentionAttrs, Q: ArrayLike<number>, qo: number, K: Array
   }
 }
 
-registerKernel<CpuBackend>('cpu', 'attention_forward', (be, inputs, attrs) => {
-  const a = attrs as unknown as AttentionAttrs;
+export const attention_forward: KernelFn<CpuBackend, 'attention_forward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const [q, k, v] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const mask = a.mask === 'add' ? inputs[3]! : null;
   const Q = dataOf(q), K = dataOf(k), V = dataOf(v);
@@ -53,10 +53,10 @@ registerKernel<CpuBackend>('cpu', 'attention_forward', (be, inputs, attrs) => {
     }
   }
   return [out, lse];
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'attention_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as AttentionAttrs;
+export const attention_backward: KernelFn<CpuBackend, 'attention_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const [q, k, v, o, lse, g] = inputs as View[];
   const mask = a.mask === 'add' ? inputs[6]! : null;
   const Q = dataOf(q!), K = dataOf(k!), V = dataOf(v!), O = dataOf(o!), LSE = dataOf(lse!), G = dataOf(g!);
@@ -96,4 +96,4 @@ registerKernel<CpuBackend>('cpu', 'attention_backward', (be, inputs, attrs) => {
   dk.data.set(dkAcc);
   dv.data.set(dvAcc);
   return [dq, dk, dv];
-});
+};

@@ -1,5 +1,5 @@
-// conv kernels (CPU reference): registered with registerKernel('cpu', …).
-import { registerKernel } from '../../../backend.js';
+// conv kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
+import type { KernelFn } from '../../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
 import type { Conv2dAttrs } from '../../kernel-attrs.js';
 
@@ -45,8 +45,8 @@ function toStorage(be: CpuBackend, acc: Float64Array): CpuStorage {
   return out;
 }
 
-registerKernel<CpuBackend>('cpu', 'conv2d', (be, inputs, attrs) => {
-  const a = attrs as unknown as Conv2dAttrs;
+export const conv2d: KernelFn<CpuBackend, 'conv2d'> = (be, inputs, attrs) => {
+  const a = attrs;
   const [x, w] = [inputs[0]!, inputs[1]!];
   const X = dataOf(x), Wt = dataOf(w);
   const acc = new Float64Array(a.n * a.k * a.ho * a.wo);
@@ -59,24 +59,24 @@ registerKernel<CpuBackend>('cpu', 'conv2d', (be, inputs, attrs) => {
     acc[yi] += X[x.offset + xi]! * Wt[w.offset + wi]!;
   });
   return toStorage(be, acc);
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'conv2d_grad_input', (be, [dy, w], attrs) => {
-  const a = attrs as unknown as Conv2dAttrs;
+export const conv2d_grad_input: KernelFn<CpuBackend, 'conv2d_grad_input'> = (be, [dy, w], attrs) => {
+  const a = attrs;
   const G = dataOf(dy!), Wt = dataOf(w!);
   const acc = new Float64Array(a.n * a.c * a.h * a.w);
   taps(a, (xi, wi, yi) => {
     acc[xi] += G[dy!.offset + yi]! * Wt[w!.offset + wi]!;
   });
   return toStorage(be, acc);
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'conv2d_grad_weight', (be, [x, dy], attrs) => {
-  const a = attrs as unknown as Conv2dAttrs;
+export const conv2d_grad_weight: KernelFn<CpuBackend, 'conv2d_grad_weight'> = (be, [x, dy], attrs) => {
+  const a = attrs;
   const X = dataOf(x!), G = dataOf(dy!);
   const acc = new Float64Array(a.k * (a.c / a.groups) * a.kh * a.kw);
   taps(a, (xi, wi, yi) => {
     acc[wi] += X[x!.offset + xi]! * G[dy!.offset + yi]!;
   });
   return toStorage(be, acc);
-});
+};

@@ -1,4 +1,4 @@
-import { registerKernel, type View } from '../../../backend.js';
+import type { KernelFn, View } from '../../../backend.js';
 import { contiguousStrides } from '../../../shape.js';
 import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise-table.js';
 import { CpuBackend, CpuStorage, dataOf, forEachIndex } from '../cpu-backend.js';
@@ -11,8 +11,8 @@ import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
 
 const f = Math.fround;
 
-registerKernel<CpuBackend>('cpu', 'elementwise', (be, inputs, attrs) => {
-  const a = attrs as unknown as ElementwiseAttrs;
+export const elementwise: KernelFn<CpuBackend, 'elementwise'> = (be, inputs, attrs) => {
+  const a = attrs;
   const def = ELEMENTWISE[a.op as ElementwiseName];
   const p = a.params ?? [];
   const outView: View = a.out ?? {
@@ -36,10 +36,10 @@ registerKernel<CpuBackend>('cpu', 'elementwise', (be, inputs, attrs) => {
     od[o[views.length - 1]!] = isInt ? Math.trunc(r) : f(r);
   });
   return a.out ? undefined : outView.storage;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'reduce', (be, [x], attrs) => {
-  const { op, outer, size, inner } = attrs as unknown as ReduceAttrs;
+export const reduce: KernelFn<CpuBackend, 'reduce'> = (be, [x], attrs) => {
+  const { op, outer, size, inner } = attrs;
   const src = dataOf(x!);
   const base = x!.offset;
   const arg = op === 'argmax' || op === 'argmin';
@@ -68,10 +68,10 @@ registerKernel<CpuBackend>('cpu', 'reduce', (be, [x], attrs) => {
     }
   }
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'matmul', (be, [a, b], attrs) => {
-  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs as unknown as MatmulAttrs;
+export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b], attrs) => {
+  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs;
   const A = dataOf(a!), B = dataOf(b!);
   const out = be.alloc('float32', batch * m * n) as CpuStorage;
   const C = out.data;
@@ -90,19 +90,19 @@ registerKernel<CpuBackend>('cpu', 'matmul', (be, [a, b], attrs) => {
     }
   }
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'index_check', (_be, [ids], attrs) => {
-  const { n, size, op, what, ignore } = attrs as unknown as IndexCheckAttrs;
+export const index_check: KernelFn<CpuBackend, 'index_check'> = (_be, [ids], attrs) => {
+  const { n, size, op, what, ignore } = attrs;
   const I = dataOf(ids!);
   for (let j = ids!.offset; j < ids!.offset + n; j++) {
     const v = I[j]!;
     if ((v < 0 || v >= size) && v !== ignore) throw indexOutOfRange(op, what, v, size, ignoreNote(ignore));
   }
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'index_select', (be, [x, idx], attrs) => {
-  const { outer, size, inner, n, op, dim } = attrs as unknown as IndexSelectAttrs;
+export const index_select: KernelFn<CpuBackend, 'index_select'> = (be, [x, idx], attrs) => {
+  const { outer, size, inner, n, op, dim } = attrs;
   const X = dataOf(x!), I = dataOf(idx!);
   for (let j = 0; j < n; j++) {
     const id = I[idx!.offset + j]!;
@@ -115,10 +115,10 @@ registerKernel<CpuBackend>('cpu', 'index_select', (be, [x, idx], attrs) => {
       for (let i = 0; i < inner; i++) out.data[(o * n + j) * inner + i] = X[x!.offset + (o * size + id) * inner + i]!;
     }
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'index_add', (be, [src, idx], attrs) => {
-  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+export const index_add: KernelFn<CpuBackend, 'index_add'> = (be, [src, idx], attrs) => {
+  const { outer, size, inner, n } = attrs;
   const S = dataOf(src!), I = dataOf(idx!);
   const acc = new Float64Array(outer * size * inner);
   for (let o = 0; o < outer; o++)
@@ -129,10 +129,10 @@ registerKernel<CpuBackend>('cpu', 'index_add', (be, [src, idx], attrs) => {
   const out = be.alloc('float32', acc.length) as CpuStorage;
   out.data.set(acc);
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'softmax', (be, [x], attrs) => {
-  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+export const softmax: KernelFn<CpuBackend, 'softmax'> = (be, [x], attrs) => {
+  const { rows, cols, log } = attrs;
   const X = dataOf(x!);
   const out = be.alloc('float32', rows * cols) as CpuStorage;
   for (let r = 0; r < rows; r++) {
@@ -147,10 +147,10 @@ registerKernel<CpuBackend>('cpu', 'softmax', (be, [x], attrs) => {
     }
   }
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'softmax_backward', (be, [y, g], attrs) => {
-  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+export const softmax_backward: KernelFn<CpuBackend, 'softmax_backward'> = (be, [y, g], attrs) => {
+  const { rows, cols, log } = attrs;
   const Y = dataOf(y!), G = dataOf(g!);
   const out = be.alloc('float32', rows * cols) as CpuStorage;
   for (let r = 0; r < rows; r++) {
@@ -162,11 +162,11 @@ registerKernel<CpuBackend>('cpu', 'softmax_backward', (be, [y, g], attrs) => {
     }
   }
   return out;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'random', (be, _inputs, attrs) => {
-  const a = attrs as unknown as RandomAttrs;
+export const random: KernelFn<CpuBackend, 'random'> = (be, _inputs, attrs) => {
+  const a = attrs;
   const out = be.alloc(a.dist === 'bits' ? 'uint32' : 'float32', a.n) as CpuStorage;
   philoxFill(out.data as Float32Array | Uint32Array, a);
   return out;
-});
+};

@@ -1,6 +1,38 @@
-import './core.js';
-import './conv.js';
-import './pool.js';
-import './norm.js';
-import './attention.js';
-import './optim.js';
+// The CPU kernel table (reference implementations): one implementation per kernel of the contract (Kernels, backends/kernel-attrs.ts).
+// The type makes a missing kernel a compile error; context.ts hands the table to the backend.
+import type { KernelTable } from '../../../backend.js';
+import type { CpuBackend } from '../cpu-backend.js';
+import * as core from './core.js';
+import * as conv from './conv.js';
+import * as pool from './pool.js';
+import * as norm from './norm.js';
+import * as attention from './attention.js';
+import * as optim from './optim.js';
+
+export const cpuKernels: KernelTable<CpuBackend> = {
+  elementwise: core.elementwise,
+  reduce: core.reduce,
+  matmul: core.matmul,
+  index_check: core.index_check,
+  index_select: core.index_select,
+  index_add: core.index_add,
+  softmax: core.softmax,
+  softmax_backward: core.softmax_backward,
+  random: core.random,
+  conv2d: conv.conv2d,
+  conv2d_grad_input: conv.conv2d_grad_input,
+  conv2d_grad_weight: conv.conv2d_grad_weight,
+  pool2d: pool.pool2d,
+  pool2d_backward: pool.pool2d_backward,
+  adaptive_avg_pool2d: pool.adaptive_avg_pool2d,
+  adaptive_avg_pool2d_backward: pool.adaptive_avg_pool2d_backward,
+  norm_forward: norm.norm_forward,
+  norm_backward: norm.norm_backward,
+  norm_affine_grad: norm.norm_affine_grad,
+  attention_forward: attention.attention_forward,
+  attention_backward: attention.attention_backward,
+  adam_step: optim.adam_step,
+  sgd_step: optim.sgd_step,
+  sum_squares: optim.sum_squares,
+  clip_scale: optim.clip_scale,
+};

@@ -1,5 +1,5 @@
-// norm kernels (CPU reference): registered with registerKernel('cpu', …).
-import { registerKernel, type View } from '../../../backend.js';
+// norm kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
+import type { KernelFn, View } from '../../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
 
@@ -17,8 +17,8 @@ function optional(inputs: readonly View[], flags: boolean[]): (View | null)[] {
   return flags.map((f) => (f ? inputs[k++]! : null));
 }
 
-registerKernel<CpuBackend>('cpu', 'norm_forward', (be, inputs, attrs) => {
-  const a = attrs as unknown as NormForwardAttrs;
+export const norm_forward: KernelFn<CpuBackend, 'norm_forward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const x = inputs[0]!;
   const [w, b, statsIn, rm, rv] = optional(inputs, [a.hasWeight, a.hasBias, !a.computeStats, a.updateRunning, a.updateRunning]);
   const X = dataOf(x);
@@ -64,10 +64,10 @@ registerKernel<CpuBackend>('cpu', 'norm_forward', (be, inputs, attrs) => {
     }
   }
   return stats ? [y, stats] : [y];
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'norm_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as NormBackwardAttrs;
+export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const [x, g, st, w] = [inputs[0]!, inputs[1]!, inputs[2]!, a.hasWeight ? inputs[3]! : null];
   const X = dataOf(x), G = dataOf(g), S = dataOf(st), W = w ? dataOf(w) : null;
   const dx = be.alloc('float32', a.rows * a.count) as CpuStorage;
@@ -91,10 +91,10 @@ registerKernel<CpuBackend>('cpu', 'norm_backward', (be, inputs, attrs) => {
     }
   }
   return dx;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'norm_affine_grad', (be, [x, g, st], attrs) => {
-  const a = attrs as unknown as NormAffineGradAttrs;
+export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, [x, g, st], attrs) => {
+  const a = attrs;
   const X = dataOf(x!), G = dataOf(g!), S = dataOf(st!);
   const dw = be.alloc('float32', a.size) as CpuStorage;
   const db = be.alloc('float32', a.size) as CpuStorage;
@@ -114,4 +114,4 @@ registerKernel<CpuBackend>('cpu', 'norm_affine_grad', (be, [x, g, st], attrs) =>
     db.data[i] = sb;
   }
   return [dw, db];
-});
+};

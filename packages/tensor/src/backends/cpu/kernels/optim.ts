@@ -1,13 +1,13 @@
-// optim kernels (CPU reference): registered with registerKernel('cpu', …).
-import { registerKernel } from '../../../backend.js';
+// optim kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
+import type { KernelFn } from '../../../backend.js';
 import { CpuBackend, dataOf } from '../cpu-backend.js';
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
 
 // f32 arithmetic step by step, in torch's order of operations (single-tensor code path).
 const f = Math.fround;
 
-registerKernel<CpuBackend>('cpu', 'adam_step', (_be, [p, g, m, v], attrs) => {
-  const a = attrs as unknown as AdamStepAttrs;
+export const adam_step: KernelFn<CpuBackend, 'adam_step'> = (_be, [p, g, m, v], attrs) => {
+  const a = attrs;
   const P = dataOf(p!), G = dataOf(g!), M = dataOf(m!), V = dataOf(v!);
   const w1 = f(1 - a.beta1), b2 = f(a.beta2), w2 = f(1 - a.beta2), eps = f(a.eps);
   const step = f(a.stepSize), bc2 = f(a.bc2Sqrt), decay = f(a.decay), l2 = f(a.l2);
@@ -23,10 +23,10 @@ registerKernel<CpuBackend>('cpu', 'adam_step', (_be, [p, g, m, v], attrs) => {
     const denom = f(f(f(Math.sqrt(V[vi]!)) / bc2) + eps);
     P[pi] = f(P[pi]! + f(-step * f(M[mi]! / denom)));
   }
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'sgd_step', (_be, inputs, attrs) => {
-  const a = attrs as unknown as SgdStepAttrs;
+export const sgd_step: KernelFn<CpuBackend, 'sgd_step'> = (_be, inputs, attrs) => {
+  const a = attrs;
   const [p, g] = [inputs[0]!, inputs[1]!];
   const b = a.momentum !== 0 ? inputs[2]! : null;
   const P = dataOf(p), G = dataOf(g), B = b ? dataOf(b) : null;
@@ -43,10 +43,10 @@ registerKernel<CpuBackend>('cpu', 'sgd_step', (_be, inputs, attrs) => {
     }
     P[pi] = f(P[pi]! + f(-lr * gr));
   }
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'sum_squares', (_be, [x], attrs) => {
-  const a = attrs as unknown as SumSquaresAttrs;
+export const sum_squares: KernelFn<CpuBackend, 'sum_squares'> = (_be, [x], attrs) => {
+  const a = attrs;
   const X = dataOf(x!), O = dataOf(a.out);
   const chunk = Math.ceil(a.n / a.parts);
   for (let p = 0; p < a.parts; p++) {
@@ -54,11 +54,11 @@ registerKernel<CpuBackend>('cpu', 'sum_squares', (_be, [x], attrs) => {
     for (let i = p * chunk; i < Math.min((p + 1) * chunk, a.n); i++) s += X[x!.offset + i]! ** 2;
     O[a.out.offset + p] = s;
   }
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'clip_scale', (_be, [g, norm], attrs) => {
-  const a = attrs as unknown as ClipScaleAttrs;
+export const clip_scale: KernelFn<CpuBackend, 'clip_scale'> = (_be, [g, norm], attrs) => {
+  const a = attrs;
   const G = dataOf(g!);
   const coef = Math.min(f(f(a.maxNorm) / f(dataOf(norm!)[norm!.offset]! + f(1e-6))), 1);
   for (let i = 0; i < a.n; i++) G[g!.offset + i] = f(G[g!.offset + i]! * coef);
-});
+};

@@ -1,5 +1,5 @@
-// pool kernels (CPU reference): registered with registerKernel('cpu', …).
-import { registerKernel } from '../../../backend.js';
+// pool kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
+import type { KernelFn } from '../../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
 import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../../kernel-attrs.js';
 
@@ -14,8 +14,8 @@ export function avgDivisor(a: Pool2dAttrs, y0: number, x0: number): number {
   return (y1 - Math.max(y0, 0)) * (x1 - Math.max(x0, 0));
 }
 
-registerKernel<CpuBackend>('cpu', 'pool2d', (be, [x], attrs) => {
-  const a = attrs as unknown as Pool2dAttrs;
+export const pool2d: KernelFn<CpuBackend, 'pool2d'> = (be, [x], attrs) => {
+  const a = attrs;
   const X = dataOf(x!);
   const n = a.planes * a.ho * a.wo;
   const y = be.alloc('float32', n) as CpuStorage;
@@ -56,10 +56,10 @@ registerKernel<CpuBackend>('cpu', 'pool2d', (be, [x], attrs) => {
     }
   }
   return idx ? [y, idx] : [y];
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'pool2d_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as Pool2dAttrs;
+export const pool2d_backward: KernelFn<CpuBackend, 'pool2d_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const g = inputs[0]!, G = dataOf(g);
   const dx = new Float64Array(a.planes * a.h * a.w);
   const I = a.mode === 'max' ? dataOf(inputs[1]!) : null;
@@ -83,7 +83,7 @@ registerKernel<CpuBackend>('cpu', 'pool2d_backward', (be, inputs, attrs) => {
   const out = be.alloc('float32', dx.length) as CpuStorage;
   (out.data as Float32Array).set(dx);
   return out;
-});
+};
 
 /** PyTorch's adaptive window [start, end) of output o for an axis of `size` into `out` bins. */
 export function adaptiveRange(o: number, size: number, out: number): [number, number] {
@@ -104,8 +104,8 @@ function adaptive(be: CpuBackend, a: AdaptivePool2dAttrs, fn: (plane: number, o:
   void be;
 }
 
-registerKernel<CpuBackend>('cpu', 'adaptive_avg_pool2d', (be, [x], attrs) => {
-  const a = attrs as unknown as AdaptivePool2dAttrs;
+export const adaptive_avg_pool2d: KernelFn<CpuBackend, 'adaptive_avg_pool2d'> = (be, [x], attrs) => {
+  const a = attrs;
   const X = dataOf(x!);
   const acc = new Float64Array(a.planes * a.ho * a.wo);
   adaptive(be, a, (p, o, iy, ix, count) => {
@@ -114,10 +114,10 @@ registerKernel<CpuBackend>('cpu', 'adaptive_avg_pool2d', (be, [x], attrs) => {
   const y = be.alloc('float32', acc.length) as CpuStorage;
   (y.data as Float32Array).set(acc);
   return y;
-});
+};
 
-registerKernel<CpuBackend>('cpu', 'adaptive_avg_pool2d_backward', (be, [g], attrs) => {
-  const a = attrs as unknown as AdaptivePool2dAttrs;
+export const adaptive_avg_pool2d_backward: KernelFn<CpuBackend, 'adaptive_avg_pool2d_backward'> = (be, [g], attrs) => {
+  const a = attrs;
   const G = dataOf(g!);
   const acc = new Float64Array(a.planes * a.h * a.w);
   adaptive(be, a, (p, o, iy, ix, count) => {
@@ -126,4 +126,4 @@ registerKernel<CpuBackend>('cpu', 'adaptive_avg_pool2d_backward', (be, [g], attr
   const y = be.alloc('float32', acc.length) as CpuStorage;
   (y.data as Float32Array).set(acc);
   return y;
-});
+};

@@ -1,5 +1,5 @@
-// attention kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel, type View } from '../../../backend.js';
+// attention kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
+import type { KernelFn, View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { AttentionAttrs } from '../../kernel-attrs.js';
 
@@ -201,8 +201,8 @@ function checkGrid(a: AttentionAttrs, rows: number): [number, number] {
   return [x, a.bh];
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'attention_forward', (be, inputs, attrs) => {
-  const a = attrs as unknown as AttentionAttrs;
+export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const out = be.alloc('float32', a.bh * a.lq * a.dv);
   const lse = be.alloc('float32', a.bh * a.lq);
   if (a.bh * a.lq === 0 || a.dv === 0) return [out, lse];
@@ -219,10 +219,10 @@ registerKernel<WebGPUBackend>('webgpu', 'attention_forward', (be, inputs, attrs)
     workgroups: checkGrid(a, a.lq),
   });
   return [out, lse];
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'attention_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as AttentionAttrs;
+export const attention_backward: KernelFn<WebGPUBackend, 'attention_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const [q, k, v, o, lse, g] = [inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!, inputs[4]!, inputs[5]!];
   const m = a.mask === 'add' ? inputs[6]! : null;
   const dq = be.alloc('float32', a.bh * a.lq * a.d);
@@ -256,4 +256,4 @@ registerKernel<WebGPUBackend>('webgpu', 'attention_backward', (be, inputs, attrs
   });
   dvec.release();
   return [dq, dk, dv];
-});
+};

@@ -1,5 +1,5 @@
-// conv kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel, type View } from '../../../backend.js';
+// conv kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
+import type { KernelFn, View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../webgpu-backend.js';
 import type { Conv2dAttrs } from '../../kernel-attrs.js';
 
@@ -257,13 +257,11 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   return target;
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'conv2d', (be, inputs, attrs) => {
-  const a = attrs as unknown as Conv2dAttrs;
+export const conv2d: KernelFn<WebGPUBackend, 'conv2d'> = (be, inputs, attrs) => {
+  const a = attrs;
   return runConvGemm(be, 'fwd', a, inputs[0]!, inputs[1]!, a.hasBias ? inputs[2]! : null);
-});
-registerKernel<WebGPUBackend>('webgpu', 'conv2d_grad_input', (be, [dy, w], attrs) =>
-  runConvGemm(be, 'dgrad', attrs as unknown as Conv2dAttrs, dy!, w!, null),
-);
-registerKernel<WebGPUBackend>('webgpu', 'conv2d_grad_weight', (be, [x, dy], attrs) =>
-  runConvGemm(be, 'wgrad', attrs as unknown as Conv2dAttrs, x!, dy!, null),
-);
+};
+export const conv2d_grad_input: KernelFn<WebGPUBackend, 'conv2d_grad_input'> = (be, [dy, w], attrs) =>
+  runConvGemm(be, 'dgrad', attrs, dy!, w!, null);
+export const conv2d_grad_weight: KernelFn<WebGPUBackend, 'conv2d_grad_weight'> = (be, [x, dy], attrs) =>
+  runConvGemm(be, 'wgrad', attrs, x!, dy!, null);

@@ -1,4 +1,4 @@
-import { registerKernel, type View } from '../../../backend.js';
+import type { KernelFn, View } from '../../../backend.js';
 import { contiguousStrides, isContiguous, numel } from '../../../shape.js';
 import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise-table.js';
 import { WGSL_PRELUDE } from '../../../ops/scalar-math.js';
@@ -54,8 +54,8 @@ ${body}
 }`;
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'elementwise', (be, inputs, attrs) => {
-  const a = attrs as unknown as ElementwiseAttrs;
+export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, attrs) => {
+  const a = attrs;
   const op = a.op as ElementwiseName;
   if (!(op in ELEMENTWISE)) throw new Error(`unknown elementwise op '${a.op}'`);
   const outDtype = a.out?.dtype ?? a.outDtype ?? 'float32';
@@ -90,4 +90,4 @@ registerKernel<WebGPUBackend>('webgpu', 'elementwise', (be, inputs, attrs) => {
     });
   }
   return a.out ? undefined : outView.storage;
-});
+};

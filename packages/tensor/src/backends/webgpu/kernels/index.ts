@@ -1,11 +1,43 @@
-import './elementwise.js';
-import './reduce.js';
-import './matmul.js';
-import './indexing.js';
-import './softmax.js';
-import './random.js';
-import './conv.js';
-import './pool.js';
-import './norm.js';
-import './attention.js';
-import './optim.js';
+// The WebGPU kernel table: one implementation per kernel of the contract (Kernels, backends/kernel-attrs.ts).
+// The type makes a missing kernel a compile error; context.ts hands the table to the backend.
+import type { KernelTable } from '../../../backend.js';
+import type { WebGPUBackend } from '../webgpu-backend.js';
+import * as elementwise from './elementwise.js';
+import * as reduce from './reduce.js';
+import * as matmul from './matmul.js';
+import * as indexing from './indexing.js';
+import * as softmax from './softmax.js';
+import * as random from './random.js';
+import * as conv from './conv.js';
+import * as pool from './pool.js';
+import * as norm from './norm.js';
+import * as attention from './attention.js';
+import * as optim from './optim.js';
+
+export const webgpuKernels: KernelTable<WebGPUBackend> = {
+  elementwise: elementwise.elementwise,
+  reduce: reduce.reduce,
+  matmul: matmul.matmul,
+  index_check: indexing.index_check,
+  index_select: indexing.index_select,
+  index_add: indexing.index_add,
+  softmax: softmax.softmax,
+  softmax_backward: softmax.softmax_backward,
+  random: random.random,
+  conv2d: conv.conv2d,
+  conv2d_grad_input: conv.conv2d_grad_input,
+  conv2d_grad_weight: conv.conv2d_grad_weight,
+  pool2d: pool.pool2d,
+  pool2d_backward: pool.pool2d_backward,
+  adaptive_avg_pool2d: pool.adaptive_avg_pool2d,
+  adaptive_avg_pool2d_backward: pool.adaptive_avg_pool2d_backward,
+  norm_forward: norm.norm_forward,
+  norm_backward: norm.norm_backward,
+  norm_affine_grad: norm.norm_affine_grad,
+  attention_forward: attention.attention_forward,
+  attention_backward: attention.attention_backward,
+  adam_step: optim.adam_step,
+  sgd_step: optim.sgd_step,
+  sum_squares: optim.sum_squares,
+  clip_scale: optim.clip_scale,
+};

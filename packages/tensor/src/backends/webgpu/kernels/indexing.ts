@@ -1,4 +1,4 @@
-import { registerKernel } from '../../../backend.js';
+import type { KernelFn } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import type { IndexSelectAttrs, IndexCheckAttrs } from '../../kernel-attrs.js';
 import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
@@ -28,8 +28,8 @@ function boundsFor(be: WebGPUBackend, op: string, what: string, size: number, wh
   return be.rt.boundsCheck((v) => indexOutOfRange(op, what, v, size, where).message);
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'index_select', (be, [x, idx], attrs) => {
-  const { outer, size, inner, n, op, dim } = attrs as unknown as IndexSelectAttrs;
+export const index_select: KernelFn<WebGPUBackend, 'index_select'> = (be, [x, idx], attrs) => {
+  const { outer, size, inner, n, op, dim } = attrs;
   const total = outer * n * inner;
   const out = be.alloc(x!.dtype, total);
   if (total === 0) return out;
@@ -63,11 +63,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     workgroups: grid(total, WG),
   });
   return out;
-});
+};
 
 /** Flags the first id outside [0, size) (see IndexCheckAttrs); writes nothing else. */
-registerKernel<WebGPUBackend>('webgpu', 'index_check', (be, [ids], attrs) => {
-  const { n, size, op, what, ignore } = attrs as unknown as IndexCheckAttrs;
+export const index_check: KernelFn<WebGPUBackend, 'index_check'> = (be, [ids], attrs) => {
+  const { n, size, op, what, ignore } = attrs;
   if (n === 0) return;
   const flag = boundsFor(be, op, what, size, ignoreNote(ignore));
   be.rt.dispatch({
@@ -89,14 +89,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     uniforms: new UniformWriter().u32(n, size, ids!.offset, flag.serial, ignore ?? 0, ignore === undefined ? 0 : 1, 0, 0).build(),
     workgroups: grid(n, WG),
   });
-});
+};
 
 /**
  * Scatter-add of rows. WGSL has no float atomics, so each add is a compare-and-swap loop on the
  * f32 bits; only rows that share an index contend.
  */
-registerKernel<WebGPUBackend>('webgpu', 'index_add', (be, [src, idx], attrs) => {
-  const { outer, size, inner, n } = attrs as unknown as IndexSelectAttrs;
+export const index_add: KernelFn<WebGPUBackend, 'index_add'> = (be, [src, idx], attrs) => {
+  const { outer, size, inner, n } = attrs;
   const out = be.alloc('float32', outer * size * inner);
   be.run('elementwise', [], { op: 'fill', params: [0], shape: [outer * size * inner], out: { storage: out, shape: [outer * size * inner], strides: [1], offset: 0, dtype: 'float32' } });
   const total = outer * n * inner;
@@ -132,4 +132,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     workgroups: grid(total, WG),
   });
   return out;
-});
+};

@@ -1,4 +1,4 @@
-import { registerKernel, type View } from '../../../backend.js';
+import type { KernelFn, View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
 import type { MatmulAttrs } from '../../kernel-attrs.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './matmul-subgroup.js';
@@ -205,8 +205,8 @@ export function tuneMatmul(be: WebGPUBackend, opts: { force?: boolean } = {}): P
   return tune(be, 'matmul', opts);
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'matmul', (be, [a, b], attrs) => {
-  const p = attrs as unknown as MatmulAttrs;
+export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b], attrs) => {
+  const p = attrs;
   const total = p.batch * p.m * p.n;
   const out = be.alloc('float32', total);
   if (total === 0) return out;
@@ -229,4 +229,4 @@ registerKernel<WebGPUBackend>('webgpu', 'matmul', (be, [a, b], attrs) => {
     });
   }
   return out;
-});
+};

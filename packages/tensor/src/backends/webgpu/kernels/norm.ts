@@ -1,5 +1,5 @@
-// norm kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel, type View } from '../../../backend.js';
+// norm kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
+import type { KernelFn, View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import { rowSubgroupSize } from './row-shape.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
@@ -94,8 +94,8 @@ const ROW_HEAD = `
 const entry = (sh: Shape): string => `@compute @workgroup_size(${sh.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>)`;
 
-registerKernel<WebGPUBackend>('webgpu', 'norm_forward', (be, inputs, attrs) => {
-  const a = attrs as unknown as NormForwardAttrs;
+export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const y = be.alloc('float32', a.rows * a.count);
   const stats = a.computeStats ? be.alloc('float32', a.rows * 2) : null;
   const out = stats ? [y, stats] : [y];
@@ -169,10 +169,10 @@ ${entry(sh)} {
     .build();
   be.rt.dispatch({ name: 'norm_forward', key, wgsl, buffers: bufs, uniforms: uni, workgroups: grid(a.rows * WG, WG) });
   return out;
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'norm_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as NormBackwardAttrs;
+export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const dx = be.alloc('float32', a.rows * a.count);
   if (a.rows * a.count === 0) return dx;
   const [x, g, st] = [inputs[0]!, inputs[1]!, inputs[2]!];
@@ -222,10 +222,10 @@ ${entry(sh)} {
     workgroups: grid(a.rows * WG, WG),
   });
   return dx;
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'norm_affine_grad', (be, [x, g, st], attrs) => {
-  const a = attrs as unknown as NormAffineGradAttrs;
+export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, [x, g, st], attrs) => {
+  const a = attrs;
   const dw = be.alloc('float32', a.size);
   const db = be.alloc('float32', a.size);
   if (a.size === 0) return [dw, db];
@@ -273,4 +273,4 @@ ${entry(sh)} {
     workgroups: grid(a.size * WG, WG),
   });
   return [dw, db];
-});
+};

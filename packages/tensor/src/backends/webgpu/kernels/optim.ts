@@ -1,5 +1,5 @@
-// optim kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel } from '../../../backend.js';
+// optim kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
+import type { KernelFn } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
 
@@ -10,8 +10,8 @@ const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;
 const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
-registerKernel<WebGPUBackend>('webgpu', 'adam_step', (be, [p, g, m, v], attrs) => {
-  const a = attrs as unknown as AdamStepAttrs;
+export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, [p, g, m, v], attrs) => {
+  const a = attrs;
   if (a.n === 0) return;
   const wgsl = (): string => `
 @group(0) @binding(0) var<storage, read_write> p: array<f32>;
@@ -43,10 +43,10 @@ ${ENTRY} {
     buffers: [bufferOf(p!), bufferOf(g!), bufferOf(m!), bufferOf(v!)],
     uniforms: uni, workgroups: grid(a.n, WG),
   });
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'sgd_step', (be, inputs, attrs) => {
-  const a = attrs as unknown as SgdStepAttrs;
+export const sgd_step: KernelFn<WebGPUBackend, 'sgd_step'> = (be, inputs, attrs) => {
+  const a = attrs;
   if (a.n === 0) return;
   const [p, g] = [inputs[0]!, inputs[1]!];
   const b = a.momentum !== 0 ? inputs[2]! : null;
@@ -81,11 +81,11 @@ ${ENTRY} {
     buffers: [bufferOf(p), bufferOf(g), ...(b ? [bufferOf(b)] : [])],
     uniforms: uni, workgroups: grid(a.n, WG),
   });
-});
+};
 
 /** One workgroup per part: strided partial sums, then a workgroup tree reduction. */
-registerKernel<WebGPUBackend>('webgpu', 'sum_squares', (be, [x], attrs) => {
-  const a = attrs as unknown as SumSquaresAttrs;
+export const sum_squares: KernelFn<WebGPUBackend, 'sum_squares'> = (be, [x], attrs) => {
+  const a = attrs;
   if (a.parts === 0) return;
   const wgsl = (): string => `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -115,10 +115,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     uniforms: new UniformWriter().u32(a.n, a.parts, chunk, x!.offset, a.out.offset).build(),
     workgroups: grid(a.parts * WG, WG),
   });
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'clip_scale', (be, [g, norm], attrs) => {
-  const a = attrs as unknown as ClipScaleAttrs;
+export const clip_scale: KernelFn<WebGPUBackend, 'clip_scale'> = (be, [g, norm], attrs) => {
+  const a = attrs;
   if (a.n === 0) return;
   const wgsl = (): string => `
 @group(0) @binding(0) var<storage, read_write> g: array<f32>;
@@ -136,4 +136,4 @@ ${ENTRY} {
     uniforms: new UniformWriter().u32(a.n, g!.offset, norm!.offset).f32(a.maxNorm).build(),
     workgroups: grid(a.n, WG),
   });
-});
+};

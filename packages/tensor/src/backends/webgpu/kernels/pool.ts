@@ -1,5 +1,5 @@
-// pool kernels (WebGPU): registered with registerKernel('webgpu', …).
-import { registerKernel } from '../../../backend.js';
+// pool kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
+import type { KernelFn, Storage, View } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../../kernel-attrs.js';
 
@@ -131,8 +131,8 @@ ${ENTRY} {
 }`;
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'pool2d', (be, [x], attrs) => {
-  const a = attrs as unknown as Pool2dAttrs;
+export const pool2d: KernelFn<WebGPUBackend, 'pool2d'> = (be, [x], attrs) => {
+  const a = attrs;
   const total = a.planes * a.ho * a.wo;
   const y = be.alloc('float32', total);
   const yi = a.mode === 'max' ? be.alloc('int32', total) : null;
@@ -147,10 +147,10 @@ registerKernel<WebGPUBackend>('webgpu', 'pool2d', (be, [x], attrs) => {
     workgroups: grid(total, WG),
   });
   return out;
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'pool2d_backward', (be, inputs, attrs) => {
-  const a = attrs as unknown as Pool2dAttrs;
+export const pool2d_backward: KernelFn<WebGPUBackend, 'pool2d_backward'> = (be, inputs, attrs) => {
+  const a = attrs;
   const total = a.planes * a.h * a.w;
   const dx = be.alloc('float32', total);
   if (total === 0) return dx;
@@ -164,7 +164,7 @@ registerKernel<WebGPUBackend>('webgpu', 'pool2d_backward', (be, inputs, attrs) =
     workgroups: grid(total, WG),
   });
   return dx;
-});
+};
 
 // ---- adaptive average pooling: windows [floor(o·in/out), ceil((o+1)·in/out)) per axis
 
@@ -210,9 +210,10 @@ ${ENTRY} {
 }`;
 }
 
-for (const backward of [false, true]) {
-  registerKernel<WebGPUBackend>('webgpu', backward ? 'adaptive_avg_pool2d_backward' : 'adaptive_avg_pool2d', (be, [x], attrs) => {
-    const a = attrs as unknown as AdaptivePool2dAttrs;
+/** adaptive_avg_pool2d and its _backward (same attrs and result type): one shader template, two table entries. */
+function adaptiveAvgPool2dKernel(backward: boolean): (be: WebGPUBackend, inputs: readonly View[], attrs: AdaptivePool2dAttrs) => Storage {
+  return (be, [x], attrs) => {
+    const a = attrs;
     const total = a.planes * (backward ? a.h * a.w : a.ho * a.wo);
     const y = be.alloc('float32', total);
     if (total === 0) return y;
@@ -225,5 +226,7 @@ for (const backward of [false, true]) {
       workgroups: grid(total, WG),
     });
     return y;
-  });
+  };
 }
+export const adaptive_avg_pool2d: KernelFn<WebGPUBackend, 'adaptive_avg_pool2d'> = adaptiveAvgPool2dKernel(false);
+export const adaptive_avg_pool2d_backward: KernelFn<WebGPUBackend, 'adaptive_avg_pool2d_backward'> = adaptiveAvgPool2dKernel(true);

@@ -1,4 +1,4 @@
-import { registerKernel } from '../../../backend.js';
+import type { KernelFn } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, grid } from '../webgpu-backend.js';
 import { WGSL_PHILOX } from '../../../random/philox.js';
 import type { RandomAttrs } from '../../kernel-attrs.js';
@@ -6,8 +6,8 @@ import type { RandomAttrs } from '../../kernel-attrs.js';
 const WG = 64;
 
 /** One invocation per block of 4 numbers (one Philox call). */
-registerKernel<WebGPUBackend>('webgpu', 'random', (be, _inputs, attrs) => {
-  const a = attrs as unknown as RandomAttrs;
+export const random: KernelFn<WebGPUBackend, 'random'> = (be, _inputs, attrs) => {
+  const a = attrs;
   const bits = a.dist === 'bits';
   const out = be.alloc(bits ? 'uint32' : 'float32', a.n);
   const blocks = Math.ceil(a.n / 4);
@@ -50,4 +50,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     workgroups: grid(blocks, WG),
   });
   return out;
-});
+};

@@ -1,4 +1,4 @@
-import { registerKernel } from '../../../backend.js';
+import type { KernelFn } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../webgpu-backend.js';
 import type { ReduceAttrs } from '../../kernel-attrs.js';
 
@@ -48,9 +48,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 }
 
-registerKernel<WebGPUBackend>('webgpu', 'reduce', (be, [x], attrs) => {
-  const { op, outer, inner } = attrs as unknown as ReduceAttrs;
-  let size = (attrs as unknown as ReduceAttrs).size;
+export const reduce: KernelFn<WebGPUBackend, 'reduce'> = (be, [x], attrs) => {
+  const { op, outer, inner } = attrs;
+  let size = attrs.size;
   const arg = op === 'argmax' || op === 'argmin';
   let src = bufferOf(x!);
   let srcIdx: GPUBuffer | null = null;
@@ -97,4 +97,4 @@ registerKernel<WebGPUBackend>('webgpu', 'reduce', (be, [x], attrs) => {
     size = chunks;
     firstPass = false;
   }
-});
+};

@@ -1,4 +1,4 @@
-import { registerKernel } from '../../../backend.js';
+import type { KernelFn } from '../../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
 import type { SoftmaxAttrs } from '../../kernel-attrs.js';
 
@@ -6,8 +6,8 @@ const WG = 64;
 const U = `struct U { rows: u32, cols: u32, xoff: u32, goff: u32 };`;
 
 /** One invocation per row: max, sum of exp, write (stable for large logits). */
-registerKernel<WebGPUBackend>('webgpu', 'softmax', (be, [x], attrs) => {
-  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+export const softmax: KernelFn<WebGPUBackend, 'softmax'> = (be, [x], attrs) => {
+  const { rows, cols, log } = attrs;
   const out = be.alloc('float32', rows * cols);
   if (rows * cols === 0) return out;
   be.rt.dispatch({
@@ -35,10 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     workgroups: grid(rows, WG),
   });
   return out;
-});
+};
 
-registerKernel<WebGPUBackend>('webgpu', 'softmax_backward', (be, [y, g], attrs) => {
-  const { rows, cols, log } = attrs as unknown as SoftmaxAttrs;
+export const softmax_backward: KernelFn<WebGPUBackend, 'softmax_backward'> = (be, [y, g], attrs) => {
+  const { rows, cols, log } = attrs;
   const out = be.alloc('float32', rows * cols);
   if (rows * cols === 0) return out;
   be.rt.dispatch({
@@ -66,4 +66,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     workgroups: grid(rows, WG),
   });
   return out;
-});
+};
