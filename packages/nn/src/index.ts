@@ -1,4 +1,4 @@
-// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing.
+// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop.
 export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
 export * from './init.js';
 export { Linear, Identity, type LinearOptions, type LinearDelta } from './layers/linear.js';
@@ -19,3 +19,4 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool
 export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from './run-dir.js';
 export { reportCliError, debugWanted } from './cli-errors.js';
 export { DatasetCheckError, throwIfProblems, mapBounded, formatProblem, reasonOf, LISTED_PROBLEMS, type DataProblem } from './data-check.js';
+export { runTrainLoop, prepareOutputDir, existingRunOutputs, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from './train-loop.js';

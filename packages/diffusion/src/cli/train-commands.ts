@@ -14,7 +14,7 @@ import { trainDreamBooth, existingClassImages } from '../training/dreambooth.js'
 import { checkTrainingImages, type ImageRef, type ImageGroup } from '../training/image-check.js';
 import { trainTextToImage } from '../training/text-to-image.js';
 import { trainVAE } from '../training/vae.js';
-import { prepareOutputDir, type TrainLoopOptions } from '../training/trainer.js';
+import { prepareOutputDir, type TrainLoopOptions } from '@foliar/nn';
 import type { DenoisingTrainOptions } from '../training/denoising.js';
 import type { ValidationOptions } from '../training/validation.js';
 import { listImageFiles, readCaptionedFolder, readCaptionedCsv, readClassImageRefsFromCsv, readImageRefsCsv, type CaptionedImage } from '../training/datasets.js';

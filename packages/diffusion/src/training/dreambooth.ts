@@ -7,7 +7,7 @@ import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
 import { tensorToImages } from '../cli/images.js';
-import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages, type ImageGroup } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';

@@ -1,7 +1,7 @@
 // @foliar/diffusion training API (the package index re-exports this barrel)
 export * from './methods/index.js';
 export { priorPreservationLoss, denoisingForward, type PriorLossOptions, type PriorLoss } from './loss.js';
-export { runTrainLoop, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from './trainer.js';
+export { runTrainLoop, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from '@foliar/nn';
 export { denoisingLoss, prepareImages, disposeImages, TextConditioner, hostRandint, epochIndex, type PreparedImage, type DenoisingLossOptions, type DenoisingTrainOptions } from './denoising.js';
 export { trainDreamBooth, ensureClassImages, existingClassImages, DRIFT_PROBES, type DreamBoothConfig, type TrainResult } from './dreambooth.js';
 export { trainTextToImage, type TextToImageConfig } from './text-to-image.js';

@@ -3,7 +3,7 @@ import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
-import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';
 import { prepareImages, disposeImages, useGradientCheckpointing, denoisingLoss, epochIndex, TextConditioner, type DenoisingTrainOptions } from './denoising.js';

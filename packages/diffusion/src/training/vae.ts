@@ -7,7 +7,7 @@ import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { saveModel } from '../loading/models.js';
 import { tensorToImages } from '../cli/images.js';
 import { imagesToTensor, type RgbLike } from './images.js';
-import { runTrainLoop, type TrainLoopOptions } from './trainer.js';
+import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages } from './image-check.js';
 import { toSquareImage, epochIndex } from './denoising.js';
 import type { TrainResult } from './dreambooth.js';

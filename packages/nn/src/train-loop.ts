@@ -2,11 +2,14 @@ import { mkdir, readdir, rm, appendFile, readFile, rename, stat } from 'node:fs/
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { tidy, noGrad, Generator, type Tensor } from '@foliar/tensor';
-import {
-  AdamW, LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup, Progress, writePng, lineChart,
-  saveSafetensors, readSafetensors, cleanStaleTemps, filterJsonl, type OptimizerState,
-} from '@foliar/nn';
+import { tidy, noGrad, Generator, clipGradNorm, type Tensor } from '@foliar/tensor';
+import { AdamW } from './optim/adam.js';
+import type { OptimizerState } from './optim/optimizer.js';
+import { LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup } from './schedules/lr.js';
+import { Progress } from './progress.js';
+import { writePng, lineChart } from './viz/index.js';
+import { saveSafetensors, readSafetensors } from './weights.js';
+import { cleanStaleTemps, filterJsonl } from './run-dir.js';
 
 /** Optimizer, schedule, checkpointing and logging options shared by every foliar trainer. */
 export interface TrainLoopOptions {
@@ -36,7 +39,14 @@ export interface TrainLoopOptions {
   overwrite?: boolean;
   /** Stops the run after the current step, writing a checkpoint to resume from (e.g. on Ctrl-C). */
   signal?: AbortSignal;
-  /** Called after every optimizer step. */
+  /**
+   * Steps between train.jsonl lines (default 1). Losses and gradient norms stay on the device and are
+   * read back together only at a logged step, a checkpoint and the end: with `logEvery: 10` the loop
+   * waits on the device once per 10 steps, not once per micro-batch. Every step is still logged
+   * (each line is written when its step's values come back).
+   */
+  logEvery?: number;
+  /** Called for every step once its loss has been read back (at each logged step, for the steps since the last). */
   onStep?: (s: { step: number; loss: number; lr: number }) => void;
   /** No messages and no progress bar. */
   quiet?: boolean;
@@ -99,6 +109,10 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
 
   let step = 0;
   const ckDir = join(out, 'checkpoints');
+  const logEvery = o.logEvery ?? 1;
+  if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`logEvery must be a positive integer, got ${logEvery}`);
+  // steps whose loss, extra logs and gradient norm are still on the device
+  const pending: PendingStep[] = [];
   try {
     if (o.resumeFrom) {
       const dir = o.resumeFrom === 'latest' ? await latestCheckpoint(ckDir) : o.resumeFrom;
@@ -117,9 +131,39 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     if (h.validate && h.validationSteps && step === 0) await h.validate(0);
 
     let interrupted = false;
+    const flush = async (): Promise<void> => {
+      if (!pending.length) return;
+      const scalars = pending.flatMap((p) => [...p.losses, ...Object.values(p.logs).flat(), p.gradNorm]);
+      const all = noGrad(() => tidy(() => ft.stack(scalars.map((t) => t.reshape([1])), 0)));
+      const v = await all.data();
+      all.dispose();
+      let at = 0;
+      let lines = '';
+      const done: { step: number; loss: number; lr: number }[] = [];
+      for (const p of pending) {
+        let lossSum = 0;
+        for (let i = 0; i < p.losses.length; i++) lossSum += v[at++]!;
+        const logSums: Record<string, number> = {};
+        for (const [name, ts] of Object.entries(p.logs)) {
+          for (let i = 0; i < ts.length; i++) logSums[name] = (logSums[name] ?? 0) + v[at++]! / accum;
+        }
+        const gradNorm = v[at++]!;
+        const loss = lossSum / accum;
+        ck.losses.push(loss);
+        lines += JSON.stringify({ step: p.step, loss, ...logSums, lr: p.lr, grad_norm: gradNorm, live_buffers: p.liveBuffers, peak_bytes: p.peakBytes, seconds: p.seconds }) + '\n';
+        done.push({ step: p.step, loss, lr: p.lr });
+      }
+      for (const t of scalars) t.dispose();
+      pending.length = 0;
+      await appendFile(log, lines);
+      for (const d of done) o.onStep?.(d);
+      const last = done.at(-1)!;
+      bar?.update(last.step, { loss: last.loss, lr: last.lr });
+    };
+    ck.flush = flush;
     while (step < o.maxTrainSteps) {
-      let lossSum = 0;
-      const logSums: Record<string, number> = {};
+      const losses: Tensor[] = [];
+      const logs: Record<string, Tensor[]> = {};
       for (let micro = 0; micro < accum; micro++) {
         const r = tidy(() => {
           const res = h.loss(step * accum + micro, gen);
@@ -127,27 +171,20 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
           (accum > 1 ? loss.mul(1 / accum) : loss).backward();
           return { loss, logs };
         });
-        lossSum += await r.loss.item();
-        r.loss.dispose();
-        for (const [name, t] of Object.entries(r.logs)) {
-          logSums[name] = (logSums[name] ?? 0) + (await t.item()) / accum;
-          t.dispose();
-        }
+        losses.push(r.loss);
+        for (const [name, t] of Object.entries(r.logs)) (logs[name] ??= []).push(t);
       }
-      const gradNorm = await clipGrads(params, o.maxGradNorm ?? 1);
+      const gradNorm = clipGrads(params, o.maxGradNorm ?? 1);
       opt.step();
       h.afterStep?.();
       opt.zeroGrad();
       sched.step();
       if (ema) updateEma(ema, params, o.emaDecay!);
       step++;
-      const loss = lossSum / accum;
-      ck.losses.push(loss);
       const m = ft.memory();
-      const lr = sched.lastLr[0]!;
-      await appendFile(log, JSON.stringify({ step, loss, ...logSums, lr, grad_norm: gradNorm, live_buffers: m.liveBuffers, peak_bytes: m.peakBytes, seconds: (performance.now() - t0) / 1000 }) + '\n');
-      bar?.update(step, { loss, lr });
-      o.onStep?.({ step, loss, lr });
+      pending.push({ step, losses, logs, gradNorm, lr: sched.lastLr[0]!, liveBuffers: m.liveBuffers, peakBytes: m.peakBytes, seconds: (performance.now() - t0) / 1000 });
+      if (step % logEvery === 0 || step === o.maxTrainSteps || o.signal?.aborted) await flush();
+      else bar?.update(step);
       // validation before this step's checkpoint: a run killed while validating resumes from the
       // previous checkpoint and validates again (after the checkpoint, the grid would be lost for good)
       if (h.validate && h.validationSteps && step % h.validationSteps === 0) {
@@ -183,6 +220,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     }
     return { steps: step, losses: [...ck.losses], interrupted };
   } finally {
+    for (const p of pending) [...p.losses, ...Object.values(p.logs).flat(), p.gradNorm].forEach((t) => t.dispose());
     opt.zeroGrad();
     opt.dispose();
     ema?.forEach((e) => e.dispose());
@@ -235,24 +273,15 @@ function updateEma(ema: Tensor[], params: Tensor[], decay: number): void {
   });
 }
 
-/** Clips the global gradient norm in place; resolves to the norm before clipping. */
-async function clipGrads(params: Tensor[], maxNorm: number): Promise<number> {
+/**
+ * Clips the global gradient norm in place with the fused `clipGradNorm` (torch's clip_grad_norm_, on
+ * the device, no readback); returns the norm before clipping as a [] tensor. maxNorm 0 only measures.
+ */
+function clipGrads(params: Tensor[], maxNorm: number): Tensor {
   const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
-  if (!grads.length) return 0;
-  const total = noGrad(() => tidy(() => grads.map((g) => g.square().sum()).reduce((a, b) => a.add(b)).sqrt()));
-  const norm = await total.item();
-  total.dispose();
-  if (norm > maxNorm && maxNorm > 0) {
-    const f = maxNorm / (norm + 1e-6);
-    noGrad(() => {
-      for (const g of grads) {
-        const s = g.mul(f);
-        ft.copy_(g, s);
-        s.dispose();
-      }
-    });
-  }
-  return norm;
+  if (!grads.length) return ft.zeros([]);
+  if (maxNorm > 0) return clipGradNorm(grads, maxNorm);
+  return noGrad(() => tidy(() => grads.map((g) => g.square().sum()).reduce((a, b) => a.add(b)).sqrt()));
 }
 
 /** A loss curve PNG (raw and smoothed). */
@@ -268,6 +297,19 @@ interface CkState {
   gen: Generator;
   losses: number[];
   ema: Tensor[] | null;
+  /** Reads back and logs the steps still pending on the device. */
+  flush?: () => Promise<void>;
+}
+
+interface PendingStep {
+  step: number;
+  losses: Tensor[];
+  logs: Record<string, Tensor[]>;
+  gradNorm: Tensor;
+  lr: number;
+  liveBuffers: number;
+  peakBytes: number;
+  seconds: number;
 }
 
 interface CkMeta {
@@ -279,6 +321,8 @@ interface CkMeta {
 }
 
 async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promise<void> {
+  // the losses of every step up to this one go into state.json
+  await s.flush?.();
   const tmp = `${dir}.partial-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
