@@ -478,7 +478,7 @@ test('extraTrain: extra images join the training split only, labelled as their c
   assert.throws(() => parseExtraTrain('runs/syn'), /expected <class>=<folder>/);
   await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'mildew', dir: d }] })), /unknown class "mildew"/);
   await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'rust', dir: join(d, 'nope') }] })), /nope.*does not exist/);
-  await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'rust', dir: newDir() }] })), /has no \.png\/\.jpg images/);
+  await rejects(() => prepareData(resolveConfig(base, { extraTrain: [{ className: 'rust', dir: newDir() }] })), /has no \.png\/\.jpg\/\.jpeg\/\.webp images/);
   assert.throws(() => resolveConfig(base, { extraTrain: [{ className: 'rust', dir: d, limit: 0 }] }), /extraTrain\[0\]\.limit/);
 });
 

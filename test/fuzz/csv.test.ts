@@ -1,6 +1,6 @@
 /**
  * Fuzz test of the CSV readers (issue 14, item 7): the classifier's parseCsv / readCsv
- * (packages/classifier/src/data/csv.ts) and the diffusion trainers' parseCsv, readImageRefsCsv,
+ * (packages/data/src/csv.ts, the one parser both packages use) and the diffusion trainers' parseCsv, readImageRefsCsv,
  * readCaptionedCsv and readClassImageRefsFromCsv (packages/diffusion/src/training/datasets.ts), on
  * seeded mutations of Plant Pathology 2020 and captioned CSVs: quotes, separators and line ends
  * inserted or deleted, BOMs, NULs, lone surrogates, `../` ids, truncation, splicing, label cells set
@@ -18,7 +18,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import { parseCsv as parseCsvClassifier, readCsv } from '../../packages/classifier/src/data/csv.js';
+import { parseCsv as parseCsvClassifier, readCsv } from '../../packages/data/src/csv.js';
 import { parseCsv as parseCsvDiffusion, readImageRefsCsv, readCaptionedCsv, readClassImageRefsFromCsv } from '../../packages/diffusion/src/training/datasets.js';
 import { Mutator, FUZZ_SEED, cases, newStats, runCase, assertClean, EDGE_NUMBERS, type FuzzStats } from './mutator.js';
 
@@ -212,9 +212,10 @@ test('regression: the diffusion CSV parser refuses an unclosed quote (it read ev
   } catch (e) {
     msg = (e as Error).message;
   }
-  assert.is(msg, `${path} line 2: unterminated quoted field (the quote opened here is never closed)`);
-  assert.throws(() => parseCsvDiffusion('a,b\n1,x"y\n', 'z.csv'), /^z\.csv line 2: quote inside an unquoted field/);
-  assert.throws(() => parseCsvDiffusion('a,b\n"1"x,2\n', 'z.csv'), /^z\.csv line 2: unexpected character "x" after a closing quote/);
+  // one parser for both packages (@foliar/data): its CsvError names file and line as `<file>:<line>:`
+  assert.is(msg, `${path}:2: unterminated quoted field`);
+  assert.throws(() => parseCsvDiffusion('a,b\n1,x"y\n', 'z.csv'), /^z\.csv:2: quote inside an unquoted field/);
+  assert.throws(() => parseCsvDiffusion('a,b\n"1"x,2\n', 'z.csv'), /^z\.csv:2: unexpected character "x" after closing quote/);
   // what it read before still reads the same (quoted separators and line ends, doubled quotes, CRLF, blank lines); a BOM goes, a lone "" is a row
   assert.equal(parseCsvDiffusion('\ufeffa,b\r\n"x, ""y""","2\r\n3"\n\n""\n'), [['a', 'b'], ['x, "y"', '2\r\n3'], ['']]);
 });

@@ -1,5 +1,5 @@
 // Real-image data pipeline for the classifier (the `synthetic/` subfolder has its own barrel).
-export * from './csv.js';
+export { parseCsv, readCsv, requireColumns, CsvError, type CsvTable, type CsvOptions } from '@foliar/data';
 export * from './image.js';
 export * from './rng.js';
 export * from './layouts.js';

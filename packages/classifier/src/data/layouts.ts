@@ -4,7 +4,7 @@
 import { readdir, stat, access } from 'node:fs/promises';
 import { join, resolve, extname, basename } from 'node:path';
 import { resolveInside } from '@foliar/tensor';
-import { readCsv, requireColumns, CsvError, type CsvTable } from './csv.js';
+import { readCsv, requireColumns, CsvError, isImageFile, type CsvTable } from '@foliar/data';
 
 export interface LabeledItem {
   /** Absolute path of the image file. */
@@ -31,7 +31,6 @@ export interface LabeledImageSet {
 /** The Plant Pathology 2020 classes, in the column order of its train.csv. */
 export const PLANT_PATHOLOGY_2020_CLASSES = ['healthy', 'multiple_diseases', 'rust', 'scab'] as const;
 
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 
 export interface ReaderOptions {
   /** Skip the up-front check that every image file exists (default false). */
@@ -162,7 +161,7 @@ export async function readImageFolder(dir: string): Promise<LabeledImageSet> {
   for (let c = 0; c < classNames.length; c++) {
     const classDir = join(root, classNames[c]);
     const files = (await readdir(classDir, { withFileTypes: true }))
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()))
+      .filter((e) => e.isFile() && isImageFile(e.name))
       .map((e) => e.name)
       .sort();
     if (files.length === 0) throw new Error(`${classDir}: class folder "${classNames[c]}" has no .jpg/.jpeg/.png images`);

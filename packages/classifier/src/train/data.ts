@@ -11,7 +11,8 @@ import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthet
 import { readdir, access } from 'node:fs/promises';
 import { mapBounded, reasonOf, throwIfProblems, type DataProblem } from '@foliar/nn';
 import { existsSync } from 'node:fs';
-import { join, resolve, extname } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isImageFile, IMAGE_EXTENSIONS } from '@foliar/data';
 import type { TrainConfig, ExtraTrainImages, SplitIdLists } from './config.js';
 
 /** A labelled image set plus the way to load its items as decoded images. */
@@ -82,7 +83,6 @@ export async function folderSource(dir: string, size: number, opts: { skipFileCh
   };
 }
 
-const EXTRA_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 
 /** The images of `config.extraTrain` as labelled items (class names checked against `classNames`). */
 export async function readExtraTrain(extras: ExtraTrainImages[], classNames: string[]): Promise<LabeledItem[]> {
@@ -92,8 +92,8 @@ export async function readExtraTrain(extras: ExtraTrainImages[], classNames: str
     if (label < 0) throw new Error(`extraTrain: unknown class "${e.className}" (classes: ${classNames.join(', ')})`);
     const dir = resolve(e.dir);
     if (!existsSync(dir)) throw new Error(`extraTrain: folder ${dir} (class ${e.className}) does not exist`);
-    const files = (await readdir(dir)).filter((f) => !f.startsWith('.') && EXTRA_EXTENSIONS.has(extname(f).toLowerCase())).sort();
-    if (!files.length) throw new Error(`extraTrain: folder ${dir} (class ${e.className}) has no .png/.jpg images`);
+    const files = (await readdir(dir)).filter((f) => isImageFile(f)).sort();
+    if (!files.length) throw new Error(`extraTrain: folder ${dir} (class ${e.className}) has no ${IMAGE_EXTENSIONS.join('/')} images`);
     for (const f of files.slice(0, e.limit ?? files.length)) items.push({ path: join(dir, f), id: `extra:${e.className}/${f}`, label });
   }
   return items;

@@ -1,12 +1,12 @@
 // Per-image class probabilities for a folder or a list of image files, as CSV.
 import { readdir, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isImageFile } from '@foliar/data';
 import { decodeImage } from '../data/decode.js';
 import { normalizeToChw } from '../data/transforms.js';
 import { logitsOf, softmaxRows } from './evaluate.js';
 import type { Classifier } from './model.js';
 
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 /** Expands folders (recursively, sorted) into their image files; files are kept as given. */
 export async function listImages(inputs: readonly string[]): Promise<string[]> {
@@ -25,7 +25,7 @@ export async function listImages(inputs: readonly string[]): Promise<string[]> {
         for (const e of entries) {
           if (e.name.startsWith('.')) continue;
           if (e.isDirectory()) await walk(join(dir, e.name));
-          else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push(join(dir, e.name));
+          else if (isImageFile(e.name)) out.push(join(dir, e.name));
         }
       };
       await walk(p);

@@ -2,6 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { resolveInside } from '@foliar/tensor';
+import { parseCsvRecords, isImageFile, IMAGE_EXTENSIONS } from '@foliar/data';
 import type { ImageRef } from './image-check.js';
 
 /** An image with its caption (text-to-image training). */
@@ -12,87 +13,22 @@ export interface CaptionedImage {
   listedAt?: string;
 }
 
-const IMAGE_RE = /\.(png|jpe?g|webp)$/i;
-
 /** The image files of a folder (png, jpg, jpeg, webp), sorted by name. */
 export async function listImageFiles(dir: string): Promise<string[]> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`image folder ${dir} does not exist`);
-  const files = (await readdir(dir)).filter((f) => IMAGE_RE.test(f)).sort().map((f) => join(dir, f));
-  if (!files.length) throw new Error(`image folder ${dir} has no .png/.jpg/.jpeg/.webp files`);
+  const files = (await readdir(dir)).filter((f) => isImageFile(f)).sort().map((f) => join(dir, f));
+  if (!files.length) throw new Error(`image folder ${dir} has no ${IMAGE_EXTENSIONS.join('/')} files`);
   return files;
 }
 
 /**
- * RFC 4180 CSV → rows of fields: quoted fields (doubled quotes, line ends inside), CRLF / LF / CR line
- * ends, a leading UTF-8 BOM dropped, blank lines skipped (the classifier's parser reads the same). A
+ * RFC 4180 CSV → rows of fields, through @foliar/data's parser (the classifier reads CSVs with the
+ * same one): quoted fields, CRLF / LF / CR line ends, a leading BOM dropped, blank lines skipped; a
  * quote inside an unquoted field, text after a closing quote and an unterminated quoted field are
- * errors naming `file` and the line: read on, an unclosed quote swallowed every row after it into one
- * field.
+ * errors (CsvError) naming `file` and the line.
  */
 export function parseCsv(text: string, file = '<csv>'): string[][] {
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const bad = (line: number, msg: string) => new Error(`${file} line ${line}: ${msg}`);
-  const rows: string[][] = [];
-  const n = text.length;
-  let i = 0, line = 1;
-  while (i < n) {
-    const fields: string[] = [];
-    let field = '', atStart = true, any = false, end = false;
-    while (i < n && !end) {
-      const c = text[i]!;
-      if (c === '"' && atStart) {
-        const opened = line;
-        let closed = false;
-        for (i++; i < n; ) {
-          const d = text[i]!;
-          if (d === '"') {
-            if (text[i + 1] === '"') {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            closed = true;
-            break;
-          }
-          if (d === '\r' && text[i + 1] === '\n') {
-            field += '\r\n';
-            i += 2;
-            line++;
-            continue;
-          }
-          if (d === '\r' || d === '\n') line++;
-          field += d;
-          i++;
-        }
-        if (!closed) throw bad(opened, 'unterminated quoted field (the quote opened here is never closed)');
-        if (i < n && text[i] !== ',' && text[i] !== '\r' && text[i] !== '\n') throw bad(line, `unexpected character ${JSON.stringify(text[i])} after a closing quote`);
-        atStart = false;
-        any = true;
-      } else if (c === ',') {
-        fields.push(field);
-        field = '';
-        atStart = true;
-        any = true;
-        i++;
-      } else if (c === '\r' || c === '\n') {
-        i += c === '\r' && text[i + 1] === '\n' ? 2 : 1;
-        line++;
-        end = true;
-      } else if (c === '"') {
-        throw bad(line, 'quote inside an unquoted field (quote the whole field and double the quotes inside)');
-      } else {
-        field += c;
-        atStart = false;
-        any = true;
-        i++;
-      }
-    }
-    if (!any) continue; // a blank line
-    fields.push(field);
-    rows.push(fields);
-  }
-  return rows;
+  return parseCsvRecords(text, file).records;
 }
 
 async function readCsv(path: string): Promise<{ header: string[]; rows: string[][] }> {

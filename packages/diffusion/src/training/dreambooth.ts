@@ -1,6 +1,7 @@
 import { mkdir, readdir, appendFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { isImageFile } from '@foliar/data';
 import { writePng, Progress, cleanStaleTemps, filterJsonl } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
@@ -52,7 +53,7 @@ export interface TrainResult {
 
 async function listImages(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
-  return (await readdir(dir)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(dir, f));
+  return (await readdir(dir)).filter((f) => isImageFile(f)).sort().map((f) => join(dir, f));
 }
 
 /** The class images ensureClassImages would reuse from `dir` (the first `count`; none when the folder is absent). */

@@ -1,5 +1,8 @@
-// Minimal RFC 4180 CSV parser: quoted fields (with "" escapes and embedded
-// newlines), CRLF/LF/CR line ends, a leading UTF-8 BOM. Errors name file and line.
+// The one CSV parser of foliar (the classifier's layouts and the diffusion trainers' caption and
+// class-image CSVs): strict RFC 4180 — quoted fields (with "" escapes and embedded newlines),
+// CRLF/LF/CR line ends, a leading UTF-8 BOM dropped, blank lines skipped. A quote inside an unquoted
+// field, text after a closing quote and an unterminated quoted field are errors naming file and line
+// (read on, an unclosed quote would swallow every row after it into one field).
 import { readFile } from 'node:fs/promises';
 
 export class CsvError extends Error {
@@ -26,10 +29,8 @@ export interface CsvOptions {
   strictWidth?: boolean;
 }
 
-/** Parse CSV text; the first non-empty record is the header. Blank lines are skipped. */
-export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
-  const file = options.file ?? '<csv>';
-  const strictWidth = options.strictWidth ?? true;
+/** CSV text → its records (blank lines skipped) and the 1-based line each starts on; no header handling. */
+export function parseCsvRecords(text: string, file = '<csv>'): { records: string[][]; lines: number[] } {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 
   const records: string[][] = [];
@@ -91,6 +92,14 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
     records.push(fields);
     starts.push(recordLine);
   }
+  return { records, lines: starts };
+}
+
+/** Parse CSV text; the first non-empty record is the header. Blank lines are skipped. */
+export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
+  const file = options.file ?? '<csv>';
+  const strictWidth = options.strictWidth ?? true;
+  const { records, lines: starts } = parseCsvRecords(text, file);
   if (records.length === 0) throw new CsvError(file, 1, 'empty CSV (no header row)');
   const header = records[0].map((h) => h.trim());
   const rows = records.slice(1);
