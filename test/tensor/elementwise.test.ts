@@ -106,17 +106,19 @@ test('CPU table rows agree with independent formulas', async () => {
       assert.ok(Math.abs(got - f(v)) < 1e-6, `${op}(${v}) = ${got}, expected ${f(v)}`);
     }
   }
-  // backward rows: g * d/dx forward, checked by central differences of the forward row in f64
-  const pairs: [ElementwiseName, ElementwiseName][] = [
-    ['relu_grad', 'relu'], ['sigmoid_grad', 'sigmoid'], ['tanh_grad', 'tanh'], ['silu_grad', 'silu'],
-    ['gelu_grad', 'gelu'], ['gelu_tanh_grad', 'gelu_tanh'], ['quick_gelu_grad', 'quick_gelu'],
-  ];
+  // backward rows (generated from each row's `grad`): g * d/dx forward, checked by central
+  // differences of the forward row in f64; params [-2.5, 2.5] for the rows that take them (clamp)
+  const pairs = (Object.keys(ELEMENTWISE) as ElementwiseName[])
+    .filter((n) => n.endsWith('_grad'))
+    .map((n) => [n, n.slice(0, -'_grad'.length) as ElementwiseName] as const);
+  assert.equal(pairs.map(([, f]) => f).sort(), ['clamp', 'gelu', 'gelu_tanh', 'quick_gelu', 'relu', 'sigmoid', 'silu', 'tanh']);
+  const p = [-2.5, 2.5];
   for (const [gradOp, fwd] of pairs) {
     for (const v of x) {
       if (v === 0) continue;
       const h = 1e-5;
-      const num = (ELEMENTWISE[fwd].cpu(v + h, 0, 0, []) - ELEMENTWISE[fwd].cpu(v - h, 0, 0, [])) / (2 * h);
-      const got = ELEMENTWISE[gradOp].cpu(1.5, v, 0, []);
+      const num = (ELEMENTWISE[fwd].cpu(v + h, 0, 0, p) - ELEMENTWISE[fwd].cpu(v - h, 0, 0, p)) / (2 * h);
+      const got = ELEMENTWISE[gradOp].cpu(1.5, v, 0, p);
       assert.ok(Math.abs(got - 1.5 * num) < 2e-5 * Math.max(1, Math.abs(num)), `${gradOp}(x=${v}) = ${got}, numeric ${1.5 * num}`);
     }
   }

@@ -24,7 +24,7 @@ export { Node, type BackwardFn } from './autograd/node.js';
 export type { BackwardOptions } from './autograd/backward.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
 export { philox4x32 } from './random/philox.js';
-export { ELEMENTWISE, type ElementwiseName, type ElementwiseDef } from './ops/elementwise-table.js';
+export { ELEMENTWISE, type ElementwiseName, type ElementwiseDef, type ElementwiseRow } from './ops/elementwise-table.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/views.js';

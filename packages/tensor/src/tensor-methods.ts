@@ -7,6 +7,7 @@
 import { Tensor, type TensorLike } from './tensor.js';
 import type { Shape } from './shape.js';
 import * as E from './ops/elementwise.js';
+import { ELEMENTWISE_METHODS, type ElementwiseMethod } from './ops/elementwise-table.js';
 import * as R from './ops/reduce.js';
 import * as V from './ops/views.js';
 import * as M from './ops/matmul.js';
@@ -14,8 +15,11 @@ import * as N from './ops/nn.js';
 import * as I from './ops/indexing.js';
 import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';
 
+/** One method per table row with `method`: `x.relu()` runs the row and, backward, its `_grad` row. */
+type RowMethods = { readonly [M in ElementwiseMethod]: () => Tensor };
+
 declare module './tensor.js' {
-  interface Tensor {
+  interface Tensor extends RowMethods {
     /** Reverse-mode autograd from this tensor (a scalar, or give `grad`). */
     backward(grad?: Tensor, opts?: BackwardOptions): void;
     // elementwise
@@ -32,10 +36,6 @@ declare module './tensor.js' {
     abs(): Tensor;
     sin(): Tensor;
     cos(): Tensor;
-    tanh(): Tensor;
-    sigmoid(): Tensor;
-    relu(): Tensor;
-    silu(): Tensor;
     gelu(approximate?: 'none' | 'tanh'): Tensor;
     quickGelu(): Tensor;
     square(): Tensor;
@@ -107,10 +107,6 @@ const methods = {
   abs(this: Tensor): Tensor { return E.abs(this); },
   sin(this: Tensor): Tensor { return E.sin(this); },
   cos(this: Tensor): Tensor { return E.cos(this); },
-  tanh(this: Tensor): Tensor { return E.tanh(this); },
-  sigmoid(this: Tensor): Tensor { return E.sigmoid(this); },
-  relu(this: Tensor): Tensor { return E.relu(this); },
-  silu(this: Tensor): Tensor { return E.silu(this); },
   gelu(this: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor { return E.gelu(this, approximate); },
   quickGelu(this: Tensor): Tensor { return E.quickGelu(this); },
   square(this: Tensor): Tensor { return E.square(this); },
@@ -162,6 +158,12 @@ const methods = {
   toInt(this: Tensor): Tensor { return E.cast(this, 'int32'); },
 };
 
+for (const row of ELEMENTWISE_METHODS) {
+  Object.defineProperty(Tensor.prototype, row, {
+    value(this: Tensor): Tensor { return E.rowOp(row, this); },
+    writable: true, configurable: true, enumerable: false,
+  });
+}
 for (const [name, fn] of Object.entries(methods)) {
   Object.defineProperty(Tensor.prototype, name, { value: fn, writable: true, configurable: true, enumerable: false });
 }

@@ -2,7 +2,7 @@ import { Tensor, type TensorLike } from '../tensor.js';
 import type { View } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape } from '../shape.js';
-import type { ElementwiseName } from './elementwise-table.js';
+import type { ElementwiseName, WithGrad } from './elementwise-table.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
 
@@ -88,7 +88,30 @@ function unary(op: ElementwiseName, grad: (g: Tensor, x: Tensor, y: Tensor) => T
   };
 }
 
-// Unary ops: forward from the table, backward composed from other rows.
+/**
+ * The op of a table row that carries its gradient: forward kernel `op`, backward kernel `<op>_grad`
+ * over (g, x), both generated from the row. Adding such an op is its row (and a test).
+ */
+export function rowOp(op: WithGrad, x: Tensor, params: number[] = []): Tensor {
+  const y = ew(op, [x], params);
+  return record(y, op, [x], (g, [sx]) => [ew(`${op}_grad`, [g, sx!], params)], [x]);
+}
+
+// Rows with their gradient in the table.
+export const tanh: Unary = (x) => rowOp('tanh', x);
+export const sigmoid: Unary = (x) => rowOp('sigmoid', x);
+export const relu: Unary = (x) => rowOp('relu', x);
+export const silu: Unary = (x) => rowOp('silu', x);
+export const quickGelu: Unary = (x) => rowOp('quick_gelu', x);
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return rowOp(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+/** clamp(x, min, max); a missing bound is infinite, so ±Inf inputs pass through it as in PyTorch. */
+export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
+  return rowOp('clamp', x, [min, max]);
+}
+
+// Unary ops whose backward reuses the output or other rows: forward from the table, backward composed.
 export const neg: Unary = unary('neg', (g) => ew('neg', [g]));
 export const exp: Unary = unary('exp', (g, _x, y) => ew('mul', [g, y]), true);
 export const log: Unary = unary('log', (g, x) => ew('div', [g, x]));
@@ -97,23 +120,7 @@ export const rsqrt: Unary = unary('rsqrt', (g, _x, y) => ew('mul', [g, ew('mul_s
 export const abs: Unary = unary('abs', (g, x) => ew('mul', [g, ew('sign', [x])]));
 export const sin: Unary = unary('sin', (g, x) => ew('mul', [g, ew('cos', [x])]));
 export const cos: Unary = unary('cos', (g, x) => ew('mul', [g, ew('neg', [ew('sin', [x])])]));
-export const tanh: Unary = unary('tanh', (g, x) => ew('tanh_grad', [g, x]));
-export const sigmoid: Unary = unary('sigmoid', (g, x) => ew('sigmoid_grad', [g, x]));
-export const relu: Unary = unary('relu', (g, x) => ew('relu_grad', [g, x]));
-export const silu: Unary = unary('silu', (g, x) => ew('silu_grad', [g, x]));
-export const quickGelu: Unary = unary('quick_gelu', (g, x) => ew('quick_gelu_grad', [g, x]));
 export const square: Unary = unary('square', (g, x) => ew('mul', [g, ew('mul_scalar', [x], [2])]));
-const geluErf: Unary = unary('gelu', (g, x) => ew('gelu_grad', [g, x]));
-const geluTanh: Unary = unary('gelu_tanh', (g, x) => ew('gelu_tanh_grad', [g, x]));
-export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
-  return approximate === 'tanh' ? geluTanh(x) : geluErf(x);
-}
-
-/** clamp(x, min, max); a missing bound is infinite, so ±Inf inputs pass through it as in PyTorch. */
-export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
-  const y = ew('clamp', [x], [min, max]);
-  return record(y, 'clamp', [x], (g, [sx]) => [ew('clamp_grad', [g, sx!], [min, max])], [x]);
-}
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.detach();
