@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import * as ft from '@foliar/tensor';
 import { LoRA, FullFineTune, trainDreamBooth, priorPreservationLoss, DDPMScheduler, type DreamBoothConfig, type StableDiffusionPipeline } from '@foliar/diffusion';
-import { tensorToImages } from '../../packages/diffusion/src/cli/images.js';
+import { tensorToImages } from '../../packages/diffusion/src/images.js';
 import { setup, teardown, assertExact, randnArray } from '../helpers.js';
 import { tinyPipeline, leafImages, scaledLinearAlphas } from './fixtures.js';
 

@@ -15,7 +15,7 @@ export { loadUNet, loadVAE, loadTextEncoder, readUNetConfig, readVAEConfig, read
 export { readJson, weightFiles } from './loading/files.js';
 export { StableDiffusionPipeline, type PipelineComponents, type GenerateOptions, type GenerateResult } from './pipelines/stable-diffusion.js';
 export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.js';
-export { tensorToImages, NonFiniteImageError } from './cli/images.js';
+export { tensorToImages, NonFiniteImageError } from './images.js';
 export { generateImageSet, imageSetFile, type ImageSetOptions, type ImageSetResult } from './pipelines/image-set.js';
 export * from './training/index.js';
 export * from './presets/index.js';

@@ -7,7 +7,7 @@ import { Progress, writePng, readPng } from '@foliar/nn';
 import { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
 import { schedulerFromConfig, SCHEDULERS } from '../schedulers/index.js';
-import { tensorToImages, saveGrid } from './images.js';
+import { tensorToImages, saveGrid } from '../images.js';
 import { addTrainCommands } from './train-commands.js';
 import { LoRA } from '../training/methods/lora.js';
 import { generateImageSet } from '../pipelines/image-set.js';

@@ -7,7 +7,7 @@ import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
 import type { RgbLike } from './images.js';
-import { tensorToImages } from '../cli/images.js';
+import { tensorToImages } from '../images.js';
 import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages, type ImageGroup } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';

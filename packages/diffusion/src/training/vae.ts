@@ -5,7 +5,7 @@ import { tidy, noGrad, type Tensor, type Generator } from '@foliar/tensor';
 import { writePng, imageGrid } from '@foliar/nn';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { saveModel } from '../loading/models.js';
-import { tensorToImages } from '../cli/images.js';
+import { tensorToImages } from '../images.js';
 import { imagesToTensor, type RgbLike } from './images.js';
 import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages } from './image-check.js';

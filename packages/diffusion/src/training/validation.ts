@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writePng, imageGrid, type RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
-import { tensorToImages } from '../cli/images.js';
+import { tensorToImages } from '../images.js';
 
 /** Sample grids while training (DreamBooth, text-to-image). */
 export interface ValidationOptions {
