@@ -1,7 +1,7 @@
 // Per-image class probabilities for a folder or a list of image files, as CSV.
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { isImageFile } from '@foliar/data';
+import { isImageFile, IMAGE_EXTENSIONS } from '@foliar/data';
 import { decodeImage } from '../data/decode.js';
 import { normalizeToChw } from '../data/transforms.js';
 import { logitsOf, softmaxRows } from './evaluate.js';
@@ -31,7 +31,7 @@ export async function listImages(inputs: readonly string[]): Promise<string[]> {
       await walk(p);
     } else out.push(p);
   }
-  if (out.length === 0) throw new Error(`no images (.jpg, .jpeg, .png, .webp) in ${inputs.join(', ')}`);
+  if (out.length === 0) throw new Error(`no images (${IMAGE_EXTENSIONS.join(', ')}) in ${inputs.join(', ')}`);
   return out;
 }
 
