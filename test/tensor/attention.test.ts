@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, memory, resetPeakMemory, type Tensor } from '@foliar/tensor';
-import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention.js';
+import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention/index.js';
 import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED

@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { tensor, pad, WebGPUBackend, type Backend, type Tensor } from '@foliar/tensor';
-import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from '../../packages/tensor/src/ops/conv.js';
+import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from '../../packages/tensor/src/ops/conv/index.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
 import { setup, teardown, backends, requireGpu, skip, shared, assertClose, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith } from '../helpers.js';
 

@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm.js';
+import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
 import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED

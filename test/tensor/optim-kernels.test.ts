@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim-kernels.js';
+import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim/index.js';
 import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED

@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool.js';
+import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool/index.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
 import { setup, teardown, backends, requireGpu, skip, shared, assertClose, assertExact, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith, prng } from '../helpers.js';
 

@@ -3,11 +3,11 @@
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
 import * as core from './core.js';
-import * as conv from './conv.js';
-import * as pool from './pool.js';
-import * as norm from './norm.js';
-import * as attention from './attention.js';
-import * as optim from './optim.js';
+import * as conv from '../../../ops/conv/cpu.js';
+import * as pool from '../../../ops/pool/cpu.js';
+import * as norm from '../../../ops/norm/cpu.js';
+import * as attention from '../../../ops/attention/cpu.js';
+import * as optim from '../../../ops/optim/cpu.js';
 
 export const cpuKernels: KernelTable<CpuBackend> = {
   elementwise: core.elementwise,

@@ -8,11 +8,11 @@ import * as matmul from './matmul.js';
 import * as indexing from './indexing.js';
 import * as softmax from './softmax.js';
 import * as random from './random.js';
-import * as conv from './conv.js';
-import * as pool from './pool.js';
-import * as norm from './norm.js';
-import * as attention from './attention.js';
-import * as optim from './optim.js';
+import * as conv from '../../../ops/conv/webgpu.js';
+import * as pool from '../../../ops/pool/webgpu.js';
+import * as norm from '../../../ops/norm/webgpu.js';
+import * as attention from '../../../ops/attention/webgpu.js';
+import * as optim from '../../../ops/optim/webgpu.js';
 
 export const webgpuKernels: KernelTable<WebGPUBackend> = {
   elementwise: elementwise.elementwise,

@@ -1,7 +1,7 @@
-// norm kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
-import type { KernelFn, View } from '../../../backend.js';
-import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
+// norm kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn, View } from '../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
 
 /** Offset (relative to x.offset) of element j of statistic row r, and its affine index. */
 function addr(L: NormLayout, r: number, j: number): number {

@@ -1,8 +1,8 @@
-// norm kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
-import type { KernelFn, View } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import { rowSubgroupSize } from './row-shape.js';
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../../kernel-attrs.js';
+// norm kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
+import type { KernelFn, View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import { rowSubgroupSize } from '../../backends/webgpu/kernels/row-shape.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
 
 /**
  * One workgroup per statistic row (or per affine index): each invocation strides over the row,

@@ -1,7 +1,7 @@
-// optim kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
-import type { KernelFn } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
+// optim kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
+import type { KernelFn } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from './index.js';
 
 /** Elementwise in-place optimizer updates (one dispatch per tensor) and a fused sum of squares. */
 const WG = 64;

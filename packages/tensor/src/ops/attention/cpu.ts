@@ -1,7 +1,7 @@
-// attention kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
-import type { KernelFn, View } from '../../../backend.js';
-import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
-import type { AttentionAttrs } from '../../kernel-attrs.js';
+// attention kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn, View } from '../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+import type { AttentionAttrs } from './index.js';
 
 /**
  * Row-at-a-time reference: one row of scores (length Lk) at a time, so memory stays linear in the

@@ -1,7 +1,7 @@
-// pool kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
-import type { KernelFn } from '../../../backend.js';
-import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../../kernel-attrs.js';
+// pool kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn } from '../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs } from './index.js';
 
 /** PyTorch's average-pool divisor for the window starting at (y0, x0) (before clipping). */
 export function avgDivisor(a: Pool2dAttrs, y0: number, x0: number): number {

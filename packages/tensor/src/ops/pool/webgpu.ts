@@ -1,7 +1,7 @@
-// pool kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
-import type { KernelFn, Storage, View } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../../kernel-attrs.js';
+// pool kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
+import type { KernelFn, Storage, View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs } from './index.js';
 
 /**
  * One invocation per output element (forward) or per input element (backward, a gather over the

@@ -1,15 +1,14 @@
-import { Tensor } from '../tensor.js';
-import type { Storage, View } from '../backend.js';
-import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { contiguous, transpose } from './views.js';
-import { matmul } from './matmul.js';
-import { softmax } from './nn.js';
-import { add, mul } from './elementwise.js';
-import { tensor } from './creation.js';
-import { tidy } from '../scope.js';
-import type { AttentionAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import type { Storage, View } from '../../backend.js';
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { contiguous, transpose } from '../views.js';
+import { matmul } from '../matmul.js';
+import { softmax } from '../nn.js';
+import { add, mul } from '../elementwise.js';
+import { tensor } from '../creation.js';
+import { tidy } from '../../scope.js';
 
 /**
  * How attention is computed. 'fused': one online-softmax kernel (flash-attention style), memory linear
@@ -141,3 +140,28 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   lse.dispose();
   return y;
 }
+
+// The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * Fused attention over contiguous q [BH, Lq, D], k [BH, Lk, D], v [BH, Lk, Dv] (offsets from the
+ * views). mask: 'none', 'causal' (key j visible to query i when j <= i) or 'add' (an additive view,
+ * input 3, read through its strides [bStride, hStride, iStride, jStride] with H heads).
+ */
+export interface AttentionAttrs {
+  bh: number;
+  heads: number;
+  lq: number;
+  lk: number;
+  d: number;
+  dv: number;
+  scale: number;
+  mask: 'none' | 'causal' | 'add';
+  maskStrides?: [number, number, number, number];
+}
+
+/** attention_forward: inputs [q, k, v, mask?] → [out [BH, Lq, Dv], lse [BH, Lq]]. */
+export type AttentionForwardAttrs = AttentionAttrs;
+
+/** attention_backward: inputs [q, k, v, out, lse, dout, mask?] → [dq, dk, dv]. */
+export type AttentionBackwardAttrs = AttentionAttrs;

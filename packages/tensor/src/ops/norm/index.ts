@@ -1,11 +1,10 @@
-import { Tensor } from '../tensor.js';
-import type { Storage, View } from '../backend.js';
-import { fmtShape, numel, shapesEqual } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { ew, ewInto } from './elementwise.js';
-import { contiguous } from './views.js';
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import type { Storage, View } from '../../backend.js';
+import { fmtShape, numel, shapesEqual } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { ew, ewInto } from '../elementwise.js';
+import { contiguous } from '../views.js';
 
 /**
  * GroupNorm, LayerNorm and BatchNorm share three fused kernels: a forward that computes the
@@ -199,3 +198,63 @@ export function batchNorm(
   return y;
 }
 
+// The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * Normalisation over statistic rows of a contiguous x. Element j of row r lives at
+ * (r / rowDiv) * rowStrideHi + (r % rowDiv) * rowStrideLo + (j / inner) * outerStride + j % inner,
+ * and uses affine parameter (r % rowDiv) * affRow + (j / inner) * affOuter + (j % inner) * affInner.
+ * GroupNorm [N, C, S]: rows N*G; LayerNorm [R, M]: rows R, inner M; BatchNorm [N, C, S]: rows C.
+ */
+export interface NormLayout {
+  rows: number;
+  /** Elements per row (outer count * inner). */
+  count: number;
+  inner: number;
+  rowDiv: number;
+  rowStrideHi: number;
+  rowStrideLo: number;
+  outerStride: number;
+  affRow: number;
+  affOuter: number;
+  affInner: number;
+}
+
+/**
+ * norm_forward: inputs [x, weight?, bias?, stats?, runningMean?, runningVar?] → [y, stats].
+ * stats is [rows, 2] = (mean, rstd); with `computeStats` false it is an input (e.g. eval BatchNorm).
+ * With `updateRunning`, running stats (length rows) are updated in place: r = (1-m) r + m batch
+ * (variance unbiased).
+ */
+export interface NormForwardAttrs extends NormLayout {
+  eps: number;
+  hasWeight: boolean;
+  hasBias: boolean;
+  computeStats: boolean;
+  updateRunning: boolean;
+  momentum: number;
+}
+
+/**
+ * norm_backward: inputs [x, g, stats, weight?] → dx. With `constStats` (stats did not depend on x)
+ * dx = g * w * rstd; else dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) per row.
+ */
+export interface NormBackwardAttrs extends NormLayout {
+  hasWeight: boolean;
+  constStats: boolean;
+}
+
+/**
+ * norm_affine_grad: inputs [x, g, stats] → [dweight, dbias] (each [size]). Affine index a sums the
+ * elements p * pStride + a * aStride + s (p < outer, s < inner) whose statistic row is
+ * p * rowP + floor(a / aDiv).
+ */
+export interface NormAffineGradAttrs {
+  size: number;
+  outer: number;
+  inner: number;
+  pStride: number;
+  aStride: number;
+  rowP: number;
+  aDiv: number;
+}

@@ -1,7 +1,7 @@
-// conv kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
-import type { KernelFn } from '../../../backend.js';
-import { CpuBackend, CpuStorage, dataOf } from '../cpu-backend.js';
-import type { Conv2dAttrs } from '../../kernel-attrs.js';
+// conv kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn } from '../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+import type { Conv2dAttrs } from './index.js';
 
 /**
  * Direct loops over the definition in Conv2dAttrs, accumulating in f64. Each kernel calls

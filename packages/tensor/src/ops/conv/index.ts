@@ -1,12 +1,11 @@
-import { Tensor } from '../tensor.js';
-import type { Storage, View } from '../backend.js';
-import { fmtShape } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { ew } from './elementwise.js';
-import { sum } from './reduce.js';
-import { contiguous, reshape } from './views.js';
-import type { Conv2dAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import type { Storage, View } from '../../backend.js';
+import { fmtShape } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { ew } from '../elementwise.js';
+import { sum } from '../reduce.js';
+import { contiguous, reshape } from '../views.js';
 
 /** A pair (height, width) or one value for both. */
 export type Size2 = number | readonly [number, number];
@@ -197,4 +196,34 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
     },
     [...(needX ? [x] : []), ...(needW ? [weight] : [])],
   );
+}
+
+// The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * Geometry of a 2-D convolution (NCHW, contiguous operands, offsets from the views):
+ * x [n, c, h, w], weight [k, c / groups, kh, kw], y [n, k, ho, wo], with
+ * y[b, o, oy, ox] = sum over (ci, r, s) of x[b, g·Cg + ci, oy·strideH − padTop + r·dilH, ox·strideW − padLeft + s·dilW] · w[o, ci, r, s]
+ * (g = o / (k / groups); out-of-range taps are zero). Padding bottom/right is implied by ho/wo.
+ * Kernels: conv2d [x, weight, bias?] → y; conv2d_grad_input [dy, weight] → dx; conv2d_grad_weight [x, dy] → dweight.
+ */
+export interface Conv2dAttrs {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  k: number;
+  ho: number;
+  wo: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  dilH: number;
+  dilW: number;
+  padTop: number;
+  padLeft: number;
+  groups: number;
+  /** conv2d only: input 2 is a bias [k]. */
+  hasBias?: boolean;
 }

@@ -1,10 +1,11 @@
-import { Tensor } from '../tensor.js';
-import type { Storage } from '../backend.js';
-import { fmtShape, shapesEqual } from '../shape.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { ew } from './elementwise.js';
-import { contiguous } from './views.js';
-import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs, ReduceAttrs } from '../backends/kernel-attrs.js';
+import type { View } from '../../backend.js';
+import { Tensor } from '../../tensor.js';
+import type { Storage } from '../../backend.js';
+import { fmtShape, shapesEqual } from '../../shape.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { ew } from '../elementwise.js';
+import { contiguous } from '../views.js';
+import type { ReduceAttrs } from '../../backends/kernel-attrs.js';
 
 /**
  * Fused optimizer updates: one kernel per parameter tensor, writing the parameter and its state in
@@ -163,4 +164,51 @@ export function clipGradNorm(grads: Tensor[], maxNorm: number): Tensor {
     be.run('clip_scale', [g, norm], attrs);
   }
   return norm;
+}
+
+// The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * adam_step (in place): inputs [param, grad, expAvg, expAvgSq], all `n` elements. Scalars are the
+ * ones torch computes in double: stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t),
+ * decay = 1 - lr * wd (decoupled) applied to the param first; l2 = wd added as wd * param to the grad.
+ */
+export interface AdamStepAttrs {
+  n: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  stepSize: number;
+  bc2Sqrt: number;
+  decay: number;
+  l2: number;
+  maximize: boolean;
+}
+
+/** sgd_step (in place): inputs [param, grad, momentumBuf?]; `first` initialises the buffer with the grad. */
+export interface SgdStepAttrs {
+  n: number;
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+  first: boolean;
+}
+
+/**
+ * sum_squares: input [x] (n contiguous elements) → writes `parts` partial sums of squares into `out`
+ * (a float32 view) starting at out.offset; part p covers [p * ceil(n / parts), (p + 1) * ceil(n / parts)).
+ */
+export interface SumSquaresAttrs {
+  n: number;
+  parts: number;
+  out: View;
+}
+
+/** clip_scale (in place): inputs [grad, totalNorm (1 element)]; grad *= min(maxNorm / (norm + 1e-6), 1). */
+export interface ClipScaleAttrs {
+  n: number;
+  maxNorm: number;
 }

@@ -1,12 +1,11 @@
-import { Tensor } from '../tensor.js';
-import type { Storage } from '../backend.js';
-import { fmtShape } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { contiguous } from './views.js';
-import { indexSelect } from './indexing.js';
-import { pair, type Size2 } from './conv.js';
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import type { Storage } from '../../backend.js';
+import { fmtShape } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { contiguous } from '../views.js';
+import { indexSelect } from '../indexing.js';
+import { pair, type Size2 } from '../conv/index.js';
 
 export interface MaxPool2dOptions {
   kernelSize: Size2;
@@ -167,4 +166,44 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   iy.dispose();
   ix.dispose();
   return out;
+}
+
+// The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * Max / average pooling over planes [planes, h, w] → [planes, ho, wo]; window of output (oy, ox) starts at
+ * (oy·strideH − padH, ox·strideW − padW) with taps every dil (avg: dil 1). Kernels: pool2d [x] → max: [y, argmax
+ * (int32 index into the plane)], avg: [y]; pool2d_backward [g, argmax?] → dx. Average divisor as PyTorch:
+ * divisorOverride, else the window clipped to the padded input (countIncludePad) or to the input.
+ */
+export interface Pool2dAttrs {
+  mode: 'max' | 'avg';
+  planes: number;
+  h: number;
+  w: number;
+  ho: number;
+  wo: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilH: number;
+  dilW: number;
+  countIncludePad: boolean;
+  /** 0: none. */
+  divisorOverride: number;
+}
+
+/**
+ * adaptive_avg_pool2d [x planes, h, w] → [planes, ho, wo] (and its _backward [g] → dx): output oy averages rows
+ * floor(oy·h/ho) .. ceil((oy+1)·h/ho) − 1, likewise columns.
+ */
+export interface AdaptivePool2dAttrs {
+  planes: number;
+  h: number;
+  w: number;
+  ho: number;
+  wo: number;
 }

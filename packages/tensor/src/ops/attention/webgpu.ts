@@ -1,7 +1,7 @@
-// attention kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
-import type { KernelFn, View } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
-import type { AttentionAttrs } from '../../kernel-attrs.js';
+// attention kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
+import type { KernelFn, View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
+import type { AttentionAttrs } from './index.js';
 
 /**
  * Flash-attention style kernels, no workgroup memory and no barriers. Each invocation owns one

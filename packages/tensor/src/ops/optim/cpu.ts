@@ -1,7 +1,7 @@
-// optim kernels (CPU reference): listed in the CPU kernel table (kernels/index.ts).
-import type { KernelFn } from '../../../backend.js';
-import { CpuBackend, dataOf } from '../cpu-backend.js';
-import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../../kernel-attrs.js';
+// optim kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn } from '../../backend.js';
+import { CpuBackend, dataOf } from '../../backends/cpu/cpu-backend.js';
+import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from './index.js';
 
 // f32 arithmetic step by step, in torch's order of operations (single-tensor code path).
 const f = Math.fround;

@@ -1,7 +1,7 @@
-// conv kernels (WebGPU): listed in the WebGPU kernel table (kernels/index.ts).
-import type { KernelFn, View } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../webgpu-backend.js';
-import type { Conv2dAttrs } from '../../kernel-attrs.js';
+// conv kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
+import type { KernelFn, View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
+import type { Conv2dAttrs } from './index.js';
 
 /**
  * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
