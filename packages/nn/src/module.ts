@@ -199,6 +199,7 @@ export abstract class Module {
         moved.name = t.name;
         t.dispose();
         m._params.set(k, moved);
+        // cast: the field named k is declared by the subclass, which Module cannot name
         (m as unknown as Record<string, unknown>)[k] = moved;
       }
       for (const [k, b] of m._buffers) {
@@ -206,6 +207,7 @@ export abstract class Module {
         const moved = await b.t.to(backend);
         b.t.dispose();
         b.t = moved;
+        // cast: the field named k is declared by the subclass, which Module cannot name
         (m as unknown as Record<string, unknown>)[k] = moved;
       }
     }

@@ -386,6 +386,7 @@ function checkCkMeta(text: string, path: string): CkMeta {
   if (!isObj(g) || !isInt(g.seed) || !isInt(g.counter) || g.counter < 0) bad('generator', '{seed, counter} integers');
   const o = j.optimizer;
   if (!isObj(o) || !isObj(o.scalars) || !Array.isArray(o.groups)) bad('optimizer', '{scalars, groups}');
+  // cast: every field of CkMeta was checked above; the parsed JSON's type cannot be narrowed to it
   return j as unknown as CkMeta;
 }
 

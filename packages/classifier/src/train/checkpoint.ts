@@ -130,6 +130,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
  * the file and the field.
  */
 export function checkTrainingState(state: TrainingState, path: string): void {
+  // cast: the state comes from a file; each field is checked by name below
   const s = state as unknown as Record<string, unknown>;
   const bad = (field: string, want: string, v: unknown = s[field]): never => {
     throw new Error(`${path}: checkpoint field "${field}" must be ${want}, got ${JSON.stringify(v) ?? String(v)}`);

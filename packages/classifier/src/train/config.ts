@@ -178,6 +178,7 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 /** Throws a ConfigError naming the first invalid key; returns the config typed. */
 export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
   const bad = (key: string, want: string): never => {
+    // cast: reads the offending key by name for the message; TrainConfig has no index signature
     throw new ConfigError(source, `"${key}" must be ${want}, got ${JSON.stringify((c as unknown as Record<string, unknown>)[key])}`);
   };
   const unknown = Object.keys(c).filter((k) => !KEYS.includes(k as keyof TrainConfig));
@@ -233,6 +234,7 @@ export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const out: Record<string, unknown> = { ...DEFAULT_CONFIG, counts: DEFAULT_CONFIG.counts ? { ...DEFAULT_CONFIG.counts } : null };
   for (const layer of layers) for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+  // cast: the merged layers are validated field by field by validateConfig
   return validateConfig(out as unknown as TrainConfig);
 }
 

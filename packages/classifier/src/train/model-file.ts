@@ -40,6 +40,7 @@ export function parseModelInfo(raw: string, path: string): ModelInfo {
   }
   if (typeof info.imageSize !== 'number' || !Number.isSafeInteger(info.imageSize) || info.imageSize < 1) throw new Error(`${path}: "imageSize" must be a positive integer, got ${show(info.imageSize)}`);
   if (info.config !== undefined && (info.config === null || typeof info.config !== 'object' || Array.isArray(info.config))) throw new Error(`${path}: "config" must be an object, got ${show(info.config)}`);
+  // cast: every field of ModelInfo was checked above
   return info as unknown as ModelInfo;
 }
 
