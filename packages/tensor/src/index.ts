@@ -28,7 +28,7 @@ export { ELEMENTWISE, type ElementwiseName, type ElementwiseDef, type Elementwis
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/views.js';
-export * from './ops/matmul.js';
+export * from './ops/matmul/index.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
 export * from './ops/creation.js';
@@ -40,6 +40,6 @@ export * from './ops/pool/index.js';
 export * from './ops/norm/index.js';
 export * from './ops/attention/index.js';
 export * from './ops/optim/index.js';
-export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, matmulSubgroupLanes, setMatmulSubgroupLanes, MATMUL_VARIANTS, type MatmulVariant } from './backends/webgpu/kernels/matmul.js';
+export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, matmulSubgroupLanes, setMatmulSubgroupLanes, MATMUL_VARIANTS, type MatmulVariant } from './ops/matmul/webgpu.js';
 export type { TuneResult } from './backends/webgpu/tuning.js';
-export type { SubgroupLanes } from './backends/webgpu/kernels/matmul-subgroup.js';
+export type { SubgroupLanes } from './ops/matmul/webgpu-subgroup.js';

@@ -14,5 +14,5 @@ export { BufferPool } from './runtime/buffer-pool.js';
 export { profilerGpuObjects } from './runtime/profiler.js';
 export { acquireDevice, type DeviceOptions, type AcquiredDevice } from './device/acquire.js';
 export { WGSL_PRELUDE } from './ops/scalar-math.js';
-export { subgroupLanesFor, type SubgroupLanes } from './backends/webgpu/kernels/matmul-subgroup.js';
+export { subgroupLanesFor, type SubgroupLanes } from './ops/matmul/webgpu-subgroup.js';
 export { tuningCachePath, adapterKey } from './backends/webgpu/tuning.js';

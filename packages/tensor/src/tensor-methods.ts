@@ -10,7 +10,7 @@ import * as E from './ops/elementwise.js';
 import { ELEMENTWISE_METHODS, type ElementwiseMethod } from './ops/elementwise-table.js';
 import * as R from './ops/reduce.js';
 import * as V from './ops/views.js';
-import * as M from './ops/matmul.js';
+import * as M from './ops/matmul/index.js';
 import * as N from './ops/nn.js';
 import * as I from './ops/indexing.js';
 import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';

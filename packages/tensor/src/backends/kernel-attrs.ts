@@ -1,5 +1,7 @@
 import type { Storage, View } from '../backend.js';
 // attrs of the ops that live in one folder each (ops/<op>/: definition, attrs, backward, cpu.ts, webgpu.ts)
+import type { MatmulAttrs } from '../ops/matmul/index.js';
+export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
 export type { Conv2dAttrs };
 import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../ops/pool/index.js';
@@ -34,20 +36,6 @@ export interface ReduceAttrs {
   inner: number;
 }
 
-/**
- * C[b] = op(A[b]) @ op(B[b]), C contiguous [batch, m, n]. A[b] starts at a.offset + b*aBatchStride and is
- * row-major [m, k] (or [k, m] when transA); B likewise [k, n] (or [n, k] when transB). Batch stride 0 broadcasts.
- */
-export interface MatmulAttrs {
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-  aBatchStride: number;
-  bBatchStride: number;
-}
 
 /**
  * x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed).

@@ -5,7 +5,7 @@ import { tidy } from '../scope.js';
 import { add, mul, sub, square, ew } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './views.js';
-import { matmul } from './matmul.js';
+import { matmul } from './matmul/index.js';
 import { indexSelect } from './indexing.js';
 import { checkIndices, oneHotChecked } from './index-check.js';
 import { rand, full } from './creation.js';

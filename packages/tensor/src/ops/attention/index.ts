@@ -4,7 +4,7 @@ import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../../
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous, transpose } from '../views.js';
-import { matmul } from '../matmul.js';
+import { matmul } from '../matmul/index.js';
 import { softmax } from '../nn.js';
 import { add, mul } from '../elementwise.js';
 import { tensor } from '../creation.js';

@@ -5,7 +5,7 @@ import { CpuBackend, CpuStorage, dataOf, forEachIndex } from '../cpu-backend.js'
 import type { DType } from '../../../dtype.js';
 import { philoxFill } from '../../../random/philox.js';
 import type {
-  ElementwiseAttrs, ReduceAttrs, MatmulAttrs, IndexSelectAttrs, IndexCheckAttrs, SoftmaxAttrs, RandomAttrs,
+  ElementwiseAttrs, ReduceAttrs, IndexSelectAttrs, IndexCheckAttrs, SoftmaxAttrs, RandomAttrs,
 } from '../../kernel-attrs.js';
 import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
 
@@ -64,28 +64,6 @@ export const reduce: KernelFn<CpuBackend, 'reduce'> = (be, [x], attrs) => {
           }
         }
         od[o * inner + i] = arg ? bi : best;
-      }
-    }
-  }
-  return out;
-};
-
-export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b], attrs) => {
-  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs;
-  const A = dataOf(a!), B = dataOf(b!);
-  const out = be.alloc('float32', batch * m * n) as CpuStorage;
-  const C = out.data;
-  for (let bi = 0; bi < batch; bi++) {
-    const ao = a!.offset + bi * aBatchStride, bo = b!.offset + bi * bBatchStride, co = bi * m * n;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let acc = 0;
-        for (let kk = 0; kk < k; kk++) {
-          const av = A[ao + (transA ? kk * m + i : i * k + kk)]!;
-          const bv = B[bo + (transB ? j * k + kk : kk * n + j)]!;
-          acc += av * bv;
-        }
-        C[co + i * n + j] = acc;
       }
     }
   }

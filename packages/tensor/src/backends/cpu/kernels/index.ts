@@ -3,6 +3,7 @@
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
 import * as core from './core.js';
+import * as matmul from '../../../ops/matmul/cpu.js';
 import * as conv from '../../../ops/conv/cpu.js';
 import * as pool from '../../../ops/pool/cpu.js';
 import * as norm from '../../../ops/norm/cpu.js';
@@ -12,7 +13,7 @@ import * as optim from '../../../ops/optim/cpu.js';
 export const cpuKernels: KernelTable<CpuBackend> = {
   elementwise: core.elementwise,
   reduce: core.reduce,
-  matmul: core.matmul,
+  matmul: matmul.matmul,
   index_check: core.index_check,
   index_select: core.index_select,
   index_add: core.index_add,

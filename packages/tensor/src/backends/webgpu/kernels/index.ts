@@ -4,7 +4,7 @@ import type { KernelTable } from '../../../backend.js';
 import type { WebGPUBackend } from '../webgpu-backend.js';
 import * as elementwise from './elementwise.js';
 import * as reduce from './reduce.js';
-import * as matmul from './matmul.js';
+import * as matmul from '../../../ops/matmul/webgpu.js';
 import * as indexing from './indexing.js';
 import * as softmax from './softmax.js';
 import * as random from './random.js';

@@ -1,9 +1,8 @@
-import { Tensor } from '../tensor.js';
-import { broadcastShapes, fmtShape, numel } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { contiguous, expand, transpose, unsqueeze, squeeze } from './views.js';
-import { sumToShape, cast } from './elementwise.js';
-import type { MatmulAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import { broadcastShapes, fmtShape, numel } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { contiguous, expand, transpose, unsqueeze, squeeze } from '../views.js';
+import { sumToShape, cast } from '../elementwise.js';
 
 interface Operand {
   t: Tensor;
@@ -123,3 +122,19 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   );
 }
 
+// The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * C[b] = op(A[b]) @ op(B[b]), C contiguous [batch, m, n]. A[b] starts at a.offset + b*aBatchStride and is
+ * row-major [m, k] (or [k, m] when transA); B likewise [k, n] (or [n, k] when transB). Batch stride 0 broadcasts.
+ */
+export interface MatmulAttrs {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  aBatchStride: number;
+  bBatchStride: number;
+}

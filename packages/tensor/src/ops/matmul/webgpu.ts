@@ -1,9 +1,9 @@
-import type { KernelFn, View } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf } from '../webgpu-backend.js';
-import type { MatmulAttrs } from '../../kernel-attrs.js';
-import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './matmul-subgroup.js';
-import { tiledMatmulWgsl, tiledWorkgroups } from './matmul-tiled.js';
-import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../tuning.js';
+import type { KernelFn, View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
+import type { MatmulAttrs } from './index.js';
+import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
+import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
+import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
 /**
  * Three variants of one kernel, chosen per adapter by measurement (tuning.ts):
