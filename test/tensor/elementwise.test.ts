@@ -209,7 +209,7 @@ test('empty dims: ops return empty tensors of the broadcast shape, gradients too
   }
 });
 
-/** Every differentiable op of ops/elementwise.ts, with inputs kept off kinks and out of bad domains. */
+/** Every differentiable op of ops/elementwise/index.ts, with inputs kept off kinks and out of bad domains. */
 const UNARY: [string, (x: Tensor) => Tensor, [number, number]][] = [
   ['neg', F.neg, [-2, 2]], ['exp', F.exp, [-2, 2]], ['log', F.log, [0.3, 3]], ['sqrt', F.sqrt, [0.3, 3]],
   ['rsqrt', F.rsqrt, [0.3, 3]], ['abs', F.abs, [-2, 2]], ['sin', F.sin, [-3, 3]], ['cos', F.cos, [-3, 3]],

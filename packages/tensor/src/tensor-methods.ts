@@ -6,9 +6,9 @@
  */
 import { Tensor, type TensorLike } from './tensor.js';
 import type { Shape } from './shape.js';
-import * as E from './ops/elementwise.js';
-import { ELEMENTWISE_METHODS, type ElementwiseMethod } from './ops/elementwise-table.js';
-import * as R from './ops/reduce.js';
+import * as E from './ops/elementwise/index.js';
+import { ELEMENTWISE_METHODS, type ElementwiseMethod } from './ops/elementwise/table.js';
+import * as R from './ops/reduce/index.js';
 import * as V from './ops/views.js';
 import * as M from './ops/matmul/index.js';
 import * as N from './ops/nn.js';

@@ -4,7 +4,7 @@ import { noGrad } from './grad-mode.js';
 import { keep, tidy } from '../scope.js';
 import { shapesEqual, fmtShape } from '../shape.js';
 import { onesLike } from '../ops/creation.js';
-import { add } from '../ops/elementwise.js';
+import { add } from '../ops/elementwise/index.js';
 import { contiguous } from '../ops/views.js';
 import { backwardScopeOf, swapProfileScope, profileScopePath } from '../runtime/profiler.js';
 

@@ -1,5 +1,9 @@
 import type { Storage, View } from '../backend.js';
 // attrs of the ops that live in one folder each (ops/<op>/: definition, attrs, backward, cpu.ts, webgpu.ts)
+import type { ElementwiseAttrs } from '../ops/elementwise/index.js';
+export type { ElementwiseAttrs };
+import type { ReduceAttrs } from '../ops/reduce/index.js';
+export type { ReduceAttrs };
 import type { MatmulAttrs } from '../ops/matmul/index.js';
 export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
@@ -13,29 +17,6 @@ export type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs };
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../ops/optim/index.js';
 export type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs };
 import type { DType } from '../dtype.js';
-
-/**
- * The contract of each kernel every backend implements. Ops (ops/) prepare the views so that
- * kernels stay simple: inputs of `elementwise` arrive already broadcast (stride 0 on broadcast dims).
- */
-export interface ElementwiseAttrs {
-  op: string;
-  params?: number[];
-  /** Output shape; every input view has this shape (broadcast strides). */
-  shape: number[];
-  /** Write into this view instead of allocating a contiguous output. */
-  out?: View;
-  outDtype?: DType;
-}
-
-/** Reduces the middle axis of a contiguous [outer, size, inner] view. */
-export interface ReduceAttrs {
-  op: 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
-  outer: number;
-  size: number;
-  inner: number;
-}
-
 
 /**
  * x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed).

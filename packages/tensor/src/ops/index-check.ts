@@ -1,7 +1,7 @@
 import type { Tensor } from '../tensor.js';
 import type { IndexCheckAttrs } from '../backends/kernel-attrs.js';
 import { tidy } from '../scope.js';
-import { ew } from './elementwise.js';
+import { ew } from './elementwise/index.js';
 import { contiguous, unsqueeze } from './views.js';
 import { arange } from './creation.js';
 

@@ -2,7 +2,7 @@ import { Tensor } from '../tensor.js';
 import type { AnyTypedArray } from '../dtype.js';
 import { broadcastsTo, fmtShape, numel, shapesEqual } from '../shape.js';
 import { isGradEnabled } from '../autograd/grad-mode.js';
-import { ewInto } from './elementwise.js';
+import { ewInto } from './elementwise/index.js';
 
 /**
  * In-place writes, for parameters, optimizer state and buffers: they keep the tensor's identity

@@ -1,7 +1,7 @@
 import { Tensor } from '../tensor.js';
 import { contiguousStrides, fmtShape, normalizeDim, numel, shapesEqual } from '../shape.js';
 import { record } from '../autograd/record.js';
-import { ew, ewInto, sumToShape } from './elementwise.js';
+import { ew, ewInto, sumToShape } from './elementwise/index.js';
 
 /** Materialises a contiguous copy (a no-op handle when already contiguous). */
 export function contiguous(x: Tensor): Tensor {

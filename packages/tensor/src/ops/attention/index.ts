@@ -6,7 +6,7 @@ import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous, transpose } from '../views.js';
 import { matmul } from '../matmul/index.js';
 import { softmax } from '../nn.js';
-import { add, mul } from '../elementwise.js';
+import { add, mul } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';
 

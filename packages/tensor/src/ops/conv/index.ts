@@ -3,8 +3,8 @@ import type { Storage, View } from '../../backend.js';
 import { fmtShape } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
-import { ew } from '../elementwise.js';
-import { sum } from '../reduce.js';
+import { ew } from '../elementwise/index.js';
+import { sum } from '../reduce/index.js';
 import { contiguous, reshape } from '../views.js';
 
 /** A pair (height, width) or one value for both. */

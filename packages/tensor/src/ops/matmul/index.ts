@@ -2,7 +2,7 @@ import { Tensor } from '../../tensor.js';
 import { broadcastShapes, fmtShape, numel } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { contiguous, expand, transpose, unsqueeze, squeeze } from '../views.js';
-import { sumToShape, cast } from '../elementwise.js';
+import { sumToShape, cast } from '../elementwise/index.js';
 
 interface Operand {
   t: Tensor;

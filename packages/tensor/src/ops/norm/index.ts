@@ -3,7 +3,7 @@ import type { Storage, View } from '../../backend.js';
 import { fmtShape, numel, shapesEqual } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
-import { ew, ewInto } from '../elementwise.js';
+import { ew, ewInto } from '../elementwise/index.js';
 import { contiguous } from '../views.js';
 
 /**

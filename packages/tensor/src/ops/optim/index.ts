@@ -3,7 +3,7 @@ import { Tensor } from '../../tensor.js';
 import type { Storage } from '../../backend.js';
 import { fmtShape, shapesEqual } from '../../shape.js';
 import { noGrad } from '../../autograd/grad-mode.js';
-import { ew } from '../elementwise.js';
+import { ew } from '../elementwise/index.js';
 import { contiguous } from '../views.js';
 import type { ReduceAttrs } from '../../backends/kernel-attrs.js';
 

@@ -1,6 +1,6 @@
 import type { KernelFn, View } from '../../../backend.js';
 import { contiguousStrides } from '../../../shape.js';
-import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise-table.js';
+import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise/table.js';
 import { CpuBackend, CpuStorage, dataOf, forEachIndex } from '../cpu-backend.js';
 import type { DType } from '../../../dtype.js';
 import { philoxFill } from '../../../random/philox.js';
@@ -10,65 +10,6 @@ import type {
 import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
 
 const f = Math.fround;
-
-export const elementwise: KernelFn<CpuBackend, 'elementwise'> = (be, inputs, attrs) => {
-  const a = attrs;
-  const def = ELEMENTWISE[a.op as ElementwiseName];
-  const p = a.params ?? [];
-  const outView: View = a.out ?? {
-    storage: be.alloc((a.outDtype ?? 'float32') as DType, a.shape.reduce((x, y) => x * y, 1)),
-    shape: a.shape,
-    strides: contiguousStrides(a.shape),
-    offset: 0,
-    dtype: a.outDtype ?? 'float32',
-  };
-  const od = dataOf(outView);
-  const ins = inputs.map(dataOf);
-  const isInt = outView.dtype !== 'float32';
-  const views = [...inputs, outView];
-  const fn = def.cpu;
-  const a0 = ins[0], a1 = ins[1], a2 = ins[2];
-  forEachIndex(a.shape, views.map((v) => v.strides), views.map((v) => v.offset), (_i, o) => {
-    const x = a0 ? a0[o[0]!]! : 0;
-    const y = a1 ? a1[o[1]!]! : 0;
-    const z = a2 ? a2[o[2]!]! : 0;
-    const r = fn(x, y, z, p);
-    od[o[views.length - 1]!] = isInt ? Math.trunc(r) : f(r);
-  });
-  return a.out ? undefined : outView.storage;
-};
-
-export const reduce: KernelFn<CpuBackend, 'reduce'> = (be, [x], attrs) => {
-  const { op, outer, size, inner } = attrs;
-  const src = dataOf(x!);
-  const base = x!.offset;
-  const arg = op === 'argmax' || op === 'argmin';
-  const out = be.alloc(arg ? 'int32' : 'float32', outer * inner) as CpuStorage;
-  const od = out.data;
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      let off = base + o * size * inner + i;
-      if (op === 'sum') {
-        let acc = 0; // f64 accumulation: the reference is more exact than the device
-        for (let r = 0; r < size; r++, off += inner) acc += src[off]!;
-        od[o * inner + i] = acc;
-      } else {
-        let best = op === 'max' || op === 'argmax' ? -Infinity : Infinity;
-        let bi = 0;
-        for (let r = 0; r < size; r++, off += inner) {
-          const v = src[off]!;
-          const better = op === 'max' || op === 'argmax' ? v > best : v < best;
-          if (better || (Number.isNaN(v) && !Number.isNaN(best))) {
-            best = v;
-            bi = r;
-          }
-        }
-        od[o * inner + i] = arg ? bi : best;
-      }
-    }
-  }
-  return out;
-};
 
 export const index_check: KernelFn<CpuBackend, 'index_check'> = (_be, [ids], attrs) => {
   const { n, size, op, what, ignore } = attrs;

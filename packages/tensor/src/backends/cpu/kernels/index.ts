@@ -3,6 +3,8 @@
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
 import * as core from './core.js';
+import * as elementwise from '../../../ops/elementwise/cpu.js';
+import * as reduce from '../../../ops/reduce/cpu.js';
 import * as matmul from '../../../ops/matmul/cpu.js';
 import * as conv from '../../../ops/conv/cpu.js';
 import * as pool from '../../../ops/pool/cpu.js';
@@ -11,8 +13,8 @@ import * as attention from '../../../ops/attention/cpu.js';
 import * as optim from '../../../ops/optim/cpu.js';
 
 export const cpuKernels: KernelTable<CpuBackend> = {
-  elementwise: core.elementwise,
-  reduce: core.reduce,
+  elementwise: elementwise.elementwise,
+  reduce: reduce.reduce,
   matmul: matmul.matmul,
   index_check: core.index_check,
   index_select: core.index_select,

@@ -2,8 +2,8 @@
 // The type makes a missing kernel a compile error; context.ts hands the table to the backend.
 import type { KernelTable } from '../../../backend.js';
 import type { WebGPUBackend } from '../webgpu-backend.js';
-import * as elementwise from './elementwise.js';
-import * as reduce from './reduce.js';
+import * as elementwise from '../../../ops/elementwise/webgpu.js';
+import * as reduce from '../../../ops/reduce/webgpu.js';
 import * as matmul from '../../../ops/matmul/webgpu.js';
 import * as indexing from './indexing.js';
 import * as softmax from './softmax.js';

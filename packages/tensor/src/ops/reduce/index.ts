@@ -1,11 +1,10 @@
-import { Tensor } from '../tensor.js';
-import { normalizeDims, numel } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
-import { ew, add, sub, mul, square, sqrt, exp, log } from './elementwise.js';
-import { tidy } from '../scope.js';
-import { contiguous, permute, reshape, expand } from './views.js';
-import type { ReduceAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import { normalizeDims, numel } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
+import { ew, add, sub, mul, square, sqrt, exp, log } from '../elementwise/index.js';
+import { tidy } from '../../scope.js';
+import { contiguous, permute, reshape, expand } from '../views.js';
 
 /**
  * Reduces `dims` of x with one kernel over a [outer, size, inner] view. Reduced dims that are not one
@@ -122,4 +121,14 @@ export function logsumexp(x: Tensor, dim: number | number[], keepdim = false): T
     const y = add(log(sum(exp(sub(x, m)), dims, true)), m);
     return keepdim ? y : reshape(y, x.shape.filter((_, i) => !dims.includes(i)));
   });
+}
+
+// The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
+
+/** Reduces the middle axis of a contiguous [outer, size, inner] view. */
+export interface ReduceAttrs {
+  op: 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
+  outer: number;
+  size: number;
+  inner: number;
 }

@@ -1,4 +1,4 @@
-import { erf, powf } from './scalar-math.js';
+import { erf, powf } from '../scalar-math.js';
 
 /**
  * Every elementwise op is one row: its WGSL expression and its CPU reference, over inputs
@@ -8,9 +8,9 @@ import { erf, powf } from './scalar-math.js';
  * A unary row may carry its gradient, `grad`: the expression of g · f'(x) over `a` = the incoming
  * gradient g and `b` = the input x (same parameters as the forward). The table then holds a generated
  * row `<name>_grad` (both backends' backward kernel), and a row with `grad` and `method` gets a Tensor
- * method and its backward with no other code (ops/elementwise.ts `rowOp`, tensor-methods.ts): adding
+ * method and its backward with no other code (`rowOp` in ./index.ts, tensor-methods.ts): adding
  * such an op is this one row plus a test. Ops whose backward reuses the output (exp, sqrt…) or
- * several rows compose it in ops/elementwise.ts.
+ * several rows compose it in ./index.ts.
  */
 export interface ElementwiseDef {
   readonly arity: 0 | 1 | 2 | 3;

@@ -1,6 +1,6 @@
-import type { KernelFn } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../webgpu-backend.js';
-import type { ReduceAttrs } from '../../kernel-attrs.js';
+import type { KernelFn } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
+import type { ReduceAttrs } from './index.js';
 
 const WG = 64;
 /** Longest run one invocation reduces; longer axes go through partial sums (tree precision, parallelism). */

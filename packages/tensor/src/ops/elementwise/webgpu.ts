@@ -1,10 +1,10 @@
-import type { KernelFn, View } from '../../../backend.js';
-import { contiguousStrides, isContiguous, numel } from '../../../shape.js';
-import { ELEMENTWISE, type ElementwiseName } from '../../../ops/elementwise-table.js';
-import { WGSL_PRELUDE } from '../../../ops/scalar-math.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import { wgslType, type DType } from '../../../dtype.js';
-import type { ElementwiseAttrs } from '../../kernel-attrs.js';
+import type { KernelFn, View } from '../../backend.js';
+import { contiguousStrides, isContiguous, numel } from '../../shape.js';
+import { ELEMENTWISE, type ElementwiseName } from './table.js';
+import { WGSL_PRELUDE } from '../scalar-math.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import { wgslType, type DType } from '../../dtype.js';
+import type { ElementwiseAttrs } from './index.js';
 
 const WG = 256;
 const NAMES = ['a', 'b', 'c'];

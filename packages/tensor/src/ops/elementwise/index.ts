@@ -1,10 +1,10 @@
-import { Tensor, type TensorLike } from '../tensor.js';
-import type { View } from '../backend.js';
-import type { DType } from '../dtype.js';
-import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape } from '../shape.js';
-import type { ElementwiseName, WithGrad } from './elementwise-table.js';
-import { record } from '../autograd/record.js';
-import { noGrad } from '../autograd/grad-mode.js';
+import { Tensor, type TensorLike } from '../../tensor.js';
+import type { View } from '../../backend.js';
+import type { DType } from '../../dtype.js';
+import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape } from '../../shape.js';
+import type { ElementwiseName, WithGrad } from './table.js';
+import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
 
 function sameBackend(ts: readonly Tensor[], op: string): void {
   for (let i = 1; i < ts.length; i++) {
@@ -261,4 +261,20 @@ export function addcmul(a: Tensor, b: Tensor, c: Tensor, value = 1): Tensor {
 export function axpby(alpha: number, a: Tensor, beta: number, b: Tensor): Tensor {
   const y = ew('axpby', [a, b], [alpha, beta]);
   return record(y, 'axpby', [a, b], (g) => [sumToShape(ew('mul_scalar', [g], [alpha]), a.shape), sumToShape(ew('mul_scalar', [g], [beta]), b.shape)]);
+}
+
+// The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
+
+/**
+ * The contract of each kernel every backend implements. Ops (ops/) prepare the views so that
+ * kernels stay simple: inputs of `elementwise` arrive already broadcast (stride 0 on broadcast dims).
+ */
+export interface ElementwiseAttrs {
+  op: string;
+  params?: number[];
+  /** Output shape; every input view has this shape (broadcast strides). */
+  shape: number[];
+  /** Write into this view instead of allocating a contiguous output. */
+  out?: View;
+  outDtype?: DType;
 }

@@ -1,0 +1,35 @@
+// reduce kernel (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
+import type { KernelFn } from '../../backend.js';
+import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+
+export const reduce: KernelFn<CpuBackend, 'reduce'> = (be, [x], attrs) => {
+  const { op, outer, size, inner } = attrs;
+  const src = dataOf(x!);
+  const base = x!.offset;
+  const arg = op === 'argmax' || op === 'argmin';
+  const out = be.alloc(arg ? 'int32' : 'float32', outer * inner) as CpuStorage;
+  const od = out.data;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let off = base + o * size * inner + i;
+      if (op === 'sum') {
+        let acc = 0; // f64 accumulation: the reference is more exact than the device
+        for (let r = 0; r < size; r++, off += inner) acc += src[off]!;
+        od[o * inner + i] = acc;
+      } else {
+        let best = op === 'max' || op === 'argmax' ? -Infinity : Infinity;
+        let bi = 0;
+        for (let r = 0; r < size; r++, off += inner) {
+          const v = src[off]!;
+          const better = op === 'max' || op === 'argmax' ? v > best : v < best;
+          if (better || (Number.isNaN(v) && !Number.isNaN(best))) {
+            best = v;
+            bi = r;
+          }
+        }
+        od[o * inner + i] = arg ? bi : best;
+      }
+    }
+  }
+  return out;
+};
