@@ -30,6 +30,7 @@ export * from './ops/reduce/index.js';
 export * from './ops/views.js';
 export * from './ops/matmul/index.js';
 export * from './ops/nn.js';
+export * from './ops/softmax/index.js';
 export * from './ops/indexing.js';
 export * from './ops/creation.js';
 export * from './ops/inplace.js';

@@ -12,6 +12,7 @@ import * as R from './ops/reduce/index.js';
 import * as V from './ops/views.js';
 import * as M from './ops/matmul/index.js';
 import * as N from './ops/nn.js';
+import * as Sm from './ops/softmax/index.js';
 import * as I from './ops/indexing.js';
 import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';
 
@@ -150,8 +151,8 @@ const methods = {
   chunk(this: Tensor, chunks: number, dim = 0): Tensor[] { return V.chunk(this, chunks, dim); },
   pad(this: Tensor, pads: number[], value = 0): Tensor { return V.pad(this, pads, value); },
   // nn
-  softmax(this: Tensor, dim = -1): Tensor { return N.softmax(this, dim); },
-  logSoftmax(this: Tensor, dim = -1): Tensor { return N.logSoftmax(this, dim); },
+  softmax(this: Tensor, dim = -1): Tensor { return Sm.softmax(this, dim); },
+  logSoftmax(this: Tensor, dim = -1): Tensor { return Sm.logSoftmax(this, dim); },
   indexSelect(this: Tensor, dim: number, index: Tensor): Tensor { return I.indexSelect(this, dim, index); },
   gather(this: Tensor, dim: number, index: Tensor): Tensor { return I.gather(this, dim, index); },
   toFloat(this: Tensor): Tensor { return E.cast(this, 'float32'); },

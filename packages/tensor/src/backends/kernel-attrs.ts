@@ -4,6 +4,8 @@ import type { ElementwiseAttrs } from '../ops/elementwise/index.js';
 export type { ElementwiseAttrs };
 import type { ReduceAttrs } from '../ops/reduce/index.js';
 export type { ReduceAttrs };
+import type { SoftmaxAttrs } from '../ops/softmax/index.js';
+export type { SoftmaxAttrs };
 import type { MatmulAttrs } from '../ops/matmul/index.js';
 export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
@@ -45,11 +47,6 @@ export interface IndexCheckAttrs {
   ignore?: number;
 }
 
-export interface SoftmaxAttrs {
-  rows: number;
-  cols: number;
-  log: boolean;
-}
 
 export interface RandomAttrs {
   dist: 'uniform' | 'normal' | 'bits';

@@ -5,7 +5,7 @@ import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous, transpose } from '../views.js';
 import { matmul } from '../matmul/index.js';
-import { softmax } from '../nn.js';
+import { softmax } from '../softmax/index.js';
 import { add, mul } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';

@@ -3,6 +3,7 @@
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
 import * as core from './core.js';
+import * as softmax from '../../../ops/softmax/cpu.js';
 import * as elementwise from '../../../ops/elementwise/cpu.js';
 import * as reduce from '../../../ops/reduce/cpu.js';
 import * as matmul from '../../../ops/matmul/cpu.js';
@@ -19,8 +20,8 @@ export const cpuKernels: KernelTable<CpuBackend> = {
   index_check: core.index_check,
   index_select: core.index_select,
   index_add: core.index_add,
-  softmax: core.softmax,
-  softmax_backward: core.softmax_backward,
+  softmax: softmax.softmax,
+  softmax_backward: softmax.softmax_backward,
   random: core.random,
   conv2d: conv.conv2d,
   conv2d_grad_input: conv.conv2d_grad_input,

@@ -1,6 +1,6 @@
-import type { KernelFn } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import type { SoftmaxAttrs } from '../../kernel-attrs.js';
+import type { KernelFn } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import type { SoftmaxAttrs } from './index.js';
 
 const WG = 64;
 const U = `struct U { rows: u32, cols: u32, xoff: u32, goff: u32 };`;
