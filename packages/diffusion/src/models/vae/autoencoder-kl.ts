@@ -239,17 +239,13 @@ export class AutoencoderKL extends Module {
     this.postQuantConv = this.module('post_quant_conv', c.use_post_quant_conv ? new Conv2d(c.latent_channels, c.latent_channels, 1) : null);
   }
   encode(x: Tensor): DiagonalGaussian {
-    const moments = tidy(() => {
+    const { mean, logvar } = tidy(() => {
       const h = this.encoder.forward(x);
-      return this.quantConv ? this.quantConv.forward(h) : h;
+      const moments = this.quantConv ? this.quantConv.forward(h) : h;
+      const [m, lv] = moments.chunk(2, 1) as [Tensor, Tensor];
+      return { mean: m.contiguous(), logvar: lv.clamp(-30, 20) };
     });
-    const [mean, lv] = moments.chunk(2, 1) as [Tensor, Tensor];
-    const logvar = lv.clamp(-30, 20);
-    const m = mean.contiguous();
-    moments.dispose();
-    mean.dispose();
-    lv.dispose();
-    return new DiagonalGaussian(m, logvar);
+    return new DiagonalGaussian(mean, logvar);
   }
   decode(z: Tensor): Tensor {
     return tidy(() => this.decoder.forward(this.postQuantConv ? this.postQuantConv.forward(z) : z));
