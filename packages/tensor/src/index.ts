@@ -31,7 +31,7 @@ export * from './ops/views.js';
 export * from './ops/matmul/index.js';
 export * from './ops/nn.js';
 export * from './ops/softmax/index.js';
-export * from './ops/indexing.js';
+export * from './ops/indexing/index.js';
 export * from './ops/creation.js';
 export * from './ops/inplace.js';
 export { memory, liveTensors, resetPeakMemory } from './memory.js';

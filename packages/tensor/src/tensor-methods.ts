@@ -13,7 +13,7 @@ import * as V from './ops/views.js';
 import * as M from './ops/matmul/index.js';
 import * as N from './ops/nn.js';
 import * as Sm from './ops/softmax/index.js';
-import * as I from './ops/indexing.js';
+import * as I from './ops/indexing/index.js';
 import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';
 
 /** One method per table row with `method`: `x.relu()` runs the row and, backward, its `_grad` row. */

@@ -6,6 +6,8 @@ import type { ReduceAttrs } from '../ops/reduce/index.js';
 export type { ReduceAttrs };
 import type { SoftmaxAttrs } from '../ops/softmax/index.js';
 export type { SoftmaxAttrs };
+import type { IndexSelectAttrs, IndexCheckAttrs } from '../ops/indexing/index.js';
+export type { IndexSelectAttrs, IndexCheckAttrs };
 import type { MatmulAttrs } from '../ops/matmul/index.js';
 export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
@@ -19,34 +21,6 @@ export type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs };
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../ops/optim/index.js';
 export type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs };
 import type { DType } from '../dtype.js';
-
-/**
- * x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed).
- * index_select refuses ids outside [0, size) (see index_check); `op` and `dim` name them in the error.
- */
-export interface IndexSelectAttrs {
-  outer: number;
-  size: number;
-  inner: number;
-  n: number;
-  op?: string;
-  dim?: number;
-}
-
-/**
- * index_check: input [ids] (contiguous int32, n elements); refuses any id outside [0, size) (but `ignore`) with
- * indexOutOfRange(op, what, id, size): the CPU throws at once, WebGPU flags it on the device and the
- * runtime throws at the next readback or sync (WebGPURuntime.boundsCheck).
- */
-export interface IndexCheckAttrs {
-  n: number;
-  size: number;
-  op: string;
-  what: string;
-  /** An id that is allowed besides [0, size) (crossEntropy's ignoreIndex); absent: none. */
-  ignore?: number;
-}
-
 
 export interface RandomAttrs {
   dist: 'uniform' | 'normal' | 'bits';

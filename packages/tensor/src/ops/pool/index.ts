@@ -4,7 +4,7 @@ import { fmtShape } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous } from '../views.js';
-import { indexSelect } from '../indexing.js';
+import { indexSelect } from '../indexing/index.js';
 import { pair, type Size2 } from '../conv/index.js';
 
 export interface MaxPool2dOptions {

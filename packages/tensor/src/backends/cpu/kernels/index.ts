@@ -3,6 +3,7 @@
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
 import * as core from './core.js';
+import * as indexing from '../../../ops/indexing/cpu.js';
 import * as softmax from '../../../ops/softmax/cpu.js';
 import * as elementwise from '../../../ops/elementwise/cpu.js';
 import * as reduce from '../../../ops/reduce/cpu.js';
@@ -17,9 +18,9 @@ export const cpuKernels: KernelTable<CpuBackend> = {
   elementwise: elementwise.elementwise,
   reduce: reduce.reduce,
   matmul: matmul.matmul,
-  index_check: core.index_check,
-  index_select: core.index_select,
-  index_add: core.index_add,
+  index_check: indexing.index_check,
+  index_select: indexing.index_select,
+  index_add: indexing.index_add,
   softmax: softmax.softmax,
   softmax_backward: softmax.softmax_backward,
   random: core.random,

@@ -5,7 +5,7 @@ import type { WebGPUBackend } from '../webgpu-backend.js';
 import * as elementwise from '../../../ops/elementwise/webgpu.js';
 import * as reduce from '../../../ops/reduce/webgpu.js';
 import * as matmul from '../../../ops/matmul/webgpu.js';
-import * as indexing from './indexing.js';
+import * as indexing from '../../../ops/indexing/webgpu.js';
 import * as softmax from '../../../ops/softmax/webgpu.js';
 import * as random from './random.js';
 import * as conv from '../../../ops/conv/webgpu.js';

@@ -1,7 +1,7 @@
-import type { KernelFn } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../webgpu-backend.js';
-import type { IndexSelectAttrs, IndexCheckAttrs } from '../../kernel-attrs.js';
-import { indexOutOfRange, ignoreNote } from '../../../index-range.js';
+import type { KernelFn } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import type { IndexSelectAttrs, IndexCheckAttrs } from './index.js';
+import { indexOutOfRange, ignoreNote } from '../../index-range.js';
 
 const WG = 256;
 

@@ -1,12 +1,11 @@
-import { Tensor } from '../tensor.js';
-import { normalizeDim, numel, fmtShape } from '../shape.js';
-import { record } from '../autograd/record.js';
-import { tidy } from '../scope.js';
-import { mul } from './elementwise/index.js';
-import { sum } from './reduce/index.js';
-import { contiguous, transpose, unsqueeze } from './views.js';
-import { checkIndices, oneHotChecked } from './index-check.js';
-import type { IndexSelectAttrs } from '../backends/kernel-attrs.js';
+import { Tensor } from '../../tensor.js';
+import { normalizeDim, numel, fmtShape } from '../../shape.js';
+import { record } from '../../autograd/record.js';
+import { tidy } from '../../scope.js';
+import { mul } from '../elementwise/index.js';
+import { sum } from '../reduce/index.js';
+import { contiguous, transpose, unsqueeze } from '../views.js';
+import { checkIndices, oneHotChecked } from './check.js';
 
 function intIndex(index: Tensor, what: string): Tensor {
   if (index.dtype !== 'int32') throw new TypeError(`${what}: indices must be int32, got ${index.dtype}`);
@@ -75,3 +74,31 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   });
 }
 
+// The kernel contract of this op (index_select, index_add, index_check in Kernels, backends/kernel-attrs.ts).
+
+/**
+ * x contiguous [outer, size, inner], idx int32 [n] -> [outer, n, inner] (index_add: the reverse, summed).
+ * index_select refuses ids outside [0, size) (see index_check); `op` and `dim` name them in the error.
+ */
+export interface IndexSelectAttrs {
+  outer: number;
+  size: number;
+  inner: number;
+  n: number;
+  op?: string;
+  dim?: number;
+}
+
+/**
+ * index_check: input [ids] (contiguous int32, n elements); refuses any id outside [0, size) (but `ignore`) with
+ * indexOutOfRange(op, what, id, size): the CPU throws at once, WebGPU flags it on the device and the
+ * runtime throws at the next readback or sync (WebGPURuntime.boundsCheck).
+ */
+export interface IndexCheckAttrs {
+  n: number;
+  size: number;
+  op: string;
+  what: string;
+  /** An id that is allowed besides [0, size) (crossEntropy's ignoreIndex); absent: none. */
+  ignore?: number;
+}

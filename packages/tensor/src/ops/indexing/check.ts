@@ -1,9 +1,9 @@
-import type { Tensor } from '../tensor.js';
-import type { IndexCheckAttrs } from '../backends/kernel-attrs.js';
-import { tidy } from '../scope.js';
-import { ew } from './elementwise/index.js';
-import { contiguous, unsqueeze } from './views.js';
-import { arange } from './creation.js';
+import type { Tensor } from '../../tensor.js';
+import type { IndexCheckAttrs } from './index.js';
+import { tidy } from '../../scope.js';
+import { ew } from '../elementwise/index.js';
+import { contiguous, unsqueeze } from '../views.js';
+import { arange } from '../creation.js';
 
 /**
  * Refuses ids outside [0, size) (except `ignore`, when given) with a RangeError naming `op`, the bad
