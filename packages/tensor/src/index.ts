@@ -33,6 +33,7 @@ export * from './ops/nn.js';
 export * from './ops/softmax/index.js';
 export * from './ops/indexing/index.js';
 export * from './ops/creation.js';
+export * from './ops/random/index.js';
 export * from './ops/inplace.js';
 export { memory, liveTensors, resetPeakMemory } from './memory.js';
 export * from './io/index.js';

@@ -8,6 +8,8 @@ import type { SoftmaxAttrs } from '../ops/softmax/index.js';
 export type { SoftmaxAttrs };
 import type { IndexSelectAttrs, IndexCheckAttrs } from '../ops/indexing/index.js';
 export type { IndexSelectAttrs, IndexCheckAttrs };
+import type { RandomAttrs } from '../ops/random/index.js';
+export type { RandomAttrs };
 import type { MatmulAttrs } from '../ops/matmul/index.js';
 export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
@@ -21,19 +23,6 @@ export type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs };
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../ops/optim/index.js';
 export type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs };
 import type { DType } from '../dtype.js';
-
-export interface RandomAttrs {
-  dist: 'uniform' | 'normal' | 'bits';
-  n: number;
-  /** 64-bit seed as two u32 halves. */
-  seedLo: number;
-  seedHi: number;
-  /** Counter base (in blocks of 4 numbers): successive calls never reuse counters. */
-  counter: number;
-  /** uniform: [low, high); normal: mean, std. */
-  p0: number;
-  p1: number;
-}
 
 /**
  * The kernel contract: every kernel's attributes and what it returns (inputs are views, listed in

@@ -8,7 +8,8 @@ import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './v
 import { matmul } from './matmul/index.js';
 import { indexSelect } from './indexing/index.js';
 import { checkIndices, oneHotChecked } from './indexing/check.js';
-import { rand, full } from './creation.js';
+import { full } from './creation.js';
+import { rand } from './random/index.js';
 import type { Generator } from '../random/generator.js';
 import { logSoftmax } from './softmax/index.js';
 

@@ -2,7 +2,7 @@
 // The type makes a missing kernel a compile error; context.ts hands the table to the backend.
 import type { KernelTable } from '../../../backend.js';
 import type { CpuBackend } from '../cpu-backend.js';
-import * as core from './core.js';
+import * as random from '../../../ops/random/cpu.js';
 import * as indexing from '../../../ops/indexing/cpu.js';
 import * as softmax from '../../../ops/softmax/cpu.js';
 import * as elementwise from '../../../ops/elementwise/cpu.js';
@@ -23,7 +23,7 @@ export const cpuKernels: KernelTable<CpuBackend> = {
   index_add: indexing.index_add,
   softmax: softmax.softmax,
   softmax_backward: softmax.softmax_backward,
-  random: core.random,
+  random: random.random,
   conv2d: conv.conv2d,
   conv2d_grad_input: conv.conv2d_grad_input,
   conv2d_grad_weight: conv.conv2d_grad_weight,

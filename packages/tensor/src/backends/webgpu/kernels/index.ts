@@ -7,7 +7,7 @@ import * as reduce from '../../../ops/reduce/webgpu.js';
 import * as matmul from '../../../ops/matmul/webgpu.js';
 import * as indexing from '../../../ops/indexing/webgpu.js';
 import * as softmax from '../../../ops/softmax/webgpu.js';
-import * as random from './random.js';
+import * as random from '../../../ops/random/webgpu.js';
 import * as conv from '../../../ops/conv/webgpu.js';
 import * as pool from '../../../ops/pool/webgpu.js';
 import * as norm from '../../../ops/norm/webgpu.js';

@@ -1,7 +1,7 @@
-import type { KernelFn } from '../../../backend.js';
-import { WebGPUBackend, UniformWriter, grid } from '../webgpu-backend.js';
-import { WGSL_PHILOX } from '../../../random/philox.js';
-import type { RandomAttrs } from '../../kernel-attrs.js';
+import type { KernelFn } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, grid } from '../../backends/webgpu/webgpu-backend.js';
+import { WGSL_PHILOX } from '../../random/philox.js';
+import type { RandomAttrs } from './index.js';
 
 const WG = 64;
 
