@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { cat, randn, Generator, type Tensor } from '@foliar/tensor';
 import { writePng, Progress, cleanStaleTemps, filterJsonl, type RgbImage } from '@foliar/nn';
 import type { StableDiffusionPipeline } from './stable-diffusion.js';
-import { tensorToImages } from '../cli/images.js';
+import { tensorToImages } from '../images.js';
 
 export interface ImageSetOptions {
   prompt: string;
