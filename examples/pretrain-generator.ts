@@ -7,19 +7,56 @@
  * a downloaded Stable Diffusion. Stages are cached and resumable under --out.
  *
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
+ *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--stop-after vae] [--gates] [--deadline 500]
+ *
+ * --vae / --base change the profile's recipe (the manifest records the recipe used); --stop-after vae
+ * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
+ * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
+ * reconstruction gate, the base model's conditioning score) with seed 0's gate classifier, on seed 0's
+ * validation images only, into <out>/generator-gates.json and two grids; --deadline stops training
+ * (checkpoint written, nothing exported) that many seconds after the start.
  *
  * gpu64 (ten times quick's generator training) is sized for a machine with a GPU (scripts/gpu); the
  * profile exported must have the image size and latent layout of the profile that will use it.
  */
 import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { reportCliError } from '@foliar/nn';
-import { studyProfile } from './study/profiles.js';
+import { loadTrainedModel } from '@foliar/classifier';
+import { loadVAE, StableDiffusionPipeline } from '@foliar/diffusion';
+import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
-import { loadStudyData, studySplits } from './study/data.js';
-import { pretrainGenerator } from './study/pretrain.js';
+import { loadStudyData, studySplits, imagesOf, itemsOf } from './study/data.js';
+import { pretrainGenerator, pretrainPool, pretrainVAE, type PretrainOptions } from './study/pretrain.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
+import { classifierBaseConfig, splitStage } from './study/arms.js';
+import { trainGateClassifier } from './study/scorer.js';
+import { classifierScorer, type ImageScorer } from './study/features.js';
+import { vaeGate, conditioningGate, generatorFromPipeline } from './study/gates.js';
+import { labelledGrid } from './study/grids.js';
+import type { GateEntry } from './study/report-types.js';
+import { writeFileAtomic } from '@foliar/tensor';
+
+/** A JSON object of profile overrides from the command line, keys checked against the profile's section. */
+function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: string | undefined): void {
+  if (!json) return;
+  let o: unknown;
+  try {
+    o = JSON.parse(json);
+  } catch (e) {
+    throw new Error(`--${key}: not JSON (${(e as Error).message}): ${json}`);
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`--${key}: expected a JSON object, got ${json}`);
+  const section = P[key] as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    // optional knobs (cropSize, gradientWeight) are absent from the defaults but allowed
+    const known = k in section || (key === 'vae' && (k === 'cropSize' || k === 'gradientWeight'));
+    if (!known) throw new Error(`--${key}: unknown setting "${k}" (settings: ${Object.keys(section).join(', ')}${key === 'vae' ? ', cropSize, gradientWeight' : ''})`);
+    section[k] = v;
+  }
+}
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -29,6 +66,11 @@ async function main(): Promise<void> {
       export: { type: 'string' },
       class: { type: 'string', default: 'multiple_diseases' },
       'class-prompt': { type: 'string', default: 'a photo of a leaf' },
+      vae: { type: 'string' },
+      base: { type: 'string' },
+      'stop-after': { type: 'string' },
+      gates: { type: 'boolean', default: false },
+      deadline: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -38,18 +80,82 @@ async function main(): Promise<void> {
   }
   // the profile trains its own generator here, whatever it would do in the study
   const P = { ...studyProfile(args.profile), embeddedGenerator: false };
+  overrides(P, 'vae', args.vae);
+  overrides(P, 'base', args.base);
+  if (args['stop-after'] !== undefined && args['stop-after'] !== 'vae') throw new Error(`--stop-after: only "vae" is supported, got "${args['stop-after']}"`);
+  const stop = new AbortController();
+  if (args.deadline !== undefined) {
+    const s = Number(args.deadline);
+    if (!(s > 0)) throw new Error(`--deadline: seconds > 0, got "${args.deadline}"`);
+    setTimeout(() => stop.abort(), s * 1000).unref();
+  }
   const out = resolve(args.out ?? join('runs', `study-${P.name}`));
   const backend = await ft.init();
-  console.log(`generator pretraining, profile ${P.name}, on ${backend.describe()}; stages in ${out}`);
+  console.log(`generator pretraining, profile ${P.name} (VAE ${JSON.stringify(P.vae)}; base ${JSON.stringify(P.base)}), on ${backend.describe()}; stages in ${out}`);
   const data = await loadStudyData(P, null);
   const common = data.set.classNames.filter((c) => c !== args.class);
   const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
   const runner = new StageRunner(out);
-  const pre = await pretrainGenerator({ runner, profile: P, data, splits: studySplits(P, data.set), photographs: false, common, classPrompt: args['class-prompt']!, promptOf: prompt });
-  const command = `npm run pretrain-generator -- --profile ${P.name}`;
+  const splits = studySplits(P, data.set);
+  const opts: PretrainOptions = { runner, profile: P, data, splits, photographs: false, common, classPrompt: args['class-prompt']!, promptOf: prompt, signal: stop.signal };
+  const gatesFile = join(out, 'generator-gates.json');
+  const gates: GateEntry[] = existsSync(gatesFile) ? (JSON.parse(readFileSync(gatesFile, 'utf8')) as { gates: GateEntry[] }).gates : [];
+  const saveGates = async (stage: string, entries: GateEntry[]) => {
+    const kept = gates.filter((g) => g.stage !== stage);
+    gates.length = 0;
+    gates.push(...kept, ...entries);
+    await writeFileAtomic(gatesFile, JSON.stringify({ profile: P.name, vae: P.vae, base: P.base, gates }, null, 2) + '\n');
+  };
+  // the gates' instrument: seed 0's class-balanced classifier (trained on seed 0's training split, chosen on its validation)
+  let scorer: ImageScorer | null = null;
+  const split = splits[0]!;
+  if (args.gates) {
+    const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)], stop.signal);
+    scorer = classifierScorer((await loadTrainedModel(inst.value.checkpoint)).model, { classNames: [...data.set.classNames], imageSize: P.imageSize });
+  }
+  if (args['stop-after'] === 'vae') {
+    const vae = await pretrainVAE(opts, await pretrainPool(opts));
+    if (scorer) await measureVae(P, vae.value.model, scorer, data, split, out, saveGates);
+    console.log(`VAE trained (${vae.value.steps} steps, final loss ${vae.value.finalLoss?.toFixed(4)}): ${vae.value.model}`);
+    ft.shutdown();
+    return;
+  }
+  const pre = await pretrainGenerator(opts);
+  if (scorer) {
+    await measureVae(P, pre.vae.value.model, scorer, data, split, out, saveGates);
+    const gen = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(pre.base.value.model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+    const samples = new Map<string, RgbImage[]>();
+    const entries = await conditioningGate({ generate: gen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed: split.seed, onSamples: (c, imgs) => samples.set(c, imgs.slice(0, 8)) });
+    gen.dispose();
+    await saveGates('base_model', entries);
+    const rows: { label: string; images: RgbImage[] }[] = [];
+    for (const c of common) rows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: samples.get(c) ?? [] });
+    labelledGrid(rows, join(out, 'conditioning.png'));
+    for (const e of entries) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
+  }
+  const command = `npm run pretrain-generator -- --profile ${P.name}${args.vae ? ` --vae '${args.vae}'` : ''}${args.base ? ` --base '${args.base}'` : ''}`;
   const dir = await exportGenerator({ vae: pre.vae, base: pre.base, poolKey: pre.pool.key, profile: P, command, adapter: backend.describe().split(';')[0]!, dir: args.export ? resolve(args.export) : embeddedGeneratorDir() });
   console.log(`embedded generator written to ${dir} (VAE ${pre.vae.value.steps} steps, final loss ${pre.vae.value.finalLoss?.toFixed(4)}; base ${pre.base.value.steps} steps, final loss ${pre.base.value.finalLoss?.toFixed(4)})`);
   ft.shutdown();
+}
+
+type RgbImage = Awaited<ReturnType<typeof imagesOf>>[number];
+
+/** The VAE gate on the first validation images of seed 0, a reconstruction grid beside it. */
+async function measureVae(
+  P: StudyProfile, model: string, scorer: ImageScorer, data: Awaited<ReturnType<typeof loadStudyData>>, split: ReturnType<typeof studySplits>[number], out: string,
+  save: (stage: string, e: GateEntry[]) => Promise<void>,
+): Promise<void> {
+  const vae = await loadVAE(model);
+  try {
+    const items = split.val.items.slice(0, P.gates.vaeImages);
+    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels: items.map((it) => it.label), seed: split.seed });
+    await save('vae', r.entries);
+    labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, 'vae-reconstructions.png'));
+    for (const e of r.entries) if (/drop|psnr/.test(e.name)) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
+  } finally {
+    vae.dispose();
+  }
 }
 
 main().catch((e: unknown) => {

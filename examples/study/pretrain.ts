@@ -100,10 +100,27 @@ export interface PretrainOptions {
   onStage?: () => void;
 }
 
+/** The pretraining pool of the options: photographs from the splits, or a fresh procedural pool. */
+export async function pretrainPool(o: PretrainOptions): Promise<PretrainPool> {
+  return o.photographs ? await photoPretrainPool(o.profile, o.data, o.splits, o.common) : await proceduralPretrainPool(o.profile, o.common);
+}
+
+/** The pool as a stage dependency (its identity enters the VAE's and the base model's cache keys). */
+function poolStage(o: PretrainOptions, pool: PretrainPool): StageResult<unknown> {
+  return { key: hashOf(pool.key), dir: o.runner.runDir, value: null, seconds: 0, cached: true };
+}
+
+/** The VAE stage alone (cached under the run folder), e.g. to compare VAE recipes on their gate before a base model is trained. */
+export async function pretrainVAE(o: PretrainOptions, pool: PretrainPool): Promise<StageResult<TrainedStage>> {
+  const P = o.profile;
+  const images = pool.items.map((it) => it.image);
+  return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool)], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
+}
+
 /** The VAE, then the base model on its latents: two stages shared by all seeds (cached under the run folder). */
 export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: PretrainPool; vae: StageResult<TrainedStage>; base: StageResult<TrainedStage> }> {
   const P = o.profile;
-  const pool = o.photographs ? await photoPretrainPool(P, o.data, o.splits, o.common) : await proceduralPretrainPool(P, o.common);
+  const pool = await pretrainPool(o);
   if (!o.photographs) {
     const emb = readEmbeddedGenerator(P);
     if ('manifest' in emb) {
@@ -117,12 +134,10 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
     if (P.embeddedGenerator) console.log(`generator: pretrained here (${emb.why})`);
   }
   console.log(`generator pretraining: ${pool.describe}`);
-  const poolDep: StageResult<unknown> = { key: hashOf(pool.key), dir: o.runner.runDir, value: null, seconds: 0, cached: true };
-  const images = pool.items.map((it) => it.image);
-  const vae = await o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolDep], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
+  const vae = await pretrainVAE(o, pool);
   o.onStage?.();
   const prompts = o.common.map(o.promptOf);
-  const base = await o.runner.run('base', null, { base: P.base, vae: vae.key, classPrompt: o.classPrompt, prompts }, [poolDep, vae], (dir) =>
+  const base = await o.runner.run('base', null, { base: P.base, vae: vae.key, classPrompt: o.classPrompt, prompts }, [poolStage(o, pool), vae], (dir) =>
     trainStudyBase(P, dir, vae.value.model, pretrainExamples(pool, o.classPrompt, o.promptOf), [o.classPrompt, ...prompts], 0, o.signal),
   );
   o.onStage?.();
