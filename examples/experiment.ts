@@ -10,7 +10,7 @@
  *   npm run experiment -- --data ../shared/data/leaves --extra-train multiple_diseases=runs/synthetic:400
  *                                                       # the study's retraining with synthetic images
  *
- * Writes runs/experiment-<timestamp>/ (report.md, report.json, charts, checkpoints, log.jsonl).
+ * Writes runs/experiment-<timestamp>/ (report.md, report.json, charts, checkpoints, train.jsonl).
  * Interrupt with Ctrl-C and continue with `-- --resume runs/experiment-<timestamp>`.
  * Errors are one line on stderr (exit code 1); `--verbose` or FOLIAR_DEBUG=1 adds the stack.
  */

@@ -29,7 +29,7 @@ export async function trainGateClassifier(
     const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false, skipReport: true });
     if (r.interrupted) throw new Error(`gate classifier (seed ${seed}) interrupted: run the same command again to continue`);
     const best = r.bestEpoch !== null ? r.history.find((h) => h.epoch === r.bestEpoch) ?? r.history.at(-1)! : r.history.at(-1)!;
-    const checkpoint = join(runDir, 'checkpoints', 'best.safetensors');
+    const checkpoint = r.bestCheckpoint ?? join(runDir, 'checkpoints', 'best');
     if (!existsSync(checkpoint)) throw new Error(`gate classifier (seed ${seed}): no best checkpoint at ${checkpoint}`);
     return { checkpoint, bestEpoch: r.bestEpoch, valAccuracy: best.valAccuracy, valMeanAuc: best.valMeanAuc, steps: r.globalStep, seconds: r.seconds };
   });

@@ -48,12 +48,13 @@ test('train: flags override the config file; the run directory holds checkpoints
   assert.is(saved.lr, 0.02, 'file wins over default');
   assert.is(saved.seed, 5);
   assert.is(saved.data, null);
-  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'log.jsonl', 'checkpoints/best.safetensors']) {
+  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'train.jsonl', 'checkpoints/best/state.json', 'checkpoints/best/trained.safetensors']) {
     assert.ok(existsSync(join(runDir, f)), `${f} exists`);
   }
   assert.match(r.stderr, /accuracy\(recall\)/, 'per-class table printed');
-  const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-  assert.ok(log.some((l) => l.type === 'step') && log.some((l) => l.type === 'epoch') && log.some((l) => l.type === 'test'));
+  // the training loop's step lines (no type) and the classifier's records
+  const log = readFileSync(join(runDir, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; step?: number; loss?: number });
+  assert.ok(log.some((l) => l.type === undefined && typeof l.loss === 'number') && log.some((l) => l.type === 'epoch') && log.some((l) => l.type === 'test'));
 });
 
 test('eval reproduces the training report on the same test split', () => {

@@ -77,7 +77,7 @@ async function checkError(p: Promise<unknown>): Promise<DatasetCheckError> {
 /** Nothing of a training run was written: no config, log, checkpoints or weights. */
 function nothingTrained(runDir: string): void {
   const left = existsSync(runDir) ? readdirSync(runDir) : [];
-  assert.equal(left.filter((f) => ['config.json', 'log.jsonl', 'checkpoints', 'model.safetensors'].includes(f)), [], `left in the run dir: ${left.join(', ')}`);
+  assert.equal(left.filter((f) => ['config.json', 'train.jsonl', 'checkpoints', 'model.safetensors'].includes(f)), [], `left in the run dir: ${left.join(', ')}`);
 }
 
 test('a corrupt test image, a non-image and a missing file in train/val/test plus a class too small for the split: one error listing all, before epoch 1', async () => {

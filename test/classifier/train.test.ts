@@ -1,14 +1,15 @@
 /**
- * The training loop on the CPU backend with a tiny ResNet-like model and 16x16 synthetic leaves:
- * exact resumption (interrupted + resumed = uninterrupted, bit for bit), no buffer growth across
- * epochs, keep-last-K and best checkpoints (consistent across a crash between their writes), restart
- * after a kill, stale temp files, early stopping, config validation, and the report checked against
- * predictions made independently through the model file.
+ * The classifier's training (on @foliar/nn's runTrainLoop) on the CPU backend with a tiny ResNet-like
+ * model and 16x16 synthetic leaves: exact resumption (interrupted + resumed = uninterrupted, bit for
+ * bit), no buffer growth across epochs, keep-last-K and best checkpoints (consistent across a crash
+ * between their writes), restart after a kill, stale temp files, early stopping, config validation,
+ * the report checked against predictions made independently through the model file, and runs of the
+ * old one-file checkpoint layout (still loaded; refused for training with what changed named).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
@@ -48,7 +49,7 @@ test.after(() => {
 });
 
 async function lastCheckpoint(runDir: string): Promise<LoadedCheckpoint> {
-  const p = await new CheckpointDir(join(runDir, 'checkpoints'), 1).latest();
+  const p = await new CheckpointDir(join(runDir, 'checkpoints')).latest();
   assert.ok(p, `no checkpoint in ${runDir}`);
   return loadCheckpoint(p!);
 }
@@ -64,11 +65,11 @@ function assertSameTensors(a: LoadedCheckpoint['model'], b: LoadedCheckpoint['mo
   }
 }
 
-/** Step records of log.jsonl without timing fields. */
-function stepLog(runDir: string): unknown[] {
-  return readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((r) => r.type === 'step' || r.type === 'epoch')
-    .map(({ time: _t, imagesPerSecond: _i, seconds: _s, liveBuffers: _b, liveTensors: _l, peakBytes: _p, ...r }) => r);
+/** Step records (the loop's lines, without a type) and epoch records of train.jsonl, without timing fields. */
+function stepLog(runDir: string): Record<string, unknown>[] {
+  return readFileSync(join(runDir, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.type === undefined || r.type === 'epoch')
+    .map(({ imagesPerSecond: _i, seconds: _s, liveBuffers: _b, liveTensors: _l, peakBytes: _p, live_buffers: _lb, peak_bytes: _pb, ...r }) => r);
 }
 
 test('no buffer growth across epochs; peak memory logged; keep-last-K and best checkpoints', async () => {
@@ -81,15 +82,16 @@ test('no buffer growth across epochs; peak memory logged; keep-last-K and best c
   assert.ok(tensors.every((v, i) => i === 0 || v <= tensors[i - 1]!), `live tensors per epoch: ${tensors.join(', ')}`);
   assert.ok(r.history.every((h) => h.peakBytes > 0), 'peak memory recorded');
   const files = readdirSync(join(runDir, 'checkpoints')).sort();
-  assert.equal(files.filter((f) => f.startsWith('step-')).length, 2, `kept: ${files.join(', ')}`);
-  assert.ok(files.includes('best.safetensors'));
+  assert.equal(files.filter((f) => f.startsWith('checkpoint-')).length, 2, `kept: ${files.join(', ')}`);
+  assert.ok(files.includes('best'));
   // best = the epoch with the highest validation mean AUC (the default monitor), first on ties
   const aucs = r.history.map((h) => h.valMeanAuc ?? -1);
   const bestEpoch = aucs.indexOf(Math.max(...aucs)) + 1;
   assert.is(r.bestEpoch, bestEpoch);
-  const best = await loadCheckpoint(join(runDir, 'checkpoints', 'best.safetensors'));
+  const best = await loadCheckpoint(join(runDir, 'checkpoints', 'best'));
   assert.is(best.state.epoch, bestEpoch);
-  assert.ok(!files.some((f) => f.includes('.tmp-')), 'no temporary files left');
+  assert.is(r.bestCheckpoint, join(runDir, 'checkpoints', 'best'));
+  assert.ok(!files.some((f) => f.includes('.tmp-') || f.includes('.partial-')), 'no temporary files left');
 });
 
 test('interrupting and resuming gives the same weights, optimizer state and log as an uninterrupted run', async () => {
@@ -146,7 +148,7 @@ test('the report agrees with predictions made through the saved model file', asy
   const runDir = dir();
   const config = resolveConfig(base, { epochs: 1 });
   const r = await train(config, { runDir, ...quiet });
-  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'config.json', 'log.jsonl', 'test-predictions.csv']) {
+  for (const f of ['report.json', 'report.md', 'confusion.png', 'per-class.png', 'loss.png', 'accuracy.png', 'model.safetensors', 'config.json', 'train.jsonl', 'test-predictions.csv']) {
     assert.ok(existsSync(join(runDir, f)), `${f} written`);
   }
   const rep = JSON.parse(readFileSync(join(runDir, 'report.json'), 'utf8')) as { perClass: { name: string; recall: number; support: number; auc: number | null }[]; confusion: { matrix: number[][] }; macro: { auc: number | null }; accuracy: number };
@@ -196,7 +198,7 @@ test('a crash between writing the best weights and the checkpoint that records t
   const whole = dir();
   const a = await train(config, { runDir: whole, ...quiet, skipReport: true });
   const spe = a.history[0]!.steps;
-  const ckdir = (runDir: string) => new CheckpointDir(join(runDir, 'checkpoints'), 1);
+  const ckdir = (runDir: string) => new CheckpointDir(join(runDir, 'checkpoints'));
 
   // crash right after the first file written at the end of epoch 1 (which improves: the first epoch always does)
   const crashed = dir();
@@ -207,26 +209,29 @@ test('a crash between writing the best weights and the checkpoint that records t
       if (kind === 'best' || path === endOfEpoch1) throw new Error('simulated crash');
     },
   }), /simulated crash/);
-  // at this instant every checkpoint's best epoch has its weights in best.safetensors
-  const bestPath = join(crashed, 'checkpoints', 'best.safetensors');
+  // at this instant every checkpoint's best epoch has its weights in checkpoints/best/
+  const bestPath = join(crashed, 'checkpoints', 'best');
   for (const { path } of await ckdir(crashed).list()) {
     const c = await loadCheckpoint(path);
     if (c.state.monitor.bestEpoch === null) continue;
-    assert.ok(existsSync(bestPath), `${path} records best epoch ${c.state.monitor.bestEpoch}, but best.safetensors is missing`);
+    assert.ok(existsSync(bestPath), `${path} records best epoch ${c.state.monitor.bestEpoch}, but checkpoints/best/ is missing`);
     assert.is((await loadCheckpoint(bestPath)).state.epoch, c.state.monitor.bestEpoch);
   }
   // what the killed writer left behind goes when the run resumes
   const dead = deadPid();
-  const stale = [join(crashed, 'checkpoints', `step-00000099.safetensors.tmp-${dead}-abc123`), join(crashed, `config.json.tmp-${dead}-ff`)];
-  for (const f of stale) writeFileSync(f, 'partial');
+  const stale = [join(crashed, 'checkpoints', `checkpoint-99.partial-${dead}`), join(crashed, 'checkpoints', `best.old.partial-${dead}`), join(crashed, `config.json.tmp-${dead}-ff`)];
+  mkdirSync(stale[0]!);
+  writeFileSync(join(stale[0]!, 'trained.safetensors'), 'partial');
+  mkdirSync(stale[1]!);
+  writeFileSync(stale[2]!, 'partial');
 
   const r = await train(config, { runDir: crashed, resume: true, ...quiet, skipReport: true });
   assert.is(r.bestEpoch, a.bestEpoch);
   for (const f of stale) assert.not.ok(existsSync(f), `${f} cleaned`);
   const best = await loadCheckpoint(bestPath);
-  assert.is(best.state.epoch, r.bestEpoch, 'best.safetensors holds the best epoch');
+  assert.is(best.state.epoch, r.bestEpoch, 'checkpoints/best/ holds the best epoch');
   assert.is((await lastCheckpoint(crashed)).state.monitor.bestEpoch, best.state.epoch);
-  assertSameTensors((await loadCheckpoint(join(whole, 'checkpoints', 'best.safetensors'))).model, best.model, 'best weights');
+  assertSameTensors((await loadCheckpoint(join(whole, 'checkpoints', 'best'))).model, best.model, 'best weights');
   assert.equal(stepLog(crashed), stepLog(whole), 'log without repeated steps');
 });
 
@@ -234,17 +239,17 @@ test('resuming a run killed before its first checkpoint starts it again with its
   const config = resolveConfig(base, { epochs: 1, seed: 3 });
   const runDir = dir();
   await rejects(() => train(config, { runDir, ...quiet, skipReport: true, onCheckpointWritten: () => { throw new Error('killed'); } }), /killed/);
-  const steps = (stepLog(runDir) as { type: string }[]).filter((x) => x.type === 'step').length;
+  const steps = stepLog(runDir).filter((x) => x.type === undefined).length;
   assert.ok(steps > 0, 'steps were logged before the kill');
-  assert.ok(existsSync(join(runDir, 'checkpoints', 'best.safetensors')), 'best weights written before the kill');
+  assert.ok(existsSync(join(runDir, 'checkpoints', 'best', 'state.json')), 'best weights written before the kill');
   const r = await train(resolveConfig({ epochs: 5 }) /* ignored: the run's config.json wins */, { runDir, resume: true, ...quiet, skipReport: true });
   assert.is(r.interrupted, false);
   assert.is(r.config.seed, 3);
   assert.is(r.history.length, 1);
-  assert.is((await loadCheckpoint(join(runDir, 'checkpoints', 'best.safetensors'))).state.globalStep, r.globalStep, 'best weights of this run');
-  const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: number });
+  assert.is((await loadCheckpoint(join(runDir, 'checkpoints', 'best'))).state.globalStep, r.globalStep, 'best weights of this run');
+  const log = readFileSync(join(runDir, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; step?: number });
   assert.is(log.filter((x) => x.type === 'start').length, 1, 'one start record');
-  assert.equal(log.filter((x) => x.type === 'step').map((x) => x.step), Array.from({ length: r.globalStep }, (_, i) => i + 1));
+  assert.equal(log.filter((x) => x.type === undefined).map((x) => x.step), Array.from({ length: r.globalStep }, (_, i) => i + 1));
 });
 
 test('config: defaults, precedence, and errors that name the key or file', async () => {

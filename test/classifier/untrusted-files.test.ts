@@ -1,13 +1,13 @@
 /**
  * Files the classifier reads as untrusted input (issue 14, items 3 and the smaller ones): image ids in
  * a dataset CSV stay inside the image folder; a model file with bad JSON metadata, an unknown arch or
- * malformed fields, and a training checkpoint with tampered position fields (epoch beyond the
- * config's epochs, negative or non-integer batch, inconsistent globalStep) are refused with the file
- * and the field named.
+ * malformed fields, and a training checkpoint (folder) whose state.json has tampered position fields
+ * (epoch beyond the config's epochs, negative or non-integer batch, inconsistent step) are refused
+ * with the file and the field named.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
@@ -113,23 +113,25 @@ const base: Partial<TrainConfig> = {
 };
 const quiet = { progress: false, verbose: false, skipReport: true } as const;
 
-test('tampered checkpoint fields (epoch 99, batch -3, non-integers, inconsistent history/globalStep) are refused naming the file and field', async () => {
+test('tampered checkpoint fields (epoch 99, batch -3, non-integers, inconsistent history/step) are refused naming the file and field', async () => {
   const runDir = join(tmp, 'run');
-  const r = await train(resolveConfig(base), { runDir, ...quiet, stopAfterSteps: 2 });
+  // 2 batches per epoch: step 3 is batch 1 of epoch 2
+  const r = await train(resolveConfig(base), { runDir, ...quiet, stopAfterSteps: 3 });
   assert.ok(r.interrupted, 'stopped mid-epoch');
-  const ck = (await new CheckpointDir(join(runDir, 'checkpoints'), 1).latest())!;
+  const ck = (await new CheckpointDir(join(runDir, 'checkpoints')).latest())!;
   const honest = await loadCheckpoint(ck);
-  assert.is(honest.state.batch, 2);
-  const orig = join(tmp, 'orig.safetensors');
-  copyFileSync(ck, orig);
-  const KEY = 'foliar.checkpoint';
-  const tamper = async (patch: (s: Record<string, unknown>) => void): Promise<string> => {
-    const p = join(tmp, 'tampered.safetensors');
-    await rewriteMeta(orig, p, (m) => {
-      const s = JSON.parse(m[KEY]!) as Record<string, unknown>;
-      patch(s);
-      return { ...m, [KEY]: JSON.stringify(s) };
-    });
+  assert.equal([honest.state.epoch, honest.state.batch, honest.state.globalStep], [1, 1, 3]);
+  const statePath = join(ck, 'state.json');
+  const orig = readFileSync(statePath, 'utf8');
+  // the checkpoint folder, its state.json rewritten: `patch` edits the classifier's part ("trainer"), `loop` the loop's fields
+  const tamper = (patch: (s: Record<string, unknown>) => void, loop: (s: Record<string, unknown>) => void = () => {}): string => {
+    const p = join(tmp, 'tampered');
+    rmSync(p, { recursive: true, force: true });
+    cpSync(ck, p, { recursive: true });
+    const j = JSON.parse(orig) as Record<string, unknown>;
+    patch(j.trainer as Record<string, unknown>);
+    loop(j);
+    writeFileSync(join(p, 'state.json'), JSON.stringify(j));
     return p;
   };
   const cases: [(s: Record<string, unknown>) => void, RegExp][] = [
@@ -139,31 +141,35 @@ test('tampered checkpoint fields (epoch 99, batch -3, non-integers, inconsistent
     [(s) => { s.epoch = '0'; }, /"epoch" .* got "0"/],
     [(s) => { s.batch = -3; }, /checkpoint field "batch" must be a non-negative integer, got -3/],
     [(s) => { s.batch = 1.5; }, /"batch" must be a non-negative integer, got 1\.5/],
-    [(s) => { s.epoch = 2; s.history = [{}, {}]; }, /"batch" must be 0 once all 2 epochs are done, got 2/],
-    [(s) => { s.epoch = 1; }, /"history" must be one record per finished epoch \(1\), got "0 records"/],
-    [(s) => { s.globalStep = -1; }, /"globalStep" must be a non-negative integer, got -1/],
+    [(s) => { s.epoch = 2; s.history = [{}, {}]; }, /"batch" must be 0 once all 2 epochs are done, got 1/],
+    [(s) => { s.epoch = 0; }, /"history" must be one record per finished epoch \(0\), got "1 records"/],
     [(s) => { s.finished = 'no'; }, /"finished" must be true or false/],
     [(s) => { (s.accum as Record<string, unknown>).correct = 1e9; }, /"accum" must be/],
-    [(s) => { (s.monitor as Record<string, unknown>).bestEpoch = 5; }, /"monitor\.bestEpoch" must be null or an epoch in \[1, 0\], got 5/],
-    [(s) => { s.logBytes = -10; }, /"logBytes" must be a non-negative integer, got -10/],
+    [(s) => { (s.monitor as Record<string, unknown>).bestEpoch = 5; }, /"monitor\.bestEpoch" must be null or an epoch in \[1, 1\], got 5/],
     [(s) => { s.classNames = 'healthy'; }, /"classNames" must be/],
     [(s) => { (s.config as Record<string, unknown>).epochs = 0; }, /: checkpoint config: "epochs" must be a positive integer, got 0/],
     [(s) => { s.config = null; }, /"config" must be the run's config object, got null/],
+    [(s) => { s.format = 'other'; }, /not a classifier checkpoint \(its "trainer" state is of format "other"/],
   ];
   for (const [patch, re] of cases) {
-    const p = await tamper(patch);
-    await rejects(loadCheckpoint(p), [new RegExp(`^${esc(p)}: `), re]);
+    const p = tamper(patch);
+    await rejects(loadCheckpoint(p), [new RegExp(`^${esc(join(p, 'state.json'))}: `), re]);
   }
+  // the loop's own fields: checked by @foliar/nn, naming state.json and the field
+  const p = tamper(() => {}, (j) => { j.step = -1; });
+  await rejects(loadCheckpoint(p), [new RegExp(`^${esc(join(p, 'state.json'))}: `), /"step" must be a non-negative integer, got -1/]);
+  const q = tamper(() => {}, (j) => { delete j.trainer; });
+  await rejects(loadCheckpoint(q), [/not a classifier checkpoint \(its "trainer" state is missing/]);
   // fields consistent on their own but not with this data: refused by the trainer on --resume
-  for (const [patch, re] of [
-    [(s: Record<string, unknown>) => { s.batch = 50; s.globalStep = 50; }, /checkpoint field "batch" is 50, beyond the \d+ batches per epoch of this data/],
-    [(s: Record<string, unknown>) => { s.globalStep = 7; }, /checkpoint field "globalStep" is 7, but epoch 0 and batch 2 at \d+ batches per epoch make 2/],
-  ] as [(s: Record<string, unknown>) => void, RegExp][]) {
-    copyFileSync(await tamper(patch), ck);
+  for (const [patch, loop, re] of [
+    [(s: Record<string, unknown>) => { s.batch = 50; }, (j: Record<string, unknown>) => { j.step = 50; j.losses = new Array(50).fill(1); }, /checkpoint field "batch" is 50, beyond the \d+ batches per epoch of this data/],
+    [() => {}, (j: Record<string, unknown>) => { j.step = 7; j.losses = new Array(7).fill(1); }, /checkpoint field "globalStep" \(the step\) is 7, but epoch 1 and batch 1 at 2 batches per epoch make 3/],
+  ] as [(s: Record<string, unknown>) => void, (j: Record<string, unknown>) => void, RegExp][]) {
+    writeFileSync(statePath, readFileSync(join(tamper(patch, loop), 'state.json')));
     await rejects(train(resolveConfig(base), { runDir, resume: true, ...quiet }), [new RegExp(esc(ck)), re]);
   }
   // the honest checkpoint still resumes to the end
-  copyFileSync(orig, ck);
+  writeFileSync(statePath, orig);
   const done = await train(resolveConfig(base), { runDir, resume: true, ...quiet });
   assert.is(done.history.length, 2);
 });

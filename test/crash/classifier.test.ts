@@ -1,15 +1,16 @@
 /**
- * Crash test of `foliar-classify train` (issue 14, item 6): the real CLI as a child process (CPU
- * backend, tiny model, 16 px procedural leaves) is SIGKILLed at seeded random points — inside
- * checkpoint writes, between a temp file and its rename, half-way through a log line, at random
- * moments — and continued with `--resume` (or started again when it died before its first checkpoint
- * folder existed) until it finishes. Then, against an uninterrupted run of the same config:
- *   1. the final weights, every kept checkpoint (model and optimizer tensors, training state), the
- *      model file, the test predictions, the report and the charts are bit-identical, and the log's
- *      step, epoch and test records equal (timing and memory fields aside; `resume` records are the
- *      only extra lines);
- *   2. best.safetensors exists and holds the best epoch's weights (the report scores that epoch);
- *   3. no temp file (`*.tmp-<pid>-*`) remains;
+ * Crash test of `foliar-classify train` (issue 14, item 6; on @foliar/nn's training loop since issue
+ * 13): the real CLI as a child process (CPU backend, tiny model, 16 px procedural leaves) is
+ * SIGKILLed at seeded random points — inside checkpoint writes, between a temp folder and its rename,
+ * half-way through a log line, at random moments — and continued with `--resume` (or started again
+ * when it died before its checkpoint folder existed) until it finishes. Then, against an
+ * uninterrupted run of the same config:
+ *   1. the final weights, every kept checkpoint folder (model and optimizer tensors bit for bit,
+ *      state.json), the model file, the test predictions, the report and the charts are
+ *      bit-identical, and train.jsonl's step, epoch and test records equal (timing and memory fields
+ *      aside; `resume` records are the only extra lines);
+ *   2. checkpoints/best/ exists and holds the best epoch's weights (the report scores that epoch);
+ *   3. no temp file or partial folder (`*.tmp-<pid>-*`, `*.partial-<pid>`) remains;
  *   4. the log has each step once, in order.
  * CI: 2 configs x FOLIAR_CRASH_CASES (default 1) seeded schedules of up to 5 kills, plus 5 directed
  * sequences (7 runs, about 20 children, 1-1.5 min on two cores); FOLIAR_CRASH_CASES=<n> for a soak.
@@ -38,16 +39,16 @@ const CONFIGS: { name: string; flags: string[] }[] = [
   // checkpoints at epoch ends only, AdamW, balanced sampling, class weights, best by validation loss
   { name: 'adamw-epochends', flags: ['--epochs', '3', '--optimizer', 'adamw', '--lr', '0.01', '--balanced-sampling', '--class-weights', 'effective', '--label-smoothing', '0.1', '--monitor', 'val_loss', '--seed', '4', '--keep-last', '2'] },
 ];
-const OP_FILTERS = ['', 'checkpoints/', 'best.safetensors', 'log.jsonl', 'model.safetensors', 'report'];
+const OP_FILTERS = ['', 'checkpoints/', 'state.json', 'checkpoints/best', 'train.jsonl', 'model.safetensors', 'report'];
 const CASES = caseCount(1);
 const KILLS = 5;
 
 const logRecord = (r: Record<string, unknown>) => (r.type === 'resume' ? null : stripKeys(r));
-const stateOf = (s: object) => stripKeys(s, new Set([...TIMING_KEYS, 'logBytes']));
+const stateOf = (s: unknown) => stripKeys(s, TIMING_KEYS);
 
 /** Compares the files whose bytes legitimately differ (timings, resume records) by their content. */
 async function compareFile(rel: string, a: string, b: string): Promise<string | null> {
-  if (rel === 'log.jsonl') {
+  if (rel === 'train.jsonl') {
     const x = jsonl(a, logRecord), y = jsonl(b, logRecord);
     if (y.bad) return `${y.bad} line(s) that do not parse`;
     return firstDifference(x.records, y.records);
@@ -58,28 +59,15 @@ async function compareFile(rel: string, a: string, b: string): Promise<string | 
     const norm = (p: string) => readFileSync(p, 'utf8').split('\n').map((l) => (/^\| \d/.test(l) && l.split('|').length === 14 ? l.split('|').slice(0, 9).join('|') : l)).join('\n');
     return norm(a) === norm(b) ? '' : 'differs beyond the timing columns';
   }
-  if (/^checkpoints\/.*\.safetensors$/.test(rel)) {
-    const ca = await loadCheckpoint(a), cb = await loadCheckpoint(b);
-    for (const part of ['model', 'optimizer'] as const) {
-      const ma = ca[part], mb = cb[part];
-      if ([...ma.keys()].join() !== [...mb.keys()].join()) return `${part} tensor names differ`;
-      for (const [k, ta] of ma) {
-        const tb = mb.get(k)!;
-        if (ta.shape.join() !== tb.shape.join()) return `${part}.${k}: shape ${ta.shape} vs ${tb.shape}`;
-        for (let i = 0; i < ta.data.length; i++) {
-          if (!Object.is(ta.data[i], tb.data[i])) return `${part}.${k}[${i}]: ${ta.data[i]} (uninterrupted) vs ${tb.data[i]} (crashed)`;
-        }
-      }
-    }
-    return firstDifference(stateOf(ca.state), stateOf(cb.state));
-  }
+  // the checkpoint's training state, timings aside (the tensors, *.safetensors, compare byte for byte)
+  if (/^checkpoints\/.*\/state\.json$/.test(rel)) return firstDifference(stateOf(JSON.parse(readFileSync(a, 'utf8'))), stateOf(JSON.parse(readFileSync(b, 'utf8'))));
   return null;
 }
 
 function steps(dir: string): number {
   const d = join(dir, 'checkpoints');
   if (!existsSync(d)) return 0;
-  return Math.max(0, ...readdirSync(d).map((n) => /^step-(\d+)\.safetensors$/.exec(n)).filter((m) => m).map((m) => Number(m![1])));
+  return Math.max(0, ...readdirSync(d).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m) => m).map((m) => Number(m![1])));
 }
 
 let totalCases = 0, totalKills = 0, totalChildren = 0, randomCases = 0, randomKills = 0;
@@ -96,12 +84,13 @@ async function reference(cfg: (typeof CONFIGS)[number]): Promise<Reference> {
   const trace = join(tmp, `${cfg.name}.trace`);
   const r0 = await runChild(cli, ['train', ...common, ...cfg.flags, '--out', dir], { root: dir, trace });
   assert.is(r0.code, 0, r0.output);
-  const log = jsonl(join(dir, 'log.jsonl')).records as { type: string; step?: number }[];
+  const log = jsonl(join(dir, 'train.jsonl')).records as { type?: string; step?: number }[];
   const ref: Reference = {
     dir, ms: r0.ms, ops: traceCounts(trace, OP_FILTERS),
-    totalSteps: Math.max(...log.filter((r) => r.type === 'step').map((r) => r.step!)),
+    // the loop's step lines have no type
+    totalSteps: Math.max(...log.filter((r) => r.type === undefined).map((r) => r.step!)),
     epochs: log.filter((r) => r.type === 'epoch').length,
-    best: (await loadCheckpoint(join(dir, 'checkpoints', 'best.safetensors'))).state.epoch,
+    best: (await loadCheckpoint(join(dir, 'checkpoints', 'best'))).state.epoch,
   };
   console.log(`  ${cfg.name}: uninterrupted ${ref.totalSteps} steps, ${ref.epochs} epochs, best epoch ${ref.best}, ${(r0.ms / 1000).toFixed(1)} s`);
   refs.set(cfg.name, ref);
@@ -140,14 +129,14 @@ async function checkRun(ref: Reference, root: string, tag: string): Promise<void
   const diffs = await diffRunDirs(ref.dir, root, compareFile);
   assert.equal(diffs, [], `${tag}: differs from the uninterrupted run:\n${diffs.join('\n')}`);
   // 2. the best weights: present, of the best epoch, the ones the report scored
-  const best = await loadCheckpoint(join(root, 'checkpoints', 'best.safetensors'));
-  assert.is(best.state.epoch, ref.best, `${tag}: best.safetensors holds epoch ${best.state.epoch}, the best is ${ref.best}`);
+  const best = await loadCheckpoint(join(root, 'checkpoints', 'best'));
+  assert.is(best.state.epoch, ref.best, `${tag}: checkpoints/best/ holds epoch ${best.state.epoch}, the best is ${ref.best}`);
   assert.is((JSON.parse(readFileSync(join(root, 'report.json'), 'utf8')) as { epoch: number }).epoch, ref.best, `${tag}: the report scores the best epoch`);
   // 4. each step once, in order (resume records aside, the log reads as one uninterrupted run)
-  const log = jsonl(join(root, 'log.jsonl'));
+  const log = jsonl(join(root, 'train.jsonl'));
   assert.is(log.bad, 0, `${tag}: torn log lines left`);
-  const recs = log.records as { type: string; step?: number; epoch?: number }[];
-  assert.equal(recs.filter((r) => r.type === 'step').map((r) => r.step), Array.from({ length: ref.totalSteps }, (_, i) => i + 1), `${tag}: step records`);
+  const recs = log.records as { type?: string; step?: number; epoch?: number }[];
+  assert.equal(recs.filter((r) => r.type === undefined).map((r) => r.step), Array.from({ length: ref.totalSteps }, (_, i) => i + 1), `${tag}: step records`);
   assert.equal(recs.filter((r) => r.type === 'epoch').map((r) => r.epoch), Array.from({ length: ref.epochs }, (_, i) => i + 1), `${tag}: epoch records`);
   assert.is(recs.filter((r) => r.type === 'start').length, 1, `${tag}: one start record`);
   assert.is(recs.filter((r) => r.type === 'test').length, 1, `${tag}: one test record`);
@@ -174,11 +163,13 @@ for (const [ci, cfg] of CONFIGS.entries()) {
 const DIRECTED: { name: string; specs: string[] }[] = [
   // killed before checkpoints/ exists: nothing to resume, the run starts again in the same folder
   { name: 'before the checkpoint folder exists', specs: ['1:before:=checkpoints'] },
-  // the best weights are in place, the step checkpoint that records them is not (issue 14)
-  { name: 'between best.safetensors and the checkpoint recording it', specs: ['2:after:=checkpoints/best.safetensors'] },
-  { name: 'a torn log line, then a torn best.safetensors', specs: ['5:torn:log.jsonl', '1:torn:best.safetensors'] },
-  // keep-last 1: the new checkpoint is written, the old one not yet pruned
-  { name: 'before pruning', specs: ['2:before:=checkpoints/step-00000002.safetensors'] },
+  // the best weights are in place (op 1 on that path: removing a leftover at the start; op 2: renaming
+  // the first best/ into place), the step checkpoint that records them is not (issue 14)
+  { name: 'between checkpoints/best/ and the checkpoint recording it', specs: ['2:after:=checkpoints/best'] },
+  // the 5th operation on a best/ being written is the first write of its trained.safetensors
+  { name: 'a torn log line, then a torn write inside checkpoints/best/', specs: ['5:torn:train.jsonl', '5:torn:checkpoints/best.partial'] },
+  // keep-last 1: the new checkpoint is written, the old one not yet pruned (op 2 on checkpoint-2: renamed aside to be deleted)
+  { name: 'before pruning', specs: ['2:before:=checkpoints/checkpoint-2'] },
   // training finished: killed while the report is written, then again before the model file's rename
   { name: 'inside the final report, then before the model file is renamed', specs: ['1:after:test-predictions.csv', '1:before:=model.safetensors'] },
 ];

@@ -1,15 +1,17 @@
 /**
  * The shared training loop of @foliar/nn (runTrainLoop): fused clipping (torch's clip_grad_norm_),
- * losses read back only at logged steps (logEvery) with the same log and result, and exact resume
- * after a kill between two logged steps.
+ * losses read back only at logged steps (logEvery) with the same log and result, exact resume after a
+ * kill between two logged steps, and the hooks the classifier runs on (its own optimizer, an
+ * asynchronous `prepare` per micro-batch, periodic `evaluate` with a best checkpoint and early
+ * stopping, trainer state and records in train.jsonl), resumed exactly too.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
+import { runTrainLoop, readCheckpointState, SGD, type TrainLoopOptions } from '@foliar/nn';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foliar-train-loop-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -87,6 +89,112 @@ test('exact resume after a kill between logged steps: the same log, losses and w
   assert.equal(resumed.losses, whole.losses);
   assert.equal(resumed.w, whole.w);
   assert.equal(rows(out), rows(join(tmp, 'whole')));
+});
+
+/**
+ * The quadratic trained with SGD (momentum) through the classifier's hooks: `prepare` loads each
+ * micro-batch's target offset asynchronously, `evaluate` every 2 steps scores the distance to the
+ * target, marks a best step when it shrinks, and stops the run once it has been evaluated 3 times;
+ * the trainer state (evaluations so far) lives in the checkpoints. `failAt` throws once that step's
+ * loss is read back (a kill).
+ */
+async function evaluated(outputDir: string, o: Partial<TrainLoopOptions> & { failAt?: number } = {}) {
+  const w = ft.keep(ft.zeros([4]).requiresGrad_(true));
+  const target = ft.keep(ft.tensor([1, -2, 3, 0.5]));
+  const { failAt, ...opts } = o;
+  let offset: ft.Tensor | null = null;
+  const prepared: number[] = [];
+  let evals: { step: number; dist: number }[] = [];
+  let starts = 0;
+  try {
+    const r = await runTrainLoop(
+      {
+        outputDir, maxTrainSteps: 11, learningRate: 0.05, checkpointingSteps: 3, checkpointsTotalLimit: 2, quiet: true, maxGradNorm: 0,
+        ...opts,
+        ...(failAt ? { onStep: ({ step }: { step: number }) => { if (step === failAt) throw new Error('killed'); } } : {}),
+      },
+      {
+        label: 'evaluated', params: [w], stateDict: () => new Map([['w', w]]),
+        optimizer: (params) => new SGD(params, { lr: 0.05, momentum: 0.9 }),
+        prepare: async (k) => {
+          await new Promise((res) => setTimeout(res, 1));
+          prepared.push(k);
+          offset?.dispose();
+          offset = ft.keep(ft.tensor([Math.sin(k), 0, 0, 0]).mul(0.1));
+        },
+        loss: () => w.sub(target).add(offset!).square().sum(),
+        start: (ctx) => {
+          starts++;
+          evals = ctx.trainerState ? (ctx.trainerState as { evals: typeof evals }).evals : [];
+        },
+        trainerState: () => ({ evals }),
+        evaluationSteps: 2,
+        evaluate: async (step, ctx) => {
+          const d = [...(await w.data())].map((v, i) => v - [1, -2, 3, 0.5][i]!);
+          const dist = Math.hypot(...d);
+          const best = evals.every((e) => dist < e.dist);
+          evals = [...evals, { step, dist }];
+          await ctx.log({ type: 'eval', step, dist });
+          return { best, stop: evals.length >= 3 };
+        },
+      },
+    );
+    return { ...r, w: [...(await w.data())], prepared, evals, starts };
+  } finally {
+    w.dispose();
+    target.dispose();
+    (offset as ft.Tensor | null)?.dispose();
+  }
+}
+
+test('evaluate: best checkpoint (linked, never pruned), early stop recorded, trainer state and records in train.jsonl', async () => {
+  const out = join(tmp, 'eval-whole');
+  const r = await evaluated(out);
+  // evaluations at steps 2, 4, 6; the third stops the run before maxTrainSteps
+  assert.equal(r.evals.map((e) => e.step), [2, 4, 6]);
+  assert.is(r.steps, 6);
+  assert.is(r.stopped, true);
+  assert.is(r.interrupted, false);
+  assert.equal(r.prepared, [0, 1, 2, 3, 4, 5]);
+  const ck = join(out, 'checkpoints');
+  // checkpoints at 3 (checkpointingSteps) and at each evaluation; 2 kept; best/ is not pruned
+  assert.equal(readdirSync(ck).sort(), ['best', 'checkpoint-4', 'checkpoint-6']);
+  assert.is(r.bestCheckpoint, join(ck, 'best'));
+  const bestStep = r.evals.reduce((b, e) => (e.dist < b.dist ? e : b)).step;
+  const best = await readCheckpointState(join(ck, 'best'));
+  assert.is(best.step, bestStep);
+  const last = await readCheckpointState(join(ck, 'checkpoint-6'));
+  assert.is(last.finished, true);
+  assert.equal(last.trainer, { evals: r.evals });
+  if (existsSync(join(ck, `checkpoint-${bestStep}`))) {
+    assert.is(statSync(join(ck, `checkpoint-${bestStep}`, 'trained.safetensors')).ino, statSync(join(ck, 'best', 'trained.safetensors')).ino, 'the step checkpoint links best/');
+  }
+  const evalRows = rows(out).filter((x) => (x as Record<string, unknown>).type === 'eval');
+  assert.equal(evalRows.map((x) => x.step), [2, 4, 6]);
+  // resuming a stopped run trains no further
+  const again = await evaluated(out, { resumeFrom: 'latest' });
+  assert.is(again.steps, 6);
+  assert.equal(again.prepared, []);
+  assert.equal(again.w, r.w);
+});
+
+test('evaluate: exact resume after a kill between an evaluation and the next checkpoint', async () => {
+  const whole = await evaluated(join(tmp, 'eval-ref'));
+  const out = join(tmp, 'eval-killed');
+  let msg = '';
+  // killed when step 5's loss is read back: checkpoint-4 (after the evaluation at 4) is the newest
+  await evaluated(out, { failAt: 5 }).catch((e: Error) => (msg = e.message));
+  assert.match(msg, /killed/);
+  const resumed = await evaluated(out, { resumeFrom: 'latest' });
+  assert.equal(resumed.prepared, [4, 5], 'the resumed run prepares the micro-batches after its checkpoint');
+  assert.equal(resumed.losses, whole.losses);
+  assert.equal(resumed.w, whole.w);
+  assert.equal(resumed.evals, whole.evals);
+  assert.equal(rows(out), rows(join(tmp, 'eval-ref')));
+  const a = await readCheckpointState(join(tmp, 'eval-ref', 'checkpoints', 'best'));
+  const b = await readCheckpointState(join(out, 'checkpoints', 'best'));
+  assert.equal(b, a);
+  assert.equal(readFileSync(join(out, 'checkpoints', 'checkpoint-6', 'trained.safetensors')), readFileSync(join(tmp, 'eval-ref', 'checkpoints', 'checkpoint-6', 'trained.safetensors')));
 });
 
 test.run();

@@ -97,7 +97,7 @@ program
 
 program
   .command('train')
-  .description('train a classifier; writes checkpoints, log.jsonl, model.safetensors and the report into --out')
+  .description('train a classifier; writes checkpoints, train.jsonl, model.safetensors and the report into --out')
   .option('--config <file>', 'JSON file of config keys (flags override it)')
   .option('--data <dir>', 'dataset folder: Plant Pathology 2020/2021 CSV layout or one folder per class')
   .option('--synthetic', 'train on the embedded synthetic apple leaves (the default)')

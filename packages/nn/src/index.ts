@@ -19,4 +19,7 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool
 export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from './run-dir.js';
 export { reportCliError, debugWanted } from './cli-errors.js';
 export { DatasetCheckError, throwIfProblems, mapBounded, formatProblem, reasonOf, LISTED_PROBLEMS, type DataProblem } from './data-check.js';
-export { runTrainLoop, prepareOutputDir, existingRunOutputs, latestCheckpoint, writeLossCurve, type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult } from './train-loop.js';
+export {
+  runTrainLoop, prepareOutputDir, existingRunOutputs, latestCheckpoint, readCheckpointState, writeLossCurve, BEST_CHECKPOINT,
+  type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult, type TrainLoopContext, type EvaluationOutcome, type TrainCheckpointState,
+} from './train-loop.js';

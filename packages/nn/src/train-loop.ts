@@ -1,10 +1,10 @@
-import { mkdir, readdir, rm, appendFile, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, appendFile, readFile, rename, stat, link, copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { tidy, noGrad, Generator, clipGradNorm, type Tensor } from '@foliar/tensor';
 import { AdamW } from './optim/adam.js';
-import type { OptimizerState } from './optim/optimizer.js';
+import type { Optimizer, OptimizerState } from './optim/optimizer.js';
 import { LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup } from './schedules/lr.js';
 import { Progress } from './progress.js';
 import { writePng, lineChart } from './viz/index.js';
@@ -23,6 +23,8 @@ export interface TrainLoopOptions {
   gradientAccumulationSteps?: number;
   lrScheduler?: 'constant' | 'constant_with_warmup' | 'cosine' | 'linear';
   lrWarmupSteps?: number;
+  /** Where the cosine schedule ends, as a fraction of the learning rate (default 0). */
+  lrMinRatio?: number;
   /** Exponential moving average of the trained weights (decay, e.g. 0.999); saved as final/ema_weights.safetensors. */
   emaDecay?: number | null;
   /** Seeds the training generator (noise, timesteps, latent samples). */
@@ -46,12 +48,39 @@ export interface TrainLoopOptions {
    * (each line is written when its step's values come back).
    */
   logEvery?: number;
-  /** Called for every step once its loss has been read back (at each logged step, for the steps since the last). */
-  onStep?: (s: { step: number; loss: number; lr: number }) => void;
+  /**
+   * Called for every step once its loss has been read back (at each logged step, for the steps since
+   * the last), with the step's extra logs (see `TrainLoopHooks.loss`) averaged over its micro-batches.
+   */
+  onStep?: (s: { step: number; loss: number; lr: number; logs: Record<string, number> }) => void;
   /** No messages and no progress bar. */
   quiet?: boolean;
   /** Show the progress bar (default: unless quiet). */
   progressBar?: boolean;
+}
+
+/** What the loop hands to `start` and `evaluate`. */
+export interface TrainLoopContext {
+  /** The checkpoint folder this session resumed from, or null (a fresh run). */
+  resumedFrom: string | null;
+  /** What `trainerState()` returned when that checkpoint was written (null for a fresh run). */
+  trainerState: unknown;
+  /**
+   * Appends a record to train.jsonl, after the steps logged so far. Give it a `step`: a resume drops
+   * the records whose step lies past its checkpoint (records without one are kept).
+   */
+  log(record: Record<string, unknown>): Promise<void>;
+}
+
+/** What an evaluation decides. */
+export interface EvaluationOutcome {
+  /**
+   * The weights of this step are the best so far: the step's checkpoint is written as
+   * checkpoints/best/ first, then linked as checkpoint-<step>/ (best/ is never pruned).
+   */
+  best?: boolean;
+  /** Stop training here (early stopping): the checkpoint records it, and a resume trains no further. */
+  stop?: boolean;
 }
 
 export interface TrainLoopHooks {
@@ -68,6 +97,22 @@ export interface TrainLoopHooks {
   loss(k: number, gen: Generator): Tensor | { loss: Tensor; logs?: Record<string, Tensor> };
   /** After each optimizer step (e.g. restore frozen rows). */
   afterStep?(): void;
+  /** The optimizer of `params` (default: AdamW with the options' learning rate, betas, weight decay, epsilon). */
+  optimizer?(params: Tensor[]): Optimizer<{ lr: number }>;
+  /** Asynchronous work before micro-batch `k`'s `loss` (e.g. reading its batch from disk). */
+  prepare?(k: number): Promise<void>;
+  /** Once the output folder is ready and any checkpoint restored, before the first step. */
+  start?(ctx: TrainLoopContext): Promise<void> | void;
+  /**
+   * Evaluation every `evaluationSteps` steps (e.g. once per epoch), after the step's losses are read
+   * back; a checkpoint of the step always follows (with `best`, also checkpoints/best/).
+   */
+  evaluate?(step: number, ctx: TrainLoopContext): Promise<EvaluationOutcome | void>;
+  evaluationSteps?: number;
+  /** The trainer's own state (JSON), saved in each checkpoint's state.json and handed back on resume. */
+  trainerState?(): unknown;
+  /** Called once a checkpoint folder is in place ('best' before the step checkpoint that records it). */
+  onCheckpoint?(kind: 'best' | 'checkpoint', dir: string): Promise<void> | void;
   /** Validation at `step` (0 = before training), every `validationSteps`. */
   validate?(step: number): Promise<void>;
   validationSteps?: number;
@@ -78,13 +123,19 @@ export interface TrainLoopResult {
   losses: number[];
   /** True when `signal` stopped the run before maxTrainSteps (a checkpoint was written). */
   interrupted: boolean;
+  /** An evaluation stopped the run (early stopping), in this session or the one it resumed. */
+  stopped: boolean;
+  /** checkpoints/best/ when an evaluation has marked a best step, else null. */
+  bestCheckpoint: string | null;
 }
 
 /**
- * The training loop of foliar's trainers, after diffusers' scripts: AdamW, an LR schedule with warm-up,
- * gradient accumulation and clipping, optional EMA; train.jsonl (step, loss, lr, grad norm, live
- * buffers, seconds), loss.png, and checkpoints that resume exactly (trained tensors, optimizer state,
- * schedule, generator state, step, losses).
+ * The training loop of foliar's trainers (the diffusion fine-tuners and the classifier), after
+ * diffusers' scripts: AdamW (or the trainer's optimizer), an LR schedule with warm-up, gradient
+ * accumulation and clipping, optional EMA; evaluations with a best checkpoint and early stopping;
+ * train.jsonl (step, loss, lr, grad norm, live buffers, seconds, and the trainer's records), loss.png,
+ * and checkpoints that resume exactly (trained tensors, optimizer state, schedule, generator state,
+ * step, losses, the trainer's state).
  */
 export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Promise<TrainLoopResult> {
   const out = o.outputDir;
@@ -93,7 +144,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
   if (!Number.isInteger(accum) || accum < 1) throw new RangeError(`gradientAccumulationSteps must be a positive integer, got ${accum}`);
   await prepareOutputDir(out, { resume: !!o.resumeFrom, overwrite: o.overwrite ?? false });
   const params = h.params;
-  const opt = new AdamW(params, {
+  const opt = h.optimizer ? h.optimizer(params) : new AdamW(params, {
     lr: o.learningRate,
     betas: o.adamBetas ?? [0.9, 0.999],
     weightDecay: o.adamWeightDecay ?? 1e-2,
@@ -101,11 +152,11 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
   });
   const warm = o.lrWarmupSteps ?? 0;
   const lambda =
-    o.lrScheduler === 'cosine' ? warmupCosine(warm, o.maxTrainSteps) : o.lrScheduler === 'linear' ? warmupLinear(warm, o.maxTrainSteps) : o.lrScheduler === 'constant_with_warmup' ? linearWarmup(warm) : constantSchedule();
+    o.lrScheduler === 'cosine' ? warmupCosine(warm, o.maxTrainSteps, o.lrMinRatio ?? 0) : o.lrScheduler === 'linear' ? warmupLinear(warm, o.maxTrainSteps) : o.lrScheduler === 'constant_with_warmup' ? linearWarmup(warm) : constantSchedule();
   const sched = new LRScheduler(opt, lambda);
   const gen = new Generator(o.seed ?? 0);
   const ema = o.emaDecay ? params.map((p) => ft.keep(noGrad(() => p.clone()))) : null;
-  const ck: CkState = { stateDict: h.stateDict, opt, sched, gen, losses: [], ema };
+  const ck: CkState = { stateDict: h.stateDict, opt, sched, gen, losses: [], ema, finished: false, ...(h.trainerState ? { trainerState: h.trainerState } : {}) };
 
   let step = 0;
   const ckDir = join(out, 'checkpoints');
@@ -114,15 +165,21 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
   // steps whose loss, extra logs and gradient norm are still on the device
   const pending: PendingStep[] = [];
   try {
+    let resumedFrom: string | null = null;
+    let trainerState: unknown = null;
     if (o.resumeFrom) {
       const dir = o.resumeFrom === 'latest' ? await latestCheckpoint(ckDir) : o.resumeFrom;
       if (dir) {
-        step = await loadCheckpoint(dir, ck);
+        const r = await loadCheckpoint(dir, ck);
+        step = r.step;
+        trainerState = r.trainer;
+        resumedFrom = dir;
         if (!o.quiet) console.error(`resumed from ${dir} at step ${step}`);
       } else if (!o.quiet) console.error('no checkpoint to resume from; starting fresh');
     }
 
     const log = join(out, 'train.jsonl');
+    const bestDir = join(ckDir, BEST_CHECKPOINT);
     // steps logged after the checkpoint (or by a run that never reached one) are about to be redone
     await filterJsonl(log, (r) => typeof r.step !== 'number' || r.step <= step);
     const bar = !(o.progressBar ?? !o.quiet) ? null : new Progress({ total: o.maxTrainSteps, label: h.label, unit: 'it/s' });
@@ -131,6 +188,15 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     if (h.validate && h.validationSteps && step === 0) await h.validate(0);
 
     let interrupted = false;
+    // the step whose checkpoint this session has written (a step is never saved twice)
+    let savedAt = -1;
+    const save = async (): Promise<string> => {
+      const dir = join(ckDir, `checkpoint-${step}`);
+      await saveCheckpoint(dir, { ...ck, step });
+      savedAt = step;
+      await h.onCheckpoint?.('checkpoint', dir);
+      return dir;
+    };
     const flush = async (): Promise<void> => {
       if (!pending.length) return;
       const scalars = pending.flatMap((p) => [...p.losses, ...Object.values(p.logs).flat(), p.gradNorm]);
@@ -139,7 +205,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
       all.dispose();
       let at = 0;
       let lines = '';
-      const done: { step: number; loss: number; lr: number }[] = [];
+      const done: { step: number; loss: number; lr: number; logs: Record<string, number> }[] = [];
       for (const p of pending) {
         let lossSum = 0;
         for (let i = 0; i < p.losses.length; i++) lossSum += v[at++]!;
@@ -151,7 +217,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
         const loss = lossSum / accum;
         ck.losses.push(loss);
         lines += JSON.stringify({ step: p.step, loss, ...logSums, lr: p.lr, grad_norm: gradNorm, live_buffers: p.liveBuffers, peak_bytes: p.peakBytes, seconds: p.seconds }) + '\n';
-        done.push({ step: p.step, loss, lr: p.lr });
+        done.push({ step: p.step, loss, lr: p.lr, logs: logSums });
       }
       for (const t of scalars) t.dispose();
       pending.length = 0;
@@ -161,10 +227,20 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
       bar?.update(last.step, { loss: last.loss, lr: last.lr });
     };
     ck.flush = flush;
-    while (step < o.maxTrainSteps) {
+    const ctx: TrainLoopContext = {
+      resumedFrom,
+      trainerState,
+      log: async (record) => {
+        await flush();
+        await appendFile(log, JSON.stringify(record) + '\n');
+      },
+    };
+    await h.start?.(ctx);
+    while (!ck.finished && step < o.maxTrainSteps) {
       const losses: Tensor[] = [];
       const logs: Record<string, Tensor[]> = {};
       for (let micro = 0; micro < accum; micro++) {
+        await h.prepare?.(step * accum + micro);
         const r = tidy(() => {
           const res = h.loss(step * accum + micro, gen);
           const { loss, logs } = res instanceof ft.Tensor ? { loss: res, logs: {} } : { loss: res.loss, logs: res.logs ?? {} };
@@ -197,14 +273,32 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
           throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; resume with 'latest')`, { cause: e });
         }
       }
+      if (h.evaluate && h.evaluationSteps && step % h.evaluationSteps === 0) {
+        await flush();
+        const r = (await h.evaluate(step, ctx)) ?? {};
+        if (r.stop) ck.finished = true;
+        if (r.best) {
+          // the best weights first, then the checkpoint that records them (the same files, linked): no
+          // checkpoint ever names a best step whose weights are missing, and pruning cannot lose them
+          await saveCheckpoint(bestDir, { ...ck, step });
+          await h.onCheckpoint?.('best', bestDir);
+          const dir = join(ckDir, `checkpoint-${step}`);
+          await cloneCheckpoint(bestDir, dir);
+          savedAt = step;
+          await h.onCheckpoint?.('checkpoint', dir);
+        } else await save();
+        await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
+        writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
+        if (ck.finished) break;
+      }
       if (o.signal?.aborted && step < o.maxTrainSteps) {
         interrupted = true;
-        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
-        if (!o.quiet) console.error(`\nstopped at step ${step}; checkpoint written to ${join(ckDir, `checkpoint-${step}`)} (resume with 'latest')`);
+        const dir = savedAt === step ? join(ckDir, `checkpoint-${step}`) : await save();
+        if (!o.quiet) console.error(`\nstopped at step ${step}; checkpoint written to ${dir} (resume with 'latest')`);
         break;
       }
-      if (o.checkpointingSteps && step % o.checkpointingSteps === 0 && step < o.maxTrainSteps) {
-        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
+      if (o.checkpointingSteps && step % o.checkpointingSteps === 0 && step < o.maxTrainSteps && savedAt !== step) {
+        await save();
         await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
         writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
       }
@@ -212,13 +306,13 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     bar?.stop();
     writeLossCurve(join(out, 'loss.png'), ck.losses, h.label);
     if (!interrupted) {
-      if (o.checkpointingSteps) {
-        await saveCheckpoint(join(ckDir, `checkpoint-${step}`), { ...ck, step });
+      if (o.checkpointingSteps && savedAt !== step) {
+        await save();
         await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
       }
       if (ema) await saveSafetensors(new Map(ema.map((e, i) => [String(i), e])), join(out, 'final', 'ema_weights.safetensors'));
     }
-    return { steps: step, losses: [...ck.losses], interrupted };
+    return { steps: step, losses: [...ck.losses], interrupted, stopped: ck.finished, bestCheckpoint: existsSync(join(bestDir, 'state.json')) ? bestDir : null };
   } finally {
     for (const p of pending) [...p.losses, ...Object.values(p.logs).flat(), p.gradNorm].forEach((t) => t.dispose());
     opt.zeroGrad();
@@ -292,11 +386,14 @@ export function writeLossCurve(path: string, losses: number[], title: string): v
 
 interface CkState {
   stateDict: () => Map<string, Tensor>;
-  opt: AdamW;
+  opt: Optimizer<{ lr: number }>;
   sched: LRScheduler;
   gen: Generator;
   losses: number[];
   ema: Tensor[] | null;
+  /** An evaluation stopped the run (saved; a resume trains no further). */
+  finished: boolean;
+  trainerState?: () => unknown;
   /** Reads back and logs the steps still pending on the device. */
   flush?: () => Promise<void>;
 }
@@ -312,13 +409,23 @@ interface PendingStep {
   seconds: number;
 }
 
-interface CkMeta {
+/** A checkpoint's state.json. */
+export interface TrainCheckpointState {
   step: number;
   optimizer: OptimizerState['meta'];
   scheduler: { step: number; baseLrs: number[] };
   generator: { seed: number; counter: number };
-  losses: number[];
+  /** One loss per step (JSON writes a NaN loss as null). */
+  losses: (number | null)[];
+  /** Present (true) once an evaluation stopped the run. */
+  finished?: boolean;
+  /** The trainer's own state (`TrainLoopHooks.trainerState`), when it has one. */
+  trainer?: unknown;
 }
+type CkMeta = TrainCheckpointState;
+
+/** The folder under checkpoints/ that holds the best evaluated step's full checkpoint. */
+export const BEST_CHECKPOINT = 'best';
 
 async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promise<void> {
   // the losses of every step up to this one go into state.json
@@ -336,7 +443,10 @@ async function saveCheckpoint(dir: string, s: CkState & { step: number }): Promi
   const os = s.opt.stateDict();
   await saveSafetensors(os.tensors, join(tmp, 'optimizer.safetensors'));
   if (s.ema) await saveSafetensors(new Map(s.ema.map((e, i) => [String(i), e])), join(tmp, 'ema.safetensors'));
-  const state: CkMeta = { step: s.step, optimizer: os.meta, scheduler: s.sched.state(), generator: s.gen.getState(), losses: s.losses };
+  const state: CkMeta = {
+    step: s.step, optimizer: os.meta, scheduler: s.sched.state(), generator: s.gen.getState(), losses: s.losses,
+    ...(s.finished ? { finished: true } : {}), ...(s.trainerState ? { trainer: s.trainerState() } : {}),
+  };
   await ft.writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(state));
   // the folder appears complete or not at all; one already there (the same step saved again, as when
   // a finished run is resumed) is moved out of the way first and deleted once the new one is in place,
@@ -386,14 +496,23 @@ function checkCkMeta(text: string, path: string): CkMeta {
   if (!isObj(g) || !isInt(g.seed) || !isInt(g.counter) || g.counter < 0) bad('generator', '{seed, counter} integers');
   const o = j.optimizer;
   if (!isObj(o) || !isObj(o.scalars) || !Array.isArray(o.groups)) bad('optimizer', '{scalars, groups}');
+  if (j.finished !== undefined && typeof j.finished !== 'boolean') bad('finished', 'true or false');
   // cast: every field of CkMeta was checked above; the parsed JSON's type cannot be narrowed to it
   return j as unknown as CkMeta;
 }
 
-async function loadCheckpoint(dir: string, s: CkState): Promise<number> {
+/**
+ * A checkpoint folder's state.json, checked (step, losses, schedule, generator, optimizer fields);
+ * errors name the file and the field. The trainer's own state (`trainer`) is the trainer's to check.
+ */
+export async function readCheckpointState(dir: string): Promise<TrainCheckpointState> {
   const statePath = join(dir, 'state.json');
   if (!existsSync(statePath)) throw new Error(`${dir} is not a checkpoint: ${statePath} is missing`);
-  const state = checkCkMeta(await readFile(statePath, 'utf8'), statePath);
+  return checkCkMeta(await readFile(statePath, 'utf8'), statePath);
+}
+
+async function loadCheckpoint(dir: string, s: CkState): Promise<{ step: number; trainer: unknown }> {
+  const state = await readCheckpointState(dir);
   const trained = await readSafetensors(join(dir, 'trained.safetensors'));
   const own = s.stateDict();
   noGrad(() => {
@@ -413,13 +532,40 @@ async function loadCheckpoint(dir: string, s: CkState): Promise<number> {
   for (const t of tensors.values()) t.dispose();
   s.sched.load(state.scheduler);
   s.gen.setState(state.generator);
-  s.losses.splice(0, s.losses.length, ...state.losses);
+  // cast: a NaN loss comes back as null, and stays one in the next state.json
+  s.losses.splice(0, s.losses.length, ...(state.losses as number[]));
+  s.finished = state.finished === true;
   if (s.ema) {
     if (!existsSync(join(dir, 'ema.safetensors'))) throw new Error(`checkpoint ${dir} has no ema.safetensors, but EMA is on`);
     const e = await readSafetensors(join(dir, 'ema.safetensors'));
     noGrad(() => s.ema!.forEach((t, i) => ft.setData_(t, e.get(String(i))!.data)));
   }
-  return state.step;
+  return { step: state.step, trainer: state.trainer ?? null };
+}
+
+/**
+ * Puts the checkpoint folder `src` at `dest` as well, atomically: its files hard-linked (no second
+ * copy on disk; every writer replaces files by renaming folders, never in place), else copied, into
+ * `<dest>.partial-<pid>`, which is then renamed (a `dest` already there is moved aside first).
+ */
+async function cloneCheckpoint(src: string, dest: string): Promise<void> {
+  const tmp = `${dest}.partial-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  for (const name of await readdir(src)) {
+    try {
+      await link(join(src, name), join(tmp, name));
+    } catch {
+      await copyFile(join(src, name), join(tmp, name));
+    }
+  }
+  const old = existsSync(dest) ? `${dest}.old.partial-${process.pid}` : null;
+  if (old) {
+    await rm(old, { recursive: true, force: true });
+    await rename(dest, old);
+  }
+  await rename(tmp, dest);
+  if (old) await rm(old, { recursive: true, force: true });
 }
 
 /** The newest `checkpoint-<step>` folder under `dir`, or null. */

@@ -1,14 +1,25 @@
-// Training checkpoints: one safetensors file per checkpoint holding the model (`model.*`), the
-// optimizer state (`optim.*`) and, in the header metadata, everything else needed to continue
-// exactly (config, epoch and batch position, scheduler, RNG, early-stopping state, history).
-// One file means one atomic rename: a crash leaves the previous checkpoint intact.
-import { readdir, unlink, copyFile, rename, link, open } from 'node:fs/promises';
+// Training checkpoints of the classifier, in the format of @foliar/nn's training loop
+// (runTrainLoop): a folder `checkpoints/checkpoint-<step>/` (trained.safetensors: the model;
+// optimizer.safetensors; state.json: step, optimizer, schedule, losses, and under "trainer" the
+// classifier's own state: config, class names, epoch and batch position, epoch sums, history,
+// early-stopping state, RNG), and `checkpoints/best/`, the full checkpoint of the best epoch so far.
+// Folders appear atomically (written under another name, renamed).
+//
+// Runs written before the move onto the shared loop hold one-file checkpoints
+// (`checkpoints/step-<n>.safetensors`, `checkpoints/best.safetensors`: tensors `model.*` and `optim.*`,
+// state in the header metadata) and `log.jsonl`: `loadCheckpoint` and `loadTrainedModel` still read
+// those files; the trainer refuses to continue such a run, naming what changed.
+import { readdir } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsFile, writeSafetensors, tensor, noGrad, type Tensor, type TensorToWrite } from '@foliar/tensor';
-import type { Module, Optimizer, OptimizerState } from '@foliar/nn';
+import { SafetensorsFile, tensor, noGrad, type Tensor } from '@foliar/tensor';
+import { readCheckpointState, readSafetensors, BEST_CHECKPOINT, type Module, type Optimizer, type OptimizerState } from '@foliar/nn';
 import { DEFAULT_CONFIG, validateConfig, type TrainConfig } from './config.js';
 
+/** The format of the one-file checkpoints written before the shared loop (read only). */
 export const CHECKPOINT_FORMAT = 'foliar-classifier-checkpoint';
+/** The `format` of the classifier's state in a checkpoint folder's state.json ("trainer"). */
+export const TRAINER_STATE_FORMAT = 'foliar-classifier';
 const META_KEY = 'foliar.checkpoint';
 
 /** One finished epoch. */
@@ -38,9 +49,35 @@ export interface EpochAccumulator {
   seconds: number;
 }
 
+/**
+ * The classifier's part of a checkpoint folder's state.json (its "trainer" field). The step, the
+ * schedule and the optimizer's scalars are the loop's own fields of state.json.
+ */
+export interface ClassifierTrainerState {
+  format: typeof TRAINER_STATE_FORMAT;
+  version: 2;
+  config: TrainConfig;
+  classNames: string[];
+  /** Epoch in progress, or the next to start when `batch` is 0. */
+  epoch: number;
+  /** Next batch of `epoch` to train on. */
+  batch: number;
+  accum: EpochAccumulator;
+  history: EpochRecord[];
+  /** The default generator (model initialisation, dropout). */
+  generator: { seed: number; counter: number };
+  monitor: { best: number | null; bestEpoch: number | null; badEpochs: number };
+  /** Training seconds spent before this checkpoint (across resumes). */
+  elapsedSeconds: number;
+  /** Set once training finished (early stop or last epoch). */
+  finished: boolean;
+}
+
+/** A checkpoint's training state as one object, whichever format it was read from. */
 export interface TrainingState {
-  format: typeof CHECKPOINT_FORMAT;
-  version: 1;
+  /** TRAINER_STATE_FORMAT (a checkpoint folder) or CHECKPOINT_FORMAT (an old one-file checkpoint). */
+  format: typeof TRAINER_STATE_FORMAT | typeof CHECKPOINT_FORMAT;
+  version: 1 | 2;
   config: TrainConfig;
   classNames: string[];
   /** Epoch in progress, or the next to start when `batch` is 0. */
@@ -54,8 +91,8 @@ export interface TrainingState {
   optimizer: OptimizerState['meta'];
   generator: { seed: number; counter: number };
   monitor: { best: number | null; bestEpoch: number | null; badEpochs: number };
-  /** Length of the run's log.jsonl when this checkpoint was taken (resume truncates to it). */
-  logBytes: number;
+  /** Old one-file checkpoints only: the length of the run's log.jsonl when it was taken. */
+  logBytes?: number;
   /** Training seconds spent before this checkpoint (across resumes). */
   elapsedSeconds: number;
   /** Set once training finished (early stop or last epoch). */
@@ -71,25 +108,46 @@ export interface LoadedCheckpoint {
   optimizer: Map<string, HostTensor>;
 }
 
-async function toWrite(t: Tensor): Promise<TensorToWrite> {
-  const data = await t.data();
-  return t.dtype === 'int32'
-    ? { dtype: 'I32', shape: [...t.shape], data: data as Int32Array }
-    : { dtype: 'F32', shape: [...t.shape], data: data as Float32Array };
-}
-
-/** Writes model + optimizer + state to `path` atomically. */
-export async function saveCheckpoint(path: string, model: Module, optimizer: Optimizer<{ lr: number }> | null, state: Omit<TrainingState, 'optimizer'>): Promise<void> {
-  const entries: [string, TensorToWrite][] = [];
-  for (const [k, t] of model.stateDict()) entries.push([`model.${k}`, await toWrite(t)]);
-  const opt = optimizer?.stateDict();
-  if (opt) for (const [k, t] of opt.tensors) entries.push([`optim.${k}`, await toWrite(t)]);
-  const full: TrainingState = { ...state, optimizer: opt?.meta ?? { scalars: {}, groups: [] } };
-  await writeSafetensors(path, entries, { [META_KEY]: JSON.stringify(full) });
-}
-
-/** Reads a checkpoint written by `saveCheckpoint`; errors name the file. */
+/**
+ * Reads a checkpoint: a folder written by the training loop (`checkpoints/checkpoint-<step>/`,
+ * `checkpoints/best/`) or an old one-file checkpoint (`*.safetensors`). Every field is checked;
+ * errors name the file (state.json for a folder) and the field.
+ */
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  if (!existsSync(path)) {
+    const moved = movedCheckpointHint(path);
+    throw new Error(`${path}: no such checkpoint${moved ? ` (${moved})` : ''}`);
+  }
+  if (!statSync(path).isDirectory()) return loadLegacyCheckpoint(path);
+  const statePath = join(path, 'state.json');
+  const loop = await readCheckpointState(path);
+  const t = loop.trainer;
+  if (!isObj(t) || t.format !== TRAINER_STATE_FORMAT) {
+    throw new Error(`${statePath}: not a classifier checkpoint (its "trainer" state is ${isObj(t) ? `of format ${JSON.stringify(t.format)}` : 'missing'}; written by another trainer?)`);
+  }
+  if (t.version !== 2) throw new Error(`${statePath}: unsupported classifier state version ${JSON.stringify(t.version)}`);
+  // cast: checked field by field by checkTrainingState below
+  const state = { ...(t as unknown as ClassifierTrainerState), globalStep: loop.step, scheduler: loop.scheduler, optimizer: loop.optimizer } as TrainingState;
+  checkTrainingState(state, statePath);
+  const model = await readSafetensors(join(path, 'trained.safetensors'));
+  const optimizer = await readSafetensors(join(path, 'optimizer.safetensors'));
+  return { path, state, model, optimizer };
+}
+
+/**
+ * For a missing `checkpoints/best.safetensors` or `checkpoints/step-<n>.safetensors` whose run has the
+ * new folders: what changed, and the folder to use instead.
+ */
+export function movedCheckpointHint(path: string): string | null {
+  const m = /^(.*)[\\/](best|step-0*(\d+))\.safetensors$/.exec(path);
+  if (!m) return null;
+  const folder = join(m[1]!, m[2] === 'best' ? BEST_CHECKPOINT : `checkpoint-${m[3]}`);
+  if (!existsSync(folder)) return null;
+  return `classifier checkpoints are folders now, in the format of @foliar/nn's training loop: use ${folder}`;
+}
+
+/** Reads an old one-file checkpoint (written before the shared training loop); errors name the file. */
+async function loadLegacyCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const f = await SafetensorsFile.open(path);
   try {
     const raw = f.metadata[META_KEY];
@@ -159,7 +217,7 @@ export function checkTrainingState(state: TrainingState, path: string): void {
   if (!isObj(m) || !(m.best === null || isNum(m.best)) || !isInt(m.badEpochs) || m.badEpochs < 0 || m.badEpochs > epoch) bad('monitor', `{best, bestEpoch, badEpochs ≤ ${epoch}}`);
   const be = (m as Record<string, unknown>).bestEpoch;
   if (!(be === null || (isInt(be) && be >= 1 && be <= epoch))) bad('monitor.bestEpoch', `null or an epoch in [1, ${epoch}]`, be);
-  if (!isInt(s.logBytes) || s.logBytes < 0) bad('logBytes', 'a non-negative integer');
+  if (s.logBytes !== undefined && (!isInt(s.logBytes) || s.logBytes < 0)) bad('logBytes', 'a non-negative integer');
   if (!isNum(s.elapsedSeconds) || s.elapsedSeconds < 0) bad('elapsedSeconds', 'a non-negative number');
   const o = s.optimizer;
   if (!isObj(o) || !isObj(o.scalars) || !Array.isArray(o.groups)) bad('optimizer', '{scalars, groups}');
@@ -183,20 +241,19 @@ export function restoreOptimizer(optimizer: Optimizer<{ lr: number }>, ckpt: Loa
   }
 }
 
-const STEP_FILE = /^step-(\d+)\.safetensors$/;
-
 /**
- * Checkpoint files of a run: `checkpoints/step-<globalStep>.safetensors`, plus `best.safetensors`
- * (the full checkpoint of the best epoch so far; written before the step checkpoint that records it).
+ * The checkpoint folders of a run: `checkpoints/checkpoint-<step>/` (the newest `keepLast`, pruned by
+ * the training loop) and `checkpoints/best/` (the full checkpoint of the best epoch so far, written
+ * before the step checkpoint that records it, which links the same files).
  */
 export class CheckpointDir {
-  constructor(readonly dir: string, private readonly keepLast: number) {}
+  constructor(readonly dir: string) {}
 
   pathForStep(step: number): string {
-    return join(this.dir, `step-${String(step).padStart(8, '0')}.safetensors`);
+    return join(this.dir, `checkpoint-${step}`);
   }
   get bestPath(): string {
-    return join(this.dir, 'best.safetensors');
+    return join(this.dir, BEST_CHECKPOINT);
   }
 
   /** Step checkpoints, oldest first. */
@@ -208,7 +265,7 @@ export class CheckpointDir {
       return [];
     }
     return names
-      .map((n) => ({ m: STEP_FILE.exec(n), n }))
+      .map((n) => ({ m: /^checkpoint-(\d+)$/.exec(n), n }))
       .filter((x): x is { m: RegExpExecArray; n: string } => x.m !== null)
       .map(({ m, n }) => ({ step: Number(m[1]), path: join(this.dir, n) }))
       .sort((a, b) => a.step - b.step);
@@ -218,31 +275,21 @@ export class CheckpointDir {
     const l = await this.list();
     return l.length ? l[l.length - 1]!.path : null;
   }
+}
 
-  /** Deletes step checkpoints beyond the newest `keepLast`. */
-  async prune(): Promise<void> {
-    const l = await this.list();
-    for (const { path } of l.slice(0, Math.max(0, l.length - this.keepLast))) await unlink(path).catch(() => {});
+/**
+ * The files of a run written before the shared training loop (one-file checkpoints, log.jsonl),
+ * relative to `runDir`; empty for a run of this version.
+ */
+export async function legacyRunFiles(runDir: string): Promise<string[]> {
+  const found: string[] = [];
+  const ck = join(runDir, 'checkpoints');
+  if (existsSync(ck)) {
+    const names = await readdir(ck);
+    const steps = names.filter((n) => /^step-\d+\.safetensors$/.test(n));
+    if (steps.length) found.push(`checkpoints/${steps.length === 1 ? steps[0] : 'step-<n>.safetensors'}`);
+    if (names.includes('best.safetensors')) found.push('checkpoints/best.safetensors');
   }
-
-  /**
-   * Puts the file `src` (a complete checkpoint) at `dest` as well, atomically: a hard link (no
-   * second copy on disk; every writer replaces files by rename, never in place), else a copy.
-   */
-  async cloneTo(src: string, dest: string): Promise<void> {
-    const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      await link(src, tmp);
-    } catch {
-      await copyFile(src, tmp);
-      const fh = await open(tmp, 'r+');
-      await fh.sync().finally(() => fh.close());
-    }
-    try {
-      await rename(tmp, dest);
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
-  }
+  if (existsSync(join(runDir, 'log.jsonl'))) found.push('log.jsonl');
+  return found;
 }

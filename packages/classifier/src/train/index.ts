@@ -7,5 +7,4 @@ export * from './evaluate.js';
 export * from './report.js';
 export * from './model-file.js';
 export * from './predict.js';
-export * from './log.js';
 export * from './trainer.js';

@@ -5,7 +5,7 @@ import { saveSafetensors } from '@foliar/nn';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, type Classifier } from './model.js';
-import { loadCheckpoint, restoreModel } from './checkpoint.js';
+import { loadCheckpoint, restoreModel, movedCheckpointHint } from './checkpoint.js';
 import { ARCHS, type Arch, type TrainConfig } from './config.js';
 
 const META_KEY = 'foliar.classifier';
@@ -46,21 +46,21 @@ export function parseModelInfo(raw: string, path: string): ModelInfo {
 
 /**
  * Loads a trained classifier from a run directory (its model.safetensors), a model file, or a
- * training checkpoint.
+ * training checkpoint: a checkpoint folder (`checkpoints/best/`, `checkpoints/checkpoint-<step>/`) or
+ * an old one-file checkpoint (`checkpoints/best.safetensors` of runs written before the shared loop).
  */
 export async function loadTrainedModel(source: string): Promise<{ model: Classifier; info: ModelInfo; path: string }> {
-  const path = existsSync(source) && statSync(source).isDirectory() ? join(source, 'model.safetensors') : source;
-  if (!existsSync(path)) throw new Error(`${path}: no trained model here (expected a run directory with model.safetensors, a model file or a checkpoint)`);
+  const isDir = existsSync(source) && statSync(source).isDirectory();
+  if (isDir && existsSync(join(source, 'state.json'))) return fromCheckpoint(source);
+  const path = isDir ? join(source, 'model.safetensors') : source;
+  if (!existsSync(path)) {
+    const moved = movedCheckpointHint(path);
+    throw new Error(`${path}: no trained model here (${moved ?? 'expected a run directory with model.safetensors, a model file or a checkpoint'})`);
+  }
   const f = await SafetensorsFile.open(path);
   const meta = f.metadata;
   f.close();
-  if (meta['foliar.checkpoint'] !== undefined) {
-    const ckpt = await loadCheckpoint(path);
-    const { config, classNames } = ckpt.state;
-    const model = buildModel(config.arch, classNames.length);
-    restoreModel(model, ckpt);
-    return { model, info: { arch: config.arch, classNames, imageSize: config.imageSize, config }, path };
-  }
+  if (meta['foliar.checkpoint'] !== undefined) return fromCheckpoint(path);
   const raw = meta[META_KEY];
   if (raw === undefined) throw new Error(`${path}: no "${META_KEY}" metadata: not a model written by foliar-classify`);
   const info = parseModelInfo(raw, path);
@@ -78,4 +78,17 @@ export async function loadTrainedModel(source: string): Promise<{ model: Classif
     r.close();
   }
   return { model, info, path };
+}
+
+async function fromCheckpoint(path: string): Promise<{ model: Classifier; info: ModelInfo; path: string }> {
+  const ckpt = await loadCheckpoint(path);
+  const { config, classNames } = ckpt.state;
+  const model = buildModel(config.arch, classNames.length);
+  try {
+    restoreModel(model, ckpt);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, info: { arch: config.arch, classNames, imageSize: config.imageSize, config }, path };
 }
