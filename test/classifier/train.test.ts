@@ -13,9 +13,10 @@ import { mkdtempSync, rmSync, readdirSync, readFileSync, existsSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
+import { readCheckpointState } from '@foliar/nn';
 import {
   train, resolveConfig, readConfigFile, parseCounts, loadCheckpoint, CheckpointDir, loadTrainedModel, prepareData, predictLoader,
-  ConfigError, type TrainConfig, type LoadedCheckpoint,
+  ConfigError, CHECKPOINT_FORMAT, type TrainConfig, type LoadedCheckpoint,
 } from '../../packages/classifier/src/train/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foliar-train-'));
@@ -121,6 +122,10 @@ test('interrupting and resuming gives the same weights, optimizer state and log 
   assertSameTensors(ca.model, cb.model, 'model');
   assertSameTensors(ca.optimizer, cb.optimizer, 'optimizer');
   assert.equal(cb.state.scheduler, ca.state.scheduler);
+  // the loop's per-step losses (state.json), carried across the three resumes
+  const la = (await readCheckpointState(ca.path)).losses, lb = (await readCheckpointState(cb.path)).losses;
+  assert.is(la.length, a.globalStep);
+  assert.equal(lb, la);
   const strip = (h: typeof a.history) => h.map(({ seconds: _s, imagesPerSecond: _i, peakBytes: _p, liveBuffers: _b, liveTensors: _t, ...rest }) => rest);
   assert.equal(strip(r.history), strip(a.history));
   assert.equal(stepLog(parts), stepLog(whole));
@@ -250,6 +255,49 @@ test('resuming a run killed before its first checkpoint starts it again with its
   const log = readFileSync(join(runDir, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; step?: number });
   assert.is(log.filter((x) => x.type === 'start').length, 1, 'one start record');
   assert.equal(log.filter((x) => x.type === undefined).map((x) => x.step), Array.from({ length: r.globalStep }, (_, i) => i + 1));
+});
+
+/** Host tensors under `prefix`, as safetensors entries. */
+const entries = (prefix: string, m: LoadedCheckpoint['model']): [string, ft.TensorToWrite][] =>
+  [...m].map(([k, v]) => [prefix + k, v.data instanceof Int32Array ? { dtype: 'I32', shape: v.shape, data: v.data } : { dtype: 'F32', shape: v.shape, data: v.data }]);
+
+async function sameWeights(model: { stateDict(): Map<string, ft.Tensor> }, want: LoadedCheckpoint['model'], what: string): Promise<void> {
+  const got = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
+  for (const [k, t] of model.stateDict()) got.set(k, { shape: [...t.shape], data: (await t.data()) as Float32Array | Int32Array });
+  assertSameTensors(want, got, what);
+}
+
+test('runs of the old one-file layout: their checkpoints still load; continuing one is refused naming what changed', async () => {
+  const runDir = dir();
+  await train(resolveConfig(base, { epochs: 1 }), { runDir, ...quiet, skipReport: true });
+  const bestDir = join(runDir, 'checkpoints', 'best');
+  const best = await loadCheckpoint(bestDir);
+  // a run of the old trainer: one-file checkpoints (model.*, optim.*, the state in the metadata) and log.jsonl
+  const old = dir();
+  mkdirSync(join(old, 'checkpoints'), { recursive: true });
+  const meta = { 'foliar.checkpoint': JSON.stringify({ ...best.state, format: CHECKPOINT_FORMAT, version: 1, logBytes: 0 }) };
+  for (const f of ['best.safetensors', `step-${String(best.state.globalStep).padStart(8, '0')}.safetensors`]) {
+    await ft.writeSafetensors(join(old, 'checkpoints', f), [...entries('model.', best.model), ...entries('optim.', best.optimizer)], meta);
+  }
+  writeFileSync(join(old, 'log.jsonl'), '');
+  const legacy = await loadCheckpoint(join(old, 'checkpoints', 'best.safetensors'));
+  assert.is(legacy.state.version, 1);
+  assert.is(legacy.state.epoch, best.state.epoch);
+  assertSameTensors(legacy.model, best.model, 'old checkpoint');
+  for (const source of [join(old, 'checkpoints', 'best.safetensors'), bestDir]) {
+    const { model, info } = await loadTrainedModel(source);
+    assert.is(info.arch, 'tiny');
+    await sameWeights(model, best.model, source);
+    model.dispose();
+  }
+  // the old path in a new run: the error names the folder to use
+  await rejects(() => loadTrainedModel(join(runDir, 'checkpoints', 'best.safetensors')), (e) => e.message.includes('checkpoints are folders now') && e.message.includes(`use ${bestDir}`));
+  await rejects(() => loadCheckpoint(join(runDir, 'checkpoints', `step-${String(best.state.globalStep).padStart(8, '0')}.safetensors`)), (e) => e.message.includes(`use ${join(runDir, 'checkpoints', `checkpoint-${best.state.globalStep}`)}`));
+  // resuming the old run, or starting a new one in its folder, is refused naming the change
+  for (const resume of [true, false]) {
+    await rejects(() => train(resolveConfig(base), { runDir: old, resume, ...quiet }), (e) =>
+      e.message.includes('older foliar-classify') && e.message.includes('checkpoints/best.safetensors') && e.message.includes('checkpoints/checkpoint-<step>/') && e.message.includes('train.jsonl'));
+  }
 });
 
 test('config: defaults, precedence, and errors that name the key or file', async () => {

@@ -162,7 +162,8 @@ test('tampered checkpoint fields (epoch 99, batch -3, non-integers, inconsistent
   await rejects(loadCheckpoint(q), [/not a classifier checkpoint \(its "trainer" state is missing/]);
   // fields consistent on their own but not with this data: refused by the trainer on --resume
   for (const [patch, loop, re] of [
-    [(s: Record<string, unknown>) => { s.batch = 50; }, (j: Record<string, unknown>) => { j.step = 50; j.losses = new Array(50).fill(1); }, /checkpoint field "batch" is 50, beyond the \d+ batches per epoch of this data/],
+    [(s: Record<string, unknown>) => { s.batch = 50; }, (j: Record<string, unknown>) => { j.step = 50; j.losses = new Array(50).fill(1); }, /checkpoint field "batch" is 50, beyond the last of the 2 batches per epoch of this data/],
+    [(s: Record<string, unknown>) => { s.batch = 2; s.epoch = 0; s.history = []; (s.monitor as Record<string, unknown>).bestEpoch = null; }, (j: Record<string, unknown>) => { j.step = 2; j.losses = [1, 1]; }, /checkpoint field "batch" is 2, beyond the last of the 2 batches per epoch/],
     [() => {}, (j: Record<string, unknown>) => { j.step = 7; j.losses = new Array(7).fill(1); }, /checkpoint field "globalStep" \(the step\) is 7, but epoch 1 and batch 1 at 2 batches per epoch make 3/],
   ] as [(s: Record<string, unknown>) => void, (j: Record<string, unknown>) => void, RegExp][]) {
     writeFileSync(statePath, readFileSync(join(tamper(patch, loop), 'state.json')));

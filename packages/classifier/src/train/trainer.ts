@@ -137,7 +137,8 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
   if (resumed) {
     // the position must fit this data: a tampered or foreign checkpoint would skip or repeat training
     const { epoch, batch, globalStep } = resumed.state;
-    if (batch > stepsPerEpoch) throw new Error(`${resumed.path}: checkpoint field "batch" is ${batch}, beyond the ${stepsPerEpoch} batches per epoch of this data`);
+    // batch = stepsPerEpoch would be an epoch trained but never evaluated (the loop evaluates, then checkpoints)
+    if (batch >= stepsPerEpoch) throw new Error(`${resumed.path}: checkpoint field "batch" is ${batch}, beyond the last of the ${stepsPerEpoch} batches per epoch of this data`);
     if (globalStep !== epoch * stepsPerEpoch + batch) {
       throw new Error(`${resumed.path}: checkpoint field "globalStep" (the step) is ${globalStep}, but epoch ${epoch} and batch ${batch} at ${stepsPerEpoch} batches per epoch make ${epoch * stepsPerEpoch + batch} (tampered, or the data changed since)`);
     }
