@@ -2,7 +2,8 @@ import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { adamStep, sgdStep, clipGradNorm, sumOfSquares } from '../../packages/tensor/src/ops/optim/index.js';
+import { adamStep, adamSteps, sgdStep, clipGradNorm, sumOfSquares, type AdamStepItem } from '../../packages/tensor/src/ops/optim/index.js';
+import { narrow } from '../../packages/tensor/src/ops/views.js';
 import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED
@@ -109,6 +110,45 @@ test('sumOfSquares and clipGradNorm match f64 references; scaling happens on the
       const coef = Math.min(maxNorm / (total + 1e-6), 1);
       for (let i = 0; i < grads.length; i++) close(await grads[i]!.dataF32(), Array.from(data[i]!, (x) => x * coef), 1e-5, `clipped grad ${i} on ${be.name}`);
     }
+  }
+});
+
+test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU and per-tensor adamStep', async () => {
+  // sizes off the 64-wide workgroups, an empty tensor, more tensors than one dispatch takes, and two
+  // parameters that are views (with offsets) of one storage
+  const shapes = [[1], [63], [65], [3, 5], [0], [1037], [4097], [7, 9, 2], [2], [130], [33]];
+  const configs = [
+    { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, maximize: false },
+    { lr: 0.003, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, decoupled: false, maximize: true },
+  ];
+  for (const [ci, o] of configs.entries()) {
+    const run = async (be: Backend, perTensor: boolean): Promise<Float32Array[]> => {
+      const big = tensor(randn(40, 99), { backend: be, shape: [40] });
+      const params = shapes.map((s, i) => tensor(randn(s.reduce((a, b) => a * b, 1), 20 + i), { backend: be, shape: s }));
+      params.push(narrow(big, 0, 3, 17), narrow(big, 0, 25, 11));
+      const state = params.map((p) => [tensor(new Float32Array(p.size), { backend: be, shape: p.shape }), tensor(new Float32Array(p.size), { backend: be, shape: p.shape })] as const);
+      for (let round = 0; round < 3; round++) {
+        const items: AdamStepItem[] = params.map((p, i) => ({
+          param: p,
+          grad: tensor(randn(p.size, 1000 * round + 50 + i), { backend: be, shape: p.shape }),
+          expAvg: state[i]![0],
+          expAvgSq: state[i]![1],
+          // step counts differ per parameter (as after a partial resume)
+          step: round + 1 + (i % 3),
+        }));
+        if (perTensor) for (const it of items) adamStep(it.param, it.grad, it.expAvg, it.expAvgSq, { ...o, step: it.step });
+        else adamSteps(items, o);
+      }
+      const out: Float32Array[] = [];
+      for (const [i, p] of params.entries()) out.push(await p.dataF32(), await state[i]![0].dataF32(), await state[i]![1].dataF32());
+      out.push(await big.dataF32());
+      return out;
+    };
+    const ref = await run(cpu, true);
+    const cpuMulti = await run(cpu, false);
+    ref.forEach((r, i) => assert.equal(Array.from(cpuMulti[i]!), Array.from(r), `config ${ci}: CPU multi vs per-tensor, array ${i}`));
+    const gpu = await run(requireGpu(), false);
+    ref.forEach((r, i) => close(gpu[i]!, r, 1e-6, `config ${ci}: WebGPU multi vs CPU, array ${i}`));
   }
 });
 

@@ -6,23 +6,27 @@ import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } fro
 // f32 arithmetic step by step, in torch's order of operations (single-tensor code path).
 const f = Math.fround;
 
-export const adam_step: KernelFn<CpuBackend, 'adam_step'> = (_be, [p, g, m, v], attrs) => {
+export const adam_step: KernelFn<CpuBackend, 'adam_step'> = (_be, views, attrs) => {
   const a = attrs;
-  const P = dataOf(p!), G = dataOf(g!), M = dataOf(m!), V = dataOf(v!);
   const w1 = f(1 - a.beta1), b2 = f(a.beta2), w2 = f(1 - a.beta2), eps = f(a.eps);
-  const step = f(a.stepSize), bc2 = f(a.bc2Sqrt), decay = f(a.decay), l2 = f(a.l2);
-  for (let i = 0; i < a.n; i++) {
-    const pi = p!.offset + i, mi = m!.offset + i, vi = v!.offset + i;
-    let gr = G[g!.offset + i]!;
-    if (a.maximize) gr = -gr;
-    if (a.l2 !== 0) gr = f(gr + f(l2 * P[pi]!));
-    if (a.decay !== 1) P[pi] = f(P[pi]! * decay);
-    // exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-    M[mi] = f(M[mi]! + f(w1 * f(gr - M[mi]!)));
-    V[vi] = f(f(V[vi]! * b2) + f(f(w2 * gr) * gr));
-    const denom = f(f(f(Math.sqrt(V[vi]!)) / bc2) + eps);
-    P[pi] = f(P[pi]! + f(-step * f(M[mi]! / denom)));
-  }
+  const decay = f(a.decay), l2 = f(a.l2);
+  a.tensors.forEach((t, k) => {
+    const [p, g, m, v] = [views[4 * k]!, views[4 * k + 1]!, views[4 * k + 2]!, views[4 * k + 3]!];
+    const P = dataOf(p), G = dataOf(g), M = dataOf(m), V = dataOf(v);
+    const step = f(t.stepSize), bc2 = f(t.bc2Sqrt);
+    for (let i = 0; i < t.n; i++) {
+      const pi = p.offset + i, mi = m.offset + i, vi = v.offset + i;
+      let gr = G[g.offset + i]!;
+      if (a.maximize) gr = -gr;
+      if (a.l2 !== 0) gr = f(gr + f(l2 * P[pi]!));
+      if (a.decay !== 1) P[pi] = f(P[pi]! * decay);
+      // exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+      M[mi] = f(M[mi]! + f(w1 * f(gr - M[mi]!)));
+      V[vi] = f(f(V[vi]! * b2) + f(f(w2 * gr) * gr));
+      const denom = f(f(f(Math.sqrt(V[vi]!)) / bc2) + eps);
+      P[pi] = f(P[pi]! + f(-step * f(M[mi]! / denom)));
+    }
+  });
 };
 
 export const sgd_step: KernelFn<CpuBackend, 'sgd_step'> = (_be, inputs, attrs) => {

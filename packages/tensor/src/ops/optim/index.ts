@@ -8,8 +8,8 @@ import { contiguous } from '../views.js';
 import type { ReduceAttrs } from '../../backends/kernel-attrs.js';
 
 /**
- * Fused optimizer updates: one kernel per parameter tensor, writing the parameter and its state in
- * place (no autograd). Scalars are computed in double exactly as torch.optim's single-tensor code
+ * Fused optimizer updates, writing the parameter and its state in place (no autograd): SGD one kernel
+ * per parameter tensor, Adam several tensors per dispatch (`adamSteps`). Scalars are computed in double exactly as torch.optim's single-tensor code
  * computes them, then used in f32.
  */
 
@@ -49,27 +49,59 @@ export interface AdamStepOptions {
 
 /** One torch.optim.Adam / AdamW step (amsgrad off) for one parameter, in place. */
 export function adamStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, o: AdamStepOptions): void {
+  adamSteps([{ param, grad, expAvg, expAvgSq, step: o.step }], o);
+}
+
+/** One parameter of a multi-tensor Adam step: its gradient, its state and its own step count. */
+export interface AdamStepItem {
+  param: Tensor;
+  grad: Tensor;
+  expAvg: Tensor;
+  expAvgSq: Tensor;
+  /** 1-based step count of this parameter, after incrementing. */
+  step: number;
+}
+
+/**
+ * torch.optim.Adam / AdamW over many parameters that share the hyper-parameters (a parameter group),
+ * in place: the same arithmetic as `adamStep` per element, but the WebGPU kernel updates several
+ * tensors per dispatch (multi-tensor apply), so a model's optimizer step is a few dozen dispatches, not
+ * one per parameter. `o.step` is ignored: each item carries its own.
+ */
+export function adamSteps(items: AdamStepItem[], o: Omit<AdamStepOptions, 'step'> & { step?: number }): void {
   const op = 'adamStep';
-  if (!(o.step >= 1) || !Number.isInteger(o.step)) throw new RangeError(`${op}: step must be an integer >= 1, got ${o.step}`);
-  checkState(op, param, expAvg, 'expAvg');
-  checkState(op, param, expAvgSq, 'expAvgSq');
-  checkInPlace(op, [[param, 'param'], [expAvg, 'expAvg'], [expAvgSq, 'expAvgSq']]);
-  const g = gradView(op, param, grad);
-  const bc1 = 1 - o.beta1 ** o.step;
-  const bc2 = 1 - o.beta2 ** o.step;
-  const attrs: AdamStepAttrs = {
-    n: param.size,
-    beta1: o.beta1,
-    beta2: o.beta2,
-    eps: o.eps,
-    stepSize: o.lr / bc1,
-    bc2Sqrt: Math.sqrt(bc2),
-    decay: o.decoupled ? 1 - o.lr * o.weightDecay : 1,
-    l2: o.decoupled ? 0 : o.weightDecay,
-    maximize: o.maximize ?? false,
-  };
-  param.backend.run('adam_step', [param, g, expAvg, expAvgSq], attrs);
-  g.dispose();
+  if (items.length === 0) return;
+  const be = items[0]!.param.backend;
+  const grads: Tensor[] = [];
+  const tensors: AdamStepAttrs['tensors'] = [];
+  const views: Tensor[] = [];
+  try {
+    for (const it of items) {
+      const { param, expAvg, expAvgSq, step } = it;
+      if (!(step >= 1) || !Number.isInteger(step)) throw new RangeError(`${op}: step must be an integer >= 1, got ${step}`);
+      if (param.backend !== be) throw new Error(`${op}: parameters on ${param.backend.name} and ${be.name} in one call`);
+      checkState(op, param, expAvg, 'expAvg');
+      checkState(op, param, expAvgSq, 'expAvgSq');
+      checkInPlace(op, [[param, 'param'], [expAvg, 'expAvg'], [expAvgSq, 'expAvgSq']]);
+      const g = gradView(op, param, it.grad);
+      grads.push(g);
+      views.push(param, g, expAvg, expAvgSq);
+      // torch computes these scalars in double (per parameter: step counts may differ)
+      tensors.push({ n: param.size, stepSize: o.lr / (1 - o.beta1 ** step), bc2Sqrt: Math.sqrt(1 - o.beta2 ** step) });
+    }
+    const attrs: AdamStepAttrs = {
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      decay: o.decoupled ? 1 - o.lr * o.weightDecay : 1,
+      l2: o.decoupled ? 0 : o.weightDecay,
+      maximize: o.maximize ?? false,
+      tensors,
+    };
+    be.run('adam_step', views, attrs);
+  } finally {
+    for (const g of grads) g.dispose();
+  }
 }
 
 export interface SgdStepOptions {
@@ -169,20 +201,20 @@ export function clipGradNorm(grads: Tensor[], maxNorm: number): Tensor {
 // The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
 
 /**
- * adam_step (in place): inputs [param, grad, expAvg, expAvgSq], all `n` elements. Scalars are the
- * ones torch computes in double: stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t),
+ * adam_step (in place): inputs [param, grad, expAvg, expAvgSq] for each of `tensors` (4 per tensor,
+ * in that order, each `tensors[k].n` elements). Scalars are the ones torch computes in double:
+ * stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t) (per tensor: t may differ),
  * decay = 1 - lr * wd (decoupled) applied to the param first; l2 = wd added as wd * param to the grad.
+ * A backend may update several tensors per dispatch.
  */
 export interface AdamStepAttrs {
-  n: number;
   beta1: number;
   beta2: number;
   eps: number;
-  stepSize: number;
-  bc2Sqrt: number;
   decay: number;
   l2: number;
   maximize: boolean;
+  tensors: { n: number; stepSize: number; bc2Sqrt: number }[];
 }
 
 /** sgd_step (in place): inputs [param, grad, momentumBuf?]; `first` initialises the buffer with the grad. */
