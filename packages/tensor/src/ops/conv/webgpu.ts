@@ -2,6 +2,9 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import type { Conv2dAttrs } from './index.js';
+import { runWindow, windowApplies, windowPlan, windowDispatch, type ConvDispatch, type ConvOffsets } from './webgpu-window.js';
+import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
+import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
 /**
  * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
@@ -204,17 +207,18 @@ function nextPow2(v: number): number {
   return p;
 }
 
-/** Runs one of the three GEMMs; returns the output storage. */
-function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
+const GEMM_WG = 32;
+
+/** The implicit-GEMM dispatch of one mode (the universal variant). */
+function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
   const [M, NC, KR] =
     mode === 'fwd' ? [kg, a.n * howo, cg * khkw] : mode === 'dgrad' ? [cg, a.n * hw, kg * khkw] : [kg, cg * khkw, a.n * howo];
   const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
-  const sg = be.rt.subgroups;
   const tm = Math.min(nextPow2(M), 32);
   const nv = NC >= 4096 ? 2 : 1;
-  const wg = 32;
+  const wg = GEMM_WG;
   const tilesX = Math.ceil(NC / (wg * 4 * nv));
   const tiles = tilesX * Math.ceil(M / tm) * a.groups;
   // Split the long reduction of the weight gradient when the output alone gives too few workgroups.
@@ -222,39 +226,176 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   if (mode === 'wgrad' && tiles < 64 && KR >= 2048) splits = Math.min(Math.ceil(128 / tiles), Math.floor(KR / 1024));
   const kChunk = splits > 1 ? Math.ceil(KR / splits / 8) * 8 : KR;
   splits = Math.ceil(KR / kChunk);
+  if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
+  const plan: Plan = { mode, tm, nv, wg, sg, bias };
+  const D = mode === 'dgrad' ? khkw : howo;
+  const vals: Record<UName, number> = {
+    M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
+    sh: a.strideH, sw: a.strideW, dh: a.dilH, dw: a.dilW, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo, khkw,
+    off0: offs.off0, off1: offs.off1, off2: offs.off2, kChunk,
+    stepQ: Math.floor(8 / D), stepR: 8 % D,
+    dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
+  };
+  return {
+    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}`,
+    wgsl: () => genWgsl(plan),
+    uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
+    workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
+    splits,
+    outSize,
+  };
+}
+
+/** Runs one of the three GEMMs; returns the output storage. */
+function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const KR = mode === 'fwd' ? cg * a.kh * a.kw : mode === 'dgrad' ? kg * a.kh * a.kw : a.n * a.ho * a.wo;
+  const outSize = mode === 'fwd' ? a.n * a.k * a.ho * a.wo : mode === 'dgrad' ? a.n * a.c * a.h * a.w : a.k * cg * a.kh * a.kw;
   if (outSize === 0) return be.alloc('float32', 0);
   if (KR === 0) {
     const out = be.alloc('float32', outSize);
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
     return out;
   }
-  if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
-  const target = be.alloc('float32', outSize * splits);
-  const plan: Plan = { mode, tm, nv, wg, sg, bias: !!bias };
-  const D = mode === 'dgrad' ? khkw : howo;
-  const vals: Record<UName, number> = {
-    M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
-    sh: a.strideH, sw: a.strideW, dh: a.dilH, dw: a.dilW, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo, khkw,
-    off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0, kChunk,
-    stepQ: Math.floor(8 / D), stepR: 8 % D,
-    dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
-  };
+  const lanes = convWindowLanes(be);
+  if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a)) {
+    return runWindow(be, windowPlan(mode, a, !!bias, lanes), a, in0, in1, bias);
+  }
+  const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias);
+  const target = be.alloc('float32', d.outSize * d.splits);
   be.rt.dispatch({
     name: `conv2d_${mode}`,
-    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${!!bias}`,
-    wgsl: () => genWgsl(plan),
+    key: d.key,
+    wgsl: d.wgsl,
     buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],
-    uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
-    workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
+    uniforms: d.uniforms,
+    workgroups: d.workgroups,
   });
-  if (splits > 1) {
-    const summed = be.run('reduce', [{ storage: target, shape: [splits, outSize], strides: [outSize, 1], offset: 0, dtype: 'float32' }], {
-      op: 'sum', outer: 1, size: splits, inner: outSize,
+  if (d.splits > 1) {
+    const summed = be.run('reduce', [{ storage: target, shape: [d.splits, outSize], strides: [outSize, 1], offset: 0, dtype: 'float32' }], {
+      op: 'sum', outer: 1, size: d.splits, inner: outSize,
     }) as GpuStorage;
     target.release();
     return summed;
   }
   return target;
+}
+
+// ------------------------------------------------------------------ variants
+
+/**
+ * Two variants, chosen per adapter by measurement (tuning.ts), as matmul's are:
+ * - 'gemm': the implicit GEMM above, the universal one (any subgroup size or none);
+ * - 'window': register tiles that share input loads between neighbouring taps and weights by
+ *   subgroup broadcasts (webgpu-window.ts), for lavapipe; problems it does not cover (kernels wider
+ *   than 4, dgrad with stride along x) still run the GEMM.
+ */
+export type ConvVariant = 'gemm' | 'window';
+export const CONV_VARIANTS: readonly ConvVariant[] = ['gemm', 'window'];
+const CONV_TUNING_VERSION = 1;
+
+const lanesOverride = new WeakMap<WebGPUBackend, 4 | 8>();
+
+/** The window variant's broadcast width here, or null where it must not run (no or too small subgroups). */
+export function convWindowLanes(be: WebGPUBackend): 4 | 8 | null {
+  if (!be.rt.subgroups) return null;
+  return lanesOverride.get(be) ?? subgroupLanesFor(be.rt.info.subgroupMinSize, be.rt.info.subgroupMaxSize);
+}
+
+/**
+ * Forces the window variant's broadcast width (tests: 4 lanes on an 8-lane adapter runs the code
+ * 4-lane adapters take); refused above the adapter's minimum subgroup size, where it would be wrong.
+ */
+export function setConvWindowLanes(be: WebGPUBackend, lanes: 4 | 8 | undefined): void {
+  if (lanes === undefined) {
+    lanesOverride.delete(be);
+    return;
+  }
+  const natural = be.rt.subgroups ? subgroupLanesFor(be.rt.info.subgroupMinSize, be.rt.info.subgroupMaxSize) : null;
+  if (natural === null || lanes > natural) throw new Error(`conv2d: ${lanes}-lane broadcasts need subgroups of at least ${lanes} lanes on this adapter`);
+  lanesOverride.set(be, lanes);
+}
+
+function supported(be: WebGPUBackend, v: string): boolean {
+  if (v === 'window') return convWindowLanes(be) !== null;
+  return v === 'gemm';
+}
+
+/** Without a measurement: software adapters with subgroups want the window variant. */
+function heuristic(be: WebGPUBackend): ConvVariant {
+  return be.rt.info.isSoftware && supported(be, 'window') ? 'window' : 'gemm';
+}
+
+/** The tuner's problem: a forward 3x3 conv, pad 1, x [2, 32, 16, 16], weights [32, 32, 3, 3]. */
+const TUNE: Conv2dAttrs = {
+  n: 2, c: 32, h: 16, w: 16, k: 32, ho: 16, wo: 16, kh: 3, kw: 3,
+  strideH: 1, strideW: 1, dilH: 1, dilW: 1, padTop: 1, padLeft: 1, groups: 1,
+};
+
+registerTunable('conv2d', {
+  version: CONV_TUNING_VERSION,
+  variants: CONV_VARIANTS,
+  heuristic,
+  supported,
+  problem: (be) => {
+    const a = TUNE;
+    const offs = { off0: 0, off1: 0, off2: 0 };
+    const candidates: Record<string, TuneDispatch[]> = {};
+    const one = (d: ConvDispatch): TuneDispatch[] => [{ key: d.key, wgsl: d.wgsl, buffers: [0, 1, 2], uniforms: d.uniforms, workgroups: d.workgroups }];
+    candidates.gemm = one(gemmDispatch('fwd', a, offs, be.rt.subgroups, false));
+    const lanes = convWindowLanes(be);
+    if (lanes !== null) candidates.window = one(windowDispatch(windowPlan('fwd', a, false, lanes), a, offs));
+    const check = {
+      output: 2,
+      expected: ([x, w]: Float32Array[]) => referenceConv(x!, w!, a),
+      tolerance: 1e-4 * Math.sqrt(a.c * a.kh * a.kw),
+    };
+    return { buffers: [a.n * a.c * a.h * a.w, a.k * a.c * a.kh * a.kw, a.n * a.k * a.ho * a.wo], candidates, check };
+  },
+});
+
+/** Forward conv (groups 1) in f64 accumulators: the tuner's reference. */
+function referenceConv(x: Float32Array, w: Float32Array, a: Conv2dAttrs): Float32Array {
+  const y = new Float32Array(a.n * a.k * a.ho * a.wo);
+  for (let b = 0; b < a.n; b++) {
+    for (let o = 0; o < a.k; o++) {
+      for (let oy = 0; oy < a.ho; oy++) {
+        for (let ox = 0; ox < a.wo; ox++) {
+          let acc = 0;
+          for (let ci = 0; ci < a.c; ci++) {
+            for (let r = 0; r < a.kh; r++) {
+              const iy = oy * a.strideH - a.padTop + r * a.dilH;
+              if (iy < 0 || iy >= a.h) continue;
+              for (let s = 0; s < a.kw; s++) {
+                const ix = ox * a.strideW - a.padLeft + s * a.dilW;
+                if (ix < 0 || ix >= a.w) continue;
+                acc += x[((b * a.c + ci) * a.h + iy) * a.w + ix]! * w[((o * a.c + ci) * a.kh + r) * a.kw + s]!;
+              }
+            }
+          }
+          y[((b * a.k + o) * a.ho + oy) * a.wo + ox] = acc;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** The variant conv2d uses on this backend now (forced by env, overridden, tuned, cached or heuristic). */
+export function convVariant(be: WebGPUBackend): ConvVariant {
+  return variantFor(be, 'conv2d') as ConvVariant;
+}
+/** Forces a variant on this backend (tests, benchmarks); undefined restores the tuned choice. */
+export function setConvVariant(be: WebGPUBackend, v: ConvVariant | undefined): void {
+  setVariant(be, 'conv2d', v);
+}
+/** The variants this adapter can run. */
+export function convVariants(be: WebGPUBackend): ConvVariant[] {
+  return supportedVariants(be, 'conv2d') as ConvVariant[];
+}
+/** Measures the variants now (cached on disk) instead of in the background at first use. */
+export function tuneConv(be: WebGPUBackend, opts: { force?: boolean } = {}): Promise<TuneResult | null> {
+  return tune(be, 'conv2d', opts);
 }
 
 export const conv2d: KernelFn<WebGPUBackend, 'conv2d'> = (be, inputs, attrs) => {

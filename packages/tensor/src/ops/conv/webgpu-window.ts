@@ -1,0 +1,413 @@
+// conv 'window' variant (WebGPU): register tiles that share input loads between neighbouring taps.
+import type { View } from '../../backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
+import type { Conv2dAttrs } from './index.js';
+
+/**
+ * The implicit GEMM (webgpu.ts) gathers one input value per (column, tap); on lavapipe those
+ * per-lane loads are what costs (GUIDE §1), and neighbouring taps of a row read mostly the same
+ * values. Here the kernel width, stride and dilation along x are compile-time constants, so each
+ * invocation loads the union of the input positions its columns touch along one kernel row once
+ * (for 3x3 stride 1 and 8 columns: 10 loads instead of 24) and reuses them across the row's taps and
+ * across TM output rows whose weights are read at workgroup-uniform addresses (scalar loads).
+ *   fwd    rows = out channels, an invocation owns TN consecutive output pixels of one image row
+ *   dgrad  rows = in channels,  an invocation owns TN consecutive input pixels (stride along x 1 only)
+ *   wgrad  rows = out channels, an invocation owns CB in-channels × one kernel row × all KW taps; the
+ *          reduction runs over image rows and U-pixel chunks of each row, whose dy values are uniform
+ * No workgroup memory, no barriers, no integer division inside the loops.
+ */
+export type WindowMode = 'fwd' | 'dgrad' | 'wgrad';
+
+export interface WindowPlan {
+  mode: WindowMode;
+  /** Rows (channels) per workgroup. */
+  tm: number;
+  /** fwd / dgrad: consecutive pixels per invocation (unused by wgrad, whose chunks are 4 pixels). */
+  tn: number;
+  /** wgrad: in-channels per invocation. */
+  cb: number;
+  kw: number;
+  sw: number;
+  dw: number;
+  /** Lanes sharing A per broadcast step: 4 or 8, at most the adapter's minimum subgroup size. */
+  lanes: 4 | 8;
+  /** wgrad: wo % 4 == 0, so a chunk of 4 pixels lies in one image row and shares one window. */
+  aligned: boolean;
+  /** A's rows (weights; wgrad: dy planes) and offset are multiples of 4 floats: vec4 loads. */
+  vecA: boolean;
+  bias: boolean;
+}
+
+const WG = 8;
+
+const U_FIELDS = [
+  'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
+  'cg', 'kg', 'hw', 'howo', 'KR', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
+  'dhq', 'dhr', 'khkw',
+] as const;
+type UName = (typeof U_FIELDS)[number];
+
+const rep = (n: number, f: (i: number) => string, sep = '\n  '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
+/** Sorted distinct offsets of `count` positions stepping `step` combined with kw taps stepping `tap`. */
+function windowOffsets(count: number, step: number, kw: number, tap: number): { q: number[]; at: (j: number, s: number) => number } {
+  const set = new Set<number>();
+  for (let j = 0; j < count; j++) for (let s = 0; s < kw; s++) set.add(j * step + s * tap);
+  const q = [...set].sort((a, b) => a - b);
+  const index = new Map(q.map((v, i) => [v, i]));
+  return { q, at: (j, s) => index.get(j * step + s * tap)! };
+}
+
+/** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
+const kplOf = (kw: number): number => (kw === 1 ? 4 : kw === 2 ? 2 : 1);
+
+function header(p: WindowPlan): string {
+  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : [])];
+  return `enable subgroups;
+${binds.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: array<${b === 'in1v' ? 'vec4<f32>' : 'f32'}>;`).join('\n')}
+@group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
+struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
+@group(0) @binding(${binds.length + 1}) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sgl: u32) {
+  let lane = sgl & ${p.lanes - 1}u;`;
+}
+
+/**
+ * fwd and dgrad: an invocation owns TN consecutive pixels of one output row, TM rows per workgroup.
+ * The reduction runs over kernel rows (fwd: (ci, r); dgrad: (o, r)) in steps of lanes·KPL: lane l
+ * loads the KPL·KW weights of kernel rows l·KPL.. for every output row (consecutive addresses
+ * across lanes), every lane loads its input windows of the step's kernel rows, then row by row the
+ * weights are broadcast and FMAs run into that row's TN accumulators, which stay in registers for
+ * the whole step (the order matmul's subgroup kernel found fastest).
+ */
+function pixelWgsl(p: WindowPlan): string {
+  const { tm, tn, kw } = p;
+  const W = p.lanes;
+  const fwd = p.mode === 'fwd';
+  const kpl = kplOf(kw);
+  const win = fwd ? windowOffsets(tn, p.sw, kw, p.dw) : windowOffsets(tn, 1, kw, -p.dw);
+  const { q } = win;
+  const steps = W * kpl;
+  // pixel geometry of this invocation's tile; `rb` below is the signed address of window offset 0
+  const setup = fwd
+    ? `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let oy = rowi % u.ho; let b = rowi / u.ho;
+  let ox0 = oxt * ${tn}u;
+  let xb = i32(u.off0 + (b * u.c + g * u.cg) * u.hw);
+  let iy0 = i32(oy * u.sh) - i32(u.pt);
+  let ix0 = i32(ox0 * ${p.sw}u) - i32(u.pl);
+  ${rep(q.length, (t) => `let okx${t} = u32(ix0 + ${q[t]}) < u.w;`)}
+  ${rep(tn, (j) => `let okj${j} = okt && ox0 + ${j}u < u.wo;`)}
+  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;
+  var coff = 0; var kr = 0u; var iy = iy0;`
+    : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = rowi % u.h; let b = rowi / u.h;
+  let ix0 = oxt * ${tn}u;
+  let xb = i32(u.off0 + (b * u.k + g * u.kg) * u.howo);
+  // ty = iy + pt − r·dh = oy·sh when the tap hits an output row: (qy, ry) is ty at r = 0 by sh
+  let ty0 = iy + u.pt; let qy = i32(ty0 / u.sh); let ry = ty0 % u.sh;
+  let ixw = i32(ix0 + u.pl);
+  ${rep(q.length, (t) => `let okx${t} = u32(ixw + ${q[t]}) < u.wo;`)}
+  ${rep(tn, (j) => `let okj${j} = okt && ix0 + ${j}u < u.w;`)}
+  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;
+  // (rq, rr) = r·dh as quotient and remainder by sh
+  var coff = 0; var kr = 0u; var rq = 0; var rr = 0u;`;
+  // A rows are contiguous (fwd: the weights; dgrad: the weights transposed to [g, cg, kg, kh, kw]):
+  // a step's S = lanes·KPL·KW values of a row are S/4 vec4s, lane l holding the l-th
+  const S = steps * kw;
+  const aLoad = (i: number): string => {
+    const row = `u.off1 + (g * u.M + min(m0 + ${i}u, u.M - 1u)) * u.KR`;
+    if (p.vecA) return `let a${i} = select(vec4<f32>(0.0), in1v[(${row} + min(ao, u.KR - 4u)) / 4u], ao < u.KR);`;
+    return `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[${row} + min(ao + ${c}u, u.KR - 1u)], ao + ${c}u < u.KR)`, ', ')});`;
+  };
+  // the input window of kernel row (ll, t) of this step, then the uniform counters move on
+  const winLoad = (ll: number, t: number): string => {
+    const id = `${ll}_${t}`;
+    const k = ll * kpl + t;
+    const head = fwd
+      ? `let oky${id} = k0 + ${k}u < u.NKR && u32(iy) < u.h;
+    let rb${id} = xb + coff + iy * i32(u.w) + ix0;`
+      : `let oyv${id} = qy - rq;
+    let oky${id} = k0 + ${k}u < u.NKR && ry == rr && u32(oyv${id}) < u.ho;
+    let rb${id} = xb + coff + oyv${id} * i32(u.wo) + ixw;`;
+    const loads = rep(q.length, (t2) => `let x${id}_${t2} = select(0.0, in0[select(0u, u32(rb${id} + ${q[t2]}), oky${id} && okx${t2})], oky${id} && okx${t2});`, '\n    ');
+    const next = fwd
+      ? `kr++; iy += i32(u.dh); if (kr == u.kh) { kr = 0u; iy = iy0; coff += i32(u.hw); }`
+      : `kr++; rq += i32(u.dhq); rr += u.dhr; if (rr >= u.sh) { rr -= u.sh; rq++; }
+    if (kr == u.kh) { kr = 0u; rq = 0; rr = 0u; coff += i32(u.howo); }`;
+    return `${head}\n    ${loads}\n    ${next}`;
+  };
+  // element e of the step is tap e % KW of kernel row e / KW = (ll, t)
+  const rowFmas = (i: number): string =>
+    rep(S / 4, (v) => {
+      const body: string[] = [];
+      for (let cpt = 0; cpt < 4; cpt++) {
+        const e = 4 * v + cpt;
+        const kk = Math.floor(e / kw), s = e % kw;
+        const ll = Math.floor(kk / kpl), t = kk % kpl;
+        for (let j = 0; j < tn; j++) body.push(`c${i}_${j} = fma(bv[${cpt}], x${ll}_${t}_${win.at(j, s)}, c${i}_${j});`);
+      }
+      return `{ let bv = subgroupBroadcast(a${i}, ${v}u);\n      ${body.join(' ')} }`;
+    }, '\n    ');
+  const outRow = fwd ? 'u.howo' : 'u.hw';
+  const store = rep(tm, (i) => `{
+    let m = m0 + ${i}u;
+    if (m < u.M) {
+      let ob = ob0 + m * ${outRow};
+      ${p.bias ? `let bs = bias[u.off2 + g * u.kg + m];` : ''}
+      ${rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}; }`, '\n      ')}
+    }
+  }`);
+  return `${header(p)}
+  let g = wid.z;
+  let m0 = wid.y * ${tm}u;
+  let t = wid.x * ${WG}u + lid.x;
+  let okt = t < u.tiles;
+  let tt = min(t, u.tiles - 1u);
+  ${setup}
+  ${rep(tm, (i) => rep(tn, (j) => `var c${i}_${j} = 0.0;`, ' '))}
+  for (var k0 = 0u; k0 < u.NKR; k0 += ${steps}u) {
+    let ao = k0 * ${kw}u + lane * 4u;
+    ${rep(tm, aLoad, '\n    ')}
+    ${rep(W, (ll) => rep(kpl, (t) => winLoad(ll, t), '\n    '), '\n    ')}
+    ${rep(tm, rowFmas, '\n    ')}
+  }
+  ${store}
+}`;
+}
+
+/**
+ * wgrad: rows = out channels; an invocation owns CB in-channels of one kernel row r with all KW
+ * taps. The reduction runs over chunks of 4 consecutive output pixels of one image (lane l loads
+ * the 4 dy values of chunk k0 + l for every row, as one vec4 broadcast later), and each chunk's
+ * input values are loaded once per lane (one shared window when the chunk lies in one image row).
+ */
+function weightWgsl(p: WindowPlan): string {
+  const { tm, kw, cb } = p;
+  const W = p.lanes;
+  const ncol = cb * kw;
+  const win = windowOffsets(4, p.sw, kw, p.dw);
+  const xName = (ll: number, cc: number, uu: number, s: number): string =>
+    p.aligned ? `x${ll}_${cc}_${win.at(uu, s)}` : `x${ll}_${cc}_${uu}_${s}`;
+  const aLoad = (i: number): string =>
+    p.vecA
+      ? `let a${i} = select(vec4<f32>(0.0), in1v[select(0u, (dyr${i} + db) / 4u, okl)], okl);`
+      : `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[select(0u, dyr${i} + db + ${c}u, okp${c})], okp${c})`, ', ')});`;
+  const chunk = (ll: number): string => {
+    const head = `let okg${ll} = k0 + ${ll}u < kEnd;`;
+    if (p.aligned) {
+      const loads = rep(cb, (cc) => rep(win.q.length, (t) => `let x${ll}_${cc}_${t} = select(0.0, in0[select(0u, u32(rb${ll}_${cc} + ${win.q[t]}), oky${ll} && okx${ll}_${t})], oky${ll} && okx${ll}_${t});`, '\n    '), '\n    ');
+      return `${head}
+    let iy${ll} = i32(poy * u.sh) + ry; let oky${ll} = okg${ll} && u32(iy${ll}) < u.h;
+    let xo${ll} = i32(pox * ${p.sw}u) - i32(u.pl);
+    ${rep(win.q.length, (t) => `let okx${ll}_${t} = u32(xo${ll} + ${win.q[t]}) < u.w;`, ' ')}
+    ${rep(cb, (cc) => `let rb${ll}_${cc} = xr${cc} + i32(ub * u.c * u.hw) + iy${ll} * i32(u.w) + xo${ll};`, ' ')}
+    ${loads}
+    ug++; pox += 4u; if (pox >= u.wo) { pox = 0u; poy++; }
+    if (ug == u.G4) { ug = 0u; ub++; poy = 0u; pox = 0u; }`;
+    }
+    // chunks may span image rows: each pixel has its own row and window
+    const px: string[] = [];
+    for (let uu = 0; uu < 4; uu++) {
+      px.push(uu === 0 ? `var py = poy; var pxx = pox;` : `pxx++; if (pxx >= u.wo) { pxx = 0u; py++; }`);
+      px.push(`{ let iy = i32(py * u.sh) + ry; let oky = okg${ll} && u32(iy) < u.h; let xo = i32(pxx * ${p.sw}u) - i32(u.pl);`);
+      for (let s = 0; s < kw; s++) {
+        px.push(`  let okx${s} = oky && u32(xo + ${s * p.dw}) < u.w;`);
+        for (let cc = 0; cc < cb; cc++) {
+          px.push(`  x${ll}_${cc}_${uu}_${s} = select(0.0, in0[select(0u, u32(xr${cc} + i32(ub * u.c * u.hw) + iy * i32(u.w) + xo + ${s * p.dw}), okx${s})], okx${s});`);
+        }
+      }
+      px.push('}');
+    }
+    return `${head}
+    ${rep(cb, (cc) => rep(4 * kw, (e) => `var x${ll}_${cc}_${Math.floor(e / kw)}_${e % kw}: f32;`, ' '), ' ')}
+    { ${px.join('\n      ')} }
+    ug++; pox += 4u; loop { if (pox < u.wo) { break; } pox -= u.wo; poy++; }
+    if (ug == u.G4) { ug = 0u; ub++; poy = 0u; pox = 0u; }`;
+  };
+  const rowFmas = (i: number): string =>
+    rep(W, (ll) => {
+      const body: string[] = [];
+      for (let uu = 0; uu < 4; uu++) for (let cc = 0; cc < cb; cc++) for (let s = 0; s < kw; s++) {
+        const col = cc * kw + s;
+        body.push(`c${i}_${col} = fma(bv[${uu}], ${xName(ll, cc, uu, s)}, c${i}_${col});`);
+      }
+      return `{ let bv = subgroupBroadcast(a${i}, ${ll}u);\n      ${body.join(' ')} }`;
+    }, '\n    ');
+  const store = rep(tm, (i) => `{
+    let m = m0 + ${i}u;
+    if (m < u.M && okt) {
+      let ob = part * u.k * u.KR + (g * u.kg + m) * u.KR;
+      ${rep(cb, (cc) => `if (okc${cc}) { ${rep(kw, (s) => `out[ob + oc${cc} + ${s}u] = c${i}_${cc * kw + s};`, ' ')} }`, '\n      ')}
+    }
+  }`);
+  return `${header(p)}
+  let g = wid.z % u.groups;
+  let part = wid.z / u.groups;
+  let m0 = wid.y * ${tm}u;
+  let t = wid.x * ${WG}u + lid.x;
+  let okt = t < u.tiles;
+  let tt = min(t, u.tiles - 1u);
+  // tile = (channel block, kernel row)
+  let r = tt % u.kh; let cbase = (tt / u.kh) * ${cb}u;
+  ${rep(cb, (cc) => `let okc${cc} = cbase + ${cc}u < u.cg; let ci${cc} = min(cbase + ${cc}u, u.cg - 1u);
+  let oc${cc} = (ci${cc} * u.kh + r) * ${kw}u; let xr${cc} = i32(u.off0 + (g * u.cg + ci${cc}) * u.hw);`)}
+  let ry = i32(r * u.dh) - i32(u.pt);
+  ${rep(tm, (i) => `let dyr${i} = u.off1 + (g * u.kg + min(m0 + ${i}u, u.M - 1u)) * u.howo;`)}
+  ${rep(tm, (i) => rep(ncol, (j) => `var c${i}_${j} = 0.0;`, ' '))}
+  let kBegin = part * u.kChunk;
+  let kEnd = min(kBegin + u.kChunk, u.T);
+  // this lane's chunk (lb, lg) and the uniform walk (ub, ug) with its first pixel (poy, pox)
+  var lb = (kBegin + lane) / u.G4; var lg = (kBegin + lane) % u.G4;
+  var ub = kBegin / u.G4; var ug = kBegin % u.G4; var poy = (4u * ug) / u.wo; var pox = (4u * ug) % u.wo;
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${W}u) {
+    let okl = k0 + lane < kEnd;
+    let db = lb * u.k * u.howo + 4u * lg;
+    ${rep(4, (c) => `let okp${c} = okl && 4u * lg + ${c}u < u.howo;`, ' ')}
+    ${rep(tm, aLoad, '\n    ')}
+    lg += u.stepR; lb += u.stepQ; if (lg >= u.G4) { lg -= u.G4; lb++; }
+    ${rep(W, chunk, '\n    ')}
+    ${rep(tm, rowFmas, '\n    ')}
+  }
+  ${store}
+}`;
+}
+
+export function windowWgsl(p: WindowPlan): string {
+  return p.mode === 'wgrad' ? weightWgsl(p) : pixelWgsl(p);
+}
+
+/** Whether the window kernels cover this problem (dgrad needs stride 1 along x; kernels up to 4 wide). */
+export function windowApplies(mode: WindowMode, a: Conv2dAttrs): boolean {
+  if (a.kw > 4) return false;
+  if (mode === 'dgrad' && a.strideW !== 1) return false;
+  return true;
+}
+
+export interface WindowShape {
+  tm?: number;
+  tn?: number;
+  cb?: number;
+}
+
+let tilesOverride: WindowShape = {};
+/** Overrides the tile sizes the plans choose (measurements); {} restores them. */
+export function setConvWindowTiles(o: WindowShape): void {
+  tilesOverride = { ...o };
+}
+
+/** Tile sizes for a problem. */
+export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lanes: 4 | 8, over: WindowShape = {}): WindowPlan {
+  const o = { ...tilesOverride, ...over };
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const M = mode === 'dgrad' ? cg : kg;
+  const tm = o.tm ?? (M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32);
+  const width = mode === 'dgrad' ? a.w : a.wo;
+  const tn = o.tn ?? (width <= 4 ? 4 : 8);
+  const cb = o.cb ?? (a.kw === 1 ? 8 : a.kw === 2 ? 4 : 2);
+  const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : (kg * cg * a.kh * a.kw) % (4 * M) === 0;
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, lanes, aligned: a.wo % 4 === 0, vecA, bias };
+}
+
+/** Runs one window kernel; the output storage (wgrad partial sums are added up here). */
+export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, in0: View, in1In: View, bias: View | null): GpuStorage {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  let p = plan;
+  let in1 = in1In;
+  let owned: GpuStorage | null = null;
+  if (p.mode === 'dgrad') {
+    // rows are input channels: weights [g·kg, cg, kh·kw] as [g, cg, kg, kh·kw], so a row is contiguous
+    const khkw = a.kh * a.kw;
+    const view: View = { storage: in1.storage, shape: [a.groups, cg, kg, khkw], strides: [kg * cg * khkw, khkw, cg * khkw, 1], offset: in1.offset, dtype: 'float32' };
+    owned = be.run('elementwise', [view], { op: 'copy', params: [], shape: [a.groups, cg, kg, khkw], outDtype: 'float32' }) as GpuStorage;
+    in1 = { storage: owned, shape: [owned.size], strides: [1], offset: 0, dtype: 'float32' };
+  }
+  // vec4 loads of A need its offset 16-byte aligned too (the plan checked the row length)
+  if (p.vecA && in1.offset % 4 !== 0) p = { ...p, vecA: false };
+  try {
+    return dispatchWindow(be, p, a, in0, in1, bias);
+  } finally {
+    owned?.release();
+  }
+}
+
+/** Element offsets of the operands (x or dy, weights or dy, bias). */
+export interface ConvOffsets {
+  off0: number;
+  off1: number;
+  off2: number;
+}
+
+/** One conv dispatch, with how many partial results it writes (summed afterwards when > 1). */
+export interface ConvDispatch {
+  key: string;
+  wgsl: () => string;
+  uniforms: Uint32Array;
+  workgroups: [number, number, number];
+  splits: number;
+  outSize: number;
+}
+
+/** The dispatch of a window plan (A already in the layout the plan reads: dgrad wants it transposed). */
+export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets): ConvDispatch {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
+  const mode = p.mode;
+  const M = mode === 'dgrad' ? cg : kg;
+  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
+  let tpr = 0, tiles: number;
+  if (mode === 'fwd') tiles = a.n * a.ho * (tpr = Math.ceil(a.wo / p.tn));
+  else if (mode === 'dgrad') tiles = a.n * a.h * (tpr = Math.ceil(a.w / p.tn));
+  else tiles = Math.ceil(cg / p.cb) * a.kh;
+  const tilesX = Math.ceil(tiles / WG);
+  const rowTiles = Math.ceil(M / p.tm);
+  // wgrad: chunks of 4 pixels; the reduction over n·G4 chunks is split when the output gives few workgroups
+  const G4 = Math.ceil(howo / 4);
+  const T = a.n * G4;
+  let splits = 1;
+  if (mode === 'wgrad') {
+    const wgs = tilesX * rowTiles * a.groups;
+    if (wgs < 64) splits = Math.max(1, Math.min(Math.ceil(128 / wgs), Math.floor(T / 64)));
+  }
+  const kChunk = Math.ceil(T / splits / p.lanes) * p.lanes;
+  if (mode === 'wgrad') splits = Math.ceil(T / kChunk);
+  if (tilesX > 65535) throw new RangeError(`conv2d: ${tiles} tiles exceed one dispatch (split the batch)`);
+  // lanes advance their chunk ((b, g) by G4) per step
+  const step = p.lanes;
+  const vals: Record<UName, number> = {
+    M, tiles, tpr, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh,
+    sh: a.strideH, dh: a.dilH, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo,
+    KR: mode === 'dgrad' ? kg * khkw : cg * khkw, NKR: mode === 'fwd' ? cg * a.kh : kg * a.kh,
+    off0: offs.off0, off1: offs.off1, off2: offs.off2,
+    kChunk, T, G4, stepQ: Math.floor(step / G4), stepR: step % G4,
+    dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, khkw,
+  };
+  return {
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}`,
+    wgsl: () => windowWgsl(p),
+    uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
+    workgroups: [tilesX, rowTiles, a.groups * splits],
+    splits,
+    outSize,
+  };
+}
+
+function dispatchWindow(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
+  const d = windowDispatch(p, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 });
+  const target = be.alloc('float32', d.outSize * d.splits);
+  be.rt.dispatch({
+    name: `conv2d_${p.mode}`,
+    key: d.key,
+    wgsl: d.wgsl,
+    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],
+    uniforms: d.uniforms,
+    workgroups: d.workgroups,
+  });
+  if (d.splits > 1) {
+    const summed = be.run('reduce', [{ storage: target, shape: [d.splits, d.outSize], strides: [d.outSize, 1], offset: 0, dtype: 'float32' }], {
+      op: 'sum', outer: 1, size: d.splits, inner: d.outSize,
+    }) as GpuStorage;
+    target.release();
+    return summed;
+  }
+  return target;
+}
