@@ -1,6 +1,7 @@
 // Generated images as pictures: [B, 3, H, W] tensors → RGB images (refusing NaN/Inf), grids. Used by
 // the pipelines, the trainers' validation grids and the CLI.
-import { fromFloatCHW, imageGrid, writePng, type RgbImage } from '@foliar/nn';
+import { imageGrid, writePng } from '@foliar/nn';
+import { fromFloatCHW, type RgbImage, type Raster } from '@foliar/data';
 import type { Tensor } from '@foliar/tensor';
 
 /** Images with NaN/Inf pixels: a broken model or config, never to be written as black PNGs. */
@@ -22,7 +23,7 @@ export class NonFiniteImageError extends Error {
 }
 
 /** Images [B, 3, H, W] in [0, 1] → RGB images; any non-finite value is a NonFiniteImageError. */
-export async function tensorToImages(images: Tensor, what = 'generated images'): Promise<RgbImage[]> {
+export async function tensorToImages(images: Tensor, what = 'generated images'): Promise<Raster[]> {
   const [b, c, h, w] = images.shape as [number, number, number, number];
   const data = await images.dataF32();
   const per = c * h * w;

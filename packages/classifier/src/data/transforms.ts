@@ -11,40 +11,9 @@ export type { RgbImage } from './image.js';
 /** A (possibly random) image transform. It must draw randomness only from `rng`. */
 export type ImageTransform = (img: RgbImage, rng: Rng) => RgbImage;
 
-export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
-
-export interface Normalization {
-  mean: readonly number[];
-  std: readonly number[];
-}
-
-export const IMAGENET_NORMALIZATION: Normalization = { mean: IMAGENET_MEAN, std: IMAGENET_STD };
-
-/**
- * Convert to float CHW: `(x / 255 - mean[c]) / std[c]`, written into `out` at `offset`
- * (allocated when omitted). Returns `out`.
- */
-export function normalizeToChw(
-  img: RgbImage,
-  out?: Float32Array,
-  offset = 0,
-  norm: Normalization = IMAGENET_NORMALIZATION,
-): Float32Array {
-  assertRgbImage(img);
-  if (norm.mean.length !== 3 || norm.std.length !== 3) throw new Error('normalizeToChw: mean and std need 3 values (R, G, B)');
-  const hw = img.width * img.height;
-  const dst = out ?? new Float32Array(3 * hw);
-  if (offset + 3 * hw > dst.length) throw new Error(`normalizeToChw: output too small (${dst.length} < ${offset + 3 * hw})`);
-  const src = img.data;
-  for (let c = 0; c < 3; c++) {
-    const s = 1 / (255 * norm.std[c]);
-    const b = -norm.mean[c] / norm.std[c];
-    const base = offset + c * hw;
-    for (let p = 0; p < hw; p++) dst[base + p] = src[p * 3 + c] * s + b;
-  }
-  return dst;
-}
+export {
+  IMAGENET_MEAN, IMAGENET_STD, IMAGENET_NORMALIZATION, normalizeToChw, type Normalization,
+} from '@foliar/data';
 
 // ---------- geometry ----------
 

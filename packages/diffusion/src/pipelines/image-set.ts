@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cat, randn, Generator, type Tensor } from '@foliar/tensor';
-import { writePng, Progress, cleanStaleTemps, filterJsonl, type RgbImage } from '@foliar/nn';
+import { writePng, Progress, cleanStaleTemps, filterJsonl } from '@foliar/nn';
+import type { Raster } from '@foliar/data';
 import type { StableDiffusionPipeline } from './stable-diffusion.js';
 import { tensorToImages } from '../images.js';
 
@@ -24,7 +25,7 @@ export interface ImageSetOptions {
   prefix?: string;
   quiet?: boolean;
   /** Called for each new image (not for ones already on disk). */
-  onImage?: (i: number, image: RgbImage) => void | Promise<void>;
+  onImage?: (i: number, image: Raster) => void | Promise<void>;
 }
 
 export interface ImageSetResult {

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writePng, imageGrid, type RgbImage } from '@foliar/nn';
+import { writePng, imageGrid } from '@foliar/nn';
+import type { Raster } from '@foliar/data';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { tensorToImages } from '../images.js';
 
@@ -13,7 +14,7 @@ export interface ValidationOptions {
   validationSeed?: number;
   validationInferenceSteps?: number;
   /** Called with each validation's images, e.g. to score them with a classifier. */
-  onValidation?: (v: { step: number; prompts: string[]; images: RgbImage[] }) => void | Promise<void>;
+  onValidation?: (v: { step: number; prompts: string[]; images: Raster[] }) => void | Promise<void>;
 }
 
 /** A labelled grid of one image per prompt (seeds validationSeed + i) in outputDir/validation/. */
@@ -23,7 +24,7 @@ export async function validateGrid(
   step: number,
   cfg: ValidationOptions & { resolution: number; outputDir: string },
 ): Promise<void> {
-  const imgs: RgbImage[] = [];
+  const imgs: Raster[] = [];
   for (let i = 0; i < prompts.length; i++) {
     const r = await pipe.generate({ prompt: prompts[i]!, seed: (cfg.validationSeed ?? 1234) + i, numInferenceSteps: cfg.validationInferenceSteps ?? 20, height: cfg.resolution, width: cfg.resolution });
     imgs.push(...(await tensorToImages(r.images)));

@@ -6,7 +6,7 @@
 import { formatValue, linearTicks, logTicks, scaler, type Ticks } from './axes.js';
 import { strokePolyline, type Point } from './draw.js';
 import { drawText, drawTextVertical, GLYPH_HEIGHT, measureText, truncateText, wrapText } from './font.js';
-import { createImage, fillRect, strokeRect, type Color, type RgbImage } from './image.js';
+import { createImage, fillRect, strokeRect, type Color, type Raster, type RgbImage } from './image.js';
 
 /** Where the data lives in a chart image: pixel rectangle and the domains mapped onto it. */
 export interface PlotArea {
@@ -21,7 +21,7 @@ export interface PlotArea {
   logY: boolean;
 }
 
-export interface ChartImage extends RgbImage { plot: PlotArea }
+export interface ChartImage extends Raster { plot: PlotArea }
 
 /** Ten distinguishable series colours (the common "category10" hues). */
 export const SERIES_COLORS: readonly Color[] = [

@@ -1,6 +1,6 @@
 /** Image grids with captions: validation samples labelled with their prompt, class or step. */
 import { drawText, LINE_HEIGHT, measureText, truncateText, wrapText, CAP_HEIGHT } from './font.js';
-import { blit, createImage, resizeNearest, type Color, type RgbImage } from './image.js';
+import { blit, createImage, resizeNearest, type Color, type Raster, type RgbImage } from './image.js';
 
 export interface GridOptions {
   /** Columns (default: ceil(sqrt(n))). */
@@ -23,7 +23,7 @@ export interface GridOptions {
  * Lays `images` out in a grid, each centred in a cell as large as the largest image. Captions sit
  * under their image; the title, if any, is centred above the grid.
  */
-export function imageGrid(images: readonly RgbImage[], opts: GridOptions = {}): RgbImage {
+export function imageGrid(images: readonly RgbImage[], opts: GridOptions = {}): Raster {
   const n = images.length;
   if (n === 0) throw new RangeError('imageGrid: no images');
   const cols = Math.min(n, opts.cols ?? Math.ceil(Math.sqrt(n)));

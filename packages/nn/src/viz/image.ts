@@ -2,20 +2,13 @@
  * A minimal interleaved 8-bit RGB(A) raster and the few operations the training pictures need:
  * filling, compositing, resizing, and conversion from the float CHW layout tensors use.
  */
+import { channelsOf, hasChannels, type Raster, type RgbImage } from '@foliar/data';
 
-export interface RgbImage {
-  width: number;
-  height: number;
-  channels: 3 | 4;
-  /** Row-major, interleaved, `width * height * channels` bytes. */
-  data: Uint8Array;
-}
+export type { RgbImage, Raster, FloatRange } from '@foliar/data';
+export { fromFloatCHW } from '@foliar/data';
 
 /** An RGB colour, or RGBA where alpha (0-255) blends the colour over what is already there. */
 export type Color = readonly [number, number, number] | readonly [number, number, number, number];
-
-/** The value range of float pixel data: `'[-1,1]'` (diffusion models) or `'[0,1]'`. */
-export type FloatRange = '[-1,1]' | '[0,1]';
 
 function checkSize(width: number, height: number, where: string): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
@@ -23,9 +16,9 @@ function checkSize(width: number, height: number, where: string): void {
   }
 }
 
-export function createImage(width: number, height: number, channels: 3 | 4 = 3, background?: Color): RgbImage {
+export function createImage(width: number, height: number, channels: 3 | 4 = 3, background?: Color): Raster {
   checkSize(width, height, 'createImage');
-  const img: RgbImage = { width, height, channels, data: new Uint8Array(width * height * channels) };
+  const img: Raster = { width, height, channels, data: new Uint8Array(width * height * channels) };
   if (background) fillImage(img, background);
   else if (channels === 4) fillImage(img, [0, 0, 0, 0]);
   return img;
@@ -39,19 +32,20 @@ const clampByte = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.rou
  */
 export function blendPixel(img: RgbImage, x: number, y: number, color: Color, alpha = 1): void {
   if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
+  const c = channelsOf(img);
   const a = alpha * (color.length === 4 ? color[3] / 255 : 1);
   if (a <= 0) return;
-  const i = (y * img.width + x) * img.channels;
+  const i = (y * img.width + x) * c;
   const d = img.data;
   if (a >= 1) {
     d[i] = color[0]; d[i + 1] = color[1]; d[i + 2] = color[2];
-    if (img.channels === 4) d[i + 3] = 255;
+    if (c === 4) d[i + 3] = 255;
     return;
   }
   d[i] = clampByte(d[i]! + (color[0] - d[i]!) * a);
   d[i + 1] = clampByte(d[i + 1]! + (color[1] - d[i + 1]!) * a);
   d[i + 2] = clampByte(d[i + 2]! + (color[2] - d[i + 2]!) * a);
-  if (img.channels === 4) d[i + 3] = clampByte(d[i + 3]! + (255 - d[i + 3]!) * a);
+  if (c === 4) d[i + 3] = clampByte(d[i + 3]! + (255 - d[i + 3]!) * a);
 }
 
 /** Reads pixel (x, y) as [r, g, b, a] (a = 255 for RGB images). */
@@ -59,14 +53,15 @@ export function getPixel(img: RgbImage, x: number, y: number): [number, number, 
   if (x < 0 || y < 0 || x >= img.width || y >= img.height) {
     throw new RangeError(`getPixel: (${x}, ${y}) outside ${img.width}x${img.height} image`);
   }
-  const i = (y * img.width + x) * img.channels;
+  const c = channelsOf(img);
+  const i = (y * img.width + x) * c;
   const d = img.data;
-  return [d[i]!, d[i + 1]!, d[i + 2]!, img.channels === 4 ? d[i + 3]! : 255];
+  return [d[i]!, d[i + 1]!, d[i + 2]!, c === 4 ? d[i + 3]! : 255];
 }
 
 /** Fills the whole image with an opaque colour (alpha of `color` is written, not blended). */
-export function fillImage(img: RgbImage, color: Color): RgbImage {
-  const { data, channels } = img;
+export function fillImage<T extends RgbImage>(img: T, color: Color): T {
+  const data = img.data, channels = channelsOf(img);
   const a = color.length === 4 ? color[3] : 255;
   for (let i = 0; i < data.length; i += channels) {
     data[i] = color[0]; data[i + 1] = color[1]; data[i + 2] = color[2];
@@ -94,11 +89,11 @@ export function strokeRect(img: RgbImage, x: number, y: number, w: number, h: nu
  * Copies `src` into `dst` with its top-left corner at (x, y), clipped. RGBA sources are
  * alpha-blended; RGB sources overwrite.
  */
-export function blit(dst: RgbImage, src: RgbImage, x: number, y: number): RgbImage {
+export function blit<T extends RgbImage>(dst: T, src: RgbImage, x: number, y: number): T {
   x = Math.round(x); y = Math.round(y);
   const sx0 = Math.max(0, -x), sy0 = Math.max(0, -y);
   const sx1 = Math.min(src.width, dst.width - x), sy1 = Math.min(src.height, dst.height - y);
-  const sc = src.channels, dc = dst.channels, s = src.data, d = dst.data;
+  const sc = channelsOf(src), dc = channelsOf(dst), s = src.data, d = dst.data;
   for (let sy = sy0; sy < sy1; sy++) {
     for (let sx = sx0; sx < sx1; sx++) {
       const si = (sy * src.width + sx) * sc;
@@ -117,10 +112,10 @@ export function blit(dst: RgbImage, src: RgbImage, x: number, y: number): RgbIma
 }
 
 /** Nearest-neighbour resize: keeps hard pixel edges (for enlarging small samples). */
-export function resizeNearest(img: RgbImage, width: number, height: number): RgbImage {
+export function resizeNearest(img: RgbImage, width: number, height: number): Raster {
   checkSize(width, height, 'resizeNearest');
-  const out = createImage(width, height, img.channels);
-  const c = img.channels;
+  const c = channelsOf(img);
+  const out = createImage(width, height, c);
   for (let y = 0; y < height; y++) {
     const sy = Math.min(img.height - 1, Math.floor(((y + 0.5) * img.height) / height));
     for (let x = 0; x < width; x++) {
@@ -136,12 +131,13 @@ export function resizeNearest(img: RgbImage, width: number, height: number): Rgb
  * Bilinear resize with half-pixel centres (as PIL/torch `align_corners=False`). When shrinking by
  * more than 2x it first box-averages, so thin details blur instead of aliasing.
  */
-export function resizeBilinear(img: RgbImage, width: number, height: number): RgbImage {
+export function resizeBilinear(img: RgbImage, width: number, height: number): Raster {
   checkSize(width, height, 'resizeBilinear');
   let src = img;
   while (src.width >= width * 2 && src.height >= height * 2) src = halve(src);
-  const out = createImage(width, height, src.channels);
-  const c = src.channels, sw = src.width, sh = src.height, s = src.data;
+  const c = channelsOf(src);
+  const out = createImage(width, height, c);
+  const sw = src.width, sh = src.height, s = src.data;
   for (let y = 0; y < height; y++) {
     const fy = Math.min(Math.max(((y + 0.5) * sh) / height - 0.5, 0), sh - 1);
     const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, sh - 1), wy = fy - y0;
@@ -161,8 +157,8 @@ export function resizeBilinear(img: RgbImage, width: number, height: number): Rg
 }
 
 /** 2x2 box downsample (odd trailing row/column dropped). */
-function halve(img: RgbImage): RgbImage {
-  const w = img.width >> 1, h = img.height >> 1, c = img.channels;
+function halve(img: RgbImage): Raster {
+  const w = img.width >> 1, h = img.height >> 1, c = channelsOf(img);
   const out = createImage(w, h, c);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
@@ -175,34 +171,10 @@ function halve(img: RgbImage): RgbImage {
   return out;
 }
 
-/**
- * Converts float pixels in CHW layout (a tensor's `[C, H, W]` data) to an image. C may be 1
- * (grey, replicated), 3 or 4. Values outside `range` are clipped.
- */
-export function fromFloatCHW(data: ArrayLike<number>, c: number, h: number, w: number, range: FloatRange = '[0,1]'): RgbImage {
-  checkSize(w, h, 'fromFloatCHW');
-  if (c !== 1 && c !== 3 && c !== 4) throw new RangeError(`fromFloatCHW: channels must be 1, 3 or 4, got ${c}`);
-  if (data.length !== c * h * w) {
-    throw new RangeError(`fromFloatCHW: expected ${c}x${h}x${w} = ${c * h * w} values, got ${data.length}`);
-  }
-  if (range !== '[0,1]' && range !== '[-1,1]') throw new RangeError(`fromFloatCHW: unknown range '${String(range)}'`);
-  const signed = range === '[-1,1]';
-  const channels = c === 4 ? 4 : 3;
-  const out = createImage(w, h, channels);
-  const plane = h * w;
-  for (let p = 0; p < plane; p++) {
-    for (let k = 0; k < channels; k++) {
-      let v = data[(c === 1 ? 0 : k) * plane + p]!;
-      if (signed) v = (v + 1) / 2;
-      out.data[p * channels + k] = Number.isNaN(v) ? 0 : clampByte(v * 255);
-    }
-  }
-  return out;
-}
-
 /** Drops the alpha channel (compositing over `background`), or returns an RGB image unchanged. */
-export function toRgb(img: RgbImage, background: Color = [255, 255, 255]): RgbImage {
-  if (img.channels === 3) return img;
+export function toRgb(img: RgbImage, background: Color = [255, 255, 255]): Raster {
+  if (hasChannels(img) && img.channels === 3) return img;
+  if (img.channels === undefined) return { width: img.width, height: img.height, channels: 3, data: img.data };
   const out = createImage(img.width, img.height, 3, background);
   return blit(out, img, 0, 0);
 }

@@ -1,8 +1,13 @@
 // Training pictures: RGB(A) rasters, PNG files, bitmap text, sample grids and charts.
 export {
   createImage, fillImage, fillRect, strokeRect, blendPixel, getPixel, blit, resizeNearest, resizeBilinear,
-  fromFloatCHW, toRgb, type RgbImage, type Color, type FloatRange,
+  fromFloatCHW, toRgb, type Raster, type Color, type FloatRange,
 } from './image.js';
+/**
+ * @deprecated Use `RgbImage` (channels optional, absent = 3) or `Raster` (channels stated) from
+ * @foliar/data. This is @foliar/data's `Raster` under @foliar/nn's old name (its `channels` is required).
+ */
+export type { Raster as RgbImage } from './image.js';
 export { encodePng, decodePng, writePng, readPng } from './png.js';
 export {
   drawText, drawTextVertical, measureText, wrapText, truncateText,

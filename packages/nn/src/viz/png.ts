@@ -2,21 +2,22 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { decode, encode } from 'fast-png';
-import type { RgbImage } from './image.js';
+import { channelsOf, type Raster, type RgbImage } from '@foliar/data';
 
 export function encodePng(img: RgbImage): Uint8Array {
-  if (img.data.length !== img.width * img.height * img.channels) {
+  const channels = channelsOf(img);
+  if (img.data.length !== img.width * img.height * channels) {
     throw new RangeError(
-      `encodePng: data has ${img.data.length} bytes, expected ${img.width}x${img.height}x${img.channels}`);
+      `encodePng: data has ${img.data.length} bytes, expected ${img.width}x${img.height}x${channels}`);
   }
-  return encode({ width: img.width, height: img.height, channels: img.channels, depth: 8, data: img.data });
+  return encode({ width: img.width, height: img.height, channels, depth: 8, data: img.data });
 }
 
 /**
  * Decodes PNG bytes to an 8-bit RGB or RGBA image (grey, palette and 16-bit files are converted).
  * `name` only labels error messages.
  */
-export function decodePng(bytes: Uint8Array, name = 'PNG data'): RgbImage {
+export function decodePng(bytes: Uint8Array, name = 'PNG data'): Raster {
   let png;
   try {
     png = decode(bytes);
@@ -78,6 +79,6 @@ export function writePng(file: string, img: RgbImage): void {
   }
 }
 
-export function readPng(file: string): RgbImage {
+export function readPng(file: string): Raster {
   return decodePng(readFileSync(file), file);
 }
