@@ -39,6 +39,8 @@ import { labelledGrid } from './study/grids.js';
 import type { GateEntry } from './study/report-types.js';
 import { writeFileAtomic } from '@foliar/tensor';
 
+const OPTIONAL_VAE = ['cropSize', 'gradientWeight', 'channelsPerGroup', 'lowPassWeight', 'initialLogvar'];
+
 /** A JSON object of profile overrides from the command line, keys checked against the profile's section. */
 function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: string | undefined): void {
   if (!json) return;
@@ -52,8 +54,8 @@ function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: stri
   const section = P[key] as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(o)) {
     // optional knobs (cropSize, gradientWeight) are absent from the defaults but allowed
-    const known = k in section || (key === 'vae' && (k === 'cropSize' || k === 'gradientWeight'));
-    if (!known) throw new Error(`--${key}: unknown setting "${k}" (settings: ${Object.keys(section).join(', ')}${key === 'vae' ? ', cropSize, gradientWeight' : ''})`);
+    const known = k in section || (key === 'vae' && OPTIONAL_VAE.includes(k));
+    if (!known) throw new Error(`--${key}: unknown setting "${k}" (settings: ${Object.keys(section).join(', ')}${key === 'vae' ? `, ${OPTIONAL_VAE.join(', ')}` : ''})`);
     section[k] = v;
   }
 }

@@ -51,8 +51,16 @@ function vaeConfig(p: StudyProfile) {
   const n = p.vae.blockOutChannels.length;
   return {
     block_out_channels: p.vae.blockOutChannels, down_block_types: new Array(n).fill('DownEncoderBlock2D'), up_block_types: new Array(n).fill('UpDecoderBlock2D'),
-    latent_channels: p.vae.latentChannels, layers_per_block: 1, norm_num_groups: Math.min(16, p.vae.blockOutChannels[0]!), sample_size: p.imageSize,
+    latent_channels: p.vae.latentChannels, layers_per_block: 1, norm_num_groups: normGroups(p), sample_size: p.imageSize,
   };
+}
+
+/** GroupNorm groups of the VAE: the profile's channels per group (default: one group per channel up to 16 groups, the first recipe). */
+function normGroups(p: StudyProfile): number {
+  const c0 = p.vae.blockOutChannels[0]!;
+  if (p.vae.channelsPerGroup === undefined) return Math.min(16, c0);
+  for (const c of p.vae.blockOutChannels) if (c % p.vae.channelsPerGroup) throw new RangeError(`vae.channelsPerGroup ${p.vae.channelsPerGroup} does not divide the VAE's width ${c}`);
+  return c0 / p.vae.channelsPerGroup;
 }
 
 /** Latent side of the VAE for the profile. */
@@ -67,7 +75,8 @@ export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLik
   try {
     const r = await trainVAE(vae, {
       ...loop(dir, seed, signal, p.vae.steps), images, resolution: p.imageSize, maxTrainSteps: p.vae.steps, learningRate: p.vae.lr,
-      trainBatchSize: p.vae.batch, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: Math.ceil(p.vae.steps / 4),
+      trainBatchSize: p.vae.batch, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight,
+      lowPassWeight: p.vae.lowPassWeight, initialLogvar: p.vae.initialLogvar, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: Math.ceil(p.vae.steps / 4),
     });
     checkInterrupted(r, 'VAE training');
     const { std, factor } = await setScalingFactor(join(dir, 'final'), images);

@@ -25,7 +25,15 @@ export interface StudyProfile {
    */
   embeddedGenerator?: boolean;
   /** latentChannels: SD's VAE has 4; more keep small lesions through the bottleneck at no UNet cost (only its first and last conv widen). */
-  vae: { steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number; cropSize?: number; gradientWeight?: number };
+  /**
+   * channelsPerGroup: GroupNorm width (SD: 128 channels / 32 groups = 4; one channel per group is
+   * instance norm and learned slower, 22.9 vs 24.4 dB at equal steps); lowPassWeight, initialLogvar:
+   * trainVAE's knobs that keep small lesions (packages/diffusion/src/training/vae.ts).
+   */
+  vae: {
+    steps: number; batch: number; lr: number; blockOutChannels: number[]; latentChannels: number; cropSize?: number; gradientWeight?: number;
+    channelsPerGroup?: number; lowPassWeight?: number; initialLogvar?: number;
+  };
   base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };

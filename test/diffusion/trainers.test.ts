@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { AutoencoderKL, LoRA, imagesToTensor } from '@foliar/diffusion';
-import { vaeLoss, trainVAE, trainTextToImage, parseCsv, readCaptionedCsv, readCaptionedFolder, readClassImagesFromCsv, runTrainLoop, type TrainLoopOptions } from '../../packages/diffusion/src/training/index.js';
+import { vaeLoss, initPosteriorLogvar, trainVAE, trainTextToImage, parseCsv, readCaptionedCsv, readCaptionedFolder, readClassImagesFromCsv, runTrainLoop, type TrainLoopOptions } from '../../packages/diffusion/src/training/index.js';
 import { setup, teardown } from '../helpers.js';
 import { tinyPipeline, leafImages } from './fixtures.js';
 
@@ -86,6 +86,60 @@ test('VAE gradient term: mean |∇recon − ∇x| over horizontal and vertical n
   });
   assert.is(await same.item(), 0);
   for (const t of [plain.loss, plain.logs.reconstruction, plain.logs.kl, r.loss, r.logs.reconstruction, r.logs.kl, r.logs.gradient!, y, x, same]) t.dispose();
+  vae.dispose();
+});
+
+test('VAE low-pass term: mean |block average of recon − of x| at 2×2 and 4×4, recomputed on the host', async () => {
+  ft.manualSeed(4);
+  const vae = new AutoencoderKL(vaeCfg);
+  const x = imagesToTensor(leafImages(2, 16, 'rust'));
+  const plain = ft.noGrad(() => vaeLoss(vae, x, new ft.Generator(6)));
+  const r = ft.noGrad(() => vaeLoss(vae, x, new ft.Generator(6), { lowPassWeight: 2 }));
+  const y = ft.noGrad(() => vae.decode(vae.encode(x).sample(new ft.Generator(6))));
+  const [xd, yd] = await Promise.all([x.data(), y.data()]);
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  let ref = 0;
+  for (const k of [2, 4]) {
+    let s = 0;
+    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let i = 0; i < h; i += k) for (let j = 0; j < w; j += k) {
+      let d = 0;
+      for (let u = 0; u < k; u++) for (let v = 0; v < k; v++) {
+        const idx = ((b * c + ch) * h + i + u) * w + j + v;
+        d += yd[idx]! - xd[idx]!;
+      }
+      s += Math.abs(d / (k * k));
+    }
+    ref += s / (n * c * (h / k) * (w / k));
+  }
+  const got = await r.logs.lowPass!.item();
+  assert.ok(Math.abs(got - ref) <= 1e-4 * ref, `low-pass term ${got} vs ${ref}`);
+  assert.ok(Math.abs((await r.loss.item()) - ((await plain.loss.item()) + 2 * ref)) <= 1e-4 * ref, 'loss = plain loss + weight · low-pass term');
+  assert.is(plain.logs.lowPass, undefined, 'no low-pass term by default');
+  for (const t of [plain.loss, plain.logs.reconstruction, plain.logs.kl, r.loss, r.logs.reconstruction, r.logs.kl, r.logs.lowPass!, y, x]) t.dispose();
+  vae.dispose();
+});
+
+test('initPosteriorLogvar shifts the log-variance by the bias change, leaves the mean alone, refuses out-of-range values', async () => {
+  ft.manualSeed(5);
+  const vae = new AutoencoderKL(vaeCfg);
+  const x = imagesToTensor(leafImages(1, 16, 'scab'));
+  const before = ft.noGrad(() => vae.encode(x));
+  const oldBias = await vae.stateDict().get('quant_conv.bias')!.dataF32();
+  await initPosteriorLogvar(vae, -8);
+  const after = ft.noGrad(() => vae.encode(x));
+  const [m0, m1, l0, l1] = await Promise.all([before.mean.dataF32(), after.mean.dataF32(), before.logvar.dataF32(), after.logvar.dataF32()]);
+  const L = vaeCfg.latent_channels, hw = l0.length / L;
+  for (let i = 0; i < m0.length; i++) assert.ok(Math.abs(m0[i]! - m1[i]!) < 1e-6, 'mean unchanged');
+  for (let i = 0; i < l0.length; i++) {
+    const ch = Math.floor(i / hw);
+    assert.ok(Math.abs(l1[i]! - l0[i]! - (-8 - oldBias[L + ch]!)) < 1e-4, `logvar[${i}] moved by the bias change`);
+  }
+  let refused = '';
+  await initPosteriorLogvar(vae, -31).catch((e: Error) => (refused = e.message));
+  assert.match(refused, /\[-30, 20\]/);
+  before.dispose();
+  after.dispose();
+  x.dispose();
   vae.dispose();
 });
 

@@ -23,6 +23,21 @@ export interface VAELossOptions {
    * the gradient-domain error, so this term keeps small spots that plain L1 blurs away.
    */
   gradientWeight?: number;
+  /**
+   * Weight of a low-pass term, the mean |pool(recon) − pool(x)| of 2×2 and 4×4 block averages
+   * (default 0). Plain L1 is median-seeking: where the decoder is unsure of a small lesion's exact
+   * pixels, the median is the leaf's green and the lesion vanishes. A block average must keep the
+   * lesion's share of colour, so this term keeps the lesion's presence and hue (what a classifier of
+   * the reconstructions reads) while the decoder is still learning its sharp edges.
+   */
+  lowPassWeight?: number;
+  /**
+   * Log-variance the posterior starts at (sets the log-variance half of quant_conv's bias before
+   * training; from-scratch VAEs only, undefined = the layer's own init, logvar ≈ 0). At logvar 0 the
+   * decoder trains on latents with noise as large as their spread and learns to blur; a short training
+   * never drives it down (SD's converged VAE has a posterior std far below its latents' spread).
+   */
+  initialLogvar?: number;
 }
 
 /** Horizontal and vertical neighbour differences of an NCHW image. */
@@ -36,7 +51,7 @@ function neighbourDiffs(x: Tensor): [Tensor, Tensor] {
  * rec the mean absolute (or squared) error per pixel, KL summed over latent dims and averaged over the
  * batch (diffusers' DiagonalGaussianDistribution.kl().mean()).
  */
-export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor } } {
+export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor; lowPass?: Tensor } } {
   return tidy(() => {
     const post = vae.encode(x);
     const z = post.sample(gen);
@@ -45,12 +60,24 @@ export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELos
     const rec = (o.reconstruction ?? 'l1') === 'mse' ? diff.square().mean() : diff.abs().mean();
     const kl = post.kl().mean();
     let loss = rec.add(kl.mul(o.klWeight ?? 1e-6));
-    const logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor } = { reconstruction: rec, kl };
+    const logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor; lowPass?: Tensor } = { reconstruction: rec, kl };
     if (o.gradientWeight) {
       const [rx, ry] = neighbourDiffs(recon), [xx, xy] = neighbourDiffs(x);
       const g = rx.sub(xx).abs().mean().add(ry.sub(xy).abs().mean());
       loss = loss.add(g.mul(o.gradientWeight));
       logs.gradient = g;
+    }
+    if (o.lowPassWeight) {
+      let lp: Tensor | null = null;
+      for (const k of [2, 4]) {
+        if (x.shape[2]! % k || x.shape[3]! % k) continue;
+        const d = ft.avgPool2d(recon, { kernelSize: k, stride: k }).sub(ft.avgPool2d(x, { kernelSize: k, stride: k })).abs().mean();
+        lp = lp ? lp.add(d) : d;
+      }
+      if (lp) {
+        loss = loss.add(lp.mul(o.lowPassWeight));
+        logs.lowPass = lp;
+      }
     }
     return { loss, logs };
   });
@@ -78,6 +105,23 @@ export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, 
 }
 
 /**
+ * Sets the posterior's starting log-variance: the bias of the log-variance half of the layer that
+ * produces the moments (quant_conv, or the encoder's conv_out without it). A resumed run then loads
+ * its checkpoint over it.
+ */
+export async function initPosteriorLogvar(vae: AutoencoderKL, logvar: number): Promise<void> {
+  if (!Number.isFinite(logvar) || logvar < -30 || logvar > 20) throw new RangeError(`initialLogvar must be in [-30, 20] (the posterior's clamp), got ${logvar}`);
+  const key = vae.quantConv ? 'quant_conv.bias' : 'encoder.conv_out.bias';
+  const bias = vae.stateDict().get(key);
+  if (!bias) throw new Error(`initialLogvar: the VAE has no ${key}`);
+  const b = Float32Array.from(await bias.dataF32());
+  const lat = vae.config.latent_channels;
+  if (b.length !== 2 * lat) throw new Error(`initialLogvar: ${key} has ${b.length} values, expected 2 × ${lat} latent channels`);
+  b.fill(logvar, lat);
+  vae.loadStateDict({ [key]: { shape: [b.length], data: b } }, { strict: false, context: 'initialLogvar' });
+}
+
+/**
  * Trains an AutoencoderKL (from scratch or from weights) on images: every parameter trains; the result is
  * saved in diffusers' layout under outputDir/final (config.json + diffusion_pytorch_model.safetensors).
  */
@@ -95,6 +139,7 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
   const be = vae.encoder.convIn.weight.backend;
   const pixels: Tensor[] = [];
   for (const s of cfg.images) pixels.push(imagesToTensor([await toSquareImage(s, cfg.resolution)], be));
+  if (cfg.initialLogvar !== undefined) await initPosteriorLogvar(vae, cfg.initialLogvar);
   vae.requiresGrad_(true);
   const probe = pixels.slice(0, cfg.validationImages ?? 4);
   try {
