@@ -21,6 +21,9 @@ if [ -d .devpkg ]; then
     echo "export PATH=/opt/foliar-node/bin:\$PATH"
   fi
   if [ ! -d node_modules/webgpu ]; then unxz .devpkg/nm.tar.xz | tar -xf - && unxz .devpkg/tf.tar.xz | tar -xf -; fi
+  # workspace packages added after nm.tar.xz was packed still need their node_modules/@foliar link
+  mkdir -p node_modules/@foliar
+  for p in packages/*/; do p=${p%/}; [ -e "node_modules/@foliar/${p#packages/}" ] || ln -s "../../$p" "node_modules/@foliar/${p#packages/}"; done
   if [ ! -d ../shared/golden ] && [ ! -d shared/golden ]; then unxz .devpkg/golden.tar.xz | tar -xf -; fi
 elif [ ! -d node_modules/webgpu ]; then
   npm ci >&2 || { echo "echo 'scripts/gpu/setup.sh: npm ci failed' >&2; exit 1"; exit 0; }

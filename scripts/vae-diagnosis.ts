@@ -1,0 +1,82 @@
+/**
+ * Which difference between originals and a VAE's reconstructions moves the gate classifier (issue 11,
+ * docs/generator-recipe.md)? Scores seed 0's validation images of the quick profile's procedural
+ * leaves as they are, reconstructed, blurred, with noise, and with low and high frequencies swapped
+ * between original and reconstruction. Validation images only; nothing here is tuned on them.
+ *
+ *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> <gate-classifier-checkpoint> [grid.png]
+ */
+import * as ft from '@foliar/tensor';
+import { loadTrainedModel } from '@foliar/classifier';
+import { loadVAE } from '@foliar/diffusion';
+import type { RgbImage } from '@foliar/data';
+import { studyProfile } from '../examples/study/profiles.js';
+import { loadStudyData, studySplits, imagesOf } from '../examples/study/data.js';
+import { classifierScorer, predictedClasses } from '../examples/study/features.js';
+import { vaeGate } from '../examples/study/gates.js';
+import { labelledGrid } from '../examples/study/grids.js';
+
+const [vaeDir, checkpoint, gridFile] = process.argv.slice(2);
+if (!vaeDir || !checkpoint) {
+  console.error('usage: scripts/vae-diagnosis.ts <vae-dir> <gate-classifier-checkpoint> [grid.png]');
+  process.exit(2);
+}
+await ft.init();
+const P = studyProfile('quick');
+const data = await loadStudyData(P, null);
+const split = studySplits(P, data.set)[0]!;
+const items = split.val.items.slice(0, P.gates.vaeImages);
+const names = [...data.set.classNames];
+const scorer = classifierScorer((await loadTrainedModel(checkpoint)).model, { classNames: names, imageSize: P.imageSize });
+const vae = await loadVAE(vaeDir);
+const g = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels: items.map((it) => it.label), seed: 0 });
+vae.dispose();
+const O = g.originals, R = g.reconstructions;
+
+/** Separable Gaussian blur, edges clamped; float output. */
+function blur(im: RgbImage, sigma: number): Float32Array {
+  const r = Math.ceil(sigma * 3), k: number[] = [];
+  for (let i = -r; i <= r; i++) k.push(Math.exp(-(i * i) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  const w = k.map((v) => v / sum);
+  const { width: W, height: H } = im;
+  const tmp = new Float32Array(W * H * 3), out = new Float32Array(W * H * 3);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) {
+    let a = 0;
+    for (let i = -r; i <= r; i++) a += w[i + r]! * im.data[(y * W + Math.min(W - 1, Math.max(0, x + i))) * 3 + c]!;
+    tmp[(y * W + x) * 3 + c] = a;
+  }
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) {
+    let a = 0;
+    for (let i = -r; i <= r; i++) a += w[i + r]! * tmp[(Math.min(H - 1, Math.max(0, y + i)) * W + x) * 3 + c]!;
+    out[(y * W + x) * 3 + c] = a;
+  }
+  return out;
+}
+const image = (like: RgbImage, f: (i: number) => number): RgbImage => ({ width: like.width, height: like.height, data: Uint8Array.from(like.data, (_, i) => Math.max(0, Math.min(255, Math.round(f(i))))) });
+
+// a fixed-seed noise source, so the row is the same on every run
+let s = 12345;
+const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5;
+
+async function row(label: string, xs: RgbImage[]): Promise<void> {
+  const pred = predictedClasses(await scorer.probabilities(xs), names.length);
+  const cells = names.map((n, c) => {
+    const idx = items.map((it, i) => (it.label === c ? i : -1)).filter((i) => i >= 0);
+    return `${n} ${idx.length ? (idx.filter((i) => pred[i] === c).length / idx.length).toFixed(2) : '–'}`;
+  });
+  console.log(`| ${label} | ${cells.join(' | ')} |`);
+}
+console.log(`PSNR ${g.psnr.toFixed(2)} dB over ${O.length} validation images; accuracy per class:`);
+await row('originals', O);
+await row('reconstructions', R);
+for (const sigma of [1, 1.5]) await row(`originals, blur σ ${sigma}`, O.map((o) => { const b = blur(o, sigma); return image(o, (i) => b[i]!); }));
+await row("original's low-pass (σ 1) + reconstruction's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => b[i]! + R[k]!.data[i]! - rb[i]!); }));
+await row("reconstruction's low-pass + original's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => rb[i]! + o.data[i]! - b[i]!); }));
+await row('originals + uniform noise (std 4)', O.map((o) => image(o, (i) => o.data[i]! + uniform() * 13.86)));
+if (gridFile) {
+  const pick = (c: string) => items.map((it, i) => (names[it.label] === c ? i : -1)).filter((i) => i >= 0).slice(0, 4);
+  const idx = [...pick('rust'), ...pick('scab')];
+  labelledGrid([{ label: 'originals', images: idx.map((i) => O[i]!) }, { label: 'reconstructions', images: idx.map((i) => R[i]!) }], gridFile);
+}
+ft.shutdown();
