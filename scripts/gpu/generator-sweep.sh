@@ -21,7 +21,13 @@ eval "$(bash scripts/gpu/setup.sh)"
 export FOLIAR_REQUIRE_WEBGPU=1
 pg() { node --conditions=foliar-source --import tsx examples/pretrain-generator.ts --profile "${PROFILE:-gpu64}" "$@"; }
 left() { echo $((limit - (SECONDS - t0))); }
-pack() { tar -czf "$OUT/sweep.tgz" --exclude='vae/*/checkpoints' --exclude='step-*.safetensors' runs/sweep 2>/dev/null; ls -la "$OUT"; }
+# what comes back from a device is size-limited: gates, grids, logs and the exported generator (one
+# archive); checkpoints stay behind (on a warm machine a later call resumes from them)
+pack() {
+  tar -czf "$OUT/sweep.tgz" --exclude='checkpoints' --exclude='class_images' runs/sweep 2>/dev/null
+  if [ -d "$OUT/procedural-generator" ]; then tar -czf "$OUT/generator.tgz" -C "$OUT" procedural-generator && rm -rf "$OUT/procedural-generator"; fi
+  ls -la "$OUT"
+}
 trap pack EXIT
 
 declare -A CAND=(
