@@ -1,7 +1,9 @@
 import { test } from '../harness.js';
 import { WebGPUBackend } from '@foliar/tensor';
 import { conv2d, convTranspose2d, type Conv2dOptions } from '../../packages/tensor/src/ops/conv/index.js';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import * as assert from 'uvu/assert';
+import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import { setup, teardown, requireGpu, compareBackends, randnArray, numelOf } from '../helpers.js';
 
 test.before(async () => {
@@ -19,16 +21,18 @@ interface Case {
   w: [number, number, number, number];
   bias: boolean;
   opts: Conv2dOptions;
+  /** Also run the window variant at 4 lanes. */
+  four?: boolean;
 }
 const cases: Case[] = [
   { x: [1, 3, 7, 7], w: [5, 3, 3, 3], bias: true, opts: { padding: 1 } },
-  { x: [2, 5, 13, 11], w: [17, 5, 3, 3], bias: true, opts: { stride: 2, padding: 1 } },
-  { x: [3, 17, 9, 10], w: [5, 17, 1, 1], bias: false, opts: {} },
+  { x: [2, 5, 13, 11], w: [17, 5, 3, 3], bias: true, opts: { stride: 2, padding: 1 }, four: true },
+  { x: [3, 17, 9, 10], w: [5, 17, 1, 1], bias: false, opts: {}, four: true },
   { x: [2, 8, 12, 12], w: [16, 8, 1, 1], bias: true, opts: { stride: 2 } },
   { x: [2, 16, 12, 12], w: [16, 16, 3, 3], bias: true, opts: { padding: 1 } },
   { x: [1, 8, 6, 6], w: [40, 8, 3, 3], bias: false, opts: { padding: 1 } },
   { x: [2, 33, 7, 7], w: [33, 33, 3, 3], bias: true, opts: { padding: 1 } },
-  { x: [1, 4, 2, 2], w: [8, 4, 3, 3], bias: false, opts: { padding: 1 } },
+  { x: [1, 4, 2, 2], w: [8, 4, 3, 3], bias: false, opts: { padding: 1 }, four: true },
   { x: [2, 6, 10, 10], w: [4, 3, 3, 3], bias: true, opts: { groups: 2, padding: [1, 2] } },
   { x: [2, 4, 9, 9], w: [6, 4, 2, 2], bias: false, opts: {} },
   { x: [1, 5, 13, 13], w: [3, 5, 3, 3], bias: true, opts: { dilation: 2, padding: 2 } },
@@ -52,14 +56,18 @@ async function withVariant(v: ConvVariant, lanes: 4 | 8 | undefined, body: () =>
   }
 }
 
-/** The variants to run here: every supported one, and the window variant at 4 lanes where 8 is native. */
-function runs(): { v: ConvVariant; lanes: 4 | 8 | undefined; name: string }[] {
+/**
+ * The variants to run here: every supported one, and (with `fourLanes`) the window variant at 4
+ * lanes where 8 is native. Compiling a window kernel takes ~0.5 s on lavapipe, so the 4-lane path
+ * runs on a few cases only.
+ */
+function runs(fourLanes = false): { v: ConvVariant; lanes: 4 | 8 | undefined; name: string }[] {
   const gpu = requireGpu('conv2d variants');
   if (!(gpu instanceof WebGPUBackend)) return [];
   const out: { v: ConvVariant; lanes: 4 | 8 | undefined; name: string }[] = [];
   for (const v of convVariants(gpu)) {
     out.push({ v, lanes: undefined, name: v });
-    if (v === 'window' && convWindowLanes(gpu) === 8) out.push({ v, lanes: 4, name: 'window, 4 lanes' });
+    if (fourLanes && v === 'window' && convWindowLanes(gpu) === 8) out.push({ v, lanes: 4, name: 'window, 4 lanes' });
   }
   return out;
 }
@@ -71,7 +79,7 @@ for (const c of cases) {
       { data: randnArray(numelOf(c.w), 22, 0.3), shape: c.w, requiresGrad: true },
       ...(c.bias ? [{ data: randnArray(c.w[0], 23), shape: [c.w[0]], requiresGrad: true }] : []),
     ];
-    for (const r of runs()) {
+    for (const r of runs(c.four)) {
       await withVariant(r.v, r.lanes, () => compareBackends((x, w, b) => conv2d(x!, w!, b ?? null, c.opts), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: r.name }));
     }
   });
@@ -85,6 +93,65 @@ test('convTranspose2d variants vs CPU (stride 1: its forward is the window input
   for (const r of runs()) {
     await withVariant(r.v, r.lanes, () => compareBackends((x, w) => convTranspose2d(x!, w!, null, { padding: 1 }), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: r.name }));
   }
+});
+
+/** Runs `body` with the tuning cache in a scratch folder. */
+async function withScratchCache(body: () => Promise<void>): Promise<void> {
+  const prevCache = process.env.FOLIAR_CACHE_DIR;
+  const prevNoTune = process.env.FOLIAR_NO_TUNE;
+  process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
+  delete process.env.FOLIAR_NO_TUNE;
+  try {
+    await body();
+  } finally {
+    if (prevCache !== undefined) process.env.FOLIAR_CACHE_DIR = prevCache;
+    else delete process.env.FOLIAR_CACHE_DIR;
+    if (prevNoTune !== undefined) process.env.FOLIAR_NO_TUNE = prevNoTune;
+  }
+}
+
+test('the conv2d tuner verifies every candidate it times', async () => {
+  const gpu = requireGpu('conv2d tuning');
+  if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
+  await withScratchCache(async () => {
+    const r = await tuneConv(gpu, { force: true });
+    assert.ok(r, 'tuning ran');
+    assert.equal(r!.rejected ?? {}, {}, 'no variant of this adapter computes a wrong conv');
+    assert.ok(Number.isFinite(r!.ms[r!.variant]!), `winner ${r!.variant} was timed`);
+  });
+});
+
+test('the tuner repeats a candidate far shorter than a submit within one timed sample', async () => {
+  const gpu = requireGpu('tuning');
+  if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
+  const n = 64;
+  const kernel = (f: number) => `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < ${n}u) { y[g.x] = ${f.toFixed(1)} * x[g.x]; }
+}`;
+  registerTunable('testtiny', {
+    version: 1,
+    variants: ['a', 'b'],
+    heuristic: () => 'a',
+    supported: () => true,
+    problem: () => ({
+      buffers: [n, n],
+      candidates: {
+        a: [{ key: 'test:tiny:a', wgsl: () => kernel(2), buffers: [0, 1], workgroups: [1, 1, 1] }],
+        b: [{ key: 'test:tiny:b', wgsl: () => kernel(2), buffers: [0, 1], workgroups: [1, 1, 1] }],
+      },
+      check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-6 },
+    }),
+  });
+  await withScratchCache(async () => {
+    const r = await tune(gpu, 'testtiny', { force: true });
+    assert.ok(r, 'tuning ran');
+    const best = Math.min(r!.ms.a!, r!.ms.b!);
+    // one 64-element dispatch takes microseconds: a sample of one run would time the submit
+    if (best < 0.1) assert.ok((r!.reps ?? 1) > 1, `runs of ${best} ms were timed ${r!.reps ?? 1} at a time`);
+    assert.ok((r!.reps ?? 1) <= 1024);
+  });
 });
 
 test.run();

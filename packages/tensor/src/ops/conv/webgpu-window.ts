@@ -9,12 +9,16 @@ import type { Conv2dAttrs } from './index.js';
  * values. Here the kernel width, stride and dilation along x are compile-time constants, so each
  * invocation loads the union of the input positions its columns touch along one kernel row once
  * (for 3x3 stride 1 and 8 columns: 10 loads instead of 24) and reuses them across the row's taps and
- * across TM output rows whose weights are read at workgroup-uniform addresses (scalar loads).
+ * across TM output rows, whose weights every lane needs: lanes load them as vec4s at consecutive
+ * addresses and share them by subgroupBroadcast (loads at workgroup-uniform addresses are slower on
+ * lavapipe than per-lane gathers).
  *   fwd    rows = out channels, an invocation owns TN consecutive output pixels of one image row
  *   dgrad  rows = in channels,  an invocation owns TN consecutive input pixels (stride along x 1 only)
  *   wgrad  rows = out channels, an invocation owns CB in-channels × one kernel row × all KW taps; the
- *          reduction runs over image rows and U-pixel chunks of each row, whose dy values are uniform
- * No workgroup memory, no barriers, no integer division inside the loops.
+ *          reduction runs over chunks of 4 output pixels, whose dy values are broadcast as vec4s
+ * No workgroup memory, no barriers, no integer division inside the loops. Lanes step by 4 or 8
+ * (`lanes`, at most the adapter's minimum subgroup size), so any subgroup size of 4+ computes the
+ * same result; a workgroup is 8 invocations (one SIMD vector on lavapipe).
  */
 export type WindowMode = 'fwd' | 'dgrad' | 'wgrad';
 
@@ -42,7 +46,7 @@ const WG = 8;
 
 const U_FIELDS = [
   'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
-  'cg', 'kg', 'hw', 'howo', 'KR', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
+  'cg', 'kg', 'hw', 'howo', 'KR', 'KRp', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
   'dhq', 'dhr', 'khkw',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
@@ -59,7 +63,6 @@ function windowOffsets(count: number, step: number, kw: number, tap: number): { 
 }
 
 /** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
-const kplOf = (kw: number): number => (kw === 1 ? 4 : kw === 2 ? 2 : 1);
 
 function header(p: WindowPlan): string {
   const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : [])];
@@ -75,17 +78,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 /**
  * fwd and dgrad: an invocation owns TN consecutive pixels of one output row, TM rows per workgroup.
- * The reduction runs over kernel rows (fwd: (ci, r); dgrad: (o, r)) in steps of lanes·KPL: lane l
- * loads the KPL·KW weights of kernel rows l·KPL.. for every output row (consecutive addresses
- * across lanes), every lane loads its input windows of the step's kernel rows, then row by row the
- * weights are broadcast and FMAs run into that row's TN accumulators, which stay in registers for
- * the whole step (the order matmul's subgroup kernel found fastest).
+ * The reduction runs over kernel rows (fwd: (ci, r); dgrad: (o, r)) in steps of `lanes`: a step's
+ * lanes·KW weights of an output row are contiguous (runWindow pads / transposes them so), lane l
+ * loads the l-th vec4 of them for every row, every lane loads the input windows of the step's kernel
+ * rows, then row by row the vec4s are broadcast and FMAs run into that row's TN accumulators, which
+ * stay in registers for the whole step (the order matmul's subgroup kernel found fastest).
+ * Measured on lavapipe (2 cores): weights as scalar loads cost half the time, as vec4 loads
+ * plus vec4 broadcasts little; the input windows ~30%. Packing several 1x1 kernel rows per lane
+ * (to fill the lanes) made LLVM take 40 s to compile one kernel, so a step is `lanes` kernel rows.
  */
 function pixelWgsl(p: WindowPlan): string {
   const { tm, tn, kw } = p;
   const W = p.lanes;
   const fwd = p.mode === 'fwd';
-  const kpl = kplOf(kw);
+  const kpl = 1;
   const win = fwd ? windowOffsets(tn, p.sw, kw, p.dw) : windowOffsets(tn, 1, kw, -p.dw);
   const { q } = win;
   const steps = W * kpl;
@@ -115,9 +121,9 @@ function pixelWgsl(p: WindowPlan): string {
   // a step's S = lanes·KPL·KW values of a row are S/4 vec4s, lane l holding the l-th
   const S = steps * kw;
   const aLoad = (i: number): string => {
-    const row = `u.off1 + (g * u.M + min(m0 + ${i}u, u.M - 1u)) * u.KR`;
-    if (p.vecA) return `let a${i} = select(vec4<f32>(0.0), in1v[(${row} + min(ao, u.KR - 4u)) / 4u], ao < u.KR);`;
-    return `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[${row} + min(ao + ${c}u, u.KR - 1u)], ao + ${c}u < u.KR)`, ', ')});`;
+    // rows padded to KRp (a multiple of 4, zeros past KR) by runWindow
+    const row = `u.off1 + (g * u.M + min(m0 + ${i}u, u.M - 1u)) * u.KRp`;
+    return `let a${i} = select(vec4<f32>(0.0), in1v[(${row} + min(ao, u.KRp - 4u)) / 4u], ao < u.KRp);`;
   };
   // the input window of kernel row (ll, t) of this step, then the uniform counters move on
   const winLoad = (ll: number, t: number): string => {
@@ -304,7 +310,8 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   const width = mode === 'dgrad' ? a.w : a.wo;
   const tn = o.tn ?? (width <= 4 ? 4 : 8);
   const cb = o.cb ?? (a.kw === 1 ? 8 : a.kw === 2 ? 4 : 2);
-  const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : (kg * cg * a.kh * a.kw) % (4 * M) === 0;
+  // fwd / dgrad read weights as vec4 rows (runWindow pads them when needed); wgrad reads dy planes
+  const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : true;
   return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, lanes, aligned: a.wo % 4 === 0, vecA, bias };
 }
 
@@ -314,15 +321,30 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
   let p = plan;
   let in1 = in1In;
   let owned: GpuStorage | null = null;
-  if (p.mode === 'dgrad') {
-    // rows are input channels: weights [g·kg, cg, kh·kw] as [g, cg, kg, kh·kw], so a row is contiguous
-    const khkw = a.kh * a.kw;
-    const view: View = { storage: in1.storage, shape: [a.groups, cg, kg, khkw], strides: [kg * cg * khkw, khkw, cg * khkw, 1], offset: in1.offset, dtype: 'float32' };
-    owned = be.run('elementwise', [view], { op: 'copy', params: [], shape: [a.groups, cg, kg, khkw], outDtype: 'float32' }) as GpuStorage;
-    in1 = { storage: owned, shape: [owned.size], strides: [1], offset: 0, dtype: 'float32' };
+  const khkw = a.kh * a.kw;
+  if (p.mode !== 'wgrad') {
+    // A rows: fwd the weights [g·kg, cg·kh·kw]; dgrad the weights as [g, cg, kg, kh·kw] (rows are
+    // input channels). Copied when the rows must move: transposed (dgrad), or to pad rows to a
+    // multiple of 4 floats (vec4 loads) with zeros, or to realign the offset.
+    const [rows, KR] = p.mode === 'fwd' ? [a.k, cg * khkw] : [a.c, kg * khkw];
+    const KRp = Math.ceil(KR / 4) * 4;
+    if (p.mode === 'dgrad' || KRp !== KR || in1.offset % 4 !== 0) {
+      const buf = be.alloc('float32', rows * KRp);
+      owned = buf;
+      const full = (shape: number[], strides: number[]): View => ({ storage: buf, shape, strides, offset: 0, dtype: 'float32' });
+      if (KRp !== KR) be.run('elementwise', [], { op: 'fill', params: [0], shape: [rows * KRp], out: full([rows * KRp], [1]) });
+      const shape = p.mode === 'fwd' ? [rows, KR] : [a.groups, cg, kg, khkw];
+      const src: View = {
+        storage: in1.storage, shape, offset: in1.offset, dtype: 'float32',
+        strides: p.mode === 'fwd' ? [KR, 1] : [kg * cg * khkw, khkw, cg * khkw, 1],
+      };
+      const dst = full(shape, p.mode === 'fwd' ? [KRp, 1] : [cg * KRp, KRp, khkw, 1]);
+      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: dst });
+      in1 = { storage: buf, shape: [rows * KRp], strides: [1], offset: 0, dtype: 'float32' };
+    }
+  } else if (p.vecA && in1.offset % 4 !== 0) {
+    p = { ...p, vecA: false };
   }
-  // vec4 loads of A need its offset 16-byte aligned too (the plan checked the row length)
-  if (p.vecA && in1.offset % 4 !== 0) p = { ...p, vecA: false };
   try {
     return dispatchWindow(be, p, a, in0, in1, bias);
   } finally {
@@ -376,7 +398,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets)
   const vals: Record<UName, number> = {
     M, tiles, tpr, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh,
     sh: a.strideH, dh: a.dilH, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo,
-    KR: mode === 'dgrad' ? kg * khkw : cg * khkw, NKR: mode === 'fwd' ? cg * a.kh : kg * a.kh,
+    KR: mode === 'dgrad' ? kg * khkw : cg * khkw, KRp: Math.ceil((mode === 'dgrad' ? kg * khkw : cg * khkw) / 4) * 4, NKR: mode === 'fwd' ? cg * a.kh : kg * a.kh,
     off0: offs.off0, off1: offs.off1, off2: offs.off2,
     kChunk, T, G4, stepQ: Math.floor(step / G4), stepR: step % G4,
     dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, khkw,

@@ -1,6 +1,7 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
 import type { MatmulAttrs } from './index.js';
+import { matmulLayout } from './layout.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
@@ -17,20 +18,20 @@ export type MatmulVariant = 'base' | 'subgroup' | 'tiled';
 export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['base', 'subgroup', 'tiled'];
 
 /** Bumped when a variant's kernel changes enough that cached tuning choices must be measured again. */
-const TUNING_VERSION = 4; // 4: subgroup variant sized by the adapter's subgroup size, results verified
+const TUNING_VERSION = 5; // 5: samples repeated until not submit-bound (fast GPUs); 4: subgroup variant sized by the adapter's subgroup size, results verified
 const MAX_Z = 65535;
 
 const TS = 4;
 const WGX = 8, WGY = 8;
 
 function baseWgsl(transA: boolean, transB: boolean): string {
-  const aIdx = transA ? 'kk * u.m + row' : 'row * u.k + kk';
-  const bIdx = transB ? 'col * u.k + kk' : 'kk * u.n + col';
+  const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
+  const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, p0: u32, p1: u32, p2: u32 };
+struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };
 @group(0) @binding(3) var<uniform> u: U;
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
 fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
@@ -40,8 +41,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * ${TS}u;
   let col0 = gid.x * ${TS}u;
   if (row0 >= u.m || col0 >= u.n) { return; }
-  let ab = u.aoff + b * u.abs;
-  let bb = u.boff + b * u.bbs;
+  let ab = u.aoff + (b / u.binner) * u.abs2 + (b % u.binner) * u.abs;
+  let bb = u.boff + (b / u.binner) * u.bbs2 + (b % u.binner) * u.bbs;
   var acc: array<vec4<f32>, ${TS}>;
   for (var kk = 0u; kk < u.k; kk++) {
     let bv = vec4<f32>(b_at(bb, kk, col0), b_at(bb, kk, col0 + 1u), b_at(bb, kk, col0 + 2u), b_at(bb, kk, col0 + 3u));
@@ -104,7 +105,14 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
 }
 
 function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number): Uint32Array {
-  return new UniformWriter().u32(p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, 0, 0, 0).build();
+  const l = matmulLayout(p);
+  return new UniformWriter().u32(p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, 0, 0).build();
+}
+
+/** B may be read as vec4: its offset, row stride and batch strides are all multiples of 4. */
+function bAligned(p: MatmulAttrs, boff: number): boolean {
+  const l = matmulLayout(p);
+  return boff % 4 === 0 && p.bBatchStride % 4 === 0 && l.ldb % 4 === 0 && l.bBatchStride2 % 4 === 0;
 }
 
 const lanesOverride = new WeakMap<WebGPUBackend, SubgroupLanes>();
@@ -216,7 +224,7 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b], attrs) => 
     return out;
   }
   const variant = matmulVariant(be);
-  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: b!.offset % 4 === 0 && p.bBatchStride % 4 === 0 });
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset) });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
