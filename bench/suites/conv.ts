@@ -9,7 +9,8 @@ import * as ft from '@foliar/tensor';
 import { measure } from '../lib/measure.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 import type { Row, RunInfo } from '../lib/report.js';
-import { tuneConv, convVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { tuneConv, convVariant, convWindowLanes } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { windowApplies, type WindowMode } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 
 /** Tunes (or reads the cached choice) and returns the variant conv2d uses on this backend. */
 async function tuneConvNow(be: ft.WebGPUBackend): Promise<string> {
@@ -65,6 +66,15 @@ const caseName = (c: ConvCase, d: Dir) => {
   const { r, stride } = geom(c);
   return `conv2d ${d}, ${c.label} [${c.n},${c.c},${c.hw},${c.hw}]→${c.k}, ${r}x${r}${stride > 1 ? ` stride ${stride}` : ''}`;
 };
+
+/** The variant, and the kernel that actually runs where the window variant leaves a case to the GEMM. */
+function kernelNote(variant: string, c: ConvCase, d: Dir): string {
+  const be = ft.webgpuBackend();
+  const lanes = be ? convWindowLanes(be) : null;
+  const mode: WindowMode = d === 'forward' ? 'fwd' : d === 'grad input' ? 'dgrad' : 'wgrad';
+  if (variant !== 'window' || lanes === null || windowApplies(mode, attrsOf(c), lanes)) return `variant '${variant}'`;
+  return `variant '${variant}' (GEMM kernel here)`;
+}
 
 /** Reads one element: the device has finished when it arrives. */
 async function syncOne(t: ft.Tensor): Promise<void> {
@@ -158,7 +168,7 @@ export async function convSuite(info: RunInfo, opts: { quick: boolean; peers: bo
       rows.set(caseName(c, d), {
         suite: 'conv', name: caseName(c, d), medianMs: t[d], flops, rate, unit: 'GFLOP/s',
         peakPct: info.peaks.fmaGflops ? (100 * rate) / info.peaks.fmaGflops : undefined, peers: {},
-        note: variant ? `variant '${variant}'` : undefined,
+        note: variant ? kernelNote(variant, c, d) : undefined,
       });
     }
     console.error(`conv ${c.label}: ${DIRS.map((d) => `${d} ${t[d].toFixed(1)} ms`).join(', ')}`);

@@ -282,10 +282,25 @@ export function windowWgsl(p: WindowPlan): string {
   return p.mode === 'wgrad' ? weightWgsl(p) : pixelWgsl(p);
 }
 
-/** Whether the window kernels cover this problem (dgrad needs stride 1 along x; kernels up to 4 wide). */
-export function windowApplies(mode: WindowMode, a: Conv2dAttrs): boolean {
+/**
+ * Whether the window kernels cover this problem and are expected to beat the implicit GEMM there
+ * (measured on lavapipe, docs in bench/results/latest-conv.md): kernels up to 4 wide; dgrad needs
+ * stride 1 along x, and its weight transpose must stay small against the work (big weights on few
+ * pixels, e.g. 512 channels at 4x4, ran no faster); 1x1 forward / input gradients share nothing
+ * between taps and ran ~15% slower; fewer than 4 steps of kernel rows that leave lanes idle (3 input
+ * channels, 3x3) ran ~20% slower. The weight gradient gains everywhere (1.1-3.7x).
+ */
+export function windowApplies(mode: WindowMode, a: Conv2dAttrs, lanes: 4 | 8): boolean {
   if (a.kw > 4) return false;
-  if (mode === 'dgrad' && a.strideW !== 1) return false;
+  if (mode === 'wgrad') return true;
+  if (a.kw === 1) return false;
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const nkr = (mode === 'fwd' ? cg : kg) * a.kh;
+  if (nkr % lanes !== 0 && nkr < 4 * lanes) return false;
+  if (mode === 'dgrad') {
+    if (a.strideW !== 1) return false;
+    if (a.k * cg * a.kh * a.kw > 65536 && a.n * a.h * a.w < 256) return false;
+  }
   return true;
 }
 

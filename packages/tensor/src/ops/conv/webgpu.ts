@@ -259,7 +259,7 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
     return out;
   }
   const lanes = convWindowLanes(be);
-  if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a)) {
+  if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a, lanes)) {
     return runWindow(be, windowPlan(mode, a, !!bias, lanes), a, in0, in1, bias);
   }
   const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias);
@@ -288,8 +288,9 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
  * Two variants, chosen per adapter by measurement (tuning.ts), as matmul's are:
  * - 'gemm': the implicit GEMM above, the universal one (any subgroup size or none);
  * - 'window': register tiles that share input loads between neighbouring taps and weights by
- *   subgroup broadcasts (webgpu-window.ts), for lavapipe; problems it does not cover (kernels wider
- *   than 4, dgrad with stride along x) still run the GEMM.
+ *   subgroup broadcasts (webgpu-window.ts), for lavapipe; problems it does not cover or where it
+ *   measured slower (windowApplies: kernels wider than 4, 1x1 forward / input gradient, dgrad with
+ *   stride along x or with big weights on few pixels) still run the GEMM.
  */
 export type ConvVariant = 'gemm' | 'window';
 export const CONV_VARIANTS: readonly ConvVariant[] = ['gemm', 'window'];
