@@ -8,3 +8,4 @@ export {
   normalizeToChw, imagesToChw, fromFloatCHW, IMAGENET_MEAN, IMAGENET_STD, IMAGENET_NORMALIZATION,
   type Normalization, type FloatRange,
 } from './chw.js';
+export { Rng, hashKey, hashSeed, mix32, permutation, hashStream } from './random.js';

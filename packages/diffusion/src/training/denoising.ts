@@ -2,8 +2,10 @@ import * as ft from '@foliar/tensor';
 import { tidy, noGrad, randn, type Tensor, type Generator } from '@foliar/tensor';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import type { AlphaScheduler } from '../schedulers/base.js';
+import { permutation } from '@foliar/data';
 import { priorPreservationLoss } from './loss.js';
-import { loadImageSquare, resizeSquare, imagesToTensor, type RgbLike } from './images.js';
+import { loadImageSquare, resizeSquare, type RgbImage } from '@foliar/data';
+import { imagesToTensor } from './images.js';
 
 /** A training image, prepared once: its cached VAE latent distribution (the VAE is frozen) or its pixels. */
 export interface PreparedImage {
@@ -12,7 +14,7 @@ export interface PreparedImage {
   pixels: Tensor | null;
 }
 
-export async function toSquareImage(src: string | RgbLike, size: number): Promise<RgbLike> {
+export async function toSquareImage(src: string | RgbImage, size: number): Promise<RgbImage> {
   return typeof src === 'string' ? loadImageSquare(src, size) : resizeSquare(src, size);
 }
 
@@ -25,11 +27,11 @@ const PREPARE_BATCH = 32;
  * per image), and the device is awaited after every batch: thousands of encodes queued without a wait
  * crashed dawn.node on lavapipe (a segfault while preparing ~4,300 captioned images).
  */
-export async function prepareImages(pipe: StableDiffusionPipeline, srcs: (string | RgbLike)[], resolution: number, cacheLatents: boolean): Promise<PreparedImage[]> {
+export async function prepareImages(pipe: StableDiffusionPipeline, srcs: (string | RgbImage)[], resolution: number, cacheLatents: boolean): Promise<PreparedImage[]> {
   const out: PreparedImage[] = [];
   for (let b = 0; b < srcs.length; b += PREPARE_BATCH) {
     const chunk = srcs.slice(b, b + PREPARE_BATCH);
-    const imgs: RgbLike[] = [];
+    const imgs: RgbImage[] = [];
     for (const s of chunk) imgs.push(await toSquareImage(s, resolution));
     const px = imagesToTensor(imgs, pipe.backend);
     if (cacheLatents) {
@@ -83,18 +85,6 @@ export function hostRandint(gen: Generator, n: number, low: number, high: number
     out.push(Math.min(high - 1, Math.floor(low + u * (high - low))));
   }
   return out;
-}
-
-/** A permutation of [0, n) from a seed (data order per epoch: the same on a resumed run). */
-export function permutation(n: number, seed: number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
-  let s = (seed >>> 0) || 1;
-  for (let i = n - 1; i > 0; i--) {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    const j = s % (i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 /** Item k of an endless sequence of seeded per-epoch permutations of `n` items. */

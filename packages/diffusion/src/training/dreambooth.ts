@@ -6,7 +6,7 @@ import { writePng, Progress, cleanStaleTemps, filterJsonl } from '@foliar/nn';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
-import type { RgbLike } from './images.js';
+import type { RgbImage } from '@foliar/data';
 import { tensorToImages } from '../images.js';
 import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages, type ImageGroup } from './image-check.js';
@@ -18,7 +18,7 @@ export const DRIFT_PROBES = ['a photo of a leaf', 'a leaf', 'a photo', 'cat', 's
 
 export interface DreamBoothConfig extends Omit<TrainLoopOptions, 'learningRate'>, DenoisingTrainOptions, ValidationOptions {
   /** Instance images: file paths or decoded RGB images. */
-  instanceImages: (string | RgbLike)[];
+  instanceImages: (string | RgbImage)[];
   /** e.g. "a photo of a <diseaes-leaf> leaf". */
   instancePrompt: string;
   /** e.g. "a photo of a leaf"; enables prior preservation. */

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import sharp from 'sharp';
 import { mapBounded, reasonOf, throwIfProblems, type DataProblem } from '@foliar/nn';
-import type { RgbLike } from './images.js';
+import type { RgbImage } from '@foliar/data';
 
 /** An image file and where it was listed (`metadata.jsonl line 3`, `train.csv row 7`), for messages. */
 export interface ImageRef {
@@ -12,7 +12,7 @@ export interface ImageRef {
 /** A set of training images under one name (instance images, class images, examples…). */
 export interface ImageGroup {
   part: string;
-  images: readonly (string | ImageRef | RgbLike)[];
+  images: readonly (string | ImageRef | RgbImage)[];
 }
 
 /**

@@ -10,3 +10,4 @@ export { trainVAE, vaeLoss, initPosteriorLogvar, type VAETrainConfig, type VAELo
 export { listImageFiles, parseCsv, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readClassImageRefsFromCsv, readImageCsv, readImageRefsCsv, type CaptionedImage, type CaptionCsvOptions } from './datasets.js';
 export { checkTrainingImages, imageFileProblem, type ImageRef, type ImageGroup } from './image-check.js';
 export { loadImageSquare, imagesToTensor, type RgbLike } from './images.js';
+export type { RgbImage } from '@foliar/data';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import type { FineTuneMethod } from './methods/method.js';
-import type { RgbLike } from './images.js';
+import type { RgbImage } from '@foliar/data';
 import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages } from './image-check.js';
 import { validateGrid, type ValidationOptions } from './validation.js';
@@ -11,7 +11,7 @@ import type { TrainResult } from './dreambooth.js';
 
 export interface TextToImageConfig extends Omit<TrainLoopOptions, 'learningRate'>, DenoisingTrainOptions, ValidationOptions {
   /** Images (paths or decoded) with their captions (and where each is listed, for error messages). */
-  examples: { image: string | RgbLike; caption: string; listedAt?: string }[];
+  examples: { image: string | RgbImage; caption: string; listedAt?: string }[];
   resolution: number;
   method: FineTuneMethod;
   /** Default 1e-4 (diffusers' train_text_to_image.py and its LoRA variant). */

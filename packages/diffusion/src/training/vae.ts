@@ -6,7 +6,8 @@ import { writePng, imageGrid } from '@foliar/nn';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { saveModel } from '../loading/models.js';
 import { tensorToImages } from '../images.js';
-import { imagesToTensor, type RgbLike } from './images.js';
+import { hashStream, type RgbImage } from '@foliar/data';
+import { imagesToTensor } from './images.js';
 import { runTrainLoop, type TrainLoopOptions } from '@foliar/nn';
 import { checkTrainingImages } from './image-check.js';
 import { toSquareImage, epochIndex } from './denoising.js';
@@ -85,7 +86,7 @@ export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELos
 
 export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, VAELossOptions {
   /** Training images (paths or decoded), centre-cropped to `resolution`. */
-  images: (string | RgbLike)[];
+  images: (string | RgbImage)[];
   resolution: number;
   /** Default 1e-4. */
   learningRate?: number;
@@ -170,12 +171,7 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
 
 /** Crop offsets in [0, range] for example `k`: a hash of (seed, k), so resuming reproduces them. */
 function cropOffsets(seed: number, k: number, range: number): [number, number] {
-  let h = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(k + 1, 0xc2b2ae35)) >>> 0;
-  const next = () => {
-    h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
-    h = Math.imul(h ^ (h >>> 13), 0x45d9f3b) >>> 0;
-    return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
-  };
+  const next = hashStream(seed, k);
   return [Math.floor(next() * (range + 1)), Math.floor(next() * (range + 1))];
 }
 

@@ -42,7 +42,7 @@ export function syntheticLeafDataset(opts: SyntheticLeafOptions = {}): Synthetic
 
   // Classes interleaved by a seeded Fisher-Yates shuffle, so any prefix is a fair sample.
   const labels: LeafLabel[] = LEAF_CLASSES.flatMap((c) => Array<LeafLabel>(counts[c]).fill(c));
-  const rng = new Rng(hashSeed(seed, 0x5b0ff1e));
+  const rng = Rng.mulberry32(hashSeed(seed, 0x5b0ff1e));
   for (let i = labels.length - 1; i > 0; i--) {
     const j = Math.floor(rng.next() * (i + 1));
     [labels[i], labels[j]] = [labels[j]!, labels[i]!];

@@ -6,7 +6,7 @@ export class ValueNoise {
   private readonly values = new Float32Array(256);
 
   constructor(seed: number) {
-    const rng = new Rng(seed);
+    const rng = Rng.mulberry32(seed);
     for (let i = 0; i < 256; i++) { this.perm[i] = i; this.values[i] = rng.next(); }
     for (let i = 255; i > 0; i--) {
       const j = Math.floor(rng.next() * (i + 1));

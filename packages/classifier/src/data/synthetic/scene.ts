@@ -114,7 +114,7 @@ function sampleBackground(rng: Rng, aspect: number): Background {
     bg.dark = jitter(rng, [22, 36, 16], 0.3);
     bg.mid = jitter(rng, [52, 78, 34], 0.25);
     bg.light = jitter(rng, [104, 128, 66], 0.2);
-    const n = rng.int(10, 18);
+    const n = rng.intBetween(10, 18);
     for (let i = 0; i < n; i++) {
       const ang = rng.range(0, 2 * Math.PI);
       const shade = rng.next();
@@ -125,7 +125,7 @@ function sampleBackground(rng: Rng, aspect: number): Background {
         color: jitter(rng, base, 0.3),
       });
     }
-    const spots = rng.chance(0.6) ? rng.int(1, 5) : 0;
+    const spots = rng.chance(0.6) ? rng.intBetween(1, 5) : 0;
     for (let i = 0; i < spots; i++) {
       const sky = rng.chance(0.6);
       bg.spots.push({
@@ -133,7 +133,7 @@ function sampleBackground(rng: Rng, aspect: number): Background {
         color: sky ? [214, 226, 226] : [190, 204, 128], strength: rng.range(0.5, 0.95),
       });
     }
-    const strokes = rng.chance(0.5) ? rng.int(1, 3) : 0;
+    const strokes = rng.chance(0.5) ? rng.intBetween(1, 3) : 0;
     for (let i = 0; i < strokes; i++) {
       const a = rng.range(0, Math.PI), x = rng.range(-0.5, 0.5), y = rng.range(-0.5, 0.5), l = rng.range(0.4, 1.2);
       bg.strokes.push({
@@ -149,13 +149,13 @@ function sampleBackground(rng: Rng, aspect: number): Background {
     bg.dark = jitter(rng, [70, 54, 38], 0.25);
     bg.mid = jitter(rng, [122, 96, 70], 0.2);
     bg.light = jitter(rng, [176, 152, 122], 0.15);
-    const pebbles = rng.int(4, 14);
+    const pebbles = rng.intBetween(4, 14);
     for (let i = 0; i < pebbles; i++) {
       bg.spots.push({ x: rng.range(-ext, ext), y: rng.range(-ext, ext), r: rng.range(0.01, 0.04), color: jitter(rng, [160, 150, 135], 0.2), strength: 0.8 });
     }
     if (rng.chance(0.6)) {
       // A few fallen leaves on the soil.
-      const n = rng.int(1, 3);
+      const n = rng.intBetween(1, 3);
       for (let i = 0; i < n; i++) {
         const ang = rng.range(0, 2 * Math.PI);
         bg.leaves.push({
@@ -235,7 +235,7 @@ function addScab(rng: Rng, leaf: Leaf, out: Lesion[], patches: number): void {
     // A patch is a cluster of overlapping blobs, so outlines come out irregular and coalescing.
     const c = placeOnBlade(rng, leaf, 0.1, 0.9, 0.75);
     const size = L * rng.range(0.025, 0.065);
-    const blobs = rng.int(1, 4);
+    const blobs = rng.intBetween(1, 4);
     for (let k = 0; k < blobs; k++) {
       out.push({
         kind: 'scab', a: c.a + rng.normal() * size * 0.7, b: c.b + rng.normal() * size * 0.7,
@@ -253,7 +253,7 @@ function addSpots(rng: Rng, leaf: Leaf, out: Lesion[], count: number): void {
 
 /** Samples the scene for (label, seed). The leaf and background depend on the seed only. */
 export function sampleScene(label: LeafLabel, seed: number, aspect: number): Scene {
-  const rng = new Rng(hashSeed(seed, 0x5ce4e));
+  const rng = Rng.mulberry32(hashSeed(seed, 0x5ce4e));
   const background = sampleBackground(rng, aspect);
   const leaf = sampleLeaf(rng);
   const lightAng = rng.range(0, 2 * Math.PI), lightAmt = rng.range(0.15, 0.5);
@@ -268,20 +268,20 @@ export function sampleScene(label: LeafLabel, seed: number, aspect: number): Sce
     noiseSeed: hashSeed(seed, 0x7e47),
     grainSeed: hashSeed(seed, 0x96a1),
   };
-  const d = new Rng(hashSeed(seed, 0xd15ea5e, LEAF_CLASSES.indexOf(label)));
+  const d = Rng.mulberry32(hashSeed(seed, 0xd15ea5e, LEAF_CLASSES.indexOf(label)));
   switch (label) {
     case 'healthy':
       break;
     case 'rust':
-      addRust(d, leaf, scene.lesions, d.int(3, 12));
+      addRust(d, leaf, scene.lesions, d.intBetween(3, 12));
       break;
     case 'scab':
-      addScab(d, leaf, scene.lesions, d.int(3, 9));
+      addScab(d, leaf, scene.lesions, d.intBetween(3, 9));
       break;
     case 'multiple_diseases':
-      addScab(d, leaf, scene.lesions, d.int(2, 5));
-      addRust(d, leaf, scene.lesions, d.int(2, 7));
-      if (d.chance(0.5)) addSpots(d, leaf, scene.lesions, d.int(2, 6));
+      addScab(d, leaf, scene.lesions, d.intBetween(2, 5));
+      addRust(d, leaf, scene.lesions, d.intBetween(2, 7));
+      if (d.chance(0.5)) addSpots(d, leaf, scene.lesions, d.intBetween(2, 6));
       break;
   }
   leaf.yellowing = clamp01(leaf.yellowing);
