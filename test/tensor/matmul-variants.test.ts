@@ -148,6 +148,59 @@ for (const { variant, lanes } of configurations()) {
   });
 }
 
+/**
+ * Operands read in place through row strides and two-level batch strides (MatmulAttrs lda/ldb,
+ * batchInner): attention's head split ([B, L, H, D] viewed as [B, H, L, D]), its transposed keys, a
+ * batch broadcast inside the batch dims (expand of [B, 1, L, C]) and random permutations of 4-d tensors.
+ */
+interface StridedCase {
+  a: number[];
+  aPerm: number[];
+  b: number[];
+  bPerm: number[];
+  /** expand the permuted operand to this shape (a stride-0 batch dim) */
+  aExpand?: number[];
+}
+const STRIDED: StridedCase[] = [
+  { a: [2, 9, 3, 5], aPerm: [0, 2, 1, 3], b: [2, 11, 3, 5], bPerm: [0, 2, 3, 1] },
+  { a: [3, 17, 4, 8], aPerm: [0, 2, 1, 3], b: [3, 8, 4, 12], bPerm: [0, 2, 1, 3] },
+  { a: [2, 33, 2, 16], aPerm: [0, 2, 3, 1], b: [2, 33, 2, 7], bPerm: [0, 2, 1, 3] },
+  { a: [2, 1, 13, 6], aPerm: [0, 1, 2, 3], aExpand: [2, 5, 13, 6], b: [5, 6, 9, 1], bPerm: [3, 0, 1, 2] },
+  { a: [4, 3, 70, 12], aPerm: [1, 0, 2, 3], b: [3, 4, 12, 66], bPerm: [0, 1, 2, 3] },
+];
+(() => {
+  const r = prng(4321);
+  const perms = [[0, 2, 1, 3], [0, 2, 3, 1], [2, 0, 1, 3], [1, 0, 3, 2], [0, 1, 3, 2]];
+  for (let i = 0; i < 8; i++) {
+    const d = () => 1 + Math.floor(r() * 20);
+    const [b0, b1, m, k, n] = [d() % 4 + 1, d() % 4 + 1, d() * 3, d(), d() * 2];
+    const inv = (sh: number[], p: number[]) => { const o = new Array<number>(4); p.forEach((pi, j) => { o[pi] = sh[j]!; }); return o; };
+    const ap = perms[Math.floor(r() * perms.length)]!, bp = perms[Math.floor(r() * perms.length)]!;
+    STRIDED.push({ a: inv([b0, b1, m, k], ap), aPerm: ap, b: inv([b0, b1, k, n], bp), bPerm: bp });
+  }
+})();
+
+for (const { variant, lanes } of configurations()) {
+  const name = lanes ? `${variant} (${lanes}-lane broadcasts)` : variant;
+  test(`${name}: strided and permuted operands (row strides, two-level batches) match the CPU backend`, async () => {
+    const gpu = requireGpu(), { cpu } = backends();
+    await withVariant(variant, lanes, async () => {
+      for (const [i, s] of STRIDED.entries()) {
+        const ad = randArray(numelOf(s.a), 300 + i), bd = randArray(numelOf(s.b), 400 + i);
+        const run = (be: ft.Backend) => {
+          let a = ft.tensor(ad, { shape: s.a, backend: be }).permute(...s.aPerm);
+          if (s.aExpand) a = a.expand(s.aExpand);
+          return a.matmul(ft.tensor(bd, { shape: s.b, backend: be }).permute(...s.bPerm));
+        };
+        const g = run(gpu), c = run(cpu);
+        assert.equal([...g.shape], [...c.shape], `shape of strided case ${i}`);
+        const tol = 1e-5 * Math.max(1, Math.sqrt(s.a[s.aPerm[3]!]!));
+        await assertClose(g, c, { rtol: tol, atol: tol, msg: `${name} strided case ${i} ${JSON.stringify(s)}` });
+      }
+    });
+  });
+}
+
 test('subgroup broadcast width follows the adapter: 4..64-lane sizes, never an unknown one', () => {
   const cases: [number, number, ft.SubgroupLanes | null][] = [
     [4, 4, 4], [8, 8, 8], [16, 16, 8], [32, 32, 8], [64, 64, 8],

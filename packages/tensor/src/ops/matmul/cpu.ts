@@ -1,20 +1,25 @@
 // matmul kernel (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
 import type { KernelFn } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
+import { matmulLayout } from './layout.js';
 
 export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b], attrs) => {
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs;
+  const { lda, ldb, batchInner, aBatchStride2, bBatchStride2 } = matmulLayout(attrs);
   const A = dataOf(a!), B = dataOf(b!);
   const out = be.alloc('float32', batch * m * n) as CpuStorage;
   const C = out.data;
   for (let bi = 0; bi < batch; bi++) {
-    const ao = a!.offset + bi * aBatchStride, bo = b!.offset + bi * bBatchStride, co = bi * m * n;
+    const outer = Math.floor(bi / batchInner), inner = bi % batchInner;
+    const ao = a!.offset + outer * aBatchStride2 + inner * aBatchStride;
+    const bo = b!.offset + outer * bBatchStride2 + inner * bBatchStride;
+    const co = bi * m * n;
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let acc = 0;
         for (let kk = 0; kk < k; kk++) {
-          const av = A[ao + (transA ? kk * m + i : i * k + kk)]!;
-          const bv = B[bo + (transB ? j * k + kk : kk * n + j)]!;
+          const av = A[ao + (transA ? kk * lda + i : i * lda + kk)]!;
+          const bv = B[bo + (transB ? j * ldb + kk : kk * ldb + j)]!;
           acc += av * bv;
         }
         C[co + i * n + j] = acc;

@@ -4,53 +4,60 @@ import { record } from '../../autograd/record.js';
 import { contiguous, expand, transpose, unsqueeze, squeeze } from '../views.js';
 import { sumToShape, cast } from '../elementwise/index.js';
 
-interface Operand {
-  t: Tensor;
+/** The last two dims as the kernel reads them: row-major (trans false) or column-major, any leading stride. */
+interface Matrix {
   trans: boolean;
-  batchStride: number;
-  owned: boolean;
+  ld: number;
+}
+
+function matrixOf(t: Tensor, r: number, c: number): Matrix | null {
+  const rank = t.rank;
+  const sr = t.strides[rank - 2]!, sc = t.strides[rank - 1]!;
+  if (sc === 1 || c === 1) return { trans: false, ld: r === 1 ? c : sr };
+  if (sr === 1 || r === 1) return { trans: true, ld: c === 1 ? r : sc };
+  return null;
+}
+
+/** The one stride that steps through batch dims [from, to) of t in row-major order, or null if there is none. */
+function groupStride(t: Tensor, from: number, to: number): number | null {
+  let stride: number | null = null;
+  let expect = 0;
+  for (let i = to - 1; i >= from; i--) {
+    const d = t.shape[i]!;
+    if (d === 1) continue;
+    if (stride === null) {
+      stride = t.strides[i]!;
+      expect = stride * d;
+    } else if (t.strides[i] !== expect) return null;
+    else expect *= d;
+  }
+  return stride ?? 0;
+}
+
+interface Batching {
+  inner: number;
+  a: [number, number];
+  b: [number, number];
 }
 
 /**
- * Describes a [..batch, r, c] operand for the kernel without copying when possible: the matrix must
- * be row-major or column-major (a transposed view), and the batch dims must collapse to one stride.
+ * Splits the batch dims at one point into an outer and an inner level that both operands step through
+ * with one stride each (e.g. q viewed as [B, H, L, D] from [B, L, H, D]: strides L·H·D and D).
  */
-function operand(x: Tensor, batchShape: number[], r: number, c: number): Operand {
+function batching(a: Tensor, b: Tensor, batchShape: number[]): Batching | null {
+  const nb = batchShape.length;
+  for (let sp = 0; sp <= nb; sp++) {
+    const ai = groupStride(a, sp, nb), ao = groupStride(a, 0, sp);
+    const bi = groupStride(b, sp, nb), bo = groupStride(b, 0, sp);
+    if (ai !== null && ao !== null && bi !== null && bo !== null) return { inner: numel(batchShape.slice(sp)), a: [ai, ao], b: [bi, bo] };
+  }
+  return null;
+}
+
+/** x broadcast to [...batchShape, r, c] (a view; owned when it is a new handle). */
+function expanded(x: Tensor, batchShape: number[], r: number, c: number): Tensor {
   const full = [...batchShape, r, c];
-  let t = x.rank === full.length && x.shape.every((d, i) => d === full[i]) ? x : expand(x, full);
-  let owned = t !== x;
-  const rank = t.rank;
-  const sr = t.strides[rank - 2]!, sc = t.strides[rank - 1]!;
-  let trans: boolean | null = null;
-  if ((sc === 1 || c === 1) && (sr === c || r === 1)) trans = false;
-  else if ((sr === 1 || r === 1) && (sc === r || c === 1)) trans = true;
-  let batchStride = 0;
-  let ok = trans !== null;
-  if (ok) {
-    // batch dims: all broadcast (stride 0) or one uniform stride over the flattened batch
-    const bs = t.strides.slice(0, rank - 2);
-    const bsh = t.shape.slice(0, rank - 2);
-    const nonTrivial = bs.map((s, i) => (bsh[i] === 1 ? null : s)).filter((s) => s !== null) as number[];
-    if (nonTrivial.every((s) => s === 0)) batchStride = 0;
-    else {
-      let expect = r * c;
-      for (let i = bs.length - 1; i >= 0; i--) {
-        if (bsh[i] === 1) continue;
-        if (bs[i] !== expect) ok = false;
-        expect *= bsh[i]!;
-      }
-      batchStride = r * c;
-    }
-  }
-  if (!ok) {
-    const c2 = contiguous(t);
-    if (owned) t.dispose();
-    t = c2;
-    owned = true;
-    trans = false;
-    batchStride = r * c;
-  }
-  return { t, trans: trans!, batchStride, owned };
+  return x.rank === full.length && x.shape.every((d, i) => d === full[i]) ? x : expand(x, full);
 }
 
 /**
@@ -103,12 +110,34 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     throw new RangeError(`matmul: batch dims of ${fmtShape(a.shape)} and ${fmtShape(b.shape)} cannot be broadcast`);
   }
   const batch = numel(batchShape);
-  const A = operand(a, batchShape, m, k);
-  const B = operand(b, batchShape, k, n);
-  const attrs: MatmulAttrs = { batch, m, n, k, transA: A.trans, transB: B.trans, aBatchStride: A.batchStride, bBatchStride: B.batchStride };
-  const storage = a.backend.run('matmul', [A.t, B.t], attrs);
-  if (A.owned) A.t.dispose();
-  if (B.owned) B.t.dispose();
+  // operands are read in place when each matrix is row- or column-major (any row stride) and the batch
+  // dims split into two levels of one stride each; otherwise the operand is copied to contiguous first
+  const owned: Tensor[] = [];
+  const own = (t: Tensor, from: Tensor): Tensor => {
+    if (t !== from) owned.push(t);
+    return t;
+  };
+  let at = own(expanded(a, batchShape, m, k), a);
+  let bt = own(expanded(b, batchShape, k, n), b);
+  let am = matrixOf(at, m, k);
+  let bm = matrixOf(bt, k, n);
+  if (!am) am = matrixOf((at = own(contiguous(at), at)), m, k)!;
+  if (!bm) bm = matrixOf((bt = own(contiguous(bt), bt)), k, n)!;
+  let bat = batching(at, bt, batchShape);
+  if (!bat) {
+    if (groupStride(at, 0, batchShape.length) === null) am = matrixOf((at = own(contiguous(at), at)), m, k)!;
+    if (groupStride(bt, 0, batchShape.length) === null) bm = matrixOf((bt = own(contiguous(bt), bt)), k, n)!;
+    bat = batching(at, bt, batchShape)!;
+  }
+  const attrs: MatmulAttrs = {
+    batch, m, n, k,
+    transA: am.trans, transB: bm.trans,
+    aBatchStride: bat.a[0], bBatchStride: bat.b[0],
+    lda: am.ld, ldb: bm.ld,
+    batchInner: bat.inner, aBatchStride2: bat.a[1], bBatchStride2: bat.b[1],
+  };
+  const storage = a.backend.run('matmul', [at, bt], attrs);
+  for (const t of owned) t.dispose();
   const y = new Tensor(storage, [...batchShape, m, n]);
   return record(
     y,
@@ -125,8 +154,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 // The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
 
 /**
- * C[b] = op(A[b]) @ op(B[b]), C contiguous [batch, m, n]. A[b] starts at a.offset + b*aBatchStride and is
- * row-major [m, k] (or [k, m] when transA); B likewise [k, n] (or [n, k] when transB). Batch stride 0 broadcasts.
+ * C[b] = op(A[b]) @ op(B[b]), C contiguous [batch, m, n]. A is row-major [m, k] (or [k, m] when transA)
+ * with rows `lda` apart (default: dense); B likewise [k, n] (or [n, k] when transB), rows `ldb` apart.
+ * Batch b = o * batchInner + i (batchInner defaults to batch): A[b] starts at
+ * a.offset + o * aBatchStride2 + i * aBatchStride, B[b] likewise. A stride 0 broadcasts.
  */
 export interface MatmulAttrs {
   batch: number;
@@ -137,4 +168,9 @@ export interface MatmulAttrs {
   transB: boolean;
   aBatchStride: number;
   bBatchStride: number;
+  lda?: number;
+  ldb?: number;
+  batchInner?: number;
+  aBatchStride2?: number;
+  bBatchStride2?: number;
 }

@@ -59,18 +59,18 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // rows past M read row M-1 (a valid address) and are never stored: no select needed on A's row
   const aIdx = (r: number) => {
     const row = `min(row0 + ${r}u, u.m - 1u)`;
-    return p.transA ? `ab + kk * u.m + ${row}` : `ab + ${row} * u.k + kk`;
+    return p.transA ? `ab + kk * u.lda + ${row}` : `ab + ${row} * u.lda + kk`;
   };
   // B for k = k0 + l, columns col0 + 4g .. +3; zero past K (a is zero there too, but B past the end
   // of the buffer could be anything, NaN included) and past N
   const bLoad = (l: number, g: number) => {
     const col = `col0 + ${4 * g}u`;
     const k = `k0 + ${l}u`;
-    if (p.vecB) return `select(vec4<f32>(0.0), Bv[(bb + min(${k}, u.k - 1u) * u.n + min(${col}, u.n - 4u)) / 4u], ${k} < u.k && ${col} < u.n)`;
+    if (p.vecB) return `select(vec4<f32>(0.0), Bv[(bb + min(${k}, u.k - 1u) * u.ldb + min(${col}, u.n - 4u)) / 4u], ${k} < u.k && ${col} < u.n)`;
     const one = (j: number) => {
       const c = `${col} + ${j}u`;
       const cc = `min(${c}, u.n - 1u)`, kc = `min(${k}, u.k - 1u)`;
-      const idx = p.transB ? `bb + ${cc} * u.k + ${kc}` : `bb + ${kc} * u.n + ${cc}`;
+      const idx = p.transB ? `bb + ${cc} * u.ldb + ${kc}` : `bb + ${kc} * u.ldb + ${cc}`;
       return `select(0.0, B[${idx}], ${k} < u.k && ${c} < u.n)`;
     };
     return `vec4<f32>(${[0, 1, 2, 3].map(one).join(', ')})`;
@@ -82,7 +82,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // with vec4 B, N % 4 == 0: C rows are 16-byte aligned and a lane's 4 columns are all in or all out,
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
-  L.push('struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, p0: u32, p1: u32, p2: u32 };');
+  L.push('struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };');
   L.push('@group(0) @binding(3) var<uniform> u: U;');
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
@@ -90,8 +90,8 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   L.push(`  let row0 = wg.y * ${R}u;`);
   L.push(`  let col0 = (wg.x * ${WG_SIZE}u + li) * ${4 * G}u;`);
   L.push('  let bz = wg.z + u.z0;');
-  L.push('  let ab = u.aoff + bz * u.abs;');
-  L.push('  let bb = u.boff + bz * u.bbs;');
+  L.push('  let ab = u.aoff + (bz / u.binner) * u.abs2 + (bz % u.binner) * u.abs;');
+  L.push('  let bb = u.boff + (bz / u.binner) * u.bbs2 + (bz % u.binner) * u.bbs;');
   for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) L.push(`  var c${r}_${g} = vec4<f32>(0.0);`);
   L.push(`  for (var k0 = 0u; k0 < u.k; k0 += ${W}u) {`);
   L.push('    let kin = k0 + lane < u.k;');

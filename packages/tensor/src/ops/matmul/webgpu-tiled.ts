@@ -21,14 +21,14 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
   // consecutive invocations touch consecutive memory
   const aMap = p.transA ? ['e % 64u', 'e / 64u'] : ['e / 16u', 'e % 16u'];
   const bMap = p.transB ? ['e / 16u', 'e % 16u'] : ['e % 64u', 'e / 64u'];
-  const aIdx = p.transA ? 'ab + gk * u.m + gr' : 'ab + gr * u.k + gk';
-  const bIdx = p.transB ? 'bb + gc * u.k + gk' : 'bb + gk * u.n + gc';
+  const aIdx = p.transA ? 'ab + gk * u.lda + gr' : 'ab + gr * u.lda + gk';
+  const bIdx = p.transB ? 'bb + gc * u.ldb + gk' : 'bb + gk * u.ldb + gc';
   const fmas = [0, 1, 2, 3].map((i) => `      acc[${i}] = fma(vec4<f32>(a[${i}]), b, acc[${i}]);`).join('\n');
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, p0: u32, p1: u32, p2: u32 };
+struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };
 @group(0) @binding(3) var<uniform> u: U;
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;
@@ -38,8 +38,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let rowT = wg.y * ${TILE_M}u;
   let colT = wg.x * ${TILE_N}u;
   let bz = wg.z + u.z0;
-  let ab = u.aoff + bz * u.abs;
-  let bb = u.boff + bz * u.bbs;
+  let ab = u.aoff + (bz / u.binner) * u.abs2 + (bz % u.binner) * u.abs;
+  let bb = u.boff + (bz / u.binner) * u.bbs2 + (bz % u.binner) * u.bbs;
   var acc: array<vec4<f32>, 4>;
   for (var k0 = 0u; k0 < u.k; k0 += ${TK}u) {
     for (var i = 0u; i < 4u; i++) {
