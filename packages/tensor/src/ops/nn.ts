@@ -1,6 +1,7 @@
 import { Tensor } from '../tensor.js';
-import { normalizeDim, fmtShape } from '../shape.js';
+import { normalizeDim, fmtShape, numel } from '../shape.js';
 import { record } from '../autograd/record.js';
+import { noGrad } from '../autograd/grad-mode.js';
 import { tidy } from '../scope.js';
 import { add, mul, sub, square, ew } from './elementwise/index.js';
 import { mean, sum } from './reduce/index.js';
@@ -98,6 +99,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new RangeError(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${weight.shape[1]})`);
   }
+  if (x.rank >= 2 && weight.rank === 2 && x.isContiguous && weight.isContiguous && x.dtype === 'float32' && weight.dtype === 'float32' && (!bias || (bias.rank === 1 && bias.shape[0] === weight.shape[0]))) return linear2d(x, weight, bias ?? null);
   const wt = transpose(weight, 0, 1);
   const y = matmul(x, wt);
   wt.dispose();
@@ -105,6 +107,39 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const out = add(y, bias);
   y.dispose();
   return out;
+}
+
+/**
+ * linear over the leading dims flattened to rows (x contiguous): one node whose backward is one matmul
+ * per operand and one row sum for the bias. Composed of matmul(x, Wᵀ) on [B, L, C], the weight's
+ * gradient came out batched, was summed over the batch (a copy and a reduce) and transposed (a copy when
+ * accumulated); here dW = g2ᵀ·x2 is a single [out, in] product, already in the weight's layout.
+ */
+function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const [outF, inF] = weight.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const rows = numel(lead);
+  const y = noGrad(() =>
+    tidy(() => {
+      const y2 = matmul(reshape(x, [rows, inF]), transpose(weight, 0, 1));
+      return reshape(bias ? add(y2, bias) : y2, [...lead, outF]);
+    }),
+  );
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(
+    y,
+    'linear',
+    inputs,
+    (g, [sx, sw]) => {
+      const g2 = reshape(g, [rows, outF]);
+      return [
+        x.requiresGrad ? reshape(matmul(g2, sw!), [...x.shape]) : null,
+        weight.requiresGrad ? matmul(transpose(g2, 0, 1), reshape(sx!, [rows, inF])) : null,
+        ...(bias ? [bias.requiresGrad ? sum(g2, 0) : null] : []),
+      ];
+    },
+    [x, weight],
+  );
 }
 
 /**
