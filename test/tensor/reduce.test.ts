@@ -54,6 +54,8 @@ const lseF = (xs: number[]) => {
 const CASES: [number[], number | number[] | undefined][] = [
   [[7], 0], [[7], undefined], [[3, 5, 17], 2], [[3, 5, 17], 1], [[3, 5, 17], 0], [[3, 5, 17], [0, 2]], [[3, 5, 17], [0, 1]],
   [[3, 5, 17], [-1, -2]], [[3, 5, 17], undefined], [[1, 129, 3], 1], [[2, 3, 4, 5], [1, 3]], [[2, 300], 1],
+  // separated runs of dims (reduced run by run): a conv bias gradient's [0, 2, 3], and two runs of two
+  [[5, 6, 17, 19], [0, 2, 3]], [[2, 3, 4, 5, 6], [0, 1, 3]], [[2, 3, 4, 5, 6], [0, 1, 3, 4]],
 ];
 
 type Red = (x: Tensor, dim: number | number[] | undefined, keepdim: boolean) => Tensor;

@@ -15,6 +15,19 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
   const outShapeKeep = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
   const outShape = keepdim ? outShapeKeep : x.shape.filter((_, i) => !dims.includes(i));
   const block = dims.length === 0 || dims[dims.length - 1]! - dims[0]! === dims.length - 1;
+  if (!block && x.isContiguous && (op === 'sum' || op === 'max' || op === 'min')) {
+    // reduce the last run of adjacent dims, then the rest (e.g. a conv bias gradient, [0, 2, 3] of
+    // NCHW: HW, then N): two reduce dispatches where the permute would copy the whole tensor first
+    let s = dims.length - 1;
+    while (s > 0 && dims[s - 1] === dims[s]! - 1) s--;
+    const part = reduceRaw(x, op, dims.slice(s), true);
+    const kept = reduceRaw(part, op, dims.slice(0, s), true);
+    part.dispose();
+    if (keepdim) return kept;
+    const out = reshape(kept, outShape);
+    kept.dispose();
+    return out;
+  }
   let src = x;
   let outer: number, size: number, inner: number;
   if (dims.length === 0) {
