@@ -1,6 +1,6 @@
 // Generated images as pictures: [B, 3, H, W] tensors → RGB images (refusing NaN/Inf), grids. Used by
 // the pipelines, the trainers' validation grids and the CLI.
-import { imageGrid, writePng } from '@foliar/nn';
+import { imageGrid, writePng } from '@foliar/report';
 import { fromFloatCHW, type RgbImage, type Raster } from '@foliar/data';
 import type { Tensor } from '@foliar/tensor';
 

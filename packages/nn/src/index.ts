@@ -1,4 +1,5 @@
-// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop.
+// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop
+// (and, deprecated, @foliar/report's pictures and Progress re-exported through ./viz/index.js).
 export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
 export * from './init.js';
 export { Linear, Identity, type LinearOptions, type LinearDelta } from './layers/linear.js';
@@ -10,9 +11,9 @@ export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export * from './schedules/lr.js';
 export { checkpoint } from './checkpoint.js';
+/** @deprecated Pictures and progress bars live in @foliar/report; these re-exports stay for existing imports. */
 export * from './viz/index.js';
 export * from './weights.js';
-export { Progress, type ProgressOptions } from './progress.js';
 export { Conv2d, ConvTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './layers/conv.js';
 export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/norm.js';
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample } from './layers/pool.js';

@@ -6,8 +6,7 @@ import { tidy, noGrad, Generator, clipGradNorm, type Tensor } from '@foliar/tens
 import { AdamW } from './optim/adam.js';
 import type { Optimizer, OptimizerState } from './optim/optimizer.js';
 import { LRScheduler, constantSchedule, warmupCosine, warmupLinear, linearWarmup } from './schedules/lr.js';
-import { Progress } from './progress.js';
-import { writePng, lineChart } from './viz/index.js';
+import { Progress, writePng, lineChart } from '@foliar/report';
 import { saveSafetensors, readSafetensors } from './weights.js';
 import { cleanStaleTemps, filterJsonl } from './run-dir.js';
 

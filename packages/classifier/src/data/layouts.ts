@@ -4,7 +4,7 @@
 import { readdir, stat, access } from 'node:fs/promises';
 import { join, resolve, extname, basename } from 'node:path';
 import { resolveInside } from '@foliar/tensor';
-import { readCsv, requireColumns, CsvError, isImageFile, type CsvTable } from '@foliar/data';
+import { readCsv, requireColumns, CsvError, isImageFile, IMAGE_EXTENSIONS, type CsvTable } from '@foliar/data';
 
 export interface LabeledItem {
   /** Absolute path of the image file. */
@@ -149,7 +149,7 @@ export async function readPlantPathology2021(dir: string, options: PlantPatholog
 
 /**
  * One subfolder per class (names sorted, as torchvision's ImageFolder), images directly inside
- * (`.jpg`, `.jpeg`, `.png`, any case). Hidden entries are ignored; an empty class folder is an error.
+ * (`IMAGE_EXTENSIONS` of @foliar/data: `.png`, `.jpg`, `.jpeg`, `.webp`, any case). Hidden entries are ignored; an empty class folder is an error.
  */
 export async function readImageFolder(dir: string): Promise<LabeledImageSet> {
   const root = resolve(dir);
@@ -164,7 +164,7 @@ export async function readImageFolder(dir: string): Promise<LabeledImageSet> {
       .filter((e) => e.isFile() && isImageFile(e.name))
       .map((e) => e.name)
       .sort();
-    if (files.length === 0) throw new Error(`${classDir}: class folder "${classNames[c]}" has no .jpg/.jpeg/.png images`);
+    if (files.length === 0) throw new Error(`${classDir}: class folder "${classNames[c]}" has no ${IMAGE_EXTENSIONS.join('/')} images`);
     for (const f of files) items.push({ path: join(classDir, f), id: `${classNames[c]}/${basename(f, extname(f))}`, label: c });
   }
   return { classNames, items, source: `image-folder:${root}` };

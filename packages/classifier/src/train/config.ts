@@ -13,7 +13,7 @@ export type MonitorMetric = 'val_loss' | 'val_accuracy' | 'val_macro_f1' | 'val_
 export interface ExtraTrainImages {
   /** Class name (must be one of the dataset's classes). */
   className: string;
-  /** Folder of .png/.jpg/.jpeg images (sorted by name). */
+  /** Folder of images (@foliar/data's IMAGE_EXTENSIONS: .png/.jpg/.jpeg/.webp; sorted by name). */
   dir: string;
   /** Use only the first `limit` images (default: all). */
   limit?: number;

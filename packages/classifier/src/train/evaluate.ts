@@ -1,6 +1,6 @@
 // Inference over a loader: class probabilities for every image, then the classification report.
 import { tensor, noGrad, type Tensor } from '@foliar/tensor';
-import { Progress } from '@foliar/nn';
+import { Progress } from '@foliar/report';
 import type { DataLoader } from '../data/loader.js';
 import type { LabeledItem } from '../data/layouts.js';
 import { classificationReport, type ClassificationReport } from '../metrics/report.js';

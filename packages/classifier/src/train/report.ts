@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { writeFileAtomic } from '@foliar/tensor';
-import { heatmap, barChart, lineChart, encodePng, type LineSeries } from '@foliar/nn';
+import { heatmap, barChart, lineChart, encodePng, type LineSeries } from '@foliar/report';
 import { reportMarkdown, type ClassificationReport } from '../metrics/report.js';
 import type { EpochRecord } from './checkpoint.js';
 import type { ItemEvaluation } from './evaluate.js';

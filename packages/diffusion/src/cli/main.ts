@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { Progress, writePng, readPng } from '@foliar/nn';
+import { Progress, writePng, readPng } from '@foliar/report';
 import { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { createTinyPipeline } from '../pipelines/tiny.js';
 import { schedulerFromConfig, SCHEDULERS } from '../schedulers/index.js';

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { tidy, noGrad, type Tensor, type Generator } from '@foliar/tensor';
-import { writePng, imageGrid } from '@foliar/nn';
+import { writePng, imageGrid } from '@foliar/report';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { saveModel } from '../loading/models.js';
 import { tensorToImages } from '../images.js';

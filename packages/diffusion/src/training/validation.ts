@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writePng, imageGrid } from '@foliar/nn';
+import { writePng, imageGrid } from '@foliar/report';
 import type { Raster } from '@foliar/data';
 import type { StableDiffusionPipeline } from '../pipelines/stable-diffusion.js';
 import { tensorToImages } from '../images.js';
