@@ -24,11 +24,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { reportCliError } from '@foliar/nn';
-import { loadTrainedModel } from '@foliar/classifier';
+import { loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
+import type { RgbImage } from '@foliar/data';
 import { loadVAE, StableDiffusionPipeline } from '@foliar/diffusion';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
-import { loadStudyData, studySplits, imagesOf, itemsOf } from './study/data.js';
+import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
 import { pretrainGenerator, pretrainPool, pretrainVAE, type PretrainOptions } from './study/pretrain.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
 import { classifierBaseConfig, splitStage } from './study/arms.js';
@@ -141,11 +142,9 @@ async function main(): Promise<void> {
   ft.shutdown();
 }
 
-type RgbImage = Awaited<ReturnType<typeof imagesOf>>[number];
-
 /** The VAE gate on the first validation images of seed 0, a reconstruction grid beside it. */
 async function measureVae(
-  P: StudyProfile, model: string, scorer: ImageScorer, data: Awaited<ReturnType<typeof loadStudyData>>, split: ReturnType<typeof studySplits>[number], out: string,
+  P: StudyProfile, model: string, scorer: ImageScorer, data: StudyData, split: ProtocolSplit, out: string,
   save: (stage: string, e: GateEntry[]) => Promise<void>,
 ): Promise<void> {
   const vae = await loadVAE(model);
