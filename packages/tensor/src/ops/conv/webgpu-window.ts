@@ -429,10 +429,14 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets)
 }
 
 function dispatchWindow(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
-  const d = windowDispatch(p, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 });
+  return dispatchConv(be, `conv2d_${p.mode}`, windowDispatch(p, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }), in0, in1, bias);
+}
+
+/** Runs a conv dispatch of either family; split-K partial outputs are summed into one. */
+export function dispatchConv(be: WebGPUBackend, name: string, d: ConvDispatch, in0: View, in1: View, bias: View | null): GpuStorage {
   const target = be.alloc('float32', d.outSize * d.splits);
   be.rt.dispatch({
-    name: `conv2d_${p.mode}`,
+    name,
     key: d.key,
     wgsl: d.wgsl,
     buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],

@@ -1,9 +1,9 @@
 // conv kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
 // Two variants chosen per adapter (see 'variants' below): this file's implicit GEMM and webgpu-window.ts.
 import type { KernelFn, View } from '../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
+import { WebGPUBackend, UniformWriter, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import type { Conv2dAttrs } from './index.js';
-import { runWindow, windowApplies, windowPlan, windowDispatch, type ConvDispatch, type ConvOffsets } from './webgpu-window.js';
+import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, type ConvDispatch, type ConvOffsets } from './webgpu-window.js';
 import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
@@ -263,23 +263,7 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
     return runWindow(be, windowPlan(mode, a, !!bias, lanes), a, in0, in1, bias);
   }
   const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias);
-  const target = be.alloc('float32', d.outSize * d.splits);
-  be.rt.dispatch({
-    name: `conv2d_${mode}`,
-    key: d.key,
-    wgsl: d.wgsl,
-    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],
-    uniforms: d.uniforms,
-    workgroups: d.workgroups,
-  });
-  if (d.splits > 1) {
-    const summed = be.run('reduce', [{ storage: target, shape: [d.splits, outSize], strides: [outSize, 1], offset: 0, dtype: 'float32' }], {
-      op: 'sum', outer: 1, size: d.splits, inner: outSize,
-    }) as GpuStorage;
-    target.release();
-    return summed;
-  }
-  return target;
+  return dispatchConv(be, `conv2d_${mode}`, d, in0, in1, bias);
 }
 
 // ------------------------------------------------------------------ variants

@@ -18,3 +18,6 @@ export function matmulLayout(p: MatmulAttrs): MatmulLayout {
     bBatchStride2: p.bBatchStride2 ?? 0,
   };
 }
+
+/** WGSL of matmul's uniform block, the same for every variant (the host writes one layout). */
+export const MATMUL_UNIFORMS_WGSL = 'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };';

@@ -20,6 +20,7 @@
  * j < lanes gives A[k0 + j] whatever the subgroup's size, and a workgroup split over several
  * subgroups (4-lane adapters) still computes every column once.
  */
+import { MATMUL_UNIFORMS_WGSL } from './layout.js';
 export interface SubgroupMatmulParams {
   transA: boolean;
   transB: boolean;
@@ -82,7 +83,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // with vec4 B, N % 4 == 0: C rows are 16-byte aligned and a lane's 4 columns are all in or all out,
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
-  L.push('struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };');
+  L.push(MATMUL_UNIFORMS_WGSL);
   L.push('@group(0) @binding(3) var<uniform> u: U;');
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');

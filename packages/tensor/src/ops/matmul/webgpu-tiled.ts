@@ -6,6 +6,7 @@
  * vec4s of both and does 16 outer products. Two barriers per step: cheap on GPUs, ruinous on lavapipe
  * (GUIDE §1), which is why the variant is chosen by measurement.
  */
+import { MATMUL_UNIFORMS_WGSL } from './layout.js';
 export interface TiledMatmulParams {
   transA: boolean;
   transB: boolean;
@@ -28,7 +29,7 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };
+${MATMUL_UNIFORMS_WGSL}
 @group(0) @binding(3) var<uniform> u: U;
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;

@@ -1,7 +1,7 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
 import type { MatmulAttrs } from './index.js';
-import { matmulLayout } from './layout.js';
+import { matmulLayout, MATMUL_UNIFORMS_WGSL } from './layout.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
@@ -31,7 +31,7 @@ function baseWgsl(transA: boolean, transB: boolean): string {
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };
+${MATMUL_UNIFORMS_WGSL}
 @group(0) @binding(3) var<uniform> u: U;
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
 fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
