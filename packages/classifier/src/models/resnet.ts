@@ -1,4 +1,5 @@
-import { Tensor, tidy, profileScope } from '@foliar/tensor';
+import { Tensor, tidy, profileScope, tensor } from '@foliar/tensor';
+import { IMAGENET_MEAN, IMAGENET_STD } from '@foliar/data';
 import { Module, Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, Sequential, kaimingNormalFanOut, type Layer, type InitOptions } from '@foliar/nn';
 
 /** torchvision's BasicBlock: two 3x3 convs with batch norm and an optional 1x1 downsample. */
@@ -123,4 +124,56 @@ export function resnet18(opts: Omit<ResNetOptions, 'layers'> = {}): ResNet {
 }
 export function resnet34(opts: Omit<ResNetOptions, 'layers'> = {}): ResNet {
   return new ResNet({ ...opts, layers: [3, 4, 6, 3] });
+}
+
+/** Stages of a ResNet whose activations `resnetFeatures` can hand back, shallow to deep. */
+export const RESNET_FEATURE_LAYERS = ['stem', 'layer1', 'layer2', 'layer3', 'layer4'] as const;
+export type ResNetFeatureLayer = (typeof RESNET_FEATURE_LAYERS)[number];
+
+export interface ResNetFeaturesOptions {
+  /**
+   * Range of the images the extractor receives, mapped linearly to [0, 1] and then to the
+   * normalisation the classifier trained with (`mean`, `std`: ImageNet's by default, as
+   * `normalizeToChw`). Default [0, 1]; a VAE's images are [-1, 1].
+   */
+  inputRange?: [number, number];
+  mean?: readonly number[];
+  std?: readonly number[];
+}
+
+/**
+ * A frozen feature extractor on a trained ResNet (e.g. for a perceptual loss): the activations of the
+ * given stages, shallow to deep — 'stem' is conv1+bn1+ReLU before the max-pool (1/2 resolution),
+ * 'layer1' 1/4, 'layer2' 1/8 … The forward stops at the deepest stage asked for. The model is put in
+ * eval mode (BatchNorm's running statistics) and its parameters stop requiring gradients, so a loss
+ * through it trains only what feeds it; gradients still flow to the input.
+ */
+export function resnetFeatures(model: ResNet, layers: readonly ResNetFeatureLayer[], opts: ResNetFeaturesOptions = {}): (x: Tensor) => Tensor[] {
+  if (!layers.length) throw new RangeError('resnetFeatures: no layers asked for');
+  for (const l of layers) if (!RESNET_FEATURE_LAYERS.includes(l)) throw new RangeError(`resnetFeatures: unknown layer "${String(l)}" (layers: ${RESNET_FEATURE_LAYERS.join(', ')})`);
+  const [lo, hi] = opts.inputRange ?? [0, 1];
+  if (!(hi > lo)) throw new RangeError(`resnetFeatures: inputRange [${lo}, ${hi}] is empty`);
+  const mean = opts.mean ?? IMAGENET_MEAN, std = opts.std ?? IMAGENET_STD;
+  model.eval();
+  model.requiresGrad_(false);
+  // ((x − lo)/(hi − lo) − mean)/std = x·scale + shift, per channel
+  const scale = Float32Array.from(std, (s) => 1 / ((hi - lo) * s));
+  const shift = Float32Array.from(std, (s, c) => (-lo / (hi - lo) - mean[c]!) / s);
+  const deepest = Math.max(...layers.map((l) => RESNET_FEATURE_LAYERS.indexOf(l)));
+  const stages = [model.layer1, model.layer2, model.layer3, model.layer4];
+  return (x: Tensor): Tensor[] =>
+    tidy(() => {
+      if (x.rank !== 4 || x.shape[1] !== scale.length) throw new RangeError(`resnetFeatures: expected [N, ${scale.length}, H, W], got [${x.shape.join(', ')}]`);
+      const be = model.conv1.weight.backend;
+      const s = tensor(scale, { shape: [1, scale.length, 1, 1], backend: be }), b = tensor(shift, { shape: [1, shift.length, 1, 1], backend: be });
+      const out: Tensor[] = [];
+      let h = model.bn1.forward(model.conv1.forward(x.mul(s).add(b))).relu();
+      if (layers.includes('stem')) out.push(h);
+      if (deepest >= 1) h = model.maxpool.forward(h);
+      for (let i = 1; i <= deepest; i++) {
+        h = stages[i - 1]!.forward(h);
+        if (layers.includes(RESNET_FEATURE_LAYERS[i]!)) out.push(h);
+      }
+      return out;
+    });
 }

@@ -39,6 +39,50 @@ export interface VAELossOptions {
    * never drives it down (SD's converged VAE has a posterior std far below its latents' spread).
    */
   initialLogvar?: number;
+  /**
+   * A perceptual (feature) term, the analogue of the LPIPS term SD's VAE trained with: a frozen
+   * network's feature maps of the reconstruction are pulled towards those of the input (see
+   * `perceptualDistance`). A pixel loss lets a 2–4 px lesion vanish for a tiny cost; a network trained
+   * to tell the classes apart reads exactly those lesions, so their loss shows up in its features.
+   */
+  perceptual?: PerceptualTerm;
+}
+
+/** A frozen feature extractor and the weight of its distance (VAELossOptions.perceptual). */
+export interface PerceptualTerm {
+  weight: number;
+  /**
+   * Feature maps [N, C_l, H_l, W_l] of an image batch in the VAE's range [-1, 1] (the extractor maps it
+   * to its own normalisation). Its parameters must not require gradients and it must run in eval mode:
+   * gradients flow through it to the reconstruction, never into it (trainVAE's optimizer only holds
+   * the VAE's parameters).
+   */
+  features: (x: Tensor) => Tensor[];
+}
+
+/**
+ * LPIPS's distance without its learned channel weights (its "baseline" variant): each feature vector
+ * (the channels at one position) scaled to unit length, then Σ_layers mean over batch and positions of
+ * Σ_channels (â − b̂)², each layer in [0, 4]. Unit length puts every layer on the same scale whatever
+ * its activation magnitude (a stem's and a deeper stage's differ by orders), so no per-layer weights
+ * need tuning, and it compares what the features say (their direction) rather than their contrast.
+ * `b` (the target) is read without gradients; gradients flow to `a` through the extractor.
+ */
+export function perceptualDistance(features: (x: Tensor) => Tensor[], a: Tensor, b: Tensor): Tensor {
+  return tidy(() => {
+    const fa = features(a);
+    const fb = noGrad(() => features(b));
+    if (fa.length !== fb.length || !fa.length) throw new Error(`perceptual term: the extractor gave ${fa.length} and ${fb.length} feature maps`);
+    // eps inside the root: a smooth, finite gradient where a feature vector is all zero (ReLU)
+    const unit = (f: Tensor) => f.mul(f.square().sum(1, true).add(1e-8).rsqrt());
+    let d: Tensor | null = null;
+    for (let l = 0; l < fa.length; l++) {
+      if (fa[l]!.rank !== 4 || fa[l]!.shape.join() !== fb[l]!.shape.join()) throw new Error(`perceptual term: feature map ${l} must be [N, C, H, W] alike for both images, got [${fa[l]!.shape.join(', ')}] and [${fb[l]!.shape.join(', ')}]`);
+      const dl = unit(fa[l]!).sub(unit(fb[l]!)).square().sum(1).mean();
+      d = d ? d.add(dl) : dl;
+    }
+    return d!;
+  });
 }
 
 /** Horizontal and vertical neighbour differences of an NCHW image. */
@@ -48,11 +92,11 @@ function neighbourDiffs(x: Tensor): [Tensor, Tensor] {
 }
 
 /**
- * AutoencoderKL loss: rec(decode(z), x) + β·KL(q(z|x) ‖ N(0, I)), z = mean + std·ε sampled from `gen`,
+ * AutoencoderKL loss: rec(decode(z), x) + β·KL(q(z|x) ‖ N(0, I)) (+ the optional terms), z = mean + std·ε sampled from `gen`,
  * rec the mean absolute (or squared) error per pixel, KL summed over latent dims and averaged over the
  * batch (diffusers' DiagonalGaussianDistribution.kl().mean()).
  */
-export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor; lowPass?: Tensor } } {
+export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELossOptions = {}): { loss: Tensor; logs: VAELossLogs } {
   return tidy(() => {
     const post = vae.encode(x);
     const z = post.sample(gen);
@@ -61,7 +105,7 @@ export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELos
     const rec = (o.reconstruction ?? 'l1') === 'mse' ? diff.square().mean() : diff.abs().mean();
     const kl = post.kl().mean();
     let loss = rec.add(kl.mul(o.klWeight ?? 1e-6));
-    const logs: { reconstruction: Tensor; kl: Tensor; gradient?: Tensor; lowPass?: Tensor } = { reconstruction: rec, kl };
+    const logs: VAELossLogs = { reconstruction: rec, kl };
     if (o.gradientWeight) {
       const [rx, ry] = neighbourDiffs(recon), [xx, xy] = neighbourDiffs(x);
       const g = rx.sub(xx).abs().mean().add(ry.sub(xy).abs().mean());
@@ -80,9 +124,24 @@ export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: VAELos
         logs.lowPass = lp;
       }
     }
+    if (o.perceptual && o.perceptual.weight) {
+      const p = perceptualDistance(o.perceptual.features, recon, x);
+      loss = loss.add(p.mul(o.perceptual.weight));
+      logs.perceptual = p;
+    }
     return { loss, logs };
   });
 }
+
+/** The loss's terms, unweighted (each logged by the train loop under its name). */
+// a type alias, not an interface: the train loop takes it as Record<string, Tensor>
+export type VAELossLogs = {
+  reconstruction: Tensor;
+  kl: Tensor;
+  gradient?: Tensor;
+  lowPass?: Tensor;
+  perceptual?: Tensor;
+};
 
 export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, VAELossOptions {
   /** Training images (paths or decoded), centre-cropped to `resolution`. */
