@@ -3,11 +3,17 @@
  * docs/generator-recipe.md)? Scores seed 0's validation images of the quick profile's procedural
  * leaves as they are, reconstructed, blurred, with noise, and with low and high frequencies swapped
  * between original and reconstruction. Validation images only; nothing here is tuned on them.
+ * It also prints the instrument's accuracy and mean AUC on all of seed 0's validation images.
  *
  *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> <gate-classifier-checkpoint> [grid.png]
+ *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> --train-gate <run-dir> [grid.png]
+ *
+ * --train-gate uses the quick profile's seed-0 gate classifier stage under <run-dir> (the folder of
+ * `npm run pretrain-generator -- --out`), training it first when that stage is not cached there.
  */
+import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-import { loadTrainedModel } from '@foliar/classifier';
+import { loadTrainedModel, classificationMetrics } from '@foliar/classifier';
 import { loadVAE } from '@foliar/diffusion';
 import type { RgbImage } from '@foliar/data';
 import { studyProfile } from '../examples/study/profiles.js';
@@ -15,19 +21,39 @@ import { loadStudyData, studySplits, imagesOf } from '../examples/study/data.js'
 import { classifierScorer, predictedClasses } from '../examples/study/features.js';
 import { vaeGate } from '../examples/study/gates.js';
 import { labelledGrid } from '../examples/study/grids.js';
+import { StageRunner } from '../examples/study/stages.js';
+import { trainGateClassifier } from '../examples/study/scorer.js';
+import { classifierBaseConfig, splitStage } from '../examples/study/arms.js';
 
-const [vaeDir, checkpoint, gridFile] = process.argv.slice(2);
-if (!vaeDir || !checkpoint) {
-  console.error('usage: scripts/vae-diagnosis.ts <vae-dir> <gate-classifier-checkpoint> [grid.png]');
+const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' } }, allowPositionals: true });
+const trainGate = flags['train-gate'];
+const [vaeDir, ...rest] = positionals;
+const checkpointArg = trainGate === undefined ? rest.shift() : undefined;
+const gridFile = rest.shift();
+if (!vaeDir || (trainGate === undefined && !checkpointArg) || rest.length) {
+  console.error('usage: scripts/vae-diagnosis.ts <vae-dir> (<gate-classifier-checkpoint> | --train-gate <run-dir>) [grid.png]');
   process.exit(2);
 }
 await ft.init();
 const P = studyProfile('quick');
 const data = await loadStudyData(P, null);
 const split = studySplits(P, data.set)[0]!;
+let checkpoint = checkpointArg!;
+if (trainGate !== undefined) {
+  const runner = new StageRunner(trainGate);
+  const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)]);
+  checkpoint = inst.value.checkpoint;
+  console.log(`gate classifier ${inst.key} (${inst.cached ? 'cached' : `trained in ${inst.value.seconds.toFixed(0)} s`}): ${checkpoint}`);
+}
 const items = split.val.items.slice(0, P.gates.vaeImages);
 const names = [...data.set.classNames];
 const scorer = classifierScorer((await loadTrainedModel(checkpoint)).model, { classNames: names, imageSize: P.imageSize });
+{
+  // the instrument's own quality on every validation image (the stage's figure is the trainer's, on the same images)
+  const val = split.val.items;
+  const m = classificationMetrics(val.map((it) => it.label), await scorer.probabilities(await imagesOf(data, val)), names.length);
+  console.log(`instrument on ${val.length} validation images: accuracy ${m.accuracy.toFixed(3)}, mean AUC ${m.meanAuc?.toFixed(3) ?? '–'}`);
+}
 const vae = await loadVAE(vaeDir);
 const g = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels: items.map((it) => it.label), seed: 0 });
 vae.dispose();
@@ -70,7 +96,7 @@ async function row(label: string, xs: RgbImage[]): Promise<void> {
 console.log(`PSNR ${g.psnr.toFixed(2)} dB over ${O.length} validation images; accuracy per class:`);
 await row('originals', O);
 await row('reconstructions', R);
-for (const sigma of [1, 1.5]) await row(`originals, blur σ ${sigma}`, O.map((o) => { const b = blur(o, sigma); return image(o, (i) => b[i]!); }));
+for (const sigma of [1, 1.5, 2]) await row(`originals, blur σ ${sigma}`, O.map((o) => { const b = blur(o, sigma); return image(o, (i) => b[i]!); }));
 await row("original's low-pass (σ 1) + reconstruction's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => b[i]! + R[k]!.data[i]! - rb[i]!); }));
 await row("reconstruction's low-pass + original's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => rb[i]! + o.data[i]! - b[i]!); }));
 await row('originals + uniform noise (std 4)', O.map((o) => image(o, (i) => o.data[i]! + uniform() * 13.86)));

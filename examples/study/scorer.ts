@@ -3,6 +3,13 @@
  * training split, longer than the arms' budget, its weights chosen on validation (mean AUC). It is
  * not an arm: it never reads the test split (no test evaluation, no report), it only scores
  * generated images, reconstructions and the verification filter's candidates.
+ *
+ * It trains with photometric degradations (the profiles' `gateClassifier.degrade`: random blur,
+ * down-up resampling and pixel noise) that the arms never see. Without them it read every slightly
+ * soft leaf as healthy: on seed 0's validation originals, blur of σ 1.5 px or noise of std 4/255
+ * took rust from 0.94 to 0.38 and healthy from 0.71 to 0.12 (docs/generator-recipe.md). A VAE's
+ * reconstruction or a generator's sample is exactly such a leaf, so the gates measured the blur,
+ * not the lesions. Changing the instrument changes its stage key: every gate scored with it reruns.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -378,6 +378,113 @@ export function colorJitter(img: RgbImage, rng: Rng, options: ColorJitterOptions
   return adjustColor(img, adj, order);
 }
 
+// ---------- degradations (blur, resampling, pixel noise) ----------
+//
+// What a VAE's reconstruction or a generator's sample does to a leaf: a softer image with a little
+// noise. A classifier that never saw either in training can read them as another class
+// (docs/generator-recipe.md); training on these makes it judge such images by their content.
+
+/** Normalized Gaussian taps of radius max(1, ceil(3σ)) (σ → 0 gives the identity kernel [0, 1, 0]). */
+export function gaussianKernel(sigma: number): Float32Array {
+  if (!(sigma >= 0 && Number.isFinite(sigma))) throw new Error(`gaussianKernel: sigma must be a non-negative number, got ${sigma}`);
+  const r = Math.max(1, Math.ceil(sigma * 3));
+  const k = new Float32Array(2 * r + 1);
+  if (sigma === 0) { k[r] = 1; return k; }
+  let sum = 0;
+  for (let i = -r; i <= r; i++) sum += k[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < k.length; i++) k[i] /= sum;
+  return k;
+}
+
+/** Separable Gaussian blur of σ pixels, edges clamped (no dark border), rounded to 8 bits once. */
+export function gaussianBlur(img: RgbImage, sigma: number): RgbImage {
+  const k = gaussianKernel(sigma);
+  const r = (k.length - 1) >> 1;
+  const { width: W, height: H } = img;
+  const src = img.data;
+  const tmp = new Float32Array(src.length);
+  for (let y = 0; y < H; y++) {
+    const row = y * W;
+    for (let x = 0; x < W; x++) {
+      let a = 0, b = 0, c = 0;
+      for (let t = -r; t <= r; t++) {
+        const xx = x + t;
+        const s = (row + (xx < 0 ? 0 : xx >= W ? W - 1 : xx)) * 3;
+        const w = k[t + r];
+        a += src[s] * w; b += src[s + 1] * w; c += src[s + 2] * w;
+      }
+      const d = (row + x) * 3;
+      tmp[d] = a; tmp[d + 1] = b; tmp[d + 2] = c;
+    }
+  }
+  const data = new Uint8Array(src.length);
+  const rowLen = W * 3;
+  for (let y = 0; y < H; y++) {
+    for (let j = 0; j < rowLen; j++) {
+      let a = 0;
+      for (let t = -r; t <= r; t++) {
+        const yy = y + t;
+        a += tmp[(yy < 0 ? 0 : yy >= H ? H - 1 : yy) * rowLen + j] * k[t + r];
+      }
+      // non-negative weights summing to 1 keep a within [0, 255] up to rounding error
+      data[y * rowLen + j] = a > 255 ? 255 : a + 0.5;
+    }
+  }
+  return { width: W, height: H, data };
+}
+
+/**
+ * Shrink by `factor` (≥ 1) with the antialiased bilinear filter, then enlarge back: the detail a
+ * lossy codec or a VAE's downsampling path drops.
+ */
+export function downUpsample(img: RgbImage, factor: number): RgbImage {
+  if (!(factor >= 1 && Number.isFinite(factor))) throw new Error(`downUpsample: factor must be ≥ 1, got ${factor}`);
+  const w = Math.max(1, Math.round(img.width / factor)), h = Math.max(1, Math.round(img.height / factor));
+  if (w === img.width && h === img.height) return img;
+  return resizeBilinear(resizeBilinear(img, w, h), img.width, img.height);
+}
+
+export type PixelNoiseKind = 'gaussian' | 'uniform';
+
+/** Adds independent noise of standard deviation `std` (8-bit units) to every channel value, clamped to [0, 255]. */
+export function addPixelNoise(img: RgbImage, rng: Rng, std: number, kind: PixelNoiseKind = 'gaussian'): RgbImage {
+  if (!(std >= 0 && Number.isFinite(std))) throw new Error(`addPixelNoise: std must be a non-negative number, got ${std}`);
+  const src = img.data;
+  const data = new Uint8Array(src.length);
+  const half = std * Math.sqrt(3); // uniform on [-half, half] has this std
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i] + (kind === 'gaussian' ? std * rng.normal() : rng.uniform(-half, half)) + 0.5;
+    data[i] = v < 0 ? 0 : v > 255 ? 255 : v; // truncation of v (+0.5 above) rounds
+  }
+  return { width: img.width, height: img.height, data };
+}
+
+/** Each degradation is applied with probability `p`, its strength drawn uniformly from its range. */
+export interface DegradationOptions {
+  /** Downsample by a factor in `factor` (≥ 1), then upsample back. */
+  resample?: { p: number; factor: [number, number] };
+  /** Gaussian blur of σ in `sigma` pixels. */
+  blur?: { p: number; sigma: [number, number] };
+  /** Additive pixel noise of std in `std` (8-bit units), Gaussian unless `kind` says uniform. */
+  noise?: { p: number; std: [number, number]; kind?: PixelNoiseKind };
+}
+
+/**
+ * Random degradations in a fixed order: resample, blur (the optics / the decoder), then noise (the
+ * sensor / the sampler). Each present one draws its coin (and its strength when it fires) from `rng`;
+ * absent ones draw nothing.
+ */
+export const randomDegradation = (options: DegradationOptions): ImageTransform => (img, rng) => {
+  let out = img;
+  const { resample, blur, noise } = options;
+  if (resample && rng.bernoulli(resample.p)) out = downUpsample(out, rng.uniform(resample.factor[0], resample.factor[1]));
+  if (blur && rng.bernoulli(blur.p)) {
+    out = gaussianBlur(out, rng.uniform(blur.sigma[0], blur.sigma[1]));
+  }
+  if (noise && rng.bernoulli(noise.p)) out = addPixelNoise(out, rng, rng.uniform(noise.std[0], noise.std[1]), noise.kind ?? 'gaussian');
+  return out;
+};
+
 // ---------- composition ----------
 
 export function compose(...ts: ImageTransform[]): ImageTransform {

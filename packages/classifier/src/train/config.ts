@@ -1,6 +1,7 @@
 // Training configuration: one flat, JSON-serializable object (so a run directory's config.json,
 // a `--config` file and the CLI flags all speak the same keys), defaults and validation.
 import { readFile } from 'node:fs/promises';
+import type { DegradationOptions } from '../data/transforms.js';
 
 export type Arch = 'resnet18' | 'resnet34' | 'tiny';
 /** Every Arch, for checks of files and flags. */
@@ -60,6 +61,13 @@ export interface TrainConfig {
   heldOutTest: number;
   /** Random resized crop, flips, 90° rotations and light colour jitter on training images. */
   augment: boolean;
+  /**
+   * Photometric degradations of training images after the augmentation (with `augment` false, after
+   * the resize): random down-up resampling, Gaussian blur and pixel noise, each with its probability
+   * and strength range. Absent (the default) = none. Optional rather than defaulted so that configs
+   * without it resolve, save and hash exactly as before the key existed (stage caches, checkpoints).
+   */
+  degrade?: DegradationOptions;
   arch: Arch;
   epochs: number;
   batchSize: number;
@@ -126,7 +134,9 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   checkpointEvery: 0,
 } satisfies TrainConfig);
 
-const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[];
+/** Optional keys: absent from DEFAULT_CONFIG (see `degrade`), still known. */
+const OPTIONAL_KEYS: readonly (keyof TrainConfig)[] = ['degrade'];
+const KEYS = [...(Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[]), ...OPTIONAL_KEYS];
 
 export class ConfigError extends Error {
   constructor(source: string, message: string) {
@@ -175,6 +185,36 @@ function checkSplitIds(split: unknown, source: string): void {
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+/** Upper bounds of the degradations' strengths: past them an image no longer shows its class at any size used here. */
+const DEGRADE_LIMITS = { resample: { key: 'factor', lo: 1, hi: 8, unit: '' }, blur: { key: 'sigma', lo: 0, hi: 16, unit: ' px' }, noise: { key: 'std', lo: 0, hi: 64, unit: ' (of 255)' } } as const;
+
+/** Shape and ranges of `degrade`; errors name the offending field, e.g. "degrade.blur.sigma". */
+function checkDegrade(d: unknown, source: string): void {
+  const fail = (field: string, want: string, got: unknown): never => {
+    throw new ConfigError(source, `"${field}" must be ${want}, got ${JSON.stringify(got)}`);
+  };
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) fail('degrade', 'an object { resample?, blur?, noise? }', d);
+  const o = d as Record<string, unknown>;
+  const names = Object.keys(DEGRADE_LIMITS);
+  const extra = Object.keys(o).filter((k) => !names.includes(k));
+  if (extra.length) throw new ConfigError(source, `"degrade" has unknown key(s) ${extra.map((k) => `"${k}"`).join(', ')} (known: ${names.join(', ')})`);
+  for (const [name, lim] of Object.entries(DEGRADE_LIMITS)) {
+    const e = o[name];
+    if (e === undefined) continue;
+    const field = `degrade.${name}`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) fail(field, `an object { p, ${lim.key}${name === 'noise' ? ', kind?' : ''} }`, e);
+    const r = e as Record<string, unknown>;
+    const allowed = ['p', lim.key, ...(name === 'noise' ? ['kind'] : [])];
+    const unknownKeys = Object.keys(r).filter((k) => !allowed.includes(k));
+    if (unknownKeys.length) throw new ConfigError(source, `"${field}" has unknown key(s) ${unknownKeys.map((k) => `"${k}"`).join(', ')} (known: ${allowed.join(', ')})`);
+    if (!isNum(r.p) || r.p < 0 || r.p > 1) fail(`${field}.p`, 'a probability in [0, 1]', r.p);
+    const range = r[lim.key];
+    const ok = Array.isArray(range) && range.length === 2 && range.every(isNum) && range[0] >= lim.lo && range[0] <= range[1] && range[1] <= lim.hi;
+    if (!ok) fail(`${field}.${lim.key}`, `a range [lo, hi] with ${lim.lo} ≤ lo ≤ hi ≤ ${lim.hi}${lim.unit}`, range);
+    if (name === 'noise' && r.kind !== undefined && r.kind !== 'gaussian' && r.kind !== 'uniform') fail(`${field}.kind`, '"gaussian" or "uniform"', r.kind);
+  }
+}
+
 /** Throws a ConfigError naming the first invalid key; returns the config typed. */
 export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
   const bad = (key: string, want: string): never => {
@@ -206,6 +246,7 @@ export function validateConfig(c: TrainConfig, source = 'config'): TrainConfig {
   if (!isInt(c.heldOutTest) || c.heldOutTest < 0) bad('heldOutTest', 'a non-negative integer');
   if (c.split == null && c.testFraction === 0 && c.heldOutTest === 0) throw new ConfigError(source, 'no test set: set testFraction > 0 or heldOutTest > 0');
   if (typeof c.augment !== 'boolean') bad('augment', 'true or false');
+  if (c.degrade !== undefined) checkDegrade(c.degrade, source);
   if (!['resnet18', 'resnet34', 'tiny'].includes(c.arch)) bad('arch', '"resnet18", "resnet34" or "tiny"');
   if (!isInt(c.epochs) || c.epochs < 1) bad('epochs', 'a positive integer');
   if (!isInt(c.batchSize) || c.batchSize < 2) bad('batchSize', 'an integer ≥ 2 (batch norm needs two samples)');
@@ -258,5 +299,7 @@ export async function readConfigFile(path: string): Promise<Partial<TrainConfig>
   // a split is long and often written by a tool: check it here so its errors name the file
   const split = (json as Record<string, unknown>).split;
   if (split !== undefined && split !== null) checkSplitIds(split, path);
+  const degrade = (json as Record<string, unknown>).degrade;
+  if (degrade !== undefined) checkDegrade(degrade, path);
   return json as Partial<TrainConfig>;
 }

@@ -5,7 +5,7 @@ import { readDataset, type LabeledImageSet, type LabeledItem } from '../data/lay
 import { ImageFileDataset, cachedDataset, type ImageDataset, type Sample } from '../data/dataset.js';
 import { stratifiedSplit, subsampleByClass, classCounts, classBalancedSampler } from '../data/split.js';
 import { DataLoader } from '../data/loader.js';
-import { trainTransform, evalTransform, type ImageTransform } from '../data/transforms.js';
+import { trainTransform, evalTransform, compose, randomDegradation, type ImageTransform } from '../data/transforms.js';
 import { LEAF_CLASSES } from '../data/synthetic/labels.js';
 import { syntheticLeafDataset, type SyntheticLeafDataset } from '../data/synthetic/dataset.js';
 import { readdir, access } from 'node:fs/promises';
@@ -112,7 +112,13 @@ function capCounts(set: LabeledImageSet, want: number): number[] {
   return classCounts(set).map((n) => Math.min(n, want));
 }
 
-export function trainingTransform(config: Pick<TrainConfig, 'imageSize' | 'augment'>): ImageTransform {
+export function trainingTransform(config: Pick<TrainConfig, 'imageSize' | 'augment' | 'degrade'>): ImageTransform {
+  const base = augmentTransform(config);
+  // degradations last, and only when configured: without them every random draw stays as it was
+  return config.degrade ? compose(base, randomDegradation(config.degrade)) : base;
+}
+
+function augmentTransform(config: Pick<TrainConfig, 'imageSize' | 'augment'>): ImageTransform {
   if (!config.augment) return evalTransform(config.imageSize);
   return trainTransform({
     size: config.imageSize,
