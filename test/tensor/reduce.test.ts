@@ -56,6 +56,8 @@ const CASES: [number[], number | number[] | undefined][] = [
   [[3, 5, 17], [-1, -2]], [[3, 5, 17], undefined], [[1, 129, 3], 1], [[2, 3, 4, 5], [1, 3]], [[2, 300], 1],
   // separated runs of dims (reduced run by run): a conv bias gradient's [0, 2, 3], and two runs of two
   [[5, 6, 17, 19], [0, 2, 3]], [[2, 3, 4, 5, 6], [0, 1, 3]], [[2, 3, 4, 5, 6], [0, 1, 3, 4]],
+  // a kept middle run reduced by one grouped kernel: one pass, and one whose chunks cross the groups
+  [[3, 40, 70], [0, 2]], [[3, 5, 40, 50], [0, 2, 3]], [[7, 3, 300], [0, 2]],
 ];
 
 type Red = (x: Tensor, dim: number | number[] | undefined, keepdim: boolean) => Tensor;

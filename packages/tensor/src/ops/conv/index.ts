@@ -124,11 +124,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     (g, saved) => {
       const sx = needX ? saved[0]! : null;
       const sw = needW ? saved[needX ? 1 : 0]! : null;
-      return [
-        sw ? conv2dGradInputRaw(g, sw, a) : null,
-        sx ? conv2dGradWeightRaw(sx, g, a) : null,
-        bias?.requiresGrad ? sum(g, [0, 2, 3]) : null,
+      // one contiguous gradient for all three (a permuted or narrowed g was copied by each)
+      const gc = contig(g);
+      const out = [
+        sw ? conv2dGradInputRaw(gc, sw, a) : null,
+        sx ? conv2dGradWeightRaw(sx, gc, a) : null,
+        bias?.requiresGrad ? sum(gc, [0, 2, 3]) : null,
       ];
+      gc.dispose();
+      return out;
     },
     [...(needX ? [x] : []), ...(needW ? [weight] : [])],
   );
@@ -188,11 +192,14 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
     (g, saved) => {
       const sx = needX ? saved[0]! : null;
       const sw = needW ? saved[needX ? 1 : 0]! : null;
-      return [
-        sw ? conv2dForwardRaw(g, sw, null, a) : null,
-        sx ? conv2dGradWeightRaw(g, sx, a) : null,
-        bias?.requiresGrad ? sum(g, [0, 2, 3]) : null,
+      const gc = contig(g);
+      const out = [
+        sw ? conv2dForwardRaw(gc, sw, null, a) : null,
+        sx ? conv2dGradWeightRaw(gc, sx, a) : null,
+        bias?.requiresGrad ? sum(gc, [0, 2, 3]) : null,
       ];
+      gc.dispose();
+      return out;
     },
     [...(needX ? [x] : []), ...(needW ? [weight] : [])],
   );

@@ -15,6 +15,15 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
   const outShapeKeep = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
   const outShape = keepdim ? outShapeKeep : x.shape.filter((_, i) => !dims.includes(i));
   const block = dims.length === 0 || dims[dims.length - 1]! - dims[0]! === dims.length - 1;
+  const grouped = !block && op !== 'argmax' && op !== 'argmin' && x.isContiguous ? keptMiddle(dims, rank) : null;
+  if (grouped) {
+    // leading and trailing dims reduced, a middle run kept (a conv bias gradient): one grouped kernel
+    const [a, b] = grouped;
+    const storage = x.backend.run('reduce', [x], {
+      op, groups: numel(x.shape.slice(0, a)), outer: numel(x.shape.slice(a, b)), size: numel(x.shape.slice(b)), inner: 1,
+    } satisfies ReduceAttrs);
+    return new Tensor(storage, outShape);
+  }
   if (!block && x.isContiguous && (op === 'sum' || op === 'max' || op === 'min')) {
     // reduce the last run of adjacent dims, then the rest (e.g. a conv bias gradient, [0, 2, 3] of
     // NCHW: HW, then N): two reduce dispatches where the permute would copy the whole tensor first
@@ -48,6 +57,16 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
   if (c !== x && c !== src) c.dispose();
   if (src !== x) src.dispose();
   return new Tensor(storage, outShape);
+}
+
+/** [a, b] when the sorted dims are exactly [0, a) and [b, rank) with 0 < a < b: the kept dims are the middle run. */
+function keptMiddle(dims: number[], rank: number): [number, number] | null {
+  let a = 0;
+  while (a < dims.length && dims[a] === a) a++;
+  if (a === 0 || a === dims.length) return null;
+  const b = dims[a]!;
+  for (let j = a; j < dims.length; j++) if (dims[j] !== b + (j - a)) return null;
+  return dims[dims.length - 1] === rank - 1 ? [a, b] : null;
 }
 
 function dimsOf(x: Tensor, dim: number | number[] | undefined): number[] {
@@ -138,10 +157,15 @@ export function logsumexp(x: Tensor, dim: number | number[], keepdim = false): T
 
 // The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
 
-/** Reduces the middle axis of a contiguous [outer, size, inner] view. */
+/**
+ * Reduces the middle axis of a contiguous [outer, size, inner] view. With `groups` > 1 the view is
+ * [groups, outer, size, inner] and both groups and size are reduced (e.g. a conv bias gradient,
+ * dims [0, 2, 3] of NCHW, in one kernel); argmax/argmin are not grouped.
+ */
 export interface ReduceAttrs {
   op: 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
   outer: number;
   size: number;
   inner: number;
+  groups?: number;
 }

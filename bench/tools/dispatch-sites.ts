@@ -1,0 +1,78 @@
+/**
+ * Where a UNet training step's dispatches come from: every dispatch of one step (after a warm-up)
+ * is attributed to its kernel name and the first call-site frames outside the runtime, so the
+ * avoidable copies and adds can be found (issue 12). Prints the top sites per kernel.
+ *
+ * node --conditions=foliar-source --import tsx bench/tools/dispatch-sites.ts [kernel,...] [--frames N]
+ */
+import * as ft from '@foliar/tensor';
+import { WebGPURuntime, type DispatchSpec } from '@foliar/tensor/internal';
+
+const args = process.argv.slice(2);
+const fi = args.indexOf('--frames');
+const frames = fi >= 0 ? Number(args[fi + 1]) : 4;
+const only = args.filter((a, i) => !a.startsWith('--') && (fi < 0 || i !== fi + 1));
+const want = only.length ? new Set(only.join(',').split(',')) : null;
+
+await ft.init({ backend: 'webgpu' });
+const { createTinyPipeline } = await import('@foliar/diffusion');
+const { AdamW } = await import('@foliar/nn');
+const pipe = createTinyPipeline({ seed: 0 });
+pipe.vae.dispose();
+pipe.textEncoder.dispose();
+const unet = pipe.unet;
+const B = 8;
+const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
+const latents = ft.randn([B, 4, 16, 16]);
+const noise = ft.randn([B, 4, 16, 16]);
+const ctx = ft.randn([B, 77, unet.config.cross_attention_dim]);
+const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
+const step = async (): Promise<void> => {
+  const loss = ft.tidy(() => {
+    const l = ft.mseLoss(unet.forward(latents, ts, ctx), noise);
+    l.backward();
+    return l.detach();
+  });
+  opt.step();
+  opt.zeroGrad();
+  await loss.data();
+  loss.dispose();
+};
+await step();
+
+// the autograd node whose backward is running (its name and forward scope), for backward dispatches
+let current = 'forward';
+const nodeProto = ft.Node.prototype as unknown as { apply(g: ft.Tensor): unknown };
+const origApply = nodeProto.apply;
+nodeProto.apply = function (this: ft.Node, g: ft.Tensor) {
+  const prev = current;
+  current = `bw:${this.name}@${this.scope}`;
+  try {
+    return origApply.call(this, g);
+  } finally {
+    current = prev;
+  }
+};
+const sites = new Map<string, number>();
+const byName = new Map<string, number>();
+const proto = WebGPURuntime.prototype as unknown as { dispatch(spec: DispatchSpec): void };
+const orig = proto.dispatch;
+Error.stackTraceLimit = 40;
+proto.dispatch = function (this: WebGPURuntime, spec: DispatchSpec) {
+  byName.set(spec.name, (byName.get(spec.name) ?? 0) + 1);
+  if (!want || want.has(spec.name)) {
+    const st = (new Error().stack ?? '').split('\n').slice(2);
+    const keep = st
+      .map((l) => l.trim().replace(/^at /, '').replace(/\S*\/packages\//, '').replace(/\)$/, '').replace(/:\d+$/, ''))
+      .filter((l) => !/runtime\/|webgpu-backend|backends\/webgpu\/kernels|ops\/elementwise\/webgpu|node:internal|^new Promise|scope\.ts|grad-mode|node\.ts|\bew \(|tensor-methods/.test(l));
+    const key = `${spec.name} [${current.startsWith('bw:') ? current.replace(/@.*\/([^/]+)$/, '@$1') : 'fwd'}] <- ${keep.slice(0, frames).join(' <- ')}`;
+    sites.set(key, (sites.get(key) ?? 0) + 1);
+  }
+  return orig.call(this, spec);
+};
+await step();
+proto.dispatch = orig;
+const total = [...byName.values()].reduce((a, b) => a + b, 0);
+console.log(`${total} dispatches: ${[...byName].sort((a, b) => b[1] - a[1]).map(([n, c]) => `${n} ${c}`).join(', ')}`);
+for (const [k, n] of [...sites].sort((a, b) => b[1] - a[1])) console.log(`${String(n).padStart(4)}  ${k}`);
+ft.shutdown();
