@@ -9,6 +9,9 @@
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
  *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--stop-after vae] [--gates] [--deadline 500]
  *
+ *   e.g. a perceptual term through a ResNet18 trained on the pretraining pool only:
+ *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
+ *
  * --vae / --base change the profile's recipe (the manifest records the recipe used); --stop-after vae
  * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
  * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
@@ -30,7 +33,7 @@ import { loadVAE, StableDiffusionPipeline } from '@foliar/diffusion';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
 import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
-import { pretrainGenerator, pretrainPool, pretrainVAE, type PretrainOptions } from './study/pretrain.js';
+import { pretrainGenerator, pretrainPool, pretrainVAE, perceptualRecipe, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
 import { classifierBaseConfig, splitStage } from './study/arms.js';
 import { trainGateClassifier } from './study/scorer.js';
@@ -40,7 +43,8 @@ import { labelledGrid } from './study/grids.js';
 import type { GateEntry } from './study/report-types.js';
 import { writeFileAtomic } from '@foliar/tensor';
 
-const OPTIONAL_VAE = ['cropSize', 'gradientWeight', 'channelsPerGroup', 'lowPassWeight', 'initialLogvar'];
+// optional VAE recipe keys, absent from the profiles' defaults; the perceptual ones: examples/study/pretrain.ts
+const OPTIONAL_VAE: readonly string[] = ['cropSize', 'gradientWeight', 'channelsPerGroup', 'lowPassWeight', 'initialLogvar', ...PERCEPTUAL_VAE_KEYS];
 
 /** A JSON object of profile overrides from the command line, keys checked against the profile's section. */
 function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: string | undefined): void {
@@ -85,6 +89,7 @@ async function main(): Promise<void> {
   const P = { ...studyProfile(args.profile), embeddedGenerator: false };
   overrides(P, 'vae', args.vae);
   overrides(P, 'base', args.base);
+  perceptualRecipe(P); // checks the perceptual keys now, not after the gate classifier has trained
   if (args['stop-after'] !== undefined && args['stop-after'] !== 'vae') throw new Error(`--stop-after: only "vae" is supported, got "${args['stop-after']}"`);
   const stop = new AbortController();
   if (args.deadline !== undefined) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import {
   AutoencoderKL, StableDiffusionPipeline, createTinyPipeline, loadVAE, trainVAE, trainTextToImage, trainDreamBooth,
-  generateImageSet, imagesToTensor, FullFineTune, LoRA, type FineTuneMethod, type RgbLike,
+  generateImageSet, imagesToTensor, FullFineTune, LoRA, type FineTuneMethod, type RgbLike, type VAETrainConfig,
 } from '@foliar/diffusion';
 import type { StudyProfile } from './profiles.js';
 
@@ -68,7 +68,8 @@ export function latentSize(p: StudyProfile): number {
   return p.imageSize / 2 ** (p.vae.blockOutChannels.length - 1);
 }
 
-export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLike[], seed: number, signal?: AbortSignal): Promise<TrainedStage> {
+/** `extra`: loss options that are not plain profile values (a perceptual term's feature net, examples/study/pretrain.ts). */
+export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLike[], seed: number, signal?: AbortSignal, extra: Pick<VAETrainConfig, 'perceptual'> = {}): Promise<TrainedStage> {
   ft.manualSeed(seed);
   ft.resetPeakMemory();
   const vae = new AutoencoderKL(vaeConfig(p));
@@ -76,7 +77,7 @@ export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLik
     const r = await trainVAE(vae, {
       ...loop(dir, seed, signal, p.vae.steps), images, resolution: p.imageSize, maxTrainSteps: p.vae.steps, learningRate: p.vae.lr,
       trainBatchSize: p.vae.batch, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight,
-      lowPassWeight: p.vae.lowPassWeight, initialLogvar: p.vae.initialLogvar, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: Math.ceil(p.vae.steps / 4),
+      lowPassWeight: p.vae.lowPassWeight, initialLogvar: p.vae.initialLogvar, ...extra, lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(p.vae.steps / 10)), validationSteps: Math.ceil(p.vae.steps / 4),
     });
     checkInterrupted(r, 'VAE training');
     const { std, factor } = await setScalingFactor(join(dir, 'final'), images);

@@ -10,7 +10,12 @@
  *   - photographs: the common-class images that lie in the TRAINING split of every seed, so no
  *     seed's validation or test image, and no rare-class image, is ever seen by the generator.
  */
-import { LEAF_CLASSES, syntheticSource, type LabeledItem, type ProtocolSplit, type RgbImage } from '@foliar/classifier';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  LEAF_CLASSES, ResNet, RESNET_FEATURE_LAYERS, loadTrainedModel, resnetFeatures, resolveConfig, syntheticSource, train,
+  type LabeledItem, type ProtocolSplit, type ResNetFeatureLayer, type RgbImage, type TrainConfig,
+} from '@foliar/classifier';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
@@ -27,6 +32,8 @@ export interface PretrainPool {
   describe: string;
   /** Identity of the pool for the stage cache (ids, or the render seed and counts). */
   key: unknown;
+  /** How a classifier reads exactly this pool (the perceptual term's feature net trains on it). */
+  classifierData: Partial<TrainConfig>;
 }
 
 /** Fresh procedural leaves of the common classes, `perClass` each, disjoint from the study's pool. */
@@ -43,6 +50,8 @@ export async function proceduralPretrainPool(p: StudyProfile, common: string[]):
     items,
     describe: `${items.length} procedural leaves rendered from generator seed ${PRETRAIN_RENDER_SEED} (the study's images come from seed 0): ${common.map((c) => `${p.pretrain.perClass} ${c}`).join(', ')}`,
     key: { render: PRETRAIN_RENDER_SEED, counts, size: p.imageSize },
+    // the same renders: the classifier's synthetic source with the pool's seed, counts and size
+    classifierData: { data: null, counts, syntheticSeed: PRETRAIN_RENDER_SEED },
   };
 }
 
@@ -69,6 +78,11 @@ export async function photoPretrainPool(p: StudyProfile, data: StudyData, splits
     items: chosen.map((it, i) => ({ image: images[i]!, className: data.set.classNames[it.label]! })),
     describe: `${chosen.length} photographs that lie in the training split of every seed (${splits.map((s) => s.seed).join(', ')}): ${per.join(', ')}`,
     key: { ids: chosen.map((it) => it.id) },
+    // the pool's own images only, every 10th for validation and the next for the (unused) test part
+    classifierData: {
+      data: data.classifierData, counts: data.poolCounts, syntheticSeed: 0,
+      split: { train: chosen.filter((_, i) => i % 10 > 1).map((it) => it.id), val: chosen.filter((_, i) => i % 10 === 0).map((it) => it.id), test: chosen.filter((_, i) => i % 10 === 1).map((it) => it.id) },
+    },
   };
 }
 
@@ -110,11 +124,86 @@ function poolStage(o: PretrainOptions, pool: PretrainPool): StageResult<unknown>
   return { key: hashOf(pool.key), dir: o.runner.runDir, value: null, seconds: 0, cached: true };
 }
 
+/**
+ * VAE recipe keys of the perceptual term (set with pretrain-generator's --vae; absent from the
+ * profiles, so their recipes and cache keys are unchanged): perceptualWeight > 0 turns it on;
+ * perceptualLayers (default stem + layer1: the lesions are a 2–4 px colour scale, which the
+ * stride-2 stem and the 1/4-resolution layer1 still resolve); perceptualClassifier overrides the pool
+ * classifier's training settings (e.g. {"epochs": 3} for a CPU probe).
+ */
+export interface PerceptualRecipe {
+  perceptualWeight?: number;
+  perceptualLayers?: ResNetFeatureLayer[];
+  perceptualClassifier?: Partial<TrainConfig>;
+}
+export const PERCEPTUAL_VAE_KEYS: readonly (keyof PerceptualRecipe)[] = ['perceptualWeight', 'perceptualLayers', 'perceptualClassifier'];
+
+/** The perceptual keys of the profile's VAE recipe, checked (they arrive untyped from the command line). */
+export function perceptualRecipe(P: StudyProfile): PerceptualRecipe | null {
+  // the keys are not in the profile type (profiles.ts is not this feature's): read them off the recipe object
+  const v = P.vae as StudyProfile['vae'] & PerceptualRecipe;
+  if (v.perceptualWeight === undefined) {
+    if (v.perceptualLayers !== undefined || v.perceptualClassifier !== undefined) throw new Error('vae.perceptualLayers / perceptualClassifier need vae.perceptualWeight');
+    return null;
+  }
+  if (typeof v.perceptualWeight !== 'number' || !(v.perceptualWeight >= 0)) throw new RangeError(`vae.perceptualWeight must be a number ≥ 0, got ${JSON.stringify(v.perceptualWeight)}`);
+  if (v.perceptualLayers !== undefined && (!Array.isArray(v.perceptualLayers) || !v.perceptualLayers.length || v.perceptualLayers.some((l) => !RESNET_FEATURE_LAYERS.includes(l)))) {
+    throw new RangeError(`vae.perceptualLayers must be a non-empty list of ${RESNET_FEATURE_LAYERS.join(', ')}, got ${JSON.stringify(v.perceptualLayers)}`);
+  }
+  if (v.perceptualClassifier !== undefined && (typeof v.perceptualClassifier !== 'object' || v.perceptualClassifier === null || Array.isArray(v.perceptualClassifier))) {
+    throw new RangeError(`vae.perceptualClassifier must be an object of classifier settings, got ${JSON.stringify(v.perceptualClassifier)}`);
+  }
+  return v.perceptualWeight > 0 ? v : null;
+}
+
+export interface PoolClassifier {
+  checkpoint: string;
+  valAccuracy: number;
+  steps: number;
+  seconds: number;
+}
+
+/**
+ * The perceptual term's feature net: a ResNet18 trained on the pretraining pool only (the common
+ * classes, never the rare one, no image any seed evaluates on), as LPIPS's net was trained on other
+ * images than the ones it judges. Cached as a stage that depends on the pool.
+ */
+export async function trainPoolClassifier(o: PretrainOptions, pool: PretrainPool, r: PerceptualRecipe): Promise<StageResult<PoolClassifier>> {
+  const P = o.profile;
+  // the feature net must be a ResNet (resnetFeatures); validation on its own pool decides the epoch
+  const config = resolveConfig(P.classifier, P.gateClassifier, { heldOutTest: 0, valFraction: 0.1, testFraction: 0.1 }, pool.classifierData, r.perceptualClassifier ?? {}, {
+    arch: 'resnet18', imageSize: P.imageSize, monitor: 'val_accuracy', seed: 0,
+  });
+  return o.runner.run('pool-classifier', null, config, [poolStage(o, pool)], async (dir) => {
+    const runDir = join(dir, 'run');
+    const res = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal: o.signal, verbose: false, skipReport: true });
+    if (res.interrupted) throw new Error('pool classifier interrupted: run the same command again to continue');
+    const best = res.bestEpoch !== null ? res.history.find((h) => h.epoch === res.bestEpoch) ?? res.history.at(-1)! : res.history.at(-1)!;
+    const checkpoint = res.bestCheckpoint ?? join(runDir, 'checkpoints', 'best');
+    if (!existsSync(checkpoint)) throw new Error(`pool classifier: no best checkpoint at ${checkpoint}`);
+    console.log(`pool classifier: validation accuracy ${best.valAccuracy.toFixed(3)} on its own pool (${res.globalStep} steps)`);
+    return { checkpoint, valAccuracy: best.valAccuracy, steps: res.globalStep, seconds: res.seconds };
+  });
+}
+
 /** The VAE stage alone (cached under the run folder), e.g. to compare VAE recipes on their gate before a base model is trained. */
 export async function pretrainVAE(o: PretrainOptions, pool: PretrainPool): Promise<StageResult<TrainedStage>> {
   const P = o.profile;
   const images = pool.items.map((it) => it.image);
-  return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool)], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
+  const perceptual = perceptualRecipe(P);
+  // without the perceptual keys: exactly the old stage (same config, same deps, so the same cache key)
+  if (!perceptual) return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool)], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
+  const net = await trainPoolClassifier(o, pool, perceptual);
+  return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool), net], async (dir) => {
+    const { model } = await loadTrainedModel(net.value.checkpoint);
+    try {
+      if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
+      const features = resnetFeatures(model, perceptual.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
+      return await trainStudyVAE(P, dir, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
+    } finally {
+      model.dispose();
+    }
+  });
 }
 
 /** The VAE, then the base model on its latents: two stages shared by all seeds (cached under the run folder). */
