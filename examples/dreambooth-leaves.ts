@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { renderLeaf, LEAF_CLASSES } from '@foliar/classifier';
-import { lineChart, writePng } from '@foliar/nn';
+import { lineChart, writePng } from '@foliar/report';
 import {
   AutoencoderKL, StableDiffusionPipeline, createTinyPipeline, loadVAE, trainVAE, trainTextToImage, trainDreamBooth,
   readClassImagesFromCsv, loadImageSquare, FullFineTune, LoRA, DRIFT_PROBES, type RgbLike, type FineTuneMethod,

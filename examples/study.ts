@@ -30,7 +30,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
-import { Progress, readPng } from '@foliar/nn';
+import { Progress, readPng } from '@foliar/report';
 import { StableDiffusionPipeline, loadVAE } from '@foliar/diffusion';
 import { splitsJson, loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
 import { studyProfile } from './study/profiles.js';

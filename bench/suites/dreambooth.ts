@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { writePng } from '@foliar/nn';
+import { writePng } from '@foliar/report';
 import type { FineTuneMethod } from '@foliar/diffusion';
 import type { Row, RunInfo } from '../lib/report.js';
 

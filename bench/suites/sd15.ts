@@ -37,7 +37,7 @@ async function measured(name: string, fn: () => Promise<void>, runs = 1): Promis
 export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
   const { createRandomPipeline, StableDiffusionPipeline, schedulerFromConfig, trainDreamBooth, LoRA, FullFineTune } = await import('@foliar/diffusion');
   const { renderLeaf } = await import('@foliar/classifier');
-  const { writePng } = await import('@foliar/nn');
+  const { writePng } = await import('@foliar/report');
   const preset = opts.quick || process.env.FOLIAR_SD15 === 'small' ? 'sd15-small' : 'sd15';
   const root = join(import.meta.dirname, '..', '.scratch');
   const dir = join(root, `random-${preset}`);

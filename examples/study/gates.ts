@@ -5,7 +5,7 @@
  * ImageScorer and images, so the same code measures a real pipeline and a test's stand-ins.
  */
 import * as ft from '@foliar/tensor';
-import { fromFloatCHW } from '@foliar/nn';
+import { fromFloatCHW } from '@foliar/data';
 import { Rng, evalTransform } from '@foliar/classifier';
 import { imagesToTensor, type AutoencoderKL, type GenerateResult, type StableDiffusionPipeline } from '@foliar/diffusion';
 import type { GateEntry } from './report-types.js';
@@ -84,7 +84,7 @@ export function generatorFromPipeline(pipe: StableDiffusionPipeline, o: Pipeline
   return { generate, dispose: () => pipe.dispose() };
 }
 
-/** Drops the `channels` field of @foliar/nn's images (always 3 here). */
+/** Drops the `channels` field of @foliar/report's rasters (always 3 here). */
 function rgb(img: { width: number; height: number; data: Uint8Array }): RgbImage {
   return { width: img.width, height: img.height, data: img.data };
 }

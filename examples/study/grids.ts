@@ -5,8 +5,8 @@
  */
 import {
   blit, createImage, drawText, measureText, resizeNearest, truncateText, wrapText, writePng, LINE_HEIGHT,
-  type RgbImage as Raster,
-} from '@foliar/nn';
+  type Raster,
+} from '@foliar/report';
 import type { RgbImage } from './features.js';
 
 export interface GridOptions {

@@ -12,8 +12,7 @@ import sharp from 'sharp';
 import {
   LEAF_CLASSES, PP2020_TRAIN_COUNTS, renderLeaf, syntheticLeafDataset, type LeafImage, type LeafLabel,
 } from '../../packages/classifier/src/data/synthetic/index.js';
-// Relative import: @foliar/nn does not export viz from its index yet.
-import { imageGrid, writePng } from '@foliar/nn';
+import { imageGrid, writePng } from '@foliar/report';
 import { repoRoot } from '../helpers.js';
 
 const render = (label: LeafLabel, seed: number, width = 64, height = width): LeafImage => renderLeaf({ label, seed, width, height });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, generateImageSet, type UNet2DConditionModel } from '@foliar/diffusion';
-import { readPng } from '@foliar/nn';
+import { readPng } from '@foliar/report';
 import { readdirSync } from 'node:fs';
 import { setup, teardown, backends, requireGpu, assertClose, assertExact } from '../helpers.js';
 import { tinyPipeline } from './fixtures.js';

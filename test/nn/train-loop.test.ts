@@ -197,4 +197,26 @@ test('evaluate: exact resume after a kill between an evaluation and the next che
   assert.equal(readFileSync(join(out, 'checkpoints', 'checkpoint-6', 'trained.safetensors')), readFileSync(join(tmp, 'eval-ref', 'checkpoints', 'checkpoint-6', 'trained.safetensors')));
 });
 
+test("interrupting names how to resume: the caller's resumeHint, else the API's 'latest'", async () => {
+  const messages: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => { messages.push(a.map(String).join(' ')); };
+  try {
+    for (const [name, hint] of [['hint-cli', 'resume with --resume runs/x'], ['hint-api', undefined]] as const) {
+      const ac = new AbortController();
+      const r = await quadratic(join(tmp, name), {
+        quiet: false, progressBar: false, signal: ac.signal, ...(hint ? { resumeHint: hint } : {}),
+        onStep: ({ step }) => { if (step === 2) ac.abort(); },
+      });
+      assert.ok(r.interrupted, `${name}: interrupted`);
+    }
+  } finally {
+    console.error = orig;
+  }
+  const stops = messages.filter((m) => m.includes('stopped at step 2'));
+  assert.is(stops.length, 2, messages.join('\n'));
+  assert.ok(stops[0]!.includes('(resume with --resume runs/x)'), stops[0]);
+  assert.ok(stops[1]!.includes("(resume with 'latest')"), stops[1]);
+});
+
 test.run();

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodePng } from '@foliar/nn';
+import { encodePng } from '@foliar/report';
 import { prng } from '../prng.js';
 import type { ArmMetrics, ArmReport, DriftEntry, GateEntry, ReportImage, Stat, StudyReport } from '../../examples/study/report-types.js';
 

@@ -11,7 +11,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { AdamW, readPng } from '@foliar/nn';
+import { AdamW } from '@foliar/nn';
+import { readPng } from '@foliar/report';
 import {
   ResNet, TinyResNet, Rng, LEAF_CLASSES, evalTransform, normalizeToChw, renderLeaf, softmaxRows, type LeafLabel,
 } from '@foliar/classifier';

@@ -1,5 +1,5 @@
-// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop
-// (and, deprecated, @foliar/report's pictures and Progress re-exported through ./viz/index.js).
+// @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop.
+// Pictures and progress bars are @foliar/report's.
 export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
 export * from './init.js';
 export { Linear, Identity, type LinearOptions, type LinearDelta } from './layers/linear.js';
@@ -11,8 +11,6 @@ export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export * from './schedules/lr.js';
 export { checkpoint } from './checkpoint.js';
-/** @deprecated Pictures and progress bars live in @foliar/report; these re-exports stay for existing imports. */
-export * from './viz/index.js';
 export * from './weights.js';
 export { Conv2d, ConvTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './layers/conv.js';
 export { GroupNorm, LayerNorm, BatchNorm2d, type NormOptions } from './layers/norm.js';

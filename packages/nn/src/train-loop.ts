@@ -41,6 +41,11 @@ export interface TrainLoopOptions {
   /** Stops the run after the current step, writing a checkpoint to resume from (e.g. on Ctrl-C). */
   signal?: AbortSignal;
   /**
+   * How a user continues this run, in the loop's messages (default: "resume with 'latest'", the API's
+   * spelling). A CLI passes its own, e.g. "resume with --resume runs/x", so the message names a command that works.
+   */
+  resumeHint?: string;
+  /**
    * Steps between train.jsonl lines (default 1). Losses and gradient norms stay on the device and are
    * read back together only at a logged step, a checkpoint and the end: with `logEvery: 10` the loop
    * waits on the device once per 10 steps, not once per micro-batch. Every step is still logged
@@ -269,7 +274,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
           // a failing validation (e.g. a user's onValidation scorer) must not lose the training so far
           const dir = join(ckDir, `checkpoint-${step}`);
           if (!existsSync(join(dir, 'state.json'))) await saveCheckpoint(dir, { ...ck, step });
-          throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; resume with 'latest')`, { cause: e });
+          throw new Error(`validation at step ${step} failed: ${(e as Error).message} (training state saved in ${dir}; ${o.resumeHint ?? "resume with 'latest'"})`, { cause: e });
         }
       }
       if (h.evaluate && h.evaluationSteps && step % h.evaluationSteps === 0) {
@@ -293,7 +298,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
       if (o.signal?.aborted && step < o.maxTrainSteps) {
         interrupted = true;
         const dir = savedAt === step ? join(ckDir, `checkpoint-${step}`) : await save();
-        if (!o.quiet) console.error(`\nstopped at step ${step}; checkpoint written to ${dir} (resume with 'latest')`);
+        if (!o.quiet) console.error(`\nstopped at step ${step}; checkpoint written to ${dir} (${o.resumeHint ?? "resume with 'latest'"})`);
         break;
       }
       if (o.checkpointingSteps && step % o.checkpointingSteps === 0 && step < o.maxTrainSteps && savedAt !== step) {

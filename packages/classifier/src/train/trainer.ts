@@ -206,6 +206,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
         maxGradNorm: 0, seed: config.seed, resumeFrom: resumed?.path ?? null,
         checkpointingSteps: config.checkpointEvery > 0 ? config.checkpointEvery : undefined, checkpointsTotalLimit: config.keepLast,
         signal: stop.signal, quiet: !verbose, progressBar: opts.progress !== false,
+        resumeHint: `resume with --resume ${runDir}`,
         onStep: ({ step, loss, logs }) => {
           if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at epoch ${st.epoch + 1}, step ${step}: lower the learning rate (${config.lr})`);
           const b = cur!.b;
@@ -283,7 +284,6 @@ export async function train(configIn: TrainConfig, opts: TrainOptions): Promise<
       },
     );
     interrupted = r.interrupted;
-    if (interrupted) say(`interrupted at step ${globalStep}; resume with --resume ${runDir}`, verbose);
   } catch (e) {
     weights?.dispose();
     model.dispose();

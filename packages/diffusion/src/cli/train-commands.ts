@@ -122,6 +122,7 @@ function loopOptions(o: CommonOpts, signal: AbortSignal): Omit<TrainLoopOptions,
     resumeFrom: o.resume ?? null,
     overwrite: o.overwrite ?? false,
     signal,
+    resumeHint: `resume with --resume latest --out ${o.out}`,
     progressBar: o.progress,
   };
 }

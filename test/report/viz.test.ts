@@ -12,8 +12,8 @@ import { deflateSync } from 'node:zlib';
 import {
   barChart, createImage, decodePng, drawText, encodePng, fillRect, fromFloatCHW, getPixel, heatmap, imageGrid,
   lineChart, linearTicks, logTicks, measureText, readPng, resizeBilinear, resizeNearest, writePng, blit,
-  wrapText, emaSmooth, type RgbImage, type ChartImage,
-} from '../../packages/nn/src/viz/index.js';
+  wrapText, emaSmooth, type Raster as RgbImage, type ChartImage,
+} from '@foliar/report';
 
 const OUT = '/tmp/foliar-viz';
 
