@@ -400,3 +400,27 @@ function broadcastIndex(sa: number[], sb: number[]): [number, number][] {
 }
 
 test.run();
+
+test('geglu: equals chunk · gelu(gate) with its gradient, on both backends, odd widths and a strided input', async () => {
+  const { cpu } = backends();
+  const composed = (x: Tensor): Tensor => {
+    const [h, gate] = x.chunk(2, -1) as [Tensor, Tensor];
+    return F.mul(h, gelu(gate));
+  };
+  for (const shape of [[2, 7, 10], [3, 2], [5, 66]]) {
+    const n = numelOf(shape);
+    await gradcheck((x) => F.geglu(x), [tensor(randArray(n, 41, -2, 2), { shape, backend: cpu, requiresGrad: true })], { msg: `geglu ${JSON.stringify(shape)}` });
+    await compareBackends((x) => F.geglu(x), [{ data: randArray(n, 42, -3, 3), shape, requiresGrad: true }], { rtol: 2e-4, gradRtol: 5e-4, msg: `geglu ${JSON.stringify(shape)}` });
+    // the fused op against the composition it replaces, forward and gradient (CPU)
+    const data = randArray(n, 43, -3, 3);
+    const a = tensor(data, { shape, backend: cpu, requiresGrad: true }), b = tensor(data, { shape, backend: cpu, requiresGrad: true });
+    const ya = F.geglu(a), yb = composed(b);
+    await assertClose(ya, yb, { rtol: 1e-5, msg: `geglu forward ${JSON.stringify(shape)}` });
+    F.sum(F.mul(ya, ya)).backward();
+    F.sum(F.mul(yb, yb)).backward();
+    await assertClose(a.grad!, b.grad!, { rtol: 1e-5, msg: `geglu gradient ${JSON.stringify(shape)}` });
+  }
+  // a transposed (non-contiguous) input: the halves are read through its strides
+  await compareBackends((x) => F.geglu(F.transpose(x, 0, 1)), [{ data: randArray(8 * 3, 44), shape: [8, 3], requiresGrad: true }], { msg: 'geglu strided' });
+  assert.throws(() => F.geglu(tensor([1, 2, 3], { backend: cpu })), /even/);
+});

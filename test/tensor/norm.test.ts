@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { groupNorm, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
+import { groupNorm, groupNormSilu, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
 import { prng } from '../prng.js';
 
 // null (with a SKIP notice) without ../shared; an error instead under FOLIAR_REQUIRE_SHARED
@@ -209,3 +209,27 @@ test('norm argument errors name the op and shapes', () => {
 });
 
 test.run();
+
+test('groupNormSilu: one kernel each way equals silu(groupNorm) on the CPU, and WebGPU matches the CPU at odd sizes', async () => {
+  // the fused op against the composition it replaces (CPU reference, forward and every gradient)
+  const cpuBe = cpuBackend();
+  const cases: [number[], number, boolean][] = [[[3, 6, 5, 3], 3, true], [[2, 4, 7], 2, false], [[2, 8, 1, 1], 4, true]];
+  for (const [shape, groups, affine] of cases) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const C = shape[1]!;
+    const xd = randn(n, 11, 0.3, 1.5), wd = randn(C, 12, 1, 0.5), bd = randn(C, 13), rd = randn(n, 14);
+    const grads: Float32Array[][] = [];
+    for (const fused of [true, false]) {
+      const x = tensor(xd, { backend: cpuBe, shape: [...shape] }).requiresGrad_();
+      const w = affine ? tensor(wd, { backend: cpuBe, shape: [C] }).requiresGrad_() : null;
+      const b = affine ? tensor(bd, { backend: cpuBe, shape: [C] }).requiresGrad_() : null;
+      const y = fused ? groupNormSilu(x, groups, w, b) : groupNorm(x, groups, w, b).silu();
+      y.backward(tensor(rd, { backend: cpuBe, shape: y.shape }));
+      grads.push([await y.dataF32(), await x.grad!.dataF32(), ...(w ? [await w.grad!.dataF32(), await b!.grad!.dataF32()] : [])]);
+    }
+    grads[0]!.forEach((v, i) => close(v, grads[1]![i]!, 1e-5, `groupNormSilu ${JSON.stringify(shape)} output ${i} vs composed`));
+  }
+  await crossCheck('gn silu', [3, 6, 5, 3], [6], (_be, x, w, b) => groupNormSilu(x, 3, w, b));
+  await crossCheck('gn silu long', [2, 10, 33, 17], [10], (_be, x, w, b) => groupNormSilu(x, 5, w, b, 1e-6));
+  await crossCheck('gn silu no affine', [2, 6, 9], [6], (_be, x, w, b) => groupNormSilu(x, 3, w, b), { affine: false });
+});

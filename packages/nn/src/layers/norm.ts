@@ -1,4 +1,4 @@
-import { groupNorm, layerNorm, batchNorm, ones, zeros, full, noGrad, add, copy_, type Tensor, type Backend } from '@foliar/tensor';
+import { groupNorm, groupNormSilu, layerNorm, batchNorm, ones, zeros, full, noGrad, add, copy_, type Tensor, type Backend } from '@foliar/tensor';
 import { Module } from '../module.js';
 
 export interface NormOptions {
@@ -26,6 +26,10 @@ export class GroupNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+  }
+  /** silu(forward(x)) in one fused kernel each way (ResNet blocks: GN → SiLU). */
+  forwardSilu(x: Tensor): Tensor {
+    return groupNormSilu(x, this.numGroups, this.weight, this.bias, this.eps);
   }
 }
 

@@ -30,14 +30,19 @@ export class ResnetBlock2D extends Module {
     this.convShortcut = this.module('conv_shortcut', o.inChannels !== o.outChannels ? new Conv2d(o.inChannels, o.outChannels, 1) : null);
     this.outputScaleFactor = o.outputScaleFactor ?? 1;
   }
-  forward(x: Tensor, temb?: Tensor | null): Tensor {
+  /**
+   * `tembActivated`: temb is already silu(temb) (the UNet computes it once for all its blocks rather
+   * than once per block, as diffusers does; the same values).
+   */
+  forward(x: Tensor, temb?: Tensor | null, opts: { tembActivated?: boolean } = {}): Tensor {
     return tidy(() => {
-      let h = this.conv1.forward(this.norm1.forward(x).silu());
+      // GN → SiLU fused (one kernel each way)
+      let h = this.conv1.forward(this.norm1.forwardSilu(x));
       if (this.timeEmbProj && temb) {
-        const t = this.timeEmbProj.forward(temb.silu());
+        const t = this.timeEmbProj.forward(opts.tembActivated ? temb : temb.silu());
         h = h.add(t.reshape([t.shape[0]!, t.shape[1]!, 1, 1]));
       }
-      h = this.conv2.forward(this.norm2.forward(h).silu());
+      h = this.conv2.forward(this.norm2.forwardSilu(h));
       const skip = this.convShortcut ? this.convShortcut.forward(x) : x;
       const out = skip.add(h);
       return this.outputScaleFactor === 1 ? out : out.mul(1 / this.outputScaleFactor);

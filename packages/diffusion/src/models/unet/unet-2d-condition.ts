@@ -14,6 +14,13 @@ function layer(checkpointed: boolean, fn: (h: Tensor, temb: Tensor, ctx: Tensor)
   return checkpointed && isGradEnabled() ? checkpoint(fn, h, temb, ctx) : tidy(() => fn(h, temb, ctx));
 }
 
+/**
+ * The blocks receive silu(temb), computed once by the UNet: every resnet's time projection starts
+ * with that SiLU (diffusers applies it in each resnet; the values are the same, and one kernel with
+ * one gradient replaces a SiLU, its backward and a gradient sum per resnet).
+ */
+const ACT = { tembActivated: true } as const;
+
 interface BlockCommon {
   temb: number;
   groups: number;
@@ -53,7 +60,7 @@ export class DownBlock extends Module {
     let h = x;
     this.resnets.map((r, i) => {
       h = layer(this.gradientCheckpointing, (x0, t, c) => {
-        const y = r.forward(x0, t);
+        const y = r.forward(x0, t, ACT);
         return this.attentions ? this.attentions.at(i).forward(y, c) : y;
       }, h, temb, ctx);
       states.push(h);
@@ -103,7 +110,7 @@ export class UpBlock extends Module {
       const prev = h;
       const joined = cat([prev, skip], 1);
       h = layer(this.gradientCheckpointing, (x0, t, c) => {
-        const y = r.forward(x0, t);
+        const y = r.forward(x0, t, ACT);
         return this.attentions ? this.attentions.at(i).forward(y, c) : y;
       }, joined, temb, ctx);
       joined.dispose();
@@ -134,8 +141,8 @@ export class MidBlock extends Module {
   }
   forward(x: Tensor, temb: Tensor, ctx: Tensor): Tensor {
     return layer(this.gradientCheckpointing, (x0, t, c) => {
-      const h = this.attentions.at(0).forward(this.resnets.at(0).forward(x0, t), c);
-      return this.resnets.at(1).forward(h, t);
+      const h = this.attentions.at(0).forward(this.resnets.at(0).forward(x0, t, ACT), c);
+      return this.resnets.at(1).forward(h, t, ACT);
     }, x, temb, ctx);
   }
 }
@@ -221,16 +228,17 @@ export class UNet2DConditionModel extends Module {
     const temb = profileScope('time_embedding', () =>
       tidy(() => this.timeEmbedding.forward(timestepEmbedding(ts, this.config.block_out_channels[0]!, this.config.flip_sin_to_cos, this.config.freq_shift, sample.backend))),
     );
+    const tembAct = profileScope('time_embedding', () => temb.silu());
     let h = profileScope('conv_in', () => this.convIn.forward(sample));
     const skips: Tensor[] = [h];
     let i = 0;
     for (const db of this.downBlocks) {
-      const r = profileScope(`down_blocks.${i++}`, () => db.forward(h, temb, context));
+      const r = profileScope(`down_blocks.${i++}`, () => db.forward(h, tembAct, context));
       skips.push(...r.states);
       h = r.out;
     }
     const mid = this.midBlock;
-    if (mid) h = profileScope('mid_block', () => mid.forward(h, temb, context));
+    if (mid) h = profileScope('mid_block', () => mid.forward(h, tembAct, context));
     i = 0;
     for (const ub of this.upBlocks) {
       const k = ub.resnets.length;
@@ -238,14 +246,15 @@ export class UNet2DConditionModel extends Module {
       const next = skips[skips.length - 1];
       const size = ub.upsamplers && next ? ([next.shape[2]!, next.shape[3]!] as [number, number]) : undefined;
       const prev = h;
-      h = profileScope(`up_blocks.${i++}`, () => ub.forward(prev, mine, temb, context, size));
+      h = profileScope(`up_blocks.${i++}`, () => ub.forward(prev, mine, tembAct, context, size));
       if (!mine.includes(prev)) prev.dispose();
       for (const s of mine) s.dispose();
     }
     // conv_norm_out, SiLU and conv_out
-    const out = profileScope('conv_out', () => tidy(() => this.convOut.forward(this.convNormOut.forward(h).silu())));
+    const out = profileScope('conv_out', () => tidy(() => this.convOut.forward(this.convNormOut.forwardSilu(h))));
     h.dispose();
     temb.dispose();
+    tembAct.dispose();
     for (const s of skips) s.dispose();
     return out;
   }

@@ -163,7 +163,7 @@ export class Encoder extends Module {
       let h = this.convIn.forward(x);
       for (const b of this.downBlocks) h = b.forward(h);
       h = this.midBlock.forward(h);
-      return this.convOut.forward(this.convNormOut.forward(h).silu());
+      return this.convOut.forward(this.convNormOut.forwardSilu(h));
     });
   }
 }
@@ -190,7 +190,7 @@ export class Decoder extends Module {
     return tidy(() => {
       let h = this.midBlock.forward(this.convIn.forward(z));
       for (const b of this.upBlocks) h = b.forward(h);
-      return this.convOut.forward(this.convNormOut.forward(h).silu());
+      return this.convOut.forward(this.convNormOut.forwardSilu(h));
     });
   }
 }

@@ -252,6 +252,40 @@ export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
   return out;
 }
 
+/**
+ * GEGLU: x [..., 2C] → x[..., :C] · gelu(x[..., C:]) (exact gelu, diffusers' feed-forward). One kernel
+ * forward; the backward writes both halves of the input's gradient with one kernel each, where the
+ * composed chunk / gelu / mul took eight (two pads of the halves, their fills and their sum).
+ */
+export function geglu(x: Tensor): Tensor {
+  const c2 = x.shape[x.rank - 1];
+  if (x.rank === 0 || c2 === undefined || c2 % 2 !== 0) throw new RangeError(`geglu: the last dim of ${fmtShape(x.shape)} must be even`);
+  const C = c2 / 2;
+  const last = x.strides[x.rank - 1]!;
+  const shape = [...x.shape.slice(0, -1), C];
+  const half = (t: Tensor, i: number): Tensor => Tensor.view(t, shape, [...t.strides], t.offset + i * C * last);
+  const h = half(x, 0), gate = half(x, 1);
+  const y = ew('geglu', [h, gate]);
+  h.dispose();
+  gate.dispose();
+  return record(
+    y,
+    'geglu',
+    [x],
+    (g, [sx]) => {
+      const sh = half(sx!, 0), sg = half(sx!, 1);
+      const dx = new Tensor(x.backend.alloc('float32', x.size), [...x.shape]);
+      const at = (i: number): View => ({ storage: dx.storage, shape, strides: [...dx.strides], offset: i * C, dtype: 'float32' });
+      ewInto(at(0), 'geglu_dh', [g, sg]);
+      ewInto(at(1), 'geglu_dgate', [g, sh, sg]);
+      sh.dispose();
+      sg.dispose();
+      return [dx];
+    },
+    [x],
+  );
+}
+
 /** a + value * b * c (torch.addcmul), no autograd: used by optimizers and schedulers. */
 export function addcmul(a: Tensor, b: Tensor, c: Tensor, value = 1): Tensor {
   return ew('addcmul', [a, b, c], [value]);

@@ -128,6 +128,17 @@ const ROWS = {
   where: { arity: 3, wgsl: 'select(c, b, a != 0.0 || f_isnan(a))', cpu: (a, b, c) => (a !== 0 ? b : c) },
   // a + p0 * b * c: addcmul
   addcmul: { arity: 3, wgsl: 'a + p0 * b * c', cpu: (a, b, c, p) => a + p[0]! * b * c },
+  // GEGLU (diffusers' feed-forward): hidden a times gelu(gate b), and its two gradients, each written
+  // straight into its half of the projection's gradient (geglu() in ./index.ts)
+  geglu: { arity: 2, wgsl: 'a * 0.5 * b * (1.0 + f_erf(b * 0.70710678118654752))', cpu: (a, b) => a * 0.5 * b * (1 + erf(b * SQRT1_2)) },
+  // d hidden = g · gelu(gate): a = g, b = gate
+  geglu_dh: { arity: 2, wgsl: 'a * 0.5 * b * (1.0 + f_erf(b * 0.70710678118654752))', cpu: (g, b) => g * 0.5 * b * (1 + erf(b * SQRT1_2)) },
+  // d gate = g · hidden · gelu'(gate): a = g, b = hidden, c = gate
+  geglu_dgate: {
+    arity: 3,
+    wgsl: 'a * b * (0.5 * (1.0 + f_erf(c * 0.70710678118654752)) + c * 0.39894228040143268 * exp(-0.5 * c * c))',
+    cpu: (g, h, x) => g * h * (0.5 * (1 + erf(x * SQRT1_2)) + x * 0.3989422804014327 * Math.exp(-0.5 * x * x)),
+  },
 } satisfies Record<string, ElementwiseRow>;
 
 type Rows = typeof ROWS;

@@ -12,6 +12,13 @@ function affine(L: NormLayout, r: number, j: number): number {
   return (r % L.rowDiv) * L.affRow + Math.floor(j / L.inner) * L.affOuter + (j % L.inner) * L.affInner;
 }
 
+const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+/** g · silu'(z): the gradient of silu at the pre-activation z. */
+const siluGrad = (g: number, z: number): number => {
+  const s = sigmoid(z);
+  return g * s * (1 + z * (1 - s));
+};
+
 function optional(inputs: readonly View[], flags: boolean[]): (View | null)[] {
   let k = 1;
   return flags.map((f) => (f ? inputs[k++]! : null));
@@ -60,6 +67,7 @@ export const norm_forward: KernelFn<CpuBackend, 'norm_forward'> = (be, inputs, a
       let v = (X[x.offset + o]! - mean) * rstd;
       if (W) v *= W[w!.offset + ai]!;
       if (B) v += B[b!.offset + ai]!;
+      if (a.activation === 'silu') v *= sigmoid(v);
       y.data[o] = v;
     }
   }
@@ -69,11 +77,19 @@ export const norm_forward: KernelFn<CpuBackend, 'norm_forward'> = (be, inputs, a
 export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs, attrs) => {
   const a = attrs;
   const [x, g, st, w] = [inputs[0]!, inputs[1]!, inputs[2]!, a.hasWeight ? inputs[3]! : null];
-  const X = dataOf(x), G = dataOf(g), S = dataOf(st), W = w ? dataOf(w) : null;
+  const b = a.activation && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
+  const X = dataOf(x), G = dataOf(g), S = dataOf(st), W = w ? dataOf(w) : null, B = b ? dataOf(b) : null;
   const dx = be.alloc('float32', a.rows * a.count) as CpuStorage;
   for (let r = 0; r < a.rows; r++) {
     const mean = S[st.offset + 2 * r]!, rstd = S[st.offset + 2 * r + 1]!;
-    const dxhat = (j: number): number => G[g.offset + addr(a, r, j)]! * (W ? W[w!.offset + affine(a, r, j)]! : 1);
+    const dxhat = (j: number): number => {
+      const o = addr(a, r, j), ai = affine(a, r, j);
+      const wv = W ? W[w!.offset + ai]! : 1;
+      let gv = G[g.offset + o]!;
+      // through the activation first: its input is the recomputed affine output
+      if (a.activation === 'silu') gv = siluGrad(gv, (X[x.offset + o]! - mean) * rstd * wv + (B ? B[b!.offset + ai]! : 0));
+      return gv * wv;
+    };
     let m1 = 0, m2 = 0;
     if (!a.constStats) {
       for (let j = 0; j < a.count; j++) {
@@ -93,9 +109,12 @@ export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs,
   return dx;
 };
 
-export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, [x, g, st], attrs) => {
+export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, inputs, attrs) => {
   const a = attrs;
-  const X = dataOf(x!), G = dataOf(g!), S = dataOf(st!);
+  const [x, g, st] = inputs;
+  const w = a.activation && a.hasWeight ? inputs[3]! : null;
+  const b = a.activation && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
+  const X = dataOf(x!), G = dataOf(g!), S = dataOf(st!), W = w ? dataOf(w) : null, B = b ? dataOf(b) : null;
   const dw = be.alloc('float32', a.size) as CpuStorage;
   const db = be.alloc('float32', a.size) as CpuStorage;
   for (let i = 0; i < a.size; i++) {
@@ -105,8 +124,10 @@ export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, [
       const mean = S[st!.offset + 2 * row]!, rstd = S[st!.offset + 2 * row + 1]!;
       for (let s = 0; s < a.inner; s++) {
         const o = p * a.pStride + i * a.aStride + s;
-        const gv = G[g!.offset + o]!;
-        sw += gv * (X[x!.offset + o]! - mean) * rstd;
+        const xhat = (X[x!.offset + o]! - mean) * rstd;
+        let gv = G[g!.offset + o]!;
+        if (a.activation === 'silu') gv = siluGrad(gv, xhat * (W ? W[w!.offset + i]! : 1) + (B ? B[b!.offset + i]! : 0));
+        sw += gv * xhat;
         sb += gv;
       }
     }

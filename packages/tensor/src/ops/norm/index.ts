@@ -42,8 +42,9 @@ function normCore(
   weight: Tensor | null,
   bias: Tensor | null,
   plan: NormPlan,
-  opts: { eps: number; stats?: Tensor; running?: [Tensor, Tensor]; momentum?: number },
+  opts: { eps: number; stats?: Tensor; running?: [Tensor, Tensor]; momentum?: number; activation?: NormActivation },
 ): Tensor {
+  const act = opts.activation;
   const xc = contig(x);
   const wc = weight ? contig(weight) : null;
   const bc = bias ? contig(bias) : null;
@@ -56,6 +57,7 @@ function normCore(
     computeStats: !opts.stats,
     updateRunning: !!opts.running,
     momentum: opts.momentum ?? 0,
+    ...(act ? { activation: act } : {}),
   };
   const views: View[] = [xc];
   if (wc) views.push(wc);
@@ -71,25 +73,34 @@ function normCore(
     op,
     inputs,
     (g, saved) => {
-      const [sx, sst, sw] = saved as Tensor[];
+      const [sx, sst] = saved as Tensor[];
+      // weight (and, with an activation, bias: the backward recomputes the pre-activation) follow
+      const sw = wc ? saved[2]! : null;
+      const sb = act && bc ? saved[wc ? 3 : 2]! : null;
       const gc = g.isContiguous ? g : contiguous(g);
+      const actAttrs = act ? { activation: act, hasBias: !!sb } : {};
       let dx: Tensor | null = null;
       if (x.requiresGrad) {
-        const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats };
+        const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats, ...actAttrs };
         const bviews: View[] = [sx!, gc, sst!];
         if (sw) bviews.push(sw);
+        if (sb) bviews.push(sb);
         dx = new Tensor(g.backend.run('norm_backward', bviews, battrs), x.shape);
       }
       let dw: Tensor | null = null, db: Tensor | null = null;
       if (weight?.requiresGrad || bias?.requiresGrad) {
-        const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine };
-        const [w, b] = g.backend.run('norm_affine_grad', [sx!, gc, sst!], aattrs);
+        const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine, ...(act ? { ...actAttrs, hasWeight: !!sw } : {}) };
+        const aviews: View[] = [sx!, gc, sst!];
+        if (act && sw) aviews.push(sw);
+        if (sb) aviews.push(sb);
+        const [w, b] = g.backend.run('norm_affine_grad', aviews, aattrs);
         dw = new Tensor(w!, weight ? weight.shape : [aattrs.size]);
         db = new Tensor(b!, bias ? bias.shape : [aattrs.size]);
       }
+      if (gc !== g) gc.dispose();
       return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
     },
-    [xc, stats, ...(wc ? [wc] : [])],
+    [xc, stats, ...(wc ? [wc] : []), ...(act && bc ? [bc] : [])],
   );
   xc.dispose();
   wc?.dispose();
@@ -98,8 +109,19 @@ function normCore(
   return out;
 }
 
+/** An activation applied to the normalised (and affine) output inside the norm kernels. */
+export type NormActivation = 'silu';
+
+/**
+ * silu(group_norm(x)): the ResNet blocks' GN → SiLU in one kernel each way. The backward recomputes
+ * the pre-activation from x and the statistics, so nothing more is stored than for the norm alone.
+ */
+export function groupNormSilu(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return groupNorm(x, numGroups, weight, bias, eps, { activation: 'silu' });
+}
+
 /** torch.nn.functional.group_norm: x [N, C, ...], statistics over each group of C / numGroups channels. */
-export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5, opts: { activation?: NormActivation } = {}): Tensor {
   checkFloat(x, 'groupNorm');
   if (x.rank < 2) throw new RangeError(`groupNorm: expected an input [N, C, ...], got ${fmtShape(x.shape)}`);
   const [N, C] = x.shape as [number, number];
@@ -118,7 +140,8 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
     affine: { outer: N, inner: S, pStride: C * S, aStride: S, rowP: numGroups, aDiv: cpg },
     affineShape: [C],
   };
-  return normCore('group_norm', x, weight ?? null, bias ?? null, plan, { eps });
+  if (opts.activation !== undefined && opts.activation !== 'silu') throw new TypeError(`groupNorm: unknown activation '${String(opts.activation)}'`);
+  return normCore(opts.activation ? 'group_norm_silu' : 'group_norm', x, weight ?? null, bias ?? null, plan, { eps, activation: opts.activation });
 }
 
 /** torch.nn.functional.layer_norm: statistics over the last normalizedShape.length dims. */
@@ -233,6 +256,8 @@ export interface NormForwardAttrs extends NormLayout {
   computeStats: boolean;
   updateRunning: boolean;
   momentum: number;
+  /** Applied to the output: y = act(norm(x) · w + b). */
+  activation?: NormActivation;
 }
 
 /**
@@ -242,6 +267,12 @@ export interface NormForwardAttrs extends NormLayout {
 export interface NormBackwardAttrs extends NormLayout {
   hasWeight: boolean;
   constStats: boolean;
+  /**
+   * The forward's activation: g is then the gradient of act(z), z = xhat · w + b recomputed per
+   * element, with the bias as input 4 (after the weight) when `hasBias`.
+   */
+  activation?: NormActivation;
+  hasBias?: boolean;
 }
 
 /**
@@ -257,4 +288,8 @@ export interface NormAffineGradAttrs {
   aStride: number;
   rowP: number;
   aDiv: number;
+  /** As in NormBackwardAttrs; inputs [x, g, stats, weight?, bias?] (weight per affine index). */
+  activation?: NormActivation;
+  hasWeight?: boolean;
+  hasBias?: boolean;
 }

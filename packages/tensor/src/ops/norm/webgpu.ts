@@ -63,6 +63,13 @@ fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
 }
 
 const header = (sh: Shape): string => (sh.sub ? 'enable subgroups;\n' : '');
+
+/** g · silu'(z), for the backward of a norm with a fused SiLU (z: the recomputed pre-activation). */
+const SILU_GRAD_WGSL = `
+fn silu_grad(gv: f32, z: f32) -> f32 {
+  let s = 1.0 / (1.0 + exp(-z));
+  return gv * s * (1.0 + z * (1.0 - s));
+}`;
 const keyOf = (sh: Shape): string => `${sh.sub ? 'sg' : 'wg'}${sh.wg}`;
 
 /**
@@ -124,7 +131,7 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   add('rv', buf(rv), true);
   const sh = shapeFor(be);
   const WG = sh.wg;
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${keyOf(sh)}`;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}`;
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, woff: u32, boff: u32, soff: u32, rmoff: u32, rvoff: u32, eps: f32, momentum: f32 };
@@ -161,6 +168,7 @@ ${entry(sh)} {
   ${rowLoop(WG, `var v = (x[u.xoff + o] - mean) * rstd;
       ${a.hasWeight ? 'v *= w[u.woff + ai];' : ''}
       ${a.hasBias ? 'v += bias[u.boff + ai];' : ''}
+      ${a.activation === 'silu' ? 'v = v / (1.0 + exp(-v));' : ''}
       y[o] = v;`)}
 }`;
   const uni = layoutWords(new UniformWriter(), a)
@@ -177,6 +185,8 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   if (a.rows * a.count === 0) return dx;
   const [x, g, st] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const w = a.hasWeight ? inputs[3]! : null;
+  const act = a.activation === 'silu';
+  const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const binds: Binding[] = [
     { name: 'x', type: 'f32', rw: false },
     { name: 'g', type: 'f32', rw: false },
@@ -187,16 +197,24 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
     binds.push({ name: 'w', type: 'f32', rw: false });
     bufs.push(bufferOf(w));
   }
+  if (b) {
+    binds.push({ name: 'bias', type: 'f32', rw: false });
+    bufs.push(bufferOf(b));
+  }
   binds.push({ name: 'dx', type: 'f32', rw: true });
   bufs.push(dx.buffer);
-  const dxhat = `g[u.goff + o]${w ? ' * w[u.woff + ai]' : ''}`;
+  const wv = w ? 'w[u.woff + ai]' : '1.0';
+  // with a fused SiLU, g is first taken through it at the recomputed pre-activation
+  const gEff = act ? `silu_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias[u.boff + ai]' : ''})` : 'g[u.goff + o]';
+  const dxhat = `(${gEff})${w ? ' * w[u.woff + ai]' : ''}`;
   const sh = shapeFor(be);
   const WG = sh.wg;
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
-struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32 };
+struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
+${act ? SILU_GRAD_WGSL : ''}
 ${entry(sh)} {
   ${ROW_HEAD}
   let mean = st[u.soff + 2u * r];
@@ -212,10 +230,10 @@ ${entry(sh)} {
   ${rowLoop(WG, `let xh = (x[u.xoff + o] - mean) * rstd;
       dx[o] = rstd * (${dxhat} - m1 - xh * m2);`)}
 }`;
-  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0).build();
+  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${keyOf(sh)}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${keyOf(sh)}`,
     wgsl,
     buffers: bufs,
     uniforms: uni,
@@ -224,22 +242,34 @@ ${entry(sh)} {
   return dx;
 };
 
-export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, [x, g, st], attrs) => {
+export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, inputs, attrs) => {
   const a = attrs;
+  const [x, g, st] = inputs;
+  const act = a.activation === 'silu';
+  const w = act && a.hasWeight ? inputs[3]! : null;
+  const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const dw = be.alloc('float32', a.size);
   const db = be.alloc('float32', a.size);
   if (a.size === 0) return [dw, db];
   const sh = shapeFor(be);
   const WG = sh.wg;
+  const binds: Binding[] = [
+    { name: 'x', type: 'f32', rw: false },
+    { name: 'g', type: 'f32', rw: false },
+    { name: 'st', type: 'f32', rw: false },
+    ...(w ? [{ name: 'w', type: 'f32', rw: false } as const] : []),
+    ...(b ? [{ name: 'bias', type: 'f32', rw: false } as const] : []),
+    { name: 'dw', type: 'f32', rw: true },
+    { name: 'db', type: 'f32', rw: true },
+  ];
+  // with a fused SiLU, g goes through its derivative at the recomputed pre-activation xhat · w + b
+  const gv = act ? `silu_grad(g[u.goff + o], xh${w ? ' * w[u.woff + a]' : ''}${b ? ' + bias[u.boff + a]' : ''})` : 'g[u.goff + o]';
   const wgsl = (): string => `${header(sh)}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read> st: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(4) var<storage, read_write> db: array<f32>;
-struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32 };
-@group(0) @binding(5) var<uniform> u: U;
+${bindings(binds)}
+struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
+@group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
+${act ? SILU_GRAD_WGSL : ''}
 ${entry(sh)} {
   let a = wid.x + wid.y * nwg.x;
   if (a >= u.size) { return; }
@@ -253,8 +283,9 @@ ${entry(sh)} {
   for (var j = lid; j < count; j += ${WG}u) {
     let o = base + p * u.pStride + s;
     let row = p * u.rowP + rbase;
-    let gv = g[u.goff + o];
-    acc += vec2<f32>(gv * (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u], gv);
+    let xh = (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u];
+    let gv = ${gv};
+    acc += vec2<f32>(gv * xh, gv);
     s += rs; p += qs;
     if (s >= u.inner) { s -= u.inner; p += 1u; }
   }
@@ -262,13 +293,13 @@ ${entry(sh)} {
   if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }
 }`;
   const uni = new UniformWriter()
-    .u32(a.size, a.outer, a.inner, a.pStride, a.aStride, a.rowP, a.aDiv, x!.offset, g!.offset, st!.offset)
+    .u32(a.size, a.outer, a.inner, a.pStride, a.aStride, a.rowP, a.aDiv, x!.offset, g!.offset, st!.offset, w?.offset ?? 0, b?.offset ?? 0)
     .build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
-    key: `norm_affine_grad:${keyOf(sh)}`,
+    key: `norm_affine_grad:${act ? `silu:${!!w}:${!!b}` : ''}:${keyOf(sh)}`,
     wgsl,
-    buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), dw.buffer, db.buffer],
+    buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), ...(w ? [bufferOf(w)] : []), ...(b ? [bufferOf(b)] : []), dw.buffer, db.buffer],
     uniforms: uni,
     workgroups: grid(a.size * WG, WG),
   });
