@@ -137,4 +137,64 @@ test('vector · vector gives a 0-d tensor with gradients (torch.matmul 1-D @ 1-D
   }
 });
 
+
+/**
+ * matmulWith folds alpha, a bias and the output's layout into every kernel variant: compared with
+ * the CPU backend (forward and gradients) on sizes off every tile, for heads split from [B, L, H·D]
+ * as attention uses them (q @ kᵀ with alpha, P @ v stored in q's layout) and a linear layer's bias.
+ */
+test('matmulWith: alpha, bias and output layout match the CPU on every variant, gradients included', async () => {
+  const { cpu, gpu, hasGpu } = backends();
+  const heads = (t: Tensor, h: number): Tensor => {
+    const [b, l, c] = t.shape as [number, number, number];
+    return F.transpose(F.reshape(t, [b, l, h, c / h]), 1, 2);
+  };
+  const attn = (x: Tensor, y: Tensor, z: Tensor): Tensor => {
+    const q = heads(x, 3), k = heads(y, 3), v = heads(z, 3);
+    const s = F.matmulWith(q, F.transpose(k, -1, -2), { alpha: 0.37 });
+    const o = F.matmulWith(F.softmax(s, -1), v, { outStrides: [...q.strides] });
+    // the head merge is a view of the output's storage, no copy
+    const merged = F.transpose(o, 1, 2);
+    assert.ok(merged.isContiguous, 'output stored in q layout');
+    return F.reshape(merged, [x.shape[0]!, x.shape[1]!, x.shape[2]!]);
+  };
+  const lin = (x: Tensor, w: Tensor, b: Tensor): Tensor => F.matmulWith(x, F.transpose(w, 0, 1), { bias: b, alpha: -1.5 });
+  // gradients on the CPU against central differences (alpha, bias, layouts in the backward too)
+  await gradcheck(attn, [randTensorCpu([2, 5, 6], 1), randTensorCpu([2, 7, 6], 2), randTensorCpu([2, 7, 6], 3)], { msg: 'split-head attention' });
+  await gradcheck(lin, [randTensorCpu([5, 7], 4), randTensorCpu([3, 7], 5), randTensorCpu([3], 6)], { msg: 'linear with bias' });
+  void cpu;
+  if (!hasGpu) return;
+  void gpu;
+  const variants = ['base', 'subgroup', 'tiled'];
+  try {
+    for (const variant of variants) {
+      process.env.FOLIAR_MATMUL_VARIANT = variant;
+      for (const [B, L, S, C] of [[2, 9, 13, 12], [1, 70, 33, 24], [3, 5, 77, 48]] as const) {
+        await compareBackends(attn, [
+          { data: randArray(B * L * C, 7), shape: [B, L, C], requiresGrad: true },
+          { data: randArray(B * S * C, 8), shape: [B, S, C], requiresGrad: true },
+          { data: randArray(B * S * C, 9), shape: [B, S, C], requiresGrad: true },
+        ], { rtol: 1e-4, gradRtol: 1e-3, msg: `${variant} attention B${B} L${L} S${S} C${C}` });
+      }
+      for (const [M, K, N] of [[7, 13, 5], [70, 33, 66], [130, 9, 64]] as const) {
+        await compareBackends(lin, [
+          { data: randArray(M * K, 10), shape: [M, K], requiresGrad: true },
+          { data: randArray(N * K, 11), shape: [N, K], requiresGrad: true },
+          { data: randArray(N, 12), shape: [N], requiresGrad: true },
+        ], { rtol: 1e-4, gradRtol: 1e-3, msg: `${variant} bias ${M}x${K}x${N}` });
+      }
+      // K = 0: alpha · 0 + bias
+      await compareBackends((x, w, b) => F.matmulWith(x, w, { bias: b, alpha: 2 }), [
+        { data: new Float32Array(0), shape: [3, 0] }, { data: new Float32Array(0), shape: [0, 5] }, { data: randArray(5, 13), shape: [5] },
+      ], { grad: false, msg: `${variant} K = 0 with bias` });
+    }
+  } finally {
+    delete process.env.FOLIAR_MATMUL_VARIANT;
+  }
+});
+
+function randTensorCpu(shape: number[], seed: number): Tensor {
+  return tensor(randArray(numelOf(shape), seed), { shape, backend: backends().cpu, requiresGrad: true });
+}
+
 test.run();

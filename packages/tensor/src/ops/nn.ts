@@ -6,7 +6,7 @@ import { tidy } from '../scope.js';
 import { add, mul, sub, square, ew } from './elementwise/index.js';
 import { mean, sum } from './reduce/index.js';
 import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './views.js';
-import { matmul } from './matmul/index.js';
+import { matmul, matmulWith } from './matmul/index.js';
 import { indexSelect } from './indexing/index.js';
 import { checkIndices, oneHotChecked } from './indexing/check.js';
 import { full } from './creation.js';
@@ -121,8 +121,9 @@ function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const rows = numel(lead);
   const y = noGrad(() =>
     tidy(() => {
-      const y2 = matmul(reshape(x, [rows, inF]), transpose(weight, 0, 1));
-      return reshape(bias ? add(y2, bias) : y2, [...lead, outF]);
+      // the bias is added in the matmul's store (one kernel, not a product and an add)
+      const y2 = matmulWith(reshape(x, [rows, inF]), transpose(weight, 0, 1), { bias });
+      return reshape(y2, [...lead, outF]);
     }),
   );
   const inputs = bias ? [x, weight, bias] : [x, weight];

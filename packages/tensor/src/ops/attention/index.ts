@@ -4,9 +4,9 @@ import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from '../../
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous, transpose } from '../views.js';
-import { matmul } from '../matmul/index.js';
+import { matmulWith, isDensePermutation } from '../matmul/index.js';
 import { softmax } from '../softmax/index.js';
-import { add, mul } from '../elementwise/index.js';
+import { add } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';
 
@@ -46,7 +46,8 @@ function mathAttention(q: Tensor, k: Tensor, v: Tensor, scale: number, mask: 'ca
   const [, , lq] = q.shape as [number, number, number, number];
   const lk = k.shape[2]!;
   return tidy(() => {
-    let s = mul(matmul(q, transpose(k, -1, -2)), scale);
+    // the scale is folded into the product's store (no separate multiply either way)
+    let s = matmulWith(q, transpose(k, -1, -2), { alpha: scale });
     if (mask instanceof Tensor) s = add(s, mask);
     else if (mask === 'causal') {
       // top-left aligned like PyTorch's is_causal: query i sees keys j <= i
@@ -54,7 +55,11 @@ function mathAttention(q: Tensor, k: Tensor, v: Tensor, scale: number, mask: 'ca
       for (let i = 0; i < lq; i++) for (let j = i + 1; j < lk; j++) m[i * lk + j] = -Infinity;
       s = add(s, tensor(m, { shape: [lq, lk], backend: q.backend }));
     }
-    return matmul(softmax(s, -1), v);
+    // the output in q's layout: heads split from [B, L, H·D] are merged back by a view, no copy
+    const D = q.shape[3]!;
+    const Dv = v.shape[3]!;
+    const qLike = Dv === D && !q.isContiguous && q.strides[3] === 1 && isDensePermutation(q.shape, q.strides);
+    return matmulWith(softmax(s, -1), v, qLike ? { outStrides: [...q.strides] } : {});
   });
 }
 

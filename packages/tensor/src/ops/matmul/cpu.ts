@@ -3,17 +3,20 @@ import type { KernelFn } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
 import { matmulLayout } from './layout.js';
 
-export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b], attrs) => {
+export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b, bias], attrs) => {
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs;
-  const { lda, ldb, batchInner, aBatchStride2, bBatchStride2 } = matmulLayout(attrs);
+  const { lda, ldb, batchInner, aBatchStride2, bBatchStride2, ldc, cBatchStride, cBatchStride2, alpha } = matmulLayout(attrs);
   const A = dataOf(a!), B = dataOf(b!);
+  const Bias = attrs.hasBias ? dataOf(bias!) : null;
+  // the device multiplies by alpha in f32; so does the reference
+  const alpha32 = Math.fround(alpha);
   const out = be.alloc('float32', batch * m * n) as CpuStorage;
   const C = out.data;
   for (let bi = 0; bi < batch; bi++) {
     const outer = Math.floor(bi / batchInner), inner = bi % batchInner;
     const ao = a!.offset + outer * aBatchStride2 + inner * aBatchStride;
     const bo = b!.offset + outer * bBatchStride2 + inner * bBatchStride;
-    const co = bi * m * n;
+    const co = outer * cBatchStride2 + inner * cBatchStride;
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let acc = 0;
@@ -22,7 +25,7 @@ export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b], attrs) => {
           const bv = B[bo + (transB ? j * ldb + kk : kk * ldb + j)]!;
           acc += av * bv;
         }
-        C[co + i * n + j] = acc;
+        C[co + i * ldc + j] = (alpha === 1 ? acc : acc * alpha32) + (Bias ? Bias[bias!.offset + j]! : 0);
       }
     }
   }

@@ -1,5 +1,5 @@
 import { Tensor } from '../../tensor.js';
-import { broadcastShapes, fmtShape, numel } from '../../shape.js';
+import { broadcastShapes, contiguousStrides, fmtShape, numel, shapesEqual } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { contiguous, expand, transpose, unsqueeze, squeeze } from '../views.js';
 import { sumToShape, cast } from '../elementwise/index.js';
@@ -19,7 +19,7 @@ function matrixOf(t: Tensor, r: number, c: number): Matrix | null {
 }
 
 /** The one stride that steps through batch dims [from, to) of t in row-major order, or null if there is none. */
-function groupStride(t: Tensor, from: number, to: number): number | null {
+function groupStride(t: Strided, from: number, to: number): number | null {
   let stride: number | null = null;
   let expect = 0;
   for (let i = to - 1; i >= from; i--) {
@@ -34,24 +34,58 @@ function groupStride(t: Tensor, from: number, to: number): number | null {
   return stride ?? 0;
 }
 
+interface Strided {
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+}
+
 interface Batching {
   inner: number;
-  a: [number, number];
-  b: [number, number];
+  /** Per operand (A, B, then C): [inner stride, outer stride]. */
+  s: [number, number][];
 }
 
 /**
- * Splits the batch dims at one point into an outer and an inner level that both operands step through
- * with one stride each (e.g. q viewed as [B, H, L, D] from [B, L, H, D]: strides L·H·D and D).
+ * Splits the batch dims at one point into an outer and an inner level that every operand (and the
+ * output) steps through with one stride each (e.g. q viewed as [B, H, L, D] from [B, L, H, D]:
+ * strides L·H·D and D).
  */
-function batching(a: Tensor, b: Tensor, batchShape: number[]): Batching | null {
+function batching(ops: readonly Strided[], batchShape: number[]): Batching | null {
   const nb = batchShape.length;
   for (let sp = 0; sp <= nb; sp++) {
-    const ai = groupStride(a, sp, nb), ao = groupStride(a, 0, sp);
-    const bi = groupStride(b, sp, nb), bo = groupStride(b, 0, sp);
-    if (ai !== null && ao !== null && bi !== null && bo !== null) return { inner: numel(batchShape.slice(sp)), a: [ai, ao], b: [bi, bo] };
+    const s: [number, number][] = [];
+    for (const t of ops) {
+      const i = groupStride(t, sp, nb), o = groupStride(t, 0, sp);
+      if (i === null || o === null) break;
+      s.push([i, o]);
+    }
+    if (s.length === ops.length) return { inner: numel(batchShape.slice(sp)), s };
   }
   return null;
+}
+
+/** Strides that lay `shape` out densely in some dim order (a permuted contiguous tensor), no gaps, no broadcast. */
+export function isDensePermutation(shape: readonly number[], strides: readonly number[]): boolean {
+  const dims = shape.map((d, i) => [d, strides[i]!] as const).filter(([d]) => d !== 1).sort((x, y) => x[1] - y[1]);
+  let expect = 1;
+  for (const [d, st] of dims) {
+    if (st !== expect) return false;
+    expect *= d;
+  }
+  return true;
+}
+
+export interface MatmulOptions {
+  /** Scales the product, folded into the kernel's store (attention's 1/√d): alpha · a @ b. */
+  alpha?: number;
+  /** [n], added to every row of the product in the kernel's store (a linear layer's bias). */
+  bias?: Tensor | null;
+  /**
+   * Strides to store the [...batch, m, n] result with: a permutation of the dense layout with unit
+   * column stride (e.g. attention's output [B, H, L, D] stored as [B, L, H, D], so that merging the
+   * heads is a view). Ignored (dense output) when the kernel cannot address it.
+   */
+  outStrides?: readonly number[];
 }
 
 /** x broadcast to [...batchShape, r, c] (a view; owned when it is a new handle). */
@@ -80,8 +114,20 @@ function promoted(a: Tensor, b: Tensor): Tensor {
 
 /** torch.matmul semantics: 1-D operands, batched and broadcast batch dims, transposed views without copies. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  return matmulWith(a, b);
+}
+
+/**
+ * matmul with a scale, a bias and the output's layout folded into the kernel (`opts`; float32
+ * operands of rank 2 or more): alpha · a @ b + bias, stored with `outStrides`.
+ */
+export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
+  const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides;
+  if (fused && (a.rank < 2 || b.rank < 2 || a.dtype !== 'float32' || b.dtype !== 'float32')) {
+    throw new RangeError('matmul: alpha, bias and outStrides need float32 operands of rank 2 or more');
+  }
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return promoted(a, b);
   if (a.rank === 1) {
     const a2 = unsqueeze(a, 0);
@@ -123,32 +169,77 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   let bm = matrixOf(bt, k, n);
   if (!am) am = matrixOf((at = own(contiguous(at), at)), m, k)!;
   if (!bm) bm = matrixOf((bt = own(contiguous(bt), bt)), k, n)!;
-  let bat = batching(at, bt, batchShape);
+  const outShape = [...batchShape, m, n];
+  const dense: Strided = { shape: outShape, strides: contiguousStrides(outShape) };
+  const os = opts.outStrides;
+  const cLayout: Strided = os && os.length === outShape.length && (os[os.length - 1] === 1 || n === 1) && isDensePermutation(outShape, os) ? { shape: outShape, strides: os } : dense;
+  let c = cLayout;
+  let bat = batching([at, bt, c], batchShape);
+  if (!bat && c !== dense) bat = batching([at, bt, (c = dense)], batchShape);
   if (!bat) {
     if (groupStride(at, 0, batchShape.length) === null) am = matrixOf((at = own(contiguous(at), at)), m, k)!;
     if (groupStride(bt, 0, batchShape.length) === null) bm = matrixOf((bt = own(contiguous(bt), bt)), k, n)!;
-    bat = batching(at, bt, batchShape)!;
+    bat = batching([at, bt, c], batchShape) ?? batching([at, bt, (c = dense)], batchShape)!;
   }
+  const bias = opts.bias ?? null;
+  if (bias) {
+    if (bias.rank !== 1 || bias.shape[0] !== n || bias.dtype !== 'float32') throw new RangeError(`matmul: bias ${fmtShape(bias.shape)} must be a float32 [${n}]`);
+    if (bias.backend !== a.backend) throw new Error('matmul: the bias lives on another backend');
+  }
+  const biasC = bias ? own(bias.isContiguous ? bias : contiguous(bias), bias) : null;
+  const alpha = opts.alpha ?? 1;
+  const rank = outShape.length;
+  const [ci, co] = bat.s[2]!;
   const attrs: MatmulAttrs = {
     batch, m, n, k,
     transA: am.trans, transB: bm.trans,
-    aBatchStride: bat.a[0], bBatchStride: bat.b[0],
+    aBatchStride: bat.s[0]![0], bBatchStride: bat.s[1]![0],
     lda: am.ld, ldb: bm.ld,
-    batchInner: bat.inner, aBatchStride2: bat.a[1], bBatchStride2: bat.b[1],
+    batchInner: bat.inner, aBatchStride2: bat.s[0]![1], bBatchStride2: bat.s[1]![1],
+    ...(c !== dense ? { ldc: m === 1 ? n : c.strides[rank - 2]!, cBatchStride: ci, cBatchStride2: co } : {}),
+    ...(alpha !== 1 ? { alpha } : {}),
+    ...(biasC ? { hasBias: true } : {}),
   };
-  const storage = a.backend.run('matmul', [at, bt], attrs);
+  const storage = a.backend.run('matmul', biasC ? [at, bt, biasC] : [at, bt], attrs);
   for (const t of owned) t.dispose();
-  const y = new Tensor(storage, [...batchShape, m, n]);
+  const y = new Tensor(storage, outShape, c.strides);
   return record(
     y,
     'matmul',
-    [a, b],
+    bias ? [a, b, bias] : [a, b],
     (g, [sa, sb]) => [
-      a.requiresGrad ? sumToShape(matmul(g, transpose(sb!, -1, -2)), a.shape) : null,
-      b.requiresGrad ? sumToShape(matmul(transpose(sa!, -1, -2), g), b.shape) : null,
+      a.requiresGrad ? gradInLayout(a, g, transpose(sb!, -1, -2), alpha) : null,
+      b.requiresGrad ? gradInLayout(b, transpose(sa!, -1, -2), g, alpha) : null,
+      ...(bias ? [bias.requiresGrad ? sumToShape(g, bias.shape) : null] : []),
     ],
     [a, b],
   );
+}
+
+/**
+ * The gradient p @ q (times alpha) of operand x, stored in x's own layout when x is a permuted dense
+ * view (attention's heads split from [B, L, H·D]): the views that made x then hand a contiguous
+ * gradient back, and the head merge of the backward is no copy. A transposed x (kᵀ) gets its
+ * gradient computed transposed (qᵀ @ pᵀ) into the layout of xᵀ.
+ */
+function gradInLayout(x: Tensor, p: Tensor, q: Tensor, alpha: number): Tensor {
+  const r = x.rank;
+  const prodShape = [...broadcastShapes(p.shape.slice(0, -2), q.shape.slice(0, -2)), p.shape[p.rank - 2]!, q.shape[q.rank - 1]!];
+  const o = alpha !== 1 ? { alpha } : {};
+  const same = r >= 3 && shapesEqual(prodShape, x.shape) && !x.isContiguous && isDensePermutation(x.shape, x.strides);
+  if (same && x.strides[r - 1] === 1) return matmulWith(p, q, { ...o, outStrides: x.strides });
+  if (same && x.strides[r - 2] === 1) {
+    const st = [...x.strides];
+    [st[r - 2], st[r - 1]] = [st[r - 1]!, st[r - 2]!];
+    const pt = transpose(p, -1, -2), qt = transpose(q, -1, -2);
+    const yt = matmulWith(qt, pt, { ...o, outStrides: st });
+    const y = transpose(yt, -1, -2);
+    pt.dispose();
+    qt.dispose();
+    yt.dispose();
+    return y;
+  }
+  return sumToShape(matmulWith(p, q, o), x.shape);
 }
 
 // The kernel contract of this op (its entry of Kernels in backends/kernel-attrs.ts).
@@ -173,4 +264,16 @@ export interface MatmulAttrs {
   batchInner?: number;
   aBatchStride2?: number;
   bBatchStride2?: number;
+  /**
+   * The output's layout (defaults: dense): C[b] row i, column j is stored at
+   * o * cBatchStride2 + i' * cBatchStride + i * ldc + j (b = o * batchInner + i'). The layout must
+   * cover the batch · m · n elements of the output exactly once (a permutation of the dense one).
+   */
+  ldc?: number;
+  cBatchStride?: number;
+  cBatchStride2?: number;
+  /** C = alpha · op(A) @ op(B) (default 1). */
+  alpha?: number;
+  /** Input 2 is a bias [n] (contiguous from its offset) added to every row of C. */
+  hasBias?: boolean;
 }

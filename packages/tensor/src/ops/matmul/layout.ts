@@ -1,23 +1,53 @@
 import type { MatmulAttrs } from './index.js';
 
-/** MatmulAttrs' optional strides with their defaults filled in (dense rows, one batch level). */
+/** MatmulAttrs' optional strides with their defaults filled in (dense rows, one batch level, dense C). */
 export interface MatmulLayout {
   lda: number;
   ldb: number;
   batchInner: number;
   aBatchStride2: number;
   bBatchStride2: number;
+  ldc: number;
+  cBatchStride: number;
+  cBatchStride2: number;
+  alpha: number;
 }
 
 export function matmulLayout(p: MatmulAttrs): MatmulLayout {
+  const batchInner = Math.max(1, p.batchInner ?? p.batch);
   return {
     lda: p.lda ?? (p.transA ? p.m : p.k),
     ldb: p.ldb ?? (p.transB ? p.k : p.n),
-    batchInner: Math.max(1, p.batchInner ?? p.batch),
+    batchInner,
     aBatchStride2: p.aBatchStride2 ?? 0,
     bBatchStride2: p.bBatchStride2 ?? 0,
+    ldc: p.ldc ?? p.n,
+    cBatchStride: p.cBatchStride ?? p.m * p.n,
+    cBatchStride2: p.cBatchStride2 ?? batchInner * p.m * p.n,
+    alpha: p.alpha ?? 1,
   };
 }
 
+/** The uniform words of a matmul dispatch (the layout of MATMUL_UNIFORMS_WGSL), alpha as f32 bits. */
+export function matmulUniformWords(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff: number): number[] {
+  const l = matmulLayout(p);
+  const alphaBits = new Uint32Array(new Float32Array([l.alpha]).buffer)[0]!;
+  return [p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, l.ldc, l.cBatchStride, l.cBatchStride2, alphaBits, biasOff, 0];
+}
+
+/** WGSL: start of batch bz's C block (two levels, like the operands'). */
+export const MATMUL_C_BASE_WGSL = '(bz / u.binner) * u.cbs2 + (bz % u.binner) * u.cbs';
+
 /** WGSL of matmul's uniform block, the same for every variant (the host writes one layout). */
-export const MATMUL_UNIFORMS_WGSL = 'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, p0: u32, p1: u32 };';
+export const MATMUL_UNIFORMS_WGSL =
+  'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, ldc: u32, cbs: u32, cbs2: u32, alpha: f32, biasoff: u32, p0: u32 };';
+
+/**
+ * The uniform block's binding, after the storage buffers A, B, C and, when the product adds a bias
+ * per column, the bias at binding 3 (the runtime binds the uniforms after the storage buffers).
+ */
+export function matmulUniformBinding(bias: boolean): string {
+  return bias
+    ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<uniform> u: U;'
+    : '@group(0) @binding(3) var<uniform> u: U;';
+}

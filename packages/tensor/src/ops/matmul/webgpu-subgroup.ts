@@ -20,7 +20,7 @@
  * j < lanes gives A[k0 + j] whatever the subgroup's size, and a workgroup split over several
  * subgroups (4-lane adapters) still computes every column once.
  */
-import { MATMUL_UNIFORMS_WGSL } from './layout.js';
+import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from './layout.js';
 export interface SubgroupMatmulParams {
   transA: boolean;
   transB: boolean;
@@ -32,6 +32,8 @@ export interface SubgroupMatmulParams {
   vecB: boolean;
   /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
   lanes: SubgroupLanes;
+  /** Adds bias[col] to every row (binding 3). */
+  bias?: boolean;
 }
 
 export type SubgroupLanes = 4 | 8;
@@ -84,7 +86,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
-  L.push('@group(0) @binding(3) var<uniform> u: U;');
+  L.push(matmulUniformBinding(!!p.bias));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
   L.push(`  let lane = sgl & ${W - 1}u;`);
@@ -107,12 +109,20 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     }
   }
   L.push('  }');
-  L.push('  let cb = bz * u.m * u.n;');
+  // epilogue: C = alpha · AB (+ bias[col]), C rows ldc apart, batches at their two-level strides
+  L.push(`  let cb = ${MATMUL_C_BASE_WGSL};`);
+  const bv = (g: number) => {
+    if (!p.bias) return '';
+    const c = (j: number) => `bias[u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u)]`;
+    return ` + vec4<f32>(${[0, 1, 2, 3].map(c).join(', ')})`;
+  };
+  if (p.bias) for (let g = 0; g < G; g++) L.push(`  let bias${g} = vec4<f32>(0.0)${bv(g)};`);
   for (let r = 0; r < R; r++) {
     L.push(`  if (row0 + ${r}u < u.m) {`);
-    L.push(`    let o = cb + (row0 + ${r}u) * u.n;`);
-    if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = c${r}_${g}; }`);
-    else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = c${r}_${g}[${j}]; }`);
+    L.push(`    let o = cb + (row0 + ${r}u) * u.ldc;`);
+    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}`;
+    if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
+    else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);
     L.push('  }');
   }
   L.push('}');

@@ -6,10 +6,12 @@
  * vec4s of both and does 16 outer products. Two barriers per step: cheap on GPUs, ruinous on lavapipe
  * (GUIDE §1), which is why the variant is chosen by measurement.
  */
-import { MATMUL_UNIFORMS_WGSL } from './layout.js';
+import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from './layout.js';
 export interface TiledMatmulParams {
   transA: boolean;
   transB: boolean;
+  /** Adds bias[col] to every row (binding 3). */
+  bias?: boolean;
 }
 
 export const TILE_M = 64;
@@ -30,7 +32,7 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-@group(0) @binding(3) var<uniform> u: U;
+${matmulUniformBinding(!!p.bias)}
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE_N) / 4}>;
@@ -68,13 +70,13 @@ ${fmas}
     }
     workgroupBarrier();
   }
-  let cb = bz * u.m * u.n;
+  let cb = ${MATMUL_C_BASE_WGSL};
   let c0 = colT + lid.x * 4u;
   for (var i = 0u; i < 4u; i++) {
     let r = rowT + lid.y * 4u + i;
     if (r >= u.m) { break; }
     for (var j = 0u; j < 4u; j++) {
-      if (c0 + j < u.n) { C[cb + r * u.n + c0 + j] = acc[i][j]; }
+      if (c0 + j < u.n) { C[cb + r * u.ldc + c0 + j] = acc[i][j] * u.alpha${p.bias ? ' + bias[u.biasoff + c0 + j]' : ''}; }
     }
   }
 }`;

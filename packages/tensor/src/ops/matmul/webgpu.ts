@@ -1,7 +1,7 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
 import type { MatmulAttrs } from './index.js';
-import { matmulLayout, MATMUL_UNIFORMS_WGSL } from './layout.js';
+import { matmulLayout, matmulUniformWords, matmulUniformBinding, MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL } from './layout.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
@@ -24,7 +24,8 @@ const MAX_Z = 65535;
 const TS = 4;
 const WGX = 8, WGY = 8;
 
-function baseWgsl(transA: boolean, transB: boolean): string {
+
+function baseWgsl(transA: boolean, transB: boolean, bias: boolean): string {
   const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
   const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
@@ -32,7 +33,7 @@ function baseWgsl(transA: boolean, transB: boolean): string {
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-@group(0) @binding(3) var<uniform> u: U;
+${matmulUniformBinding(bias)}
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
 fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
 @compute @workgroup_size(${WGX}, ${WGY}, 1)
@@ -50,12 +51,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       acc[i] += a_at(ab, row0 + i, kk) * bv;
     }
   }
-  let cb = b * u.m * u.n;
+  let bz = b;
+  let cb = ${MATMUL_C_BASE_WGSL};
   for (var i = 0u; i < ${TS}u; i++) {
     let r = row0 + i;
     if (r >= u.m) { break; }
     for (var j = 0u; j < ${TS}u; j++) {
-      if (col0 + j < u.n) { C[cb + r * u.n + col0 + j] = acc[i][j]; }
+      if (col0 + j < u.n) { C[cb + r * u.ldc + col0 + j] = acc[i][j] * u.alpha${bias ? ' + bias[u.biasoff + col0 + j]' : ''}; }
     }
   }
 }`;
@@ -76,8 +78,10 @@ interface Problem {
   k: number;
   transA: boolean;
   transB: boolean;
-  /** B's offset and batch stride are multiples of 4 (vec4 loads possible). */
+  /** B's offset and strides, and C's strides, are multiples of 4 (vec4 loads and stores possible). */
   bAligned: boolean;
+  /** A bias [n] is added to every row (binding 4). */
+  bias: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
@@ -92,27 +96,27 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias }), grid: [x, y] };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}`, wgsl: () => baseWgsl(p.transA, p.transB), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
 }
 
-function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number): Uint32Array {
-  const l = matmulLayout(p);
-  return new UniformWriter().u32(p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, 0, 0).build();
+function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0): Uint32Array {
+  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff)).build();
 }
 
-/** B may be read as vec4: its offset, row stride and batch strides are all multiples of 4. */
+/** B may be read as vec4 and C written as vec4: offsets, row strides and batch strides all multiples of 4. */
 function bAligned(p: MatmulAttrs, boff: number): boolean {
   const l = matmulLayout(p);
-  return boff % 4 === 0 && p.bBatchStride % 4 === 0 && l.ldb % 4 === 0 && l.bBatchStride2 % 4 === 0;
+  const c = l.ldc % 4 === 0 && l.cBatchStride % 4 === 0 && l.cBatchStride2 % 4 === 0;
+  return c && boff % 4 === 0 && p.bBatchStride % 4 === 0 && l.ldb % 4 === 0 && l.bBatchStride2 % 4 === 0;
 }
 
 const lanesOverride = new WeakMap<WebGPUBackend, SubgroupLanes>();
@@ -167,7 +171,7 @@ registerTunable('matmul', {
     const candidates: Record<string, TuneDispatch[]> = {};
     const lanes = matmulSubgroupLanes(be) ?? 8;
     for (const v of MATMUL_VARIANTS) {
-      const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true });
+      const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true, bias: false });
       candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
     }
     // a candidate may only win once its product matches this CPU one
@@ -213,26 +217,35 @@ export function tuneMatmul(be: WebGPUBackend, opts: { force?: boolean } = {}): P
   return tune(be, 'matmul', opts);
 }
 
-export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b], attrs) => {
+export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b, bias], attrs) => {
   const p = attrs;
   const total = p.batch * p.m * p.n;
   const out = be.alloc('float32', total);
   if (total === 0) return out;
   if (p.k === 0) {
+    // C = 0 (+ bias); C's layout is a permutation of the dense one, so only the bias needs it
     const view: View = { storage: out, shape: [total], strides: [1], offset: 0, dtype: 'float32' };
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [total], out: view });
+    if (p.hasBias) {
+      const l = matmulLayout(p);
+      const shape = [p.batch / l.batchInner, l.batchInner, p.m, p.n];
+      const strides = [l.cBatchStride2, l.cBatchStride, l.ldc, 1];
+      const src: View = { storage: bias!.storage, shape, strides: [0, 0, 0, 1], offset: bias!.offset, dtype: 'float32' };
+      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: { storage: out, shape, strides, offset: 0, dtype: 'float32' } });
+    }
     return out;
   }
   const variant = matmulVariant(be);
-  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset) });
+  const withBias = !!p.hasBias;
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: withBias });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
       name: 'matmul',
       key: pl.key,
       wgsl: pl.wgsl,
-      buffers: [bufferOf(a!), bufferOf(b!), out.buffer],
-      uniforms: uniforms(p, a!.offset, b!.offset, z0),
+      buffers: [bufferOf(a!), bufferOf(b!), out.buffer, ...(withBias ? [bufferOf(bias!)] : [])],
+      uniforms: uniforms(p, a!.offset, b!.offset, z0, withBias ? bias!.offset : 0),
       workgroups: [pl.grid[0], pl.grid[1], Math.min(MAX_Z, p.batch - z0)],
     });
   }
