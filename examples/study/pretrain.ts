@@ -170,10 +170,13 @@ export interface PoolClassifier {
  */
 export async function trainPoolClassifier(o: PretrainOptions, pool: PretrainPool, r: PerceptualRecipe): Promise<StageResult<PoolClassifier>> {
   const P = o.profile;
-  // the feature net must be a ResNet (resnetFeatures); validation on its own pool decides the epoch
-  const config = resolveConfig(P.classifier, P.gateClassifier, { heldOutTest: 0, valFraction: 0.1, testFraction: 0.1 }, pool.classifierData, r.perceptualClassifier ?? {}, {
-    arch: 'resnet18', imageSize: P.imageSize, monitor: 'val_accuracy', seed: 0,
-  });
+  // the arms' settings, not the gate classifier's: its blur and noise augmentation would teach the
+  // feature net to forgive exactly the loss of detail the term is there to penalise. A ResNet
+  // (resnetFeatures) at the pool's size; validation on its own pool picks the epoch (the rare class
+  // has no image, so accuracy, not mean AUC); perceptualClassifier overrides last.
+  const config = resolveConfig(P.classifier, { heldOutTest: 0, valFraction: 0.1, testFraction: 0.1 }, pool.classifierData, {
+    arch: 'resnet18', imageSize: P.imageSize, monitor: 'val_accuracy', balancedSampling: false, seed: 0,
+  }, r.perceptualClassifier ?? {});
   return o.runner.run('pool-classifier', null, config, [poolStage(o, pool)], async (dir) => {
     const runDir = join(dir, 'run');
     const res = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal: o.signal, verbose: false, skipReport: true });
