@@ -9,11 +9,12 @@
  *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> --train-gate <run-dir> [grid.png]
  *
  * --train-gate uses the quick profile's seed-0 gate classifier stage under <run-dir> (the folder of
- * `npm run pretrain-generator -- --out`), training it first when that stage is not cached there.
+ * `npm run pretrain-generator -- --out`), training it first when that stage is not cached there;
+ * --gate '<json>' changes that profile's gate classifier settings (e.g. '{"degrade":{…}}').
  */
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-import { loadTrainedModel, classificationMetrics } from '@foliar/classifier';
+import { loadTrainedModel, classificationMetrics, type TrainConfig } from '@foliar/classifier';
 import { loadVAE } from '@foliar/diffusion';
 import type { RgbImage } from '@foliar/data';
 import { studyProfile } from '../examples/study/profiles.js';
@@ -25,13 +26,13 @@ import { StageRunner } from '../examples/study/stages.js';
 import { trainGateClassifier } from '../examples/study/scorer.js';
 import { classifierBaseConfig, splitStage } from '../examples/study/arms.js';
 
-const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' } }, allowPositionals: true });
+const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' }, gate: { type: 'string' } }, allowPositionals: true });
 const trainGate = flags['train-gate'];
 const [vaeDir, ...rest] = positionals;
 const checkpointArg = trainGate === undefined ? rest.shift() : undefined;
 const gridFile = rest.shift();
 if (!vaeDir || (trainGate === undefined && !checkpointArg) || rest.length) {
-  console.error('usage: scripts/vae-diagnosis.ts <vae-dir> (<gate-classifier-checkpoint> | --train-gate <run-dir>) [grid.png]');
+  console.error("usage: scripts/vae-diagnosis.ts <vae-dir> (<gate-classifier-checkpoint> | --train-gate <run-dir> [--gate '<json>']) [grid.png]");
   process.exit(2);
 }
 await ft.init();
@@ -41,7 +42,11 @@ const split = studySplits(P, data.set)[0]!;
 let checkpoint = checkpointArg!;
 if (trainGate !== undefined) {
   const runner = new StageRunner(trainGate);
-  const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)]);
+  // --gate: settings merged over the profile's gateClassifier (candidates compared on validation only)
+  // ("degrade": null removes the profile's degradations: the control without them)
+  const gate = flags.gate === undefined ? {} : (JSON.parse(flags.gate) as Partial<TrainConfig> & { degrade?: TrainConfig['degrade'] | null });
+  const { degrade, ...settings } = { ...P.gateClassifier, ...gate };
+  const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), degrade === null ? settings : { ...settings, degrade }, split, [splitStage(split, runner.runDir)]);
   checkpoint = inst.value.checkpoint;
   console.log(`gate classifier ${inst.key} (${inst.cached ? 'cached' : `trained in ${inst.value.seconds.toFixed(0)} s`}): ${checkpoint}`);
 }
