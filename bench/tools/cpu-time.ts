@@ -1,0 +1,77 @@
+/**
+ * Work per step as this process's CPU time (user + system, lavapipe's worker threads included), for
+ * before/after comparisons of two checkouts on a machine that is not quiet: wall time moves with the
+ * load (other processes take the cores), CPU time much less. On a software adapter it counts both the
+ * host's dispatch work and the kernels' own work; on a real GPU it counts only the host's.
+ * Cases: UNet [32, 64] batch 8 at 16² and 32² latents (training step and forward), and a chain of 300
+ * small elementwise ops with autograd (dispatch-bound). Prints one JSON line: min and median of `steps`.
+ *
+ * node --conditions=foliar-source --import tsx bench/tools/cpu-time.ts [steps, default 5]
+ * Run it from the two checkouts in turn, several rounds, and compare the minima (the least disturbed).
+ */
+import * as ft from '@foliar/tensor';
+
+const steps = Number(process.argv[2] ?? 5);
+const { UNet2DConditionModel } = await import('@foliar/diffusion');
+const { AdamW } = await import('@foliar/nn');
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const stats = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return { min: +s[0]!.toFixed(1), median: +s[Math.floor(s.length / 2)]!.toFixed(1) }; };
+/** `n` timed calls after one warm-up (pipelines compile, the buffer pool fills). */
+async function timed(n: number, fn: () => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i <= n; i++) {
+    const c0 = cpuMs();
+    await fn();
+    if (i > 0) out.push(cpuMs() - c0);
+  }
+  return out;
+}
+
+const result: Record<string, { min: number; median: number }> = {};
+for (const size of [16, 32]) {
+  ft.manualSeed(0);
+  const unet = new UNet2DConditionModel({
+    block_out_channels: [32, 64], layers_per_block: 2, sample_size: size, in_channels: 4, out_channels: 4,
+    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+    cross_attention_dim: 32, attention_head_dim: 8, norm_num_groups: 32,
+  });
+  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
+  const x = ft.randn([8, 4, size, size]), target = ft.randn([8, 4, size, size]), ctx = ft.randn([8, 77, 32]);
+  const ts = Array.from({ length: 8 }, (_, i) => (i * 997) % 1000);
+  try {
+    result[`unet ${size}² train step, cpu ms`] = stats(await timed(steps, async () => {
+      const loss = ft.tidy(() => { const l = ft.mseLoss(unet.forward(x, ts, ctx), target); l.backward(); return l.detach(); });
+      opt.step();
+      opt.zeroGrad();
+      await loss.data();
+      loss.dispose();
+    }));
+    result[`unet ${size}² forward, cpu ms`] = stats(await timed(steps, async () => {
+      const y = ft.noGrad(() => unet.forward(x, ts, ctx));
+      await y.data();
+      y.dispose();
+    }));
+  } finally {
+    for (const t of [x, target, ctx]) t.dispose();
+    opt.dispose();
+    unet.dispose();
+  }
+}
+{
+  const a = ft.keep(ft.randn([64, 64]).requiresGrad_(true));
+  result['300 small ops fwd+bwd, cpu ms'] = stats(await timed(steps * 6, async () => {
+    const l = ft.tidy(() => {
+      let h = a;
+      for (let k = 0; k < 100; k++) h = h.mul(1.001).add(0.01).relu();
+      const s = h.sum();
+      s.backward();
+      return s.detach();
+    });
+    await l.data();
+    l.dispose();
+    a.grad?.dispose();
+    a.grad = null;
+  }));
+  a.dispose();
+}
+console.log(JSON.stringify(result));
