@@ -22,5 +22,20 @@ install_chromium() {
 if [ "$(uname -s)" = "Linux" ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   install_chromium || echo "setup: warning: chromium could not be installed; the report.html browser check will not run" >&2
 fi
+# redis-server for the study's job-queue tests (test/queue: each starts its own on a loopback port);
+# like Chromium, a failed install only warns (the tests fail where FOLIAR_REQUIRE_REDIS=1, as in CI).
+install_redis() {
+  local sudo=""
+  if [ "$(id -u)" != "0" ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root (or sudo) to install redis-server" >&2; return 1; }
+    sudo="sudo"
+  fi
+  echo "setup: installing redis-server (the study's job-queue tests) ..."
+  $sudo apt-get update -qq && \
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+if [ "$(uname -s)" = "Linux" ] && ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  install_redis || echo "setup: warning: redis-server could not be installed; the queue tests will not run" >&2
+fi
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build

@@ -37,6 +37,12 @@ export class StageRunner {
   readonly timings: StageTiming[] = [];
   private readonly logFile: string;
 
+  /**
+   * Set where stages run elsewhere (a job queue): returns a promise that settles once the stage's
+   * result.json is written (or its job failed), or undefined to run the stage here.
+   */
+  offload?: (stage: { name: string; seed: number | null; key: string; dir: string }) => Promise<void> | undefined;
+
   constructor(readonly runDir: string, private readonly log: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {
     mkdirSync(runDir, { recursive: true });
     this.logFile = join(runDir, 'stages.jsonl');
@@ -47,15 +53,19 @@ export class StageRunner {
    * and inputs. `deps` are the results this stage reads (their keys enter the hash).
    */
   async run<T>(name: string, seed: number | null, config: unknown, deps: readonly StageResult<unknown>[], fn: (dir: string) => Promise<T>): Promise<StageResult<T>> {
-    const key = hashOf({ name, seed, config, deps: deps.map((d) => d.key) });
-    const dir = join(this.runDir, seed === null ? name : join(`seed-${seed}`, name), key);
+    const { key, dir } = this.locate(name, seed, config, deps.map((d) => d.key));
     const file = join(dir, 'result.json');
+    // a stage sent to a job queue (examples/study/queue): a worker writes result.json in this folder
+    const remote = this.offload?.({ name, seed, key, dir });
+    if (remote) await remote;
     if (existsSync(file)) {
       const saved = JSON.parse(readFileSync(file, 'utf8')) as { value: T; seconds: number };
-      this.timings.push({ stage: name, seed, seconds: saved.seconds, cached: true });
-      this.log(`  ${label(name, seed)}: cached (${dir})`);
-      return { key, dir, value: saved.value, seconds: saved.seconds, cached: true };
+      const cached = !remote;
+      this.timings.push({ stage: name, seed, seconds: saved.seconds, cached });
+      this.log(`  ${label(name, seed)}: ${cached ? 'cached' : 'done by a worker'} (${dir})`);
+      return { key, dir, value: saved.value, seconds: saved.seconds, cached };
     }
+    if (remote) throw new Error(`${label(name, seed)}: the queue reported the job done but ${file} is missing`);
     mkdirSync(dir, { recursive: true });
     await writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ name, seed, config, deps: deps.map((d) => d.key) }, null, 2) + '\n');
     this.log(`\n== ${label(name, seed)} (${dir})`);
@@ -67,6 +77,12 @@ export class StageRunner {
     appendFileSync(this.logFile, JSON.stringify({ time: new Date().toISOString(), stage: name, seed, key, seconds }) + '\n');
     this.log(`   ${label(name, seed)} done in ${seconds.toFixed(1)} s`);
     return { key, dir, value, seconds, cached: false };
+  }
+
+  /** A stage's cache key and folder (the key is also its job id on a queue). */
+  locate(name: string, seed: number | null, config: unknown, depKeys: readonly string[]): { key: string; dir: string } {
+    const key = hashOf({ name, seed, config, deps: depKeys });
+    return { key, dir: join(this.runDir, seed === null ? name : join(`seed-${seed}`, name), key) };
   }
 }
 

@@ -1,0 +1,170 @@
+/**
+ * What the queue tests run: a private redis-server on a free loopback port (no persistence, its own
+ * temp folder), study workers as child processes, and the arm part of the smoke study
+ * (fixtures/arm-study.ts) in process or through the queue.
+ *
+ * Without redis-server the tests skip here and fail where FOLIAR_REQUIRE_REDIS=1 (CI: setup.sh
+ * installs Debian's redis-server).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { skip } from '../harness.js';
+import { setup, teardown, repoRoot } from '../helpers.js';
+
+const NODE_ARGS = ['--conditions=foliar-source', '--import', 'tsx'];
+
+/** The redis-server binary, or a skip (a failure under FOLIAR_REQUIRE_REDIS=1). */
+export function redisServerBinary(): string {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.status === 0) return 'redis-server';
+  const why = 'redis-server is not installed (Debian: apt-get install redis-server; scripts/setup.sh does it)';
+  const req = process.env['FOLIAR_REQUIRE_REDIS'];
+  if (req && req !== '0') throw new Error(`${why}, and FOLIAR_REQUIRE_REDIS is set: the queue tests must run here, not skip`);
+  skip(why, 'tool');
+}
+
+/** The backend the tests' workers and reference runs share: WebGPU where there is one (CI: lavapipe). */
+export async function testBackend(): Promise<'webgpu' | 'cpu'> {
+  const be = await setup();
+  teardown();
+  return be.hasGpu ? 'webgpu' : 'cpu';
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+}
+
+/** A redis-server of its own; restart() stops it and starts a fresh one (empty: no persistence) on the same port. */
+export class TestRedis {
+  private proc: ChildProcess | null = null;
+  private constructor(readonly port: number, readonly dir: string) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<TestRedis> {
+    const bin = redisServerBinary();
+    const r = new TestRedis(await freePort(), mkdtempSync(join(tmpdir(), 'foliar-redis-')));
+    await r.launch(bin);
+    return r;
+  }
+
+  private async launch(bin = 'redis-server'): Promise<void> {
+    const log = createWriteStream(join(this.dir, 'redis.log'), { flags: 'a' });
+    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout?.pipe(log);
+    this.proc.stderr?.pipe(log);
+    for (let i = 0; i < 200; i++) {
+      if (await portOpen(this.port)) return;
+      if (this.proc.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`redis-server did not start on 127.0.0.1:${this.port}: ${readFileSync(join(this.dir, 'redis.log'), 'utf8').slice(-2000)}`);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGTERM');
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await sleep(1_000);
+    await this.launch();
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A study worker process; its output goes to `<logDir>/worker-<name>.log`. */
+export class TestWorker {
+  readonly proc: ChildProcess;
+  readonly logFile: string;
+  constructor(redis: string, store: string, backend: string, logDir: string, readonly name: string, extra: string[] = []) {
+    this.logFile = join(logDir, `worker-${name}.log`);
+    const log = createWriteStream(this.logFile);
+    // short locks so a killed worker's job comes back in seconds, not minutes
+    this.proc = spawn(process.execPath, [...NODE_ARGS, 'examples/study/queue/worker.ts', '--redis', redis, '--store', store, '--backend', backend, '--lock-ms', '10000', '--stalled-ms', '2000', ...extra], {
+      cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env },
+    });
+    this.proc.stdout?.pipe(log);
+    this.proc.stderr?.pipe(log);
+  }
+
+  output(): string {
+    try { return readFileSync(this.logFile, 'utf8'); } catch { return ''; }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    this.proc.kill(signal);
+    await exited;
+  }
+}
+
+export interface ArmStudyResult {
+  seconds: number;
+  metrics: Record<string, unknown>;
+  error: string | null;
+  status: number | null;
+  output: string;
+}
+
+/** Runs fixtures/arm-study.ts (in process, or with --queue through the workers) to the end. */
+export function armStudy(args: string[]): { done: Promise<ArmStudyResult>; proc: ChildProcess } {
+  const proc = spawn(process.execPath, [...NODE_ARGS, 'test/queue/fixtures/arm-study.ts', '--arch', 'tiny', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<ArmStudyResult>((resolve) => {
+    proc.once('exit', (status) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      let parsed: Omit<ArmStudyResult, 'status' | 'output'> = { seconds: NaN, metrics: {}, error: `no result line (exit ${status})` };
+      try { parsed = JSON.parse(line) as typeof parsed; } catch { /* keeps the message above */ }
+      resolve({ ...parsed, status, output: `${out}\n${err}`.slice(-6000) });
+    });
+  });
+  return { done, proc };
+}
+
+/** Waits until `check` holds, polling; throws with `what` after `ms`. */
+export async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!check()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
