@@ -96,7 +96,7 @@ const PROFILES: Record<Exclude<StudyProfile['name'], 'gpu64'>, StudyProfile> = {
     gates: { vaeImages: 64, conditioningSamples: 32, dreamboothSamples: 64, steps: 6 },
     drift: { samples: 16, steps: 6 },
     // measured: pretraining 58 min once (VAE 23, base 35); seed 0's gate classifier, DreamBooth and gates 7 min
-    // (with the gate classifier at 10 epochs: 2 min then; at 20 epochs with its degradations 5-13 min on a busy machine);
+    // (the gate classifier took 2 min of that at 10 epochs; at 20 epochs with its degradations it took 13 min on a machine shared with other jobs);
     // the per-seed arms and synthetic sets at 64 px are not yet timed end to end
     estimateMinutes: 150,
   },
