@@ -42,13 +42,13 @@ await step();
 
 // the autograd node whose backward is running (its name and forward scope), for backward dispatches
 let current = 'forward';
-const nodeProto = ft.Node.prototype as unknown as { apply(g: ft.Tensor): unknown };
+const nodeProto = ft.Node.prototype as unknown as { apply(...args: unknown[]): unknown };
 const origApply = nodeProto.apply;
-nodeProto.apply = function (this: ft.Node, g: ft.Tensor) {
+nodeProto.apply = function (this: ft.Node, ...args: unknown[]) {
   const prev = current;
   current = `bw:${this.name}@${this.scope}`;
   try {
-    return origApply.call(this, g);
+    return origApply.apply(this, args);
   } finally {
     current = prev;
   }

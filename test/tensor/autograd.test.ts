@@ -115,4 +115,49 @@ test('gradient agreement of a composite graph across backends', async () => {
   ], { rtol: 2e-4, gradRtol: 5e-4, msg: 'composite graph' });
 });
 
+
+/**
+ * A tensor used by a norm or a linear layer and elsewhere (residuals, shared q/k/v inputs): the
+ * backward of the norm / linear takes the gradient accumulated so far and adds it in its own kernel
+ * instead of a separate sum. Same gradients as the plain sum, on both backends, in any use order.
+ */
+test('fused gradient accumulation (norm and linear backward take the pending gradient) matches the plain sum', async () => {
+  const { cpu } = backends();
+  const C = 6;
+  const w1 = randArray(C * C, 21), w2 = randArray(C * C, 22), w3 = randArray(C * C, 23), b1 = randArray(C, 24);
+  const graph = (x0: Tensor): Tensor => {
+    const be = x0.backend;
+    // not a leaf: only gradients pending on a node are taken (leaves accumulate in .grad)
+    const x = F.mul(x0, 1.5);
+    const W1 = tensor(w1, { shape: [C, C], backend: be }), W2 = tensor(w2, { shape: [C, C], backend: be }), W3 = tensor(w3, { shape: [C, C], backend: be });
+    const B1 = tensor(b1, { shape: [C], backend: be });
+    // a pre-LN residual block, then three linears sharing one input (self-attention's q, k, v)
+    const h = F.add(F.linear(F.layerNorm(x, [C]), W1, B1), x);
+    const q = F.linear(h, W1), k = F.linear(h, W2), v = F.linear(h, W3, B1);
+    const g = F.groupNormSilu(F.reshape(h, [2, C, 5]), 2);
+    return F.add(F.add(F.mul(q, k), v), F.reshape(g, [2, 5, C]));
+  };
+  const data = randArray(2 * 5 * C, 25);
+  await compareBackends(graph, [{ data, shape: [2, 5, C], requiresGrad: true }], { rtol: 1e-4, gradRtol: 5e-4, msg: 'fused accumulation' });
+  // against central differences on the CPU
+  const x = tensor(data, { shape: [2, 5, C], backend: cpu, requiresGrad: true });
+  const y = graph(x);
+  const R = randArray(y.size, 26);
+  y.backward(tensor(R, { shape: y.shape, backend: cpu }));
+  const analytic = await x.grad!.data();
+  const eps = 1e-3;
+  const f = async (d: Float32Array): Promise<number> => {
+    const out = noGrad(() => graph(tensor(d, { shape: [2, 5, C], backend: cpu })));
+    const o = await out.data();
+    return Array.from(o).reduce((a: number, v: number, i: number) => a + v * R[i]!, 0);
+  };
+  for (const i of [0, 7, 31, 59]) {
+    const p = Float32Array.from(data), m = Float32Array.from(data);
+    p[i]! += eps;
+    m[i]! -= eps;
+    const num = ((await f(p)) - (await f(m))) / (2 * eps);
+    assert.ok(Math.abs(num - analytic[i]!) < 2e-2 * Math.max(1, Math.abs(num)), `d/dx[${i}]: analytic ${analytic[i]}, numeric ${num}`);
+  }
+});
+
 test.run();

@@ -162,6 +162,7 @@ test('matmulWith: alpha, bias and output layout match the CPU on every variant, 
   // gradients on the CPU against central differences (alpha, bias, layouts in the backward too)
   await gradcheck(attn, [randTensorCpu([2, 5, 6], 1), randTensorCpu([2, 7, 6], 2), randTensorCpu([2, 7, 6], 3)], { msg: 'split-head attention' });
   await gradcheck(lin, [randTensorCpu([5, 7], 4), randTensorCpu([3, 7], 5), randTensorCpu([3], 6)], { msg: 'linear with bias' });
+  await gradcheck((x, w, d) => F.matmulWith(x, w, { addend: F.transpose(d, 0, 1) }), [randTensorCpu([4, 6], 7), randTensorCpu([6, 3], 8), randTensorCpu([3, 4], 9)], { msg: 'strided addend' });
   void cpu;
   if (!hasGpu) return;
   void gpu;
@@ -182,6 +183,15 @@ test('matmulWith: alpha, bias and output layout match the CPU on every variant, 
           { data: randArray(N * K, 11), shape: [N, K], requiresGrad: true },
           { data: randArray(N, 12), shape: [N], requiresGrad: true },
         ], { rtol: 1e-4, gradRtol: 1e-3, msg: `${variant} bias ${M}x${K}x${N}` });
+      }
+      // an addend in the store (and its gradient, the incoming one), with bias and alpha
+      for (const [M, K, N] of [[9, 13, 7], [66, 20, 64]] as const) {
+        await compareBackends((x, w, b, d) => F.matmulWith(x, w, { bias: b, alpha: 0.5, addend: d }), [
+          { data: randArray(M * K, 14), shape: [M, K], requiresGrad: true },
+          { data: randArray(K * N, 15), shape: [K, N], requiresGrad: true },
+          { data: randArray(N, 16), shape: [N], requiresGrad: true },
+          { data: randArray(M * N, 17), shape: [M, N], requiresGrad: true },
+        ], { rtol: 1e-4, gradRtol: 1e-3, msg: `${variant} addend ${M}x${K}x${N}` });
       }
       // K = 0: alpha · 0 + bias
       await compareBackends((x, w, b) => F.matmulWith(x, w, { bias: b, alpha: 2 }), [

@@ -59,7 +59,18 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           if (!g) continue;
           swapProfileScope(backwardScopeOf(node.scope));
           const inputs = node.inputs;
-          const raw = node.apply(g);
+          // a backward may take an input's gradient accumulated so far and add it in its own kernel
+          const taken = new Map<number, Tensor>();
+          const take = (j: number): Tensor | null => {
+            const inp = inputs[j];
+            if (!inp?.gradFn || taken.has(j)) return null;
+            const prev = grads.get(inp.gradFn);
+            if (!prev || !shapesEqual(prev.shape, inp.shape)) return null;
+            grads.delete(inp.gradFn);
+            taken.set(j, prev);
+            return prev;
+          };
+          const raw = node.apply(g, take);
           // A backward may pass the incoming gradient through, or return one tensor twice: give each
           // use its own handle so disposing one never frees another's storage.
           const used = new Set<Tensor>([g]);
@@ -73,6 +84,16 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           for (let j = 0; j < inputs.length; j++) {
             const inp = inputs[j];
             const gi = gs[j];
+            const had = taken.get(j);
+            if (had && inp?.gradFn) {
+              // the returned gradient includes what was taken (or, against the contract, none came back)
+              grads.set(inp.gradFn, gi ?? had);
+              if (gi && gi !== had) had.dispose();
+              if (gi && !shapesEqual(gi.shape, inp.shape)) {
+                throw new Error(`autograd: '${node.name}' produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+              }
+              continue;
+            }
             if (!inp || !gi) continue;
             if (!shapesEqual(gi.shape, inp.shape)) {
               throw new Error(`autograd: '${node.name}' produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);

@@ -1,6 +1,14 @@
 import type { Tensor } from '../tensor.js';
 
-export type BackwardFn = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
+/**
+ * Offered to a backward by the engine: the gradient already accumulated for input `i` (another use
+ * of the same tensor delivered it first), or null. Taking it is a promise: the gradient the backward
+ * returns for input i must include it (a kernel adds it in its store), and the engine then stores that
+ * gradient instead of summing the two with an extra kernel, and disposes the taken tensor afterwards.
+ */
+export type TakeAccumulated = (i: number) => Tensor | null;
+
+export type BackwardFn = (grad: Tensor, saved: readonly Tensor[], take: TakeAccumulated) => readonly (Tensor | null | undefined)[];
 
 /** One recorded operation: its inputs (null where no gradient is needed), what it saved, its backward. */
 export class Node {
@@ -18,13 +26,13 @@ export class Node {
   get freed(): boolean {
     return this.fn === null;
   }
-  apply(grad: Tensor): readonly (Tensor | null | undefined)[] {
+  apply(grad: Tensor, take: TakeAccumulated = () => null): readonly (Tensor | null | undefined)[] {
     if (!this.fn) {
       throw new Error(
         `autograd: the graph through '${this.name}' was already freed; call backward({ retainGraph: true }) to backpropagate twice`,
       );
     }
-    return this.fn(grad, this.saved);
+    return this.fn(grad, this.saved, take);
   }
   /** Releases what the node saved; the node can no longer backpropagate. */
   free(): void {

@@ -131,10 +131,13 @@ function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     y,
     'linear',
     inputs,
-    (g, [sx, sw]) => {
+    (g, [sx, sw], take) => {
       const g2 = reshape(g, [rows, outF]);
+      // x's gradient from its other uses so far (q, k and v share their input) is added in the product
+      const acc = x.requiresGrad ? take(0) : null;
+      const acc2 = acc ? reshape(acc, [rows, inF]) : null;
       return [
-        x.requiresGrad ? reshape(matmul(g2, sw!), [...x.shape]) : null,
+        x.requiresGrad ? reshape(matmulWith(g2, sw!, { addend: acc2 }), [...x.shape]) : null,
         weight.requiresGrad ? matmul(transpose(g2, 0, 1), reshape(sx!, [rows, inF])) : null,
         ...(bias ? [bias.requiresGrad ? sum(g2, 0) : null] : []),
       ];

@@ -3,7 +3,11 @@ import type { KernelFn } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
 import { matmulLayout } from './layout.js';
 
-export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b, bias], attrs) => {
+export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, inputs, attrs) => {
+  const [a, b] = inputs;
+  const bias = attrs.hasBias ? inputs[2]! : null;
+  const addend = attrs.hasAddend ? inputs[attrs.hasBias ? 3 : 2]! : null;
+  const D = addend ? dataOf(addend) : null;
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = attrs;
   const { lda, ldb, batchInner, aBatchStride2, bBatchStride2, ldc, cBatchStride, cBatchStride2, alpha } = matmulLayout(attrs);
   const A = dataOf(a!), B = dataOf(b!);
@@ -25,7 +29,8 @@ export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, [a, b, bias], attrs) 
           const bv = B[bo + (transB ? j * ldb + kk : kk * ldb + j)]!;
           acc += av * bv;
         }
-        C[co + i * ldc + j] = (alpha === 1 ? acc : acc * alpha32) + (Bias ? Bias[bias!.offset + j]! : 0);
+        const ci = co + i * ldc + j;
+        C[ci] = (alpha === 1 ? acc : acc * alpha32) + (Bias ? Bias[bias!.offset + j]! : 0) + (D ? D[addend!.offset + ci]! : 0);
       }
     }
   }

@@ -86,6 +86,11 @@ export interface MatmulOptions {
    * heads is a view). Ignored (dense output) when the kernel cannot address it.
    */
   outStrides?: readonly number[];
+  /**
+   * A tensor of the result's shape added in the kernel's store (a gradient accumulated from other
+   * uses, a residual): alpha · a @ b + bias + addend. Its gradient is the incoming one.
+   */
+  addend?: Tensor | null;
 }
 
 /** x broadcast to [...batchShape, r, c] (a view; owned when it is a new handle). */
@@ -124,7 +129,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
-  const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides;
+  const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides || !!opts.addend;
   if (fused && (a.rank < 2 || b.rank < 2 || a.dtype !== 'float32' || b.dtype !== 'float32')) {
     throw new RangeError('matmul: alpha, bias and outStrides need float32 operands of rank 2 or more');
   }
@@ -187,6 +192,17 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
     if (bias.backend !== a.backend) throw new Error('matmul: the bias lives on another backend');
   }
   const biasC = bias ? own(bias.isContiguous ? bias : contiguous(bias), bias) : null;
+  const addend = opts.addend ?? null;
+  if (addend) {
+    if (!shapesEqual(addend.shape, outShape) || addend.dtype !== 'float32') throw new RangeError(`matmul: addend ${fmtShape(addend.shape)} must be a float32 ${fmtShape(outShape)}`);
+    if (addend.backend !== a.backend) throw new Error('matmul: the addend lives on another backend');
+  }
+  // the kernel reads the addend in C's layout: a dense output takes a contiguous addend as it is
+  if (addend && !(addend.isContiguous && c === dense)) {
+    c = dense;
+    bat = batching([at, bt, c], batchShape) ?? bat;
+  }
+  const addC = addend ? own(addend.isContiguous ? addend : contiguous(addend), addend) : null;
   const alpha = opts.alpha ?? 1;
   const rank = outShape.length;
   const [ci, co] = bat.s[2]!;
@@ -199,18 +215,23 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
     ...(c !== dense ? { ldc: m === 1 ? n : c.strides[rank - 2]!, cBatchStride: ci, cBatchStride2: co } : {}),
     ...(alpha !== 1 ? { alpha } : {}),
     ...(biasC ? { hasBias: true } : {}),
+    ...(addC ? { hasAddend: true } : {}),
   };
-  const storage = a.backend.run('matmul', biasC ? [at, bt, biasC] : [at, bt], attrs);
+  const views: Tensor[] = [at, bt];
+  if (biasC) views.push(biasC);
+  if (addC) views.push(addC);
+  const storage = a.backend.run('matmul', views, attrs);
   for (const t of owned) t.dispose();
   const y = new Tensor(storage, outShape, c.strides);
   return record(
     y,
     'matmul',
-    bias ? [a, b, bias] : [a, b],
+    [a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : [])],
     (g, [sa, sb]) => [
       a.requiresGrad ? gradInLayout(a, g, transpose(sb!, -1, -2), alpha) : null,
       b.requiresGrad ? gradInLayout(b, transpose(sa!, -1, -2), g, alpha) : null,
       ...(bias ? [bias.requiresGrad ? sumToShape(g, bias.shape) : null] : []),
+      ...(addend ? [addend.requiresGrad ? g : null] : []),
     ],
     [a, b],
   );
@@ -276,4 +297,6 @@ export interface MatmulAttrs {
   alpha?: number;
   /** Input 2 is a bias [n] (contiguous from its offset) added to every row of C. */
   hasBias?: boolean;
+  /** The next input (after the bias, if any) is added to C, read in C's layout from its own offset. */
+  hasAddend?: boolean;
 }

@@ -32,8 +32,10 @@ export interface SubgroupMatmulParams {
   vecB: boolean;
   /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
   lanes: SubgroupLanes;
-  /** Adds bias[col] to every row (binding 3). */
+  /** Adds bias[col] to every row. */
   bias?: boolean;
+  /** Adds D in C's layout. */
+  addend?: boolean;
 }
 
 export type SubgroupLanes = 4 | 8;
@@ -86,7 +88,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
-  L.push(matmulUniformBinding(!!p.bias));
+  L.push(matmulUniformBinding(!!p.bias, !!p.addend));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
   L.push(`  let lane = sgl & ${W - 1}u;`);
@@ -120,7 +122,12 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   for (let r = 0; r < R; r++) {
     L.push(`  if (row0 + ${r}u < u.m) {`);
     L.push(`    let o = cb + (row0 + ${r}u) * u.ldc;`);
-    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}`;
+    const dv = (g: number) => {
+      if (!p.addend) return '';
+      const e = (j: number) => `D[u.doff + min(o + col0 + ${4 * g + j}u, o + u.n - 1u)]`;
+      return ` + vec4<f32>(${[0, 1, 2, 3].map(e).join(', ')})`;
+    };
+    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}${dv(g)}`;
     if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
     else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);
     L.push('  }');

@@ -10,8 +10,10 @@ import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from '
 export interface TiledMatmulParams {
   transA: boolean;
   transB: boolean;
-  /** Adds bias[col] to every row (binding 3). */
+  /** Adds bias[col] to every row. */
   bias?: boolean;
+  /** Adds D in C's layout. */
+  addend?: boolean;
 }
 
 export const TILE_M = 64;
@@ -32,7 +34,7 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(!!p.bias)}
+${matmulUniformBinding(!!p.bias, !!p.addend)}
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE_N) / 4}>;
@@ -76,7 +78,8 @@ ${fmas}
     let r = rowT + lid.y * 4u + i;
     if (r >= u.m) { break; }
     for (var j = 0u; j < 4u; j++) {
-      if (c0 + j < u.n) { C[cb + r * u.ldc + c0 + j] = acc[i][j] * u.alpha${p.bias ? ' + bias[u.biasoff + c0 + j]' : ''}; }
+      let ci = cb + r * u.ldc + c0 + j;
+      if (c0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${p.bias ? ' + bias[u.biasoff + c0 + j]' : ''}${p.addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;

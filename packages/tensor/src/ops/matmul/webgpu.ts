@@ -25,7 +25,7 @@ const TS = 4;
 const WGX = 8, WGY = 8;
 
 
-function baseWgsl(transA: boolean, transB: boolean, bias: boolean): string {
+function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean): string {
   const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
   const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
@@ -33,7 +33,7 @@ function baseWgsl(transA: boolean, transB: boolean, bias: boolean): string {
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(bias)}
+${matmulUniformBinding(bias, addend)}
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
 fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
 @compute @workgroup_size(${WGX}, ${WGY}, 1)
@@ -57,7 +57,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = row0 + i;
     if (r >= u.m) { break; }
     for (var j = 0u; j < ${TS}u; j++) {
-      if (col0 + j < u.n) { C[cb + r * u.ldc + col0 + j] = acc[i][j] * u.alpha${bias ? ' + bias[u.biasoff + col0 + j]' : ''}; }
+      let ci = cb + r * u.ldc + col0 + j;
+      if (col0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${bias ? ' + bias[u.biasoff + col0 + j]' : ''}${addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;
@@ -80,8 +81,10 @@ interface Problem {
   transB: boolean;
   /** B's offset and strides, and C's strides, are multiples of 4 (vec4 loads and stores possible). */
   bAligned: boolean;
-  /** A bias [n] is added to every row (binding 4). */
+  /** A bias [n] is added to every row. */
   bias: boolean;
+  /** A tensor in C's layout is added (C = alpha · AB + bias + D). */
+  addend: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
@@ -96,20 +99,20 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend }), grid: [x, y] };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
 }
 
-function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0): Uint32Array {
-  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff)).build();
+function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0): Uint32Array {
+  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff, addOff)).build();
 }
 
 /** B may be read as vec4 and C written as vec4: offsets, row strides and batch strides all multiples of 4. */
@@ -171,7 +174,7 @@ registerTunable('matmul', {
     const candidates: Record<string, TuneDispatch[]> = {};
     const lanes = matmulSubgroupLanes(be) ?? 8;
     for (const v of MATMUL_VARIANTS) {
-      const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true, bias: false });
+      const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true, bias: false, addend: false });
       candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
     }
     // a candidate may only win once its product matches this CPU one
@@ -217,8 +220,11 @@ export function tuneMatmul(be: WebGPUBackend, opts: { force?: boolean } = {}): P
   return tune(be, 'matmul', opts);
 }
 
-export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b, bias], attrs) => {
+export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => {
   const p = attrs;
+  const [a, b] = inputs;
+  const bias = p.hasBias ? inputs[2]! : null;
+  const addend = p.hasAddend ? inputs[p.hasBias ? 3 : 2]! : null;
   const total = p.batch * p.m * p.n;
   const out = be.alloc('float32', total);
   if (total === 0) return out;
@@ -226,26 +232,27 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, [a, b, bias], attr
     // C = 0 (+ bias); C's layout is a permutation of the dense one, so only the bias needs it
     const view: View = { storage: out, shape: [total], strides: [1], offset: 0, dtype: 'float32' };
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [total], out: view });
-    if (p.hasBias) {
+    if (bias || addend) {
       const l = matmulLayout(p);
       const shape = [p.batch / l.batchInner, l.batchInner, p.m, p.n];
       const strides = [l.cBatchStride2, l.cBatchStride, l.ldc, 1];
-      const src: View = { storage: bias!.storage, shape, strides: [0, 0, 0, 1], offset: bias!.offset, dtype: 'float32' };
-      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: { storage: out, shape, strides, offset: 0, dtype: 'float32' } });
+      const srcs: View[] = [];
+      if (bias) srcs.push({ storage: bias.storage, shape, strides: [0, 0, 0, 1], offset: bias.offset, dtype: 'float32' });
+      if (addend) srcs.push({ storage: addend.storage, shape, strides, offset: addend.offset, dtype: 'float32' });
+      be.run('elementwise', srcs, { op: srcs.length === 2 ? 'add' : 'copy', params: [], shape, out: { storage: out, shape, strides, offset: 0, dtype: 'float32' } });
     }
     return out;
   }
   const variant = matmulVariant(be);
-  const withBias = !!p.hasBias;
-  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: withBias });
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: !!bias, addend: !!addend });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
       name: 'matmul',
       key: pl.key,
       wgsl: pl.wgsl,
-      buffers: [bufferOf(a!), bufferOf(b!), out.buffer, ...(withBias ? [bufferOf(bias!)] : [])],
-      uniforms: uniforms(p, a!.offset, b!.offset, z0, withBias ? bias!.offset : 0),
+      buffers: [bufferOf(a!), bufferOf(b!), out.buffer, ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : [])],
+      uniforms: uniforms(p, a!.offset, b!.offset, z0, bias?.offset ?? 0, addend?.offset ?? 0),
       workgroups: [pl.grid[0], pl.grid[1], Math.min(MAX_Z, p.batch - z0)],
     });
   }

@@ -79,6 +79,8 @@ export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs,
   const [x, g, st, w] = [inputs[0]!, inputs[1]!, inputs[2]!, a.hasWeight ? inputs[3]! : null];
   const b = a.activation && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const X = dataOf(x), G = dataOf(g), S = dataOf(st), W = w ? dataOf(w) : null, B = b ? dataOf(b) : null;
+  const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
+  const ACC = acc ? dataOf(acc) : null;
   const dx = be.alloc('float32', a.rows * a.count) as CpuStorage;
   for (let r = 0; r < a.rows; r++) {
     const mean = S[st.offset + 2 * r]!, rstd = S[st.offset + 2 * r + 1]!;
@@ -103,7 +105,7 @@ export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs,
     for (let j = 0; j < a.count; j++) {
       const o = addr(a, r, j);
       const xhat = (X[x.offset + o]! - mean) * rstd;
-      dx.data[o] = rstd * (dxhat(j) - m1 - xhat * m2);
+      dx.data[o] = rstd * (dxhat(j) - m1 - xhat * m2) + (ACC ? ACC[acc!.offset + o]! : 0);
     }
   }
   return dx;

@@ -72,7 +72,7 @@ function normCore(
     y,
     op,
     inputs,
-    (g, saved) => {
+    (g, saved, take) => {
       const [sx, sst] = saved as Tensor[];
       // weight (and, with an activation, bias: the backward recomputes the pre-activation) follow
       const sw = wc ? saved[2]! : null;
@@ -81,11 +81,16 @@ function normCore(
       const actAttrs = act ? { activation: act, hasBias: !!sb } : {};
       let dx: Tensor | null = null;
       if (x.requiresGrad) {
-        const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats, ...actAttrs };
+        // x's gradient from its other uses so far (a residual connection) is added in the kernel
+        const acc = take(0);
+        const accC = acc && !acc.isContiguous ? contiguous(acc) : acc;
+        const battrs: NormBackwardAttrs = { ...L, hasWeight: !!sw, constStats: !!opts.stats, ...actAttrs, ...(accC ? { accumulate: true } : {}) };
         const bviews: View[] = [sx!, gc, sst!];
         if (sw) bviews.push(sw);
         if (sb) bviews.push(sb);
+        if (accC) bviews.push(accC);
         dx = new Tensor(g.backend.run('norm_backward', bviews, battrs), x.shape);
+        if (accC && accC !== acc) accC.dispose();
       }
       let dw: Tensor | null = null, db: Tensor | null = null;
       if (weight?.requiresGrad || bias?.requiresGrad) {
@@ -273,6 +278,8 @@ export interface NormBackwardAttrs extends NormLayout {
    */
   activation?: NormActivation;
   hasBias?: boolean;
+  /** A last input (contiguous, x's layout) is added to dx: x's gradient accumulated from other uses. */
+  accumulate?: boolean;
 }
 
 /**

@@ -201,6 +201,11 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
     binds.push({ name: 'bias', type: 'f32', rw: false });
     bufs.push(bufferOf(b));
   }
+  const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
+  if (acc) {
+    binds.push({ name: 'gacc', type: 'f32', rw: false });
+    bufs.push(bufferOf(acc));
+  }
   binds.push({ name: 'dx', type: 'f32', rw: true });
   bufs.push(dx.buffer);
   const wv = w ? 'w[u.woff + ai]' : '1.0';
@@ -211,7 +216,7 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   const WG = sh.wg;
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
-struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
+struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
 ${act ? SILU_GRAD_WGSL : ''}
@@ -228,12 +233,12 @@ ${entry(sh)} {
   let m1 = ms.x; let m2 = ms.y;`
   }
   ${rowLoop(WG, `let xh = (x[u.xoff + o] - mean) * rstd;
-      dx[o] = rstd * (${dxhat} - m1 - xh * m2);`)}
+      dx[o] = rstd * (${dxhat} - m1 - xh * m2)${acc ? ' + gacc[u.accoff + o]' : ''};`)}
 }`;
-  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0).build();
+  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0, acc?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${keyOf(sh)}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${keyOf(sh)}`,
     wgsl,
     buffers: bufs,
     uniforms: uni,
