@@ -114,10 +114,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     wo: Math.floor((W + pl + pr - ew_) / stride[1]) + 1,
     kh, kw, strideH: stride[0], strideW: stride[1], dilH: dil[0], dilW: dil[1], padTop: pt, padLeft: pl, groups,
   };
-  const y = conv2dForwardRaw(x, weight, bias ?? null, a);
   const needX = weight.requiresGrad, needW = x.requiresGrad;
+  // the contiguous input the kernel reads is also what the weight gradient reads (a permuted x was copied twice)
+  const xc = needX && !x.isContiguous ? contig(x) : x;
+  const y = conv2dForwardRaw(xc, weight, bias ?? null, a);
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(
+  const out = record(
     y,
     op,
     inputs,
@@ -134,8 +136,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       gc.dispose();
       return out;
     },
-    [...(needX ? [x] : []), ...(needW ? [weight] : [])],
+    [...(needX ? [xc] : []), ...(needW ? [weight] : [])],
   );
+  if (xc !== x) xc.dispose();
+  return out;
 }
 
 /**
