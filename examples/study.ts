@@ -19,6 +19,7 @@
  *   npm run study -- --data ../shared/data/leaves     # photographs (any supported layout)
  *   npm run study -- --profile smoke                  # every stage at toy size (CI)
  *   npm run study -- --profile full --model <SD 1.x diffusers folder> --data <Kaggle 2020 folder>
+ *   npm run study -- --queue redis://host:6379 --store <shared folder>   # arms and image sets on workers (npm run study-worker)
  *
  * Each stage is cached under --out by a hash of its configuration and inputs: re-running the same
  * command continues; changing a setting reruns only what depends on it. The test split is read once
@@ -47,6 +48,8 @@ import { sideBySideGrid, labelledGrid } from './study/grids.js';
 import { writeReportHtml } from './study/report-html.js';
 import { renderReportMarkdown } from './study/report-md.js';
 import type { StudyReport, GateEntry, DriftEntry, ReportImage } from './study/report-types.js';
+import { StudyQueue } from './study/queue/queue.js';
+import { armJob, syntheticJob, type StudyJob } from './study/queue/jobs.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,11 +64,13 @@ const { values: args } = parseArgs({
     'instance-prompt': { type: 'string', default: 'a photo of a <diseaes-leaf> leaf' },
     'class-prompt': { type: 'string', default: 'a photo of a leaf' },
     backend: { type: 'string' },
+    queue: { type: 'string' },
+    store: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (args.help) {
-  console.log('usage: npm run study -- [--profile smoke|quick|gpu64|full] [--data <dataset folder>] [--model <SD diffusers folder as base model>] [--method full|lora] [--seeds 0,1,2] [--count 400] [--class multiple_diseases] [--out dir] [--backend webgpu|cpu]');
+  console.log('usage: npm run study -- [--profile smoke|quick|gpu64|full] [--data <dataset folder>] [--model <SD diffusers folder as base model>] [--method full|lora] [--seeds 0,1,2] [--count 400] [--class multiple_diseases] [--out dir] [--backend webgpu|cpu] [--queue redis://host:port --store <shared dir>]');
   process.exit(0);
 }
 const P = studyProfile(args.profile);
@@ -87,7 +92,9 @@ if (method !== 'full' && method !== 'lora') throw new Error(`--method must be fu
 const rare = args.class!;
 const instancePrompt = args['instance-prompt']!;
 const classPrompt = args['class-prompt']!;
-const out = resolve(args.out ?? join('runs', `study-${P.name}`));
+// --store: the run folder every worker sees (the artifact store of the queued jobs)
+if (args.store && args.out && resolve(args.store) !== resolve(args.out)) throw new Error('--store and --out name the same folder (the run folder); give one');
+const out = resolve(args.store ?? args.out ?? join('runs', `study-${P.name}`));
 const dataDir = args.data ? resolve(args.data) : null;
 
 const backend = await ft.init({ backend: (args.backend as 'webgpu' | 'cpu' | undefined) ?? 'auto' });
@@ -104,7 +111,42 @@ process.on('SIGINT', () => {
 const runner = new StageRunner(out);
 const perSeedStages = 14;
 const overall = new Progress({ total: 1 + 2 + P.seeds.length * perSeedStages + 1, label: 'study', unit: 'stages/s' });
-const tick = () => overall.increment();
+let stagesDone = 0;
+const tick = () => {
+  stagesDone++;
+  overall.increment();
+};
+
+// ---------------------------------------------------------------- the job queue (--queue)
+// Classifier arms and synthetic image sets go to workers as jobs (examples/study/queue); the stages
+// below wait for them through runner.offload and read their results from the store. A job that fails
+// for good stops the study at once.
+let queue: StudyQueue | null = null;
+let queueFailed = false;
+const submit = (job: StudyJob) => {
+  if (!queue) return;
+  void queue.submit(job).catch((e: Error) => {
+    if (queueFailed) return;
+    queueFailed = true;
+    overall.stop();
+    console.error(`\nstudy stopped: ${e.message}\nwhat is done is kept in ${out}; run the same command again to continue`);
+    void queue?.close().finally(() => {
+      ft.shutdown();
+      process.exit(1);
+    });
+  });
+};
+if (args.queue) {
+  const q = new StudyQueue(args.queue, out, { onChange: (jobs) => overall.update(stagesDone, { jobs }) });
+  queue = q;
+  runner.offload = (stage) => {
+    const job = q.wait(stage.key);
+    // an arm or image set that reaches here unsubmitted: the job's config has drifted from the stage's
+    if (!job && /^(arm|synthetic)-/.test(stage.name)) throw new Error(`${stage.name} (seed ${stage.seed}, ${stage.key}) was not submitted to the queue: examples/study/queue/jobs.ts no longer builds this stage's config`);
+    return job;
+  };
+  console.log(`queue: ${args.queue}, store ${out}; start workers with npm run study-worker -- --redis ${args.queue} --store ${out}`);
+}
 
 // ---------------------------------------------------------------- data, splits
 const data = await loadStudyData(P, dataDir);
@@ -125,6 +167,8 @@ const controls: ArmSpec[] = [
   { name: 'class_weight', description: 'cross-entropy weighted by inverse class frequency', config: { classWeights: 'inverse' } },
 ];
 const extraArm = (name: string, description: string, dir: string): ArmSpec => ({ name, description, config: { extraTrain: [{ className: rare, dir }] } });
+// the controls need only the splits: on a queue they train while this process pretrains the generator
+for (const [si, seed] of P.seeds.entries()) for (const spec of controls) submit(armJob(spec, seed, classifierBase, splits[si]!, [splitStage(splits[si]!, out)], out, backend.name));
 
 const armRuns = new Map<string, ArmRun[]>();
 const armSpecs = new Map<string, ArmSpec>();
@@ -238,6 +282,8 @@ try {
         dir: join(dir, 'images'),
         files: await sampleSet(P, model, p, P.synthetic.count, join(dir, 'images'), setSeed),
       }));
+    submit(syntheticJob(P, 'control', seed, baseModel, classPrompt, baseStage, out, backend.name));
+    for (const v of dbVariants) submit(syntheticJob(P, v.name, seed, dbStages[v.name]!.value.model, instancePrompt, dbStages[v.name]!, out, backend.name));
     const controlSet = await sample('control', baseModel, classPrompt, baseStage);
     const dbSets: Record<string, StageResult<{ dir: string; files: string[] }>> = {};
     for (const v of dbVariants) dbSets[v.name] = await sample(v.name, dbStages[v.name]!.value.model, instancePrompt, dbStages[v.name]!);
@@ -278,6 +324,7 @@ try {
       console.warn(`seed ${seed}: the filter accepted no synthetic image; dreambooth_filtered gets none for this seed`);
       tick();
     }
+    for (const [spec, dep] of retrain) submit(armJob(spec, seed, classifierBase, split, [splitDep, dep], out, backend.name));
     for (const [spec, dep] of retrain) {
       addRun(spec, await runArm(runner, spec, seed, classifierBase, split, [splitDep, dep], stop.signal));
       tick();
@@ -307,6 +354,7 @@ try {
   }
 } catch (e) {
   overall.stop();
+  await queue?.close();
   if (e instanceof StudyInterrupted || stop.signal.aborted) {
     console.error((e as Error).message);
     ft.shutdown();
@@ -364,6 +412,7 @@ await writeFileAtomic(join(out, 'report.md'), renderReportMarkdown(report));
 await writeReportHtml(join(out, 'report.html'), report);
 tick();
 overall.stop();
+await queue?.close();
 console.log(`\nreport: ${join(out, 'report.html')} (also report.md, report.json, splits.json)`);
 for (const f of report.findings) console.log(`  - ${f}`);
 ft.shutdown();
