@@ -125,8 +125,8 @@ function poolStage(o: PretrainOptions, pool: PretrainPool): StageResult<unknown>
 }
 
 /**
- * VAE recipe keys of the perceptual term (set with pretrain-generator's --vae; absent from the
- * profiles, so their recipes and cache keys are unchanged): perceptualWeight > 0 turns it on;
+ * VAE recipe keys of the perceptual term (in a profile's `vae`, or set with pretrain-generator's --vae;
+ * absent, a recipe and its cache key are what they were before the term existed): perceptualWeight > 0 turns it on;
  * perceptualLayers (default stem + layer1: the lesions are a 2–4 px colour scale, which the
  * stride-2 stem and the 1/4-resolution layer1 still resolve); perceptualClassifier overrides the pool
  * classifier's training settings (e.g. {"epochs": 3} for a CPU probe).
@@ -140,8 +140,8 @@ export const PERCEPTUAL_VAE_KEYS: readonly (keyof PerceptualRecipe)[] = ['percep
 
 /** The perceptual keys of the profile's VAE recipe, checked (they arrive untyped from the command line). */
 export function perceptualRecipe(P: StudyProfile): PerceptualRecipe | null {
-  // the keys are not in the profile type (profiles.ts is not this feature's): read them off the recipe object
-  const v = P.vae as StudyProfile['vae'] & PerceptualRecipe;
+  // typed in the profile, but --vae overrides arrive untyped from the command line: checked here
+  const v: PerceptualRecipe = P.vae;
   if (v.perceptualWeight === undefined) {
     if (v.perceptualLayers !== undefined || v.perceptualClassifier !== undefined) throw new Error('vae.perceptualLayers / perceptualClassifier need vae.perceptualWeight');
     return null;

@@ -6,7 +6,7 @@ export { denoisingLoss, prepareImages, disposeImages, TextConditioner, hostRandi
 export { trainDreamBooth, ensureClassImages, existingClassImages, DRIFT_PROBES, type DreamBoothConfig, type TrainResult } from './dreambooth.js';
 export { trainTextToImage, type TextToImageConfig } from './text-to-image.js';
 export { validateGrid, type ValidationOptions } from './validation.js';
-export { trainVAE, vaeLoss, initPosteriorLogvar, type VAETrainConfig, type VAELossOptions } from './vae.js';
+export { trainVAE, vaeLoss, initPosteriorLogvar, perceptualDistance, type VAETrainConfig, type VAELossOptions, type PerceptualTerm } from './vae.js';
 export { listImageFiles, parseCsv, readCaptionedFolder, readCaptionedCsv, readClassImagesFromCsv, readClassImageRefsFromCsv, readImageCsv, readImageRefsCsv, type CaptionedImage, type CaptionCsvOptions } from './datasets.js';
 export { checkTrainingImages, imageFileProblem, type ImageRef, type ImageGroup } from './image-check.js';
 export { loadImageSquare, imagesToTensor, type RgbLike } from './images.js';
