@@ -9,8 +9,8 @@
 # Everything (gates, grids, logs, the run folders without VAE checkpoints) is packed into $OUT.
 #   bash scripts/gpu/generator-sweep.sh [limit-seconds] [vae-steps]
 # The VAE steps must fit phase A's budget: a candidate stopped by its deadline writes a checkpoint and
-# measures no gate. Measured on an H200: f2 alone ~20 steps/s; side by side two f2 candidates ~5.5 steps/s
-# each, four candidates (two with the perceptual term) 2-3 steps/s each (the step is host-bound).
+# measures no gate. Measured on an H200 (batch 16, 64 px): the last candidate running alone ~23 steps/s;
+# two f2 candidates side by side ~6 steps/s each; four (two with the perceptual term) 2-3 steps/s each.
 # PHASE=A or PHASE=B runs one phase (two calls on a warm machine: $SWEEP stays); the default runs both.
 # PROFILE (default gpu64) and BASE_STEPS (default: from the time left) override, e.g. for a dry run on a
 # CPU: PROFILE=smoke BASE_STEPS=8 bash scripts/gpu/generator-sweep.sh 300 6
