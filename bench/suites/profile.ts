@@ -11,6 +11,7 @@
  * `node --conditions=foliar-source --import tsx bench/suites/profile.ts`.
  */
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import * as ft from '@foliar/tensor';
 import type { Row, RunInfo } from '../lib/report.js';
@@ -117,7 +118,7 @@ export async function profileSuite(info: RunInfo, _opts: { quick: boolean; peers
     '# foliar step profiles',
     '',
     `- adapter: ${info.adapter}`,
-    `- ${info.date}; Node ${info.node}; CPU: ${info.cpu}`,
+    `- ${info.date}; Node ${info.node}; CPU: ${info.cpu}; load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) when written: GPU and wall times scale with other work on the cores, dispatch counts do not`,
     '- one training step after a warm-up step, under `ft.profile` (see docs/profiling.md): each dispatch runs in',
     '  its own compute pass with timestamp queries, so the profiled wall time is not the step time;',
     '  GPU ms are per-dispatch sums, host ms the time spent in `dispatch()`. Scope rows are exclusive;',
