@@ -112,7 +112,7 @@ export class TestWorker {
     this.logFile = join(logDir, `worker-${name}.log`);
     const log = createWriteStream(this.logFile);
     // short locks so a killed worker's job comes back in seconds, not minutes
-    this.proc = spawn(process.execPath, [...NODE_ARGS, 'examples/study/queue/worker.ts', '--redis', redis, '--store', store, '--backend', backend, '--lock-ms', '10000', '--stalled-ms', '2000', ...extra], {
+    this.proc = spawn(process.execPath, [...NODE_ARGS, 'examples/study/queue/worker.ts', '--redis', redis, '--store', store, '--backend', backend, '--lock-ms', '15000', '--stalled-ms', '2000', ...extra], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env },
     });
     this.proc.stdout?.pipe(log);

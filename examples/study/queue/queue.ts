@@ -132,7 +132,9 @@ export function startWorker(o: WorkerOptions): { worker: Worker; close: () => Pr
     const log = (m: string) => appendFileSync(logFile, `${new Date().toISOString()} ${m}\n`);
     log(`${jobLabel(data)}: attempt ${job.attemptsMade + 1} on ${hostname()} pid ${process.pid}`);
     say(`${jobLabel(data)} (${key}): started, attempt ${job.attemptsMade + 1}`);
-    const unlock = await lockStage(store, key, resultFile, o.lockMs, log);
+    // twice the job lock: a worker whose event loop was busy past its BullMQ lock (a false stall) still
+    // holds the stage, while a dead one's is free soon after BullMQ hands the job on
+    const unlock = await lockStage(store, key, resultFile, 2 * o.lockMs, log);
     if (!unlock) {
       log('done meanwhile by another worker');
       return { key, seconds: 0, cached: true };
