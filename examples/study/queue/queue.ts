@@ -10,7 +10,8 @@
  * worker still runs elsewhere is waited for through the stage's lock file, never run twice at once.
  */
 import { Queue, Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { Worker as Thread } from 'node:worker_threads';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { BackendName } from '@foliar/tensor';
@@ -73,13 +74,9 @@ async function lockStage(store: string, key: string, resultFile: string, staleMs
       const fd = openSync(file, 'wx');
       writeSync(fd, `${hostname()} ${process.pid} ${new Date().toISOString()}\n`);
       closeSync(fd);
-      const beat = setInterval(() => {
-        const now = new Date();
-        try { utimesSync(file, now, now); } catch { /* taken over after a long stall: the result is the same */ }
-      }, Math.max(200, staleMs / 4));
-      beat.unref();
+      const stop = heartbeat(file, Math.max(200, staleMs / 4), Math.max(10 * staleMs, 300_000));
       return () => {
-        clearInterval(beat);
+        stop();
         try { unlinkSync(file); } catch { /* already gone */ }
       };
     } catch (e) {
@@ -96,6 +93,35 @@ async function lockStage(store: string, key: string, resultFile: string, staleMs
     waited = true;
     await sleep(Math.min(1_000, staleMs / 4));
   }
+}
+
+/**
+ * Keeps `file`'s mtime fresh from a worker thread, so a main thread busy for longer than the stale
+ * time (pipeline compilation and recording a training step are synchronous) does not lose the stage
+ * to a second worker: measured under load, a 10 s lock refreshed from the main thread was taken over
+ * and the stage computed twice. A dead process takes its thread with it, so its lock still goes stale;
+ * a main thread silent for `hungMs` (hung, not just busy) stops the refresh too.
+ */
+function heartbeat(file: string, everyMs: number, hungMs: number): () => void {
+  const thread = new Thread(
+    `const { parentPort, workerData: w } = require('node:worker_threads');
+     const { utimesSync } = require('node:fs');
+     let heard = Date.now();
+     parentPort.on('message', () => { heard = Date.now(); });
+     setInterval(() => {
+       if (Date.now() - heard > w.hungMs) return;
+       const now = new Date();
+       try { utimesSync(w.file, now, now); } catch { /* taken over: the result is the same */ }
+     }, w.everyMs);`,
+    { eval: true, workerData: { file, everyMs, hungMs } },
+  );
+  thread.unref();
+  const ping = setInterval(() => thread.postMessage(0), everyMs);
+  ping.unref();
+  return () => {
+    clearInterval(ping);
+    void thread.terminate();
+  };
 }
 
 function readText(file: string): string {
