@@ -12,6 +12,7 @@
 import * as ft from '@foliar/tensor';
 
 const steps = Number(process.argv[2] ?? 5);
+await ft.init({ backend: 'webgpu' }); // the adapter being measured, not the CPU reference backend
 const { UNet2DConditionModel } = await import('@foliar/diffusion');
 const { AdamW } = await import('@foliar/nn');
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
