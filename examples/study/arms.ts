@@ -43,29 +43,36 @@ export interface ArmSpec {
   config: Partial<TrainConfig>;
 }
 
+/** The classifier configuration of one arm on one seed's split (its stage's config, so its cache key). */
+export function armConfig(spec: ArmSpec, seed: number, base: Partial<TrainConfig>, split: ProtocolSplit): TrainConfig {
+  return resolveConfig(base, spec.config, { seed, split: splitIds(split) });
+}
+
+/** The body of an arm's stage: trains (resuming from `dir`'s checkpoints) and evaluates on the test split. */
+export async function trainArm(arm: string, seed: number, config: TrainConfig, dir: string, signal?: AbortSignal): Promise<ArmRun> {
+  const runDir = join(dir, 'run');
+  const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false });
+  if (r.interrupted || !r.test) throw new Error(`arm ${arm} (seed ${seed}) interrupted: run the same command again to continue`);
+  return {
+    arm,
+    seed,
+    runDir,
+    ids: r.test.ids,
+    labels: [...r.test.labels],
+    probs: [...r.test.probs].map((v) => Number(v.toFixed(6))),
+    metrics: armMetrics(r.test.labels, r.test.probs, r.classNames),
+    trainCounts: r.data.trainCounts,
+    extraCounts: r.data.extraCounts,
+    seconds: r.seconds,
+  };
+}
+
 /** Trains (or reuses) one arm on one seed's split. */
 export async function runArm(
   runner: StageRunner, spec: ArmSpec, seed: number, base: Partial<TrainConfig>, split: ProtocolSplit, deps: readonly StageResult<unknown>[], signal?: AbortSignal,
 ): Promise<StageResult<ArmRun>> {
-  const config = resolveConfig(base, spec.config, { seed, split: splitIds(split) });
-  return runner.run(`arm-${spec.name}`, seed, config, deps, async (dir) => {
-    const runDir = join(dir, 'run');
-    const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false });
-    if (r.interrupted || !r.test) throw new Error(`arm ${spec.name} (seed ${seed}) interrupted: run the same command again to continue`);
-    const classNames = r.classNames;
-    return {
-      arm: spec.name,
-      seed,
-      runDir,
-      ids: r.test.ids,
-      labels: [...r.test.labels],
-      probs: [...r.test.probs].map((v) => Number(v.toFixed(6))),
-      metrics: armMetrics(r.test.labels, r.test.probs, classNames),
-      trainCounts: r.data.trainCounts,
-      extraCounts: r.data.extraCounts,
-      seconds: r.seconds,
-    };
-  });
+  const config = armConfig(spec, seed, base, split);
+  return runner.run(`arm-${spec.name}`, seed, config, deps, (dir) => trainArm(spec.name, seed, config, dir, signal));
 }
 
 /** metrics.<key>.<metric> over seeds (same seed order for every arm: paired). */

@@ -6,15 +6,15 @@
  * result is never visible and a finished job is never redone.
  *
  * Kinds so far: `arm` (one classifier training of one arm on one seed) and `synthetic` (one image
- * set sampled from a generator). Their bodies mirror runArm (arms.ts) and the study's `sample`
- * (study.ts); test/queue checks that the queued results equal the in-process ones.
+ * set sampled from a generator). An arm's job runs the same stage body as runArm (arms.ts: trainArm);
+ * a synthetic set's mirrors the study's `sample` (study.ts); test/queue checks that the queued
+ * results equal the in-process ones.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { train, resolveConfig, splitIds, armMetrics, type TrainConfig, type ProtocolSplit } from '@foliar/classifier';
+import type { TrainConfig, ProtocolSplit } from '@foliar/classifier';
 import type { BackendName } from '@foliar/tensor';
 import { StageRunner, type StageResult } from '../stages.js';
-import type { ArmRun, ArmSpec } from '../arms.js';
+import { armConfig, trainArm, type ArmSpec } from '../arms.js';
 import { sampleSet } from '../generator.js';
 import type { StudyProfile } from '../profiles.js';
 
@@ -69,7 +69,7 @@ const keysOf = (deps: readonly StageResult<unknown>[]) => deps.map((d) => d.key)
 
 /** The job of `runArm(runner, spec, seed, base, split, deps)`: the same stage name, config and key. */
 export function armJob(spec: ArmSpec, seed: number, base: Partial<TrainConfig>, split: ProtocolSplit, deps: readonly StageResult<unknown>[], store: string, backend: BackendName): ArmJob {
-  const config = resolveConfig(base, spec.config, { seed, split: splitIds(split) });
+  const config = armConfig(spec, seed, base, split);
   return { kind: 'arm', arm: spec.name, seed, config, stage: { name: `arm-${spec.name}`, seed, config, deps: keysOf(deps) }, store, backend };
 }
 
@@ -91,26 +91,8 @@ type Runner<J extends StudyJob> = (job: J, ctx: JobContext) => Promise<StageResu
 
 /** The registry: job kind → how a worker computes it. Only data crosses the queue. */
 export const JOB_KINDS: { [K in JobKind]: Runner<Extract<StudyJob, { kind: K }>> } = {
-  arm: async (job, ctx) => {
-    const { config, seed } = job;
-    return stageRunner(ctx).run(job.stage.name, seed, config, depsOf(job), async (dir): Promise<ArmRun> => {
-      const runDir = join(dir, 'run');
-      const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal: ctx.signal, verbose: false });
-      if (r.interrupted || !r.test) throw new Error(`arm ${job.arm} (seed ${seed}) interrupted`);
-      return {
-        arm: job.arm,
-        seed,
-        runDir,
-        ids: r.test.ids,
-        labels: [...r.test.labels],
-        probs: [...r.test.probs].map((v) => Number(v.toFixed(6))),
-        metrics: armMetrics(r.test.labels, r.test.probs, r.classNames),
-        trainCounts: r.data.trainCounts,
-        extraCounts: r.data.extraCounts,
-        seconds: r.seconds,
-      };
-    });
-  },
+  arm: async (job, ctx) =>
+    stageRunner(ctx).run(job.stage.name, job.seed, job.config, depsOf(job), (dir) => trainArm(job.arm, job.seed, job.config, dir, ctx.signal)),
   synthetic: async (job, ctx) =>
     stageRunner(ctx).run(job.stage.name, job.seed, job.stage.config, depsOf(job), async (dir) => ({
       dir: join(dir, 'images'),
