@@ -9,14 +9,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import * as ft from '@foliar/tensor';
+import { unetTrainCase, UNET_CONTEXT, UNET_CROSS, UNET_HEADS } from '../lib/unet-train.js';
 import type { Row, RunInfo } from '../lib/report.js';
 import { pythonWithTorch } from './resnet.js';
 
 const B = 8;
-const CONTEXT = 77;
-const CROSS = 32;
-const HEADS = 8;
+const CONTEXT = UNET_CONTEXT;
+const CROSS = UNET_CROSS;
+const HEADS = UNET_HEADS;
 
 interface UNetCase { channels: number[]; size: number }
 
@@ -30,51 +30,24 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const label = (c: UNetCase) => `UNet [${c.channels.join(', ')}], ${c.size}x${c.size}x4 latents, batch ${B}, ${CONTEXT}-token context`;
 
 async function foliarCase(c: UNetCase, steps: number): Promise<{ params: number; trainMs: number; forwardMs: number }> {
-  const { UNet2DConditionModel } = await import('@foliar/diffusion');
-  const { AdamW } = await import('@foliar/nn');
-  ft.manualSeed(0);
-  const levels = c.channels.length;
-  const unet = new UNet2DConditionModel({
-    block_out_channels: c.channels, layers_per_block: 2, sample_size: c.size, in_channels: 4, out_channels: 4,
-    down_block_types: ['DownBlock2D', ...Array<string>(levels - 1).fill('CrossAttnDownBlock2D')],
-    up_block_types: [...Array<string>(levels - 1).fill('CrossAttnUpBlock2D'), 'UpBlock2D'],
-    cross_attention_dim: CROSS, attention_head_dim: HEADS, norm_num_groups: 32,
-  });
-  const params = unet.parameters().reduce((a, p) => a + p.size, 0);
-  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
-  const x = ft.randn([B, 4, c.size, c.size]);
-  const target = ft.randn([B, 4, c.size, c.size]);
-  const ctx = ft.randn([B, CONTEXT, CROSS]);
-  const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
+  const u = await unetTrainCase(c.channels, c.size, B);
   const train: number[] = [];
   const fwd: number[] = [];
   try {
     for (let i = 0; i <= steps; i++) { // the first of each warms up (pipelines compile)
       const t0 = performance.now();
-      const loss = ft.tidy(() => {
-        const l = ft.mseLoss(unet.forward(x, ts, ctx), target);
-        l.backward();
-        return l.detach();
-      });
-      opt.step();
-      opt.zeroGrad();
-      await loss.data();
-      loss.dispose();
+      await u.step();
       if (i > 0) train.push(performance.now() - t0);
     }
     for (let i = 0; i <= steps; i++) {
       const t0 = performance.now();
-      const y = ft.noGrad(() => unet.forward(x, ts, ctx));
-      await y.data();
-      y.dispose();
+      await u.forward();
       if (i > 0) fwd.push(performance.now() - t0);
     }
   } finally {
-    for (const t of [x, target, ctx]) t.dispose();
-    opt.dispose();
-    unet.dispose();
+    u.dispose();
   }
-  return { params, trainMs: median(train), forwardMs: median(fwd) };
+  return { params: u.params, trainMs: median(train), forwardMs: median(fwd) };
 }
 
 type Peer = { label: string; results: { params: number; train_ms: number; forward_ms: number }[] } | { label: string; skip: string };

@@ -10,11 +10,10 @@
  * Run it from the two checkouts in turn, several rounds, and compare the minima (the least disturbed).
  */
 import * as ft from '@foliar/tensor';
+import { unetTrainCase } from '../lib/unet-train.js';
 
 const steps = Number(process.argv[2] ?? 5);
 await ft.init({ backend: 'webgpu' }); // the adapter being measured, not the CPU reference backend
-const { UNet2DConditionModel } = await import('@foliar/diffusion');
-const { AdamW } = await import('@foliar/nn');
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const stats = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return { min: +s[0]!.toFixed(1), median: +s[Math.floor(s.length / 2)]!.toFixed(1) }; };
 /** `n` timed calls after one warm-up (pipelines compile, the buffer pool fills). */
@@ -30,32 +29,12 @@ async function timed(n: number, fn: () => Promise<void>): Promise<number[]> {
 
 const result: Record<string, { min: number; median: number }> = {};
 for (const size of [16, 32]) {
-  ft.manualSeed(0);
-  const unet = new UNet2DConditionModel({
-    block_out_channels: [32, 64], layers_per_block: 2, sample_size: size, in_channels: 4, out_channels: 4,
-    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
-    cross_attention_dim: 32, attention_head_dim: 8, norm_num_groups: 32,
-  });
-  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
-  const x = ft.randn([8, 4, size, size]), target = ft.randn([8, 4, size, size]), ctx = ft.randn([8, 77, 32]);
-  const ts = Array.from({ length: 8 }, (_, i) => (i * 997) % 1000);
+  const u = await unetTrainCase([32, 64], size);
   try {
-    result[`unet ${size}² train step, cpu ms`] = stats(await timed(steps, async () => {
-      const loss = ft.tidy(() => { const l = ft.mseLoss(unet.forward(x, ts, ctx), target); l.backward(); return l.detach(); });
-      opt.step();
-      opt.zeroGrad();
-      await loss.data();
-      loss.dispose();
-    }));
-    result[`unet ${size}² forward, cpu ms`] = stats(await timed(steps, async () => {
-      const y = ft.noGrad(() => unet.forward(x, ts, ctx));
-      await y.data();
-      y.dispose();
-    }));
+    result[`unet ${size}² train step, cpu ms`] = stats(await timed(steps, async () => { await u.step(); }));
+    result[`unet ${size}² forward, cpu ms`] = stats(await timed(steps, () => u.forward()));
   } finally {
-    for (const t of [x, target, ctx]) t.dispose();
-    opt.dispose();
-    unet.dispose();
+    u.dispose();
   }
 }
 {
