@@ -45,6 +45,7 @@ import { writeFileAtomic } from '@foliar/tensor';
 
 // optional VAE recipe keys, absent from the profiles' defaults; the perceptual ones: examples/study/pretrain.ts
 const OPTIONAL_VAE: readonly string[] = ['cropSize', 'gradientWeight', 'channelsPerGroup', 'lowPassWeight', 'initialLogvar', ...PERCEPTUAL_VAE_KEYS];
+const OPTIONAL_BASE: readonly string[] = ['emaDecay'];
 
 /** A JSON object of profile overrides from the command line, keys checked against the profile's section. */
 function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: string | undefined): void {
@@ -59,8 +60,9 @@ function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: stri
   const section = P[key] as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(o)) {
     // optional knobs (cropSize, gradientWeight) are absent from the defaults but allowed
-    const known = k in section || (key === 'vae' && OPTIONAL_VAE.includes(k));
-    if (!known) throw new Error(`--${key}: unknown setting "${k}" (settings: ${Object.keys(section).join(', ')}${key === 'vae' ? `, ${OPTIONAL_VAE.join(', ')}` : ''})`);
+    const optional = key === 'vae' ? OPTIONAL_VAE : OPTIONAL_BASE;
+    const known = k in section || optional.includes(k);
+    if (!known) throw new Error(`--${key}: unknown setting "${k}" (settings: ${[...Object.keys(section), ...optional].join(', ')})`);
     section[k] = v;
   }
 }

@@ -142,6 +142,7 @@ export async function trainStudyBase(
       ...loop(dir, seed, signal, p.base.steps), examples, resolution: p.imageSize, method: new FullFineTune({ trainTextEncoder: true }), maxTrainSteps: p.base.steps,
       learningRate: p.base.lr, trainBatchSize: p.base.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(50, Math.floor(p.base.steps / 10)), snrGamma: 5,
       validationSteps: p.base.steps, validationPrompts, validationInferenceSteps: p.gates.steps,
+      ...(p.base.emaDecay ? { emaDecay: p.base.emaDecay, finalWeights: 'ema' as const } : {}),
     });
     checkInterrupted(r, 'base model training');
     return { model: join(dir, 'final'), steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes: ft.memory().peakBytes };

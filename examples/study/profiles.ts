@@ -40,7 +40,11 @@ export interface StudyProfile {
      */
     perceptualWeight?: number; perceptualLayers?: ResNetFeatureLayer[]; perceptualClassifier?: Partial<TrainConfig>;
   };
-  base: { steps: number; batch: number; lr: number; blockOutChannels: number[] };
+  /**
+   * emaDecay: sample from an exponential moving average of the weights (diffusers' --use_ema, decay
+   * warming up as (1 + k) / (10 + k)); absent: the last step's weights.
+   */
+  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */

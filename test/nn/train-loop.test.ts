@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, readFileSync, readdirSync, existsSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { runTrainLoop, readCheckpointState, SGD, type TrainLoopOptions } from '@foliar/nn';
+import { runTrainLoop, readCheckpointState, readSafetensors, emaDecayAt, SGD, type TrainLoopOptions } from '@foliar/nn';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foliar-train-loop-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -217,6 +217,29 @@ test("interrupting names how to resume: the caller's resumeHint, else the API's 
   assert.is(stops.length, 2, messages.join('\n'));
   assert.ok(stops[0]!.includes('(resume with --resume runs/x)'), stops[0]);
   assert.ok(stops[1]!.includes("(resume with 'latest')"), stops[1]);
+});
+
+test("EMA: diffusers' decay warm-up, the recurrence over real steps, and finalWeights 'ema' leaves the average in the trained tensors", async () => {
+  assert.equal([1, 2, 3, 100].map((k) => emaDecayAt(0.9999, k)), [0, 2 / 11, 3 / 12, 100 / 109]);
+  assert.is(emaDecayAt(0.5, 100), 0.5, 'capped at the configured decay');
+  const emaOf = async (out: string) => [...(await readSafetensors(join(out, 'final', 'ema_weights.safetensors'))).get('0')!.data];
+  const o = { gradientAccumulationSteps: 1, checkpointingSteps: 0, emaDecay: 0.99 };
+  const one = await quadratic(join(tmp, 'ema-1'), { ...o, maxTrainSteps: 1 });
+  assert.equal(await emaOf(join(tmp, 'ema-1')), one.w, 'the first update copies the weights (decay 0)');
+  const two = await quadratic(join(tmp, 'ema-2'), { ...o, maxTrainSteps: 2 });
+  const want = one.w.map((w1, i) => (2 / 11) * w1 + (9 / 11) * two.w[i]!);
+  (await emaOf(join(tmp, 'ema-2'))).forEach((e, i) => assert.ok(Math.abs(e - want[i]!) < 1e-6, `ema[${i}] ${e} vs ${want[i]}`));
+  const last = await quadratic(join(tmp, 'ema-last'), { ...o, maxTrainSteps: 5 });
+  const avg = await quadratic(join(tmp, 'ema-final'), { ...o, maxTrainSteps: 5, finalWeights: 'ema' });
+  assert.equal(await emaOf(join(tmp, 'ema-final')), await emaOf(join(tmp, 'ema-last')), 'the same average either way');
+  assert.equal(avg.w, await emaOf(join(tmp, 'ema-final')), "finalWeights 'ema': the trained tensors hold the average");
+  assert.not.equal(avg.w, last.w);
+  try {
+    await quadratic(join(tmp, 'ema-none'), { ...o, emaDecay: null, finalWeights: 'ema' });
+    assert.unreachable('finalWeights ema without emaDecay must throw');
+  } catch (e) {
+    assert.match((e as Error).message, /needs emaDecay/);
+  }
 });
 
 test.run();

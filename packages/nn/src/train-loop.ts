@@ -24,8 +24,19 @@ export interface TrainLoopOptions {
   lrWarmupSteps?: number;
   /** Where the cosine schedule ends, as a fraction of the learning rate (default 0). */
   lrMinRatio?: number;
-  /** Exponential moving average of the trained weights (decay, e.g. 0.999); saved as final/ema_weights.safetensors. */
+  /**
+   * Exponential moving average of the trained weights (diffusers' EMAModel): at optimisation step k the
+   * average moves with decay min(emaDecay, (1 + k) / (10 + k)), so a short run is not dominated by the
+   * initial weights. Saved as final/ema_weights.safetensors (keyed by parameter index); with
+   * `finalWeights: 'ema'` the trained tensors also hold the average when the loop returns.
+   */
   emaDecay?: number | null;
+  /**
+   * What the trained tensors hold after a finished run, so what the caller saves as its final model:
+   * 'last' (default) the last step's weights, 'ema' the moving average (diffusers' train_text_to_image
+   * --use_ema copies it into the model before saving). Needs emaDecay.
+   */
+  finalWeights?: 'last' | 'ema';
   /** Seeds the training generator (noise, timesteps, latent samples). */
   seed?: number;
   checkpointingSteps?: number;
@@ -159,6 +170,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     o.lrScheduler === 'cosine' ? warmupCosine(warm, o.maxTrainSteps, o.lrMinRatio ?? 0) : o.lrScheduler === 'linear' ? warmupLinear(warm, o.maxTrainSteps) : o.lrScheduler === 'constant_with_warmup' ? linearWarmup(warm) : constantSchedule();
   const sched = new LRScheduler(opt, lambda);
   const gen = new Generator(o.seed ?? 0);
+  if (o.finalWeights === 'ema' && !o.emaDecay) throw new Error("finalWeights 'ema' needs emaDecay (the moving average is only kept with it)");
   const ema = o.emaDecay ? params.map((p) => ft.keep(noGrad(() => p.clone()))) : null;
   const ck: CkState = { stateDict: h.stateDict, opt, sched, gen, losses: [], ema, finished: false, ...(h.trainerState ? { trainerState: h.trainerState } : {}) };
 
@@ -259,8 +271,8 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
       h.afterStep?.();
       opt.zeroGrad();
       sched.step();
-      if (ema) updateEma(ema, params, o.emaDecay!);
       step++;
+      if (ema) updateEma(ema, params, emaDecayAt(o.emaDecay!, step));
       const m = ft.memory();
       pending.push({ step, losses, logs, gradNorm, lr: sched.lastLr[0]!, liveBuffers: m.liveBuffers, peakBytes: m.peakBytes, seconds: (performance.now() - t0) / 1000 });
       if (step % logEvery === 0 || step === o.maxTrainSteps || o.signal?.aborted) await flush();
@@ -314,7 +326,10 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
         await save();
         await pruneCheckpoints(ckDir, o.checkpointsTotalLimit ?? 3);
       }
-      if (ema) await saveSafetensors(new Map(ema.map((e, i) => [String(i), e])), join(out, 'final', 'ema_weights.safetensors'));
+      if (ema) {
+        await saveSafetensors(new Map(ema.map((e, i) => [String(i), e])), join(out, 'final', 'ema_weights.safetensors'));
+        if (o.finalWeights === 'ema') noGrad(() => params.forEach((p, i) => ft.copy_(p, ema[i]!)));
+      }
     }
     return { steps: step, losses: [...ck.losses], interrupted, stopped: ck.finished, bestCheckpoint: existsSync(join(bestDir, 'state.json')) ? bestDir : null };
   } finally {
@@ -361,12 +376,18 @@ export async function prepareOutputDir(dir: string, o: { resume: boolean; overwr
   await mkdir(join(dir, 'checkpoints'), { recursive: true });
 }
 
+/** diffusers' EMAModel decay after optimisation step `step` (1-based): 0 at the first, rising as (1 + k) / (10 + k). */
+export function emaDecayAt(decay: number, step: number): number {
+  const k = step - 1;
+  return k <= 0 ? 0 : Math.min(decay, (1 + k) / (10 + k));
+}
+
+/** ema ← decay·ema + (1 − decay)·param, one fused kernel per tensor; the array's entries are replaced. */
 function updateEma(ema: Tensor[], params: Tensor[], decay: number): void {
   noGrad(() => {
     ema.forEach((e, i) => {
-      const next = tidy(() => e.mul(decay).add(params[i]!.mul(1 - decay)));
-      ft.copy_(e, next);
-      next.dispose();
+      ema[i] = ft.keep(ft.axpby(decay, e, 1 - decay, params[i]!));
+      e.dispose();
     });
   });
 }

@@ -36,6 +36,7 @@ interface CommonOpts {
   adamWeightDecay: number;
   adamEpsilon: number;
   emaDecay?: number;
+  emaFinal?: boolean;
   seed: number;
   checkpointingSteps: number;
   checkpointsTotalLimit: number;
@@ -94,7 +95,8 @@ function addCommonOptions(cmd: Command, d: { resolution: number; steps: number; 
     .option('--adam-beta2 <x>', 'AdamW β2', num, 0.999)
     .option('--adam-weight-decay <x>', 'AdamW weight decay', num, 1e-2)
     .option('--adam-epsilon <x>', 'AdamW ε', num, 1e-8)
-    .option('--ema-decay <x>', 'keep an EMA of the trained weights (e.g. 0.999): final/ema_weights.safetensors', num)
+    .option('--ema-decay <x>', 'keep an EMA of the trained weights (e.g. 0.9999; decay warms up as (1+k)/(10+k)): final/ema_weights.safetensors', num)
+    .option('--ema-final', 'save the EMA weights as the final model (diffusers --use_ema); needs --ema-decay')
     .option('--seed <n>', 'seed of noise, timesteps and data order', int, 0)
     .option('--checkpointing-steps <n>', 'write a resumable checkpoint every N steps (0: only on Ctrl-C)', nonNegInt, 500)
     .option('--checkpoints-total-limit <n>', 'checkpoints kept', posInt, 3)
@@ -116,6 +118,7 @@ function loopOptions(o: CommonOpts, signal: AbortSignal): Omit<TrainLoopOptions,
     adamWeightDecay: o.adamWeightDecay,
     adamEpsilon: o.adamEpsilon,
     emaDecay: o.emaDecay ?? null,
+    ...(o.emaFinal ? { finalWeights: 'ema' as const } : {}),
     seed: o.seed,
     checkpointingSteps: o.checkpointingSteps,
     checkpointsTotalLimit: o.checkpointsTotalLimit,
