@@ -130,6 +130,62 @@ test('optimizer state saves and restores: continuing matches an uninterrupted ru
   assert.equal(Array.from(await run(true)), Array.from(await run(false)));
 });
 
+test('packed optimizers (parameters in one arena) update exactly as unpacked ones; modules keep their parameter objects; state round-trips', async () => {
+  const makers: [string, (ps: ft.Tensor[]) => SGD | Adam][] = [
+    ['AdamW', (ps) => new AdamW(ps, { lr: 1e-2 })],
+    ['Adam l2', (ps) => new Adam(ps, { lr: 1e-2, weightDecay: 0.1 })],
+    ['SGD nesterov', (ps) => new SGD(ps, { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
+    ['SGD plain', (ps) => new SGD(ps, { lr: 0.05 })],
+  ];
+  const x = (() => { ft.manualSeed(11); return ft.keep(ft.randn([2, 3, 6, 6])); })();
+  const y = ft.keep(ft.tensor(new Int32Array([1, 0])));
+  const train = async (make: (ps: ft.Tensor[]) => SGD | Adam, pack: boolean, split: boolean) => {
+    ft.manualSeed(5);
+    let n = new Net();
+    const prev = SGD.packParameters;
+    SGD.packParameters = pack;
+    const params0 = n.parameters();
+    let opt = make(params0);
+    try {
+      assert.ok(n.parameters().every((p, i) => p === params0[i]), 'same parameter objects');
+      for (let s = 0; s < 4; s++) {
+        if (split && s === 2) {
+          // resume: a fresh model (its own parameter storages, packed anew) and optimizer load the saved state
+          const st = opt.stateDict();
+          const copies = new Map([...st.tensors].map(([k, t]) => [k, t.clone()]));
+          const n2 = new Net();
+          ft.noGrad(() => n2.parameters().forEach((p, i) => ft.copy_(p, n.parameters()[i]!)));
+          opt.dispose();
+          n.dispose();
+          n = n2;
+          opt = make(n.parameters());
+          opt.loadStateDict({ tensors: copies, meta: JSON.parse(JSON.stringify(st.meta)) });
+          for (const t of copies.values()) t.dispose();
+        }
+        ft.tidy(() => ft.crossEntropy(n.forward(x), y).backward());
+        opt.step();
+        opt.zeroGrad();
+      }
+      return await Promise.all(n.parameters().map((p) => p.dataF32()));
+    } finally {
+      SGD.packParameters = prev;
+      opt.dispose();
+      n.dispose();
+    }
+  };
+  for (const [name, make] of makers) {
+    const plain = await train(make, false, false);
+    const packed = await train(make, true, false);
+    const resumed = await train(make, true, true);
+    plain.forEach((p, i) => {
+      assert.equal(Array.from(packed[i]!), Array.from(p), `${name}: packed vs plain, parameter ${i}`);
+      assert.equal(Array.from(resumed[i]!), Array.from(p), `${name}: packed and resumed vs plain, parameter ${i}`);
+    });
+  }
+  x.dispose();
+  y.dispose();
+});
+
 test('LR schedules: warmup + cosine, step decay; the scheduler state restores', () => {
   const f = warmupCosine(10, 110, 0);
   assert.ok(Math.abs(f(0) - 0.1) < 1e-12 && Math.abs(f(9) - 1) < 1e-12);

@@ -1,8 +1,9 @@
 import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { adamStep, adamSteps, sgdStep, clipGradNorm, sumOfSquares, type AdamStepItem } from '../../packages/tensor/src/ops/optim/index.js';
+import { cpuBackend, tensor, copy_, type Backend, type Tensor } from '@foliar/tensor';
+import { adamStep, adamSteps, sgdStep, sgdSteps, clipGradNorm, sumOfSquares, ParamArena, type AdamStepItem, type SgdStepItem } from '../../packages/tensor/src/ops/optim/index.js';
+import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
 import { narrow } from '../../packages/tensor/src/ops/views.js';
 import { prng } from '../prng.js';
 
@@ -149,6 +150,140 @@ test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU a
     ref.forEach((r, i) => assert.equal(Array.from(cpuMulti[i]!), Array.from(r), `config ${ci}: CPU multi vs per-tensor, array ${i}`));
     const gpu = await run(requireGpu(), false);
     ref.forEach((r, i) => close(gpu[i]!, r, 1e-6, `config ${ci}: WebGPU multi vs CPU, array ${i}`));
+  }
+});
+
+/**
+ * Random parameter shapes off the 64-wide workgroups and the 64-element arena alignment, more of them
+ * than one dispatch binds, plus one that cannot be packed (a view sharing its storage) and an empty one.
+ */
+function arenaShapes(seed: number): number[][] {
+  const r = rng(seed);
+  const shapes: number[][] = [[1], [0], [63], [65], [3, 5], [129, 3]];
+  for (let i = 0; i < 34; i++) shapes.push(r() < 0.5 ? [1 + Math.floor(r() * 300)] : [1 + Math.floor(r() * 19), 1 + Math.floor(r() * 23)]);
+  return shapes;
+}
+
+type OptimRun = (be: Backend, pack: boolean) => Promise<{ out: Float32Array[]; dispatches: number; packed: number }>;
+
+/** Runs 3 rounds of an optimizer kernel over arenaShapes on one backend, parameters packed or not. */
+function optimRun(slots: string[], step: (params: Tensor[], grads: Tensor[], state: Tensor[][], round: number) => void): OptimRun {
+  return async (be, pack) => {
+    const shapes = arenaShapes(7);
+    const params = shapes.map((s, i) => tensor(randn(s.reduce((a, b) => a * b, 1), 300 + i), { backend: be, shape: s }));
+    // a parameter that is a view of a larger storage (kept alive by `big`): never packed
+    const big = tensor(randn(50, 299), { backend: be, shape: [50] });
+    params.push(narrow(big, 0, 5, 37));
+    const arena = pack ? new ParamArena(params, slots) : null;
+    const state = params.map((p) => slots.map((name) => arena?.state(p, name) ?? tensor(new Float32Array(p.size), { backend: be, shape: p.shape })));
+    const gpuStats = (be as Partial<WebGPUBackend>).rt?.stats;
+    const d0 = gpuStats?.dispatches ?? 0;
+    for (let round = 0; round < 3; round++) {
+      const grads = params.map((p, i) => tensor(randn(p.size, 5000 + 100 * round + i), { backend: be, shape: p.shape }));
+      step(params, grads, state, round);
+      for (const g of grads) g.dispose();
+    }
+    const dispatches = (gpuStats?.dispatches ?? 0) - d0;
+    const out: Float32Array[] = [];
+    for (const [i, p] of params.entries()) out.push(await p.dataF32(), ...(await Promise.all(state[i]!.map((t) => t.dataF32()))));
+    out.push(await big.dataF32());
+    const packed = arena?.size ?? 0;
+    for (const t of [...params, ...state.flat(), big]) t.dispose();
+    arena?.dispose();
+    return { out, dispatches, packed };
+  };
+}
+
+async function compareOptimRuns(name: string, run: OptimRun, nTensors: number): Promise<void> {
+  const cpuPlain = await run(cpu, false);
+  const cpuPacked = await run(cpu, true);
+  assert.is(cpuPacked.packed, nTensors - 2, `${name}: every parameter but the empty one and the view is packed`);
+  cpuPlain.out.forEach((r, i) => assert.equal(Array.from(cpuPacked.out[i]!), Array.from(r), `${name}: CPU packed vs plain, array ${i}`));
+  const gpu = requireGpu();
+  const gpuPlain = await run(gpu, false);
+  const gpuPacked = await run(gpu, true);
+  cpuPlain.out.forEach((r, i) => close(gpuPacked.out[i]!, r, 1e-6, `${name}: WebGPU packed vs CPU, array ${i}`));
+  gpuPlain.out.forEach((r, i) => close(gpuPacked.out[i]!, r, 1e-7, `${name}: WebGPU packed vs plain, array ${i}`));
+  const limit = (gpu as WebGPUBackend).rt.limits.maxStorageBuffersPerShaderStage;
+  // packed: one binding for the arena, one per gradient (plus the view and its state when unpacked)
+  const perDispatch = Math.min(24, limit - 1);
+  assert.ok(gpuPacked.dispatches <= 3 * (Math.ceil(nTensors / perDispatch) + 1), `${name}: ${gpuPacked.dispatches} dispatches for 3 packed steps of ${nTensors} tensors (limit ${limit})`);
+  assert.ok(gpuPacked.dispatches < gpuPlain.dispatches, `${name}: packed ${gpuPacked.dispatches} vs plain ${gpuPlain.dispatches} dispatches`);
+}
+
+test('adamSteps over parameters packed in a ParamArena: same as unpacked, WebGPU matches the CPU, few dispatches', async () => {
+  const configs = [
+    { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, maximize: false },
+    { lr: 0.003, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, decoupled: false, maximize: true },
+  ];
+  for (const [ci, o] of configs.entries()) {
+    const run = optimRun(['exp_avg', 'exp_avg_sq'], (params, grads, state, round) => {
+      const items: AdamStepItem[] = params.map((param, i) => ({ param, grad: grads[i]!, expAvg: state[i]![0]!, expAvgSq: state[i]![1]!, step: round + 1 + (i % 3) }));
+      adamSteps(items, o);
+    });
+    await compareOptimRuns(`adam config ${ci}`, run, arenaShapes(7).length + 1);
+  }
+});
+
+test('sgdSteps (multi-tensor) over packed and unpacked parameters matches the CPU and per-tensor sgdStep', async () => {
+  const configs = [
+    { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false },
+    { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, nesterov: false, maximize: false },
+    { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 0.001, nesterov: true, maximize: true },
+  ];
+  for (const [ci, o] of configs.entries()) {
+    const slots = o.momentum ? ['momentum_buffer'] : [];
+    const stepOf = (i: number, round: number) => round + 1 - (i % 2 === 1 && round > 0 ? 1 : 0);
+    const multi = optimRun(slots, (params, grads, state, round) => {
+      const items: SgdStepItem[] = params.map((param, i) => ({ param, grad: grads[i]!, momentumBuf: state[i]![0] ?? null, step: stepOf(i, round) }));
+      sgdSteps(items, o);
+    });
+    await compareOptimRuns(`sgd config ${ci}`, multi, arenaShapes(7).length + 1);
+    // per-tensor sgdStep on the CPU gives the same arrays as the multi-tensor kernel
+    const single = optimRun(slots, (params, grads, state, round) => {
+      params.forEach((param, i) => sgdStep(param, grads[i]!, state[i]![0] ?? null, { ...o, step: stepOf(i, round) }));
+    });
+    const [a, b] = [await single(cpu, false), await multi(cpu, true)];
+    a.out.forEach((r, i) => assert.equal(Array.from(b.out[i]!), Array.from(r), `sgd config ${ci}: CPU per-tensor vs multi packed, array ${i}`));
+  }
+});
+
+test('ParamArena: parameters keep their identity, values and tidy status; only sole owners are packed; freed with the last handle', async () => {
+  for (const be of [cpu, ...(backends().hasGpu ? [backends().gpu] : [])]) {
+    const before = be.memory().liveBuffers;
+    const a = tensor(randn(70, 1), { backend: be, shape: [7, 10] });
+    const b = tensor(randn(3, 2), { backend: be, shape: [3] });
+    const shared = tensor(randn(8, 3), { backend: be, shape: [8] });
+    const alias = shared.detach();
+    const base = tensor(randn(6, 4), { backend: be, shape: [2, 3] });
+    const nonContig = base.transpose(0, 1);
+    base.dispose();
+    const want = [await a.dataF32(), await b.dataF32(), await shared.dataF32()];
+    const arena = new ParamArena([a, b, shared, nonContig], ['m', 'v']);
+    assert.ok(arena.has(a) && arena.has(b), `${be.name}: a and b packed`);
+    assert.ok(!arena.has(shared) && !arena.has(nonContig), `${be.name}: a shared storage and a non-contiguous view are not packed`);
+    assert.is(a.storage, b.storage);
+    assert.is(a.offset % ParamArena.align, 0);
+    assert.is(b.offset % ParamArena.align, 0);
+    assert.equal(a.shape, [7, 10]);
+    assert.equal(Array.from(await a.dataF32()), Array.from(want[0]!));
+    assert.equal(Array.from(await b.dataF32()), Array.from(want[1]!));
+    assert.equal(Array.from(await shared.dataF32()), Array.from(want[2]!));
+    const m = arena.state(a, 'm')!, v = arena.state(b, 'v')!;
+    assert.equal(m.shape, [7, 10]);
+    assert.equal(Array.from(await m.dataF32()), new Array(70).fill(0));
+    assert.is(arena.state(a, 'nope'), null);
+    assert.is(arena.state(shared, 'm'), null);
+    // writing a parameter in place leaves its neighbours and its state alone
+    const twos = tensor(new Float32Array(70).fill(2), { backend: be, shape: [7, 10] });
+    copy_(a, twos);
+    twos.dispose();
+    assert.equal(Array.from(await b.dataF32()), Array.from(want[1]!));
+    assert.equal(Array.from(await m.dataF32()), new Array(70).fill(0));
+    arena.dispose();
+    assert.equal(Array.from(await a.dataF32()), new Array(70).fill(2), 'parameters outlive the arena object');
+    for (const t of [a, b, m, v, shared, alias, nonContig]) t.dispose();
+    assert.is(be.memory().liveBuffers, before, `${be.name}: the arena is freed with its last handle`);
   }
 });
 

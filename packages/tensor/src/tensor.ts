@@ -97,6 +97,22 @@ export class Tensor implements View {
     return `Tensor(${this.describe()}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 
+  /**
+   * @internal Moves this handle onto `storage` at element `offset`, where the caller has already copied
+   * its data (the optimizers' parameter arena, ops/optim/arena.ts); the old storage is released.
+   * Only for a live, contiguous leaf that is the one handle on its storage (no view or autograd node
+   * could then still see the old data): the arena checks that before moving a parameter.
+   */
+  _relocate(storage: Storage, offset: number): void {
+    const old = this.storage;
+    storage.retain();
+    finalizer.unregister(this);
+    finalizer.register(this, storage, this);
+    this._storage = storage;
+    (this as { offset: number }).offset = offset;
+    old.release();
+  }
+
   /** Releases this handle. Storage is freed when no tensor, view or autograd node uses it. */
   dispose(): void {
     if (this._disposed) return;

@@ -14,12 +14,14 @@ type State = { tensors: Record<string, Tensor>; scalars: Record<string, number> 
 
 /**
  * torch.optim.Adam (weight decay as L2 on the gradient). A step is one multi-tensor update per
- * parameter group and backend (`adamSteps`: a few parameters per dispatch), not one kernel per tensor.
+ * parameter group and backend (`adamSteps`), not one kernel per tensor; the parameters, exp_avg and
+ * exp_avg_sq live in one arena (Optimizer.pack), so a dispatch updates ~15 parameters on lavapipe.
  */
 export class Adam extends Optimizer<AdamOptions> {
   protected readonly decoupled: boolean = false;
   constructor(params: Tensor[] | (Partial<AdamOptions> & { params: Tensor[] })[], opts: Partial<AdamOptions> = {}) {
     super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, maximize: false, ...opts });
+    this.pack(['exp_avg', 'exp_avg_sq']);
   }
 
   override step(): void {

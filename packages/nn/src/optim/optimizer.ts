@@ -1,4 +1,4 @@
-import { Tensor, noGrad, copy_, zerosLike, keep } from '@foliar/tensor';
+import { Tensor, noGrad, copy_, zerosLike, keep, packParameters, type ParamArena } from '@foliar/tensor';
 
 export type GroupOf<O> = O & { params: Tensor[] };
 
@@ -17,6 +17,14 @@ export interface OptimizerState {
 export abstract class Optimizer<O extends { lr: number }> {
   readonly paramGroups: GroupOf<O>[];
   protected readonly state = new Map<Tensor, { tensors: Record<string, Tensor>; scalars: Record<string, number> }>();
+  /**
+   * Whether new optimizers move their parameters and state into flat arenas (ParamArena in
+   * @foliar/tensor: one buffer binding for all of them, so a step is a few dispatches). Parameters
+   * keep their identity; set false before construction to leave every parameter in its own storage.
+   */
+  static packParameters = true;
+  /** The parameters and state slots packed at construction (null when packing is off). */
+  protected arena: ParamArena | null = null;
 
   constructor(params: Tensor[] | (Partial<O> & { params: Tensor[] })[], defaults: O) {
     const groups = params.length && !(params[0] instanceof Tensor) ? (params as (Partial<O> & { params: Tensor[] })[]) : [{ params: params as Tensor[] }];
@@ -57,9 +65,17 @@ export abstract class Optimizer<O extends { lr: number }> {
     return s;
   }
 
-  /** A zero tensor shaped like p, created once per state name. */
+  /** Packs the parameters with these per-parameter state slots (subclass constructors, once). */
+  protected pack(slots: string[]): void {
+    if (!Optimizer.packParameters || this.arena) return;
+    noGrad(() => {
+      this.arena = packParameters(this.allParams(), slots);
+    });
+  }
+
+  /** A zero tensor shaped like p, created once per state name (in the arena when p is packed). */
   protected buf(st: { tensors: Record<string, Tensor> }, name: string, p: Tensor): Tensor {
-    return (st.tensors[name] ??= keep(zerosLike(p)));
+    return (st.tensors[name] ??= this.arena?.state(p, name) ?? keep(zerosLike(p)));
   }
 
   get lr(): number {
@@ -69,7 +85,7 @@ export abstract class Optimizer<O extends { lr: number }> {
     for (const g of this.paramGroups) g.lr = v;
   }
 
-  private allParams(): Tensor[] {
+  protected allParams(): Tensor[] {
     return this.paramGroups.flatMap((g) => g.params);
   }
 
@@ -117,5 +133,7 @@ export abstract class Optimizer<O extends { lr: number }> {
   dispose(): void {
     for (const s of this.state.values()) for (const t of Object.values(s.tensors)) t.dispose();
     this.state.clear();
+    this.arena?.dispose();
+    this.arena = null;
   }
 }

@@ -1,5 +1,5 @@
 import type { Tensor } from '@foliar/tensor';
-import { sgdStep } from '@foliar/tensor';
+import { sgdSteps, noGrad, type SgdStepItem } from '@foliar/tensor';
 import { Optimizer, type GroupOf } from './optimizer.js';
 
 export interface SGDOptions {
@@ -10,17 +10,47 @@ export interface SGDOptions {
   nesterov: boolean;
 }
 
-/** torch.optim.SGD with momentum, dampening, nesterov and weight decay; fused per tensor. */
+type State = { tensors: Record<string, Tensor>; scalars: Record<string, number> };
+
+/**
+ * torch.optim.SGD with momentum, dampening, nesterov and weight decay: one multi-tensor update per
+ * parameter group and backend (`sgdSteps`), the parameters and momentum buffers in one arena.
+ */
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: Tensor[] | (Partial<SGDOptions> & { params: Tensor[] })[], opts: Partial<SGDOptions> = {}) {
     super(params, { lr: 1e-2, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
     for (const g of this.paramGroups) {
       if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error('SGD: nesterov needs momentum > 0 and dampening 0');
     }
+    this.pack(this.paramGroups.some((g) => g.momentum > 0) ? ['momentum_buffer'] : []);
   }
-  protected update(p: Tensor, grad: Tensor, g: GroupOf<SGDOptions>, st: { tensors: Record<string, Tensor>; scalars: Record<string, number> }): void {
+
+  override step(): void {
+    noGrad(() => {
+      for (const g of this.paramGroups) {
+        const items = new Map<unknown, SgdStepItem[]>();
+        for (const p of g.params) {
+          if (!p.grad) continue;
+          const it = this.item(p, p.grad, g, this.stateFor(p));
+          const list = items.get(p.backend);
+          if (list) list.push(it);
+          else items.set(p.backend, [it]);
+        }
+        for (const list of items.values()) sgdSteps(list, this.options(g));
+      }
+    });
+  }
+
+  protected update(p: Tensor, grad: Tensor, g: GroupOf<SGDOptions>, st: State): void {
+    sgdSteps([this.item(p, grad, g, st)], this.options(g));
+  }
+
+  private item(p: Tensor, grad: Tensor, g: GroupOf<SGDOptions>, st: State): SgdStepItem {
     const step = (st.scalars.step = (st.scalars.step ?? 0) + 1);
-    const buf = g.momentum > 0 ? this.buf(st, 'momentum_buffer', p) : null;
-    sgdStep(p, grad, buf, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, step });
+    return { param: p, grad, momentumBuf: g.momentum > 0 ? this.buf(st, 'momentum_buffer', p) : null, step };
+  }
+
+  private options(g: GroupOf<SGDOptions>) {
+    return { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov };
   }
 }

@@ -31,22 +31,25 @@ export const adam_step: KernelFn<CpuBackend, 'adam_step'> = (_be, views, attrs) 
 
 export const sgd_step: KernelFn<CpuBackend, 'sgd_step'> = (_be, inputs, attrs) => {
   const a = attrs;
-  const [p, g] = [inputs[0]!, inputs[1]!];
-  const b = a.momentum !== 0 ? inputs[2]! : null;
-  const P = dataOf(p), G = dataOf(g), B = b ? dataOf(b) : null;
+  const per = a.momentum !== 0 ? 3 : 2;
   const wd = f(a.weightDecay), mom = f(a.momentum), damp = f(1 - a.dampening), lr = f(a.lr);
-  for (let i = 0; i < a.n; i++) {
-    const pi = p.offset + i;
-    let gr = G[g.offset + i]!;
-    if (a.maximize) gr = -gr;
-    if (a.weightDecay !== 0) gr = f(gr + f(wd * P[pi]!));
-    if (B) {
-      const bi = b!.offset + i;
-      B[bi] = a.first ? gr : f(f(B[bi]! * mom) + f(damp * gr));
-      gr = a.nesterov ? f(gr + f(mom * B[bi]!)) : B[bi]!;
+  a.tensors.forEach((t, k) => {
+    const [p, g] = [inputs[per * k]!, inputs[per * k + 1]!];
+    const b = per === 3 ? inputs[per * k + 2]! : null;
+    const P = dataOf(p), G = dataOf(g), B = b ? dataOf(b) : null;
+    for (let i = 0; i < t.n; i++) {
+      const pi = p.offset + i;
+      let gr = G[g.offset + i]!;
+      if (a.maximize) gr = -gr;
+      if (a.weightDecay !== 0) gr = f(gr + f(wd * P[pi]!));
+      if (B) {
+        const bi = b!.offset + i;
+        B[bi] = t.first ? gr : f(f(B[bi]! * mom) + f(damp * gr));
+        gr = a.nesterov ? f(gr + f(mom * B[bi]!)) : B[bi]!;
+      }
+      P[pi] = f(P[pi]! + f(-lr * gr));
     }
-    P[pi] = f(P[pi]! + f(-lr * gr));
-  }
+  });
 };
 
 export const sum_squares: KernelFn<CpuBackend, 'sum_squares'> = (_be, [x], attrs) => {

@@ -7,9 +7,12 @@ import { ew } from '../elementwise/index.js';
 import { contiguous } from '../views.js';
 import type { ReduceAttrs } from '../../backends/kernel-attrs.js';
 
+export { ParamArena, packParameters } from './arena.js';
+
 /**
- * Fused optimizer updates, writing the parameter and its state in place (no autograd): SGD one kernel
- * per parameter tensor, Adam several tensors per dispatch (`adamSteps`). Scalars are computed in double exactly as torch.optim's single-tensor code
+ * Fused optimizer updates, writing the parameter and its state in place (no autograd): several tensors
+ * per dispatch (`adamSteps`, `sgdSteps`); with the parameters and state packed in a ParamArena
+ * (arena.ts) one binding serves all of them. Scalars are computed in double exactly as torch.optim's single-tensor code
  * computes them, then used in f32.
  */
 
@@ -18,19 +21,23 @@ function checkState(op: string, param: Tensor, t: Tensor, what: string): void {
   if (!shapesEqual(t.shape, param.shape)) throw new RangeError(`${op}: ${what} has shape ${fmtShape(t.shape)}, the parameter ${fmtShape(param.shape)}`);
   if (t.dtype !== 'float32') throw new TypeError(`${op}: ${what} must be float32, got ${t.dtype}`);
 }
+function overlaps(a: Tensor, b: Tensor): boolean {
+  return a.storage === b.storage && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+}
+/** The tensors updated in place must be contiguous and disjoint (they may be views of one arena storage). */
 function checkInPlace(op: string, ts: [Tensor, string][]): void {
   for (const [t, what] of ts) {
     if (!t.isContiguous) throw new Error(`${op}: ${what} ${fmtShape(t.shape)} must be contiguous (it is updated in place)`);
   }
   for (let i = 0; i < ts.length; i++)
     for (let j = i + 1; j < ts.length; j++) {
-      if (ts[i]![0].storage === ts[j]![0].storage) throw new Error(`${op}: ${ts[i]![1]} and ${ts[j]![1]} share storage`);
+      if (overlaps(ts[i]![0], ts[j]![0])) throw new Error(`${op}: ${ts[i]![1]} and ${ts[j]![1]} share storage`);
     }
 }
 /** The gradient as a contiguous tensor on the parameter's backend (a handle to release afterwards). */
 function gradView(op: string, param: Tensor, grad: Tensor): Tensor {
   checkState(op, param, grad, 'grad');
-  if (grad.storage === param.storage) throw new Error(`${op}: grad and param share storage`);
+  if (overlaps(grad, param)) throw new Error(`${op}: grad and param share storage`);
   return noGrad(() => (grad.isContiguous ? grad.detach() : contiguous(grad)));
 }
 
@@ -117,25 +124,57 @@ export interface SgdStepOptions {
 
 /** One torch.optim.SGD step for one parameter, in place (momentumBuf is needed when momentum != 0). */
 export function sgdStep(param: Tensor, grad: Tensor, momentumBuf: Tensor | null, o: SgdStepOptions): void {
+  sgdSteps([{ param, grad, momentumBuf, step: o.step }], o);
+}
+
+/** One parameter of a multi-tensor SGD step. */
+export interface SgdStepItem {
+  param: Tensor;
+  grad: Tensor;
+  /** Needed when momentum != 0. */
+  momentumBuf: Tensor | null;
+  /** 1-based step count of this parameter: at step 1 its momentum buffer is initialised with the gradient. */
+  step: number;
+}
+
+/**
+ * torch.optim.SGD over many parameters sharing the hyper-parameters, in place; the WebGPU kernel
+ * updates several tensors per dispatch (as adamSteps). `o.step` is ignored: each item carries its own.
+ */
+export function sgdSteps(items: SgdStepItem[], o: Omit<SgdStepOptions, 'step'> & { step?: number }): void {
   const op = 'sgdStep';
-  if (o.momentum !== 0 && !momentumBuf) throw new Error(`${op}: momentum ${o.momentum} needs a momentum buffer`);
+  if (items.length === 0) return;
   if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) throw new Error(`${op}: nesterov needs momentum > 0 and dampening 0`);
-  const buf = o.momentum !== 0 ? momentumBuf : null;
-  if (buf) checkState(op, param, buf, 'momentumBuf');
-  checkInPlace(op, buf ? [[param, 'param'], [buf, 'momentumBuf']] : [[param, 'param']]);
-  const g = gradView(op, param, grad);
-  const attrs: SgdStepAttrs = {
-    n: param.size,
-    lr: o.lr,
-    momentum: o.momentum,
-    dampening: o.dampening,
-    weightDecay: o.weightDecay,
-    nesterov: o.nesterov,
-    maximize: o.maximize ?? false,
-    first: o.step <= 1,
-  };
-  param.backend.run('sgd_step', buf ? [param, g, buf] : [param, g], attrs);
-  g.dispose();
+  const be = items[0]!.param.backend;
+  const grads: Tensor[] = [];
+  const views: Tensor[] = [];
+  const tensors: SgdStepAttrs['tensors'] = [];
+  try {
+    for (const it of items) {
+      const { param } = it;
+      if (param.backend !== be) throw new Error(`${op}: parameters on ${param.backend.name} and ${be.name} in one call`);
+      if (o.momentum !== 0 && !it.momentumBuf) throw new Error(`${op}: momentum ${o.momentum} needs a momentum buffer`);
+      const buf = o.momentum !== 0 ? it.momentumBuf : null;
+      if (buf) checkState(op, param, buf, 'momentumBuf');
+      checkInPlace(op, buf ? [[param, 'param'], [buf, 'momentumBuf']] : [[param, 'param']]);
+      const g = gradView(op, param, it.grad);
+      grads.push(g);
+      views.push(param, g, ...(buf ? [buf] : []));
+      tensors.push({ n: param.size, first: it.step <= 1 });
+    }
+    const attrs: SgdStepAttrs = {
+      lr: o.lr,
+      momentum: o.momentum,
+      dampening: o.dampening,
+      weightDecay: o.weightDecay,
+      nesterov: o.nesterov,
+      maximize: o.maximize ?? false,
+      tensors,
+    };
+    be.run('sgd_step', views, attrs);
+  } finally {
+    for (const g of grads) g.dispose();
+  }
 }
 
 /** Partial sums per tensor: enough parts for parallelism, each long enough to amortise a workgroup. */
@@ -217,16 +256,19 @@ export interface AdamStepAttrs {
   tensors: { n: number; stepSize: number; bc2Sqrt: number }[];
 }
 
-/** sgd_step (in place): inputs [param, grad, momentumBuf?]; `first` initialises the buffer with the grad. */
+/**
+ * sgd_step (in place): inputs [param, grad, momentumBuf] for each of `tensors` (momentumBuf only when
+ * momentum != 0: 3 inputs per tensor, else 2); `first` initialises that tensor's buffer with its grad.
+ * A backend may update several tensors per dispatch.
+ */
 export interface SgdStepAttrs {
-  n: number;
   lr: number;
   momentum: number;
   dampening: number;
   weightDecay: number;
   nesterov: boolean;
   maximize: boolean;
-  first: boolean;
+  tensors: { n: number; first: boolean }[];
 }
 
 /**

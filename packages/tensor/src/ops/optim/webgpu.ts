@@ -1,116 +1,169 @@
 // optim kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
-import type { KernelFn } from '../../backend.js';
+import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from './index.js';
 
-/** Elementwise in-place optimizer updates (one dispatch per tensor) and a fused sum of squares. */
+/** Multi-tensor in-place optimizer updates and a fused sum of squares. */
 const WG = 64;
 const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= u.n) { return; }`;
 const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
+/** At most this many tensors per dispatch (one branch each in the shader). */
+const MAX_TENSORS = 24;
+
+interface Batch {
+  buffers: GPUBuffer[];
+  /** Per tensor of the dispatch: its index k and the binding of each of its views. */
+  items: { k: number; b: number[] }[];
+}
+
 /**
- * Multi-tensor apply: each dispatch updates up to `perDispatch` parameters (4 storage buffers each),
- * its invocations spanning all their elements; invocation i finds its tensor by the running ends in the
- * uniform block. One dispatch per parameter cost more in fixed overhead than in arithmetic (304
- * dispatches for the tiny UNet). The update itself is the single-tensor one, in torch's order.
+ * Multi-tensor apply: consecutive non-empty tensors go in one dispatch while the distinct GPU buffers
+ * they use fit the adapter's storage-buffer limit. Views of one buffer (a ParamArena holding the
+ * parameters and their state) share one binding, so with packed parameters a dispatch takes one
+ * gradient binding per tensor plus the arena's: ~15 tensors on a 16-buffer adapter, 4 without.
+ */
+function batches(be: WebGPUBackend, views: readonly View[], per: number, ns: readonly number[]): Batch[] {
+  const limit = Math.max(per, be.rt.limits.maxStorageBuffersPerShaderStage);
+  const out: Batch[] = [];
+  let cur: Batch = { buffers: [], items: [] };
+  for (let k = 0; k < ns.length; k++) {
+    if (ns[k] === 0) continue;
+    const bufs = Array.from({ length: per }, (_, j) => bufferOf(views[per * k + j]!));
+    const fresh = new Set(bufs.filter((x) => !cur.buffers.includes(x))).size;
+    if (cur.items.length > 0 && (cur.items.length >= MAX_TENSORS || cur.buffers.length + fresh > limit)) {
+      out.push(cur);
+      cur = { buffers: [], items: [] };
+    }
+    const b = bufs.map((x) => {
+      let i = cur.buffers.indexOf(x);
+      if (i < 0) i = cur.buffers.push(x) - 1;
+      return i;
+    });
+    cur.items.push({ k, b });
+  }
+  if (cur.items.length > 0) out.push(cur);
+  return out;
+}
+
+/** WGSL declarations of a batch's bindings: all read_write (a buffer may be read and written through different views). */
+function bindingDecls(n: number): string {
+  return Array.from({ length: n }, (_, i) => `@group(0) @binding(${i}) var<storage, read_write> s${i}: array<f32>;`).join('\n');
+}
+
+/**
+ * Adam over several tensors per dispatch (multi-tensor apply), invocation i finding its tensor by the
+ * running ends in the uniform block; the update itself is the single-tensor one, in torch's order.
+ * One dispatch per parameter cost more in fixed overhead than in arithmetic (304 dispatches for the
+ * tiny UNet; 76 with 4 parameters per dispatch; ~21 with the parameters in an arena).
  */
 export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, views, attrs) => {
   const a = attrs;
-  const perDispatch = Math.max(1, Math.min(8, Math.floor(be.rt.limits.maxStorageBuffersPerShaderStage / 4)));
-  for (let k0 = 0; k0 < a.tensors.length; k0 += perDispatch) {
-    const ks: number[] = [];
-    for (let k = k0; k < Math.min(k0 + perDispatch, a.tensors.length); k++) if (a.tensors[k]!.n > 0) ks.push(k);
-    if (ks.length === 0) continue;
-    const c = ks.length;
+  for (const bt of batches(be, views, 4, a.tensors.map((t) => t.n))) {
+    const c = bt.items.length;
+    const pattern = bt.items.map((it) => it.b.join('.')).join('_');
     const wgsl = (): string => {
-      const decl: string[] = [];
       const fields: string[] = [];
       const branches: string[] = [];
-      for (let j = 0; j < c; j++) {
-        // all four read_write: a gradient may share a GPU buffer with another tensor of the batch
-        // (views of one storage), and read-only and writable uses of one buffer may not mix in a dispatch
-        for (const [x, b] of [['p', 0], ['g', 1], ['m', 2], ['v', 3]] as const) decl.push(`@group(0) @binding(${4 * j + b}) var<storage, read_write> ${x}${j}: array<f32>;`);
+      bt.items.forEach(({ b: [pb, gb, mb, vb] }, j) => {
         fields.push(`e${j}: u32, po${j}: u32, go${j}: u32, mo${j}: u32, vo${j}: u32, st${j}: f32, bc${j}: f32`);
         const start = j === 0 ? '0u' : `u.e${j - 1}`;
+        const [P, G, M, V] = [`s${pb}[u.po${j} + l]`, `s${gb}[u.go${j} + l]`, `s${mb}[u.mo${j} + l]`, `s${vb}[u.vo${j} + l]`];
         branches.push(`if (i < u.e${j}) {
     let l = i - ${start};
-    var gr = g${j}[u.go${j} + l] * u.sign;
-    var pv = p${j}[u.po${j} + l];
+    var gr = ${G} * u.sign;
+    var pv = ${P};
     gr = gr + u.l2 * pv;
     pv = pv * u.decay;
-    let mv = m${j}[u.mo${j} + l] + u.w1 * (gr - m${j}[u.mo${j} + l]);
-    let vv = v${j}[u.vo${j} + l] * u.b2 + (u.w2 * gr) * gr;
+    let m0 = ${M};
+    let mv = m0 + u.w1 * (gr - m0);
+    let vv = ${V} * u.b2 + (u.w2 * gr) * gr;
     let denom = sqrt(vv) / u.bc${j} + u.eps;
-    m${j}[u.mo${j} + l] = mv;
-    v${j}[u.vo${j} + l] = vv;
-    p${j}[u.po${j} + l] = pv + (-u.st${j}) * (mv / denom);
+    ${M} = mv;
+    ${V} = vv;
+    ${P} = pv + (-u.st${j}) * (mv / denom);
     return;
   }`);
-      }
+      });
       return `
-${decl.join('\n')}
+${bindingDecls(bt.buffers.length)}
 struct U { n: u32, w1: f32, b2: f32, w2: f32, eps: f32, decay: f32, l2: f32, sign: f32,
   ${fields.join(',\n  ')} };
-@group(0) @binding(${4 * c}) var<uniform> u: U;
+@group(0) @binding(${bt.buffers.length}) var<uniform> u: U;
 ${ENTRY} {
   ${INDEX}
   ${branches.join('\n  ')}
 }`;
     };
     const uni = new UniformWriter().u32(0).f32(1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.l2, a.maximize ? -1 : 1);
-    const buffers: GPUBuffer[] = [];
     let end = 0;
-    for (const k of ks) {
+    for (const { k } of bt.items) {
       const t = a.tensors[k]!;
       const [p, g, m, v] = [views[4 * k]!, views[4 * k + 1]!, views[4 * k + 2]!, views[4 * k + 3]!];
       end += t.n;
       uni.u32(end, p.offset, g.offset, m.offset, v.offset).f32(t.stepSize, t.bc2Sqrt);
-      buffers.push(bufferOf(p), bufferOf(g), bufferOf(m), bufferOf(v));
     }
     const words = uni.build();
     words[0] = end;
-    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}`, wgsl, buffers, uniforms: words, workgroups: grid(end, WG) });
+    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: words, workgroups: grid(end, WG) });
   }
 };
 
+/** SGD over several tensors per dispatch, as adam_step. */
 export const sgd_step: KernelFn<WebGPUBackend, 'sgd_step'> = (be, inputs, attrs) => {
   const a = attrs;
-  if (a.n === 0) return;
-  const [p, g] = [inputs[0]!, inputs[1]!];
-  const b = a.momentum !== 0 ? inputs[2]! : null;
-  const wgsl = (): string => `
-@group(0) @binding(0) var<storage, read_write> p: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-${b ? '@group(0) @binding(2) var<storage, read_write> buf: array<f32>;' : ''}
-struct U { n: u32, poff: u32, goff: u32, boff: u32, first: u32, nesterov: u32, pad0: u32, pad1: u32,
-  lr: f32, mom: f32, damp: f32, wd: f32, sign: f32 };
-@group(0) @binding(${b ? 3 : 2}) var<uniform> u: U;
+  const mom = a.momentum !== 0;
+  const per = mom ? 3 : 2;
+  for (const bt of batches(be, inputs, per, a.tensors.map((t) => t.n))) {
+    const pattern = bt.items.map((it) => it.b.join('.')).join('_');
+    const wgsl = (): string => {
+      const fields: string[] = [];
+      const branches: string[] = [];
+      bt.items.forEach(({ b }, j) => {
+        fields.push(`e${j}: u32, po${j}: u32, go${j}: u32, bo${j}: u32, first${j}: u32`);
+        const start = j === 0 ? '0u' : `u.e${j - 1}`;
+        const [P, G] = [`s${b[0]}[u.po${j} + l]`, `s${b[1]}[u.go${j} + l]`];
+        const B = mom ? `s${b[2]}[u.bo${j} + l]` : '';
+        branches.push(`if (i < u.e${j}) {
+    let l = i - ${start};
+    var gr = ${G} * u.sign;
+    let pv = ${P};
+    gr = gr + u.wd * pv;${
+      mom
+        ? `
+    var bv = gr;
+    if (u.first${j} == 0u) { bv = ${B} * u.mom + u.damp * gr; }
+    ${B} = bv;
+    if (u.nesterov != 0u) { gr = gr + u.mom * bv; } else { gr = bv; }`
+        : ''
+    }
+    ${P} = pv + (-u.lr) * gr;
+    return;
+  }`);
+      });
+      return `
+${bindingDecls(bt.buffers.length)}
+struct U { n: u32, nesterov: u32, lr: f32, mom: f32, damp: f32, wd: f32, sign: f32,
+  ${fields.join(',\n  ')} };
+@group(0) @binding(${bt.buffers.length}) var<uniform> u: U;
 ${ENTRY} {
   ${INDEX}
-  var gr = g[u.goff + i] * u.sign;
-  let pv = p[u.poff + i];
-  gr = gr + u.wd * pv;
-  ${
-    b
-      ? `var bv = gr;
-  if (u.first == 0u) { bv = buf[u.boff + i] * u.mom + u.damp * gr; }
-  buf[u.boff + i] = bv;
-  if (u.nesterov != 0u) { gr = gr + u.mom * bv; } else { gr = bv; }`
-      : ''
-  }
-  p[u.poff + i] = pv + (-u.lr) * gr;
+  ${branches.join('\n  ')}
 }`;
-  const uni = new UniformWriter()
-    .u32(a.n, p.offset, g.offset, b?.offset ?? 0, a.first ? 1 : 0, a.nesterov ? 1 : 0, 0, 0)
-    .f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1)
-    .build();
-  be.rt.dispatch({
-    name: 'sgd_step', key: `sgd_step:${!!b}`, wgsl,
-    buffers: [bufferOf(p), bufferOf(g), ...(b ? [bufferOf(b)] : [])],
-    uniforms: uni, workgroups: grid(a.n, WG),
-  });
+    };
+    const uni = new UniformWriter().u32(0, a.nesterov ? 1 : 0).f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1);
+    let end = 0;
+    for (const { k } of bt.items) {
+      const t = a.tensors[k]!;
+      end += t.n;
+      uni.u32(end, inputs[per * k]!.offset, inputs[per * k + 1]!.offset, mom ? inputs[per * k + 2]!.offset : 0, t.first ? 1 : 0);
+    }
+    const words = uni.build();
+    words[0] = end;
+    be.rt.dispatch({ name: 'sgd_step', key: `sgd_step:${mom}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: words, workgroups: grid(end, WG) });
+  }
 };
 
 /** One workgroup per part: strided partial sums, then a workgroup tree reduction. */
