@@ -2,9 +2,17 @@
  * GPU buffers by size class. A released buffer first waits in `pending` until the command buffer
  * that may still use it has been submitted (queue.writeBuffer into it would otherwise overtake the
  * commands recorded before); after the submit it becomes reusable.
+ *
+ * A class hands out its oldest free buffer (the lowest creation serial), not the last one released:
+ * then which buffer a tensor gets depends only on which buffers are free, not on the order they were
+ * released in, so a training loop gets the same buffers at the same places every step and the
+ * runtime's cached bind groups (webgpu-runtime.ts) are hit.
  */
 export class BufferPool {
+  /** Free buffers per size class, sorted by creation serial, highest first (pop() takes the oldest). */
   private free = new Map<number, GPUBuffer[]>();
+  private serials = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 1;
   private pending: { buffer: GPUBuffer; size: number }[] = [];
   liveBuffers = 0;
   liveBytes = 0;
@@ -37,6 +45,7 @@ export class BufferPool {
       this.pooledBytes -= size;
     } else {
       buf = this.device.createBuffer({ size, usage: this.usage, label: label ?? 'foliar-tensor' });
+      this.serials.set(buf, this.nextSerial++);
     }
     this.liveBuffers++;
     this.liveBytes += size;
@@ -53,6 +62,8 @@ export class BufferPool {
 
   /** The command buffer referencing pending buffers was submitted: they are safe to reuse. */
   onSubmit(): void {
+    if (this.pending.length === 0) return;
+    const touched = new Set<GPUBuffer[]>();
     for (const { buffer, size } of this.pending) {
       if (this.pooledBytes + size > this.maxPooledBytes) {
         buffer.destroy();
@@ -61,10 +72,13 @@ export class BufferPool {
       let list = this.free.get(size);
       if (!list) this.free.set(size, (list = []));
       list.push(buffer);
+      touched.add(list);
       this.pooledBuffers++;
       this.pooledBytes += size;
     }
     this.pending = [];
+    const serial = (b: GPUBuffer) => this.serials.get(b)!;
+    for (const list of touched) list.sort((a, b) => serial(b) - serial(a));
   }
 
   /** Destroys every idle buffer (e.g. before a large allocation, or to hand memory back). */

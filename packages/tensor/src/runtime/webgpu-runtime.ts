@@ -4,6 +4,9 @@ import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError } from '../dev
 import { BufferPool } from './buffer-pool.js';
 import { registerRuntime, unregisterRuntime, type RuntimeProfiler } from './profiler.js';
 
+/** Bind groups kept for reuse (each holds a few handles; a training step binds ~1,000). */
+const BIND_GROUP_CACHE = 8192;
+
 /** One compute dispatch: WGSL is generated only on a pipeline-cache miss. */
 export interface DispatchSpec {
   /** Op name, used in labels and error messages. */
@@ -35,7 +38,13 @@ export class WebGPURuntime {
   readonly limits: GPUSupportedLimits;
   readonly info: AcquiredDevice['info'];
   readonly pool: BufferPool;
-  private uniformPool: BufferPool;
+  private bindGroups = new Map<string, { group: GPUBindGroup; ubuf: GPUBuffer | null; submit: number }[]>();
+  /** Serial of the command buffer being recorded (bumped at each submit). */
+  private submitSerial = 0;
+  /** Uniform buffers of evicted bind groups, destroyed once the commands that may use them are submitted. */
+  private retiredUniforms: GPUBuffer[] = [];
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
@@ -45,7 +54,7 @@ export class WebGPURuntime {
   private lost: string | null = null;
   maxDispatchesPerSubmit = 32;
   /** Counters, for tests and benchmarks. */
-  stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+  stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0, bindGroupsReused: 0 };
   /** Set while profiling (runtime/profiler.ts): dispatches then go through it. */
   profiler: RuntimeProfiler | null = null;
   /** Device-side index checks (boundsCheck): the flag buffer [serial, value, count] and the pending messages. */
@@ -65,7 +74,6 @@ export class WebGPURuntime {
     this.info = acq.info;
     const U = GPUBufferUsage;
     this.pool = new BufferPool(this.device, U.STORAGE | U.COPY_SRC | U.COPY_DST);
-    this.uniformPool = new BufferPool(this.device, U.UNIFORM | U.COPY_DST);
     this.device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
       const msg = `${e.message} (while running op '${this.lastOp}')`;
@@ -184,24 +192,64 @@ export class WebGPURuntime {
     this.checkError();
     this.lastOp = spec.name;
     const { pipeline, layout } = this.pipelineFor(spec);
-    const entries: GPUBindGroupEntry[] = spec.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
-    let ubuf: GPUBuffer | null = null;
-    if (spec.uniforms) {
-      const u = spec.uniforms;
-      const view = ArrayBuffer.isView(u) ? new Uint8Array(u.buffer, u.byteOffset, u.byteLength) : new Uint8Array(u);
-      ubuf = this.uniformPool.acquire(Math.max(16, Math.ceil(view.byteLength / 16) * 16), 'foliar-uniforms');
-      this.device.queue.writeBuffer(ubuf, 0, view.buffer, view.byteOffset, view.byteLength);
-      entries.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
-    }
-    const bindGroup = this.device.createBindGroup({ layout, entries, label: spec.name });
+    const bindGroup = this.bindGroupFor(spec, layout);
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (!this.pass) this.pass = this.encoder.beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = spec.workgroups;
     if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
-    if (ubuf) this.uniformPool.release(ubuf);
     this.stats.dispatches++;
+  }
+
+  /**
+   * The bind group of a dispatch, with its uniforms written. Creating a bind group costs ~50 µs of host
+   * time in Dawn (measured on lavapipe), as much as a small kernel, while a training loop binds the same
+   * pooled buffers in the same order every step. So bind groups are kept per (pipeline, buffers), each
+   * with a uniform buffer of its own that is rewritten when it is used again, but only once the command
+   * buffer that last used it has been submitted (queue.writeBuffer would otherwise overtake that use):
+   * a combination used twice before a submit gets a second entry. A destroyed storage buffer is never
+   * handed out again, so its entries are never hit and age out with the oldest ones.
+   */
+  private bindGroupFor(spec: DispatchSpec, layout: GPUBindGroupLayout): GPUBindGroup {
+    let key = spec.key;
+    for (const b of spec.buffers) key += ':' + this.bufferId(b);
+    const u = spec.uniforms;
+    const view = u ? (ArrayBuffer.isView(u) ? new Uint8Array(u.buffer, u.byteOffset, u.byteLength) : new Uint8Array(u)) : null;
+    const bytes = view ? Math.max(16, Math.ceil(view.byteLength / 16) * 16) : 0;
+    let entries = this.bindGroups.get(key);
+    let e = entries?.find((x) => x.submit !== this.submitSerial && (x.ubuf?.size ?? 0) >= bytes);
+    if (e) this.stats.bindGroupsReused++;
+    else {
+      const ubuf = view ? this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'foliar-uniforms' }) : null;
+      const list: GPUBindGroupEntry[] = spec.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+      if (ubuf) list.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
+      e = { group: this.device.createBindGroup({ layout, entries: list, label: spec.name }), ubuf, submit: -1 };
+      if (!entries) {
+        if (this.bindGroups.size >= BIND_GROUP_CACHE) this.evictBindGroups();
+        this.bindGroups.set(key, (entries = []));
+      }
+      entries.push(e);
+    }
+    e.submit = this.submitSerial;
+    if (view) this.device.queue.writeBuffer(e.ubuf!, 0, view.buffer, view.byteOffset, view.byteLength);
+    return e.group;
+  }
+
+  /** Drops the oldest quarter of the cached bind groups; their uniform buffers go after the next submit. */
+  private evictBindGroups(): void {
+    let n = BIND_GROUP_CACHE >> 2;
+    for (const [k, list] of this.bindGroups) {
+      for (const x of list) if (x.ubuf) this.retiredUniforms.push(x.ubuf);
+      this.bindGroups.delete(k);
+      if (--n === 0) break;
+    }
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
 
   /** Counts a recorded dispatch and submits every `maxDispatchesPerSubmit`. */
@@ -245,8 +293,10 @@ export class WebGPURuntime {
     this.encoder = null;
     this.pass = null;
     this.dispatches = 0;
+    this.submitSerial++;
+    for (const b of this.retiredUniforms) b.destroy();
+    this.retiredUniforms = [];
     this.pool.onSubmit();
-    this.uniformPool.onSubmit();
   }
 
   /** Copies `bytes` from `src` at `offset` to the host. Never blocks the event loop. */
@@ -289,10 +339,11 @@ export class WebGPURuntime {
     this.flush();
     this.bounds?.destroy();
     this.bounds = null;
+    for (const list of this.bindGroups.values()) for (const x of list) x.ubuf?.destroy();
+    this.bindGroups.clear();
     this.boundsMessages.clear();
     unregisterRuntime(this);
     this.pool.trim();
-    this.uniformPool.trim();
     this.device.destroy();
   }
 }
