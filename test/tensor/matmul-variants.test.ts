@@ -149,6 +149,50 @@ for (const { variant, lanes } of configurations()) {
 }
 
 /**
+ * A's row sums written by the product's kernel (matmulWith rowSumsInto: a linear layer's bias gradient
+ * next to its weight gradient) on every variant: the CASES above with matrix operands (transposed
+ * views, offsets, broadcast batches, sizes off the tiles), against f64 sums and the CPU backend; the
+ * product itself is unchanged. Plus k = 0 (zeros) and n = 0 (no product: a plain reduction).
+ */
+for (const { variant, lanes } of configurations()) {
+  const name = lanes ? `${variant} (${lanes}-lane broadcasts)` : variant;
+  test(`${name}: row sums of A from the product's kernel match f64 sums and the CPU backend`, async () => {
+    const gpu = requireGpu(), { cpu } = backends();
+    await withVariant(variant, lanes, async () => {
+      const cases: Case[] = [...CASES.filter((c) => c.a.length >= 2 && c.b.length >= 2), { a: [9, 0], b: [0, 5] }, { a: [3, 7, 4], b: [4, 0] }];
+      for (const [i, s] of cases.entries()) {
+        const extraA = (s.aRowOff ?? 0) * numelOf(s.a.slice(1));
+        const extraB = (s.bRowOff ?? 0) * numelOf(s.b.slice(1));
+        const ad = randArray(numelOf(s.a) + extraA, 511 + i), bd = randArray(numelOf(s.b) + extraB, 597 + i);
+        const run = async (be: ft.Backend) => {
+          const a = operand(be, ad, s.a, !!s.ta, s.aRowOff ?? 0), b = operand(be, bd, s.b, !!s.tb, s.bRowOff ?? 0);
+          const y = ft.matmul(a, b);
+          const batch = numelOf(y.shape.slice(0, -2));
+          const m = a.shape[a.rank - 2]!;
+          const sums = ft.full([batch * m], Number.NaN, { backend: be });
+          const y2 = ft.matmulWith(a, b, { rowSumsInto: sums });
+          // f64 row sums of a, broadcast over the product's batch dims
+          const k = a.shape[a.rank - 1]!;
+          const av = await a.expand([...y.shape.slice(0, -2), m, k]).contiguous().dataF32();
+          const want = Array.from({ length: batch * m }, (_, e) => {
+            let t = 0;
+            for (let kk = 0; kk < k; kk++) t += av[e * k + kk]!;
+            return t;
+          });
+          return { y: await y.dataF32(), y2: await y2.dataF32(), sums: await sums.dataF32(), want, k };
+        };
+        const g = await run(gpu), c = await run(cpu);
+        assert.equal(Array.from(g.y2), Array.from(g.y), `${name} case ${i}: the product is unchanged by the row sums`);
+        const tol = 1e-6 * Math.max(1, g.k);
+        await assertClose(g.sums, g.want, { rtol: tol, atol: tol, msg: `${name} case ${i} ${JSON.stringify(s)}: row sums vs f64` });
+        await assertClose(g.sums, c.sums, { rtol: tol, atol: tol, msg: `${name} case ${i}: row sums vs CPU` });
+        await assertClose(c.sums, c.want, { rtol: tol, atol: tol, msg: `CPU case ${i}: row sums vs f64` });
+      }
+    });
+  });
+}
+
+/**
  * Operands read in place through row strides and two-level batch strides (MatmulAttrs lda/ldb,
  * batchInner): attention's head split ([B, L, H, D] viewed as [B, H, L, D]), its transposed keys, a
  * batch broadcast inside the batch dims (expand of [B, 1, L, C]) and random permutations of 4-d tensors.

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { tensor, Generator, type Tensor, type Backend } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
 import {
-  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden, assertThrowsWith,
+  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden, assertThrowsWith, prng,
 } from '../helpers.js';
 
 const test = suite('nn-ops');
@@ -302,6 +302,41 @@ test('linear matches x @ W^T + b with gradients', async () => {
     { data: randArray(9 * 13, 5), shape: [9, 13], requiresGrad: true },
     { data: randArray(9, 6), shape: [9], requiresGrad: true },
   ], { rtol: 2e-4, gradRtol: 5e-4, msg: 'linear' });
+});
+
+test('linear with a residual (addend in the store) and the bias gradient from the weight-gradient kernel: same as linear + add; gradients', async () => {
+  const { cpu } = backends();
+  const mk = (shape: number[], seed: number) => tensor(randArray(numelOf(shape), seed), { shape, backend: cpu, requiresGrad: true });
+  await gradcheck((x, w, b, r) => F.linear(x, w, b, r), [mk([3, 4], 11), mk([5, 4], 12), mk([5], 13), mk([3, 5], 14)], { msg: 'linear + residual' });
+  await gradcheck((x, w, b) => F.linear(x, w, b), [mk([2, 3, 4], 15), mk([5, 4], 16), mk([5], 17)], { msg: 'linear, 3-d input' });
+  // random shapes off the matmul tiles; the fused form against the composed one on each backend, and WebGPU against the CPU
+  const r = prng(77);
+  for (let i = 0; i < 6; i++) {
+    const d = () => 1 + Math.floor(r() * 70);
+    const [B, L, C, O] = [1 + Math.floor(r() * 3), d(), d(), d()];
+    const specs = [
+      { data: randArray(B * L * C, 20 + i), shape: [B, L, C], requiresGrad: true },
+      { data: randArray(O * C, 30 + i), shape: [O, C], requiresGrad: true },
+      { data: randArray(O, 40 + i), shape: [O], requiresGrad: true },
+      { data: randArray(B * L * O, 50 + i), shape: [B, L, O], requiresGrad: true },
+    ];
+    const msg = `linear ${JSON.stringify([B, L, C, O])}`;
+    await compareBackends((x, w, b, res) => F.linear(x, w, b, res), specs, { rtol: 2e-4, gradRtol: 5e-4, msg: `${msg} + residual` });
+    await compareBackends((x, w, b) => F.linear(x, w, b), specs.slice(0, 3), { rtol: 2e-4, gradRtol: 5e-4, msg });
+    for (const be of [cpu, ...(backends().hasGpu ? [backends().gpu] : [])]) {
+      const run = async (fused: boolean) => {
+        const [x, w, b, res] = specs.map((sp) => tensor(sp.data, { shape: sp.shape, backend: be, requiresGrad: true }));
+        const y = fused ? F.linear(x!, w!, b!, res!) : F.add(F.linear(x!, w!, b!), res!);
+        y.backward(tensor(randArray(y.size, 60 + i), { shape: y.shape, backend: be }));
+        return [await y.dataF32(), ...(await Promise.all([x, w, b, res].map((t) => t!.grad!.dataF32())))];
+      };
+      const [f, u] = [await run(true), await run(false)];
+      await assertClose(f[0]!, u[0]!, { rtol: 1e-6, atol: 1e-6, msg: `${msg} on ${be.name}: fused residual forward` });
+      for (const j of [1, 2, 4]) assert.equal(Array.from(f[j]!), Array.from(u[j]!), `${msg} on ${be.name}: gradient ${j} identical`);
+      // the bias gradient: Σ over rows of the incoming gradient, from the weight-gradient kernel
+      await assertClose(f[3]!, u[3]!, { rtol: 1e-5, atol: 1e-5, msg: `${msg} on ${be.name}: bias gradient` });
+    }
+  }
 });
 
 test.run();

@@ -29,9 +29,20 @@ export class Linear extends Module {
     this.weight = this.param('weight', defaultWeight([outFeatures, inFeatures], opts));
     this.bias = opts.bias === false ? this.param('bias', null) : this.param('bias', uniform([outFeatures], 1 / Math.sqrt(inFeatures), opts));
   }
-  forward(x: Tensor): Tensor {
+  /**
+   * x @ weightᵀ + bias (+ the adapters' outputs), plus `residual` when given: without adapters it is
+   * added in the product's store (no separate add kernel), with them after them, as `y.add(residual)`.
+   */
+  forward(x: Tensor, residual?: Tensor | null): Tensor {
+    if (this.deltas.length === 0) return linear(x, this.weight, this.bias, residual ?? null);
+    const out = this.withDeltas(x);
+    if (!residual) return out;
+    const r = out.add(residual);
+    out.dispose();
+    return r;
+  }
+  private withDeltas(x: Tensor): Tensor {
     const y = linear(x, this.weight, this.bias);
-    if (this.deltas.length === 0) return y;
     let out = y;
     for (const d of this.deltas) {
       const dy = d.forward(x);

@@ -94,19 +94,30 @@ function reciprocalNoGrad(b: Tensor): Tensor {
   return ew('reciprocal', [b]);
 }
 
-/** F.linear: x @ weight.T + bias (weight [out, in]). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/**
+ * F.linear: x @ weight.T + bias (weight [out, in]), plus `addend` when given (a residual of the
+ * output's shape, added in the product's store instead of by a separate add; its gradient is the
+ * incoming one).
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, addend?: Tensor | null): Tensor {
   if (x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new RangeError(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${weight.shape[1]})`);
   }
-  if (x.rank >= 2 && weight.rank === 2 && x.isContiguous && weight.isContiguous && x.dtype === 'float32' && weight.dtype === 'float32' && (!bias || (bias.rank === 1 && bias.shape[0] === weight.shape[0]))) return linear2d(x, weight, bias ?? null);
+  const fusable = x.rank >= 2 && weight.rank === 2 && x.isContiguous && weight.isContiguous && x.dtype === 'float32' && weight.dtype === 'float32' && (!bias || (bias.rank === 1 && bias.shape[0] === weight.shape[0]));
+  const addOk = !addend || (addend !== x && addend.dtype === 'float32' && addend.backend === x.backend && addend.rank === x.rank && addend.shape.every((d, i) => d === (i === x.rank - 1 ? weight.shape[0] : x.shape[i])));
+  if (fusable && addOk) return linear2d(x, weight, bias ?? null, addend ?? null);
   const wt = transpose(weight, 0, 1);
   const y = matmul(x, wt);
   wt.dispose();
-  if (!bias) return y;
-  const out = add(y, bias);
-  y.dispose();
-  return out;
+  let out = y;
+  if (bias) {
+    out = add(y, bias);
+    y.dispose();
+  }
+  if (!addend) return out;
+  const r = add(out, addend);
+  out.dispose();
+  return r;
 }
 
 /**
@@ -115,18 +126,18 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
  * gradient came out batched, was summed over the batch (a copy and a reduce) and transposed (a copy when
  * accumulated); here dW = g2ᵀ·x2 is a single [out, in] product, already in the weight's layout.
  */
-function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null, addend: Tensor | null): Tensor {
   const [outF, inF] = weight.shape as [number, number];
   const lead = x.shape.slice(0, -1);
   const rows = numel(lead);
   const y = noGrad(() =>
     tidy(() => {
-      // the bias is added in the matmul's store (one kernel, not a product and an add)
-      const y2 = matmulWith(reshape(x, [rows, inF]), transpose(weight, 0, 1), { bias });
+      // the bias and the addend are added in the matmul's store (one kernel, not a product and adds)
+      const y2 = matmulWith(reshape(x, [rows, inF]), transpose(weight, 0, 1), { bias, addend: addend ? reshape(addend, [rows, outF]) : null });
       return reshape(y2, [...lead, outF]);
     }),
   );
-  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const inputs = [x, weight, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   return record(
     y,
     'linear',
@@ -136,10 +147,14 @@ function linear2d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
       // x's gradient from its other uses so far (q, k and v share their input) is added in the product
       const acc = x.requiresGrad ? take(0) : null;
       const acc2 = acc ? reshape(acc, [rows, inF]) : null;
+      // the bias gradient Σ_rows g2 comes out of the weight-gradient product (the row sums of g2ᵀ)
+      const db = bias?.requiresGrad && weight.requiresGrad ? new Tensor(bias.backend.alloc('float32', outF), [outF]) : null;
+      const dw = weight.requiresGrad ? matmulWith(transpose(g2, 0, 1), reshape(sx!, [rows, inF]), { rowSumsInto: db }) : null;
       return [
         x.requiresGrad ? reshape(matmulWith(g2, sw!, { addend: acc2 }), [...x.shape]) : null,
-        weight.requiresGrad ? matmul(transpose(g2, 0, 1), reshape(sx!, [rows, inF])) : null,
-        ...(bias ? [bias.requiresGrad ? sum(g2, 0) : null] : []),
+        dw,
+        ...(bias ? [bias.requiresGrad ? (db ?? sum(g2, 0)) : null] : []),
+        ...(addend ? [addend.requiresGrad ? g : null] : []),
       ];
     },
     [x, weight],

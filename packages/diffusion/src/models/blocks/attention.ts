@@ -42,8 +42,11 @@ export class Attention extends Module {
     return t.reshape([b, l, this.heads, c / this.heads]).transpose(1, 2);
   }
 
-  /** x: [B, L, C] (or [B, C, H, W] for the spatial VAE form); context: [B, S, Cctx]. */
-  forward(x: Tensor, context?: Tensor | null): Tensor {
+  /**
+   * x: [B, L, C] (or [B, C, H, W] for the spatial VAE form); context: [B, S, Cctx]. `extra` (the
+   * output's shape) is added to the result, in the output projection's store when it can be.
+   */
+  forward(x: Tensor, context?: Tensor | null, extra?: Tensor | null): Tensor {
     return tidy(() => {
       const spatial = x.rank === 4;
       const residual = x;
@@ -57,11 +60,14 @@ export class Attention extends Module {
       const v = this.split(this.toV.forward(ctx));
       const a = scaledDotProductAttention(q, k, v);
       const [B, H, L, D] = a.shape as [number, number, number, number];
-      let out = (this.toOut.at(0) as Linear).forward(a.transpose(1, 2).reshape([B, L, H * D]));
+      const r = this.o.rescaleOutputFactor ?? 1;
+      // the caller's residual goes into the projection's store when nothing comes between them
+      const fuse = !!extra && !spatial && !this.o.residualConnection && r === 1;
+      let out = (this.toOut.at(0) as Linear).forward(a.transpose(1, 2).reshape([B, L, H * D]), fuse ? extra : null);
       if (spatial) out = out.transpose(1, 2).reshape([b, c, hh, ww]);
       if (this.o.residualConnection) out = out.add(residual);
-      const r = this.o.rescaleOutputFactor ?? 1;
-      return r === 1 ? out : out.mul(1 / r);
+      if (r !== 1) out = out.mul(1 / r);
+      return extra && !fuse ? out.add(extra) : out;
     });
   }
 }

@@ -22,8 +22,9 @@ export class FeedForward extends Module {
     super();
     this.net = this.module('net', new ModuleList<Module>([new GEGLU(dim, dim * mult), new Dropout(0), new Linear(dim * mult, dim)]));
   }
-  forward(x: Tensor): Tensor {
-    return tidy(() => (this.net.at(2) as Linear).forward((this.net.at(0) as GEGLU).forward(x)));
+  /** `residual` (x's shape) is added in the output projection's store. */
+  forward(x: Tensor, residual?: Tensor | null): Tensor {
+    return tidy(() => (this.net.at(2) as Linear).forward((this.net.at(0) as GEGLU).forward(x), residual ?? null));
   }
 }
 
@@ -46,9 +47,10 @@ export class BasicTransformerBlock extends Module {
   }
   forward(x: Tensor, context: Tensor): Tensor {
     return tidy(() => {
-      let h = this.attn1.forward(this.norm1.forward(x)).add(x);
-      h = this.attn2.forward(this.norm2.forward(h), context).add(h);
-      return this.ff.forward(this.norm3.forward(h)).add(h);
+      // each residual is added in the store of the branch's last linear (to_out.0, ff.net.2): no add kernels
+      let h = this.attn1.forward(this.norm1.forward(x), null, x);
+      h = this.attn2.forward(this.norm2.forward(h), context, h);
+      return this.ff.forward(this.norm3.forward(h), h);
     });
   }
 }

@@ -34,5 +34,17 @@ export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, inputs, attrs) => {
       }
     }
   }
+  if (attrs.rowSumsA) {
+    // Σ_k op(A)[b][i, k] (unscaled): a linear layer's bias gradient from its weight-gradient product
+    const E = dataOf(attrs.rowSumsA), eo = attrs.rowSumsA.offset;
+    for (let bi = 0; bi < batch; bi++) {
+      const ao = a!.offset + Math.floor(bi / batchInner) * aBatchStride2 + (bi % batchInner) * aBatchStride;
+      for (let i = 0; i < m; i++) {
+        let s = 0;
+        for (let kk = 0; kk < k; kk++) s += A[ao + (transA ? kk * lda + i : i * lda + kk)]!;
+        E[eo + bi * m + i] = s;
+      }
+    }
+  }
   return out;
 };

@@ -1,6 +1,8 @@
 import { Tensor } from '../../tensor.js';
+import type { View } from '../../backend.js';
 import { broadcastShapes, contiguousStrides, fmtShape, numel, shapesEqual } from '../../shape.js';
 import { record } from '../../autograd/record.js';
+import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous, expand, transpose, unsqueeze, squeeze } from '../views.js';
 import { sumToShape, cast } from '../elementwise/index.js';
 
@@ -91,6 +93,16 @@ export interface MatmulOptions {
    * uses, a residual): alpha · a @ b + bias + addend. Its gradient is the incoming one.
    */
   addend?: Tensor | null;
+  /**
+   * A contiguous float32 tensor of batch · m elements that receives the row sums of a
+   * (Σ_k a[..., i, k], unscaled by alpha), written by the product's own kernel. No gradient flows into
+   * it: for backward passes (a linear layer's bias gradient next to its weight gradient).
+   */
+  rowSumsInto?: Tensor | null;
+}
+
+function viewOf(t: Tensor): View {
+  return { storage: t.storage, shape: t.shape, strides: t.strides, offset: t.offset, dtype: t.dtype };
 }
 
 /** x broadcast to [...batchShape, r, c] (a view; owned when it is a new handle). */
@@ -129,7 +141,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
-  const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides || !!opts.addend;
+  const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides || !!opts.addend || !!opts.rowSumsInto;
   if (fused && (a.rank < 2 || b.rank < 2 || a.dtype !== 'float32' || b.dtype !== 'float32')) {
     throw new RangeError('matmul: alpha, bias and outStrides need float32 operands of rank 2 or more');
   }
@@ -203,6 +215,21 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
     bat = batching([at, bt, c], batchShape) ?? bat;
   }
   const addC = addend ? own(addend.isContiguous ? addend : contiguous(addend), addend) : null;
+  const sums = opts.rowSumsInto ?? null;
+  if (sums) {
+    if (sums.size !== batch * m || sums.dtype !== 'float32' || !sums.isContiguous) throw new RangeError(`matmul: rowSumsInto ${fmtShape(sums.shape)} must be a contiguous float32 tensor of ${batch * m} elements`);
+    if (sums.backend !== a.backend) throw new Error('matmul: rowSumsInto lives on another backend');
+    if (n === 0 && batch * m > 0) {
+      // no product to fold the sums into: a plain reduction
+      noGrad(() => {
+        const s = sumToShape(at, [...batchShape, m, 1]);
+        const flat = contiguous(s);
+        a.backend.run('elementwise', [{ ...viewOf(flat), shape: [batch * m], strides: [1] }], { op: 'copy', params: [], shape: [batch * m], out: sums });
+        flat.dispose();
+        s.dispose();
+      });
+    }
+  }
   const alpha = opts.alpha ?? 1;
   const rank = outShape.length;
   const [ci, co] = bat.s[2]!;
@@ -216,6 +243,7 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
     ...(alpha !== 1 ? { alpha } : {}),
     ...(biasC ? { hasBias: true } : {}),
     ...(addC ? { hasAddend: true } : {}),
+    ...(sums && n > 0 ? { rowSumsA: sums } : {}),
   };
   const views: Tensor[] = [at, bt];
   if (biasC) views.push(biasC);
@@ -297,6 +325,12 @@ export interface MatmulAttrs {
   alpha?: number;
   /** Input 2 is a bias [n] (contiguous from its offset) added to every row of C. */
   hasBias?: boolean;
+  /**
+   * Also writes Σ_k op(A)[b][i, k] (unscaled) to rowSumsA at offset + b · m + i (a float32 view of
+   * batch · m elements, not aliasing any input): a linear layer's bias gradient comes out of its
+   * weight-gradient product (dW = gᵀ·x: the row sums of gᵀ) instead of a separate reduction. Needs n > 0.
+   */
+  rowSumsA?: View;
   /** The next input (after the bias, if any) is added to C, read in C's layout from its own offset. */
   hasAddend?: boolean;
 }

@@ -29,10 +29,10 @@ export function matmulLayout(p: MatmulAttrs): MatmulLayout {
 }
 
 /** The uniform words of a matmul dispatch (the layout of MATMUL_UNIFORMS_WGSL), alpha as f32 bits. */
-export function matmulUniformWords(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff: number, addOff: number): number[] {
+export function matmulUniformWords(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff: number, addOff: number, sumOff = 0): number[] {
   const l = matmulLayout(p);
   const alphaBits = new Uint32Array(new Float32Array([l.alpha]).buffer)[0]!;
-  return [p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, l.ldc, l.cBatchStride, l.cBatchStride2, alphaBits, biasOff, addOff];
+  return [p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, l.ldc, l.cBatchStride, l.cBatchStride2, alphaBits, biasOff, addOff, sumOff];
 }
 
 /** WGSL: start of batch bz's C block (two levels, like the operands'). */
@@ -40,18 +40,21 @@ export const MATMUL_C_BASE_WGSL = '(bz / u.binner) * u.cbs2 + (bz % u.binner) * 
 
 /** WGSL of matmul's uniform block, the same for every variant (the host writes one layout). */
 export const MATMUL_UNIFORMS_WGSL =
-  'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, ldc: u32, cbs: u32, cbs2: u32, alpha: f32, biasoff: u32, doff: u32 };';
+  'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, ldc: u32, cbs: u32, cbs2: u32, alpha: f32, biasoff: u32, doff: u32, eoff: u32 };';
 
 /**
  * The uniform block's binding, after the storage buffers A, B, C and, when the product adds a bias
- * per column, the bias at binding 3 (the runtime binds the uniforms after the storage buffers).
+ * per column, the bias at binding 3, then the addend D, then E (A's row sums, MatmulAttrs.rowSumsA)
+ * (the runtime binds the uniforms after the storage buffers).
  */
-export function matmulUniformBinding(bias: boolean, addend = false): string {
+export function matmulUniformBinding(bias: boolean, addend = false, rowSums = false): string {
   const L: string[] = [];
   let b = 3;
   if (bias) L.push(`@group(0) @binding(${b++}) var<storage, read> bias: array<f32>;`);
   // the addend D (C's layout, from its own offset): C = alpha · AB + bias + D
   if (addend) L.push(`@group(0) @binding(${b++}) var<storage, read> D: array<f32>;`);
+  // E[eoff + batch · m + row] = Σ_k A[row, k]
+  if (rowSums) L.push(`@group(0) @binding(${b++}) var<storage, read_write> E: array<f32>;`);
   L.push(`@group(0) @binding(${b}) var<uniform> u: U;`);
   return L.join('\n');
 }

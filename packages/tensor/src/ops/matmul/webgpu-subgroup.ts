@@ -36,6 +36,8 @@ export interface SubgroupMatmulParams {
   bias?: boolean;
   /** Adds D in C's layout. */
   addend?: boolean;
+  /** Writes A's row sums to E (MatmulAttrs.rowSumsA): each lane sums the A values it loads, a subgroupAdd per row at the end. */
+  rowSums?: boolean;
 }
 
 export type SubgroupLanes = 4 | 8;
@@ -88,7 +90,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
-  L.push(matmulUniformBinding(!!p.bias, !!p.addend));
+  L.push(matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
   L.push(`  let lane = sgl & ${W - 1}u;`);
@@ -98,10 +100,16 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   L.push('  let ab = u.aoff + (bz / u.binner) * u.abs2 + (bz % u.binner) * u.abs;');
   L.push('  let bb = u.boff + (bz / u.binner) * u.bbs2 + (bz % u.binner) * u.bbs;');
   for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) L.push(`  var c${r}_${g} = vec4<f32>(0.0);`);
+  // row sums: lanes past `lanes` of a wider subgroup load copies of the same k, so only the first count
+  if (p.rowSums) for (let r = 0; r < R; r++) L.push(`  var s${r} = 0.0;`);
   L.push(`  for (var k0 = 0u; k0 < u.k; k0 += ${W}u) {`);
   L.push('    let kin = k0 + lane < u.k;');
   L.push('    let kk = min(k0 + lane, u.k - 1u);');
   for (let r = 0; r < R; r++) L.push(`    let a${r} = select(0.0, A[${aIdx(r)}], kin);`);
+  if (p.rowSums) {
+    L.push(`    let own = sgl < ${W}u;`);
+    for (let r = 0; r < R; r++) L.push(`    s${r} += select(0.0, a${r}, own);`);
+  }
   for (let l = 0; l < W; l++) for (let g = 0; g < G; g++) L.push(`    let b${l}_${g} = ${bLoad(l, g)};`);
   for (let r = 0; r < R; r++) {
     for (let l = 0; l < W; l++) {
@@ -113,6 +121,13 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   L.push('  }');
   // epilogue: C = alpha · AB (+ bias[col]), C rows ldc apart, batches at their two-level strides
   L.push(`  let cb = ${MATMUL_C_BASE_WGSL};`);
+  if (p.rowSums) {
+    // uniform control flow for the subgroup reductions; the subgroup of invocation 0 covers every k
+    for (let r = 0; r < R; r++) L.push(`  let t${r} = subgroupAdd(s${r});`);
+    L.push('  if (wg.x == 0u && li == 0u) {');
+    for (let r = 0; r < R; r++) L.push(`    if (row0 + ${r}u < u.m) { E[u.eoff + bz * u.m + row0 + ${r}u] = t${r}; }`);
+    L.push('  }');
+  }
   const bv = (g: number) => {
     if (!p.bias) return '';
     const c = (j: number) => `bias[u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u)]`;

@@ -14,6 +14,8 @@ export interface TiledMatmulParams {
   bias?: boolean;
   /** Adds D in C's layout. */
   addend?: boolean;
+  /** Writes A's row sums to E (MatmulAttrs.rowSumsA), summed by the invocations of the first tile column. */
+  rowSums?: boolean;
 }
 
 export const TILE_M = 64;
@@ -34,7 +36,7 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(!!p.bias, !!p.addend)}
+${matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums)}
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE_N) / 4}>;
@@ -45,7 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let bz = wg.z + u.z0;
   let ab = u.aoff + (bz / u.binner) * u.abs2 + (bz % u.binner) * u.abs;
   let bb = u.boff + (bz / u.binner) * u.bbs2 + (bz % u.binner) * u.bbs;
-  var acc: array<vec4<f32>, 4>;
+  var acc: array<vec4<f32>, 4>;${p.rowSums ? '\n  var rs = vec4<f32>(0.0);' : ''}
   for (var k0 = 0u; k0 < u.k; k0 += ${TK}u) {
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * ${WG * WG}u;
@@ -68,11 +70,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var kk = 0u; kk < ${TK}u; kk++) {
       let a = As[kk * ${TILE_M / 4}u + lid.y];
       let b = Bs[kk * ${TILE_N / 4}u + lid.x];
-${fmas}
+${fmas}${p.rowSums ? '\n      rs += a;' : ''}
     }
     workgroupBarrier();
   }
-  let cb = ${MATMUL_C_BASE_WGSL};
+  let cb = ${MATMUL_C_BASE_WGSL};${
+    p.rowSums
+      ? `
+  if (wg.x == 0u && lid.x == 0u) {
+    for (var i = 0u; i < 4u; i++) { let r = rowT + lid.y * 4u + i; if (r < u.m) { E[u.eoff + bz * u.m + r] = rs[i]; } }
+  }`
+      : ''
+  }
   let c0 = colT + lid.x * 4u;
   for (var i = 0u; i < 4u; i++) {
     let r = rowT + lid.y * 4u + i;

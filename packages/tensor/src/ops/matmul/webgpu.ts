@@ -25,7 +25,7 @@ const TS = 4;
 const WGX = 8, WGY = 8;
 
 
-function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean): string {
+function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean, rowSums = false): string {
   const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
   const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
@@ -33,7 +33,7 @@ function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boole
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(bias, addend)}
+${matmulUniformBinding(bias, addend, rowSums)}
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
 fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
 @compute @workgroup_size(${WGX}, ${WGY}, 1)
@@ -44,15 +44,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (row0 >= u.m || col0 >= u.n) { return; }
   let ab = u.aoff + (b / u.binner) * u.abs2 + (b % u.binner) * u.abs;
   let bb = u.boff + (b / u.binner) * u.bbs2 + (b % u.binner) * u.bbs;
-  var acc: array<vec4<f32>, ${TS}>;
+  var acc: array<vec4<f32>, ${TS}>;${rowSums ? '\n  var rs = vec4<f32>(0.0);' : ''}
   for (var kk = 0u; kk < u.k; kk++) {
     let bv = vec4<f32>(b_at(bb, kk, col0), b_at(bb, kk, col0 + 1u), b_at(bb, kk, col0 + 2u), b_at(bb, kk, col0 + 3u));
     for (var i = 0u; i < ${TS}u; i++) {
-      acc[i] += a_at(ab, row0 + i, kk) * bv;
+      let av = a_at(ab, row0 + i, kk);
+      acc[i] += av * bv;${rowSums ? '\n      rs[i] += av;' : ''}
     }
   }
   let bz = b;
-  let cb = ${MATMUL_C_BASE_WGSL};
+  let cb = ${MATMUL_C_BASE_WGSL};${
+    rowSums
+      ? `
+  if (col0 == 0u) {
+    for (var i = 0u; i < ${TS}u; i++) { if (row0 + i < u.m) { E[u.eoff + b * u.m + row0 + i] = rs[i]; } }
+  }`
+      : ''
+  }
   for (var i = 0u; i < ${TS}u; i++) {
     let r = row0 + i;
     if (r >= u.m) { break; }
@@ -85,6 +93,8 @@ interface Problem {
   bias: boolean;
   /** A tensor in C's layout is added (C = alpha · AB + bias + D). */
   addend: boolean;
+  /** A's row sums are written to E (MatmulAttrs.rowSumsA). */
+  rowSums?: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
@@ -99,20 +109,20 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums }), grid: [x, y] };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
 }
 
-function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0): Uint32Array {
-  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff, addOff)).build();
+function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0, sumOff = 0): Uint32Array {
+  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff, addOff, sumOff)).build();
 }
 
 /** B may be read as vec4 and C written as vec4: offsets, row strides and batch strides all multiples of 4. */
@@ -225,8 +235,13 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
   const [a, b] = inputs;
   const bias = p.hasBias ? inputs[2]! : null;
   const addend = p.hasAddend ? inputs[p.hasBias ? 3 : 2]! : null;
+  const sums = p.rowSumsA ?? null;
   const total = p.batch * p.m * p.n;
   const out = be.alloc('float32', total);
+  if (sums && p.batch * p.m > 0 && p.k === 0) {
+    const n = p.batch * p.m;
+    be.run('elementwise', [], { op: 'fill', params: [0], shape: [n], out: { storage: sums.storage, shape: [n], strides: [1], offset: sums.offset, dtype: 'float32' } });
+  }
   if (total === 0) return out;
   if (p.k === 0) {
     // C = 0 (+ bias); C's layout is a permutation of the dense one, so only the bias needs it
@@ -244,15 +259,15 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
     return out;
   }
   const variant = matmulVariant(be);
-  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: !!bias, addend: !!addend });
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: !!bias, addend: !!addend, rowSums: !!sums });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
       name: 'matmul',
       key: pl.key,
       wgsl: pl.wgsl,
-      buffers: [bufferOf(a!), bufferOf(b!), out.buffer, ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : [])],
-      uniforms: uniforms(p, a!.offset, b!.offset, z0, bias?.offset ?? 0, addend?.offset ?? 0),
+      buffers: [bufferOf(a!), bufferOf(b!), out.buffer, ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : []), ...(sums ? [bufferOf(sums)] : [])],
+      uniforms: uniforms(p, a!.offset, b!.offset, z0, bias?.offset ?? 0, addend?.offset ?? 0, sums?.offset ?? 0),
       workgroups: [pl.grid[0], pl.grid[1], Math.min(MAX_Z, p.batch - z0)],
     });
   }
