@@ -5,6 +5,7 @@ import {
   type ElementwiseName, type ElementwiseDef, type Tensor, type Backend,
 } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
+import { coalesceDims } from '@foliar/tensor/internal';
 import {
   setup, teardown, backends, randArray, numelOf, assertClose, assertExact, gradcheck, compareBackends, randTensor, prng,
 } from '../helpers.js';
@@ -192,6 +193,38 @@ test('strided views as inputs (permuted, narrowed, expanded): values and gradien
     assert.equal(await t.array(), [[-1, -4], [-2, -5], [-3, -6]], `transpose then neg on ${be.name}`);
     const n = F.exp(F.narrow(base, 1, 1, 2));
     await assertClose(n, [2, 3, 5, 6].map(Math.exp), { msg: `narrow then exp on ${be.name}` });
+  }
+});
+
+test('strided kernels, randomized: merged dims, carries across several dims per invocation, broadcasts, slices and strided outputs match the CPU exactly', async () => {
+  const { cpu, gpu } = backends();
+  const rand = prng(77);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  // coalescing: a bias over [N, C, H, W] is [N·C, H·W]; a contiguous slice of rows is flat
+  assert.equal(coalesceDims([8, 32, 16, 16], [[8192, 256, 16, 1], [32, 1, 0, 0]]), { shape: [256, 256], strides: [[256, 1], [1, 0]] });
+  assert.equal(coalesceDims([4, 1, 6], [[6, 6, 1], [6, 99, 1]]), { shape: [24], strides: [[1], [1]] });
+  assert.equal(coalesceDims([1, 1], [[5, 1]]), { shape: [1], strides: [[1]] });
+  for (let trial = 0; trial < 40; trial++) {
+    const rank = 1 + Math.floor(rand() * 5);
+    // small trailing dims make an invocation's 4 elements cross one or more dim boundaries
+    const shape = Array.from({ length: rank }, () => pick([1, 2, 3, 5, 7]));
+    const n = numelOf(shape);
+    const perm = [...shape.keys()].sort(() => rand() - 0.5);
+    const outer = perm.map((d) => shape[d]!);
+    const da = randArray(n, 1000 + trial), db = randArray(n + 3, 2000 + trial), dc = randArray(shape[rank - 1]!, 3000 + trial);
+    const results: number[][] = [];
+    for (const be of [cpu, gpu]) {
+      const a = F.permute(tensor(da, { shape: outer, backend: be }), perm.map((_, i) => perm.indexOf(i))); // a permuted view of `shape`
+      const b = F.reshape(F.narrow(tensor(db, { shape: [n + 3], backend: be }), 0, 3, n), shape); // offset 3
+      const c = tensor(dc, { shape: [shape[rank - 1]!], backend: be }); // broadcast over all leading dims
+      const y = F.add(F.mul(a, b), c);
+      // a strided output: copy into a transposed destination
+      const dst = F.zeros([...shape].reverse(), { backend: be });
+      F.copy_(F.permute(dst, [...shape.keys()].reverse()), y);
+      results.push([...(await y.data()), ...(await dst.data())]);
+      [a, b, c, y, dst].forEach((t) => t.dispose());
+    }
+    assert.equal(results[1], results[0], `trial ${trial}: shape ${JSON.stringify(shape)} perm ${JSON.stringify(perm)}`);
   }
 });
 

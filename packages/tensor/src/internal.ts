@@ -16,3 +16,4 @@ export { acquireDevice, type DeviceOptions, type AcquiredDevice } from './device
 export { WGSL_PRELUDE } from './ops/scalar-math.js';
 export { subgroupLanesFor, type SubgroupLanes } from './ops/matmul/webgpu-subgroup.js';
 export { tuningCachePath, adapterKey } from './backends/webgpu/tuning.js';
+export { coalesce as coalesceDims } from './ops/elementwise/webgpu.js';
