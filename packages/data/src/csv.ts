@@ -8,8 +8,9 @@
 // CRLF inside a quoted field twice, and reports an unclosed quote at the end of the file), where and
 // why a refused record fails (the message and line foliar has always given), and characters it would
 // change: lone UTF-16 surrogates (U+FFFD in UTF-8) and NUL (escaped around the parse, see escapeText).
-import { readFile } from 'node:fs/promises';
-import { parse, CsvError as ParseError, type InfoRecord } from 'csv-parse/sync';
+import { readText } from '#platform';
+// csv-parse's own browser build in browsers (package.json `imports`), its Node build in Node
+import { parse, CsvError as ParseError, type InfoRecord } from '#csv-parse';
 
 export class CsvError extends Error {
   constructor(readonly file: string, readonly line: number, message: string) {
@@ -35,16 +36,20 @@ export interface CsvOptions {
   strictWidth?: boolean;
 }
 
+// ignoreBOM: a field may start with U+FEFF, which Buffer#toString kept too
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
 /** CSV text → its records (blank lines skipped) and the 1-based line each starts on; no header handling. */
 export function parseCsvRecords(text: string, file = '<csv>'): { records: string[][]; lines: number[] } {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const escaped = SPECIAL.test(text);
-  const bytes = Buffer.from(escaped ? escapeText(text) : text, 'utf8');
+  const input = escaped ? escapeText(text) : text;
+  const bytes = new TextEncoder().encode(input);
   const lineAt = lineIndex(bytes);
   let parsed: string[][];
   const ends: number[] = []; // byte offset after each record (its line end included)
   try {
-    parsed = parse(bytes, {
+    parsed = parse(input, {
       encoding: 'utf8',
       bom: false,
       delimiter: ',',
@@ -139,8 +144,8 @@ function charAt(bytes: Uint8Array, i: number, escaped: boolean): string {
     return k;
   };
   const j = end(i);
-  let s = Buffer.from(bytes.subarray(i, j)).toString('utf8');
-  if (escaped && s === MARK) s = Buffer.from(bytes.subarray(i, end(j))).toString('utf8');
+  let s = utf8.decode(bytes.subarray(i, j));
+  if (escaped && s === MARK) s = utf8.decode(bytes.subarray(i, end(j)));
   return (escaped ? unescapeText(s) : s)[0] ?? '';
 }
 
@@ -188,7 +193,7 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
 
 /** Read and parse a CSV file (UTF-8). */
 export async function readCsv(path: string, options: Omit<CsvOptions, 'file'> = {}): Promise<CsvTable> {
-  const text = await readFile(path, 'utf8');
+  const text = await readText(path);
   return parseCsv(text, { ...options, file: path });
 }
 

@@ -3,27 +3,8 @@
 import sharp from 'sharp';
 import type { RgbImage } from './rgb-image.js';
 
-export type ResizeMode =
-  /** Resize so the shorter side equals the target, then center-crop (torchvision Resize+CenterCrop). */
-  | 'cover'
-  /** Resize directly to the target size, ignoring aspect ratio. */
-  | 'stretch';
-
-export interface DecodeOptions {
-  /** Target size: a square side or `[width, height]`. Omit to keep the original size. */
-  size?: number | [number, number];
-  /** How to reach `size` (default `cover`). */
-  mode?: ResizeMode;
-  /** Name shown in errors when `input` is a buffer. */
-  name?: string;
-}
-
-export class ImageDecodeError extends Error {
-  constructor(readonly file: string, cause: unknown) {
-    super(`cannot decode image ${file}: ${cause instanceof Error ? cause.message.trim() : String(cause)}`);
-    this.name = 'ImageDecodeError';
-  }
-}
+export { ImageDecodeError, type DecodeOptions, type ResizeMode } from './decode-types.js';
+import { ImageDecodeError, type DecodeOptions } from './decode-types.js';
 
 /**
  * Decode an image file (or encoded bytes) into RGB. Alpha is dropped, greyscale is expanded

@@ -3,7 +3,9 @@
 export { parseCsv, parseCsvRecords, readCsv, requireColumns, CsvError, type CsvTable, type CsvOptions } from './csv.js';
 export { IMAGE_EXTENSIONS, isImageFile } from './images.js';
 export { assertRgbImage, channelsOf, hasChannels, type RgbImage, type Raster } from './rgb-image.js';
-export { decodeImage, loadImageSquare, resizeSquare, ImageDecodeError, type DecodeOptions, type ResizeMode } from './decode.js';
+// sharp in Node, createImageBitmap + OffscreenCanvas in a browser (package.json `imports` #platform)
+export { decodeImage, loadImageSquare, resizeSquare } from '#platform';
+export { ImageDecodeError, type DecodeOptions, type ResizeMode } from './decode-types.js';
 export {
   normalizeToChw, imagesToChw, fromFloatCHW, IMAGENET_MEAN, IMAGENET_STD, IMAGENET_NORMALIZATION,
   type Normalization, type FloatRange,

@@ -1,7 +1,6 @@
 // Generated images as pictures: [B, 3, H, W] tensors → RGB images (refusing NaN/Inf), grids. Used by
-// the pipelines, the trainers' validation grids and the CLI.
-import { imageGrid, writePng } from '@foliar/report';
-import { fromFloatCHW, type RgbImage, type Raster } from '@foliar/data';
+// the pipelines, the trainers' validation grids and the CLI (whose PNG grid files are cli/grid-file.ts's).
+import { fromFloatCHW, type Raster } from '@foliar/data';
 import type { Tensor } from '@foliar/tensor';
 
 /** Images with NaN/Inf pixels: a broken model or config, never to be written as black PNGs. */
@@ -39,8 +38,4 @@ export async function tensorToImages(images: Tensor, what = 'generated images'):
   }
   if (count) throw new NonFiniteImageError(what, count, bad, b);
   return Array.from({ length: b }, (_, i) => fromFloatCHW(data.subarray(i * per, (i + 1) * per), c, h, w, '[0,1]'));
-}
-
-export function saveGrid(path: string, images: RgbImage[], labels?: string[], title?: string): void {
-  writePng(path, imageGrid(images, { cols: Math.ceil(Math.sqrt(images.length)), ...(labels ? { labels } : {}), ...(title ? { title } : {}) }));
 }

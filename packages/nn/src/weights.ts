@@ -1,4 +1,4 @@
-import { SafetensorsFile, writeSafetensors, noGrad, setData_, type Tensor, type SafetensorsDtype } from '@foliar/tensor';
+import { openSafetensors, writeSafetensorsTo, noGrad, setData_, type Tensor, type SafetensorsDtype, type SafetensorsReader } from '@foliar/tensor';
 import { StateDictError, type Module, type LoadResult } from './module.js';
 
 export interface LoadWeightsOptions {
@@ -17,22 +17,24 @@ const isFloatDtype = (d: SafetensorsDtype): boolean => d === 'F32' || d === 'F16
 
 /**
  * Loads a safetensors file into a module, one tensor at a time (F32, F16 and BF16 upcast to f32), so
- * multi-gigabyte files never need one huge buffer. Values are copied in place into the existing
+ * multi-gigabyte files never need one huge buffer. A file is a path in Node, a URL in a browser, or
+ * an already opened reader (e.g. `loadSafetensors(bytes)`, which is then not closed here). Values are copied in place into the existing
  * parameters and buffers. Integer tensors for float weights (and floats for int buffers) are refused.
  */
-export async function loadSafetensorsInto(module: Module, paths: string | string[], opts: LoadWeightsOptions = {}): Promise<LoadResult> {
-  const list = typeof paths === 'string' ? [paths] : paths;
+export async function loadSafetensorsInto(module: Module, paths: string | SafetensorsReader | (string | SafetensorsReader)[], opts: LoadWeightsOptions = {}): Promise<LoadResult> {
+  const list = Array.isArray(paths) ? paths : [paths];
   const own = module.stateDict();
   const seen = new Set<string>();
   const unexpected: string[] = [];
   const mismatched: LoadResult['mismatched'] = [];
   const wrongType: string[] = [];
-  const plan: { file: SafetensorsFile; name: string; target: Tensor }[] = [];
-  const files: SafetensorsFile[] = [];
+  const plan: { file: SafetensorsReader; name: string; target: Tensor }[] = [];
+  const files: SafetensorsReader[] = [];
   try {
-    for (const p of list) {
-      const f = await SafetensorsFile.open(p);
-      files.push(f);
+    for (const item of list) {
+      const f = typeof item === 'string' ? await openSafetensors(item) : item;
+      const p = f.source;
+      if (typeof item === 'string') files.push(f);
       for (const name of f.keys()) {
         const key = opts.remap ? opts.remap(name) : name;
         if (key === null) continue;
@@ -64,7 +66,7 @@ export async function loadSafetensorsInto(module: Module, paths: string | string
     const missing = [...own.keys()].filter((k) => !seen.has(k));
     const strict = opts.strict ?? true;
     if (mismatched.length || (strict && (missing.length || unexpected.length))) {
-      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, list.join(', '));
+      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, list.map((x) => (typeof x === 'string' ? x : x.source)).join(', '));
     }
     for (const { file, name, target } of plan) {
       const r = await file.read(name, { as: target.dtype === 'int32' ? 'int32' : 'float32' });
@@ -72,7 +74,7 @@ export async function loadSafetensorsInto(module: Module, paths: string | string
     }
     return { missing, unexpected, mismatched };
   } finally {
-    for (const f of files) f.close();
+    for (const f of files) void f.close();
   }
 }
 
@@ -94,12 +96,12 @@ export async function saveSafetensors(source: Module | Map<string, Tensor>, path
     if (t.dtype === 'int32') entries.push([name, { dtype: 'I64', shape: [...t.shape], data: data as Int32Array }]);
     else entries.push([name, { dtype: opts.dtype ?? 'F32', shape: [...t.shape], data: data as Float32Array }]);
   }
-  await writeSafetensors(path, entries, opts.metadata);
+  await writeSafetensorsTo(path, entries, opts.metadata);
 }
 
 /** Reads every tensor of a safetensors file as host data (f32 / int32), for inspection or conversion. */
 export async function readSafetensors(path: string): Promise<Map<string, { shape: number[]; data: Float32Array | Int32Array }>> {
-  const f = await SafetensorsFile.open(path);
+  const f = await openSafetensors(path);
   try {
     const out = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
     for (const name of f.keys()) {

@@ -7,7 +7,7 @@ export { bytesPerElement } from './dtype.js';
 export * from './shape.js';
 export { Storage, type Backend, type BackendName, type View, type MemoryStats } from './backend.js';
 export type * from './backends/kernel-attrs.js';
-export { init, getBackend, setBackend, cpuBackend, webgpuBackend, shutdown, type InitOptions } from './context.js';
+export { init, getBackend, setBackend, cpuBackend, webgpuBackend, shutdown, backendInfo, describeBackend, type InitOptions, type BackendInfo } from './context.js';
 export { CpuBackend } from './backends/cpu/cpu-backend.js';
 export { WebGPUBackend } from './backends/webgpu/webgpu-backend.js';
 export {
@@ -37,6 +37,7 @@ export * from './ops/random/index.js';
 export * from './ops/inplace.js';
 export { memory, liveTensors, resetPeakMemory } from './memory.js';
 export * from './io/index.js';
+export * from './io/open.js';
 export * from './ops/conv/index.js';
 export * from './ops/pool/index.js';
 export * from './ops/norm/index.js';

@@ -3,9 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import type { DegradationOptions } from '../data/transforms.js';
 
-export type Arch = 'resnet18' | 'resnet34' | 'tiny';
-/** Every Arch, for checks of files and flags. */
-export const ARCHS: readonly Arch[] = ['resnet18', 'resnet34', 'tiny'];
+import { ARCHS, type Arch } from './model.js';
+export { ARCHS, type Arch };
 export type OptimizerName = 'sgd' | 'adamw';
 export type ClassWeighting = 'none' | 'inverse' | 'effective';
 export type MonitorMetric = 'val_loss' | 'val_accuracy' | 'val_macro_f1' | 'val_mean_auc';

@@ -6,42 +6,12 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, type Classifier } from './model.js';
 import { loadCheckpoint, restoreModel, movedCheckpointHint } from './checkpoint.js';
-import { ARCHS, type Arch, type TrainConfig } from './config.js';
+import { META_KEY, parseModelInfo, type ModelInfo } from './model-bytes.js';
 
-const META_KEY = 'foliar.classifier';
-
-export interface ModelInfo {
-  arch: Arch;
-  classNames: string[];
-  imageSize: number;
-  /** The training config, when the model came from `foliar-classify train`. */
-  config?: TrainConfig;
-}
+export { parseModelInfo, type ModelInfo } from './model-bytes.js';
 
 export async function saveModelFile(path: string, model: Classifier, info: ModelInfo): Promise<void> {
   await saveSafetensors(model.stateDict() as Map<string, Tensor>, path, { metadata: { [META_KEY]: JSON.stringify(info) } });
-}
-
-/** The model file's metadata, checked: bad JSON, an unknown arch or a malformed field names the file. */
-export function parseModelInfo(raw: string, path: string): ModelInfo {
-  let j: unknown;
-  try {
-    j = JSON.parse(raw);
-  } catch (e) {
-    throw new Error(`${path}: "${META_KEY}" metadata is not valid JSON (${(e as Error).message})`);
-  }
-  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new Error(`${path}: "${META_KEY}" metadata must be an object, got ${JSON.stringify(j)}`);
-  const info = j as Record<string, unknown>;
-  const show = (v: unknown) => JSON.stringify(v) ?? String(v);
-  if (typeof info.arch !== 'string' || !(ARCHS as readonly string[]).includes(info.arch)) throw new Error(`${path}: unknown arch ${show(info.arch)} (known: ${ARCHS.join(', ')})`);
-  const names = info.classNames;
-  if (!Array.isArray(names) || names.length === 0 || !names.every((c) => typeof c === 'string' && c !== '') || new Set(names).size !== names.length) {
-    throw new Error(`${path}: "classNames" must be a non-empty array of distinct class names, got ${show(names)}`);
-  }
-  if (typeof info.imageSize !== 'number' || !Number.isSafeInteger(info.imageSize) || info.imageSize < 1) throw new Error(`${path}: "imageSize" must be a positive integer, got ${show(info.imageSize)}`);
-  if (info.config !== undefined && (info.config === null || typeof info.config !== 'object' || Array.isArray(info.config))) throw new Error(`${path}: "config" must be an object, got ${show(info.config)}`);
-  // cast: every field of ModelInfo was checked above
-  return info as unknown as ModelInfo;
 }
 
 /**

@@ -2,7 +2,10 @@
 import { tidy, type Tensor } from '@foliar/tensor';
 import { Module, Conv2d, BatchNorm2d, Linear, AdaptiveAvgPool2d, Sequential, type Layer } from '@foliar/nn';
 import { BasicBlock, resnet18, resnet34 } from '../models/resnet.js';
-import type { Arch } from './config.js';
+
+export type Arch = 'resnet18' | 'resnet34' | 'tiny';
+/** Every Arch, for checks of files and flags. */
+export const ARCHS: readonly Arch[] = ['resnet18', 'resnet34', 'tiny'];
 
 /** A classifier: logits [N, numClasses] from images [N, 3, H, W]. */
 export type Classifier = Module & Layer;

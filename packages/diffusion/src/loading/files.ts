@@ -1,12 +1,10 @@
-import { readFile, readdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { resolveInside } from '@foliar/tensor';
+// files through the platform port: paths in Node, URLs in a browser (package.json `imports`)
+import { readText, listDir, fileExists, joinPath as join, resolveInside } from '#platform';
 
 export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readText(path);
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
   }
@@ -25,9 +23,11 @@ export async function readJson<T = Record<string, unknown>>(path: string): Promi
  * clear message.
  */
 export async function weightFiles(dir: string, variant?: string): Promise<string[]> {
-  const names = await readdir(dir).catch(() => {
+  const listed = await listDir(dir).catch(() => {
     throw new Error(`model folder ${dir} does not exist`);
   });
+  // a folder that cannot be listed (a URL): the conventional names the server has
+  const names = listed ?? (await probeNames(dir, variant));
   const stems = ['diffusion_pytorch_model', 'model'];
   const pick = (v: string | null): string[] | Promise<string[]> | null => {
     for (const stem of stems) {
@@ -75,6 +75,21 @@ async function shardFiles(dir: string, indexPath: string): Promise<string[]> {
   return [...shards].map((f) => resolveInside(dir, f, `${indexPath}: shard`));
 }
 
-export function exists(path: string): boolean {
-  return existsSync(path);
+/**
+ * Where a folder cannot be listed (HTTP), the weight files diffusers and transformers write, those the
+ * server has: the plain or `variant` single file or index of each stem, first found first.
+ */
+async function probeNames(dir: string, variant?: string): Promise<string[]> {
+  const candidates: string[] = [];
+  for (const stem of ['diffusion_pytorch_model', 'model']) {
+    if (variant) candidates.push(`${stem}.safetensors.index.${variant}.json`, `${stem}.${variant}.safetensors`);
+    candidates.push(`${stem}.safetensors.index.json`, `${stem}.safetensors`);
+  }
+  for (const name of candidates) if (await fileExists(join(dir, name))) return [name];
+  return [];
+}
+
+/** Whether the file exists (a path in Node, a URL in a browser). */
+export async function exists(path: string): Promise<boolean> {
+  return fileExists(path);
 }

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
+import { joinPath as join, mkdirp, writeFileAtomic } from '#platform';
 import { loadSafetensorsInto, saveSafetensors, type Module } from '@foliar/nn';
-import { writeFileAtomic } from '@foliar/tensor';
 import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import { resolveUNetConfig, UNET_REQUIRED, type UNet2DConditionConfig } from '../models/unet/config.js';
 import { AutoencoderKL, resolveVAEConfig, VAE_REQUIRED, type AutoencoderKLConfig } from '../models/vae/autoencoder-kl.js';
@@ -67,8 +66,7 @@ export async function loadTextEncoder(dir: string, variant?: string): Promise<CL
 
 /** Writes `<dir>/config.json` and the weights as diffusers does, so diffusers reloads them. */
 export async function saveModel(m: Module & { config: object }, dir: string, kind: 'unet' | 'vae' | 'text_encoder', extra: Record<string, unknown> = {}): Promise<void> {
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(dir, { recursive: true });
+  await mkdirp(dir);
   const cls = kind === 'unet' ? 'UNet2DConditionModel' : kind === 'vae' ? 'AutoencoderKL' : 'CLIPTextModel';
   const config =
     kind === 'text_encoder'

@@ -1,10 +1,10 @@
-import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
-import { tidy, cat, randn, noGrad, writeFileAtomic, Generator, type Tensor, type Backend } from '@foliar/tensor';
+import { tidy, cat, randn, noGrad, Generator, type Tensor, type Backend } from '@foliar/tensor';
+// files through the platform port: paths in Node, URLs in a browser (package.json `imports`)
+import { joinPath as join, mkdirp, writeFileAtomic } from '#platform';
 import type { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import type { CLIPTextModel } from '../models/clip/clip-text-model.js';
-import { CLIPTokenizer } from '../tokenizer/index.js';
+import { CLIPTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { schedulerFromConfig, resolveSchedulerConfig, SCHEDULER_REQUIRED, type Scheduler } from '../schedulers/index.js';
 import { loadUNet, loadVAE, loadTextEncoder, saveModel, readUNetConfig, readVAEConfig, readTextEncoderConfig } from '../loading/models.js';
 import { readJson } from '../loading/files.js';
@@ -113,10 +113,10 @@ export class StableDiffusionPipeline implements PipelineComponents {
 
   /** Writes the diffusers folder layout back (diffusers' from_pretrained reloads it). */
   async save(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     const schedName = this.scheduler.constructor.name;
     await writeFileAtomic(join(dir, 'model_index.json'), JSON.stringify(modelIndex(schedName), null, 2) + '\n');
-    await mkdir(join(dir, 'scheduler'), { recursive: true });
+    await mkdirp(join(dir, 'scheduler'));
     await writeFileAtomic(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify({ _class_name: schedName, ...this.scheduler.config }, null, 2) + '\n');
     await this.tokenizer.save(join(dir, 'tokenizer'));
     await saveModel(this.textEncoder, join(dir, 'text_encoder'), 'text_encoder');

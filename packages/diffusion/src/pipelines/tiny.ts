@@ -1,5 +1,5 @@
 import { manualSeed } from '@foliar/tensor';
-import { CLIPTokenizer } from '../tokenizer/index.js';
+import { CLIPTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { CLIPTextModel, type CLIPTextConfig } from '../models/clip/clip-text-model.js';
 import { AutoencoderKL, type AutoencoderKLConfig } from '../models/vae/autoencoder-kl.js';
 import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';

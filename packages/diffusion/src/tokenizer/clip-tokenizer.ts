@@ -1,8 +1,5 @@
-import { readFile, mkdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { writeFileAtomic } from '@foliar/tensor';
+// files through the platform port: paths in Node, URLs in a browser (package.json `imports`)
+import { readText, readBytes, fileExists, gunzip, joinPath as join, mkdirp, writeFileAtomic } from '#platform';
 import { BytePairMerger } from './bpe.js';
 import { BYTE_DECODER, byteVocabOrder, toByteChars } from './bytes.js';
 import { cleanText, WHITESPACE, type Cleaning } from './clean.js';
@@ -161,7 +158,7 @@ export class CLIPTokenizer {
   static async fromMergesGz(path: string, opts: TokenizerOptions = {}): Promise<CLIPTokenizer> {
     let text: string;
     try {
-      text = gunzipSync(await readFile(path)).toString('utf8');
+      text = new TextDecoder().decode(await gunzip(await readBytes(path)));
     } catch (e) {
       throw new Error(`${path}: cannot read gzip merges file (${(e as Error).message})`);
     }
@@ -237,10 +234,10 @@ export class CLIPTokenizer {
     const vocabPath = join(dir, 'vocab.json');
     const mergesPath = join(dir, 'merges.txt');
     const tokPath = join(dir, 'tokenizer.json');
-    if (existsSync(vocabPath) && existsSync(mergesPath)) {
+    if ((await fileExists(vocabPath)) && (await fileExists(mergesPath))) {
       vocab = checkVocab((await readJsonIfExists(vocabPath))!, vocabPath);
-      merges = parseMerges(await readFile(mergesPath, 'utf8'), mergesPath);
-    } else if (existsSync(tokPath)) {
+      merges = parseMerges(await readText(mergesPath), mergesPath);
+    } else if (await fileExists(tokPath)) {
       const j = (await readJsonIfExists(tokPath))! as {
         model?: { type?: string; vocab?: unknown; merges?: unknown[] };
         added_tokens?: { content: string; id: number; special?: boolean; normalized?: boolean }[];
@@ -447,7 +444,7 @@ export class CLIPTokenizer {
 
   /** Writes vocab.json, merges.txt, the two configs and added_tokens.json (transformers' layout), atomically. */
   async save(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     const extra = new Map([...this.added].filter(([t]) => ![this.bosToken, this.eosToken, this.padToken, this.unkToken].includes(t)));
     const base = Object.fromEntries([...this.encoder].filter(([t]) => !extra.has(t)));
     await writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify(base));
@@ -479,8 +476,8 @@ function cleanUpSpaces(s: string): string {
 }
 
 async function readJsonIfExists(path: string): Promise<Record<string, unknown> | null> {
-  if (!existsSync(path)) return null;
-  const text = await readFile(path, 'utf8');
+  if (!(await fileExists(path))) return null;
+  const text = await readText(path);
   try {
     const j: unknown = JSON.parse(text);
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('top level is not an object');

@@ -1,3 +1,4 @@
+// Progress bars on a terminal (Node; package.json `imports` "#progress"); browsers get ./progress-browser.ts.
 import cliProgress from 'cli-progress';
 
 export interface ProgressOptions {

@@ -1,9 +1,12 @@
 import { NoAdapterError, NO_ADAPTER_HELP } from './errors.js';
+import { nodeGpu } from '#platform';
 
 export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Extra flags passed to dawn.node's `create()` (Node only), e.g. ['backend=vulkan']. */
   dawnFlags?: string[];
+  /** How many times to ask for an adapter before giving up (default 3; a null answer is retried after 100, 200… ms). */
+  adapterAttempts?: number;
 }
 
 export interface AcquiredDevice {
@@ -12,6 +15,8 @@ export interface AcquiredDevice {
   features: Set<string>;
   limits: GPUSupportedLimits;
   info: { vendor: string; architecture: string; device: string; description: string; isSoftware: boolean; subgroupMinSize: number; subgroupMaxSize: number };
+  /** How many requestAdapter() calls it took. */
+  adapterAttempts: number;
 }
 
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
@@ -19,32 +24,30 @@ const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp
 async function getGpu(flags: string[]): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu; // browsers (and Deno)
-  // Node: dawn.node. Kept off globalThis.navigator: a global `gpu` object keeps the process alive.
-  // cast: the `webgpu` package (dawn.node) ships no TypeScript types for its module
-  const mod = (await import('webgpu')) as unknown as {
-    create: (flags: string[]) => GPU;
-    globals: Record<string, unknown>;
-  };
-  // GPUBufferUsage & co. are needed as globals by code written for browsers.
-  for (const [k, v] of Object.entries(mod.globals)) {
-    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-  }
-  // Cached, and so kept reachable: dawn.node destroys its native instance when this object is
-  // garbage-collected, while mapAsync/onSubmittedWorkDone polls still use it (random crashes in
-  // InstanceBase::ProcessEvents).
-  const key = flags.join('\n');
-  let gpu = nodeGpus.get(key);
-  if (!gpu) nodeGpus.set(key, (gpu = mod.create(flags)));
+  // Node: dawn.node (platform/node.ts); in a browser without navigator.gpu this throws NoAdapterError
+  const gpu = await nodeGpu(flags);
+  if (!gpu) throw new NoAdapterError(NO_ADAPTER_HELP);
   return gpu;
 }
 
-const nodeGpus = new Map<string, GPU>();
+/**
+ * requestAdapter, asked again when it answers null: Chromium's first answer is sometimes null while
+ * its GPU process is still starting (seen in 3 of 4 headless starts with some flags).
+ */
+async function requestAdapterWithRetry(gpu: GPU, opts: GPURequestAdapterOptions, tries: number, delayMs: number): Promise<{ adapter: GPUAdapter | null; attempts: number }> {
+  for (let i = 1; ; i++) {
+    const adapter = await gpu.requestAdapter(opts);
+    if (adapter || i >= tries) return { adapter, attempts: i };
+    await new Promise((r) => setTimeout(r, delayMs * i));
+  }
+}
 
 /** Acquires an adapter and a device with the adapter's maximum limits and the useful features. */
 export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredDevice> {
   const gpu = await getGpu(opts.dawnFlags ?? []);
-  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new NoAdapterError(NO_ADAPTER_HELP);
+  const tries = Math.max(1, opts.adapterAttempts ?? 3);
+  const { adapter, attempts } = await requestAdapterWithRetry(gpu, { powerPreference: opts.powerPreference ?? 'high-performance' }, tries, 100);
+  if (!adapter) throw new NoAdapterError(`${NO_ADAPTER_HELP}\n(requestAdapter() answered null ${attempts} time${attempts > 1 ? 's' : ''}.)`);
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   // Ask for everything the adapter offers: the defaults (128 MiB bindings, 8 storage buffers) are too small.
@@ -80,6 +83,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
     adapter,
     features: new Set(features as string[]),
     limits: device.limits,
+    adapterAttempts: attempts,
     info: { vendor, architecture, device: dev, description, isSoftware, subgroupMinSize: sg?.subgroupMinSize ?? 0, subgroupMaxSize: sg?.subgroupMaxSize ?? 0 },
   };
 }

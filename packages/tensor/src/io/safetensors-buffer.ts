@@ -42,6 +42,21 @@ export abstract class SafetensorsIndex {
   }
 }
 
+/**
+ * What a loader needs of an opened safetensors file, on disk (SafetensorsFile, Node) or in memory
+ * (SafetensorsBuffer, fetched bytes in a browser): the index, reads by name, close.
+ */
+export interface SafetensorsReader {
+  readonly source: string;
+  readonly header: SafetensorsHeader;
+  keys(): string[];
+  has(name: string): boolean;
+  entry(name: string): SafetensorsEntry | undefined;
+  readonly metadata: Record<string, string>;
+  read<A extends SafetensorsReadAs = 'raw'>(name: string, opts?: SafetensorsReadOptions<A>): SafetensorsTensor<SafetensorsData<A>> | Promise<SafetensorsTensor<SafetensorsData<A>>>;
+  close(): Promise<void> | void;
+}
+
 /** A whole safetensors file in memory; `read` is synchronous and returns a copy. */
 export class SafetensorsBuffer extends SafetensorsIndex {
   private readonly bytes: Uint8Array;
@@ -58,6 +73,9 @@ export class SafetensorsBuffer extends SafetensorsIndex {
     // a copy: the caller may keep or mutate the result without pinning or corrupting the file bytes
     return decodeSafetensorsData(e, this.bytes.slice(e.byteOffset, e.byteOffset + e.byteLength), opts.as, this.source);
   }
+
+  /** Nothing to release (the bytes are the caller's); here so a buffer is a SafetensorsReader. */
+  close(): void {}
 }
 
 /** Parses an in-memory safetensors file (validated like a file on disk). */

@@ -37,6 +37,8 @@ export class WebGPURuntime {
   readonly features: Set<string>;
   readonly limits: GPUSupportedLimits;
   readonly info: AcquiredDevice['info'];
+  /** requestAdapter() calls it took to get the adapter (device/acquire.ts retries null answers). */
+  readonly adapterAttempts: number;
   readonly pool: BufferPool;
   private bindGroups = new Map<string, { group: GPUBindGroup; ubuf: GPUBuffer | null; submit: number }[]>();
   /** Serial of the command buffer being recorded (bumped at each submit). */
@@ -72,6 +74,7 @@ export class WebGPURuntime {
     this.features = acq.features;
     this.limits = acq.limits;
     this.info = acq.info;
+    this.adapterAttempts = acq.adapterAttempts ?? 1;
     const U = GPUBufferUsage;
     this.pool = new BufferPool(this.device, U.STORAGE | U.COPY_SRC | U.COPY_DST);
     this.device.addEventListener('uncapturederror', (ev) => {

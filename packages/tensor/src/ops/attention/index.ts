@@ -9,6 +9,7 @@ import { softmax } from '../softmax/index.js';
 import { add } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';
+import { env } from '../../env.js';
 
 /**
  * How attention is computed. 'fused': one online-softmax kernel (flash-attention style), memory linear
@@ -29,7 +30,7 @@ export interface AttentionOptions {
 }
 
 const attentionConfig = {
-  implementation: (['auto', 'fused', 'math'].includes(process.env.FOLIAR_ATTENTION ?? '') ? process.env.FOLIAR_ATTENTION : 'auto') as AttentionImplementation,
+  implementation: (['auto', 'fused', 'math'].includes(env('FOLIAR_ATTENTION') ?? '') ? env('FOLIAR_ATTENTION') : 'auto') as AttentionImplementation,
   // scores of this size also appear as their gradient and the softmax's during backward (~3x)
   mathMaxBytes: 32 * 2 ** 20,
 };

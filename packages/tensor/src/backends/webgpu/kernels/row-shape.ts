@@ -1,4 +1,5 @@
 import type { WebGPUBackend } from '../webgpu-backend.js';
+import { env } from '../../../env.js';
 
 /**
  * How a row-wise kernel (norms, softmax) maps rows onto invocations. Where the adapter has
@@ -8,5 +9,5 @@ import type { WebGPUBackend } from '../webgpu-backend.js';
  */
 export function rowSubgroupSize(be: WebGPUBackend): number {
   const sg = be.rt.subgroups ? be.rt.subgroupSize : 0;
-  return sg >= 4 && sg <= 128 && process.env.FOLIAR_ROW_SUBGROUPS !== '0' ? sg : 0;
+  return sg >= 4 && sg <= 128 && env('FOLIAR_ROW_SUBGROUPS') !== '0' ? sg : 0;
 }
