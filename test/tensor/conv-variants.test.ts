@@ -154,4 +154,48 @@ test('the tuner repeats a candidate far shorter than a submit within one timed s
   });
 });
 
+test('a tuning that overturns the heuristic is cached as unconfirmed until a second one agrees; a close race needs no second', async () => {
+  const gpu = requireGpu('tuning');
+  if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
+  const n = 4096;
+  // y = 2x, with `spin` dependent no-op iterations per element: a slow and a fast way to the same result
+  const kernel = (spin: number) => `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= ${n}u) { return; }
+  var v = x[g.x];
+  for (var i = 0u; i < ${spin}u; i++) { v = v * 1.0000001 - v * 0.0000001; }
+  y[g.x] = 2.0 * v;
+}`;
+  const family = (name: string, slowA: number, slowB: number) => registerTunable(name, {
+    version: 1,
+    variants: ['a', 'b'],
+    heuristic: () => 'a',
+    supported: () => true,
+    problem: () => ({
+      buffers: [n, n],
+      candidates: {
+        a: [{ key: `${name}:a`, wgsl: () => kernel(slowA), buffers: [0, 1], workgroups: [n / 64, 1, 1] }],
+        b: [{ key: `${name}:b`, wgsl: () => kernel(slowB), buffers: [0, 1], workgroups: [n / 64, 1, 1] }],
+      },
+      check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-3 },
+    }),
+  });
+  family('testoverturn', 400, 0);
+  family('testclose', 0, 0);
+  await withScratchCache(async () => {
+    const first = await tune(gpu, 'testoverturn', { force: true });
+    assert.is(first!.variant, 'b', `the fast candidate wins: ${JSON.stringify(first!.ms)}`);
+    assert.is(first!.agreements, 1, 'against the heuristic, one measurement is not yet trusted');
+    const second = await tune(gpu, 'testoverturn', { force: true });
+    assert.is(second!.variant, 'b');
+    assert.is(second!.agreements, 2, 'confirmed by the second');
+    const close = await tune(gpu, 'testclose', { force: true });
+    // two equal kernels: usually within 20% of each other, then settled at once; a disturbed sample is not
+    const [ta, tb] = [close!.ms.a!, close!.ms.b!];
+    const within = Math.max(ta, tb) < 1.2 * Math.min(ta, tb);
+    assert.is(close!.agreements, within ? 2 : 1, `close race ${JSON.stringify(close!.ms)}`);
+  });
+});
+
 test.run();

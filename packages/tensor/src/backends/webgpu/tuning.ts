@@ -6,6 +6,13 @@
  * runtime's pool, encoder or counters), and the heuristic choice serves until it ends. The winner is
  * cached on disk, keyed by adapter and Dawn version, so later processes start with it.
  *
+ * A measurement that overturns the heuristic is trusted for good only once a second one, in a later
+ * process, agrees (or the race was close, so the choice matters little): a machine busy with other
+ * work can time one candidate while its neighbour runs and the other while it pauses. On this
+ * project's 2-core machine one disturbed tuning cached 'gemm' for conv2d (3.8 vs 6.7 ms) where
+ * 'window' is 2x faster on a quiet machine (3.6 vs 7-8 ms), and every later process inherited it.
+ * Until confirmed, the cached choice serves and a background tuning runs again.
+ *
  * Environment: FOLIAR_<FAMILY>_VARIANT (e.g. FOLIAR_MATMUL_VARIANT=tiled) forces a variant;
  * FOLIAR_NO_TUNE=1 never measures and ignores the cache (the heuristic choice);
  * FOLIAR_CACHE_DIR moves the cache (default $XDG_CACHE_HOME/foliar or ~/.cache/foliar).
@@ -50,6 +57,12 @@ export interface TuneResult {
   date: string;
   /** Bumped when a family's kernels change enough to invalidate cached choices. */
   version: number;
+  /**
+   * Consecutive tunings (across processes) that chose this variant, or 2 when the race was close
+   * (the winner less than CLOSE_RACE ahead); a choice that overturns the heuristic with fewer than 2 is
+   * measured again.
+   */
+  agreements?: number;
 }
 
 interface Family {
@@ -65,6 +78,8 @@ const VERIFY_TIMEOUT_MS = 20_000;
 /** Shortest timed sample (ms) and most repetitions per sample: see measureFamily. */
 const MIN_SAMPLE_MS = 1;
 const MAX_REPS = 1024;
+/** A winner less than this much faster than the runner-up needs no confirmation (either is fine). */
+const CLOSE_RACE = 1.2;
 /** Per backend: family -> chosen variant (tuned, cached or overridden). */
 const chosen = new WeakMap<WebGPUBackend, Map<string, string>>();
 const overrides = new WeakMap<WebGPUBackend, Map<string, string>>();
@@ -95,7 +110,11 @@ export function variantFor(be: WebGPUBackend, family: string): string {
   const h = f.heuristic(be);
   if (env().FOLIAR_NO_TUNE === '1') return remember(be, family, h);
   const cached = readCache()[cacheKey(be, family)];
-  if (cached && cached.version === f.version && f.variants.includes(cached.variant) && f.supported(be, cached.variant)) return remember(be, family, cached.variant);
+  if (cached && cached.version === f.version && f.variants.includes(cached.variant) && f.supported(be, cached.variant)) {
+    // an unconfirmed choice against the heuristic serves, and is measured once more meanwhile
+    if (cached.variant !== h && (cached.agreements ?? 1) < 2) void tune(be, family).catch(() => null);
+    return remember(be, family, cached.variant);
+  }
   // measure in the background; the heuristic serves meanwhile
   void tune(be, family).catch(() => null);
   return h;
@@ -305,7 +324,11 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
     const fallback = rejected[h] ? (f.variants.find((v) => !rejected[v] && f.supported(be, v)) ?? h) : h;
     const variant = live.reduce((best, v) => (ms[v]! < ms[best]! ? v : best), live[0] ?? fallback);
     remember(be, family, variant);
-    const result: TuneResult = { family, adapter: adapterKey(be), variant, ms, reps, date: new Date().toISOString(), version: f.version };
+    const prev = readCache()[cacheKey(be, family)];
+    const others = Object.entries(ms).filter(([v]) => v !== variant).map(([, t]) => t);
+    const close = others.length > 0 && Math.min(...others) < CLOSE_RACE * ms[variant]!;
+    const agreements = close ? 2 : prev && prev.version === f.version && prev.variant === variant ? (prev.agreements ?? 1) + 1 : 1;
+    const result: TuneResult = { family, adapter: adapterKey(be), variant, ms, reps, date: new Date().toISOString(), version: f.version, agreements };
     if (Object.keys(rejected).length) result.rejected = rejected;
     writeCache(cacheKey(be, family), result);
     return result;
