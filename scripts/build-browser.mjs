@@ -7,7 +7,7 @@
 // Sources are bundled straight from TypeScript (condition foliar-source), so no `npm run build` is
 // needed first. usage: node scripts/build-browser.mjs [--minify] [--quiet]
 import { build } from 'esbuild';
-import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
@@ -32,6 +32,24 @@ const common = {
 /** Node built-ins and Node-only packages that must never appear in a browser bundle. */
 const NODE_ONLY = /^(node:|fs$|path$|crypto$|zlib$|os$|child_process$|module$|url$|stream$|util$|events$|readline$|worker_threads$)|(^|\/)node_modules\/(sharp|cli-progress|webgpu|csv-parse\/dist\/cjs)\//;
 
+/**
+ * Reads of Node's `process` global in the packages' sources (browsers have none: "process is not
+ * defined" at run time, which no bundler reports). `globalThis.process?.…` is fine, and so is the
+ * Node side of a platform port (src/platform/node.ts, progress-node.ts) and the CLI code.
+ */
+const PROCESS_READ = /(?<![.\w$])process\.(env|argv|stderr|stdout|pid|exit|exitCode|cwd|platform|versions|on|hrtime|memoryUsage|nextTick)\b/;
+function processReads(inputs) {
+  const found = [];
+  for (const f of inputs) {
+    if (!/^packages\/[^/]+\/src\//.test(f) || /\/platform\/[^/]*node\.ts$/.test(f)) continue;
+    readFileSync(join(root, f), 'utf8').split('\n').forEach((line, i) => {
+      const code = line.replace(/\/\/.*$/, '');
+      if (PROCESS_READ.test(code) && !/^\s*\*/.test(code)) found.push(`${f}:${i + 1}: ${line.trim().slice(0, 120)}`);
+    });
+  }
+  return found;
+}
+
 mkdirSync(join(out, 'check'), { recursive: true });
 const report = [];
 let failed = false;
@@ -44,6 +62,8 @@ for (const pkg of PACKAGES) {
     });
     const bad = Object.keys(r.metafile.inputs).filter((f) => NODE_ONLY.test(f));
     if (bad.length) throw new Error(`Node-only inputs in the browser bundle: ${bad.join(', ')}`);
+    const reads = processReads(Object.keys(r.metafile.inputs));
+    if (reads.length) throw new Error(`reads of Node's process global (undefined in browsers; use globalThis.process?.env, e.g. env() in packages/tensor/src/env.ts):\n  ${reads.join('\n  ')}`);
     const bytes = Object.values(r.metafile.outputs).reduce((a, o) => a + (o.entryPoint || o.exports ? o.bytes : 0), 0);
     report.push(`@foliar/${pkg}: ${(bytes / 1024).toFixed(0)} KiB`);
   } catch (e) {
@@ -53,7 +73,10 @@ for (const pkg of PACKAGES) {
   }
 }
 try {
-  await build({ ...common, entryPoints: [join(root, 'examples/browser/src/main.ts')], outfile: join(out, 'app.js') });
+  const r = await build({ ...common, entryPoints: [join(root, 'examples/browser/src/main.ts')], outfile: join(out, 'app.js') });
+  const bad = Object.keys(r.metafile.inputs).filter((f) => NODE_ONLY.test(f));
+  const reads = processReads(Object.keys(r.metafile.inputs));
+  if (bad.length || reads.length) throw new Error(`the page reaches Node-only code:\n  ${[...bad, ...reads].join('\n  ')}`);
   copyFileSync(join(root, 'examples/browser/index.html'), join(out, 'index.html'));
   report.push('demo page: examples/browser/dist/index.html');
 } catch (e) {

@@ -32,10 +32,35 @@ test.after(async () => {
   rmSync(site, { recursive: true, force: true });
 });
 
+let failed: Error | null = null;
+
+/** `p`, or a failure after `s` seconds: a kernel that never finishes (a lost device) must fail the test, not hang it. */
+async function within<T>(s: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from the page after ${s} s (a kernel that never finishes, a lost device?)${pageErrors.length ? `; page errors: ${pageErrors.join('; ')}` : ''}`)), s * 1000);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The page, loaded once; a skip (a failure in CI) when Chromium or its WebGPU is missing. */
 async function demo(): Promise<import('playwright-core').Page> {
   if (page) return page;
   if (unavailable) skip(unavailable, 'browser');
+  if (failed) throw failed;
+  try {
+    return await openDemo();
+  } catch (e) {
+    if (!unavailable) failed = e as Error; // set up once: later tests report the same failure at once
+    throw e;
+  }
+}
+
+async function openDemo(): Promise<import('playwright-core').Page> {
   const exe = chromiumPath();
   if (!exe) skip((unavailable = 'no Chromium (apt-get install chromium, or set FOLIAR_CHROMIUM)'), 'browser');
   buildBrowser();
@@ -47,16 +72,23 @@ async function demo(): Promise<import('playwright-core').Page> {
   const p = await browser.context.newPage();
   p.on('pageerror', (e) => pageErrors.push(e.message));
   p.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text());
+    // a 404 answer is also reported here; only those of GET requests count (below)
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) pageErrors.push(m.text());
+  });
+  // HEAD requests that find nothing are how weight files are looked for (a URL cannot be listed)
+  p.on('response', (r) => {
+    if (r.status() >= 400 && r.request().method() !== 'HEAD') pageErrors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
   // nothing may leave localhost
   await p.route((u) => u.hostname !== '127.0.0.1', (r) => r.abort());
   await p.goto(`${server.url}index.html?require-webgpu`);
   const hasGpu = await p.evaluate(() => 'gpu' in navigator);
   if (!hasGpu) skip((unavailable = 'Chromium exposes no navigator.gpu (--enable-unsafe-webgpu had no effect)'), 'browser');
-  await p.waitForFunction(() => 'foliarDemo' in window);
+  await p.waitForFunction(() => 'foliarDemo' in window, undefined, { timeout: 60_000 }).catch((e: Error) => {
+    throw new Error(`the demo page did not start: ${pageErrors.join('; ') || e.message}`);
+  });
   try {
-    await p.evaluate(() => window.foliarDemo.ready);
+    await within(120, 'init()', p.evaluate(() => window.foliarDemo.ready));
   } catch (e) {
     skip((unavailable = `no WebGPU adapter in Chromium: ${(e as Error).message.split('\n')[0]}`), 'browser');
   }
@@ -84,7 +116,7 @@ test('the page runs on WebGPU (the adapter reported in one place), not the CPU f
 });
 
 test('matmul and conv on the browser WebGPU match the CPU backend at awkward sizes; ones·ones = n', async () => {
-  const r = await (await demo()).evaluate(() => window.foliarDemo.selfTest());
+  const r = await within(240, 'self-test', (await demo()).evaluate(() => window.foliarDemo.selfTest()));
   for (const o of r.ones) assert.ok(o.ok, `ones ${o.n}x${o.n} product gave ${o.min}..${o.max}, expected ${o.n}`);
   for (const c of r.comparisons) assert.ok(c.ok, `${c.what}: max |webgpu - cpu| ${c.maxAbsDiff} (scale ${c.maxAbs})`);
   assert.ok(r.comparisons.some((c) => c.what.startsWith('conv2d')), 'conv checked');
@@ -92,14 +124,14 @@ test('matmul and conv on the browser WebGPU match the CPU backend at awkward siz
 });
 
 test("the README's MLP trains in the browser: its loss falls", async () => {
-  const r = await (await demo()).evaluate(() => window.foliarDemo.train(100));
+  const r = await within(240, 'MLP training', (await demo()).evaluate(() => window.foliarDemo.train(100)));
   const first = r.losses[0]![1], last = r.losses.at(-1)![1];
   assert.ok(Number.isFinite(last) && last < first * 0.9, `loss ${first} -> ${last}`);
 });
 
 test('a tiny pipeline folder served beside the page generates the image Node generates', async () => {
   const gen = GEN;
-  const r = await (await demo()).evaluate((g) => window.foliarDemo.generate(g), gen);
+  const r = await within(300, 'generation', (await demo()).evaluate((g) => window.foliarDemo.generate(g), gen));
   assert.is(r.width, 32);
   // the same folder, seed and settings in Node, on the CPU reference backend
   ft.setBackend(ft.cpuBackend());
@@ -119,10 +151,10 @@ test('a tiny pipeline folder served beside the page generates the image Node gen
 
 test('a classifier file served beside the page classifies a leaf PNG as Node does', async () => {
   const p = await demo();
-  const r = await p.evaluate(async () => {
+  const r = await within(120, 'classification', p.evaluate(async () => {
     const bytes = new Uint8Array(await (await fetch('models/sample-leaf.png')).arrayBuffer());
     return window.foliarDemo.classifyBytes(bytes, 'sample-leaf.png');
-  });
+  }));
   ft.setBackend(ft.cpuBackend());
   const { model, info } = await loadTrainedModel(join(site, 'models/classifier.safetensors'));
   const img = await decodeImage(join(site, 'models/sample-leaf.png'), { size: info.imageSize });
