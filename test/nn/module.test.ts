@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import {
   Module, Linear, Conv2d, BatchNorm2d, GroupNorm, LayerNorm, Embedding, Sequential, ModuleList, ModuleDict, ReLU,
-  SGD, Adam, AdamW, LRScheduler, warmupCosine, stepDecay, linearWarmup, checkpoint, StateDictError,
+  SGD, Adam, AdamW, Optimizer, LRScheduler, warmupCosine, stepDecay, linearWarmup, checkpoint, StateDictError,
   saveSafetensors, loadSafetensorsInto, readSafetensors,
 } from '@foliar/nn';
 import { setup, teardown, assertClose } from '../helpers.js';
@@ -142,12 +142,14 @@ test('packed optimizers (parameters in one arena) update exactly as unpacked one
   const train = async (make: (ps: ft.Tensor[]) => SGD | Adam, pack: boolean, split: boolean) => {
     ft.manualSeed(5);
     let n = new Net();
-    const prev = SGD.packParameters;
-    SGD.packParameters = pack;
+    const prev = Optimizer.packParameters;
+    Optimizer.packParameters = pack;
     const params0 = n.parameters();
     let opt = make(params0);
     try {
       assert.ok(n.parameters().every((p, i) => p === params0[i]), 'same parameter objects');
+      const shared = new Set(params0.map((p) => p.storage)).size;
+      assert.is(shared, pack ? 1 : params0.length, `${pack ? 'one arena' : 'own storages'}: ${shared} storages for ${params0.length} parameters`);
       for (let s = 0; s < 4; s++) {
         if (split && s === 2) {
           // resume: a fresh model (its own parameter storages, packed anew) and optimizer load the saved state
@@ -168,7 +170,7 @@ test('packed optimizers (parameters in one arena) update exactly as unpacked one
       }
       return await Promise.all(n.parameters().map((p) => p.dataF32()));
     } finally {
-      SGD.packParameters = prev;
+      Optimizer.packParameters = prev;
       opt.dispose();
       n.dispose();
     }

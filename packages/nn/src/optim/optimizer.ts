@@ -67,7 +67,8 @@ export abstract class Optimizer<O extends { lr: number }> {
 
   /** Packs the parameters with these per-parameter state slots (subclass constructors, once). */
   protected pack(slots: string[]): void {
-    if (!Optimizer.packParameters || this.arena) return;
+    // read through the class, so that a subclass may set its own default (SGD.packParameters = false)
+    if (!(this.constructor as typeof Optimizer).packParameters || this.arena) return;
     noGrad(() => {
       this.arena = packParameters(this.allParams(), slots);
     });
