@@ -78,12 +78,13 @@ class CLIPAttention extends Module {
     this.qProj = this.module('q_proj', new Linear(dim, dim));
     this.outProj = this.module('out_proj', new Linear(dim, dim));
   }
-  forward(x: Tensor): Tensor {
+  /** `residual` (x's shape) is added in out_proj's store. */
+  forward(x: Tensor, residual?: Tensor | null): Tensor {
     return tidy(() => {
       const [b, l, c] = x.shape as [number, number, number];
       const split = (t: Tensor) => t.reshape([b, l, this.heads, c / this.heads]).transpose(1, 2);
       const a = scaledDotProductAttention(split(this.qProj.forward(x)), split(this.kProj.forward(x)), split(this.vProj.forward(x)), { mask: 'causal' });
-      return this.outProj.forward(a.transpose(1, 2).reshape([b, l, c]));
+      return this.outProj.forward(a.transpose(1, 2).reshape([b, l, c]), residual ?? null);
     });
   }
 }
@@ -100,11 +101,12 @@ class CLIPMLP extends Module {
     this.fc1 = this.module('fc1', new Linear(dim, inner));
     this.fc2 = this.module('fc2', new Linear(inner, dim));
   }
-  forward(x: Tensor): Tensor {
+  /** `residual` (x's shape) is added in fc2's store. */
+  forward(x: Tensor, residual?: Tensor | null): Tensor {
     return tidy(() => {
       const h = this.fc1.forward(x);
       const a = this.act === 'quick_gelu' ? h.quickGelu() : this.act === 'gelu' ? h.gelu() : h.gelu('tanh');
-      return this.fc2.forward(a);
+      return this.fc2.forward(a, residual ?? null);
     });
   }
 }
@@ -123,8 +125,9 @@ class CLIPEncoderLayer extends Module {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const h = this.selfAttn.forward(this.layerNorm1.forward(x)).add(x);
-      return this.mlp.forward(this.layerNorm2.forward(h)).add(h);
+      // the residuals are added in the stores of out_proj and fc2 (no add kernels)
+      const h = this.selfAttn.forward(this.layerNorm1.forward(x), x);
+      return this.mlp.forward(this.layerNorm2.forward(h), h);
     });
   }
 }
