@@ -84,7 +84,7 @@ function accOf(m: Map<string, Acc>, key: string): Acc {
 }
 
 type Stats = WebGPURuntime['stats'];
-const statKeys = ['dispatches', 'submits', 'pipelinesCompiled', 'readbacks'] as const;
+const statKeys = ['dispatches', 'submits', 'pipelinesCompiled', 'readbacks', 'bindGroupsReused'] as const;
 
 /** What one profile (a `profile()` call, or the continuous one since its last reset) has seen. */
 class Collector {
@@ -115,7 +115,7 @@ class Collector {
   }
 
   statsDelta(): Stats {
-    const out: Stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+    const out: Stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0, bindGroupsReused: 0 };
     for (const [rt, s0] of this.start) {
       const s1 = this.end?.get(rt) ?? rt.stats;
       for (const k of statKeys) out[k] += s1[k] - s0[k];
@@ -325,6 +325,8 @@ export interface ProfileReport {
   submits: number;
   pipelinesCompiled: number;
   readbacks: number;
+  /** Dispatches that reused a cached bind group (docs/profiling.md: what a dispatch costs the host). */
+  bindGroupsReused: number;
   hostMs: number;
   /** Host time of the dispatches that compiled a pipeline (included in hostMs). */
   compileMs: number;
@@ -357,6 +359,7 @@ function reportOf(c: Collector): ProfileReport {
     submits: s.submits,
     pipelinesCompiled: s.pipelinesCompiled,
     readbacks: s.readbacks,
+    bindGroupsReused: s.bindGroupsReused,
     hostMs: c.total.hostMs,
     compileMs: c.compileMs,
     gpuMs: gpu ? c.total.gpuNs / 1e6 : null,
@@ -453,7 +456,7 @@ export function formatProfile(report: ProfileReport, opts: { top?: number } = {}
         ? 'GPU time not measured (gpuTime: false)'
         : "GPU time unavailable (the adapter has no 'timestamp-query')";
   const lines = [
-    `${r.dispatches} dispatches, ${r.submits} submits, ${r.pipelinesCompiled} pipelines compiled, ${r.readbacks} readbacks; ` +
+    `${r.dispatches} dispatches, ${r.submits} submits, ${r.pipelinesCompiled} pipelines compiled, ${r.readbacks} readbacks, ${r.bindGroupsReused} bind groups reused; ` +
       `${gpu}; host ${ms(r.hostMs)} ms in dispatch() (${ms(r.compileMs)} ms of it compiling); wall ${ms(r.wallMs)} ms`,
     '',
     ...table('by op', r.byOp, top),
