@@ -309,6 +309,8 @@ test('linear with a residual (addend in the store) and the bias gradient from th
   const mk = (shape: number[], seed: number) => tensor(randArray(numelOf(shape), seed), { shape, backend: cpu, requiresGrad: true });
   await gradcheck((x, w, b, r) => F.linear(x, w, b, r), [mk([3, 4], 11), mk([5, 4], 12), mk([5], 13), mk([3, 5], 14)], { msg: 'linear + residual' });
   await gradcheck((x, w, b) => F.linear(x, w, b), [mk([2, 3, 4], 15), mk([5, 4], 16), mk([5], 17)], { msg: 'linear, 3-d input' });
+  // a transposed input takes the unfused path (product, bias add, residual add)
+  await gradcheck((x, w, b, r) => F.linear(x.transpose(0, 1), w, b, r), [mk([4, 3], 18), mk([5, 4], 19), mk([5], 20), mk([3, 5], 21)], { msg: 'linear + residual, transposed input' });
   // random shapes off the matmul tiles; the fused form against the composed one on each backend, and WebGPU against the CPU
   const r = prng(77);
   for (let i = 0; i < 6; i++) {
