@@ -51,12 +51,31 @@ const server = await serveStatic(site);
 const browser = await launchChromium(exe);
 let browserBackend = '', browserMm: { n: number; gflops: number; ms: number }[] = [];
 const browserGen: number[] = [];
+let browserColdFirst = 0, tunedFamilies = 0;
 try {
   const page = await browser.context.newPage();
-  await page.goto(`${server.url}index.html?require-webgpu`);
-  await page.waitForFunction(() => 'foliarDemo' in window);
-  await page.evaluate(() => window.foliarDemo.ready);
+  const open = async () => {
+    await page.goto(`${server.url}index.html?require-webgpu`);
+    await page.waitForFunction(() => 'foliarDemo' in window);
+    await page.evaluate(() => window.foliarDemo.ready);
+  };
+  // first visit: no tuning cache yet, so each kernel family measures its variants in the background
+  // while the first generation also compiles every pipeline; the choices land in localStorage
+  await open();
   browserBackend = (await page.textContent('#backend')) ?? '';
+  browserColdFirst = (await page.evaluate((g) => window.foliarDemo.generate(g), GEN)).ms;
+  await page.evaluate(() => window.foliarDemo.matmulGflops(256, 1));
+  // wait until the background measurements stop adding entries (at most 3 minutes)
+  let last = -1;
+  for (let waited = 0; waited < 180; waited += 15) {
+    const n = await page.evaluate(() => Object.keys(JSON.parse(localStorage.getItem('foliar.tuning') ?? '{}')).length);
+    if (n === last) break;
+    last = n;
+    await page.waitForTimeout(15_000);
+  }
+  tunedFamilies = last;
+  // a later visit: variants from localStorage; the first generation still compiles the pipelines
+  await open();
   browserMm = await page.evaluate(async (sizes) => {
     const out = [];
     for (const n of sizes) out.push(await window.foliarDemo.matmulGflops(n, 5));
@@ -70,7 +89,8 @@ try {
 }
 
 SIZES.forEach((n, i) => rows.push({ what: `matmul ${n}×${n}×${n}, GFLOP/s (median of 5, with readback)`, node: fmt(nodeMm[i]!.gflops), browser: fmt(browserMm[i]!.gflops) }));
-rows.push({ what: `tiny pipeline, ${GEN.size}×${GEN.size}, ${GEN.steps} DDIM steps, guidance ${GEN.guidance}: first run, s`, node: fmt(nodeGen[0]! / 1000), browser: fmt(browserGen[0]! / 1000) });
+rows.push({ what: `tiny pipeline, ${GEN.size}×${GEN.size}, ${GEN.steps} DDIM steps, guidance ${GEN.guidance}: first run of a first visit (kernel variants measured meanwhile), s`, node: '–', browser: fmt(browserColdFirst / 1000) });
+rows.push({ what: `the same: first run (pipelines compiled; variants from the tuning cache: a file in Node, localStorage in the browser), s`, node: fmt(nodeGen[0]! / 1000), browser: fmt(browserGen[0]! / 1000) });
 rows.push({ what: `the same, second run (pipelines compiled), s`, node: fmt(nodeGen[1]! / 1000), browser: fmt(browserGen[1]! / 1000) });
 
 const md = `# foliar in the browser next to Node (${new Date().toISOString().slice(0, 10)})
@@ -80,12 +100,14 @@ const md = `# foliar in the browser next to Node (${new Date().toISOString().sli
 this machine (2 cores, no GPU; other jobs were running, so read the ratio rather than the absolute figures).
 
 - Node: ${nodeBackend}
-- Chromium: ${browserBackend} (Chromium ${(await import('node:child_process')).execFileSync(exe, ['--version'], { encoding: 'utf8' }).trim()})
+- Chromium: ${browserBackend} (${(await import('node:child_process')).execFileSync(exe, ['--version'], { encoding: 'utf8' }).trim()})
 
 | case | Node | Chromium |
 | --- | ---: | ---: |
 ${rows.map((r) => `| ${r.what} | ${r.node} | ${r.browser} |`).join('\n')}
 
+Node read its kernel choices from its tuning cache file; the page, on its second visit, from the
+${tunedFamilies} choices its first visit measured and kept in localStorage.
 The tiny pipeline is createTinyPipeline's SD1.x-shaped folder (random weights, byte-level tokenizer),
 served beside the page and loaded with \`StableDiffusionPipeline.fromPretrained(url)\`; a run is text
 encoding, the UNet steps (batch 2 with guidance) and the VAE decode, image read back.

@@ -415,10 +415,28 @@ function dirname(p: string): string {
   return (gb!('path') as { dirname: (p: string) => string }).dirname(p);
 }
 
+/** A browser's localStorage (the cache's place where there is no file system), or null. */
+function webStorage(): { getItem(k: string): string | null; setItem(k: string, v: string): void } | null {
+  try {
+    return (globalThis as { localStorage?: { getItem(k: string): string | null; setItem(k: string, v: string): void } }).localStorage ?? null;
+  } catch {
+    return null; // storage denied (opaque origins, some privacy settings)
+  }
+}
+const STORAGE_KEY = 'foliar.tuning';
+
 function readCache(): Record<string, TuneResult> {
   const fs = nodeFs();
   const p = tuningCachePath();
-  if (!fs || !p) return {};
+  if (!fs || !p) {
+    // a browser: the same JSON in localStorage, so a page measures once per adapter, not per load
+    try {
+      const j = JSON.parse(webStorage()?.getItem(STORAGE_KEY) ?? '{}') as unknown;
+      return j && typeof j === 'object' ? (j as Record<string, TuneResult>) : {};
+    } catch {
+      return {};
+    }
+  }
   try {
     const j = JSON.parse(fs.readFileSync(p, 'utf8')) as unknown;
     return j && typeof j === 'object' ? (j as Record<string, TuneResult>) : {};
@@ -430,7 +448,16 @@ function readCache(): Record<string, TuneResult> {
 function writeCache(key: string, r: TuneResult): void {
   const fs = nodeFs();
   const p = tuningCachePath();
-  if (!fs || !p) return;
+  if (!fs || !p) {
+    try {
+      const all = readCache();
+      all[key] = r;
+      webStorage()?.setItem(STORAGE_KEY, JSON.stringify(all));
+    } catch {
+      // storage full or denied: measure again next time
+    }
+    return;
+  }
   try {
     const all = readCache();
     all[key] = r;
