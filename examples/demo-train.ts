@@ -4,24 +4,16 @@
  */
 import * as ft from '@foliar/tensor';
 import { Linear, ReLU, Sequential, AdamW } from '@foliar/nn';
+import { spiral } from './lib/spiral.js';
 
 const backend = await ft.init();
 console.log(`device: ${backend.describe()}`);
 ft.manualSeed(0);
 
 // Spiral data: 3 arms, 128 points each, computed on the host.
-const perClass = 128, classes = 3;
-const xs = new Float32Array(perClass * classes * 2);
-const ys = new Int32Array(perClass * classes);
-for (let c = 0; c < classes; c++)
-  for (let i = 0; i < perClass; i++) {
-    const r = i / perClass, t = c * 4 + r * 4 + Math.sin(i * 12.9898) * 0.2;
-    const k = c * perClass + i;
-    xs[2 * k] = r * Math.sin(t);
-    xs[2 * k + 1] = r * Math.cos(t);
-    ys[k] = c;
-  }
-const x = ft.tensor(xs, { shape: [perClass * classes, 2] });
+const classes = 3;
+const { x: xs, y: ys, n } = spiral(128, classes);
+const x = ft.tensor(xs, { shape: [n, 2] });
 const y = ft.tensor(ys);
 
 const model = new Sequential(new Linear(2, 64), new ReLU(), new Linear(64, 64), new ReLU(), new Linear(64, classes));
