@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
-import { StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, generateImageSet, type UNet2DConditionModel } from '@foliar/diffusion';
+import {
+  StableDiffusionPipeline, CLIPTokenizer, DDIMScheduler, DDPMScheduler, PNDMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler, generateImageSet, type UNet2DConditionModel,
+} from '@foliar/diffusion';
 import { readPng } from '@foliar/report';
 import { readdirSync } from 'node:fs';
 import { setup, teardown, backends, requireGpu, assertClose, assertExact } from '../helpers.js';
@@ -189,6 +191,37 @@ test('generateImageSet: one seed per image (batch-independent), seeds.jsonl, a r
   let msg = '';
   await generateImageSet(pipe, { ...o, count: 0 }).catch((e: Error) => (msg = e.message));
   assert.match(msg, /count must be a positive integer/);
+});
+
+
+test('every scheduler runs the pipeline for several steps: multistep history outlives the step loop\'s tidy(), and repeated calls leak nothing', async () => {
+  // DPM-Solver++ and PNDM keep earlier model outputs across steps; the pipeline steps inside tidy(),
+  // which once disposed that history (a "used after dispose" at the second step)
+  const schedulers = [
+    new DDIMScheduler(pipe.scheduler.config), new DDPMScheduler(pipe.scheduler.config), new PNDMScheduler(pipe.scheduler.config),
+    new EulerDiscreteScheduler(pipe.scheduler.config), new DPMSolverMultistepScheduler(pipe.scheduler.config),
+  ];
+  const own = pipe.scheduler;
+  try {
+    for (const s of schedulers) {
+      pipe.scheduler = s;
+      const run = async () => {
+        const r = await pipe.generate({ ...opts, numInferenceSteps: 5, prompt: 'a leaf', seed: 3 });
+        const d = await r.images.data();
+        r.images.dispose();
+        r.latents.dispose();
+        return d;
+      };
+      const a = await run();
+      const live = ft.memory().liveBuffers;
+      const b = await run();
+      assert.equal(ft.memory().liveBuffers, live, `${s.constructor.name}: live buffers after a second generate`);
+      assert.ok(a.every((v) => Number.isFinite(v)), `${s.constructor.name}: finite image`);
+      assertExact(a, b, `${s.constructor.name}: deterministic`);
+    }
+  } finally {
+    pipe.scheduler = own;
+  }
 });
 
 test.run();

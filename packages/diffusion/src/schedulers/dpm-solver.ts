@@ -1,4 +1,4 @@
-import { tidy, type Tensor } from '@foliar/tensor';
+import { keep, tidy, type Tensor } from '@foliar/tensor';
 import { SigmaScheduler } from './sigma-base.js';
 import { linspace, arangeDown, roundHalfEven, type SchedulerConfig, type StepOutput } from './common.js';
 
@@ -50,7 +50,8 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler {
       if (type === 'v_prediction') return sample.mul(cur.a).sub(modelOutput.mul(cur.s));
       return modelOutput.share();
     });
-    this.outputs.push(x0);
+    // history outlives the caller's tidy() (the pipeline steps inside one); freed by shift() and setTimesteps()
+    this.outputs.push(keep(x0));
     while (this.outputs.length > order) this.outputs.shift()!.dispose();
     const last = i === this.timesteps.length - 1;
     // diffusers: first order at the last step when the final sigma is zero (the default) or for short schedules

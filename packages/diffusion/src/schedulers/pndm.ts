@@ -1,4 +1,4 @@
-import { tidy, type Tensor } from '@foliar/tensor';
+import { keep, tidy, type Tensor } from '@foliar/tensor';
 import { AlphaScheduler } from './base.js';
 import { linspace, arangeDown, roundHalfEven, type SchedulerConfig, type StepOutput } from './common.js';
 
@@ -43,7 +43,8 @@ export class PNDMScheduler extends AlphaScheduler {
     let prevT = t - ratio;
     if (this.counter !== 1) {
       while (this.ets.length > 3) this.ets.shift()!.dispose();
-      this.ets.push(modelOutput.share());
+      // history outlives the caller's tidy() (the pipeline steps inside one); freed by shift() and reset()
+      this.ets.push(keep(modelOutput.share()));
     } else {
       prevT = t;
       t = t + ratio;
@@ -53,7 +54,7 @@ export class PNDMScheduler extends AlphaScheduler {
     let x = sample;
     if (e.length === 1 && this.counter === 0) {
       mo = modelOutput.share();
-      this.curSample = sample.share();
+      this.curSample = keep(sample.share());
     } else if (e.length === 1 && this.counter === 1) {
       mo = tidy(() => modelOutput.add(e[e.length - 1]!).mul(0.5));
       x = this.curSample!;
