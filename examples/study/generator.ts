@@ -124,6 +124,8 @@ export async function setScalingFactor(vaeDir: string, images: RgbLike[]): Promi
 
 export async function trainStudyBase(
   p: StudyProfile, dir: string, vaeDir: string, examples: { image: RgbLike; caption: string }[], validationPrompts: string[], seed: number, signal?: AbortSignal,
+  /** Words the tokenizer keeps whole (examples/study/pretrain.ts promptWords); absent: byte-level. */
+  words?: string[],
 ): Promise<TrainedStage> {
   ft.resetPeakMemory();
   const ch = p.base.blockOutChannels;
@@ -132,7 +134,7 @@ export async function trainStudyBase(
     in_channels: p.vae.latentChannels, out_channels: p.vae.latentChannels,
     norm_num_groups: Math.min(32, ch[0]!), down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
   };
-  const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 } });
+  const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 }, ...(words ? { words } : {}) });
   tiny.tokenizer.modelMaxLength = 40;
   tiny.vae.dispose();
   const pipe = new StableDiffusionPipeline({ tokenizer: tiny.tokenizer, textEncoder: tiny.textEncoder, vae: await loadVAE(vaeDir), unet: tiny.unet, scheduler: tiny.scheduler });

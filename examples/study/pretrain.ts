@@ -16,6 +16,7 @@ import {
   LEAF_CLASSES, ResNet, RESNET_FEATURE_LAYERS, loadTrainedModel, resnetFeatures, resolveConfig, syntheticSource, train,
   type LabeledItem, type ProtocolSplit, type ResNetFeatureLayer, type RgbImage, type TrainConfig,
 } from '@foliar/classifier';
+import { DRIFT_PROBES } from '@foliar/diffusion';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
@@ -87,16 +88,32 @@ export async function photoPretrainPool(p: StudyProfile, data: StudyData, splits
 }
 
 /**
- * Caption list of the base model: each image under the class prompt and under its own class's
- * prompt, and every 4th also with an empty caption, since classifier-free guidance needs a trained
- * unconditional branch (about 1 in 9 examples).
+ * Caption list of the base model: each image under its own class's prompt, every `genericEvery`-th
+ * (default 1: all) also under the class prompt, and every `emptyEvery`-th (default 4) also with an
+ * empty caption, since classifier-free guidance needs a trained unconditional branch (about 1 in 9
+ * examples with the defaults). Captions without the class word dilute what the prompt can teach.
  */
-export function pretrainExamples(pool: PretrainPool, classPrompt: string, promptOf: (c: string) => string): { image: RgbImage; caption: string }[] {
+export function pretrainExamples(
+  pool: PretrainPool, classPrompt: string, promptOf: (c: string) => string, o: { genericEvery?: number; emptyEvery?: number } = {},
+): { image: RgbImage; caption: string }[] {
+  const generic = o.genericEvery ?? 1, empty = o.emptyEvery ?? 4;
+  for (const [k, v] of [['genericEvery', generic], ['emptyEvery', empty]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`base.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
   return pool.items.flatMap((it, i) => [
-    { image: it.image, caption: classPrompt },
+    ...(i % generic === 0 ? [{ image: it.image, caption: classPrompt }] : []),
     { image: it.image, caption: promptOf(it.className) },
-    ...(i % 4 === 0 ? [{ image: it.image, caption: '' }] : []),
+    ...(i % empty === 0 ? [{ image: it.image, caption: '' }] : []),
   ]);
+}
+
+/**
+ * Words the base model's tokenizer keeps whole when the recipe asks for it (`base.wordTokens`): the
+ * class prompt's, every class prompt's (the rare class's too: CLIP knows "multiple" and "diseases")
+ * and the language-drift probes'. The DreamBooth identifier is not among them: it stays rare.
+ */
+export function promptWords(classPrompt: string, classPrompts: string[]): string[] {
+  return [...new Set([classPrompt, ...classPrompts, ...DRIFT_PROBES].flatMap((p) => p.toLowerCase().split(/[^a-z0-9]+/)).filter((w) => w.length > 1))].sort();
 }
 
 export interface PretrainOptions {
@@ -229,8 +246,10 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
   const vae = await pretrainVAE(o, pool);
   o.onStage?.();
   const prompts = o.common.map(o.promptOf);
-  const base = await o.runner.run('base', null, { base: P.base, vae: vae.key, classPrompt: o.classPrompt, prompts }, [poolStage(o, pool), vae], (dir) =>
-    trainStudyBase(P, dir, vae.value.model, pretrainExamples(pool, o.classPrompt, o.promptOf), [o.classPrompt, ...prompts], 0, o.signal),
+  const words = P.base.wordTokens ? promptWords(o.classPrompt, o.data.set.classNames.map(o.promptOf)) : undefined;
+  const captions = { genericEvery: P.base.genericEvery, emptyEvery: P.base.emptyEvery };
+  const base = await o.runner.run('base', null, { base: P.base, vae: vae.key, classPrompt: o.classPrompt, prompts, ...(words ? { words } : {}) }, [poolStage(o, pool), vae], (dir) =>
+    trainStudyBase(P, dir, vae.value.model, pretrainExamples(pool, o.classPrompt, o.promptOf, captions), [o.classPrompt, ...prompts], 0, o.signal, words),
   );
   o.onStage?.();
   return { pool, vae, base };

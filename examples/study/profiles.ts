@@ -44,7 +44,13 @@ export interface StudyProfile {
    * emaDecay: sample from an exponential moving average of the weights (diffusers' --use_ema, decay
    * warming up as (1 + k) / (10 + k)); absent: the last step's weights.
    */
-  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number };
+  /**
+   * wordTokens: the tokenizer keeps the prompts' words whole (one BPE token each, as CLIP's vocabulary
+   * does) instead of spelling them byte by byte; genericEvery / emptyEvery: every k-th pretraining
+   * image is also captioned with the class prompt / with nothing (defaults 1 and 4: every image under
+   * both the class prompt and its own class's prompt, every 4th also unconditioned).
+   */
+  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */

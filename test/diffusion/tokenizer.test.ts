@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, mkdirSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CLIPTokenizer, cleanText, htmlUnescape, bytesToUnicode, checkTokenizerCase, loadCaseTokenizers,
+  CLIPTokenizer, cleanText, htmlUnescape, bytesToUnicode, checkTokenizerCase, loadCaseTokenizers, wordMerges, createTinyPipeline,
   type TokenizerCase, type CaseTokenizers,
 } from '@foliar/diffusion';
 import { shared, assertExact, skip } from '../helpers.js';
@@ -305,6 +305,35 @@ test("htmlUnescape follows Python's html.unescape (HTML 4 names, numeric rules)"
   assert.is(htmlUnescape('&amp;lt; &ampx &notin; &notit; &#x41;&#66 &#150; &#0; &#xDFFF; &#11; &unknown; &'), '&lt; &x \u2209 \u00acit; AB \u2013 \ufffd \ufffd  &unknown; &');
   // an HTML5-only name is outside the covered set (Python gives "≂̸"): left as is, documented
   assert.is(htmlUnescape('&NotEqualTilde;'), '&NotEqualTilde;');
+});
+
+test('wordMerges: each listed word becomes one token, even where merges of other words compete; other words stay spelled out', async () => {
+  // "cat" ranks "c a" before scab's "s c", so BPE splits "scab" as s|ca|b unless the builder chains those pieces
+  const words = ['cat', 'scab', 'a photo of a rust leaf', 'us', 'used', 'rusty', 'multiple diseases'];
+  const tok = CLIPTokenizer.byteLevel(wordMerges(words));
+  for (const w of ['cat', 'scab', 'photo', 'rust', 'rusty', 'us', 'used', 'leaf', 'multiple', 'diseases', 'of']) {
+    assert.equal(tok.encode(w).map((id) => tok.idToToken(id)), [`${w}</w>`], w);
+  }
+  assert.equal(tok.encode('A Photo of a RUST leaf').length, 6, 'cleaning lowercases before BPE');
+  assert.ok(tok.encode('<diseaes-leaf>').length > 3, 'an identifier outside the list stays several tokens');
+  assert.ok(tok.encode('sky').length === 3, 'an unlisted word is spelled byte by byte');
+  // ids cover the vocabulary even where two merges spell the same token: an embedding of vocabSize rows fits every id
+  const maxId = Math.max(...['cat', 'scab', 'sca', 'ca'].map((t) => tok.tokenId(`${t}`) ?? 0), tok.eosTokenId);
+  assert.ok(tok.vocabSize > maxId, `vocabSize ${tok.vocabSize} > largest id ${maxId}`);
+  // save → reload keeps the ids
+  const dir = join(tmp, 'words');
+  await tok.save(dir);
+  const back = await CLIPTokenizer.fromFolder(dir);
+  assert.equal(back.encode('a photo of a scab leaf'), tok.encode('a photo of a scab leaf'));
+  assert.throws(() => wordMerges(['<diseaes-leaf>']), /not a plain word/);
+  // a tiny pipeline built on the words: its text encoder's table covers the ids
+  const pipe = createTinyPipeline({ words: ['rust', 'scab'], textEncoder: { max_position_embeddings: 16 } });
+  try {
+    assert.is(pipe.tokenizer.encode('rust scab').length, 2);
+    assert.is(pipe.textEncoder.config.vocab_size, pipe.tokenizer.vocabSize);
+  } finally {
+    pipe.dispose();
+  }
 });
 
 test.run();

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dedupeByContent, protocolSplit, syntheticSource } from '@foliar/classifier';
 import { studyProfile } from '../../examples/study/profiles.js';
-import { photoPretrainPool, proceduralPretrainPool, pretrainExamples } from '../../examples/study/pretrain.js';
+import { photoPretrainPool, proceduralPretrainPool, pretrainExamples, promptWords } from '../../examples/study/pretrain.js';
 import type { StudyData } from '../../examples/study/data.js';
 
 /**
@@ -77,6 +77,18 @@ test('captions: own class and class prompt for each image, an empty caption for 
   assert.is(ex.length, 12 * 2 + 3);
   assert.is(ex.filter((e) => e.caption === '').length, 3);
   for (const it of pool.items) assert.ok(ex.some((e) => e.image === it.image && e.caption === `a photo of a ${it.className} leaf`));
+});
+
+test('captions: genericEvery / emptyEvery thin the class-prompt and empty captions; promptWords hold the prompts\' words, not the identifier', async () => {
+  const pool = await proceduralPretrainPool({ ...P, pretrain: { perClass: 4 } }, COMMON);
+  const ex = pretrainExamples(pool, 'a photo of a leaf', (c) => `a photo of a ${c} leaf`, { genericEvery: 3, emptyEvery: 5 });
+  assert.is(ex.filter((e) => e.caption === 'a photo of a leaf').length, 4, 'images 0, 3, 6, 9 under the class prompt');
+  assert.is(ex.filter((e) => e.caption === '').length, 3, 'images 0, 5, 10 unconditioned');
+  assert.is(ex.filter((e) => e.caption.includes(' leaf') && e.caption !== 'a photo of a leaf').length, 12, 'every image under its own class');
+  assert.throws(() => pretrainExamples(pool, 'x', (c) => c, { genericEvery: 0 }), /genericEvery must be a positive integer/);
+  const words = promptWords('a photo of a leaf', ['a photo of a multiple diseases leaf', 'a photo of a rust leaf']);
+  for (const w of ['photo', 'leaf', 'multiple', 'diseases', 'rust', 'pirate', 'wallpaper']) assert.ok(words.includes(w), w);
+  assert.not.ok(words.some((w) => w.includes('diseaes')), 'the DreamBooth identifier stays rare');
 });
 
 test.run();

@@ -1,5 +1,6 @@
 import { manualSeed } from '@foliar/tensor';
 import { CLIPTokenizer } from '../tokenizer/clip-tokenizer.js';
+import { wordMerges } from '../tokenizer/word-merges.js';
 import { CLIPTextModel, type CLIPTextConfig } from '../models/clip/clip-text-model.js';
 import { AutoencoderKL, type AutoencoderKLConfig } from '../models/vae/autoencoder-kl.js';
 import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
@@ -13,15 +14,17 @@ export interface TinyPipelineOptions {
   vae?: Partial<AutoencoderKLConfig>;
   textEncoder?: Partial<CLIPTextConfig>;
   scheduler?: Partial<SchedulerConfig> & { _class_name?: string };
+  /** Words the tokenizer keeps whole, one token each (`wordMerges`); absent: every byte is a token. */
+  words?: string[];
 }
 
 /**
  * A randomly initialised SD1.x-shaped pipeline (the shape of diffusers' test "dummy components"), with
- * a byte-level tokenizer: everything a test or a demo needs, created offline. Save it with `save(dir)`.
+ * a byte-level tokenizer (whole-word tokens for `words`): everything a test or a demo needs, created offline. Save it with `save(dir)`.
  */
 export function createTinyPipeline(o: TinyPipelineOptions = {}): StableDiffusionPipeline {
   manualSeed(o.seed ?? 0);
-  const tokenizer = CLIPTokenizer.byteLevel();
+  const tokenizer = CLIPTokenizer.byteLevel(o.words?.length ? wordMerges(o.words) : []);
   const textEncoder = new CLIPTextModel({
     vocab_size: tokenizer.vocabSize,
     hidden_size: 32,

@@ -281,8 +281,13 @@ export class CLIPTokenizer {
   }
 
   /** Number of tokens, added ones included (transformers' `len(tokenizer)`). */
+  /**
+   * Ids run 0..vocabSize-1. Usually the number of entries; when two merges spell the same token the
+   * later id wins (as in openai's SimpleTokenizer) and the earlier one is never produced, so the
+   * count is one less than the ids an embedding table must cover.
+   */
   get vocabSize(): number {
-    return this.encoder.size;
+    return this.maxId + 1;
   }
   get bosTokenId(): number {
     return this.encoder.get(this.bosToken)!;
@@ -298,6 +303,10 @@ export class CLIPTokenizer {
   }
   tokenId(token: string): number | undefined {
     return this.encoder.get(token);
+  }
+  /** The vocabulary entry of an id (transformers' `convert_ids_to_tokens`), e.g. "leaf</w>". */
+  idToToken(id: number): string | undefined {
+    return this.decoder.get(id);
   }
   /** Contents of the tokens added beyond the BPE vocabulary and the special tokens. */
   get addedTokens(): readonly string[] {

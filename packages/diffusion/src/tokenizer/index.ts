@@ -4,3 +4,4 @@ export { htmlUnescape } from './html-entities.js';
 export { ftfyLite } from './ftfy-lite.js';
 export { bytesToUnicode } from './bytes.js';
 export { checkTokenizerCase, loadCaseTokenizers, type TokenizerCase, type CaseTokenizers, type CaseCheck } from './golden-check.js';
+export { wordMerges } from './word-merges.js';
