@@ -5,7 +5,7 @@ export { ResnetBlock2D, type ResnetBlockOptions } from './models/blocks/resnet-b
 export { Attention, type AttentionOptions } from './models/blocks/attention.js';
 export { Transformer2DModel, BasicTransformerBlock, FeedForward, GEGLU, type Transformer2DOptions } from './models/blocks/transformer-2d.js';
 export { Downsample2D, Upsample2D } from './models/blocks/sampling.js';
-export { TimestepEmbedding, timestepEmbedding } from './models/blocks/embeddings.js';
+export { TimestepEmbedding, TextTimeEmbedding, AttentionPooling, timestepEmbedding } from './models/blocks/embeddings.js';
 export { UNet2DConditionModel } from './models/unet/unet-2d-condition.js';
 export { resolveUNetConfig, UNET_DEFAULTS, UNET_REQUIRED, type UNet2DConditionConfig } from './models/unet/config.js';
 export { ModelConfigError } from './models/config-schema.js';

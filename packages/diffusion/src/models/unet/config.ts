@@ -25,6 +25,14 @@ export interface UNet2DConditionConfig {
   conv_in_kernel: number;
   conv_out_kernel: number;
   sample_size?: number;
+  /**
+   * 'text': diffusers' TextTimeEmbedding (`add_embedding`): the text encoder's hidden states, layer-normed
+   * and attention-pooled to one vector, are projected and added to the time embedding, so the prompt
+   * reaches every resnet block, not only the cross-attention layers. null: SD1.x (no such path).
+   */
+  addition_embed_type: 'text' | null;
+  /** Heads of add_embedding's attention pooling (diffusers' default 64; must divide cross_attention_dim). */
+  addition_embed_type_num_heads: number;
 }
 
 export const UNET_DEFAULTS: UNet2DConditionConfig = {
@@ -50,6 +58,8 @@ export const UNET_DEFAULTS: UNet2DConditionConfig = {
   conv_in_kernel: 3,
   conv_out_kernel: 3,
   sample_size: 64,
+  addition_embed_type: null,
+  addition_embed_type_num_heads: 64,
 };
 
 const SUPPORTED_DOWN = ['DownBlock2D', 'CrossAttnDownBlock2D'] as const;
@@ -83,11 +93,13 @@ const UNET_SCHEMA: ConfigSchema = {
   conv_out_kernel: rule.oddPosInt,
   sample_size: rule.nullable(rule.posInt),
   upcast_attention: rule.bool, // f32 everywhere: upcasting changes nothing
+  addition_embed_type: rule.nullable(rule.oneOf(['text'])),
+  addition_embed_type_num_heads: rule.posInt,
 };
 
 /** diffusers options foliar does not implement, at the defaults it does. */
 const UNET_UNSUPPORTED: Readonly<Record<string, unknown>> = {
-  class_embed_type: null, addition_embed_type: null, encoder_hid_dim: null, encoder_hid_dim_type: null, time_cond_proj_dim: null,
+  class_embed_type: null, encoder_hid_dim: null, encoder_hid_dim_type: null, time_cond_proj_dim: null,
   num_class_embeds: null, class_embeddings_concat: false, resnet_time_scale_shift: 'default', center_input_sample: false,
   only_cross_attention: false, dual_cross_attention: false, resnet_skip_time_act: false, resnet_out_scale_factor: 1,
   time_embedding_type: 'positional', time_embedding_dim: null, time_embedding_act_fn: null, timestep_post_act: null,
@@ -109,6 +121,9 @@ export function resolveUNetConfig(raw: unknown, source = 'unet config', required
   for (const k of ['attention_head_dim', 'num_attention_heads', 'transformer_layers_per_block'] as const) {
     const v = c[k];
     if (Array.isArray(v) && v.length !== n) throw configError(source, k, `${k} has ${v.length} entries for ${n} block_out_channels`);
+  }
+  if (c.addition_embed_type === 'text' && c.cross_attention_dim % c.addition_embed_type_num_heads !== 0) {
+    throw configError(source, 'addition_embed_type_num_heads', `addition_embed_type_num_heads ${c.addition_embed_type_num_heads} does not divide cross_attention_dim ${c.cross_attention_dim} (the text pooling splits it into heads)`);
   }
   const g = c.norm_num_groups;
   const badGroup = c.block_out_channels.find((ch) => ch % g !== 0);

@@ -3,7 +3,7 @@ import { Module, Conv2d, GroupNorm, ModuleList, checkpoint } from '@foliar/nn';
 import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Transformer2DModel } from '../blocks/transformer-2d.js';
 import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
-import { TimestepEmbedding, timestepEmbedding } from '../blocks/embeddings.js';
+import { TimestepEmbedding, TextTimeEmbedding, timestepEmbedding } from '../blocks/embeddings.js';
 import { resolveUNetConfig, perBlock, type UNet2DConditionConfig } from './config.js';
 
 /**
@@ -157,6 +157,8 @@ export class UNet2DConditionModel extends Module {
   readonly config: UNet2DConditionConfig;
   convIn: Conv2d;
   timeEmbedding: TimestepEmbedding;
+  /** addition_embed_type 'text': the pooled prompt added to the time embedding. */
+  addEmbedding: TextTimeEmbedding | null;
   downBlocks: ModuleList<DownBlock>;
   midBlock: MidBlock | null;
   upBlocks: ModuleList<UpBlock>;
@@ -174,6 +176,7 @@ export class UNet2DConditionModel extends Module {
     const common: BlockCommon = { temb: tembDim, groups: c.norm_num_groups, eps: c.norm_eps, cross: c.cross_attention_dim, linear: c.use_linear_projection };
     this.convIn = this.module('conv_in', new Conv2d(c.in_channels, boc[0]!, c.conv_in_kernel, { padding: (c.conv_in_kernel - 1) / 2 }));
     this.timeEmbedding = this.module('time_embedding', new TimestepEmbedding(boc[0]!, tembDim));
+    this.addEmbedding = this.module('add_embedding', c.addition_embed_type === 'text' ? new TextTimeEmbedding(c.cross_attention_dim, tembDim, c.addition_embed_type_num_heads) : null);
     let outC = boc[0]!;
     const downs: DownBlock[] = [];
     c.down_block_types.forEach((t, i) => {
@@ -226,7 +229,11 @@ export class UNet2DConditionModel extends Module {
     if (ts.length !== B) throw new RangeError(`UNet: ${ts.length} timesteps for a batch of ${B}`);
     // profiler scopes (ft.profile) per block, named like the state-dict prefixes; free when not profiling
     const temb = profileScope('time_embedding', () =>
-      tidy(() => this.timeEmbedding.forward(timestepEmbedding(ts, this.config.block_out_channels[0]!, this.config.flip_sin_to_cos, this.config.freq_shift, sample.backend))),
+      tidy(() => {
+        const t = this.timeEmbedding.forward(timestepEmbedding(ts, this.config.block_out_channels[0]!, this.config.flip_sin_to_cos, this.config.freq_shift, sample.backend));
+        const add = this.addEmbedding;
+        return add ? t.add(add.forward(context)) : t;
+      }),
     );
     const tembAct = profileScope('time_embedding', () => temb.silu());
     let h = profileScope('conv_in', () => this.convIn.forward(sample));
