@@ -133,6 +133,8 @@ export async function trainStudyBase(
     block_out_channels: ch, layers_per_block: 1, sample_size: latentSize(p), cross_attention_dim: 32, attention_head_dim: 8,
     in_channels: p.vae.latentChannels, out_channels: p.vae.latentChannels,
     norm_num_groups: Math.min(32, ch[0]!), down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+    // 4 heads of 8 over the text encoder's 32 dims, as its cross-attention has
+    ...(p.base.textTime ? { addition_embed_type: 'text' as const, addition_embed_type_num_heads: 4 } : {}),
   };
   const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 }, ...(words ? { words } : {}) });
   tiny.tokenizer.modelMaxLength = 40;

@@ -48,9 +48,12 @@ export interface StudyProfile {
    * wordTokens: the tokenizer keeps the prompts' words whole (one BPE token each, as CLIP's vocabulary
    * does) instead of spelling them byte by byte; genericEvery / emptyEvery: every k-th pretraining
    * image is also captioned with the class prompt / with nothing (defaults 1 and 4: every image under
-   * both the class prompt and its own class's prompt, every 4th also unconditioned).
+   * both the class prompt and its own class's prompt, every 4th also unconditioned); textTime: the
+   * UNet also adds the attention-pooled prompt to its time embedding (diffusers' addition_embed_type
+   * "text"), so the prompt reaches every resnet block and not only the cross-attention at the lowest
+   * resolution.
    */
-  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number };
+  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number; textTime?: boolean };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */
