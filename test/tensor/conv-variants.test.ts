@@ -1,10 +1,11 @@
 import { test } from '../harness.js';
-import { WebGPUBackend } from '@foliar/tensor';
-import { conv2d, convTranspose2d, type Conv2dOptions } from '../../packages/tensor/src/ops/conv/index.js';
+import { WebGPUBackend, tensor, type Backend } from '@foliar/tensor';
+import { conv2d, convTranspose2d, conv2dGradInputRaw, type Conv2dOptions, type Conv2dAttrs } from '../../packages/tensor/src/ops/conv/index.js';
+import { windowApplies } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 import * as assert from 'uvu/assert';
 import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
-import { setup, teardown, requireGpu, compareBackends, randnArray, numelOf } from '../helpers.js';
+import { setup, teardown, requireGpu, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
 test.before(async () => {
   await setup();
@@ -92,6 +93,69 @@ test('convTranspose2d variants vs CPU (stride 1: its forward is the window input
   ];
   for (const r of runs()) {
     await withVariant(r.v, r.lanes, () => compareBackends((x, w) => convTranspose2d(x!, w!, null, { padding: 1 }), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: r.name }));
+  }
+});
+
+test('convTranspose2d stride 2 variants vs CPU (its forward is the strided window input gradient)', async () => {
+  const specs = [
+    { data: randnArray(2 * 8 * 7 * 9, 26), shape: [2, 8, 7, 9], requiresGrad: true },
+    { data: randnArray(8 * 5 * 3 * 3, 27, 0.3), shape: [8, 5, 3, 3], requiresGrad: true },
+  ];
+  for (const r of runs(true)) {
+    await withVariant(r.v, r.lanes, () => compareBackends((x, w) => convTranspose2d(x!, w!, null, { stride: 2, padding: 1, outputPadding: 1 }), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: r.name }));
+  }
+});
+
+/**
+ * Random input-gradient problems with stride 2 or 3 along x, all of which the window variant takes
+ * (asserted): kernels 1-4 wide and high, padding 0-2 on each side, dilation 1-2, stride 1-3
+ * along y, groups 1-3, batch 1-3, odd sizes that are no multiple of the tile or of the stride,
+ * channel counts that leave row tiles partly empty; 8 and 4 lanes.
+ */
+function stridedDgradCases(count: number, seed: number): Conv2dAttrs[] {
+  const r = prng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const out: Conv2dAttrs[] = [];
+  while (out.length < count) {
+    const kh = int(1, 4), kw = int(1, 4), strideW = int(2, 3), strideH = int(1, 3), dilH = int(1, 2), dilW = int(1, 2);
+    const groups = int(1, 3), cg = int(1, 9), kg = int(1, 12), n = int(1, 3);
+    const h = int(4, 19), w = int(4, 21);
+    const pt = int(0, 2), pb = int(0, 2), pl = int(0, 2), pr = int(0, 2);
+    const ho = Math.floor((h + pt + pb - dilH * (kh - 1) - 1) / strideH) + 1;
+    const wo = Math.floor((w + pl + pr - dilW * (kw - 1) - 1) / strideW) + 1;
+    if (ho < 1 || wo < 1) continue;
+    const a: Conv2dAttrs = {
+      n, c: cg * groups, h, w, k: kg * groups, ho, wo, kh, kw,
+      strideH, strideW, dilH, dilW, padTop: pt, padLeft: pl, groups,
+    };
+    if (windowApplies('dgrad', a, 8) && windowApplies('dgrad', a, 4)) out.push(a);
+  }
+  return out;
+}
+
+test('conv2d input gradient with stride along x through the window kernel vs CPU (random shapes)', async () => {
+  const gpu = requireGpu('the window conv2d input gradient');
+  if (!(gpu instanceof WebGPUBackend) || convWindowLanes(gpu) === null) return;
+  const { cpu } = backends();
+  const list = stridedDgradCases(24, 31);
+  // both widths of the pad-mod-stride classes and both strides must be among them
+  assert.ok(list.some((a) => a.strideW === 3) && list.some((a) => a.strideW === 2 && a.padLeft % 2 === 1), 'cases cover stride 3 and odd padding');
+  let i = 0;
+  for (const a of list) {
+    const lanes: 4 | 8 | undefined = i++ % 3 === 2 && convWindowLanes(gpu) === 8 ? 4 : undefined;
+    const dyData = randnArray(a.n * a.k * a.ho * a.wo, 40 + i), wData = randnArray(a.k * (a.c / a.groups) * a.kh * a.kw, 80 + i, 0.3);
+    const run = async (be: Backend) => {
+      const dy = tensor(dyData, { shape: [a.n, a.k, a.ho, a.wo], backend: be });
+      const w = tensor(wData, { shape: [a.k, a.c / a.groups, a.kh, a.kw], backend: be });
+      const dx = conv2dGradInputRaw(dy, w, a);
+      const data = await dx.data();
+      for (const t of [dy, w, dx]) t.dispose();
+      return data;
+    };
+    const want = await run(cpu);
+    await withVariant('window', lanes, async () => {
+      await assertClose(await run(gpu), want, { rtol: 1e-4, msg: `window dgrad ${lanes ?? 'native'} lanes ${JSON.stringify(a)}` });
+    });
   }
 });
 

@@ -13,7 +13,11 @@ import type { Conv2dAttrs } from './index.js';
  * addresses and share them by subgroupBroadcast (loads at workgroup-uniform addresses are slower on
  * lavapipe than per-lane gathers).
  *   fwd    rows = out channels, an invocation owns TN consecutive output pixels of one image row
- *   dgrad  rows = in channels,  an invocation owns TN consecutive input pixels (stride along x 1 only)
+ *   dgrad  rows = in channels,  an invocation owns TN consecutive input pixels; with stride sw along x,
+ *          TN is a multiple of sw, so which of its pixels each tap reaches, and at which dy column
+ *          relative to the tile's, is compile-time (given pl mod sw): only those FMAs are emitted;
+ *          with stride sh along y, one dispatch per class of rows runs only the kernel rows that
+ *          reach them (rowClasses)
  *   wgrad  rows = out channels, an invocation owns CB in-channels × one kernel row × all KW taps; the
  *          reduction runs over chunks of 4 output pixels, whose dy values are broadcast as vec4s
  * No workgroup memory, no barriers, no integer division inside the loops. Lanes step by 4 or 8
@@ -33,6 +37,8 @@ export interface WindowPlan {
   kw: number;
   sw: number;
   dw: number;
+  /** dgrad: the left padding mod sw (which pixel / tap pairs meet an output column); 0 otherwise. */
+  plr: number;
   /** Lanes sharing A per broadcast step: 4 or 8, at most the adapter's minimum subgroup size. */
   lanes: 4 | 8;
   /** wgrad: wo % 4 == 0, so a chunk of 4 pixels lies in one image row and shares one window. */
@@ -47,7 +53,7 @@ const WG = 8;
 const U_FIELDS = [
   'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
   'cg', 'kg', 'hw', 'howo', 'KR', 'KRp', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
-  'dhq', 'dhr', 'khkw',
+  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
 
@@ -60,6 +66,33 @@ function windowOffsets(count: number, step: number, kw: number, tap: number): { 
   const q = [...set].sort((a, b) => a - b);
   const index = new Map(q.map((v, i) => [v, i]));
   return { q, at: (j, s) => index.get(j * step + s * tap)! };
+}
+
+/**
+ * dgrad's window: input pixel ix0 + j (ix0 a multiple of sw) gets tap s from dy column
+ * (ix0 + j + pl − s·dw) / sw when that divides; with pl = sw·plq + plr that is column
+ * ix0/sw + plq + (j + plr − s·dw)/sw. `at` gives the index into `q` of that offset, −1 where the
+ * tap falls between strided outputs. Stride 1 gives windowOffsets(count, 1, kw, −dw).
+ */
+function dgradOffsets(count: number, sw: number, plr: number, kw: number, dw: number): { q: number[]; at: (j: number, s: number) => number } {
+  const off = (j: number, s: number): number | null => {
+    const d = j + plr - s * dw;
+    return ((d % sw) + sw) % sw === 0 ? d / sw : null;
+  };
+  const set = new Set<number>();
+  for (let j = 0; j < count; j++) for (let s = 0; s < kw; s++) {
+    const o = off(j, s);
+    if (o !== null) set.add(o);
+  }
+  const q = [...set].sort((a, b) => a - b);
+  const index = new Map(q.map((v, i) => [v, i]));
+  return {
+    q,
+    at: (j, s) => {
+      const o = off(j, s);
+      return o === null ? -1 : index.get(o)!;
+    },
+  };
 }
 
 /** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
@@ -92,7 +125,7 @@ function pixelWgsl(p: WindowPlan): string {
   const W = p.lanes;
   const fwd = p.mode === 'fwd';
   const kpl = 1;
-  const win = fwd ? windowOffsets(tn, p.sw, kw, p.dw) : windowOffsets(tn, 1, kw, -p.dw);
+  const win = fwd ? windowOffsets(tn, p.sw, kw, p.dw) : dgradOffsets(tn, p.sw, p.plr, kw, p.dw);
   const { q } = win;
   const steps = W * kpl;
   // pixel geometry of this invocation's tile; `rb` below is the signed address of window offset 0
@@ -106,18 +139,20 @@ function pixelWgsl(p: WindowPlan): string {
   ${rep(tn, (j) => `let okj${j} = okt && ox0 + ${j}u < u.wo;`)}
   let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;
   var coff = 0; var kr = 0u; var iy = iy0;`
-    : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = rowi % u.h; let b = rowi / u.h;
+    : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = u.iyf + u.iys * (rowi % u.hc); let b = rowi / u.hc;
   let ix0 = oxt * ${tn}u;
   let xb = i32(u.off0 + (b * u.k + g * u.kg) * u.howo);
   // ty = iy + pt − r·dh = oy·sh when the tap hits an output row: (qy, ry) is ty at r = 0 by sh
   let ty0 = iy + u.pt; let qy = i32(ty0 / u.sh); let ry = ty0 % u.sh;
-  let ixw = i32(ix0 + u.pl);
+  // dy column of window offset 0: ix0 / sw + (pl − plr) / sw
+  let ixw = i32(oxt * ${tn / p.sw}u + (u.pl - ${p.plr}u) / ${p.sw}u);
   ${rep(q.length, (t) => `let okx${t} = u32(ixw + ${q[t]}) < u.wo;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ix0 + ${j}u < u.w;`)}
   let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;
-  // (rq, rr) = r·dh as quotient and remainder by sh
-  var coff = 0; var kr = 0u; var rq = 0; var rr = 0u;`;
-  // A rows are contiguous (fwd: the weights; dgrad: the weights transposed to [g, cg, kg, kh, kw]):
+  // (rq, rr) = r·dh as quotient and remainder by sh (r runs over the row class's kernel rows)
+  let rq0 = i32(u.rq0);
+  var coff = 0; var kr = 0u; var rq = rq0; var rr = u.rr0;`;
+  // A rows are contiguous (fwd: the weights; dgrad: the weights transposed to [g, cg, kg, khc, kw]):
   // a step's S = lanes·KPL·KW values of a row are S/4 vec4s, lane l holding the l-th
   const S = steps * kw;
   const aLoad = (i: number): string => {
@@ -139,7 +174,7 @@ function pixelWgsl(p: WindowPlan): string {
     const next = fwd
       ? `kr++; iy += i32(u.dh); if (kr == u.kh) { kr = 0u; iy = iy0; coff += i32(u.hw); }`
       : `kr++; rq += i32(u.dhq); rr += u.dhr; if (rr >= u.sh) { rr -= u.sh; rq++; }
-    if (kr == u.kh) { kr = 0u; rq = 0; rr = 0u; coff += i32(u.howo); }`;
+    if (kr == u.kh) { kr = 0u; rq = rq0; rr = u.rr0; coff += i32(u.howo); }`;
     return `${head}\n    ${loads}\n    ${next}`;
   };
   // element e of the step is tap e % KW of kernel row e / KW = (ll, t)
@@ -150,7 +185,10 @@ function pixelWgsl(p: WindowPlan): string {
         const e = 4 * v + cpt;
         const kk = Math.floor(e / kw), s = e % kw;
         const ll = Math.floor(kk / kpl), t = kk % kpl;
-        for (let j = 0; j < tn; j++) body.push(`c${i}_${j} = fma(bv[${cpt}], x${ll}_${t}_${win.at(j, s)}, c${i}_${j});`);
+        for (let j = 0; j < tn; j++) {
+          const at = win.at(j, s);
+          if (at >= 0) body.push(`c${i}_${j} = fma(bv[${cpt}], x${ll}_${t}_${at}, c${i}_${j});`);
+        }
       }
       return `{ let bv = subgroupBroadcast(a${i}, ${v}u);\n      ${body.join(' ')} }`;
     }, '\n    ');
@@ -284,21 +322,24 @@ export function windowWgsl(p: WindowPlan): string {
 
 /**
  * Whether the window kernels cover this problem and are expected to beat the implicit GEMM there
- * (measured on lavapipe, docs in bench/results/latest-conv.md): kernels up to 4 wide; dgrad needs
- * stride 1 along x, and its weight transpose must stay small against the work (big weights on few
- * pixels, e.g. 512 channels at 4x4, ran no faster); 1x1 forward / input gradients share nothing
- * between taps and ran ~15% slower; fewer than 4 steps of kernel rows that leave lanes idle (3 input
- * channels, 3x3) ran ~20% slower. The weight gradient gains everywhere (1.1-3.7x).
+ * (measured on lavapipe, docs in bench/results/latest-conv.md): kernels up to 4 wide; dgrad takes
+ * strides up to 4 along x (3x3 stride 2: 4-5x the GEMM's speed, which runs every tap of every pixel
+ * where the window kernel runs only those that hit an output), and its weight transpose must stay
+ * small against the work
+ * (big weights on few pixels, e.g. 512 channels at 4x4, ran no faster); 1x1 forward / input
+ * gradients share nothing between taps and ran ~15% slower at stride 1 (1x1 stride 2 input gradients
+ * skip 3/4 of the pixels' taps: ~2x faster); fewer than 4 steps of kernel rows that leave lanes idle
+ * (3 input channels, 3x3) ran ~20% slower. The weight gradient gains everywhere (1.1-3.7x).
  */
 export function windowApplies(mode: WindowMode, a: Conv2dAttrs, lanes: 4 | 8): boolean {
   if (a.kw > 4) return false;
   if (mode === 'wgrad') return true;
-  if (a.kw === 1) return false;
+  if (a.kw === 1 && (mode === 'fwd' || a.strideW === 1)) return false;
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const nkr = (mode === 'fwd' ? cg : kg) * a.kh;
   if (nkr % lanes !== 0 && nkr < 4 * lanes) return false;
   if (mode === 'dgrad') {
-    if (a.strideW !== 1) return false;
+    if (a.strideW > 4) return false;
     if (a.k * cg * a.kh * a.kw > 65536 && a.n * a.h * a.w < 256) return false;
   }
   return true;
@@ -323,38 +364,110 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   const M = mode === 'dgrad' ? cg : kg;
   const tm = o.tm ?? (M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32);
   const width = mode === 'dgrad' ? a.w : a.wo;
-  const tn = o.tn ?? (width <= 4 ? 4 : 8);
+  let tn = o.tn ?? (width <= 4 ? 4 : 8);
+  // dgrad tiles start at multiples of the stride (dgradOffsets)
+  if (mode === 'dgrad' && tn % a.strideW !== 0) tn = a.strideW * Math.max(1, Math.floor(tn / a.strideW));
   const cb = o.cb ?? (a.kw === 1 ? 8 : a.kw === 2 ? 4 : 2);
   // fwd / dgrad read weights as vec4 rows (runWindow pads them when needed); wgrad reads dy planes
   const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : true;
-  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, lanes, aligned: a.wo % 4 === 0, vecA, bias };
+  const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias };
+}
+
+/**
+ * dgrad's input rows by the kernel rows that reach them: with stride sh along y, row iy receives dy
+ * rows only from the kernel rows r with r·dh ≡ (iy + pt) (mod sh), which are r0 + i·t
+ * (t = sh / gcd(dh, sh), i < khc). A row class (rows iyf + iys·i, i < hc) is one dispatch that runs
+ * only those kernel rows, so taps that fall between strided outputs cost nothing (khc = 0: the
+ * class's rows are zero). Stride 1: one class of every row and kernel row.
+ */
+export interface RowClass {
+  iyf: number;
+  iys: number;
+  hc: number;
+  r0: number;
+  khc: number;
+  t: number;
+}
+
+export function rowClasses(a: Conv2dAttrs): RowClass[] {
+  const sh = a.strideH;
+  if (sh === 1) return [{ iyf: 0, iys: 1, hc: a.h, r0: 0, khc: a.kh, t: 1 }];
+  const out: RowClass[] = [];
+  for (let rho = 0; rho < sh; rho++) {
+    const iyf = (((rho - a.padTop) % sh) + sh) % sh;
+    if (iyf >= a.h) continue;
+    const rs: number[] = [];
+    for (let r = 0; r < a.kh; r++) if ((r * a.dilH) % sh === rho) rs.push(r);
+    out.push({ iyf, iys: sh, hc: Math.ceil((a.h - iyf) / sh), r0: rs[0] ?? 0, khc: rs.length, t: rs.length > 1 ? rs[1]! - rs[0]! : 1 });
+  }
+  return out;
+}
+
+/**
+ * dgrad: A = the weights of each row class's kernel rows as [g, cg, kg, khc·kw], rows padded to a
+ * multiple of 4 floats with zeros, the classes back to back; one dispatch per class into one output.
+ */
+function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: View, w: View): GpuStorage {
+  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const khkw = a.kh * a.kw;
+  const classes = rowClasses(a);
+  const bases: number[] = [];
+  let total = 0, padded = false;
+  for (const c of classes) {
+    const KR = kg * c.khc * a.kw, KRp = Math.ceil(KR / 4) * 4;
+    bases.push(total);
+    total += a.c * KRp;
+    padded ||= KRp !== KR;
+  }
+  total = Math.max(total, 4);
+  const buf = be.alloc('float32', total);
+  const target = be.alloc('float32', a.n * a.c * a.h * a.w);
+  try {
+    if (padded) be.run('elementwise', [], { op: 'fill', params: [0], shape: [total], out: { storage: buf, shape: [total], strides: [1], offset: 0, dtype: 'float32' } });
+    classes.forEach((c, i) => {
+      if (c.khc === 0) return;
+      const KRp = Math.ceil((kg * c.khc * a.kw) / 4) * 4;
+      const shape = [a.groups, cg, kg, c.khc, a.kw];
+      const src: View = { storage: w.storage, shape, offset: w.offset + c.r0 * a.kw, dtype: 'float32', strides: [kg * cg * khkw, khkw, cg * khkw, c.t * a.kw, 1] };
+      const dst: View = { storage: buf, shape, offset: bases[i]!, dtype: 'float32', strides: [cg * KRp, KRp, c.khc * a.kw, a.kw, 1] };
+      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: dst });
+    });
+    const A: View = { storage: buf, shape: [total], strides: [1], offset: 0, dtype: 'float32' };
+    classes.forEach((c, i) => {
+      const d = windowDispatch(p, a, { off0: dy.offset, off1: bases[i]!, off2: 0 }, c);
+      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(A), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
+    });
+  } catch (e) {
+    target.release();
+    throw e;
+  } finally {
+    buf.release();
+  }
+  return target;
 }
 
 /** Runs one window kernel; the output storage (wgrad partial sums are added up here). */
 export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, in0: View, in1In: View, bias: View | null): GpuStorage {
-  const cg = a.c / a.groups, kg = a.k / a.groups;
+  const cg = a.c / a.groups;
   let p = plan;
   let in1 = in1In;
   let owned: GpuStorage | null = null;
   const khkw = a.kh * a.kw;
-  if (p.mode !== 'wgrad') {
-    // A rows: fwd the weights [g·kg, cg·kh·kw]; dgrad the weights as [g, cg, kg, kh·kw] (rows are
-    // input channels). Copied when the rows must move: transposed (dgrad), or to pad rows to a
-    // multiple of 4 floats (vec4 loads) with zeros, or to realign the offset.
-    const [rows, KR] = p.mode === 'fwd' ? [a.k, cg * khkw] : [a.c, kg * khkw];
+  if (p.mode === 'dgrad') return runWindowDgrad(be, p, a, in0, in1);
+  if (p.mode === 'fwd') {
+    // A rows: the weights [g·kg, cg·kh·kw], copied to pad rows to a multiple of 4 floats (vec4
+    // loads) with zeros, or to realign the offset.
+    const [rows, KR] = [a.k, cg * khkw];
     const KRp = Math.ceil(KR / 4) * 4;
-    if (p.mode === 'dgrad' || KRp !== KR || in1.offset % 4 !== 0) {
+    if (KRp !== KR || in1.offset % 4 !== 0) {
       const buf = be.alloc('float32', rows * KRp);
       owned = buf;
       const full = (shape: number[], strides: number[]): View => ({ storage: buf, shape, strides, offset: 0, dtype: 'float32' });
       if (KRp !== KR) be.run('elementwise', [], { op: 'fill', params: [0], shape: [rows * KRp], out: full([rows * KRp], [1]) });
-      const shape = p.mode === 'fwd' ? [rows, KR] : [a.groups, cg, kg, khkw];
-      const src: View = {
-        storage: in1.storage, shape, offset: in1.offset, dtype: 'float32',
-        strides: p.mode === 'fwd' ? [KR, 1] : [kg * cg * khkw, khkw, cg * khkw, 1],
-      };
-      const dst = full(shape, p.mode === 'fwd' ? [KRp, 1] : [cg * KRp, KRp, khkw, 1]);
-      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: dst });
+      const shape = [rows, KR];
+      const src: View = { storage: in1.storage, shape, offset: in1.offset, dtype: 'float32', strides: [KR, 1] };
+      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: full(shape, [KRp, 1]) });
       in1 = { storage: buf, shape: [rows * KRp], strides: [1], offset: 0, dtype: 'float32' };
     }
   } else if (p.vecA && in1.offset % 4 !== 0) {
@@ -384,16 +497,23 @@ export interface ConvDispatch {
   outSize: number;
 }
 
-/** The dispatch of a window plan (A already in the layout the plan reads: dgrad wants it transposed). */
-export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets): ConvDispatch {
+/**
+ * The dispatch of a window plan (A already in the layout the plan reads: dgrad wants it transposed,
+ * per row class `rc`, the whole problem by default).
+ */
+export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets, rc?: RowClass): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
-  const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
+  const hw = a.h * a.w, howo = a.ho * a.wo;
+  const cls = rc ?? { iyf: 0, iys: 1, hc: a.h, r0: 0, khc: a.kh, t: 1 };
+  // dgrad: the kernel rows of the class; fwd / wgrad: all of them
+  const kh = p.mode === 'dgrad' ? cls.khc : a.kh;
+  const khkw = kh * a.kw;
   const mode = p.mode;
   const M = mode === 'dgrad' ? cg : kg;
   const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
   let tpr = 0, tiles: number;
   if (mode === 'fwd') tiles = a.n * a.ho * (tpr = Math.ceil(a.wo / p.tn));
-  else if (mode === 'dgrad') tiles = a.n * a.h * (tpr = Math.ceil(a.w / p.tn));
+  else if (mode === 'dgrad') tiles = a.n * cls.hc * (tpr = Math.ceil(a.w / p.tn));
   else tiles = Math.ceil(cg / p.cb) * a.kh;
   const tilesX = Math.ceil(tiles / WG);
   const rowTiles = Math.ceil(M / p.tm);
@@ -411,15 +531,17 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets)
   // lanes advance their chunk ((b, g) by G4) per step
   const step = p.lanes;
   const vals: Record<UName, number> = {
-    M, tiles, tpr, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh,
+    M, tiles, tpr, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh,
     sh: a.strideH, dh: a.dilH, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo,
-    KR: mode === 'dgrad' ? kg * khkw : cg * khkw, KRp: Math.ceil((mode === 'dgrad' ? kg * khkw : cg * khkw) / 4) * 4, NKR: mode === 'fwd' ? cg * a.kh : kg * a.kh,
+    KR: mode === 'dgrad' ? kg * khkw : cg * khkw, KRp: Math.ceil((mode === 'dgrad' ? kg * khkw : cg * khkw) / 4) * 4, NKR: mode === 'fwd' ? cg * kh : kg * kh,
     off0: offs.off0, off1: offs.off1, off2: offs.off2,
     kChunk, T, G4, stepQ: Math.floor(step / G4), stepR: step % G4,
-    dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, khkw,
+    // dgrad: (rq, rr) = r·dh by sh from r = r0 in steps of t
+    dhq: Math.floor((cls.t * a.dilH) / a.strideH), dhr: (cls.t * a.dilH) % a.strideH, khkw,
+    hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
   };
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],

@@ -273,8 +273,8 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
  * - 'gemm': the implicit GEMM above, the universal one (any subgroup size or none);
  * - 'window': register tiles that share input loads between neighbouring taps and weights by
  *   subgroup broadcasts (webgpu-window.ts), for lavapipe; problems it does not cover or where it
- *   measured slower (windowApplies: kernels wider than 4, 1x1 forward / input gradient, dgrad with
- *   stride along x or with big weights on few pixels) still run the GEMM.
+ *   measured slower (windowApplies: kernels wider than 4, 1x1 forward / stride-1 input gradient,
+ *   dgrad with stride above 4 along x or with big weights on few pixels) still run the GEMM.
  */
 export type ConvVariant = 'gemm' | 'window';
 export const CONV_VARIANTS: readonly ConvVariant[] = ['gemm', 'window'];
