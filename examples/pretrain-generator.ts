@@ -45,7 +45,7 @@ import { writeFileAtomic } from '@foliar/tensor';
 
 // optional VAE recipe keys, absent from the profiles' defaults; the perceptual ones: examples/study/pretrain.ts
 const OPTIONAL_VAE: readonly string[] = ['cropSize', 'gradientWeight', 'channelsPerGroup', 'lowPassWeight', 'initialLogvar', ...PERCEPTUAL_VAE_KEYS];
-const OPTIONAL_BASE: readonly string[] = ['emaDecay', 'wordTokens', 'genericEvery', 'emptyEvery', 'textTime'];
+const OPTIONAL_BASE: readonly string[] = ['emaDecay', 'wordTokens', 'genericEvery', 'emptyEvery', 'textTime', 'zeroSnr', 'snrGamma'];
 
 /** A JSON object of profile overrides from the command line, keys checked against the profile's section. */
 function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: string | undefined): void {

@@ -136,7 +136,8 @@ export async function trainStudyBase(
     // 4 heads of 8 over the text encoder's 32 dims, as its cross-attention has
     ...(p.base.textTime ? { addition_embed_type: 'text' as const, addition_embed_type_num_heads: 4 } : {}),
   };
-  const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 }, ...(words ? { words } : {}) });
+  const zeroSnr = { rescale_betas_zero_snr: true, prediction_type: 'v_prediction' as const, timestep_spacing: 'trailing' as const };
+  const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 }, ...(words ? { words } : {}), ...(p.base.zeroSnr ? { scheduler: zeroSnr } : {}) });
   tiny.tokenizer.modelMaxLength = 40;
   tiny.vae.dispose();
   const pipe = new StableDiffusionPipeline({ tokenizer: tiny.tokenizer, textEncoder: tiny.textEncoder, vae: await loadVAE(vaeDir), unet: tiny.unet, scheduler: tiny.scheduler });
@@ -144,7 +145,7 @@ export async function trainStudyBase(
     const r = await trainTextToImage(pipe, {
       // the text encoder trains with the UNet: a random frozen one cannot carry class words (issue 11)
       ...loop(dir, seed, signal, p.base.steps), examples, resolution: p.imageSize, method: new FullFineTune({ trainTextEncoder: true }), maxTrainSteps: p.base.steps,
-      learningRate: p.base.lr, trainBatchSize: p.base.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(50, Math.floor(p.base.steps / 10)), snrGamma: 5,
+      learningRate: p.base.lr, trainBatchSize: p.base.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(50, Math.floor(p.base.steps / 10)), snrGamma: p.base.snrGamma === undefined ? 5 : p.base.snrGamma,
       validationSteps: p.base.steps, validationPrompts, validationInferenceSteps: p.gates.steps,
       ...(p.base.emaDecay ? { emaDecay: p.base.emaDecay, finalWeights: 'ema' as const } : {}),
     });

@@ -51,9 +51,17 @@ export interface StudyProfile {
    * both the class prompt and its own class's prompt, every 4th also unconditioned); textTime: the
    * UNet also adds the attention-pooled prompt to its time embedding (diffusers' addition_embed_type
    * "text"), so the prompt reaches every resnet block and not only the cross-attention at the lowest
-   * resolution.
+   * resolution. zeroSnr: the noise schedule rescaled to zero terminal SNR with v-prediction and
+   * trailing timesteps (Lin et al. 2024, diffusers' rescale_betas_zero_snr): with SD's schedule the
+   * last timestep still carries 7% of the signal, whose global colour a 16² latent leaks clearly, so the
+   * model reads the colour from the noise instead of the prompt, and sampling from pure noise (from
+   * t = 831 with 6 leading DDIM steps) draws the average texture. snrGamma: min-SNR-γ weighting
+   * (default 5; null: none).
    */
-  base: { steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number; textTime?: boolean };
+  base: {
+    steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number; textTime?: boolean;
+    zeroSnr?: boolean; snrGamma?: number | null;
+  };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */
