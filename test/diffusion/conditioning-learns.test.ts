@@ -60,7 +60,7 @@ test('a tiny text-to-image model trained on two prompts draws each prompt\'s cla
     const means: Record<string, number> = {};
     for (const p of prompts) {
       const r = await pipe.generate({ prompt: new Array(8).fill(p), numInferenceSteps: 10, guidanceScale: 2, height: 16, width: 16, seed: 3 });
-      const d = await r.latents.data();
+      const d = await r.latents.dataF32();
       means[p] = d.reduce((a, v) => a + v, 0) / d.length;
       r.images.dispose();
       r.latents.dispose();
