@@ -224,4 +224,40 @@ test('every scheduler runs the pipeline for several steps: multistep history out
   }
 });
 
+test('guidanceRescale φ: the guided output rescaled to the conditional output\'s std (unbiased, per image) and mixed φ·rescaled + (1 − φ)·guided, as diffusers', async () => {
+  const g = 4, phi = 0.7;
+  const latents = ft.randn([2, 4, 8, 8], { generator: new ft.Generator(5), backend: pipe.backend });
+  const r = await pipe.generate({ ...opts, numInferenceSteps: 1, prompt: ['a leaf', 'rust'], guidanceScale: g, guidanceRescale: phi, latents });
+  // recompute from a plain guided run's UNet output
+  let out: ft.Tensor | null = null;
+  await pipe.generate({ ...opts, numInferenceSteps: 1, prompt: ['a leaf', 'rust'], guidanceScale: g, latents, onUNet: ({ output }) => (out = ft.keep(output.clone())) });
+  const o = (await (out as unknown as ft.Tensor).data()) as Float32Array;
+  (out as unknown as ft.Tensor).dispose();
+  const n = 4 * 8 * 8;
+  const epsRef = new Float32Array(2 * n);
+  const std = (a: ArrayLike<number>) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m += a[i]! / a.length;
+    let v = 0;
+    for (let i = 0; i < a.length; i++) v += (a[i]! - m) ** 2;
+    return Math.sqrt(v / (a.length - 1));
+  };
+  for (let b = 0; b < 2; b++) {
+    const u = o.subarray(b * n, (b + 1) * n), c = o.subarray((2 + b) * n, (3 + b) * n);
+    const guided = u.map((v, i) => v + g * (c[i]! - v));
+    const k = std(c) / std(guided);
+    for (let i = 0; i < n; i++) epsRef[b * n + i] = phi * guided[i]! * k + (1 - phi) * guided[i]!;
+  }
+  const s = new DDIMScheduler(pipe.scheduler.config);
+  s.setTimesteps(1);
+  const eps = ft.tensor(epsRef, { shape: [2, 4, 8, 8], backend: pipe.backend });
+  const step = s.step(eps, s.timesteps[0]!, latents);
+  await assertClose(r.latents, step.prevSample, { rtol: 1e-4, atol: 1e-5, msg: 'latents after the rescaled guided step' });
+  let err = '';
+  await pipe.generate({ ...opts, prompt: 'x', guidanceRescale: 1.5 }).catch((e: Error) => (err = e.message));
+  assert.match(err, /guidanceRescale must be in \[0, 1\], got 1.5/);
+  for (const t of [r.images, r.latents, eps, step.prevSample, latents]) t.dispose();
+  step.predOriginalSample?.dispose();
+});
+
 test.run();

@@ -22,6 +22,12 @@ export interface GenerateOptions {
   negativePrompt?: string | string[];
   numInferenceSteps?: number;
   guidanceScale?: number;
+  /**
+   * diffusers' guidance_rescale φ (Lin et al. 2024, for zero-terminal-SNR models): the guided output is
+   * rescaled to the conditional output's standard deviation and mixed, φ·rescaled + (1 − φ)·guided, so
+   * strong guidance does not over-expose. Default 0 (off).
+   */
+  guidanceRescale?: number;
   /** Seed of the latent noise (ignored when `generator` or `latents` is given). */
   seed?: number;
   generator?: Generator;
@@ -160,6 +166,8 @@ export class StableDiffusionPipeline implements PipelineComponents {
     const negRaw = o.negativePrompt === undefined ? null : typeof o.negativePrompt === 'string' ? [o.negativePrompt] : o.negativePrompt;
     const negative = negRaw ? prompts.map((_, i) => negRaw[Math.floor(i / (o.numImagesPerPrompt ?? 1)) % negRaw.length]!) : null;
     const g = o.guidanceScale ?? 7.5;
+    const phi = o.guidanceRescale ?? 0;
+    if (!(phi >= 0 && phi <= 1)) throw new RangeError(`guidanceRescale must be in [0, 1], got ${phi}`);
     const cfg = g > 1;
     const steps = o.numInferenceSteps ?? 50;
     const sample = this.unet.config.sample_size ?? 64;
@@ -184,6 +192,12 @@ export class StableDiffusionPipeline implements PipelineComponents {
           if (cfg) {
             const [u, c] = out.chunk(2, 0) as [Tensor, Tensor];
             eps = u.add(c.sub(u).mul(g));
+            if (phi > 0) {
+              // per image, over all its values, unbiased as torch.std
+              const dims = [1, 2, 3];
+              const rescaled = eps.mul(c.std(dims, { unbiased: true, keepdim: true }).div(eps.std(dims, { unbiased: true, keepdim: true })));
+              eps = rescaled.mul(phi).add(eps.mul(1 - phi));
+            }
           }
           const r = this.scheduler.step(eps, t, latents, { generator: gen });
           r.predOriginalSample?.dispose();
