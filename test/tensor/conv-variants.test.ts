@@ -1,9 +1,10 @@
 import { test } from '../harness.js';
 import { WebGPUBackend, tensor, type Backend } from '@foliar/tensor';
-import { conv2d, convTranspose2d, conv2dGradInputRaw, type Conv2dOptions, type Conv2dAttrs } from '../../packages/tensor/src/ops/conv/index.js';
-import { windowApplies } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
+import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2dGradWeightBiasRaw, type Conv2dOptions, type Conv2dAttrs } from '../../packages/tensor/src/ops/conv/index.js';
+import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
+import { sum, narrow } from '@foliar/tensor';
 import * as assert from 'uvu/assert';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import { setup, teardown, requireGpu, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
@@ -156,6 +157,88 @@ test('conv2d input gradient with stride along x through the window kernel vs CPU
     await withVariant('window', lanes, async () => {
       await assertClose(await run(gpu), want, { rtol: 1e-4, msg: `window dgrad ${lanes ?? 'native'} lanes ${JSON.stringify(a)}` });
     });
+  }
+});
+
+/**
+ * Random weight-gradient problems with a bias: kernels 1-5 (5 wide: the window variant falls back
+ * to the GEMM), stride and dilation 1-2, padding 0-2 on each side, groups 1-3, batch 1-3, channel
+ * counts that leave row tiles partly empty; half of them small (one workgroup pass over the
+ * reduction), half with 500-3000 output pixels per channel, whose reduction both variants split
+ * over workgroups.
+ */
+function wgradBiasCases(count: number, seed: number): Conv2dAttrs[] {
+  const r = prng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const out: Conv2dAttrs[] = [];
+  while (out.length < count) {
+    const big = out.length % 2 === 1;
+    const kh = int(1, 4), kw = int(1, 5), strideH = int(1, 2), strideW = int(1, 2), dilH = int(1, 2), dilW = int(1, 2);
+    const groups = int(1, 3), cg = int(1, 6), kg = int(1, 12), n = big ? int(2, 3) : int(1, 3);
+    const h = big ? int(24, 44) : int(3, 13), w = big ? int(24, 44) : int(3, 13);
+    const pt = int(0, 2), pb = int(0, 2), pl = int(0, 2), pr = int(0, 2);
+    const ho = Math.floor((h + pt + pb - dilH * (kh - 1) - 1) / strideH) + 1;
+    const wo = Math.floor((w + pl + pr - dilW * (kw - 1) - 1) / strideW) + 1;
+    if (ho < 1 || wo < 1) continue;
+    out.push({ n, c: cg * groups, h, w, k: kg * groups, ho, wo, kh, kw, strideH, strideW, dilH, dilW, padTop: pt, padLeft: pl, groups });
+  }
+  return out;
+}
+
+test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradient and Σ dy (random shapes, both variants, split and unsplit)', async () => {
+  const gpu = requireGpu('the conv2d weight and bias gradient');
+  if (!(gpu instanceof WebGPUBackend)) return;
+  const { cpu } = backends();
+  const list = wgradBiasCases(12, 57);
+  const lanes8 = convWindowLanes(gpu);
+  const splits = (v: ConvVariant, a: Conv2dAttrs, lanes: 4 | 8): number =>
+    v === 'window' && windowApplies('wgrad', a, lanes)
+      ? windowDispatch(windowPlan('wgrad', { ...a, biasGrad: true }, false, lanes), { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }).splits
+      : gemmDispatch('wgrad', { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }, gpu.rt.subgroups, false).splits;
+  // the cases must reach both the split and the unsplit reduction of each variant
+  const variants = convVariants(gpu);
+  for (const v of variants) {
+    const ss = list.map((a) => splits(v, a, lanes8 ?? 8));
+    assert.ok(ss.some((s) => s > 1) && ss.some((s) => s === 1), `${v}: split factors ${ss.join(',')}`);
+  }
+  assert.ok(list.some((a) => a.kw === 5) && list.some((a) => a.groups > 1), 'cases cover 5-wide kernels and groups');
+  let i = 0;
+  for (const a of list) {
+    i++;
+    const cg = a.c / a.groups;
+    const xData = randnArray(a.n * a.c * a.h * a.w, 140 + i);
+    // odd cases: dy is a view at an offset that is no multiple of 4 (one image more in front)
+    const lead = i % 2;
+    const dyData = randnArray((a.n + lead) * a.k * a.ho * a.wo, 180 + i);
+    const make = (be: Backend) => {
+      const x = tensor(xData, { shape: [a.n, a.c, a.h, a.w], backend: be });
+      const dyAll = tensor(dyData, { shape: [a.n + lead, a.k, a.ho, a.wo], backend: be });
+      const dy = lead ? narrow(dyAll, 0, 1, a.n) : dyAll;
+      return { x, dy, all: [x, dyAll, ...(lead ? [dy] : [])] };
+    };
+    // reference: the CPU weight gradient alone and the plain reduction of dy
+    const c = make(cpu);
+    const wantW = await conv2dGradWeightRaw(c.x, c.dy, a).data();
+    const wantB = await sum(c.dy, [0, 2, 3]).data();
+    // and the CPU kernel's fused output
+    const [cw, cb] = conv2dGradWeightBiasRaw(c.x, c.dy, a);
+    await assertClose(await cw.data(), wantW, { rtol: 1e-5, msg: `CPU fused dweight ${JSON.stringify(a)}` });
+    await assertClose(await cb.data(), wantB, { rtol: 1e-5, msg: `CPU fused dbias ${JSON.stringify(a)}` });
+    for (const t of [...c.all, cw, cb]) t.dispose();
+    const runsHere: { v: ConvVariant; lanes: 4 | 8 | undefined }[] = variants.map((v) => ({ v, lanes: undefined }));
+    if (lanes8 === 8 && i % 3 === 0) runsHere.push({ v: 'window', lanes: 4 });
+    for (const r of runsHere) {
+      await withVariant(r.v, r.lanes, async () => {
+        const g = make(gpu);
+        const [dw, db] = conv2dGradWeightBiasRaw(g.x, g.dy, a);
+        const msg = `${r.v} ${r.lanes ?? 'native'} lanes, ${splits(r.v, a, r.lanes ?? lanes8 ?? 8)} splits, ${JSON.stringify(a)}`;
+        assert.equal([...dw.shape], [a.k, cg, a.kh, a.kw]);
+        assert.equal([...db.shape], [a.k]);
+        await assertClose(await dw.data(), wantW, { rtol: 2e-4, msg: `dweight ${msg}` });
+        await assertClose(await db.data(), wantB, { rtol: 2e-4, msg: `dbias ${msg}` });
+        for (const t of [...g.all, dw, db]) t.dispose();
+      });
+    }
   }
 });
 

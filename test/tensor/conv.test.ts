@@ -112,12 +112,14 @@ test('conv2d WebGPU vs CPU without subgroups (plain variant)', async () => {
   if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
   const had = gpu.rt.features.delete('subgroups');
   try {
+    // with biases: their gradients come out of the weight-gradient kernel (case 11 splits its reduction)
     for (const c of [cases[1]!, cases[5]!, cases[6]!, cases[11]!]) {
       const specs = [
         { data: randnArray(numelOf(c.x), 1), shape: c.x, requiresGrad: true },
         { data: randnArray(numelOf(c.w), 2, 0.3), shape: c.w, requiresGrad: true },
+        ...(c.bias ? [{ data: randnArray(c.w[0], 3), shape: [c.w[0]], requiresGrad: true }] : []),
       ];
-      await compareBackends((x, w) => conv2d(x!, w!, null, c.opts), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: 'plain variant' });
+      await compareBackends((x, w, b) => conv2d(x!, w!, b ?? null, c.opts), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: 'plain variant' });
     }
   } finally {
     if (had) gpu.rt.features.add('subgroups');

@@ -74,9 +74,17 @@ export const conv2d_grad_input: KernelFn<CpuBackend, 'conv2d_grad_input'> = (be,
 export const conv2d_grad_weight: KernelFn<CpuBackend, 'conv2d_grad_weight'> = (be, [x, dy], attrs) => {
   const a = attrs;
   const X = dataOf(x!), G = dataOf(dy!);
-  const acc = new Float64Array(a.k * (a.c / a.groups) * a.kh * a.kw);
+  const nw = a.k * (a.c / a.groups) * a.kh * a.kw;
+  const acc = new Float64Array(nw + (a.biasGrad ? a.k : 0));
   taps(a, (xi, wi, yi) => {
     acc[wi] += X[x!.offset + xi]! * G[dy!.offset + yi]!;
   });
+  if (a.biasGrad) {
+    const howo = a.ho * a.wo;
+    for (let b = 0; b < a.n; b++) for (let o = 0; o < a.k; o++) {
+      const base = dy!.offset + (b * a.k + o) * howo;
+      for (let p = 0; p < howo; p++) acc[nw + o] += G[base + p]!;
+    }
+  }
   return toStorage(be, acc);
 };

@@ -64,7 +64,19 @@ export const conv2dForwardRaw = (x: Tensor, w: Tensor, bias: Tensor | null, a: C
 export const conv2dGradInputRaw = (dy: Tensor, w: Tensor, a: Conv2dAttrs): Tensor =>
   runConv('conv2d_grad_input', { ...a, hasBias: false }, [dy, w], [a.n, a.c, a.h, a.w]);
 export const conv2dGradWeightRaw = (x: Tensor, dy: Tensor, a: Conv2dAttrs): Tensor =>
-  runConv('conv2d_grad_weight', { ...a, hasBias: false }, [x, dy], [a.k, a.c / a.groups, a.kh, a.kw]);
+  runConv('conv2d_grad_weight', { ...a, hasBias: false, biasGrad: false }, [x, dy], [a.k, a.c / a.groups, a.kh, a.kw]);
+
+/**
+ * The weight gradient and the bias gradient Σ dy over (n, oy, ox) from one kernel run: the kernel
+ * reads every dy value for the weight gradient anyway, so it also sums them per output channel
+ * (no separate reduction). Both are views of one storage: dweight at 0, dbias after it.
+ */
+export function conv2dGradWeightBiasRaw(x: Tensor, dy: Tensor, a: Conv2dAttrs): [Tensor, Tensor] {
+  const cg = a.c / a.groups;
+  const dw = runConv('conv2d_grad_weight', { ...a, hasBias: false, biasGrad: true }, [x, dy], [a.k, cg, a.kh, a.kw]);
+  const db = Tensor.view(dw, [a.k], [1], a.k * cg * a.kh * a.kw);
+  return [dw, db];
+}
 
 function padding4(p: Padding2d | undefined, op: string, kh: number, kw: number, dil: [number, number], stride: [number, number]): [number, number, number, number] {
   if (p === undefined || p === 'valid') return [0, 0, 0, 0];
@@ -128,11 +140,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       const sw = needW ? saved[needX ? 1 : 0]! : null;
       // one contiguous gradient for all three (a permuted or narrowed g was copied by each)
       const gc = contig(g);
-      const out = [
-        sw ? conv2dGradInputRaw(gc, sw, a) : null,
-        sx ? conv2dGradWeightRaw(sx, gc, a) : null,
-        bias?.requiresGrad ? sum(gc, [0, 2, 3]) : null,
-      ];
+      const needB = !!bias?.requiresGrad;
+      // the bias gradient comes out of the weight-gradient kernel when that runs (and has columns)
+      const [dw, db] = sx && needB && a.c / a.groups > 0 ? conv2dGradWeightBiasRaw(sx, gc, a) : [sx ? conv2dGradWeightRaw(sx, gc, a) : null, needB ? sum(gc, [0, 2, 3]) : null];
+      const out = [sw ? conv2dGradInputRaw(gc, sw, a) : null, dw, db];
       gc.dispose();
       return out;
     },
@@ -216,7 +227,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
  * x [n, c, h, w], weight [k, c / groups, kh, kw], y [n, k, ho, wo], with
  * y[b, o, oy, ox] = sum over (ci, r, s) of x[b, g·Cg + ci, oy·strideH − padTop + r·dilH, ox·strideW − padLeft + s·dilW] · w[o, ci, r, s]
  * (g = o / (k / groups); out-of-range taps are zero). Padding bottom/right is implied by ho/wo.
- * Kernels: conv2d [x, weight, bias?] → y; conv2d_grad_input [dy, weight] → dx; conv2d_grad_weight [x, dy] → dweight.
+ * Kernels: conv2d [x, weight, bias?] → y; conv2d_grad_input [dy, weight] → dx; conv2d_grad_weight [x, dy] → dweight (then dbias with biasGrad).
  */
 export interface Conv2dAttrs {
   n: number;
@@ -237,4 +248,9 @@ export interface Conv2dAttrs {
   groups: number;
   /** conv2d only: input 2 is a bias [k]. */
   hasBias?: boolean;
+  /**
+   * conv2d_grad_weight only: the output holds k more floats after the weight gradient, the bias
+   * gradient Σ dy[b, o, oy, ox] over (b, oy, ox) per output channel o.
+   */
+  biasGrad?: boolean;
 }

@@ -46,6 +46,8 @@ export interface WindowPlan {
   /** A's rows (weights; wgrad: dy planes) and offset are multiples of 4 floats: vec4 loads. */
   vecA: boolean;
   bias: boolean;
+  /** wgrad: also Σ dy per out channel after the weight gradient (the bias gradient, Conv2dAttrs.biasGrad). */
+  rowSums: boolean;
 }
 
 const WG = 8;
@@ -277,11 +279,17 @@ function weightWgsl(p: WindowPlan): string {
       }
       return `{ let bv = subgroupBroadcast(a${i}, ${ll}u);\n      ${body.join(' ')} }`;
     }, '\n    ');
+  // row sums: lane l summed the dy chunks it loaded (lanes past `lanes` repeat them); the first
+  // invocation of the first tile column writes them after the weight gradient
+  const rs = p.rowSums;
+  const PS = `(u.k * u.KR${rs ? ' + u.k' : ''})`;
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
+    ${rs ? `let bsum${i} = subgroupAdd(select(0.0, dot(blane${i}, vec4<f32>(1.0)), sgl < ${W}u));` : ''}
     if (m < u.M && okt) {
-      let ob = part * u.k * u.KR + (g * u.kg + m) * u.KR;
+      let ob = part * ${PS} + (g * u.kg + m) * u.KR;
       ${rep(cb, (cc) => `if (okc${cc}) { ${rep(kw, (s) => `out[ob + oc${cc} + ${s}u] = c${i}_${cc * kw + s};`, ' ')} }`, '\n      ')}
+      ${rs ? `if (t == 0u) { out[part * ${PS} + u.k * u.KR + g * u.kg + m] = bsum${i}; }` : ''}
     }
   }`);
   return `${header(p)}
@@ -297,7 +305,7 @@ function weightWgsl(p: WindowPlan): string {
   let oc${cc} = (ci${cc} * u.kh + r) * ${kw}u; let xr${cc} = i32(u.off0 + (g * u.cg + ci${cc}) * u.hw);`)}
   let ry = i32(r * u.dh) - i32(u.pt);
   ${rep(tm, (i) => `let dyr${i} = u.off1 + (g * u.kg + min(m0 + ${i}u, u.M - 1u)) * u.howo;`)}
-  ${rep(tm, (i) => rep(ncol, (j) => `var c${i}_${j} = 0.0;`, ' '))}
+  ${rep(tm, (i) => rep(ncol, (j) => `var c${i}_${j} = 0.0;`, ' '))}${rs ? `\n  ${rep(tm, (i) => `var blane${i} = vec4<f32>(0.0);`, ' ')}` : ''}
   let kBegin = part * u.kChunk;
   let kEnd = min(kBegin + u.kChunk, u.T);
   // this lane's chunk (lb, lg) and the uniform walk (ub, ug) with its first pixel (poy, pox)
@@ -307,7 +315,7 @@ function weightWgsl(p: WindowPlan): string {
     let okl = k0 + lane < kEnd;
     let db = lb * u.k * u.howo + 4u * lg;
     ${rep(4, (c) => `let okp${c} = okl && 4u * lg + ${c}u < u.howo;`, ' ')}
-    ${rep(tm, aLoad, '\n    ')}
+    ${rep(tm, aLoad, '\n    ')}${rs ? `\n    ${rep(tm, (i) => `blane${i} += a${i};`, ' ')}` : ''}
     lg += u.stepR; lb += u.stepQ; if (lg >= u.G4) { lg -= u.G4; lb++; }
     ${rep(W, chunk, '\n    ')}
     ${rep(tm, rowFmas, '\n    ')}
@@ -371,7 +379,8 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   // fwd / dgrad read weights as vec4 rows (runWindow pads them when needed); wgrad reads dy planes
   const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : true;
   const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
-  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias };
+  const rowSums = mode === 'wgrad' && !!a.biasGrad;
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums };
 }
 
 /**
@@ -510,7 +519,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
   const khkw = kh * a.kw;
   const mode = p.mode;
   const M = mode === 'dgrad' ? cg : kg;
-  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
+  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw + (p.rowSums ? a.k : 0);
   let tpr = 0, tiles: number;
   if (mode === 'fwd') tiles = a.n * a.ho * (tpr = Math.ceil(a.wo / p.tn));
   else if (mode === 'dgrad') tiles = a.n * cls.hc * (tpr = Math.ceil(a.w / p.tn));
@@ -541,7 +550,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
   };
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],

@@ -30,6 +30,8 @@ interface Plan {
   wg: number;
   sg: boolean;
   bias: boolean;
+  /** wgrad: also Σ_k A[m, k] per row (Σ dy per out channel: the bias gradient, Conv2dAttrs.biasGrad). */
+  rowSums: boolean;
 }
 
 const rep = (n: number, f: (i: number) => string, sep = '\n  '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
@@ -115,7 +117,7 @@ function modeCode(mode: Mode): ModeCode {
   let cb${j} = u.off0 + (g * u.cg + nn${j} / u.khkw) * u.hw;
   let cy${j} = select(-1073741824, i32((rs${j} / u.kw) * u.dh) - i32(u.pt), okc${j});
   let cx${j} = i32((rs${j} % u.kw) * u.dw) - i32(u.pl);
-  let ob${j} = part * u.k * u.NC + g * u.kg * u.NC + nn${j};`,
+  let ob${j} = part * PS + g * u.kg * u.NC + nn${j};`,
     kInit: `let p0 = kBegin % u.howo;
   var kb = kBegin / u.howo; var kp = p0; var kox = p0 % u.wo; var koy = p0 / u.wo;
   var ys = i32(koy * u.sh); var xs = i32(kox * u.sw); var boff = kb * u.c * u.hw; var kaoff = kb * u.k * u.howo + kp;`,
@@ -149,8 +151,9 @@ function genWgsl(p: Plan): string {
       ${rep(nv, (v) => `let bv${v} = ${bvec(v)};`, ' ')}
       ${fmas(aExpr)}
       ${mc.kNext}`;
+  const rs = p.rowSums;
   const plainLoop = `for (var k = kBegin; k < kEnd; k++) {
-      ${rep(tm, (i) => `let a${i} = in1[${mc.aAddr(i)}];`, ' ')}
+      ${rep(tm, (i) => `let a${i} = in1[${mc.aAddr(i)}];`, ' ')}${rs ? `\n      ${rep(tm, (i) => `bsum${i} += a${i};`, ' ')}` : ''}
       ${step((i) => `a${i}`)}
     }`;
   // Lanes 0..7 of each subgroup hold A[row, k0 + lane]; step kk broadcasts lane kk.
@@ -159,7 +162,7 @@ function genWgsl(p: Plan): string {
     for (var k0 = kBegin; k0 < kEnd; k0 += 8u) {
       let ka = k0 + lane;
       let aok = ka < kEnd;
-      ${rep(tm, (i) => `let a${i} = select(0.0, in1[${mc.laneAddr(i)}], aok);`, ' ')}
+      ${rep(tm, (i) => `let a${i} = select(0.0, in1[${mc.laneAddr(i)}], aok);`, ' ')}${rs ? `\n      ${rep(tm, (i) => `blane${i} += a${i};`, ' ')}` : ''}
       ${mc.laneNext}
       ${rep(
         8,
@@ -168,15 +171,17 @@ function genWgsl(p: Plan): string {
       }`,
         '\n      ',
       )}
-    }`;
+    }${rs ? `\n    ${rep(tm, (i) => `bsum${i} = subgroupAdd(select(0.0, blane${i}, sgl < 8u));`, ' ')}` : ''}`;
   const cols = rep(tn, (j) => `let okc${j} = n0 + ${j}u < u.NC; let nn${j} = min(n0 + ${j}u, u.NC - 1u);
   ${p.mode === 'wgrad' ? '' : `let bb${j} = nn${j} / ${p.mode === 'fwd' ? 'u.howo' : 'u.hw'}; let pp${j} = nn${j} % ${p.mode === 'fwd' ? 'u.howo' : 'u.hw'};`}
   ${mc.col(j)}`);
+  // row sums: every invocation of the row tile has them, the first one of the first column tile writes
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
     if (m < u.M) {
       ${p.bias ? `let bs = bias[u.off2 + g * u.kg + m];` : ''}
       ${rep(tn, (j) => `if (okc${j}) { out[${mc.out(j)}] = acc[${i * nv + (j >> 2)}][${j & 3}]${p.bias ? ' + bs' : ''}; }`, '\n      ')}
+      ${rs ? `if (wid.x == 0u && lid.x == 0u) { out[part * PS + u.k * u.NC + g * u.kg + m] = bsum${i}; }` : ''}
     }
   }`);
   return `${sg ? 'enable subgroups;\n' : ''}
@@ -190,12 +195,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let part = wid.z / u.groups;
   let kBegin = part * u.kChunk;
   let kEnd = min(kBegin + u.kChunk, u.KR);
+  ${p.mode === 'wgrad' ? `// floats per split-K partial result (the weight gradient, then the row sums)\n  let PS = u.k * u.NC${rs ? ' + u.k' : ''};` : ''}
   let m0 = wid.y * ${tm}u;
   let n0 = (wid.x * ${wg}u + lid.x) * ${tn}u;
   // rows past M are clamped for loading and masked at the store
   ${rep(tm, (i) => `let rw${i} = min(m0 + ${i}u, u.M - 1u); let ab${i} = ${mc.aBase(i)};`)}
   ${cols}
-  var acc: array<vec4<f32>, ${tm * nv}>;
+  var acc: array<vec4<f32>, ${tm * nv}>;${rs ? `\n  ${rep(tm, (i) => `var bsum${i} = 0.0; var blane${i} = 0.0;`, ' ')}` : ''}
   ${mc.kInit}
   ${sg ? `if (sgs >= 8u) {\n    ${sgLoop}\n  } else {\n    ${plainLoop}\n  }` : plainLoop}
   ${store}
@@ -210,13 +216,14 @@ function nextPow2(v: number): number {
 
 const GEMM_WG = 32;
 
-/** The implicit-GEMM dispatch of one mode (the universal variant). */
-function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean): ConvDispatch {
+/** The implicit-GEMM dispatch of one mode (the universal variant); exported for tests (split-K coverage). */
+export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
+  const rowSums = mode === 'wgrad' && !!a.biasGrad;
   const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
   const [M, NC, KR] =
     mode === 'fwd' ? [kg, a.n * howo, cg * khkw] : mode === 'dgrad' ? [cg, a.n * hw, kg * khkw] : [kg, cg * khkw, a.n * howo];
-  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw;
+  const outSize = mode === 'fwd' ? a.n * a.k * howo : mode === 'dgrad' ? a.n * a.c * hw : a.k * cg * khkw + (rowSums ? a.k : 0);
   const tm = Math.min(nextPow2(M), 32);
   const nv = NC >= 4096 ? 2 : 1;
   const wg = GEMM_WG;
@@ -228,7 +235,7 @@ function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean
   const kChunk = splits > 1 ? Math.ceil(KR / splits / 8) * 8 : KR;
   splits = Math.ceil(KR / kChunk);
   if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
-  const plan: Plan = { mode, tm, nv, wg, sg, bias };
+  const plan: Plan = { mode, tm, nv, wg, sg, bias, rowSums };
   const D = mode === 'dgrad' ? khkw : howo;
   const vals: Record<UName, number> = {
     M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
@@ -238,7 +245,7 @@ function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean
     dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
   };
   return {
-    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}`,
+    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}:${rowSums}`,
     wgsl: () => genWgsl(plan),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
@@ -251,7 +258,7 @@ function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean
 function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const KR = mode === 'fwd' ? cg * a.kh * a.kw : mode === 'dgrad' ? kg * a.kh * a.kw : a.n * a.ho * a.wo;
-  const outSize = mode === 'fwd' ? a.n * a.k * a.ho * a.wo : mode === 'dgrad' ? a.n * a.c * a.h * a.w : a.k * cg * a.kh * a.kw;
+  const outSize = mode === 'fwd' ? a.n * a.k * a.ho * a.wo : mode === 'dgrad' ? a.n * a.c * a.h * a.w : a.k * cg * a.kh * a.kw + (a.biasGrad ? a.k : 0);
   if (outSize === 0) return be.alloc('float32', 0);
   if (KR === 0) {
     const out = be.alloc('float32', outSize);
