@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
   baseGen.dispose?.();
 
-  const rows: { settings: DreamBoothSettings; rareShare: number; meanRareProbability: number | null; nnDistance: number; baseNnDistance: number; ratio: number | null; seconds: number }[] = [];
+  const rows: { settings: DreamBoothSettings; rareShare: number; baseRareShare: number; meanRareProbability: number | null; nnDistance: number; baseNnDistance: number; ratio: number | null; seconds: number }[] = [];
   const grid: { label: string; images: typeof baseSamples }[] = [{ label: `real ${rare} (validation)`, images: rareVal.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
   for (const c of candidates(P)) {
     const settings = { ...P.dreambooth, ...c };
@@ -94,10 +94,10 @@ async function main(): Promise<void> {
     const r = await dreamboothGate({ generate: g.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareVal, baseSamples, seed, stage: 'tune' });
     g.dispose?.();
     const meanP = r.rareProbabilities.length ? r.rareProbabilities.reduce((a, b) => a + b, 0) / r.rareProbabilities.length : null;
-    rows.push({ settings, rareShare: r.rareShare, meanRareProbability: meanP, nnDistance: r.nnDistance, baseNnDistance: r.baseNnDistance, ratio: r.ratio, seconds: db.seconds });
+    rows.push({ settings, rareShare: r.rareShare, baseRareShare: r.baseRareShare, meanRareProbability: meanP, nnDistance: r.nnDistance, baseNnDistance: r.baseNnDistance, ratio: r.ratio, seconds: db.seconds });
     const label = `steps ${settings.steps}, lr ${settings.lrFull}, prior ${settings.priorWeight}${settings.trainTextEncoder ? ', +text' : ''}`;
     grid.push({ label, images: r.samples.slice(0, 8) });
-    console.log(`${label}: rare share ${r.rareShare.toFixed(2)}, NN distance to real validation ${r.nnDistance.toFixed(3)} (base ${r.baseNnDistance.toFixed(3)})`);
+    console.log(`${label}: rare share ${r.rareShare.toFixed(2)} (base model's class-prompt samples ${r.baseRareShare.toFixed(2)}), NN distance to real validation ${r.nnDistance.toFixed(3)} (base ${r.baseNnDistance.toFixed(3)})`);
   }
   loaded.model.dispose?.();
   const dir = join(out, 'tune-dreambooth');
@@ -109,9 +109,9 @@ async function main(): Promise<void> {
   const md = [
     `# DreamBooth settings on seed ${seed}'s validation images (${P.name} profile)`, '',
     `Scored by the seed's gate classifier (validation accuracy ${inst.value.valAccuracy.toFixed(2)}, mean AUC ${inst.value.valMeanAuc?.toFixed(2) ?? 'n/a'}); ${P.gates.dreamboothSamples} instance-prompt samples each; distances: mean nearest-neighbour L2 of classifier avgpool features to the ${rareVal.length} real ${rare} validation images.`, '',
-    '| steps | lr | prior weight | text encoder | rare share | mean P(rare) | NN distance | base NN distance | train s |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.settings.steps} | ${r.settings.lrFull} | ${r.settings.priorWeight} | ${r.settings.trainTextEncoder ? 'yes' : 'no'} | ${r.rareShare.toFixed(2)} | ${r.meanRareProbability?.toFixed(2) ?? 'n/a'} | ${r.nnDistance.toFixed(3)} | ${r.baseNnDistance.toFixed(3)} | ${r.seconds.toFixed(0)} |`),
+    '| steps | lr | prior weight | text encoder | rare share | base rare share | mean P(rare) | NN distance | base NN distance | train s |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.settings.steps} | ${r.settings.lrFull} | ${r.settings.priorWeight} | ${r.settings.trainTextEncoder ? 'yes' : 'no'} | ${r.rareShare.toFixed(2)} | ${r.baseRareShare.toFixed(2)} | ${r.meanRareProbability?.toFixed(2) ?? 'n/a'} | ${r.nnDistance.toFixed(3)} | ${r.baseNnDistance.toFixed(3)} | ${r.seconds.toFixed(0)} |`),
     '', `Chosen: ${JSON.stringify(best.settings)}`, '',
   ].join('\n');
   await writeFileAtomic(join(dir, `seed-${seed}.md`), md);

@@ -296,6 +296,8 @@ export interface DreamboothGateResult {
   /** P(rare class) of each sample. */
   rareProbabilities: number[];
   rareShare: number;
+  /** The same share for the base model's class-prompt samples: what the classifier gives samples that were never taught the class. */
+  baseRareShare: number;
   nnDistance: number;
   baseNnDistance: number;
   /** nnDistance / baseNnDistance (null when the latter is 0). */
@@ -321,9 +323,11 @@ export async function dreamboothGate(o: DreamboothGateOptions): Promise<Dreamboo
   const C = o.scorer.classNames.length, D = o.scorer.dim;
   const gen = await scoreImages(o.scorer, samples);
   const real = await o.scorer.features(o.realRare);
-  const base = await o.scorer.features(o.baseSamples);
+  const baseScored = await scoreImages(o.scorer, o.baseSamples);
+  const base = baseScored.features;
   const rareProbabilities = classColumn(gen.probabilities, C, rare);
   const rareShare = classShare(predictedClasses(gen.probabilities, C), rare);
+  const baseRareShare = classShare(predictedClasses(baseScored.probabilities, C), rare);
   const nnDistance = meanNearestNeighbourDistance(gen.features, n, real, o.realRare.length, D);
   const baseNnDistance = meanNearestNeighbourDistance(base, o.baseSamples.length, real, o.realRare.length, D);
   const ratio = baseNnDistance > 0 ? nnDistance / baseNnDistance : null;
@@ -331,13 +335,15 @@ export async function dreamboothGate(o: DreamboothGateOptions): Promise<Dreamboo
   const entries = [
     entry(stage, 'rare_share', o.seed, rareShare, `share of ${n} samples of "${o.instancePrompt}" the classifier assigns to ${o.rareClass}`, { op: '>=', value: 0.5 }),
     entry(stage, 'mean_rare_probability', o.seed, mean(rareProbabilities), `mean P(${o.rareClass}) of those samples`),
+    // the control: a classifier can call blurred texture the rare class; DreamBooth's share only counts above this
+    entry(stage, 'base_rare_share', o.seed, baseRareShare, `share of ${o.baseSamples.length} base-model samples of the class prompt the classifier assigns to ${o.rareClass} (the control: rare_share counts only above it)`),
     entry(stage, 'nn_feature_distance', o.seed, nnDistance,
       `mean over the samples of the distance to the nearest of ${o.realRare.length} real ${o.rareClass} training images (${feat}); near 0 would mean copies`),
     entry(stage, 'base_nn_feature_distance', o.seed, baseNnDistance,
       `the same for ${o.baseSamples.length} base-model samples of the class prompt (the starting point)`),
     entry(stage, 'nn_feature_distance_ratio', o.seed, ratio, 'nn_feature_distance / base_nn_feature_distance (< 1: nearer the real class than the base model)', { op: '<', value: 1 }),
   ];
-  return { entries, samples, rareProbabilities, rareShare, nnDistance, baseNnDistance, ratio };
+  return { entries, samples, rareProbabilities, rareShare, baseRareShare, nnDistance, baseNnDistance, ratio };
 }
 
 // ---------------------------------------------------------------- verification

@@ -263,6 +263,9 @@ test('dreamboothGate: rare share and feature distance respond to what the model 
   assert.is(byName(good.entries, 'nn_feature_distance_ratio').value, good.ratio);
   assert.is(byName(good.entries, 'nn_feature_distance_ratio').passed, true);
   assert.ok(good.entries.every((e) => e.stage === 'dreambooth' && e.seed === 2));
+  // the control: the base samples are healthy leaves, so the classifier gives them (almost) no rare calls
+  assert.ok(good.baseRareShare <= 0.1, `base samples (healthy): rare share ${good.baseRareShare}`);
+  assert.is(byName(good.entries, 'base_rare_share').value, good.baseRareShare);
 
   const bad = await dreamboothGate({ generate: leafGenerator(() => 'healthy'), scorer, instancePrompt: 'x', rareClass: RARE, samples: 24, realRare, baseSamples, seed: 2, stage: 'dreambooth_no_prior' });
   assert.ok(bad.rareShare <= 0.1, `healthy leaves: rare share ${bad.rareShare}`);
@@ -271,6 +274,9 @@ test('dreamboothGate: rare share and feature distance respond to what the model 
   assert.is(bad.entries[0]!.stage, 'dreambooth_no_prior');
 
   // copies of the real images: distance 0
+  // base samples that the classifier already calls rare: the control shows it
+  const fooled = await dreamboothGate({ generate: leafGenerator(() => RARE), scorer, instancePrompt: 'x', rareClass: RARE, samples: 8, realRare, baseSamples: leaves(RARE, range(8, 900)), seed: 2 });
+  assert.ok(fooled.baseRareShare >= 0.5, `rare base samples: base rare share ${fooled.baseRareShare}`);
   const copies = await dreamboothGate({ generate: async (_p, seeds) => seeds.map((_, i) => realRare[i % realRare.length]!), scorer, instancePrompt: 'x', rareClass: RARE, samples: 24, realRare, baseSamples, seed: 2 });
   assert.ok(copies.nnDistance < 1e-4, `copies: ${copies.nnDistance}`);
   const blind = await dreamboothGate({ generate: leafGenerator(() => RARE), scorer: constantScorer, instancePrompt: 'x', rareClass: RARE, samples: 8, realRare, baseSamples, seed: 2 });
