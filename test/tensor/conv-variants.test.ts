@@ -145,12 +145,17 @@ test('conv2d input gradient with stride along x through the window kernel vs CPU
   for (const a of list) {
     const lanes: 4 | 8 | undefined = i++ % 3 === 2 && convWindowLanes(gpu) === 8 ? 4 : undefined;
     const dyData = randnArray(a.n * a.k * a.ho * a.wo, 40 + i), wData = randnArray(a.k * (a.c / a.groups) * a.kh * a.kw, 80 + i, 0.3);
+    // odd cases: the weights are a view at offset 1 (the kernel reads them in place, no aligned copy)
+    const lead = i % 2;
     const run = async (be: Backend) => {
       const dy = tensor(dyData, { shape: [a.n, a.k, a.ho, a.wo], backend: be });
-      const w = tensor(wData, { shape: [a.k, a.c / a.groups, a.kh, a.kw], backend: be });
+      const wAll = tensor(lead ? [0.5, ...wData] : wData, { shape: [wData.length + lead], backend: be });
+      const wFlat = lead ? narrow(wAll, 0, 1, wData.length) : wAll;
+      const w = wFlat.reshape([a.k, a.c / a.groups, a.kh, a.kw]);
+      if (lead) assert.is(w.offset, 1, 'the weight view keeps its offset');
       const dx = conv2dGradInputRaw(dy, w, a);
       const data = await dx.data();
-      for (const t of [dy, w, dx]) t.dispose();
+      for (const t of new Set([dy, wAll, wFlat, w, dx])) t.dispose();
       return data;
     };
     const want = await run(cpu);

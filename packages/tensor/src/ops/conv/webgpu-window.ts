@@ -9,9 +9,10 @@ import type { Conv2dAttrs } from './index.js';
  * values. Here the kernel width, stride and dilation along x are compile-time constants, so each
  * invocation loads the union of the input positions its columns touch along one kernel row once
  * (for 3x3 stride 1 and 8 columns: 10 loads instead of 24) and reuses them across the row's taps and
- * across TM output rows, whose weights every lane needs: lanes load them as vec4s at consecutive
- * addresses and share them by subgroupBroadcast (loads at workgroup-uniform addresses are slower on
- * lavapipe than per-lane gathers).
+ * across TM output rows, whose weights every lane needs: lanes load them (fwd: as vec4s at
+ * consecutive addresses; dgrad: 4 scalars each, gathered from the weights' own layout) and share them
+ * by subgroupBroadcast (loads at workgroup-uniform addresses are slower on lavapipe than per-lane
+ * gathers).
  *   fwd    rows = out channels, an invocation owns TN consecutive output pixels of one image row
  *   dgrad  rows = in channels,  an invocation owns TN consecutive input pixels; with stride sw along x,
  *          TN is a multiple of sw, so which of its pixels each tap reaches, and at which dy column
@@ -43,7 +44,7 @@ export interface WindowPlan {
   lanes: 4 | 8;
   /** wgrad: wo % 4 == 0, so a chunk of 4 pixels lies in one image row and shares one window. */
   aligned: boolean;
-  /** A's rows (weights; wgrad: dy planes) and offset are multiples of 4 floats: vec4 loads. */
+  /** A's rows (fwd: weights; wgrad: dy planes) and offset are multiples of 4 floats: vec4 loads (dgrad: never). */
   vecA: boolean;
   bias: boolean;
   /** wgrad: also Σ dy per out channel after the weight gradient (the bias gradient, Conv2dAttrs.biasGrad). */
@@ -55,7 +56,7 @@ const WG = 8;
 const U_FIELDS = [
   'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
   'cg', 'kg', 'hw', 'howo', 'KR', 'KRp', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
-  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0',
+  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0', 'wkk', 'r0', 'rt', 'lq', 'lr',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
 
@@ -114,8 +115,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 /**
  * fwd and dgrad: an invocation owns TN consecutive pixels of one output row, TM rows per workgroup.
  * The reduction runs over kernel rows (fwd: (ci, r); dgrad: (o, r)) in steps of `lanes`: a step's
- * lanes·KW weights of an output row are contiguous (runWindow pads / transposes them so), lane l
- * loads the l-th vec4 of them for every row, every lane loads the input windows of the step's kernel
+ * lanes·KW weights of an output row are S/4 vec4s, lane l loads the l-th for every row (fwd: they
+ * are contiguous, runWindow pads rows when needed; dgrad: its 4 floats are gathered from the weights
+ * [k, cg, kh, kw], which measured as fast as vec4 loads of a transposed copy), every lane loads the input windows of the step's kernel
  * rows, then row by row the vec4s are broadcast and FMAs run into that row's TN accumulators, which
  * stay in registers for the whole step (the order matmul's subgroup kernel found fastest).
  * Measured on lavapipe (2 cores): weights as scalar loads cost half the time, as vec4 loads
@@ -126,6 +128,8 @@ function pixelWgsl(p: WindowPlan): string {
   const { tm, tn, kw } = p;
   const W = p.lanes;
   const fwd = p.mode === 'fwd';
+  // dgrad reads the weights in their own layout (gathers, below)
+  const wOrig = !fwd;
   const kpl = 1;
   const win = fwd ? windowOffsets(tn, p.sw, kw, p.dw) : dgradOffsets(tn, p.sw, p.plr, kw, p.dw);
   const { q } = win;
@@ -154,10 +158,25 @@ function pixelWgsl(p: WindowPlan): string {
   // (rq, rr) = r·dh as quotient and remainder by sh (r runs over the row class's kernel rows)
   let rq0 = i32(u.rq0);
   var coff = 0; var kr = 0u; var rq = rq0; var rr = u.rr0;`;
-  // A rows are contiguous (fwd: the weights; dgrad: the weights transposed to [g, cg, kg, khc, kw]):
   // a step's S = lanes·KPL·KW values of a row are S/4 vec4s, lane l holding the l-th
   const S = steps * kw;
+  // dgrad: element e = 4·lane + c of a step is kernel row k0 + e / KW of the class, tap e % KW; the
+  // lane's (out channel, class kernel row) of it advance by lanes / khc per step (no division in the loop)
+  const origSetup = wOrig
+    ? rep(4, (c) => `let we${c} = lane * 4u + ${c}u; let ws${c} = we${c} % ${kw}u; let wd${c} = we${c} / ${kw}u;
+  var wo${c} = wd${c} / u.kh; var wr${c} = wd${c} % u.kh;`)
+    : '';
+  const origStep = wOrig
+    ? `${rep(4, (c) => `let okw${c} = we${c} < ${S}u && wo${c} < u.kg;
+    let wa${c} = u.off1 + (g * u.kg + min(wo${c}, u.kg - 1u)) * u.cg * u.wkk + (u.r0 + wr${c} * u.rt) * ${kw}u + ws${c};
+    wr${c} += u.lr; wo${c} += u.lq; if (wr${c} >= u.kh) { wr${c} -= u.kh; wo${c}++; }`, '\n    ')}`
+    : '';
   const aLoad = (i: number): string => {
+    // dgrad: wa·c is in bounds for every lane (out channel clamped), okw zeroes what lies past the step
+    if (wOrig) {
+      const ci = `min(m0 + ${i}u, u.M - 1u) * u.wkk`;
+      return `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[wa${c} + ${ci}], okw${c})`, ', ')});`;
+    }
     // rows padded to KRp (a multiple of 4, zeros past KR) by runWindow
     const row = `u.off1 + (g * u.M + min(m0 + ${i}u, u.M - 1u)) * u.KRp`;
     return `let a${i} = select(vec4<f32>(0.0), in1v[(${row} + min(ao, u.KRp - 4u)) / 4u], ao < u.KRp);`;
@@ -211,8 +230,10 @@ function pixelWgsl(p: WindowPlan): string {
   let tt = min(t, u.tiles - 1u);
   ${setup}
   ${rep(tm, (i) => rep(tn, (j) => `var c${i}_${j} = 0.0;`, ' '))}
+  ${origSetup}
   for (var k0 = 0u; k0 < u.NKR; k0 += ${steps}u) {
     let ao = k0 * ${kw}u + lane * 4u;
+    ${origStep}
     ${rep(tm, aLoad, '\n    ')}
     ${rep(W, (ll) => rep(kpl, (t) => winLoad(ll, t), '\n    '), '\n    ')}
     ${rep(tm, rowFmas, '\n    ')}
@@ -332,9 +353,8 @@ export function windowWgsl(p: WindowPlan): string {
  * Whether the window kernels cover this problem and are expected to beat the implicit GEMM there
  * (measured on lavapipe, docs in bench/results/latest-conv.md): kernels up to 4 wide; dgrad takes
  * strides up to 4 along x (3x3 stride 2: 4-5x the GEMM's speed, which runs every tap of every pixel
- * where the window kernel runs only those that hit an output), and its weight transpose must stay
- * small against the work
- * (big weights on few pixels, e.g. 512 channels at 4x4, ran no faster); 1x1 forward / input
+ * where the window kernel runs only those that hit an output), but not big weights on few pixels
+ * (e.g. 512 channels at 4x4 ran no faster, measured when it read a transposed copy); 1x1 forward / input
  * gradients share nothing between taps and ran ~15% slower at stride 1 (1x1 stride 2 input gradients
  * skip 3/4 of the pixels' taps: ~2x faster); fewer than 4 steps of kernel rows that leave lanes idle
  * (3 input channels, 3x3) ran ~20% slower. The weight gradient gains everywhere (1.1-3.7x).
@@ -376,8 +396,8 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   // dgrad tiles start at multiples of the stride (dgradOffsets)
   if (mode === 'dgrad' && tn % a.strideW !== 0) tn = a.strideW * Math.max(1, Math.floor(tn / a.strideW));
   const cb = o.cb ?? (a.kw === 1 ? 8 : a.kw === 2 ? 4 : 2);
-  // fwd / dgrad read weights as vec4 rows (runWindow pads them when needed); wgrad reads dy planes
-  const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : true;
+  // fwd reads weights as vec4 rows (runWindow pads them when needed), dgrad gathers them; wgrad reads dy planes
+  const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : mode === 'fwd';
   const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
   return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums };
@@ -413,45 +433,17 @@ export function rowClasses(a: Conv2dAttrs): RowClass[] {
   return out;
 }
 
-/**
- * dgrad: A = the weights of each row class's kernel rows as [g, cg, kg, khc·kw], rows padded to a
- * multiple of 4 floats with zeros, the classes back to back; one dispatch per class into one output.
- */
+/** dgrad: one dispatch per row class into one output; the kernel reads the weights where they are. */
 function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: View, w: View): GpuStorage {
-  const cg = a.c / a.groups, kg = a.k / a.groups;
-  const khkw = a.kh * a.kw;
-  const classes = rowClasses(a);
-  const bases: number[] = [];
-  let total = 0, padded = false;
-  for (const c of classes) {
-    const KR = kg * c.khc * a.kw, KRp = Math.ceil(KR / 4) * 4;
-    bases.push(total);
-    total += a.c * KRp;
-    padded ||= KRp !== KR;
-  }
-  total = Math.max(total, 4);
-  const buf = be.alloc('float32', total);
   const target = be.alloc('float32', a.n * a.c * a.h * a.w);
   try {
-    if (padded) be.run('elementwise', [], { op: 'fill', params: [0], shape: [total], out: { storage: buf, shape: [total], strides: [1], offset: 0, dtype: 'float32' } });
-    classes.forEach((c, i) => {
-      if (c.khc === 0) return;
-      const KRp = Math.ceil((kg * c.khc * a.kw) / 4) * 4;
-      const shape = [a.groups, cg, kg, c.khc, a.kw];
-      const src: View = { storage: w.storage, shape, offset: w.offset + c.r0 * a.kw, dtype: 'float32', strides: [kg * cg * khkw, khkw, cg * khkw, c.t * a.kw, 1] };
-      const dst: View = { storage: buf, shape, offset: bases[i]!, dtype: 'float32', strides: [cg * KRp, KRp, c.khc * a.kw, a.kw, 1] };
-      be.run('elementwise', [src], { op: 'copy', params: [], shape, out: dst });
-    });
-    const A: View = { storage: buf, shape: [total], strides: [1], offset: 0, dtype: 'float32' };
-    classes.forEach((c, i) => {
-      const d = windowDispatch(p, a, { off0: dy.offset, off1: bases[i]!, off2: 0 }, c);
-      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(A), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
-    });
+    for (const c of rowClasses(a)) {
+      const d = windowDispatch(p, a, { off0: dy.offset, off1: w.offset, off2: 0 }, c);
+      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
+    }
   } catch (e) {
     target.release();
     throw e;
-  } finally {
-    buf.release();
   }
   return target;
 }
@@ -507,8 +499,8 @@ export interface ConvDispatch {
 }
 
 /**
- * The dispatch of a window plan (A already in the layout the plan reads: dgrad wants it transposed,
- * per row class `rc`, the whole problem by default).
+ * The dispatch of a window plan (A already in the layout the plan reads: fwd wants rows padded to
+ * KRp; dgrad, per row class `rc` (the whole problem by default), reads the weights as they are).
  */
 export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets, rc?: RowClass): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
@@ -548,6 +540,8 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     // dgrad: (rq, rr) = r·dh by sh from r = r0 in steps of t
     dhq: Math.floor((cls.t * a.dilH) / a.strideH), dhr: (cls.t * a.dilH) % a.strideH, khkw,
     hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
+    // dgrad: the weights' own kh·kw, the class's first kernel row and step, lanes by khc
+    wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
   };
   return {
     key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}`,
