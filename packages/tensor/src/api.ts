@@ -8,7 +8,7 @@ export { bytesPerElement } from './dtype.js';
 export * from './shape.js';
 export { Storage, type Backend, type BackendName, type View, type MemoryStats } from './backend.js';
 export type * from './backends/kernel-attrs.js';
-export { init, getBackend, setBackend, cpuBackend, webgpuBackend, shutdown, backendInfo, describeBackend, type InitOptions, type BackendInfo } from './context.js';
+export { init, getBackend, setBackend, cpuBackend, webgpuBackend, shutdown, setMaxBindingBytes, backendInfo, describeBackend, type InitOptions, type BackendInfo } from './context.js';
 export { CpuBackend } from './backends/cpu/cpu-backend.js';
 export { WebGPUBackend } from './backends/webgpu/webgpu-backend.js';
 export {

@@ -81,4 +81,9 @@ export interface Backend {
   memory(): MemoryStats;
   /** Human-readable description (adapter, driver). */
   describe(): string;
+  /**
+   * The most bytes one kernel binding may hold (WebGPU: maxStorageBufferBindingSize or a lower test
+   * limit; CPU: Infinity). Models split work that would exceed it (tiled VAE decode, for one).
+   */
+  readonly maxBindingBytes: number;
 }

@@ -93,6 +93,8 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
   }
   try {
     gpu ??= new WebGPUBackend(await WebGPURuntime.create(opts), webgpuKernels);
+    const lowered = env('FOLIAR_MAX_BINDING_BYTES');
+    if (lowered) gpu.rt.setMaxBindingBytes(Number(lowered));
     info = gpuInfo(want);
     return (current = gpu);
   } catch (e) {
@@ -118,6 +120,15 @@ export function setBackend(b: Backend): void {
 /** The WebGPU backend if initialised. */
 export function webgpuBackend(): WebGPUBackend | null {
   return gpu;
+}
+
+/**
+ * Lowers the WebGPU backend's binding limit (bytes, a multiple of 256, at least 4096) so that the split
+ * paths for tensors larger than one binding run on any adapter (tests, `--small` checks); null restores
+ * the adapter's maxStorageBufferBindingSize. FOLIAR_MAX_BINDING_BYTES sets it at init(). No effect on CPU.
+ */
+export function setMaxBindingBytes(bytes: number | null): void {
+  gpu?.rt.setMaxBindingBytes(bytes);
 }
 
 /** Flushes queued GPU work, releases pooled buffers and destroys the device (lets the process exit promptly). */

@@ -36,8 +36,10 @@ export class BufferPool {
     return Math.ceil(b / step) * step;
   }
 
-  acquire(bytes: number, label?: string): GPUBuffer {
-    const size = BufferPool.sizeClass(bytes);
+  /** A buffer of at least `bytes`; its size class is capped at `cap` when `bytes` fits under it. */
+  acquire(bytes: number, label?: string, cap = Infinity): GPUBuffer {
+    const cls = BufferPool.sizeClass(bytes);
+    const size = cls > cap && bytes <= cap ? Math.floor(cap / 4) * 4 : cls;
     const list = this.free.get(size);
     let buf = list?.pop();
     if (buf) {

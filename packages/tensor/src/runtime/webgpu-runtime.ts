@@ -14,11 +14,27 @@ export interface DispatchSpec {
   /** Pipeline cache key: the same key must always produce the same WGSL. */
   key: string;
   wgsl: () => string;
-  /** Storage buffers bound at @group(0) @binding(0..n-1), in order. */
-  buffers: GPUBuffer[];
+  /**
+   * Storage buffers bound at @group(0) @binding(0..n-1), in order: a whole buffer, or a window of one
+   * (`offset` a multiple of minStorageBufferOffsetAlignment) for ops that split a tensor larger than one
+   * binding (see `maxBindingBytes`).
+   */
+  buffers: (GPUBuffer | BufferWindow)[];
   /** Uniform data bound at @binding(n) (after the storage buffers), if any. */
   uniforms?: ArrayBuffer | ArrayBufferView;
   workgroups: [number, number?, number?];
+}
+
+/** A byte range of a buffer bound as one storage binding. */
+export interface BufferWindow {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** Thrown when an op would bind more bytes than one storage binding holds and has no split path. */
+export class BindingTooLargeError extends GpuOutOfMemoryError {
+  override name = 'BindingTooLargeError';
 }
 
 interface CachedPipeline {
@@ -57,6 +73,8 @@ export class WebGPURuntime {
   maxDispatchesPerSubmit = 32;
   /** Counters, for tests and benchmarks. */
   stats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0, bindGroupsReused: 0 };
+  /** A lower binding limit than the adapter's, set by tests and `--small` runs to exercise the split paths. */
+  private bindingOverride: number | null = null;
   /** Set while profiling (runtime/profiler.ts): dispatches then go through it. */
   profiler: RuntimeProfiler | null = null;
   /** Device-side index checks (boundsCheck): the flag buffer [serial, value, count] and the pending messages. */
@@ -145,18 +163,35 @@ export class WebGPURuntime {
     throw new RangeError(`${what} (found on the WebGPU device, reported at this readback${also})`);
   }
 
+  /**
+   * The most bytes one storage binding may hold: the adapter's maxStorageBufferBindingSize, or a lower
+   * limit set with `setMaxBindingBytes`. A tensor may be larger (up to maxBufferSize); only ops with a
+   * split path (row shards, query chunks, windowed elementwise) accept one, the others refuse it by name.
+   */
+  get maxBindingBytes(): number {
+    const dev = Number(this.limits.maxStorageBufferBindingSize);
+    return this.bindingOverride === null ? dev : Math.min(dev, this.bindingOverride);
+  }
+  /** Alignment of a window's offset (minStorageBufferOffsetAlignment). */
+  get bindingAlignment(): number {
+    return Number(this.limits.minStorageBufferOffsetAlignment);
+  }
+  /** Lowers the binding limit (bytes, a multiple of 256) to test split paths; null restores the adapter's. */
+  setMaxBindingBytes(bytes: number | null): void {
+    if (bytes !== null && (!Number.isInteger(bytes) || bytes < 4096 || bytes % 256 !== 0)) {
+      throw new RangeError(`setMaxBindingBytes: expected a multiple of 256 of at least 4096 bytes, got ${bytes}`);
+    }
+    this.bindingOverride = bytes;
+  }
+
   createBuffer(bytes: number, label?: string): GPUBuffer {
     this.checkError();
     const max = Number(this.limits.maxBufferSize);
     if (bytes > max) {
-      throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${max} bytes)`);
+      throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${max} bytes)${label ? ` (${label})` : ''}`);
     }
-    // kernels bind whole buffers, so a tensor must also fit one storage binding
-    const bind = Number(this.limits.maxStorageBufferBindingSize);
-    if (bytes > bind) {
-      throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${bind} bytes)${label ? ` (${label})` : ''}`);
-    }
-    return this.pool.acquire(bytes, label);
+    // a tensor that fits one binding gets a buffer that fits it too (the pool's size classes round up)
+    return this.pool.acquire(bytes, label, this.maxBindingBytes);
   }
 
   releaseBuffer(b: GPUBuffer): void {
@@ -216,7 +251,21 @@ export class WebGPURuntime {
    */
   private bindGroupFor(spec: DispatchSpec, layout: GPUBindGroupLayout): GPUBindGroup {
     let key = spec.key;
-    for (const b of spec.buffers) key += ':' + this.bufferId(b);
+    const limit = this.maxBindingBytes;
+    for (const b of spec.buffers) {
+      if ('buffer' in b) {
+        if (b.size > limit) throw new BindingTooLargeError(`op '${spec.name}' binds a window of ${b.size} bytes, over the binding limit (${limit} bytes)`);
+        key += ':' + this.bufferId(b.buffer) + '@' + b.offset + '+' + b.size;
+      } else {
+        if (b.size > limit) {
+          throw new BindingTooLargeError(
+            `op '${spec.name}' would bind a tensor of ${b.size} bytes, over this adapter's maxStorageBufferBindingSize ` +
+              `(${limit} bytes${this.bindingOverride !== null ? ', lowered by setMaxBindingBytes' : ''}); '${spec.name}' has no split path for tensors this large`,
+          );
+        }
+        key += ':' + this.bufferId(b);
+      }
+    }
     const u = spec.uniforms;
     const view = u ? (ArrayBuffer.isView(u) ? new Uint8Array(u.buffer, u.byteOffset, u.byteLength) : new Uint8Array(u)) : null;
     const bytes = view ? Math.max(16, Math.ceil(view.byteLength / 16) * 16) : 0;
@@ -225,7 +274,7 @@ export class WebGPURuntime {
     if (e) this.stats.bindGroupsReused++;
     else {
       const ubuf = view ? this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'foliar-uniforms' }) : null;
-      const list: GPUBindGroupEntry[] = spec.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+      const list: GPUBindGroupEntry[] = spec.buffers.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } }));
       if (ubuf) list.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
       e = { group: this.device.createBindGroup({ layout, entries: list, label: spec.name }), ubuf, submit: -1 };
       if (!entries) {

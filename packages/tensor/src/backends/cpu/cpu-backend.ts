@@ -18,6 +18,7 @@ export class CpuStorage extends Storage {
  */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  readonly maxBindingBytes = Infinity;
   /** @param kernels the CPU kernel table (kernels/index.ts; context.ts passes it). */
   constructor(readonly kernels: KernelTable<CpuBackend>) {}
   private live = 0;

@@ -16,6 +16,9 @@ export class GpuStorage extends Storage {
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
+  get maxBindingBytes(): number {
+    return this.rt.maxBindingBytes;
+  }
   /** @param kernels the WebGPU kernel table (kernels/index.ts; context.ts passes it). */
   constructor(readonly rt: WebGPURuntime, readonly kernels: KernelTable<WebGPUBackend>) {}
 
