@@ -259,7 +259,7 @@ export class WebGPURuntime {
       } else {
         if (b.size > limit) {
           throw new BindingTooLargeError(
-            `op '${spec.name}' would bind a tensor of ${b.size} bytes, over this adapter's maxStorageBufferBindingSize ` +
+            `op '${spec.name}' would bind a tensor's buffer of ${b.size} bytes, over this adapter's maxStorageBufferBindingSize ` +
               `(${limit} bytes${this.bindingOverride !== null ? ', lowered by setMaxBindingBytes' : ''}); '${spec.name}' has no split path for tensors this large`,
           );
         }

@@ -112,7 +112,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   // an additive mask may block whole rows (-inf everywhere): the fused kernel defines those, the math
   // path gives NaN as PyTorch's does, so 'auto' keeps such masks on the fused kernel
-  const autoMath = impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= attentionConfig.mathMaxBytes;
+  const autoMath = impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= Math.min(attentionConfig.mathMaxBytes, q.backend.maxBindingBytes);
   if (impl === 'math' || autoMath) return mathAttention(q, k, v, scale, maskView ? (maskView as Tensor) : m === 'causal' ? 'causal' : null);
   const attrs: AttentionAttrs = {
     bh: B * H, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, scale,

@@ -3,7 +3,8 @@ import { contiguousStrides, isContiguous, numel } from '../../shape.js';
 import { ELEMENTWISE, type ElementwiseName } from './table.js';
 import { WGSL_PRELUDE } from '../scalar-math.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
-import { wgslType, type DType } from '../../dtype.js';
+import { bytesPerElement, wgslType, type DType } from '../../dtype.js';
+import { bindRange, needsChunks, unitsPerChunk } from '../../backends/webgpu/windows.js';
 import type { ElementwiseAttrs } from './index.js';
 
 const WG = 256;
@@ -119,11 +120,23 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
     }
     const inDtypes = inputs.map((v) => v.dtype);
     const key = `ew:${op}:${inDtypes.join(',')}:${outDtype}:${flat ? 'flat' : `r${rank}`}`;
+    const buffers = views.map(bufferOf);
+    if (flat && needsChunks(be, buffers)) {
+      // a tensor larger than one binding: the flat kernel runs over windows of every view
+      const per = unitsPerChunk(be, Math.max(...views.map((v) => bytesPerElement(v.dtype)))) & ~3;
+      for (let s = 0; s < count; s += per) {
+        const len = Math.min(per, count - s);
+        const bound = views.map((v, i) => bindRange(be, buffers[i]!, v.offset + s, len, bytesPerElement(v.dtype)));
+        const uc = new UniformWriter().u32(len).f32(p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 0).u32(0, 0, 0).u32(...bound.map((b) => b.offset));
+        be.rt.dispatch({ name: op, key, wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat), buffers: bound.map((b) => b.binding), uniforms: uc.build(), workgroups: grid(Math.ceil(len / PER), WG) });
+      }
+      return a.out ? undefined : outView.storage;
+    }
     be.rt.dispatch({
       name: op,
       key,
       wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat),
-      buffers: views.map(bufferOf),
+      buffers,
       uniforms: u.build(),
       workgroups: grid(Math.ceil(count / PER), WG),
     });

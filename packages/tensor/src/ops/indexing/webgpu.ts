@@ -2,6 +2,25 @@ import type { KernelFn } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
 import type { IndexSelectAttrs, IndexCheckAttrs } from './index.js';
 import { indexOutOfRange, ignoreNote } from '../../index-range.js';
+import { bytesPerElement } from '../../dtype.js';
+import { bindRange, needsChunks, unitsPerChunk, type BoundRange } from '../../backends/webgpu/windows.js';
+
+/**
+ * Row shards of a table larger than one binding (SD's 49408 x 768 token embedding is 144.8 MiB
+ * against 128 MiB bindings): rows [lo, hi) per dispatch, each bound as a window. Only for a
+ * leading-dimension table (outer 1), which is what an embedding is.
+ */
+function rowShards(be: WebGPUBackend, table: GPUBuffer, tableOffset: number, size: number, inner: number, bpe: number, op: string): { lo: number; hi: number; bound: BoundRange }[] {
+  if (!needsChunks(be, [table])) return [{ lo: 0, hi: size, bound: { binding: table, offset: tableOffset } }];
+  const rows = unitsPerChunk(be, inner * bpe);
+  const out = [];
+  for (let lo = 0; lo < size; lo += rows) {
+    const hi = Math.min(size, lo + rows);
+    out.push({ lo, hi, bound: bindRange(be, table, tableOffset + lo * inner, (hi - lo) * inner, bpe) });
+  }
+  void op;
+  return out;
+}
 
 const WG = 256;
 
@@ -35,15 +54,22 @@ export const index_select: KernelFn<WebGPUBackend, 'index_select'> = (be, [x, id
   if (total === 0) return out;
   const t = x!.dtype === 'int32' ? 'i32' : 'f32';
   const flag = boundsFor(be, op ?? 'indexSelect', 'index', size, dim === undefined ? '' : ` (dim ${dim})`);
-  be.rt.dispatch({
-    name: 'index_select',
-    key: `index_select:${t}`,
-    wgsl: () => `
+  const table = bufferOf(x!);
+  if (outer !== 1 && needsChunks(be, [table])) {
+    throw new RangeError(`${op ?? 'indexSelect'}: a table of ${table.size} bytes exceeds one binding (${be.rt.maxBindingBytes} bytes); row shards cover dim 0 only, got dim ${dim ?? '?'}`);
+  }
+  // each shard writes the output rows whose id falls in [lo, hi); ids are clamped first, so a bad id
+  // (reported once, by the first shard) still writes a row and no read strays
+  for (const [si, sh] of rowShards(be, table, x!.offset, size, inner, bytesPerElement(x!.dtype), op ?? 'indexSelect').entries()) {
+    be.rt.dispatch({
+      name: 'index_select',
+      key: `index_select:${t}`,
+      wgsl: () => `
 @group(0) @binding(0) var<storage, read> x: array<${t}>;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${t}>;
 ${boundsWgsl(3)}
-struct U { size: u32, inner: u32, n: u32, total: u32, xoff: u32, ioff: u32, serial: u32, p1: u32 };
+struct U { size: u32, inner: u32, n: u32, total: u32, xoff: u32, ioff: u32, serial: u32, lo: u32, hi: u32, check: u32, p0: u32, p1: u32 };
 @group(0) @binding(4) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -53,15 +79,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let j = (t / u.inner) % u.n;
   let o = t / (u.inner * u.n);
   let raw = ids[u.ioff + j];
-  // a bad id is reported (by one invocation per id) and clamped so that no read strays
-  if ((raw < 0 || raw >= i32(u.size)) && o == 0u && i == 0u) { report_bad_index(u.serial, raw); }
+  if (u.check != 0u && (raw < 0 || raw >= i32(u.size)) && o == 0u && i == 0u) { report_bad_index(u.serial, raw); }
   let id = u32(clamp(raw, 0, i32(u.size) - 1));
-  out[t] = x[u.xoff + (o * u.size + id) * u.inner + i];
+  if (id < u.lo || id >= u.hi) { return; }
+  out[t] = x[u.xoff + (o * u.size + id - u.lo) * u.inner + i];
 }`,
-    buffers: [bufferOf(x!), bufferOf(idx!), out.buffer, flag.buffer],
-    uniforms: new UniformWriter().u32(size, inner, n, total, x!.offset, idx!.offset, flag.serial, 0).build(),
-    workgroups: grid(total, WG),
-  });
+      buffers: [sh.bound.binding, bufferOf(idx!), out.buffer, flag.buffer],
+      uniforms: new UniformWriter().u32(size, inner, n, total, sh.bound.offset, idx!.offset, flag.serial, sh.lo, sh.hi, si === 0 ? 1 : 0, 0, 0).build(),
+      workgroups: grid(total, WG),
+    });
+  }
   return out;
 };
 
@@ -101,14 +128,18 @@ export const index_add: KernelFn<WebGPUBackend, 'index_add'> = (be, [src, idx], 
   be.run('elementwise', [], { op: 'fill', params: [0], shape: [outer * size * inner], out: { storage: out, shape: [outer * size * inner], strides: [1], offset: 0, dtype: 'float32' } });
   const total = outer * n * inner;
   if (total === 0) return out;
-  be.rt.dispatch({
-    name: 'index_add',
-    key: 'index_add',
-    wgsl: () => `
+  if (outer !== 1 && needsChunks(be, [out.buffer])) {
+    throw new RangeError(`index_add: a table of ${out.buffer.size} bytes exceeds one binding (${be.rt.maxBindingBytes} bytes); row shards cover dim 0 only`);
+  }
+  for (const sh of rowShards(be, out.buffer, 0, size, inner, 4, 'index_add')) {
+    be.rt.dispatch({
+      name: 'index_add',
+      key: 'index_add',
+      wgsl: () => `
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<atomic<u32>>;
-struct U { size: u32, inner: u32, n: u32, total: u32, soff: u32, ioff: u32, p0: u32, p1: u32 };
+struct U { size: u32, inner: u32, n: u32, total: u32, soff: u32, ioff: u32, lo: u32, hi: u32, ooff: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -118,8 +149,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let j = (t / u.inner) % u.n;
   let o = t / (u.inner * u.n);
   let id = u32(clamp(ids[u.ioff + j], 0, i32(u.size) - 1));
+  if (id < u.lo || id >= u.hi) { return; }
   let v = src[u.soff + t];
-  let dst = (o * u.size + id) * u.inner + i;
+  let dst = u.ooff + (o * u.size + id - u.lo) * u.inner + i;
   var old = atomicLoad(&out[dst]);
   loop {
     let r = atomicCompareExchangeWeak(&out[dst], old, bitcast<u32>(bitcast<f32>(old) + v));
@@ -127,9 +159,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     old = r.old_value;
   }
 }`,
-    buffers: [bufferOf(src!), bufferOf(idx!), out.buffer],
-    uniforms: new UniformWriter().u32(size, inner, n, total, src!.offset, idx!.offset, 0, 0).build(),
-    workgroups: grid(total, WG),
-  });
+      buffers: [bufferOf(src!), bufferOf(idx!), sh.bound.binding],
+      uniforms: new UniformWriter().u32(size, inner, n, total, src!.offset, idx!.offset, sh.lo, sh.hi, sh.bound.offset, 0, 0, 0).build(),
+      workgroups: grid(total, WG),
+    });
+  }
   return out;
 };
