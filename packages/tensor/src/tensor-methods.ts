@@ -14,6 +14,8 @@ import * as M from './ops/matmul/index.js';
 import * as N from './ops/nn.js';
 import * as Sm from './ops/softmax/index.js';
 import * as I from './ops/indexing/index.js';
+import * as C from './ops/cast/index.js';
+import type { DType } from './dtype.js';
 import { backward as runBackward, type BackwardOptions } from './autograd/backward.js';
 
 /** One method per table row with `method`: `x.relu()` runs the row and, backward, its `_grad` row. */
@@ -87,6 +89,16 @@ declare module './tensor.js' {
     gather(dim: number, index: Tensor): Tensor;
     toFloat(): Tensor;
     toInt(): Tensor;
+    /**
+     * This float tensor in another float dtype ('float32' | 'float16'): a new contiguous tensor
+     * (a copy even when the dtype matches, like x.clone()); the gradient is cast back (f32 for an
+     * f16 input). Also reached as x.to(dtype).
+     */
+    toDtype(dtype: DType): Tensor;
+    /** toDtype('float16') (PyTorch's x.half()); a float16 tensor is returned as a new handle, no copy. */
+    half(): Tensor;
+    /** toDtype('float32') (PyTorch's x.float()); a float32 tensor is returned as a new handle, no copy. */
+    float(): Tensor;
     /** The last two dims swapped. */
     readonly T: Tensor;
   }
@@ -157,6 +169,9 @@ const methods = {
   gather(this: Tensor, dim: number, index: Tensor): Tensor { return I.gather(this, dim, index); },
   toFloat(this: Tensor): Tensor { return E.cast(this, 'float32'); },
   toInt(this: Tensor): Tensor { return E.cast(this, 'int32'); },
+  toDtype(this: Tensor, dtype: DType): Tensor { return C.castTo(this, dtype); },
+  half(this: Tensor): Tensor { return this.dtype === 'float16' ? this.share() : C.castTo(this, 'float16'); },
+  float(this: Tensor): Tensor { return this.dtype === 'float32' ? this.share() : this.dtype === 'float16' ? C.castTo(this, 'float32') : E.cast(this, 'float32'); },
 };
 
 for (const row of ELEMENTWISE_METHODS) {

@@ -1,5 +1,6 @@
 import type { Backend, Storage, View } from './backend.js';
 import type { AnyTypedArray, DType } from './dtype.js';
+import { f16ToF32 } from './io/half.js';
 import { contiguousStrides, isContiguous, numel, fmtShape, type Shape } from './shape.js';
 import { getBackend } from './context.js';
 import { trackTensor, keep, TENSOR } from './scope.js';
@@ -140,14 +141,17 @@ export class Tensor implements View {
     return record(Tensor.view(this, this.shape, this.strides, this.offset), 'share', [this], (g) => [g]);
   }
 
-  /** Marks this tensor as a leaf that accumulates gradients. */
+  /** Marks this tensor as a leaf that accumulates gradients (a float16 leaf gets a float32 gradient). */
   requiresGrad_(on = true): this {
-    if (on && this.dtype !== 'float32') throw new TypeError(`only float tensors can require gradients (got ${this.dtype})`);
+    if (on && this.dtype !== 'float32' && this.dtype !== 'float16') throw new TypeError(`only float tensors can require gradients (got ${this.dtype})`);
     this.requiresGrad = on;
     return this;
   }
 
-  /** Reads the data back (awaits the device). */
+  /**
+   * Reads the data back (awaits the device) as the dtype's typed array: float16 comes back as its
+   * IEEE bit patterns (Uint16Array, what safetensors stores); use dataF32() for the values.
+   */
   async data(): Promise<AnyTypedArray> {
     const t = this.isContiguous ? this : this.contiguous();
     try {
@@ -156,19 +160,20 @@ export class Tensor implements View {
       if (t !== this) t.dispose();
     }
   }
-  /** Float data as Float32Array (int tensors are converted). */
+  /** The values as a Float32Array (float16 decoded exactly, int tensors converted). */
   async dataF32(): Promise<Float32Array> {
     const d = await this.data();
+    if (this.dtype === 'float16') return f16ToF32(d as Uint16Array);
     return d instanceof Float32Array ? d : Float32Array.from(d);
   }
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
     if (this.size !== 1) throw new RangeError(`item() needs a tensor with one element, got ${fmtShape(this.shape)}`);
-    return (await this.data())[0]!;
+    return (this.dtype === 'float16' ? await this.dataF32() : await this.data())[0]!;
   }
-  /** Nested JS arrays. */
+  /** Nested JS arrays (float16 as numbers). */
   async array(): Promise<unknown> {
-    const d = Array.from(await this.data());
+    const d = Array.from(this.dtype === 'float16' ? await this.dataF32() : await this.data());
     const build = (dim: number, off: number): unknown => {
       if (dim === this.rank) return d[off];
       const step = numel(this.shape.slice(dim + 1));
@@ -181,8 +186,17 @@ export class Tensor implements View {
   detach(): Tensor {
     return Tensor.view(this, this.shape, this.strides, this.offset);
   }
-  /** Copies this tensor to another backend (e.g. to compare CPU and WebGPU). */
-  async to(backend: Backend): Promise<Tensor> {
+  /**
+   * `to('float16' | 'float32')`: this tensor converted to that float dtype (an op with autograd; see
+   * toDtype). `to(backend)`: a copy on another backend, same dtype (e.g. to compare CPU and WebGPU).
+   */
+  to(dtype: DType): Tensor;
+  to(backend: Backend): Promise<Tensor>;
+  to(target: DType | Backend): Tensor | Promise<Tensor> {
+    if (typeof target === 'string') return this.toDtype(target);
+    return this.toBackend(target);
+  }
+  private async toBackend(backend: Backend): Promise<Tensor> {
     const d = await this.data();
     return new Tensor(backend.upload(d), this.shape);
   }

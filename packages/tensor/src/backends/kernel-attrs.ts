@@ -22,6 +22,8 @@ import type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs } fr
 export type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs };
 import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } from '../ops/optim/index.js';
 export type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs };
+import type { CastAttrs } from '../ops/cast/index.js';
+export type { CastAttrs };
 import type { DType } from '../dtype.js';
 
 /**
@@ -33,6 +35,8 @@ import type { DType } from '../dtype.js';
 export interface Kernels {
   /** Returns the new output storage, or nothing when `attrs.out` is given (written in place). */
   elementwise: { attrs: ElementwiseAttrs; out: Storage | void };
+  /** float32 ↔ float16 (ops/cast); returns the new storage, or nothing when `attrs.out` is given. */
+  cast: { attrs: CastAttrs; out: Storage | void };
   reduce: { attrs: ReduceAttrs; out: Storage };
   matmul: { attrs: MatmulAttrs; out: Storage };
   index_check: { attrs: IndexCheckAttrs; out: void };

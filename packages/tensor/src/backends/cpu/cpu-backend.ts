@@ -1,6 +1,7 @@
 import { Storage, type Backend, type KernelTable, type MemoryStats, type View } from '../../backend.js';
 import type { Kernels, KernelName } from '../kernel-attrs.js';
 import { allocTyped, type AnyTypedArray, type DType } from '../../dtype.js';
+import { runAtF16Boundary } from '../../ops/cast/boundary.js';
 
 export class CpuStorage extends Storage {
   constructor(
@@ -50,7 +51,8 @@ export class CpuBackend implements Backend {
   }
   run<K extends KernelName>(kernel: K, inputs: readonly View[], attrs: Kernels[K]['attrs']): Kernels[K]['out'] {
     const fn: KernelTable<CpuBackend>[K] = this.kernels[kernel];
-    return fn(this, inputs, attrs);
+    // float16 operands: the reference loops read f32, so every f16 input is cast at this boundary (ops/cast/boundary.ts)
+    return runAtF16Boundary(this, kernel, inputs, attrs, {}, (ins, at) => fn(this, ins, at));
   }
   flush(): void {}
   async sync(): Promise<void> {}
@@ -61,7 +63,7 @@ export class CpuBackend implements Backend {
     this.peak = this.liveBytes;
   }
   describe(): string {
-    return 'CPU reference backend (f32 typed-array loops)';
+    return 'CPU reference backend (f32 typed-array loops; float16 storage is cast to f32 per kernel)';
   }
 }
 

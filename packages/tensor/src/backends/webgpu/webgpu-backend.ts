@@ -2,6 +2,8 @@ import { Storage, type Backend, type KernelTable, type MemoryStats, type View } 
 import type { Kernels, KernelName } from '../kernel-attrs.js';
 import { bytesPerElement, type AnyTypedArray, type DType, allocTyped } from '../../dtype.js';
 import type { WebGPURuntime } from '../../runtime/webgpu-runtime.js';
+import { runAtF16Boundary } from '../../ops/cast/boundary.js';
+import { WEBGPU_F16_INPUTS } from '../../ops/cast/f16-inputs.js';
 
 export class GpuStorage extends Storage {
   constructor(
@@ -58,7 +60,8 @@ export class WebGPUBackend implements Backend {
   }
   run<K extends KernelName>(kernel: K, inputs: readonly View[], attrs: Kernels[K]['attrs']): Kernels[K]['out'] {
     const fn: KernelTable<WebGPUBackend>[K] = this.kernels[kernel];
-    return fn(this, inputs, attrs);
+    // float16 operands: read in place where the kernel declares it, else cast to f32 here (ops/cast/boundary.ts)
+    return runAtF16Boundary(this, kernel, inputs, attrs, WEBGPU_F16_INPUTS, (ins, at) => fn(this, ins, at));
   }
   flush(): void {
     this.rt.flush();

@@ -5,6 +5,7 @@ import { broadcastShapes, broadcastStrides, broadcastsTo, shapesEqual, fmtShape 
 import type { ElementwiseName, WithGrad } from './table.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
+import { castTo } from '../cast/index.js';
 
 function sameBackend(ts: readonly Tensor[], op: string): void {
   for (let i = 1; i < ts.length; i++) {
@@ -124,6 +125,14 @@ export const square: Unary = unary('square', (g, x) => ew('mul', [g, ew('mul_sca
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.detach();
+  // float16 ↔ float32 is the cast op's (bit-exact rounding, autograd); ints reach f16 through f32
+  if (x.dtype === 'float16' || dtype === 'float16') {
+    if (x.dtype === 'float32' || x.dtype === 'float16') return noGrad(() => castTo(x, dtype));
+    const f = ew('copy', [x], [], 'float32');
+    const h = noGrad(() => castTo(f, dtype));
+    f.dispose();
+    return h;
+  }
   return ew('copy', [x], [], dtype);
 }
 

@@ -13,9 +13,11 @@ import * as pool from '../../../ops/pool/cpu.js';
 import * as norm from '../../../ops/norm/cpu.js';
 import * as attention from '../../../ops/attention/cpu.js';
 import * as optim from '../../../ops/optim/cpu.js';
+import * as cast from '../../../ops/cast/cpu.js';
 
 export const cpuKernels: KernelTable<CpuBackend> = {
   elementwise: elementwise.elementwise,
+  cast: cast.cast,
   reduce: reduce.reduce,
   matmul: matmul.matmul,
   index_check: indexing.index_check,

@@ -13,9 +13,11 @@ import * as pool from '../../../ops/pool/webgpu.js';
 import * as norm from '../../../ops/norm/webgpu.js';
 import * as attention from '../../../ops/attention/webgpu.js';
 import * as optim from '../../../ops/optim/webgpu.js';
+import * as cast from '../../../ops/cast/webgpu.js';
 
 export const webgpuKernels: KernelTable<WebGPUBackend> = {
   elementwise: elementwise.elementwise,
+  cast: cast.cast,
   reduce: reduce.reduce,
   matmul: matmul.matmul,
   index_check: indexing.index_check,
