@@ -5,7 +5,7 @@
 import { test } from '../harness.js';
 import { setup, teardown, requireGpu, assertClose, assertThrowsWith, randArray, randIntArray } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, memory, embedding, setMaxBindingBytes, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, memory, embedding, randn, rand, Generator, setMaxBindingBytes, type Backend, type Tensor } from '@foliar/tensor';
 import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention/index.js';
 
 const LIMIT = 64 * 1024;
@@ -103,6 +103,20 @@ test('flat elementwise ops over windows: offsets, a view into a large tensor, fi
     const s = ta.narrow(0, 3, n - 10).exp(); // a view at element offset 3: windows start mid-alignment
     await assertClose(await s.dataF32(), sliceRef, { rtol: 1e-6, msg: 'exp of a view at offset 3' });
     for (const t of [ta, tb, y, s]) t.dispose();
+  });
+});
+
+test('random numbers over windows equal the unsplit ones (counter advanced per chunk)', async () => {
+  const gpu = requireGpu();
+  const n = 50_001; // 200 KB: four windows; an odd tail inside the last Philox block
+  const whole = await randn([n], { backend: gpu, generator: new Generator(7) }).dataF32();
+  const wholeU = await rand([n], { backend: gpu, generator: new Generator(8) }).dataF32();
+  await lowered(async () => {
+    const g = new Generator(7);
+    const split = await randn([n], { backend: gpu, generator: g }).dataF32();
+    await assertClose(split, whole, { rtol: 0, atol: 0, msg: 'randn' });
+    await assertClose(await rand([n], { backend: gpu, generator: new Generator(8) }).dataF32(), wholeU, { rtol: 0, atol: 0, msg: 'rand' });
+    assert.is(g.counter, Math.ceil(n / 4), 'the generator advanced by the blocks used');
   });
 });
 
