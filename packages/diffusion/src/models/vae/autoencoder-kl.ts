@@ -4,6 +4,9 @@ import { ResnetBlock2D } from '../blocks/resnet-block.js';
 import { Attention } from '../blocks/attention.js';
 import { Downsample2D, Upsample2D } from '../blocks/sampling.js';
 import { blockCountError, checkConfigObject, checkFields, checkUnsupported, configError, rule, withDefaults, type ConfigSchema } from '../config-schema.js';
+import { planTiling, runPerImage, runTiles, vaeScaleFactor, type TilePlan, type VaeTilingInfo, type VaeTilingMode, type VaeTilingOptions } from './tiling.js';
+
+export { vaeDecodePeakBytes, vaeEncodePeakBytes, vaeScaleFactor, tileStarts, blendWeights, planTiling, runTiles, type TilePlan, type VaeTilingInfo, type VaeTilingMode, type VaeTilingOptions } from './tiling.js';
 
 /** The fields of diffusers' AutoencoderKL config.json that foliar implements. */
 export interface AutoencoderKLConfig {
@@ -222,13 +225,25 @@ export class DiagonalGaussian {
   }
 }
 
-/** diffusers AutoencoderKL. `encode` returns the latent distribution, `decode` images; no scaling_factor applied. */
+/**
+ * diffusers AutoencoderKL. `encode` returns the latent distribution, `decode` images; no scaling_factor
+ * applied. Both split the work when the untiled run would bind a tensor larger than the backend allows
+ * (`tilingMode`, see models/vae/tiling.ts): first one image at a time, then overlapping tiles.
+ */
 export class AutoencoderKL extends Module {
   readonly config: AutoencoderKLConfig;
   encoder: Encoder;
   decoder: Decoder;
   quantConv: Conv2d | null;
   postQuantConv: Conv2d | null;
+  /** 'auto' (default): split only when needed; 'on': tile whenever the input exceeds the tile (enableTiling); 'off': never split. */
+  tilingMode: VaeTilingMode = 'auto';
+  /** Tile size and overlap used when splitting into tiles. */
+  tilingOptions: VaeTilingOptions = {};
+  /** How the last decode or encode ran; null before the first. */
+  lastTiling: VaeTilingInfo | null = null;
+  /** Decodes and encodes that ran tiled so far (tests assert that a split happened). */
+  tiledRuns = 0;
   constructor(config: Partial<AutoencoderKLConfig> & Record<string, unknown> = {}) {
     super();
     const c = (this.config = resolveVAEConfig(config));
@@ -238,16 +253,64 @@ export class AutoencoderKL extends Module {
     this.quantConv = this.module('quant_conv', c.use_quant_conv ? new Conv2d(l2, l2, 1) : null);
     this.postQuantConv = this.module('post_quant_conv', c.use_post_quant_conv ? new Conv2d(c.latent_channels, c.latent_channels, 1) : null);
   }
-  encode(x: Tensor): DiagonalGaussian {
-    const { mean, logvar } = tidy(() => {
+
+  /** diffusers' enable_tiling: tile whenever the input is larger than the tile (and still whenever a run would not fit). */
+  enableTiling(opts: VaeTilingOptions = {}): void {
+    this.tilingMode = 'on';
+    this.tilingOptions = { ...opts };
+  }
+  /** Back to 'auto': split only when the untiled run would exceed the binding limit. Use `tilingMode = 'off'` to never split. */
+  disableTiling(): void {
+    this.tilingMode = 'auto';
+  }
+
+  /** The plan decode/encode would follow for an input of this shape (latent units for decode, pixels for encode). */
+  planFor(op: 'decode' | 'encode', shape: readonly number[], limitBytes: number): TilePlan {
+    const f = op === 'encode' ? vaeScaleFactor(this.config) : 1;
+    const [b, , h, w] = shape as [number, number, number, number];
+    // an encode input that is not a multiple of the scale factor cannot be cut into aligned tiles
+    const whole = op === 'encode' && (h % f !== 0 || w % f !== 0);
+    return planTiling({ op, mode: whole ? 'off' : this.tilingMode, options: this.tilingOptions, config: this.config, batch: b, h: h / (whole ? 1 : f), w: w / (whole ? 1 : f), limitBytes });
+  }
+
+  /** quant_conv(encoder(x)): the [mean, logvar] moments. */
+  private moments(x: Tensor): Tensor {
+    return tidy(() => {
       const h = this.encoder.forward(x);
-      const moments = this.quantConv ? this.quantConv.forward(h) : h;
+      return this.quantConv ? this.quantConv.forward(h) : h;
+    });
+  }
+
+  encode(x: Tensor): DiagonalGaussian {
+    const plan = this.planFor('encode', x.shape, x.backend.maxBindingBytes);
+    this.lastTiling = plan.info;
+    const { mean, logvar } = tidy(() => {
+      let moments: Tensor;
+      if (plan.info.strategy === 'whole') moments = this.moments(x);
+      else if (plan.info.strategy === 'batch-split') moments = runPerImage(x, (one) => this.moments(one));
+      else {
+        this.tiledRuns++;
+        const f = vaeScaleFactor(this.config);
+        moments = runTiles(x, { startsH: plan.startsH, startsW: plan.startsW, tile: plan.info.tileLatent!, scaleIn: f, scaleOut: 1, chunk: plan.info.chunk }, (t) => this.moments(t));
+      }
+      // the blend mixes moments (as diffusers does), before the split and the clamp
       const [m, lv] = moments.chunk(2, 1) as [Tensor, Tensor];
       return { mean: m.contiguous(), logvar: lv.clamp(-30, 20) };
     });
     return new DiagonalGaussian(mean, logvar);
   }
-  decode(z: Tensor): Tensor {
+
+  private decodeWhole(z: Tensor): Tensor {
     return tidy(() => this.decoder.forward(this.postQuantConv ? this.postQuantConv.forward(z) : z));
+  }
+
+  decode(z: Tensor): Tensor {
+    const plan = this.planFor('decode', z.shape, z.backend.maxBindingBytes);
+    this.lastTiling = plan.info;
+    if (plan.info.strategy === 'whole') return this.decodeWhole(z);
+    if (plan.info.strategy === 'batch-split') return runPerImage(z, (one) => this.decodeWhole(one));
+    this.tiledRuns++;
+    const f = vaeScaleFactor(this.config);
+    return runTiles(z, { startsH: plan.startsH, startsW: plan.startsW, tile: plan.info.tileLatent!, scaleIn: 1, scaleOut: f, chunk: plan.info.chunk }, (t) => this.decodeWhole(t));
   }
 }
