@@ -103,7 +103,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, addend?:
   if (x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new RangeError(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${weight.shape[1]})`);
   }
-  const fusable = x.rank >= 2 && weight.rank === 2 && x.isContiguous && weight.isContiguous && x.dtype === 'float32' && weight.dtype === 'float32' && (!bias || (bias.rank === 1 && bias.shape[0] === weight.shape[0]));
+  // a float16 weight (and bias) is read in place by the matmul kernel (issue 16)
+  const fusable = x.rank >= 2 && weight.rank === 2 && x.isContiguous && weight.isContiguous && x.dtype === 'float32' && (weight.dtype === 'float32' || weight.dtype === 'float16') && (!bias || (bias.rank === 1 && bias.shape[0] === weight.shape[0]));
   const addOk = !addend || (addend !== x && addend.dtype === 'float32' && addend.backend === x.backend && addend.rank === x.rank && addend.shape.every((d, i) => d === (i === x.rank - 1 ? weight.shape[0] : x.shape[i])));
   if (fusable && addOk) return linear2d(x, weight, bias ?? null, addend ?? null);
   const wt = transpose(weight, 0, 1);

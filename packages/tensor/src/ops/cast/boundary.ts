@@ -70,13 +70,30 @@ export function runAtF16Boundary<K extends KernelName>(
   }
 }
 
-/** An f32 copy of an f16 view: broadcast (stride 0) dims stay broadcast, so a bias is not expanded. */
+/**
+ * An f32 copy of the storage range an f16 view reaches, addressed exactly as before (same strides,
+ * the offset moved by the range's start): kernel attrs describe the operand's layout (matmul's
+ * transposes and leading dims, broadcast strides), so the copy must keep it. Broadcast dims are not
+ * materialised and a slice copies only its span.
+ */
 function toF32(v: View, temps: Storage[]): View {
-  const compact = v.shape.map((d, i) => (v.strides[i] === 0 ? 1 : d));
-  const s = castView({ storage: v.storage, shape: compact, strides: v.strides, offset: v.offset, dtype: 'float16' }, 'float32');
+  let lo = v.offset, hi = v.offset;
+  for (let i = 0; i < v.shape.length; i++) {
+    const d = v.shape[i]!, st = v.strides[i]!;
+    if (d === 0) return { ...v, storage: keepEmpty(v, temps), offset: 0, dtype: 'float32' };
+    if (st >= 0) hi += (d - 1) * st;
+    else lo += (d - 1) * st;
+  }
+  const n = hi - lo + 1;
+  const s = castView({ storage: v.storage, shape: [n], strides: [1], offset: lo, dtype: 'float16' }, 'float32');
   temps.push(s);
-  const cs = contiguousStrides(compact);
-  return { storage: s, shape: v.shape, strides: cs.map((st, i) => (v.strides[i] === 0 ? 0 : st)), offset: 0, dtype: 'float32' };
+  return { storage: s, shape: v.shape, strides: v.strides, offset: v.offset - lo, dtype: 'float32' };
+}
+
+function keepEmpty(v: View, temps: Storage[]): Storage {
+  const s = v.storage.backend.alloc('float32', 0);
+  temps.push(s);
+  return s;
 }
 
 /** The kernel on a view: a fresh contiguous storage of `dtype`. No autograd. */

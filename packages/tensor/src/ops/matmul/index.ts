@@ -117,8 +117,8 @@ function expanded(x: Tensor, batchShape: number[], r: number, c: number): Tensor
  * mixed dtypes; foliar promotes, as its elementwise ops do).
  */
 function promoted(a: Tensor, b: Tensor): Tensor {
-  const af = a.dtype === 'float32' ? a : cast(a, 'float32');
-  const bf = b.dtype === 'float32' ? b : cast(b, 'float32');
+  const af = isFloat(a) ? a : cast(a, 'float32');
+  const bf = isFloat(b) ? b : cast(b, 'float32');
   const y = matmul(af, bf);
   if (af !== a) af.dispose();
   if (bf !== b) bf.dispose();
@@ -127,6 +127,11 @@ function promoted(a: Tensor, b: Tensor): Tensor {
   const yi = cast(y, 'int32');
   y.dispose();
   return yi;
+}
+
+/** float32, or float16 storage (issue 16: computed in f32). */
+function isFloat(t: Tensor): boolean {
+  return t.dtype === 'float32' || t.dtype === 'float16';
 }
 
 /** torch.matmul semantics: 1-D operands, batched and broadcast batch dims, transposed views without copies. */
@@ -142,10 +147,12 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
   const fused = opts.alpha !== undefined || !!opts.bias || !!opts.outStrides || !!opts.addend || !!opts.rowSumsInto;
-  if (fused && (a.rank < 2 || b.rank < 2 || a.dtype !== 'float32' || b.dtype !== 'float32')) {
-    throw new RangeError('matmul: alpha, bias and outStrides need float32 operands of rank 2 or more');
+  if (fused && (a.rank < 2 || b.rank < 2 || !isFloat(a) || !isFloat(b))) {
+    throw new RangeError('matmul: alpha, bias and outStrides need float operands of rank 2 or more');
   }
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') return promoted(a, b);
+  // float16 operands go to the kernel as they are: B (a weight) is read in place, A is cast at the
+  // backend's f16 boundary (ops/cast/boundary.ts); the product is float32
+  if (!isFloat(a) || !isFloat(b)) return promoted(a, b);
   if (a.rank === 1) {
     const a2 = unsqueeze(a, 0);
     const y = matmul(a2, b);
@@ -200,7 +207,7 @@ export function matmulWith(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tens
   }
   const bias = opts.bias ?? null;
   if (bias) {
-    if (bias.rank !== 1 || bias.shape[0] !== n || bias.dtype !== 'float32') throw new RangeError(`matmul: bias ${fmtShape(bias.shape)} must be a float32 [${n}]`);
+    if (bias.rank !== 1 || bias.shape[0] !== n || !isFloat(bias)) throw new RangeError(`matmul: bias ${fmtShape(bias.shape)} ${bias.dtype} must be a float32 or float16 [${n}]`);
     if (bias.backend !== a.backend) throw new Error('matmul: the bias lives on another backend');
   }
   const biasC = bias ? own(bias.isContiguous ? bias : contiguous(bias), bias) : null;

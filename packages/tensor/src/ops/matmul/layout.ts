@@ -1,4 +1,5 @@
 import type { MatmulAttrs } from './index.js';
+import { readBinding } from '../cast/wgsl.js';
 
 /** MatmulAttrs' optional strides with their defaults filled in (dense rows, one batch level, dense C). */
 export interface MatmulLayout {
@@ -47,10 +48,11 @@ export const MATMUL_UNIFORMS_WGSL =
  * per column, the bias at binding 3, then the addend D, then E (A's row sums, MatmulAttrs.rowSumsA)
  * (the runtime binds the uniforms after the storage buffers).
  */
-export function matmulUniformBinding(bias: boolean, addend = false, rowSums = false): string {
+export function matmulUniformBinding(bias: boolean, addend = false, rowSums = false, biasF16 = false): string {
   const L: string[] = [];
   let b = 3;
-  if (bias) L.push(`@group(0) @binding(${b++}) var<storage, read> bias: array<f32>;`);
+  // the bias is read through bias_at (ops/cast/wgsl.ts): it may be stored as float16
+  if (bias) L.push(readBinding(b++, 'bias', biasF16));
   // the addend D (C's layout, from its own offset): C = alpha · AB + bias + D
   if (addend) L.push(`@group(0) @binding(${b++}) var<storage, read> D: array<f32>;`);
   // E[eoff + batch · m + row] = Σ_k A[row, k]

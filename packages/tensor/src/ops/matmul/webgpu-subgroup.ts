@@ -21,6 +21,7 @@
  * subgroups (4-lane adapters) still computes every column once.
  */
 import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from './layout.js';
+import { readBinding, readBindingVec4 } from '../cast/wgsl.js';
 export interface SubgroupMatmulParams {
   transA: boolean;
   transB: boolean;
@@ -38,6 +39,10 @@ export interface SubgroupMatmulParams {
   addend?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA): each lane sums the A values it loads, a subgroupAdd per row at the end. */
   rowSums?: boolean;
+  /** B is stored as float16 (packed words, read through B_at / Bv_at4). */
+  bF16?: boolean;
+  /** The bias is stored as float16. */
+  biasF16?: boolean;
 }
 
 export type SubgroupLanes = 4 | 8;
@@ -73,24 +78,24 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   const bLoad = (l: number, g: number) => {
     const col = `col0 + ${4 * g}u`;
     const k = `k0 + ${l}u`;
-    if (p.vecB) return `select(vec4<f32>(0.0), Bv[(bb + min(${k}, u.k - 1u) * u.ldb + min(${col}, u.n - 4u)) / 4u], ${k} < u.k && ${col} < u.n)`;
+    if (p.vecB) return `select(vec4<f32>(0.0), Bv_at4((bb + min(${k}, u.k - 1u) * u.ldb + min(${col}, u.n - 4u)) / 4u), ${k} < u.k && ${col} < u.n)`;
     const one = (j: number) => {
       const c = `${col} + ${j}u`;
       const cc = `min(${c}, u.n - 1u)`, kc = `min(${k}, u.k - 1u)`;
       const idx = p.transB ? `bb + ${cc} * u.ldb + ${kc}` : `bb + ${kc} * u.ldb + ${cc}`;
-      return `select(0.0, B[${idx}], ${k} < u.k && ${c} < u.n)`;
+      return `select(0.0, B_at(${idx}), ${k} < u.k && ${c} < u.n)`;
     };
     return `vec4<f32>(${[0, 1, 2, 3].map(one).join(', ')})`;
   };
   const L: string[] = [];
   L.push('enable subgroups;');
   L.push('@group(0) @binding(0) var<storage, read> A: array<f32>;');
-  L.push(p.vecB ? '@group(0) @binding(1) var<storage, read> Bv: array<vec4<f32>>;' : '@group(0) @binding(1) var<storage, read> B: array<f32>;');
+  L.push(p.vecB ? readBindingVec4(1, 'Bv', !!p.bF16) : readBinding(1, 'B', !!p.bF16));
   // with vec4 B, N % 4 == 0: C rows are 16-byte aligned and a lane's 4 columns are all in or all out,
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
-  L.push(matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums));
+  L.push(matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums, !!p.biasF16));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
   L.push(`  let lane = sgl & ${W - 1}u;`);
@@ -130,7 +135,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   }
   const bv = (g: number) => {
     if (!p.bias) return '';
-    const c = (j: number) => `bias[u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u)]`;
+    const c = (j: number) => `bias_at(u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u))`;
     return ` + vec4<f32>(${[0, 1, 2, 3].map(c).join(', ')})`;
   };
   if (p.bias) for (let g = 0; g < G; g++) L.push(`  let bias${g} = vec4<f32>(0.0)${bv(g)};`);

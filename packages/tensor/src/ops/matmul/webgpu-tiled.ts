@@ -7,6 +7,7 @@
  * (GUIDE §1), which is why the variant is chosen by measurement.
  */
 import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from './layout.js';
+import { readBinding } from '../cast/wgsl.js';
 export interface TiledMatmulParams {
   transA: boolean;
   transB: boolean;
@@ -16,6 +17,10 @@ export interface TiledMatmulParams {
   addend?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA), summed by the invocations of the first tile column. */
   rowSums?: boolean;
+  /** B is stored as float16 (read through B_at). */
+  bF16?: boolean;
+  /** The bias is stored as float16. */
+  biasF16?: boolean;
 }
 
 export const TILE_M = 64;
@@ -33,10 +38,10 @@ export function tiledMatmulWgsl(p: TiledMatmulParams): string {
   const fmas = [0, 1, 2, 3].map((i) => `      acc[${i}] = fma(vec4<f32>(a[${i}]), b, acc[${i}]);`).join('\n');
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+${readBinding(1, 'B', !!p.bF16)}
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums)}
+${matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums, !!p.biasF16)}
 // [k][rows / 4] and [k][columns / 4]
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE_M) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE_N) / 4}>;
@@ -62,7 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         let c = ${bMap[0]}; let kk = ${bMap[1]};
         let gc = colT + c; let gk = k0 + kk;
         var v = 0.0;
-        if (gc < u.n && gk < u.k) { v = B[${bIdx}]; }
+        if (gc < u.n && gk < u.k) { v = B_at(${bIdx}); }
         Bs[kk * ${TILE_N / 4}u + c / 4u][c % 4u] = v;
       }
     }
@@ -88,7 +93,7 @@ ${fmas}${p.rowSums ? '\n      rs += a;' : ''}
     if (r >= u.m) { break; }
     for (var j = 0u; j < 4u; j++) {
       let ci = cb + r * u.ldc + c0 + j;
-      if (c0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${p.bias ? ' + bias[u.biasoff + c0 + j]' : ''}${p.addend ? ' + D[u.doff + ci]' : ''}; }
+      if (c0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${p.bias ? ' + bias_at(u.biasoff + c0 + j)' : ''}${p.addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;

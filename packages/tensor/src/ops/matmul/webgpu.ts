@@ -4,6 +4,7 @@ import type { MatmulAttrs } from './index.js';
 import { matmulLayout, matmulUniformWords, matmulUniformBinding, MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL } from './layout.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
+import { readBinding, f16Key } from '../cast/wgsl.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
 /**
@@ -25,17 +26,17 @@ const TS = 4;
 const WGX = 8, WGY = 8;
 
 
-function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean, rowSums = false): string {
+function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean, rowSums = false, bF16 = false, biasF16 = false): string {
   const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
   const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+${readBinding(1, 'B', bF16)}
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${MATMUL_UNIFORMS_WGSL}
-${matmulUniformBinding(bias, addend, rowSums)}
+${matmulUniformBinding(bias, addend, rowSums, biasF16)}
 fn a_at(base: u32, row: u32, kk: u32) -> f32 { if (row >= u.m) { return 0.0; } return A[base + ${aIdx}]; }
-fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B[base + ${bIdx}]; }
+fn b_at(base: u32, kk: u32, col: u32) -> f32 { if (col >= u.n) { return 0.0; } return B_at(base + ${bIdx}); }
 @compute @workgroup_size(${WGX}, ${WGY}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b = gid.z + u.z0;
@@ -66,7 +67,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= u.m) { break; }
     for (var j = 0u; j < ${TS}u; j++) {
       let ci = cb + r * u.ldc + col0 + j;
-      if (col0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${bias ? ' + bias[u.biasoff + col0 + j]' : ''}${addend ? ' + D[u.doff + ci]' : ''}; }
+      if (col0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${bias ? ' + bias_at(u.biasoff + col0 + j)' : ''}${addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;
@@ -95,9 +96,14 @@ interface Problem {
   addend: boolean;
   /** A's row sums are written to E (MatmulAttrs.rowSumsA). */
   rowSums?: boolean;
+  /** B (a weight) is stored as float16 (read in place, f32 accumulation). */
+  bF16?: boolean;
+  /** The bias is stored as float16. */
+  biasF16?: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
+  const h = f16Key(!!p.bF16, !!p.biasF16);
   if (variant === 'subgroup') {
     // tile height follows M (rows past M cost as much as real ones), width follows N. Only the
     // vec4 non-transposed form gets the big tile: with scalar B loads or a transposed A, LLVM takes
@@ -109,16 +115,16 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }), grid: [x, y] };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums, !!p.bF16, !!p.biasF16), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
 }
 
 function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0, sumOff = 0): Uint32Array {
@@ -252,14 +258,14 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
       const shape = [p.batch / l.batchInner, l.batchInner, p.m, p.n];
       const strides = [l.cBatchStride2, l.cBatchStride, l.ldc, 1];
       const srcs: View[] = [];
-      if (bias) srcs.push({ storage: bias.storage, shape, strides: [0, 0, 0, 1], offset: bias.offset, dtype: 'float32' });
+      if (bias) srcs.push({ storage: bias.storage, shape, strides: [0, 0, 0, 1], offset: bias.offset, dtype: bias.dtype });
       if (addend) srcs.push({ storage: addend.storage, shape, strides, offset: addend.offset, dtype: 'float32' });
       be.run('elementwise', srcs, { op: srcs.length === 2 ? 'add' : 'copy', params: [], shape, out: { storage: out, shape, strides, offset: 0, dtype: 'float32' } });
     }
     return out;
   }
   const variant = matmulVariant(be);
-  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: !!bias, addend: !!addend, rowSums: !!sums });
+  const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, bAligned: bAligned(p, b!.offset), bias: !!bias, addend: !!addend, rowSums: !!sums, bF16: b!.dtype === 'float16', biasF16: bias?.dtype === 'float16' });
   // batches past the 65535 workgroups of one dimension go in further dispatches
   for (let z0 = 0; z0 < p.batch; z0 += MAX_Z) {
     be.rt.dispatch({
