@@ -136,10 +136,11 @@ export function blendWeights(starts: readonly number[], tile: number, length: nu
 
 /**
  * The tile (latent units, at most maxH×maxW) to cut an h×w input into. The configured tile when it
- * fits; otherwise, among the tiles that fit and have at least 3/4 of the largest fitting area, the one
- * with the least total tiled area (the compute), ties to the squarer. Shrinking only the longer side
- * would often leave two tiles that overlap almost entirely (a 63-unit tile over 64 doubles the work);
- * the area floor keeps tiles large, since small tiles see less context and blend worse.
+ * fits; otherwise, among the tiles that fit and have at least half the largest fitting area, the
+ * largest whose total tiled area (the compute) is within 10% of the least, ties to the squarer.
+ * Shrinking only the longer side would often leave two tiles that overlap almost entirely (a 63-unit
+ * tile over 64 doubles the work); preferring large tiles keeps context and overlaps wide, which
+ * blends better.
  * Returns th = tw = 0 when not even 1×1 fits.
  */
 export function chooseTile(h: number, w: number, maxH: number, maxW: number, overlap: number, fits: (th: number, tw: number) => boolean): { th: number; tw: number } {
