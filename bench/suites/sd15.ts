@@ -4,11 +4,15 @@
  * at 512², one DreamBooth step with prior preservation (LoRA rank 4, gradient checkpointing) and one
  * full fine-tuning step with gradient checkpointing. Each row: median time, device peak above what was
  * live before it, and the process's host peak so far. `--quick` or FOLIAR_SD15=small runs the
- * `sd15-small` preset (SD 1.5's layout at a fifth of the widths: what a 2-core machine with 128 MiB
- * bindings can run); the full size needs an adapter whose bindings take the 49408×768 token embedding
- * (a real GPU: scripts/gpu/check.sh) until the split ops of issue 16 exist.
+ * `sd15-small` preset (SD 1.5's layout at a fifth of the widths). On an adapter with 128 MiB bindings
+ * (lavapipe) the full size runs through the split paths: the token embedding in row shards, the VAE
+ * tiled at 512². A software adapter trains 2 steps (the second timed) instead of 4, and the full
+ * fine-tuning step runs only when its estimated need (weights, gradients and Adam's two moments in f32,
+ * plus the LoRA step's activations) fits in 80% of the host's memory (on a software adapter device memory
+ * is host memory); otherwise its row says what it would need.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import type { FineTuneMethod } from '@foliar/diffusion';
@@ -48,6 +52,7 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
     console.error(`${preset}: random pipeline written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
   const rows: Row[] = [];
+  const software = ft.backendInfo().adapter?.isSoftware ?? true;
   const row = (name: string, m: { ms: number; devicePeakMiB: number }, extra = ''): Row => ({
     suite: 'sd15', name: `${preset}: ${name}`, medianMs: m.ms,
     note: `device peak +${m.devicePeakMiB.toFixed(0)} MiB; host peak ${hostPeakMiB().toFixed(0)} MiB${extra}`,
@@ -72,7 +77,7 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
       await y.data();
       x.dispose();
       y.dispose();
-    })));
+    }), `; ${p.vae.lastTiling ? `tiled: ${JSON.stringify(p.vae.lastTiling)}` : 'untiled'}`));
   } catch (e) {
     rows.push({ suite: 'sd15', name: `${preset}: inference failed`, medianMs: NaN, note: (e as Error).message.slice(0, 200) });
   }
@@ -83,7 +88,19 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
   const classDir = join(work, 'class');
   mkdirSync(classDir, { recursive: true });
   for (let i = 0; i < 2; i++) writePng(join(classDir, `class-${i}.png`), renderLeaf({ label: 'healthy', seed: 100 + i, width: 512, height: 512 }));
+  let loraPeak = 0, loraResting = 0;
   for (const method of ['lora', 'full'] as const) {
+    if (method === 'full' && software) {
+      // what the LoRA run held (all three models' weights), plus the UNet's gradients and Adam's m and v
+      // in f32, plus what the LoRA step's activations took
+      const unetBytes = 4 * (preset === 'sd15' ? 859_520_964 : 0);
+      const need = loraResting + 3 * unetBytes + loraPeak * 2 ** 20;
+      if (unetBytes > 0 && need > 0.8 * totalmem()) {
+        rows.push({ suite: 'sd15', name: `${preset}: DreamBooth step 512 px, full UNet: not run`, medianMs: NaN,
+          note: `needs ~${(need / 2 ** 30).toFixed(1)} GiB (weights ${(loraResting / 2 ** 30).toFixed(1)}, the UNet's gradients and Adam m and v ${(3 * unetBytes / 2 ** 30).toFixed(1)}, activations as in the LoRA step ${(loraPeak / 1024).toFixed(1)}) against 80% of this ${(totalmem() / 2 ** 30).toFixed(0)} GiB host` });
+        continue;
+      }
+    }
     const fresh = await StableDiffusionPipeline.fromPretrained(dir);
     const m: FineTuneMethod = method === 'lora' ? new LoRA({ rank: 4 }) : new FullFineTune();
     const times: number[] = [];
@@ -93,7 +110,7 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
       await trainDreamBooth(fresh, {
         instanceImages: [renderLeaf({ label: 'multiple_diseases', seed: 1, width: 512, height: 512 })],
         instancePrompt: 'a photo of a <diseaes-leaf> leaf', classPrompt: 'a photo of a leaf', classImagesDir: classDir, numClassImages: 2,
-        trainBatchSize: 1, resolution: 512, method: m, maxTrainSteps: preset === 'sd15' ? 4 : 2, learningRate: 1e-5, gradientCheckpointing: true,
+        trainBatchSize: 1, resolution: 512, method: m, maxTrainSteps: preset === 'sd15' && !software ? 4 : 2, learningRate: 1e-5, gradientCheckpointing: true,
         outputDir: join(work, method), quiet: true, checkpointingSteps: 0,
         onStep: ({ step }) => {
           const now = performance.now();
@@ -106,6 +123,10 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
       times.sort((a, b) => a - b);
       const ms = times[Math.floor(times.length / 2)]!;
       console.error(`dreambooth ${method}: ${(ms / 1000).toFixed(1)} s/step, device peak +${MiB(peak - resting).toFixed(0)} MiB`);
+      if (method === 'lora') {
+        loraPeak = MiB(peak - resting);
+        loraResting = resting;
+      }
       rows.push(row(`DreamBooth step 512 px, prior preservation, ${method === 'lora' ? 'LoRA r4' : 'full UNet'}, gradient checkpointing`, { ms, devicePeakMiB: MiB(peak - resting) }));
     } catch (e) {
       rows.push({ suite: 'sd15', name: `${preset}: DreamBooth ${method} failed`, medianMs: NaN, note: (e as Error).message.slice(0, 200) });

@@ -9,7 +9,9 @@
 # check.tgz.
 #   bash scripts/gpu/check.sh [--small] [steps, default probe,tests,golden,bench,sd15]
 # --small: SD 1.5's layout at a fifth of the widths (the sd15-small preset) and the quick benchmarks:
-# what a 2-core machine on lavapipe runs (that is how this script is tested without a GPU).
+# what a 2-core machine on lavapipe runs (that is how this script is tested without a GPU). The sd15 step
+# then runs with the binding limit lowered to 16 MiB (FOLIAR_MAX_BINDING_BYTES), so the small model takes
+# the split paths the full size takes on a 128 MiB adapter: the token embedding in row shards, the VAE tiled.
 set -u
 cd "$(dirname "$0")/../.."
 small=0; steps=probe,tests,golden,bench,sd15
@@ -27,13 +29,15 @@ tsx=(node --conditions=foliar-source --import tsx)
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
 case ,$steps, in *,probe,*) run 60 node scripts/gpu/probe.mjs "$OUT/check/probe.json" ;; esac
 case ,$steps, in *,tests,*)
-  for t in matmul-variants matmul.test conv attention norm elementwise reduce nn-ops pool half optim-kernels; do
+  for t in matmul-variants matmul.test conv attention norm elementwise reduce nn-ops pool half optim-kernels binding-split; do
     run 90 node scripts/test.mjs "test/tensor/$t" --no-golden
   done ;; esac
 case ,$steps, in *,golden,*) run 120 "${tsx[@]}" scripts/golden.ts "$FOLIAR_SHARED/golden" --backend webgpu ;; esac
 # small (lavapipe): the UNet suite's 9.8M-parameter case alone takes minutes there
 case ,$steps, in *,bench,*) if [ $small = 1 ]; then run 900 "${tsx[@]}" bench/run.ts --quick --filter matmul,conv,attention,resnet,profile; else run 240 "${tsx[@]}" bench/run.ts --quick --filter matmul,conv,attention,resnet,unet,profile; fi ;; esac
-case ,$steps, in *,sd15,*) run $([ $small = 1 ] && echo 1500 || echo 300) "${tsx[@]}" bench/run.ts $quick --no-peers --filter sd15 ;; esac
+case ,$steps, in *,sd15,*)
+  if [ $small = 1 ]; then FOLIAR_MAX_BINDING_BYTES=${FOLIAR_MAX_BINDING_BYTES:-16777216} run 1500 "${tsx[@]}" bench/run.ts $quick --no-peers --filter sd15
+  else run 300 "${tsx[@]}" bench/run.ts --no-peers --filter sd15; fi ;; esac
 find bench/results -name 'latest-*.md' -newer "$OUT/check/.start" -exec cp {} "$OUT/check/" \;
 # one summary: test and golden counts, then every benchmark row of this run
 {

@@ -40,16 +40,19 @@ export class ParamArena {
     readonly slots: readonly string[],
   ) {
     const regions = 1 + slots.length;
-    const cap = Math.floor(ParamArena.maxElements / regions / ParamArena.align) * ParamArena.align;
+    // an arena is bound whole: it must fit the backend's binding limit too (lowered in tests)
+    const capOf = (be: Backend): number =>
+      Math.floor(Math.min(ParamArena.maxElements, be.maxBindingBytes / 4) / regions / ParamArena.align) * ParamArena.align;
     const byBackend = new Map<Backend, Tensor[]>();
     for (const p of params) {
-      if (!ParamArena.packable(p, cap)) continue;
+      if (!ParamArena.packable(p, capOf(p.backend))) continue;
       const list = byBackend.get(p.backend);
       if (list) list.push(p);
       else byBackend.set(p.backend, [p]);
     }
     const up = (n: number): number => Math.ceil(n / ParamArena.align) * ParamArena.align;
     for (const [be, list] of byBackend) {
+      const cap = capOf(be);
       let i = 0;
       while (i < list.length) {
         // as many parameters (in order) as fit one arena
