@@ -1,4 +1,4 @@
-import { Tensor, noGrad, copy_, fmtShape, shapesEqual, type Backend } from '@foliar/tensor';
+import { Tensor, noGrad, copy_, fmtShape, shapesEqual, keep, type Backend, type DType } from '@foliar/tensor';
 
 export class StateDictError extends Error {
   override name = 'StateDictError';
@@ -27,6 +27,33 @@ export interface LoadResult {
 export type StateValue = Tensor | { shape: readonly number[]; data: Float32Array | Int32Array };
 export type StateDict = Map<string, Tensor>;
 
+let parameterDtype: DType | null = null;
+
+/**
+ * Builds modules whose parameters are converted to `dtype` as each is registered (issue 16): a
+ * float16 model built this way never holds its float32 initialisation all at once (one tensor at a
+ * time), which is what loading a multi-gigabyte checkpoint as f16 needs. Nested calls restore the
+ * previous setting. 'float32' is the default behaviour.
+ */
+export function withParameterDtype<T>(dtype: 'float16' | 'float32', build: () => T): T {
+  const prev = parameterDtype;
+  parameterDtype = dtype;
+  try {
+    return build();
+  } finally {
+    parameterDtype = prev;
+  }
+}
+
+/** t in the dtype of withParameterDtype (t itself when none is active or t is not float32). */
+function asParameterDtype(t: Tensor): Tensor {
+  if (parameterDtype !== 'float16' || t.dtype !== 'float32') return t;
+  const h = keep(noGrad(() => t.to('float16')));
+  h.name = t.name;
+  t.dispose();
+  return h;
+}
+
 /**
  * Base class of every layer and model, in the image of torch.nn.Module: named parameters, buffers
  * and submodules in registration order, so state-dict keys match PyTorch's (`layer1.0.conv1.weight`).
@@ -40,7 +67,8 @@ export abstract class Module {
   /** Registers a parameter (made a leaf requiring grad) and returns it. */
   protected param(name: string, t: Tensor): Tensor;
   protected param(name: string, t: null): null;
-  protected param(name: string, t: Tensor | null): Tensor | null {
+  protected param(name: string, t0: Tensor | null): Tensor | null {
+    const t = t0 ? asParameterDtype(t0) : null;
     if (t) {
       t.requiresGrad_(true);
       t.name ??= name;
@@ -58,7 +86,8 @@ export abstract class Module {
     this._modules.set(name, m);
     return m;
   }
-  registerParameter(name: string, t: Tensor | null): void {
+  registerParameter(name: string, t0: Tensor | null): void {
+    const t = t0 ? asParameterDtype(t0) : null;
     this._params.set(name, t);
     if (t) t.requiresGrad_(true);
   }
@@ -173,7 +202,9 @@ export abstract class Module {
         if (!v) continue;
         if (v instanceof Tensor) {
           const src = v.backend === t.backend ? v : null;
-          if (src) copy_(t, src.dtype === t.dtype ? src : src.dtype === 'int32' ? src.toFloat() : src.toInt());
+          // float32 ↔ float16 converts inside the copy (the f16 boundary of the backends)
+          const isF = (d: string): boolean => d === 'float32' || d === 'float16';
+          if (src) copy_(t, src.dtype === t.dtype || (isF(src.dtype) && isF(t.dtype)) ? src : src.dtype === 'int32' ? src.toFloat() : src.toInt());
           else setHost(t, v);
         } else setHostData(t, v.data);
       }
@@ -189,8 +220,54 @@ export abstract class Module {
     }
   }
 
-  /** Moves every parameter and buffer to another backend (reloads the data). */
-  async to(backend: Backend): Promise<this> {
+  /**
+   * `to(backend)`: moves every parameter and buffer to another backend (reloads the data).
+   * `to({ dtype })`: converts every floating parameter to 'float16' or 'float32' in place of the old
+   * tensor (same name and requiresGrad; the old storage is released), synchronously. Buffers (BatchNorm
+   * running statistics, which kernels update in place) stay float32. A float16 model runs with its
+   * weights read as f16 by matmul / conv / norm and activations in f32 (issue 16); it can be frozen
+   * and trained through f32 adapters, but optimizers refuse f16 parameters (no master copy).
+   */
+  to(opts: { dtype: DType }): this;
+  to(backend: Backend): Promise<this>;
+  to(target: Backend | { dtype: DType }): this | Promise<this> {
+    if ('dtype' in target && !('name' in target)) return this.castParameters(target.dtype);
+    return this.moveTo(target as Backend);
+  }
+  /** to({ dtype: 'float16' }). */
+  half(): this {
+    return this.castParameters('float16');
+  }
+  /** to({ dtype: 'float32' }). */
+  float(): this {
+    return this.castParameters('float32');
+  }
+
+  private castParameters(dtype: DType): this {
+    if (dtype !== 'float16' && dtype !== 'float32') throw new TypeError(`Module.to: dtype must be 'float16' or 'float32', got ${dtype}`);
+    const done = new Map<Tensor, Tensor>();
+    for (const [, m] of this.namedModules()) {
+      for (const [k, t] of m._params) {
+        if (!t || (t.dtype !== 'float16' && t.dtype !== 'float32')) continue;
+        let c = done.get(t);
+        if (!c) {
+          if (t.dtype === dtype) continue;
+          c = keep(noGrad(() => t.to(dtype)));
+          c.requiresGrad_(t.requiresGrad);
+          c.name = t.name;
+          done.set(t, c);
+        }
+        m._params.set(k, c);
+        // cast: the field named k is declared by the subclass, which Module cannot name
+        (m as unknown as Record<string, unknown>)[k] = c;
+      }
+    }
+    // a tensor shared by several modules (tied weights) is converted once, released once
+    for (const t of done.keys()) t.dispose();
+    return this;
+  }
+
+  private async moveTo(backend: Backend): Promise<this> {
     for (const [, m] of this.namedModules()) {
       for (const [k, t] of m._params) {
         if (!t || t.backend === backend) continue;

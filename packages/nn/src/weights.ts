@@ -1,4 +1,4 @@
-import { openSafetensors, writeSafetensorsTo, noGrad, setData_, type Tensor, type SafetensorsDtype, type SafetensorsReader } from '@foliar/tensor';
+import { openSafetensors, writeSafetensorsTo, noGrad, setData_, copy_, f32ToF16, f16ToF32, Tensor, type SafetensorsDtype, type SafetensorsReader } from '@foliar/tensor';
 import { StateDictError, type Module, type LoadResult } from './module.js';
 
 export interface LoadWeightsOptions {
@@ -16,7 +16,7 @@ export interface LoadWeightsOptions {
 const isFloatDtype = (d: SafetensorsDtype): boolean => d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F64';
 
 /**
- * Loads a safetensors file into a module, one tensor at a time (F32, F16 and BF16 upcast to f32), so
+ * Loads a safetensors file into a module, one tensor at a time (into float32 parameters F32, F16 and BF16 are upcast; into float16 ones F16 is uploaded as stored and the others rounded per tensor), so
  * multi-gigabyte files never need one huge buffer. A file is a path in Node, a URL in a browser, or
  * an already opened reader (e.g. `loadSafetensors(bytes)`, which is then not closed here). Values are copied in place into the existing
  * parameters and buffers. Integer tensors for float weights (and floats for int buffers) are refused.
@@ -69,6 +69,10 @@ export async function loadSafetensorsInto(module: Module, paths: string | Safete
       throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, list.map((x) => (typeof x === 'string' ? x : x.source)).join(', '));
     }
     for (const { file, name, target } of plan) {
+      if (target.dtype === 'float16') {
+        await loadHalf(file, name, target);
+        continue;
+      }
       const r = await file.read(name, { as: target.dtype === 'int32' ? 'int32' : 'float32' });
       noGrad(() => setData_(target, r.data as Float32Array | Int32Array));
     }
@@ -76,6 +80,21 @@ export async function loadSafetensorsInto(module: Module, paths: string | Safete
   } finally {
     for (const f of files) void f.close();
   }
+}
+
+/**
+ * One tensor into a float16 parameter: F16 data goes to the device as it is stored (no f32 copy
+ * anywhere), other float types are converted on the host, tensor by tensor (BF16/F32 → f16 rounds to
+ * nearest even). A fresh contiguous parameter (the one handle on its storage, as after construction)
+ * takes the uploaded storage itself; otherwise the values are copied into it.
+ */
+async function loadHalf(file: SafetensorsReader, name: string, target: Tensor): Promise<void> {
+  const entry = file.entry(name)!;
+  const bits = entry.dtype === 'F16' ? ((await file.read(name, { as: 'raw' })).data as Uint16Array) : f32ToF16((await file.read(name, { as: 'float32' })).data);
+  const src = new Tensor(target.backend.upload(bits), [...target.shape]);
+  if (target.isContiguous && target.offset === 0 && target.storage.refs === 1 && target.storage.size === target.size) target._relocate(src.storage, 0);
+  else noGrad(() => copy_(target, src));
+  src.dispose();
 }
 
 export interface SaveWeightsOptions {
@@ -94,7 +113,11 @@ export async function saveSafetensors(source: Module | Map<string, Tensor>, path
     const data = await t.data();
     const name = opts.rename ? opts.rename(k) : k;
     if (t.dtype === 'int32') entries.push([name, { dtype: 'I64', shape: [...t.shape], data: data as Int32Array }]);
-    else entries.push([name, { dtype: opts.dtype ?? 'F32', shape: [...t.shape], data: data as Float32Array }]);
+    // a float16 tensor is stored as F16 bits unless another float dtype is asked for
+    else if (t.dtype === 'float16') {
+      const d = opts.dtype ?? 'F16';
+      entries.push([name, { dtype: d, shape: [...t.shape], data: d === 'F16' ? (data as Uint16Array) : f16ToF32(data as Uint16Array) }]);
+    } else entries.push([name, { dtype: opts.dtype ?? 'F32', shape: [...t.shape], data: data as Float32Array }]);
   }
   await writeSafetensorsTo(path, entries, opts.metadata);
 }

@@ -33,6 +33,13 @@ export abstract class Optimizer<O extends { lr: number }> {
     for (const g of this.paramGroups)
       for (const p of g.params) {
         if (seen.has(p)) throw new Error('optimizer: a parameter appears in more than one group');
+        // no f32 master copy is kept: updating f16 storage in place would round every step away (issue 16)
+        if (p.dtype === 'float16') {
+          throw new TypeError(
+            `optimizer: parameter ${p.name ? `'${p.name}' ` : ''}is float16; optimizers update float32 parameters only. ` +
+              `Train in float32 (module.to({ dtype: 'float32' })), or freeze the float16 weights and train float32 adapters (LoRA).`,
+          );
+        }
         seen.add(p);
       }
   }

@@ -35,8 +35,9 @@ export function pair(v: Size2 | undefined, dflt: number, op: string, what: strin
   return [p[0]!, p[1]!];
 }
 
-function checkInput(x: Tensor, op: string, what = 'input'): void {
-  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 ${what}, got ${x.dtype}`);
+/** Activations are float32; weights may be stored as float16 (read in place, f32 accumulation; issue 16). */
+function checkInput(x: Tensor, op: string, what = 'input', f16 = false): void {
+  if (x.dtype !== 'float32' && !(f16 && x.dtype === 'float16')) throw new TypeError(`${op}: expected a float32${f16 ? ' or float16' : ''} ${what}, got ${x.dtype}`);
   if (x.rank !== 4) throw new RangeError(`${op}: expected a 4-D ${what} [N, C, H, W], got ${fmtShape(x.shape)}`);
 }
 
@@ -100,7 +101,7 @@ function padding4(p: Padding2d | undefined, op: string, kh: number, kw: number, 
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   checkInput(x, op);
-  checkInput(weight, op, 'weight');
+  checkInput(weight, op, 'weight', true);
   checkBackends(op, x, weight, bias);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const [K, Cg, kh, kw] = weight.shape as [number, number, number, number];
@@ -112,7 +113,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     throw new RangeError(`${op}: weight ${fmtShape(weight.shape)} expects ${Cg * groups} input channels (groups ${groups}), input ${fmtShape(x.shape)} has ${C}`);
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== K)) throw new RangeError(`${op}: bias ${fmtShape(bias.shape)} must be [${K}] for weight ${fmtShape(weight.shape)}`);
-  if (bias && bias.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 bias, got ${bias.dtype}`);
+  if (bias && bias.dtype !== 'float32' && bias.dtype !== 'float16') throw new TypeError(`${op}: expected a float32 or float16 bias, got ${bias.dtype}`);
   const stride = pair(opts.stride, 1, op, 'stride');
   const dil = pair(opts.dilation, 1, op, 'dilation');
   const [pt, pb, pl, pr] = padding4(opts.padding, op, kh, kw, dil, stride);
@@ -160,7 +161,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = 'convTranspose2d';
   checkInput(x, op);
-  checkInput(weight, op, 'weight');
+  checkInput(weight, op, 'weight', true);
   checkBackends(op, x, weight, bias);
   const [N, Cin, H, W] = x.shape as [number, number, number, number];
   const [Wi, Cog, kh, kw] = weight.shape as [number, number, number, number];

@@ -1,6 +1,7 @@
 // conv 'window' variant (WebGPU): register tiles that share input loads between neighbouring taps.
 import type { View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
+import { readBinding, readBindingVec4, f16Key } from '../cast/wgsl.js';
 import type { Conv2dAttrs } from './index.js';
 
 /**
@@ -49,6 +50,16 @@ export interface WindowPlan {
   bias: boolean;
   /** wgrad: also Σ dy per out channel after the weight gradient (the bias gradient, Conv2dAttrs.biasGrad). */
   rowSums: boolean;
+  /** A is stored as float16 (fwd / dgrad weights: read in place through in1_at / in1v_at4). */
+  aF16?: boolean;
+  /** The bias is stored as float16. */
+  biasF16?: boolean;
+}
+
+/** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
+export interface ConvF16 {
+  a?: boolean;
+  bias?: boolean;
 }
 
 const WG = 8;
@@ -103,7 +114,9 @@ function dgradOffsets(count: number, sw: number, plr: number, kw: number, dw: nu
 function header(p: WindowPlan): string {
   const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : [])];
   return `enable subgroups;
-${binds.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: array<${b === 'in1v' ? 'vec4<f32>' : 'f32'}>;`).join('\n')}
+@group(0) @binding(0) var<storage, read> in0: array<f32>;
+${p.vecA ? readBindingVec4(1, 'in1v', !!p.aF16) : readBinding(1, 'in1', !!p.aF16)}
+${p.bias ? readBinding(2, 'bias', !!p.biasF16) : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -175,11 +188,11 @@ function pixelWgsl(p: WindowPlan): string {
     // dgrad: wa·c is in bounds for every lane (out channel clamped), okw zeroes what lies past the step
     if (wOrig) {
       const ci = `min(m0 + ${i}u, u.M - 1u) * u.wkk`;
-      return `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[wa${c} + ${ci}], okw${c})`, ', ')});`;
+      return `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1_at(wa${c} + ${ci}), okw${c})`, ', ')});`;
     }
     // rows padded to KRp (a multiple of 4, zeros past KR) by runWindow
     const row = `u.off1 + (g * u.M + min(m0 + ${i}u, u.M - 1u)) * u.KRp`;
-    return `let a${i} = select(vec4<f32>(0.0), in1v[(${row} + min(ao, u.KRp - 4u)) / 4u], ao < u.KRp);`;
+    return `let a${i} = select(vec4<f32>(0.0), in1v_at4((${row} + min(ao, u.KRp - 4u)) / 4u), ao < u.KRp);`;
   };
   // the input window of kernel row (ll, t) of this step, then the uniform counters move on
   const winLoad = (ll: number, t: number): string => {
@@ -218,7 +231,7 @@ function pixelWgsl(p: WindowPlan): string {
     let m = m0 + ${i}u;
     if (m < u.M) {
       let ob = ob0 + m * ${outRow};
-      ${p.bias ? `let bs = bias[u.off2 + g * u.kg + m];` : ''}
+      ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
       ${rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}; }`, '\n      ')}
     }
   }`);
@@ -257,8 +270,8 @@ function weightWgsl(p: WindowPlan): string {
     p.aligned ? `x${ll}_${cc}_${win.at(uu, s)}` : `x${ll}_${cc}_${uu}_${s}`;
   const aLoad = (i: number): string =>
     p.vecA
-      ? `let a${i} = select(vec4<f32>(0.0), in1v[select(0u, (dyr${i} + db) / 4u, okl)], okl);`
-      : `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1[select(0u, dyr${i} + db + ${c}u, okp${c})], okp${c})`, ', ')});`;
+      ? `let a${i} = select(vec4<f32>(0.0), in1v_at4(select(0u, (dyr${i} + db) / 4u, okl)), okl);`
+      : `let a${i} = vec4<f32>(${rep(4, (c) => `select(0.0, in1_at(select(0u, dyr${i} + db + ${c}u, okp${c})), okp${c})`, ', ')});`;
   const chunk = (ll: number): string => {
     const head = `let okg${ll} = k0 + ${ll}u < kEnd;`;
     if (p.aligned) {
@@ -455,7 +468,7 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
   let in1 = in1In;
   let owned: GpuStorage | null = null;
   const khkw = a.kh * a.kw;
-  if (p.mode === 'dgrad') return runWindowDgrad(be, p, a, in0, in1);
+  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16' }, a, in0, in1);
   if (p.mode === 'fwd') {
     // A rows: the weights [g·kg, cg·kh·kw], copied to pad rows to a multiple of 4 floats (vec4
     // loads) with zeros, or to realign the offset.
@@ -467,13 +480,15 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
       const full = (shape: number[], strides: number[]): View => ({ storage: buf, shape, strides, offset: 0, dtype: 'float32' });
       if (KRp !== KR) be.run('elementwise', [], { op: 'fill', params: [0], shape: [rows * KRp], out: full([rows * KRp], [1]) });
       const shape = [rows, KR];
-      const src: View = { storage: in1.storage, shape, offset: in1.offset, dtype: 'float32', strides: [KR, 1] };
+      // an f16 weight needing this copy is widened to f32 here (the f16 boundary casts it): transient
+      const src: View = { storage: in1.storage, shape, offset: in1.offset, dtype: in1.dtype, strides: [KR, 1] };
       be.run('elementwise', [src], { op: 'copy', params: [], shape, out: full(shape, [KRp, 1]) });
       in1 = { storage: buf, shape: [rows * KRp], strides: [1], offset: 0, dtype: 'float32' };
     }
   } else if (p.vecA && in1.offset % 4 !== 0) {
     p = { ...p, vecA: false };
   }
+  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16' };
   try {
     return dispatchWindow(be, p, a, in0, in1, bias);
   } finally {
@@ -544,7 +559,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
   };
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${f16Key(!!p.aF16, !!p.biasF16)}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],

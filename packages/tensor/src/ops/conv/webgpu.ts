@@ -3,7 +3,8 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import type { Conv2dAttrs } from './index.js';
-import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, type ConvDispatch, type ConvOffsets } from './webgpu-window.js';
+import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, type ConvDispatch, type ConvOffsets, type ConvF16 } from './webgpu-window.js';
+import { readBinding, f16Key } from '../cast/wgsl.js';
 import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
@@ -32,6 +33,10 @@ interface Plan {
   bias: boolean;
   /** wgrad: also Σ_k A[m, k] per row (Σ dy per out channel: the bias gradient, Conv2dAttrs.biasGrad). */
   rowSums: boolean;
+  /** A (fwd / dgrad: the weights) is stored as float16: read in place through in1_at. */
+  aF16: boolean;
+  /** The bias is stored as float16. */
+  biasF16: boolean;
 }
 
 const rep = (n: number, f: (i: number) => string, sep = '\n  '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
@@ -153,7 +158,7 @@ function genWgsl(p: Plan): string {
       ${mc.kNext}`;
   const rs = p.rowSums;
   const plainLoop = `for (var k = kBegin; k < kEnd; k++) {
-      ${rep(tm, (i) => `let a${i} = in1[${mc.aAddr(i)}];`, ' ')}${rs ? `\n      ${rep(tm, (i) => `bsum${i} += a${i};`, ' ')}` : ''}
+      ${rep(tm, (i) => `let a${i} = in1_at(${mc.aAddr(i)});`, ' ')}${rs ? `\n      ${rep(tm, (i) => `bsum${i} += a${i};`, ' ')}` : ''}
       ${step((i) => `a${i}`)}
     }`;
   // Lanes 0..7 of each subgroup hold A[row, k0 + lane]; step kk broadcasts lane kk.
@@ -162,7 +167,7 @@ function genWgsl(p: Plan): string {
     for (var k0 = kBegin; k0 < kEnd; k0 += 8u) {
       let ka = k0 + lane;
       let aok = ka < kEnd;
-      ${rep(tm, (i) => `let a${i} = select(0.0, in1[${mc.laneAddr(i)}], aok);`, ' ')}${rs ? `\n      ${rep(tm, (i) => `blane${i} += a${i};`, ' ')}` : ''}
+      ${rep(tm, (i) => `let a${i} = select(0.0, in1_at(${mc.laneAddr(i)}), aok);`, ' ')}${rs ? `\n      ${rep(tm, (i) => `blane${i} += a${i};`, ' ')}` : ''}
       ${mc.laneNext}
       ${rep(
         8,
@@ -179,13 +184,15 @@ function genWgsl(p: Plan): string {
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
     if (m < u.M) {
-      ${p.bias ? `let bs = bias[u.off2 + g * u.kg + m];` : ''}
+      ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
       ${rep(tn, (j) => `if (okc${j}) { out[${mc.out(j)}] = acc[${i * nv + (j >> 2)}][${j & 3}]${p.bias ? ' + bs' : ''}; }`, '\n      ')}
       ${rs ? `if (wid.x == 0u && lid.x == 0u) { out[part * PS + u.k * u.NC + g * u.kg + m] = bsum${i}; }` : ''}
     }
   }`);
   return `${sg ? 'enable subgroups;\n' : ''}
-${binds.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: array<f32>;`).join('\n')}
+@group(0) @binding(0) var<storage, read> in0: array<f32>;
+${readBinding(1, 'in1', p.aF16)}
+${p.bias ? readBinding(2, 'bias', p.biasF16) : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -217,7 +224,7 @@ function nextPow2(v: number): number {
 const GEMM_WG = 32;
 
 /** The implicit-GEMM dispatch of one mode (the universal variant); exported for tests (split-K coverage). */
-export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean): ConvDispatch {
+export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean, f16: ConvF16 = {}): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
   const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
@@ -235,7 +242,7 @@ export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: 
   const kChunk = splits > 1 ? Math.ceil(KR / splits / 8) * 8 : KR;
   splits = Math.ceil(KR / kChunk);
   if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
-  const plan: Plan = { mode, tm, nv, wg, sg, bias, rowSums };
+  const plan: Plan = { mode, tm, nv, wg, sg, bias, rowSums, aF16: !!f16.a, biasF16: !!f16.bias };
   const D = mode === 'dgrad' ? khkw : howo;
   const vals: Record<UName, number> = {
     M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
@@ -245,7 +252,7 @@ export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: 
     dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
   };
   return {
-    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}:${rowSums}`,
+    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}:${rowSums}${f16Key(!!f16.a, !!f16.bias)}`,
     wgsl: () => genWgsl(plan),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
@@ -269,7 +276,7 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a, lanes)) {
     return runWindow(be, windowPlan(mode, a, !!bias, lanes), a, in0, in1, bias);
   }
-  const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias);
+  const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias, { a: in1.dtype === 'float16', bias: bias?.dtype === 'float16' });
   return dispatchConv(be, `conv2d_${mode}`, d, in0, in1, bias);
 }
 

@@ -28,7 +28,8 @@ function checkParam(p: Tensor | null | undefined, shape: readonly number[], op: 
     throw new RangeError(`${op}: ${what} has shape ${fmtShape(p.shape)}, expected ${fmtShape(shape)} for input ${fmtShape(x.shape)}`);
   }
   if (p.backend !== x.backend) throw new Error(`${op}: ${what} is on ${p.backend.name}, the input on ${x.backend.name}`);
-  checkFloat(p, `${op} (${what})`);
+  // affine params may be stored as float16 (read in place by the kernels; issue 16)
+  if (p.dtype !== 'float16') checkFloat(p, `${op} (${what})`);
 }
 
 function contig(t: Tensor): Tensor {

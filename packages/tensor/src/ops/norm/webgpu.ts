@@ -2,6 +2,7 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
 import { rowSubgroupSize } from '../../backends/webgpu/kernels/row-shape.js';
+import { readBinding, f16Key } from '../cast/wgsl.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
 
 /**
@@ -26,13 +27,21 @@ interface Binding {
   name: string;
   type: 'f32' | 'vec2<f32>';
   rw: boolean;
+  /** The affine params (w, bias) are read through w_at / bias_at: stored as float16 when set (issue 16). */
+  f16?: boolean;
 }
 
 function bindings(list: Binding[]): string {
   return list
-    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.rw ? 'read_write' : 'read'}> ${b.name}: array<${b.type}>;`)
+    .map((b, i) =>
+      !b.rw && (b.name === 'w' || b.name === 'bias')
+        ? readBinding(i, b.name, !!b.f16)
+        : `@group(0) @binding(${i}) var<storage, ${b.rw ? 'read_write' : 'read'}> ${b.name}: array<${b.type}>;`,
+    )
     .join('\n');
 }
+
+const isH = (v: View | null): boolean => v?.dtype === 'float16';
 
 const LAYOUT_FIELDS = 'rows: u32, count: u32, inner: u32, rowDiv: u32, rsHi: u32, rsLo: u32, outerStride: u32, affRow: u32, affOuter: u32, affInner: u32';
 
@@ -116,14 +125,14 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   const rv = a.updateRunning ? inputs[k++]! : null;
   const binds: Binding[] = [{ name: 'x', type: 'f32', rw: false }];
   const bufs: GPUBuffer[] = [bufferOf(x)];
-  const add = (name: string, v: GPUBuffer | null, rw: boolean): void => {
+  const add = (name: string, v: GPUBuffer | null, rw: boolean, f16 = false): void => {
     if (!v) return;
-    binds.push({ name, type: 'f32', rw });
+    binds.push({ name, type: 'f32', rw, f16 });
     bufs.push(v);
   };
   const buf = (v: View | null): GPUBuffer | null => (v ? bufferOf(v) : null);
-  add('w', buf(w), false);
-  add('bias', buf(b), false);
+  add('w', buf(w), false, isH(w));
+  add('bias', buf(b), false, isH(b));
   add('st', buf(sIn), false);
   add('y', y.buffer, true);
   add('st', stats ? stats.buffer : null, true);
@@ -131,7 +140,7 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   add('rv', buf(rv), true);
   const sh = shapeFor(be);
   const WG = sh.wg;
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}`;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`;
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, woff: u32, boff: u32, soff: u32, rmoff: u32, rvoff: u32, eps: f32, momentum: f32 };
@@ -166,8 +175,8 @@ ${entry(sh)} {
   let rstd = st[u.soff + 2u * r + 1u];`
   }
   ${rowLoop(WG, `var v = (x[u.xoff + o] - mean) * rstd;
-      ${a.hasWeight ? 'v *= w[u.woff + ai];' : ''}
-      ${a.hasBias ? 'v += bias[u.boff + ai];' : ''}
+      ${a.hasWeight ? 'v *= w_at(u.woff + ai);' : ''}
+      ${a.hasBias ? 'v += bias_at(u.boff + ai);' : ''}
       ${a.activation === 'silu' ? 'v = v / (1.0 + exp(-v));' : ''}
       y[o] = v;`)}
 }`;
@@ -194,11 +203,11 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   ];
   const bufs = [bufferOf(x), bufferOf(g), bufferOf(st)];
   if (w) {
-    binds.push({ name: 'w', type: 'f32', rw: false });
+    binds.push({ name: 'w', type: 'f32', rw: false, f16: isH(w) });
     bufs.push(bufferOf(w));
   }
   if (b) {
-    binds.push({ name: 'bias', type: 'f32', rw: false });
+    binds.push({ name: 'bias', type: 'f32', rw: false, f16: isH(b) });
     bufs.push(bufferOf(b));
   }
   const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
@@ -208,10 +217,10 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   }
   binds.push({ name: 'dx', type: 'f32', rw: true });
   bufs.push(dx.buffer);
-  const wv = w ? 'w[u.woff + ai]' : '1.0';
+  const wv = w ? 'w_at(u.woff + ai)' : '1.0';
   // with a fused SiLU, g is first taken through it at the recomputed pre-activation
-  const gEff = act ? `silu_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias[u.boff + ai]' : ''})` : 'g[u.goff + o]';
-  const dxhat = `(${gEff})${w ? ' * w[u.woff + ai]' : ''}`;
+  const gEff = act ? `silu_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias_at(u.boff + ai)' : ''})` : 'g[u.goff + o]';
+  const dxhat = `(${gEff})${w ? ' * w_at(u.woff + ai)' : ''}`;
   const sh = shapeFor(be);
   const WG = sh.wg;
   const wgsl = (): string => `${header(sh)}
@@ -238,7 +247,7 @@ ${entry(sh)} {
   const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0, acc?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${keyOf(sh)}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: bufs,
     uniforms: uni,
@@ -262,13 +271,13 @@ export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be
     { name: 'x', type: 'f32', rw: false },
     { name: 'g', type: 'f32', rw: false },
     { name: 'st', type: 'f32', rw: false },
-    ...(w ? [{ name: 'w', type: 'f32', rw: false } as const] : []),
-    ...(b ? [{ name: 'bias', type: 'f32', rw: false } as const] : []),
+    ...(w ? [{ name: 'w', type: 'f32', rw: false, f16: isH(w) } as const] : []),
+    ...(b ? [{ name: 'bias', type: 'f32', rw: false, f16: isH(b) } as const] : []),
     { name: 'dw', type: 'f32', rw: true },
     { name: 'db', type: 'f32', rw: true },
   ];
   // with a fused SiLU, g goes through its derivative at the recomputed pre-activation xhat · w + b
-  const gv = act ? `silu_grad(g[u.goff + o], xh${w ? ' * w[u.woff + a]' : ''}${b ? ' + bias[u.boff + a]' : ''})` : 'g[u.goff + o]';
+  const gv = act ? `silu_grad(g[u.goff + o], xh${w ? ' * w_at(u.woff + a)' : ''}${b ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
@@ -302,7 +311,7 @@ ${entry(sh)} {
     .build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
-    key: `norm_affine_grad:${act ? `silu:${!!w}:${!!b}` : ''}:${keyOf(sh)}`,
+    key: `norm_affine_grad:${act ? `silu:${!!w}:${!!b}` : ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), ...(w ? [bufferOf(w)] : []), ...(b ? [bufferOf(b)] : []), dw.buffer, db.buffer],
     uniforms: uni,
