@@ -11,7 +11,7 @@ export { resolveUNetConfig, UNET_DEFAULTS, UNET_REQUIRED, type UNet2DConditionCo
 export { ModelConfigError } from './models/config-schema.js';
 export { AutoencoderKL, DiagonalGaussian, VAE_DEFAULTS, VAE_REQUIRED, resolveVAEConfig, type AutoencoderKLConfig } from './models/vae/autoencoder-kl.js';
 export { CLIPTextModel, CLIP_TEXT_DEFAULTS, CLIP_TEXT_REQUIRED, resolveCLIPTextConfig, type CLIPTextConfig, type CLIPTextOutput } from './models/clip/clip-text-model.js';
-export { loadUNet, loadVAE, loadTextEncoder, readUNetConfig, readVAEConfig, readTextEncoderConfig, saveModel, vaeKeyRemap, textEncoderKeyRemap } from './loading/models.js';
+export { loadUNet, loadVAE, loadTextEncoder, readUNetConfig, readVAEConfig, readTextEncoderConfig, saveModel, type LoadModelOptions, vaeKeyRemap, textEncoderKeyRemap } from './loading/models.js';
 export { readJson, weightFiles } from './loading/files.js';
 export { StableDiffusionPipeline, type PipelineComponents, type GenerateOptions, type GenerateResult } from './pipelines/stable-diffusion.js';
 export { createTinyPipeline, type TinyPipelineOptions } from './pipelines/tiny.js';

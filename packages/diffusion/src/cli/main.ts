@@ -17,9 +17,18 @@ import { createRandomPipeline, parseSize } from '../presets/index.js';
 
 const PROG = 'foliar-diffuse';
 
+/** --dtype: f16 / float16 or f32 / float32. */
+function parseDtype(v: string): 'float16' | 'float32' {
+  if (v === 'f16' || v === 'float16' || v === 'fp16') return 'float16';
+  if (v === 'f32' || v === 'float32' || v === 'fp32') return 'float32';
+  throw new Error(`--dtype: expected f16 or f32, got '${v}'`);
+}
+
 /** A pipeline folder (or 'tiny'), with the LoRA of `loraDir` merged in when given. */
-async function loadPipeline(model: string, loraDir?: string, variant?: string): Promise<StableDiffusionPipeline> {
-  const pipe = model === 'tiny' ? createTinyPipeline() : await StableDiffusionPipeline.fromPretrained(model, { variant });
+async function loadPipeline(model: string, loraDir?: string, variant?: string, dtype?: 'float16' | 'float32'): Promise<StableDiffusionPipeline> {
+  const pipe = model === 'tiny' ? createTinyPipeline() : await StableDiffusionPipeline.fromPretrained(model, { variant, ...(dtype ? { dtype } : {}) });
+  // the tiny pipeline is built in f32: convert its models' parameters
+  if (model === 'tiny' && dtype === 'float16') for (const m of [pipe.unet, pipe.vae, pipe.textEncoder]) m.to({ dtype });
   if (loraDir) {
     const lora = await LoRA.fromPretrained(pipe, loraDir);
     lora.merge();
@@ -53,10 +62,11 @@ program
   .option('--out <dir>', 'output folder', 'out/generate')
   .option('--lora <dir>', 'merge the LoRA saved in <dir> (pytorch_lora_weights.safetensors) first')
   .option('--variant <name>', "load diffusers' weight variant, e.g. fp16 (*.fp16.safetensors)")
-  .action(async (o: { model: string; lora?: string; variant?: string; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
+  .option('--dtype <type>', 'weights in memory: f32 (default) or f16 (half the memory; activations stay f32)', parseDtype)
+  .action(async (o: { model: string; lora?: string; variant?: string; dtype?: 'float16' | 'float32'; prompt: string[]; negative: string; steps: number; guidance: number; seed: number; numImages: number; height?: number; width?: number; scheduler?: string; out: string }) => {
     const backend = await initBackend();
     console.error(`device: ${backend.describe()}`);
-    const pipe = await loadPipeline(o.model, o.lora, o.variant);
+    const pipe = await loadPipeline(o.model, o.lora, o.variant, o.dtype);
     if (o.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, o.scheduler);
     await mkdir(o.out, { recursive: true });
     const bar = new Progress({ total: o.steps, label: 'denoising', unit: 'steps/s' });

@@ -1,5 +1,5 @@
 import { joinPath as join, mkdirp, writeFileAtomic } from '#platform';
-import { loadSafetensorsInto, saveSafetensors, type Module } from '@foliar/nn';
+import { loadSafetensorsInto, saveSafetensors, withParameterDtype, type Module } from '@foliar/nn';
 import { UNet2DConditionModel } from '../models/unet/unet-2d-condition.js';
 import { resolveUNetConfig, UNET_REQUIRED, type UNet2DConditionConfig } from '../models/unet/config.js';
 import { AutoencoderKL, resolveVAEConfig, VAE_REQUIRED, type AutoencoderKLConfig } from '../models/vae/autoencoder-kl.js';
@@ -37,29 +37,52 @@ export const readVAEConfig = (dir: string): Promise<AutoencoderKLConfig> => read
 /** A text encoder folder's config.json, validated; errors name the file and the field. */
 export const readTextEncoderConfig = (dir: string): Promise<CLIPTextConfig> => readModelConfig(dir, resolveCLIPTextConfig, CLIP_TEXT_REQUIRED);
 
-/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
-export async function loadUNet(dir: string, variant?: string): Promise<UNet2DConditionModel> {
+/**
+ * How a model folder is loaded. `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts
+ * weightFiles: which files are read). `dtype`: the parameters' dtype in memory, whatever the files
+ * hold: 'float32' (default; F16/BF16 files are upcast) or 'float16' (issue 16: half the memory; the
+ * model is built with f16 parameters one tensor at a time, F16 files are uploaded as stored, BF16/F32
+ * files converted tensor by tensor; activations stay f32). A string is the variant (older callers).
+ */
+export interface LoadModelOptions {
+  variant?: string;
+  dtype?: 'float32' | 'float16';
+}
+
+function loadOptions(o: string | LoadModelOptions | undefined): LoadModelOptions {
+  return typeof o === 'string' ? { variant: o } : (o ?? {});
+}
+
+function build<M>(o: LoadModelOptions, make: () => M): M {
+  return o.dtype === 'float16' ? withParameterDtype('float16', make) : make();
+}
+
+/** The UNet of a diffusers folder (see LoadModelOptions). */
+export async function loadUNet(dir: string, opts?: string | LoadModelOptions): Promise<UNet2DConditionModel> {
+  const o = loadOptions(opts);
   const config = await readUNetConfig(dir);
-  const files = await weightFiles(dir, variant); // a folder without weights fails before a model is built
-  const m = new UNet2DConditionModel({ ...config });
+  const files = await weightFiles(dir, o.variant); // a folder without weights fails before a model is built
+  const m = build(o, () => new UNet2DConditionModel({ ...config }));
   await loadSafetensorsInto(m, files);
   return m;
 }
 
-/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
-export async function loadVAE(dir: string, variant?: string): Promise<AutoencoderKL> {
+/** The VAE of a diffusers folder (see LoadModelOptions). */
+export async function loadVAE(dir: string, opts?: string | LoadModelOptions): Promise<AutoencoderKL> {
+  const o = loadOptions(opts);
   const config = await readVAEConfig(dir);
-  const files = await weightFiles(dir, variant);
-  const m = new AutoencoderKL({ ...config });
+  const files = await weightFiles(dir, o.variant);
+  const m = build(o, () => new AutoencoderKL({ ...config }));
   await loadSafetensorsInto(m, files, { remap: vaeKeyRemap, allowReshape: attnReshape });
   return m;
 }
 
-/** `variant`: diffusers' weight variant, e.g. 'fp16' (loading/files.ts weightFiles). */
-export async function loadTextEncoder(dir: string, variant?: string): Promise<CLIPTextModel> {
+/** The CLIP text encoder of a transformers folder (see LoadModelOptions). */
+export async function loadTextEncoder(dir: string, opts?: string | LoadModelOptions): Promise<CLIPTextModel> {
+  const o = loadOptions(opts);
   const config = await readTextEncoderConfig(dir);
-  const files = await weightFiles(dir, variant);
-  const m = new CLIPTextModel({ ...config });
+  const files = await weightFiles(dir, o.variant);
+  const m = build(o, () => new CLIPTextModel({ ...config }));
   await loadSafetensorsInto(m, files, { remap: textEncoderKeyRemap });
   return m;
 }

@@ -6,7 +6,7 @@ import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import type { CLIPTextModel } from '../models/clip/clip-text-model.js';
 import { CLIPTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { schedulerFromConfig, resolveSchedulerConfig, SCHEDULER_REQUIRED, type Scheduler } from '../schedulers/index.js';
-import { loadUNet, loadVAE, loadTextEncoder, saveModel, readUNetConfig, readVAEConfig, readTextEncoderConfig } from '../loading/models.js';
+import { loadUNet, loadVAE, loadTextEncoder, saveModel, readUNetConfig, readVAEConfig, readTextEncoderConfig, type LoadModelOptions } from '../loading/models.js';
 import { readJson } from '../loading/files.js';
 
 export interface PipelineComponents {
@@ -86,9 +86,11 @@ export class StableDiffusionPipeline implements PipelineComponents {
 
   /**
    * Loads a diffusers StableDiffusionPipeline folder (model_index.json, tokenizer/, text_encoder/, vae/,
-   * unet/, scheduler/). `variant`: diffusers' weight variant ('fp16' reads `*.fp16.safetensors`).
+   * unet/, scheduler/). `variant`: diffusers' weight variant ('fp16' reads `*.fp16.safetensors`);
+   * `dtype`: the models' parameters in memory, 'float32' (default) or 'float16' (loading/models.ts
+   * LoadModelOptions: half the memory, activations stay f32).
    */
-  static async fromPretrained(dir: string, opts: { variant?: string } = {}): Promise<StableDiffusionPipeline> {
+  static async fromPretrained(dir: string, opts: LoadModelOptions = {}): Promise<StableDiffusionPipeline> {
     const indexPath = join(dir, 'model_index.json');
     const index = await readJson<unknown>(indexPath);
     if (index === null || typeof index !== 'object' || Array.isArray(index)) throw new Error(`${indexPath}: expected a JSON object, got ${JSON.stringify(index)}`);
@@ -110,9 +112,9 @@ export class StableDiffusionPipeline implements PipelineComponents {
     if ((sched.steps_offset ?? 0) !== 1 && (schedCls === 'DDIMScheduler' || schedCls === 'PNDMScheduler')) sched.steps_offset = 1;
     const [tokenizer, textEncoder, vae, unet] = await Promise.all([
       CLIPTokenizer.fromFolder(join(dir, 'tokenizer')),
-      loadTextEncoder(join(dir, 'text_encoder'), opts.variant),
-      loadVAE(join(dir, 'vae'), opts.variant),
-      loadUNet(join(dir, 'unet'), opts.variant),
+      loadTextEncoder(join(dir, 'text_encoder'), opts),
+      loadVAE(join(dir, 'vae'), opts),
+      loadUNet(join(dir, 'unet'), opts),
     ]);
     return new StableDiffusionPipeline({ tokenizer, textEncoder, vae, unet, scheduler: schedulerFromConfig(sched, schedCls) });
   }
