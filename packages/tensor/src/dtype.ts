@@ -1,4 +1,4 @@
-/** Element types. Only float32 and int32 have kernels today; the union is the extension point. */
+/** Element types. float32 and int32 compute; float16 is a storage type for weights (f32 accumulation, issue 16: ops/cast, README 'float16 weights'). */
 export type DType = 'float32' | 'int32' | 'uint32' | 'float16';
 
 export type TypedArrayFor<D extends DType> = D extends 'float32'
