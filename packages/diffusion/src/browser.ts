@@ -18,7 +18,7 @@ export { TimestepEmbedding, TextTimeEmbedding, AttentionPooling, timestepEmbeddi
 export { UNet2DConditionModel } from './models/unet/unet-2d-condition.js';
 export { resolveUNetConfig, UNET_DEFAULTS, UNET_REQUIRED, type UNet2DConditionConfig } from './models/unet/config.js';
 export { ModelConfigError } from './models/config-schema.js';
-export { AutoencoderKL, DiagonalGaussian, VAE_DEFAULTS, VAE_REQUIRED, resolveVAEConfig, type AutoencoderKLConfig } from './models/vae/autoencoder-kl.js';
+export { AutoencoderKL, DiagonalGaussian, VAE_DEFAULTS, VAE_REQUIRED, resolveVAEConfig, type AutoencoderKLConfig, type VaeTilingMode, type VaeTilingInfo, type VaeTilingOptions } from './models/vae/autoencoder-kl.js';
 export { CLIPTextModel, CLIP_TEXT_DEFAULTS, CLIP_TEXT_REQUIRED, resolveCLIPTextConfig, type CLIPTextConfig, type CLIPTextOutput } from './models/clip/clip-text-model.js';
 export { loadUNet, loadVAE, loadTextEncoder, readUNetConfig, readVAEConfig, readTextEncoderConfig, saveModel, vaeKeyRemap, textEncoderKeyRemap } from './loading/models.js';
 export { readJson, weightFiles } from './loading/files.js';
