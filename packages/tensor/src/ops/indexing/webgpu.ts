@@ -3,6 +3,7 @@ import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/web
 import type { IndexSelectAttrs, IndexCheckAttrs } from './index.js';
 import { indexOutOfRange, ignoreNote } from '../../index-range.js';
 import { bytesPerElement } from '../../dtype.js';
+import { readBinding } from '../cast/wgsl.js';
 import { bindRange, needsChunks, unitsPerChunk, type BoundRange } from '../../backends/webgpu/windows.js';
 
 /**
@@ -50,7 +51,10 @@ function boundsFor(be: WebGPUBackend, op: string, what: string, size: number, wh
 export const index_select: KernelFn<WebGPUBackend, 'index_select'> = (be, [x, idx], attrs) => {
   const { outer, size, inner, n, op, dim } = attrs;
   const total = outer * n * inner;
-  const out = be.alloc(x!.dtype, total);
+  // a float16 table (an f16 text encoder's token embedding) is read in place and gives f32 rows, as
+  // the boundary's cast would (activations are f32), without an f32 copy of the whole table
+  const f16 = x!.dtype === 'float16';
+  const out = be.alloc(f16 ? 'float32' : x!.dtype, total);
   if (total === 0) return out;
   const t = x!.dtype === 'int32' ? 'i32' : 'f32';
   const flag = boundsFor(be, op ?? 'indexSelect', 'index', size, dim === undefined ? '' : ` (dim ${dim})`);
@@ -63,9 +67,9 @@ export const index_select: KernelFn<WebGPUBackend, 'index_select'> = (be, [x, id
   for (const [si, sh] of rowShards(be, table, x!.offset, size, inner, bytesPerElement(x!.dtype), op ?? 'indexSelect').entries()) {
     be.rt.dispatch({
       name: 'index_select',
-      key: `index_select:${t}`,
+      key: `index_select:${t}${f16 ? ':h' : ''}`,
       wgsl: () => `
-@group(0) @binding(0) var<storage, read> x: array<${t}>;
+${f16 ? readBinding(0, 'x', true) : `@group(0) @binding(0) var<storage, read> x: array<${t}>;\nfn x_at(i: u32) -> ${t} { return x[i]; }`}
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${t}>;
 ${boundsWgsl(3)}
@@ -82,7 +86,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (u.check != 0u && (raw < 0 || raw >= i32(u.size)) && o == 0u && i == 0u) { report_bad_index(u.serial, raw); }
   let id = u32(clamp(raw, 0, i32(u.size) - 1));
   if (id < u.lo || id >= u.hi) { return; }
-  out[t] = x[u.xoff + (o * u.size + id - u.lo) * u.inner + i];
+  out[t] = x_at(u.xoff + (o * u.size + id - u.lo) * u.inner + i);
 }`,
       buffers: [sh.bound.binding, bufferOf(idx!), out.buffer, flag.buffer],
       uniforms: new UniformWriter().u32(size, inner, n, total, sh.bound.offset, idx!.offset, flag.serial, sh.lo, sh.hi, si === 0 ? 1 : 0, 0, 0).build(),
