@@ -145,6 +145,28 @@ test('matmul and linear read f16 weights in every variant: WebGPU = CPU on shape
   }
 });
 
+test('batched matmul against a broadcast f16 weight, and convTranspose2d with f16 weights: WebGPU = CPU', async () => {
+  const { cpu, gpu } = backends();
+  const x = randArray(3 * 5 * 19, 41), w = randArray(19 * 13, 42), cx = randArray(2 * 6 * 5 * 7, 43), cw = randArray(6 * 4 * 3 * 3, 44);
+  const out: Float32Array[][] = [];
+  for (const be of [cpu, gpu]) {
+    const X = on(be, x, [3, 5, 19]).requiresGrad_();
+    const W = on(be, w, [19, 13], true);
+    const y = X.matmul(W);
+    y.sum().backward();
+    const CX = on(be, cx, [2, 6, 5, 7]).requiresGrad_();
+    const CW = on(be, cw, [6, 4, 3, 3], true);
+    const cy = ft.convTranspose2d(CX, CW, on(be, randArray(4, 45), [4], true), { stride: 2, padding: 1, outputPadding: 1 });
+    cy.square().sum().backward();
+    out.push([await y.dataF32(), await X.grad!.dataF32(), await cy.dataF32(), await CX.grad!.dataF32()]);
+    for (const t of [X, W, y, CX, CW, cy]) t.dispose();
+  }
+  ['batched matmul', 'its dx', 'convTranspose2d', 'its dx'].forEach((name, i) => {
+    const e = maxErr(out[0]![i]!, out[1]![i]!);
+    assert.ok(e <= 1e-4, `${name}: max |WebGPU - CPU| ${e}`);
+  });
+});
+
 test('f16 weights compute what f32 weights holding the same (rounded) values compute', async () => {
   const { gpu } = backends();
   const [m, k, n] = [17, 40, 24];
