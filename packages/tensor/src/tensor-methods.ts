@@ -90,9 +90,9 @@ declare module './tensor.js' {
     toFloat(): Tensor;
     toInt(): Tensor;
     /**
-     * This float tensor in another float dtype ('float32' | 'float16'): a new contiguous tensor
-     * (a copy even when the dtype matches, like x.clone()); the gradient is cast back (f32 for an
-     * f16 input). Also reached as x.to(dtype).
+     * This float tensor in another float dtype ('float32' | 'float16'): a new contiguous tensor, or
+     * a new handle on the same data when the dtype already matches (PyTorch returns self); the
+     * gradient is cast back (f32 for an f16 input). Also reached as x.to(dtype).
      */
     toDtype(dtype: DType): Tensor;
     /** toDtype('float16') (PyTorch's x.half()); a float16 tensor is returned as a new handle, no copy. */
@@ -169,7 +169,7 @@ const methods = {
   gather(this: Tensor, dim: number, index: Tensor): Tensor { return I.gather(this, dim, index); },
   toFloat(this: Tensor): Tensor { return E.cast(this, 'float32'); },
   toInt(this: Tensor): Tensor { return E.cast(this, 'int32'); },
-  toDtype(this: Tensor, dtype: DType): Tensor { return C.castTo(this, dtype); },
+  toDtype(this: Tensor, dtype: DType): Tensor { return this.dtype === dtype ? this.share() : C.castTo(this, dtype); },
   half(this: Tensor): Tensor { return this.dtype === 'float16' ? this.share() : C.castTo(this, 'float16'); },
   float(this: Tensor): Tensor { return this.dtype === 'float32' ? this.share() : this.dtype === 'float16' ? C.castTo(this, 'float32') : E.cast(this, 'float32'); },
 };
