@@ -169,7 +169,8 @@ test('F16 files load into f16 parameters bit for bit; BF16 files are converted p
     m.dispose();
     want.dispose();
     await be.sync();
-    assert.is(be.memory().liveBuffers, live0, `${dtype}: loading and disposing leaves no buffer behind`);
+    // at most what was live before (the finalizer may also collect earlier tests' leftovers meanwhile)
+    assert.ok(be.memory().liveBuffers <= live0, `${dtype}: loading and disposing leaves no buffer behind (${live0} -> ${be.memory().liveBuffers})`);
   }
   src.dispose();
 });

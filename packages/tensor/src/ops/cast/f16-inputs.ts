@@ -12,6 +12,8 @@ export const WEBGPU_F16_INPUTS: F16Inputs = {
   conv2d: (a) => (a.hasBias ? [1, 2] : [1]),
   // dgrad reads the weights (input 1); wgrad reads x and dy only
   conv2d_grad_input: () => [1],
+  // the table (an embedding's weight: f32 rows out, ops/indexing/webgpu.ts)
+  index_select: () => [0],
   // [x, weight?, bias?, ...]
   norm_forward: (a) => {
     const r: number[] = [];
