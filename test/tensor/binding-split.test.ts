@@ -90,6 +90,27 @@ test('embedding over row shards reports an out-of-range id', async () => {
   });
 });
 
+test('an f16 embedding table over row shards is read in place and equals the f32 rows rounded to f16', async () => {
+  const gpu = requireGpu();
+  // 401 x 96 f16 = 77 KB: two shards at 64 KiB, each window starting at a row's first half-word
+  const rows = 401, dim = 96;
+  const w = randArray(rows * dim, 31);
+  const ids = randIntArray(40, 32, 0, rows);
+  ids[0] = rows - 1; ids[1] = 0;
+  const wh = put(w, [rows, dim], gpu).half(); // cast before lowering the limit (the cast has no split path)
+  const ref = await embedding(put(ids, [40], gpu), wh.float()).dataF32();
+  await lowered(async () => {
+    const before = memory(gpu).liveBuffers;
+    const y = embedding(put(ids, [40], gpu), wh);
+    assert.is(y.dtype, 'float32', 'f32 rows from an f16 table');
+    await assertClose(await y.dataF32(), ref, { rtol: 0, atol: 0, msg: 'f16 embedding' });
+    y.dispose();
+    await gpu.sync();
+    assert.ok(memory(gpu).liveBuffers <= before + 1, 'no f32 copy of the table left behind');
+  });
+  wh.dispose();
+});
+
 test('flat elementwise ops over windows: offsets, a view into a large tensor, fill', async () => {
   const gpu = requireGpu();
   const n = 40_003; // 160 KB: three windows, not a multiple of anything
