@@ -12,6 +12,10 @@ export type F16Inputs = { readonly [K in KernelName]?: (attrs: Kernels[K]['attrs
 
 const TRAINING_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>(['adam_step', 'sgd_step', 'clip_scale']);
 
+function isFloat(d: string): boolean {
+  return d === 'float32' || d === 'float16';
+}
+
 function isElementwise(kernel: KernelName, attrs: unknown): attrs is ElementwiseAttrs {
   return kernel === 'elementwise' && !!attrs;
 }
@@ -45,6 +49,20 @@ export function runAtF16Boundary<K extends KernelName>(
       `${kernel}: float16 tensors cannot be updated in place (the optimizers keep no f32 master copy). ` +
         `Train float32 parameters (module.to({ dtype: 'float32' })), or freeze the float16 weights and train float32 adapters (LoRA).`,
     );
+  }
+  // a plain copy involving f16 (contiguous / clone / cat / pad of f16, f32 → f16 fills of views) is
+  // one pass of the cast kernel instead of cast → copy → cast
+  if (ew && ew.op === 'copy' && inputs.length === 1) {
+    const src = inputs[0]!;
+    const to = ew.out ? ew.out.dtype : (ew.outDtype ?? 'float32');
+    if (isFloat(src.dtype) && isFloat(to)) {
+      const v: View = { ...src, shape: ew.shape };
+      if (ew.out) {
+        castInto(ew.out, v);
+        return undefined as Kernels[K]['out'];
+      }
+      return castView(v, to) as Kernels[K]['out'];
+    }
   }
   const ok = (accepts[kernel] as ((a: Kernels[K]['attrs']) => readonly number[]) | undefined)?.(attrs) ?? [];
   const temps: Storage[] = [];
