@@ -25,7 +25,8 @@ export class WebGPUBackend implements Backend {
   constructor(readonly rt: WebGPURuntime, readonly kernels: KernelTable<WebGPUBackend>) {}
 
   alloc(dtype: DType, size: number): GpuStorage {
-    const bytes = Math.max(4, size * bytesPerElement(dtype));
+    // whole 4-byte words: f16 is stored as packed u32 pairs, and an odd count's last word is written whole
+    const bytes = Math.max(4, Math.ceil((size * bytesPerElement(dtype)) / 4) * 4);
     return new GpuStorage(this, this.rt.createBuffer(bytes), dtype, size);
   }
   upload(data: AnyTypedArray): GpuStorage {
