@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [--filter <suite>] [--no-peers]`: kernel benchmarks on the current
- * adapter with the peer libraries measured in the same process. Writes bench/results/*.json and
- * bench/results/latest.md.
+ * `npm run bench [-- --quick] [--filter <suite>] [--no-peers] [--tag <name>]`: kernel benchmarks on the
+ * current adapter with the peer libraries measured in the same process. Writes bench/results/*.json and
+ * bench/results/latest[-<filter>][-<tag>].md (a tag keeps a variant's table beside the default one, e.g.
+ * the sd15 suite with FOLIAR_SD15_DTYPE=f16).
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -18,6 +19,8 @@ const quick = args.includes('--quick');
 const peers = !args.includes('--no-peers');
 const fi = args.indexOf('--filter');
 const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
+const ti = args.indexOf('--tag');
+const tag = ti >= 0 ? (args[ti + 1] ?? '').replace(/[^a-z0-9]+/gi, '-') : '';
 // comma-separated substrings of suite names
 const want = (s: string) => !filter || filter.split(',').some((f) => f && s.includes(f));
 
@@ -26,7 +29,8 @@ if (peers) installNavigatorGpu();
 const backend = await ft.init({ backend: 'webgpu' });
 const be = ft.webgpuBackend()!;
 const dawn = (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'node_modules', 'webgpu', 'package.json'), 'utf8')) as { version: string }).version;
-const info: RunInfo = { adapter: backend.describe().replace(/^WebGPU: /, '').split(';')[0]!, dawn, cpu: cpuName(), node: process.version, date: new Date().toISOString(), peaks: {} };
+const lowered = process.env.FOLIAR_MAX_BINDING_BYTES ? `; binding limit lowered to ${process.env.FOLIAR_MAX_BINDING_BYTES} bytes` : '';
+const info: RunInfo = { adapter: backend.describe().replace(/^WebGPU: /, '').split(';')[0]! + lowered, dawn, cpu: cpuName(), node: process.version, date: new Date().toISOString(), peaks: {} };
 console.error(`bench on ${backend.describe()}`);
 
 const rows: Row[] = [];
@@ -50,7 +54,7 @@ for (const [name, suite] of Object.entries(extraSuites)) {
     rows.push({ suite: name, name: 'failed', medianMs: NaN, note: (e as Error).message.slice(0, 120) });
   }
 }
-const latest = filter ? `latest-${filter.replace(/[^a-z0-9]+/gi, '-')}.md` : 'latest.md';
+const latest = `latest${filter ? `-${filter.replace(/[^a-z0-9]+/gi, '-')}` : ''}${tag ? `-${tag}` : ''}.md`;
 const file = await writeResults(join(import.meta.dirname, 'results'), info, rows, latest);
 console.log(markdown(info, rows));
 console.error(`results: ${file}`);

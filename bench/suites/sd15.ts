@@ -54,12 +54,15 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
   const rows: Row[] = [];
   const software = ft.backendInfo().adapter?.isSoftware ?? true;
   const row = (name: string, m: { ms: number; devicePeakMiB: number }, extra = ''): Row => ({
-    suite: 'sd15', name: `${preset}: ${name}`, medianMs: m.ms,
+    suite: 'sd15', name: `${preset}${dt}: ${name}`, medianMs: m.ms,
     note: `device peak +${m.devicePeakMiB.toFixed(0)} MiB; host peak ${hostPeakMiB().toFixed(0)} MiB${extra}`,
   });
+  const dtype = process.env.FOLIAR_SD15_DTYPE === 'f16' ? ('float16' as const) : ('float32' as const);
+  const loadOpts = { dtype };
+  const dt = dtype === 'float16' ? ', f16 weights' : '';
   let pipe: InstanceType<typeof StableDiffusionPipeline> | null = null;
   const load = await measured('load', async () => {
-    pipe = await StableDiffusionPipeline.fromPretrained(dir);
+    pipe = await StableDiffusionPipeline.fromPretrained(dir, loadOpts);
   });
   const p = pipe! as InstanceType<typeof StableDiffusionPipeline>;
   rows.push(row('load the diffusers folder', load, `; ${MiB(ft.memory().liveBytes).toFixed(0)} MiB resident after`));
@@ -82,6 +85,7 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
     rows.push({ suite: 'sd15', name: `${preset}: inference failed`, medianMs: NaN, note: (e as Error).message.slice(0, 200) });
   }
   p.dispose();
+  if (process.env.FOLIAR_SD15_PARTS === 'inference') return rows;
   // training steps: a fresh pipeline per method (the method changes its UNet), 512 px leaves as images
   const work = join(root, 'sd15-train');
   rmSync(work, { recursive: true, force: true });
@@ -103,7 +107,7 @@ export async function sd15Suite(_info: RunInfo, opts: { quick: boolean; peers: b
         continue;
       }
     }
-    const fresh = await StableDiffusionPipeline.fromPretrained(dir);
+    const fresh = await StableDiffusionPipeline.fromPretrained(dir, loadOpts);
     const m: FineTuneMethod = method === 'lora' ? new LoRA({ rank: 4 }) : new FullFineTune();
     const times: number[] = [];
     let last = 0, peak = 0, resting = 0;
