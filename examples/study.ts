@@ -19,37 +19,36 @@
  *   npm run study -- --data ../shared/data/leaves     # photographs (any supported layout)
  *   npm run study -- --profile smoke                  # every stage at toy size (CI)
  *   npm run study -- --profile full --model <SD 1.x diffusers folder> --data <Kaggle 2020 folder>
- *   npm run study -- --queue redis://host:6379 --store <shared folder>   # arms and image sets on workers (npm run study-worker)
+ *   npm run study -- --queue redis://host:6379 --store <shared folder>   # the expensive stages on workers (npm run study-worker)
  *
  * Each stage is cached under --out by a hash of its configuration and inputs: re-running the same
  * command continues; changing a setting reruns only what depends on it. The test split is read once
  * per arm and seed, by the final evaluation of that arm; every choice (checkpoint, filter threshold)
  * is made on validation images.
  */
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
 import { Progress, readPng } from '@foliar/report';
-import { StableDiffusionPipeline, loadVAE } from '@foliar/diffusion';
 import { splitsJson, loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
 import { studyProfile } from './study/profiles.js';
 import { StageRunner, hashOf, type StageResult } from './study/stages.js';
-import { loadStudyData, imagesOf, itemsOf, studySplits } from './study/data.js';
-import { trainStudyVAE, trainStudyBase, trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
+import { loadStudyData, imagesOf, itemsOf, studySplits, classPromptOf } from './study/data.js';
+import { trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
 import { pretrainGenerator } from './study/pretrain.js';
 import { runArm, classifierBaseConfig, splitStage, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer, type RgbImage } from './study/features.js';
 import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
-import { vaeGate, conditioningGate, dreamboothGate, verificationFilter, generatorFromPipeline } from './study/gates.js';
-import { measureDrift } from './study/drift.js';
-import { sideBySideGrid, labelledGrid } from './study/grids.js';
+import { verificationFilter, studyGates } from './study/gates.js';
+import { studyDrift } from './study/drift.js';
+import { labelledGrid } from './study/grids.js';
 import { writeReportHtml } from './study/report-html.js';
 import { renderReportMarkdown } from './study/report-md.js';
 import type { StudyReport, GateEntry, DriftEntry, ReportImage } from './study/report-types.js';
 import { StudyQueue } from './study/queue/queue.js';
-import { armJob, syntheticJob, type StudyJob } from './study/queue/jobs.js';
+import { armJob, syntheticJob, gateClassifierJob, dreamboothJob, gatesJob, driftJob, stageRef, locateJob, type StudyJob, type SeedContext } from './study/queue/jobs.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -118,14 +117,16 @@ const tick = () => {
 };
 
 // ---------------------------------------------------------------- the job queue (--queue)
-// Classifier arms and synthetic image sets go to workers as jobs (examples/study/queue); the stages
-// below wait for them through runner.offload and read their results from the store. A job that fails
-// for good stops the study at once.
+// Classifier arms, gate classifiers, DreamBooth runs, gates, synthetic image sets and drift go to
+// workers as jobs (examples/study/queue); the stages below wait for them through runner.offload and
+// read their results from the store. A job is enqueued once the jobs it reads are done, so every seed's
+// chain runs on the workers side by side. A job that fails for good stops the study at once.
 let queue: StudyQueue | null = null;
 let queueFailed = false;
-const submit = (job: StudyJob) => {
-  if (!queue) return;
-  void queue.submit(job).catch((e: Error) => {
+const submit = (job: StudyJob, after: readonly Promise<void>[] = []): Promise<void> => {
+  if (!queue) return Promise.resolve();
+  const done = queue.submit(job, after);
+  void done.catch((e: Error) => {
     if (queueFailed) return;
     queueFailed = true;
     overall.stop();
@@ -135,14 +136,17 @@ const submit = (job: StudyJob) => {
       process.exit(1);
     });
   });
+  return done;
 };
+/** The stages that must come from the queue when --queue is set (a stage of these names run here means its job's config drifted). */
+const QUEUED_STAGES = /^(arm-.*|synthetic-.*|gate-classifier|dreambooth|dreambooth_no_prior|gates|drift)$/;
 if (args.queue) {
   const q = new StudyQueue(args.queue, out, { onChange: (jobs) => overall.update(stagesDone, { jobs }) });
   queue = q;
   runner.offload = (stage) => {
     const job = q.wait(stage.key);
-    // an arm or image set that reaches here unsubmitted: the job's config has drifted from the stage's
-    if (!job && /^(arm|synthetic)-/.test(stage.name)) throw new Error(`${stage.name} (seed ${stage.seed}, ${stage.key}) was not submitted to the queue: examples/study/queue/jobs.ts no longer builds this stage's config`);
+    // a queued kind that reaches here unsubmitted: the job's config has drifted from the stage's
+    if (!job && QUEUED_STAGES.test(stage.name)) throw new Error(`${stage.name} (seed ${stage.seed}, ${stage.key}) was not submitted to the queue: examples/study/queue/jobs.ts no longer builds this stage's config`);
     return job;
   };
   console.log(`queue: ${args.queue}, store ${out}; start workers with npm run study-worker -- --redis ${args.queue} --store ${out}`);
@@ -154,7 +158,7 @@ console.log(`data: ${data.describe}`);
 const classNames = [...data.set.classNames];
 if (!classNames.includes(rare)) throw new Error(`--class ${rare}: not a class of the data (${classNames.join(', ')})`);
 const common = classNames.filter((c) => c !== rare);
-const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
+const prompt = classPromptOf;
 const splits = studySplits(P, data.set);
 await writeFileAtomic(join(out, 'splits.json'), JSON.stringify(splitsJson(splits), null, 2) + '\n');
 await writeFileAtomic(join(out, 'dedup.json'), JSON.stringify({ counts: data.dedup.counts, groups: data.dedup.groups, removed: data.dedup.removed }, null, 2) + '\n');
@@ -167,8 +171,12 @@ const controls: ArmSpec[] = [
   { name: 'class_weight', description: 'cross-entropy weighted by inverse class frequency', config: { classWeights: 'inverse' } },
 ];
 const extraArm = (name: string, description: string, dir: string): ArmSpec => ({ name, description, config: { extraTrain: [{ className: rare, dir }] } });
-// the controls need only the splits: on a queue they train while this process pretrains the generator
-for (const [si, seed] of P.seeds.entries()) for (const spec of controls) submit(armJob(spec, seed, classifierBase, splits[si]!, [splitStage(splits[si]!, out)], out, backend.name));
+// the controls and the gate classifiers need only the splits: on a queue they train while this process pretrains the generator
+const instJobs = P.seeds.map((seed, si) => gateClassifierJob(seed, classifierBase, P.gateClassifier, splits[si]!, [splitStage(splits[si]!, out)], out, backend.name));
+for (const [si, seed] of P.seeds.entries()) {
+  for (const spec of controls) submit(armJob(spec, seed, classifierBase, splits[si]!, [splitStage(splits[si]!, out)], out, backend.name));
+  submit(instJobs[si]!);
+}
 
 const armRuns = new Map<string, ArmRun[]>();
 const armSpecs = new Map<string, ArmSpec>();
@@ -183,6 +191,41 @@ const addRun = (spec: ArmSpec, r: StageResult<ArmRun>) => {
 };
 const relImage = (path: string, caption: string, section: string) => images.push({ path: relative(out, path), caption, section });
 const PROBES = ['a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
+const dbVariants = [
+  { name: 'dreambooth', classPrompt: classPrompt as string | null, description: `+N images from DreamBooth (${method}) with prior preservation` },
+  { name: 'dreambooth_no_prior', classPrompt: null, description: `+N images from DreamBooth (${method}) without prior preservation` },
+];
+const dbValidationPrompts = [instancePrompt, ...PROBES.slice(0, 2)];
+
+/**
+ * --queue: every seed's generator chain as jobs, each enqueued once its inputs are done (DreamBooth
+ * after the split and base model; gates and drift after the DreamBooth runs and the gate classifier;
+ * image sets after their generator). The loop below then only waits for them, seed after seed.
+ */
+function submitSeedJobs(baseModel: string, baseStage: StageResult<unknown>, vaeStage: StageResult<{ model: string }> | null): void {
+  if (!queue) return;
+  for (const [si, seed] of P.seeds.entries()) {
+    const split = splits[si]!;
+    const splitDep = splitStage(split, out);
+    const c: SeedContext = { profile: P, dataDir, seed, splitDep, rare, store: out, backend: backend.name };
+    const instances = itemsOf(split.train, rare).map((it) => it.id).sort();
+    const inst = instJobs[si]!;
+    const instDone = submit(inst);
+    const dbs = dbVariants.map((v) => dreamboothJob(c, { variant: v.name, baseModel, baseStage, instancePrompt, classPrompt: v.classPrompt, method, validationPrompts: dbValidationPrompts, instances }));
+    const dbDone = dbs.map((j) => submit(j));
+    const dbRefs = dbs.map((j) => stageRef(locateJob(j, out).key));
+    const instRef = stageRef(locateJob(inst, out).key);
+    submit(gatesJob(c, { classPrompt, instancePrompt, baseModel, vaeModel: vaeStage?.value.model ?? null, instrument: inst, dreambooth: dbs, deps: [baseStage, ...dbRefs, instRef, ...(vaeStage ? [vaeStage] : [])] }), [...dbDone, instDone]);
+    submit(driftJob(c, { classPrompt, probes: PROBES, baseModel, instrument: inst, dreambooth: dbs, deps: [baseStage, ...dbRefs, instRef] }), [...dbDone, instDone]);
+    submit(syntheticJob(P, 'control', seed, baseModel, classPrompt, baseStage, out, backend.name));
+    // an image set reads its generator's model folder from the DreamBooth stage's result
+    dbs.forEach((j, k) => void dbDone[k]!.then(() => {
+      const { dir } = runner.locate(j.stage.name, seed, j.stage.config, j.stage.deps);
+      const { value } = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { value: { model: string } };
+      submit(syntheticJob(P, j.variant, seed, value.model, instancePrompt, stageRef(dbRefs[k]!.key), out, backend.name));
+    }, () => { /* the DreamBooth job's own failure stops the study */ }));
+  }
+}
 
 // ---------------------------------------------------------------- generator pretraining (once, all seeds)
 // The VAE and base model play Stable Diffusion: trained once on images no seed evaluates on, never on
@@ -205,6 +248,7 @@ try {
     baseStage = pre.base;
     baseModel = pre.base.value.model;
   }
+  submitSeedJobs(baseModel, baseStage, vaeStage);
 
   for (const [si, seed] of P.seeds.entries()) {
     const split = splits[si]!;
@@ -220,50 +264,19 @@ try {
     instanceIds[String(seed)] = rareTrain.map((it) => it.id).sort();
     // ---- DreamBooth with and without prior preservation, on the rare class of the training split
     const rareImages = await imagesOf(data, rareTrain);
-    const dbVariants = [
-      { name: 'dreambooth', classPrompt: classPrompt as string | null, description: `+N images from DreamBooth (${method}) with prior preservation` },
-      { name: 'dreambooth_no_prior', classPrompt: null, description: `+N images from DreamBooth (${method}) without prior preservation` },
-    ];
     const dbStages: Record<string, StageResult<{ model: string }>> = {};
     for (const v of dbVariants) {
       dbStages[v.name] = await runner.run(v.name, seed, { db: P.dreambooth, method, instancePrompt, classPrompt: v.classPrompt, instances: instanceIds[String(seed)] }, [splitDep, baseStage], (dir) =>
-        trainStudyDreamBooth(P, dir, baseModel, { instanceImages: rareImages, instancePrompt, classPrompt: v.classPrompt, method, validationPrompts: [instancePrompt, ...PROBES.slice(0, 2)] }, seed, stop.signal),
+        trainStudyDreamBooth(P, dir, baseModel, { instanceImages: rareImages, instancePrompt, classPrompt: v.classPrompt, method, validationPrompts: dbValidationPrompts }, seed, stop.signal),
       );
       tick();
     }
     // ---- gates (before the arms: a reader sees the generator's quality first)
-    const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], async (dir) => {
-      const entries: GateEntry[] = [];
-      let scalingFactor: number | null = null;
-      if (vaeStage) {
-        const vae = await loadVAE(vaeStage.value.model);
-        const valItems = split.val.items.slice(0, P.gates.vaeImages);
-        const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
-        entries.push(...r.entries);
-        scalingFactor = r.scalingFactor;
-        vae.dispose();
-      }
-      const baseGen = await gen(baseModel);
-      // each class prompt's samples under real training images of that class
-      const condSamples = new Map<string, RgbImage[]>();
-      entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed, onSamples: (c, imgs) => condSamples.set(c, imgs.slice(0, 8)) })));
-      const condRows: { label: string; images: RgbImage[] }[] = [];
-      for (const c of common) condRows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: condSamples.get(c) ?? [] });
-      await labelledGrid(condRows, join(dir, 'conditioning.png'));
-      const baseSamples = await baseGen.generate(classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
-      baseGen.dispose?.();
-      const grids: { label: string; images: typeof baseSamples }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
-      for (const v of dbVariants) {
-        const dbGen = await gen(dbStages[v.name]!.value.model);
-        const r = await dreamboothGate({ generate: dbGen.generate, scorer, instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareImages, baseSamples, seed, stage: v.name });
-        dbGen.dispose?.();
-        entries.push(...r.entries);
-        grids.push({ label: `${v.name}: instance prompt`, images: r.samples.slice(0, 8) });
-      }
-      await labelledGrid(grids, join(dir, 'samples.png'));
-      return { entries, scalingFactor };
-    });
+    // (the stage's body is gates.ts: studyGates, the same function a queued `gates` job runs)
+    const dbModels = dbVariants.map((v) => ({ name: v.name, model: dbStages[v.name]!.value.model }));
+    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], (dir) =>
+      studyGates({ profile: P, data, split, seed, rare, classPrompt, instancePrompt, scorer, vaeModel: vaeStage ? vaeStage.value.model : null, baseModel, dreambooth: dbModels }, dir),
+    );
     gates.push(...g.value.entries);
     relImage(join(g.dir, 'samples.png'), `seed ${seed}: real ${rare} training images, base-model class-prompt samples, DreamBooth instance-prompt samples`, 'gates');
     relImage(join(g.dir, 'conditioning.png'), `seed ${seed}: each class prompt of the base model under real training images of that class`, 'gates');
@@ -330,23 +343,10 @@ try {
       tick();
     }
     // ---- drift, with and without prior preservation
-    const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES }, [baseStage, ...Object.values(dbStages), inst], async (dir) => {
-      const entries: DriftEntry[] = [];
-      const pics: string[] = [];
-      const baseGen = await generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(baseModel), { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-      for (const v of dbVariants) {
-        const tuned = await generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(dbStages[v.name]!.value.model), { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-        const inDomain: Record<string, string | null> = { [classPrompt]: null, ...Object.fromEntries(common.map((c) => [prompt(c), c])) };
-        const r = await measureDrift({ base: baseGen.generate, tuned: tuned.generate, variant: v.name, scorer, rareClass: rare, inDomain, probes: PROBES, samples: P.drift.samples, seed });
-        tuned.dispose?.();
-        entries.push(...r.entries);
-        const file = join(dir, `${v.name}.png`);
-        await sideBySideGrid(r.grids.map((x) => ({ label: x.prompt, base: x.base.slice(0, 4), tuned: x.tuned.slice(0, 4) })), file);
-        pics.push(file);
-      }
-      baseGen.dispose?.();
-      return { entries, pics };
-    });
+    // (the stage's body is drift.ts: studyDrift, the same function a queued `drift` job runs)
+    const d = await runner.run('drift', seed, { drift: P.drift, probes: PROBES }, [baseStage, ...Object.values(dbStages), inst], (dir) =>
+      studyDrift({ profile: P, seed, classNames, rare, classPrompt, probes: PROBES, scorer, baseModel, dreambooth: dbModels }, dir),
+    );
     drift.push(...d.value.entries);
     for (const f of d.value.pics) relImage(f, `seed ${seed}: drift of ${basename(f, '.png')} — base (left) vs fine-tuned (right), same seeds`, 'drift');
     loaded.model.dispose?.();

@@ -58,5 +58,15 @@ export function itemsOf(set: LabeledImageSet, className: string): LabeledItem[] 
 
 /** One stratified train/val/test split per seed, at the profile's sizes. */
 export function studySplits(p: StudyProfile, set: LabeledImageSet): ProtocolSplit[] {
-  return p.seeds.map((seed) => protocolSplit(set, { seed, trainCounts: p.trainCounts ?? { ...PP2020_COUNTS }, valPerClass: p.valPerClass, testPerClass: p.testPerClass }));
+  return p.seeds.map((seed) => studySplit(p, set, seed));
+}
+
+/** One seed's split (it depends on no other seed): what a queued job rebuilds from the data dir. */
+export function studySplit(p: StudyProfile, set: LabeledImageSet, seed: number): ProtocolSplit {
+  return protocolSplit(set, { seed, trainCounts: p.trainCounts ?? { ...PP2020_COUNTS }, valPerClass: p.valPerClass, testPerClass: p.testPerClass });
+}
+
+/** The generator's prompt for a class (the study's, the gates' and the drift's; a queued job uses the same). */
+export function classPromptOf(className: string): string {
+  return `a photo of a ${className.replace(/_/g, ' ')} leaf`;
 }

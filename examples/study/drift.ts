@@ -4,10 +4,14 @@
  * still rust, has anything become the rare class?); probes far from the leaves ("cat", "sea") by how
  * far their samples moved in feature space, against the distance between two seeds of the base model.
  */
-import { DRIFT_PROBES } from '@foliar/diffusion';
+import { join } from 'node:path';
+import { DRIFT_PROBES, StableDiffusionPipeline } from '@foliar/diffusion';
 import type { DriftEntry } from './report-types.js';
 import { classIndex, classShare, pairedDistance, predictedClasses, scoreImages, type ImageScorer, type RgbImage } from './features.js';
-import { sampleSeeds, type Generate } from './gates.js';
+import { generatorFromPipeline, sampleSeeds, type Generate } from './gates.js';
+import { classPromptOf } from './data.js';
+import { sideBySideGrid } from './grids.js';
+import type { StudyProfile } from './profiles.js';
 
 /** DreamBooth's drift probes without the leaf prompts (those are in-domain: the classifier reads them). */
 export const DEFAULT_PROBES: readonly string[] = DRIFT_PROBES.filter((p) => !p.includes('leaf'));
@@ -96,4 +100,44 @@ export async function measureDrift(o: DriftOptions): Promise<DriftResult> {
     });
   }
   return { entries, grids };
+}
+
+/** What the study's `drift` stage of one seed reads (in process, or rebuilt by a queued job). */
+export interface StudyDriftInputs {
+  profile: StudyProfile;
+  seed: number;
+  classNames: readonly string[];
+  rare: string;
+  classPrompt: string;
+  probes: readonly string[];
+  /** The seed's gate classifier as a scorer (examples/study/scorer.ts). */
+  scorer: ImageScorer;
+  baseModel: string;
+  /** The DreamBooth variants' model folders, in the study's order. */
+  dreambooth: { name: string; model: string }[];
+}
+
+/**
+ * The body of the study's `drift` stage: each DreamBooth variant against the base model, same prompts
+ * and seeds, with one side-by-side grid per variant (`<variant>.png` in `dir`).
+ */
+export async function studyDrift(o: StudyDriftInputs, dir: string): Promise<{ entries: DriftEntry[]; pics: string[] }> {
+  const P = o.profile;
+  const common = o.classNames.filter((c) => c !== o.rare);
+  const opts = { steps: P.drift.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize };
+  const entries: DriftEntry[] = [];
+  const pics: string[] = [];
+  const baseGen = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(o.baseModel), opts);
+  for (const v of o.dreambooth) {
+    const tuned = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(v.model), opts);
+    const inDomain: Record<string, string | null> = { [o.classPrompt]: null, ...Object.fromEntries(common.map((c) => [classPromptOf(c), c])) };
+    const r = await measureDrift({ base: baseGen.generate, tuned: tuned.generate, variant: v.name, scorer: o.scorer, rareClass: o.rare, inDomain, probes: o.probes, samples: P.drift.samples, seed: o.seed });
+    tuned.dispose();
+    entries.push(...r.entries);
+    const file = join(dir, `${v.name}.png`);
+    await sideBySideGrid(r.grids.map((x) => ({ label: x.prompt, base: x.base.slice(0, 4), tuned: x.tuned.slice(0, 4) })), file);
+    pics.push(file);
+  }
+  baseGen.dispose();
+  return { entries, pics };
 }

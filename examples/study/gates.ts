@@ -4,11 +4,15 @@
  * which synthetic images pass verification. Each gate is a function of a `generate` function, an
  * ImageScorer and images, so the same code measures a real pipeline and a test's stand-ins.
  */
+import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { fromFloatCHW } from '@foliar/data';
-import { Rng, evalTransform } from '@foliar/classifier';
-import { imagesToTensor, type AutoencoderKL, type GenerateResult, type StableDiffusionPipeline } from '@foliar/diffusion';
+import { Rng, evalTransform, type ProtocolSplit } from '@foliar/classifier';
+import { StableDiffusionPipeline, imagesToTensor, loadVAE, type AutoencoderKL, type GenerateResult } from '@foliar/diffusion';
 import type { GateEntry } from './report-types.js';
+import type { StudyProfile } from './profiles.js';
+import { classPromptOf, imagesOf, itemsOf, type StudyData } from './data.js';
+import { labelledGrid } from './grids.js';
 import {
   classColumn, classIndex, classShare, mean, meanNearestNeighbourDistance, nearestNeighbourDistances, predictedClasses, scoreImages,
   type ImageScorer, type RgbImage,
@@ -446,4 +450,65 @@ export async function verificationFilter(o: VerificationOptions): Promise<Verifi
       `share of synthetic images whose nearest real ${o.rareClass} training image is nearer than their nearest class image (base-model sample), classifier avgpool features, L2`),
   ];
   return { threshold, accepted, probabilities, meanRareProbability, valRareKept, valOtherAccepted, featureAccepted, featureAcceptedShare, entries };
+}
+
+// ---------------------------------------------------------------- the study's gates stage
+
+/** What the study's `gates` stage of one seed reads (in process, or rebuilt by a queued job). */
+export interface StudyGatesInputs {
+  profile: StudyProfile;
+  data: StudyData;
+  split: ProtocolSplit;
+  seed: number;
+  rare: string;
+  classPrompt: string;
+  instancePrompt: string;
+  /** The seed's gate classifier as a scorer (examples/study/scorer.ts). */
+  scorer: ImageScorer;
+  /** The trained VAE's folder, or null when the base model was given (--model): no VAE gate. */
+  vaeModel: string | null;
+  baseModel: string;
+  /** The DreamBooth variants' model folders, in the study's order. */
+  dreambooth: { name: string; model: string }[];
+}
+
+/**
+ * The body of the study's `gates` stage: the VAE gate, the base model's conditioning, DreamBooth's
+ * instance samples of each variant, and the grids `conditioning.png` / `samples.png` in `dir`. Every
+ * image comes from a fixed seed, so a worker that rebuilds these inputs writes the same result.
+ */
+export async function studyGates(o: StudyGatesInputs, dir: string): Promise<{ entries: GateEntry[]; scalingFactor: number | null }> {
+  const P = o.profile, { data, split, seed, scorer, rare } = o;
+  const common = data.set.classNames.filter((c) => c !== rare);
+  const rareImages = await imagesOf(data, itemsOf(split.train, rare));
+  const gen = async (model: string) => generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+  const entries: GateEntry[] = [];
+  let scalingFactor: number | null = null;
+  if (o.vaeModel) {
+    const vae = await loadVAE(o.vaeModel);
+    const valItems = split.val.items.slice(0, P.gates.vaeImages);
+    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
+    entries.push(...r.entries);
+    scalingFactor = r.scalingFactor;
+    vae.dispose();
+  }
+  const baseGen = await gen(o.baseModel);
+  // each class prompt's samples under real training images of that class
+  const condSamples = new Map<string, RgbImage[]>();
+  entries.push(...(await conditioningGate({ generate: baseGen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, classPromptOf(c)])), samples: P.gates.conditioningSamples, seed, onSamples: (c, imgs) => condSamples.set(c, imgs.slice(0, 8)) })));
+  const condRows: { label: string; images: RgbImage[] }[] = [];
+  for (const c of common) condRows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${classPromptOf(c)}`, images: condSamples.get(c) ?? [] });
+  await labelledGrid(condRows, join(dir, 'conditioning.png'));
+  const baseSamples = await baseGen.generate(o.classPrompt, Array.from({ length: P.gates.dreamboothSamples }, (_, i) => 7_000_000 + i));
+  baseGen.dispose();
+  const grids: { label: string; images: RgbImage[] }[] = [{ label: 'real ' + rare, images: rareImages.slice(0, 8) }, { label: `base: ${o.classPrompt}`, images: baseSamples.slice(0, 8) }];
+  for (const v of o.dreambooth) {
+    const dbGen = await gen(v.model);
+    const r = await dreamboothGate({ generate: dbGen.generate, scorer, instancePrompt: o.instancePrompt, rareClass: rare, samples: P.gates.dreamboothSamples, realRare: rareImages, baseSamples, seed, stage: v.name });
+    dbGen.dispose();
+    entries.push(...r.entries);
+    grids.push({ label: `${v.name}: instance prompt`, images: r.samples.slice(0, 8) });
+  }
+  await labelledGrid(grids, join(dir, 'samples.png'));
+  return { entries, scalingFactor };
 }

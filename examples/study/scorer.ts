@@ -30,16 +30,24 @@ export interface GateClassifier {
 export async function trainGateClassifier(
   runner: StageRunner, seed: number, base: Partial<TrainConfig>, overrides: Partial<TrainConfig>, split: ProtocolSplit, deps: readonly StageResult<unknown>[], signal?: AbortSignal,
 ): Promise<StageResult<GateClassifier>> {
-  const config = resolveConfig(base, { ...overrides, balancedSampling: true }, { seed, split: splitIds(split) });
-  return runner.run('gate-classifier', seed, config, deps, async (dir) => {
-    const runDir = join(dir, 'run');
-    const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false, skipReport: true });
-    if (r.interrupted) throw new Error(`gate classifier (seed ${seed}) interrupted: run the same command again to continue`);
-    const best = r.bestEpoch !== null ? r.history.find((h) => h.epoch === r.bestEpoch) ?? r.history.at(-1)! : r.history.at(-1)!;
-    const checkpoint = r.bestCheckpoint ?? join(runDir, 'checkpoints', 'best');
-    if (!existsSync(checkpoint)) throw new Error(`gate classifier (seed ${seed}): no best checkpoint at ${checkpoint}`);
-    return { checkpoint, bestEpoch: r.bestEpoch, valAccuracy: best.valAccuracy, valMeanAuc: best.valMeanAuc, steps: r.globalStep, seconds: r.seconds };
-  });
+  const config = gateClassifierConfig(seed, base, overrides, split);
+  return runner.run('gate-classifier', seed, config, deps, (dir) => trainGateClassifierIn(seed, config, dir, signal));
+}
+
+/** The gate classifier's configuration on one seed's split (its stage's config, so its cache key). */
+export function gateClassifierConfig(seed: number, base: Partial<TrainConfig>, overrides: Partial<TrainConfig>, split: ProtocolSplit): TrainConfig {
+  return resolveConfig(base, { ...overrides, balancedSampling: true }, { seed, split: splitIds(split) });
+}
+
+/** The body of the gate classifier's stage (a queued job runs it too): trains in `dir`, resuming from its checkpoints. */
+export async function trainGateClassifierIn(seed: number, config: TrainConfig, dir: string, signal?: AbortSignal): Promise<GateClassifier> {
+  const runDir = join(dir, 'run');
+  const r = await train(config, { runDir, resume: existsSync(join(runDir, 'checkpoints')), signal, verbose: false, skipReport: true });
+  if (r.interrupted) throw new Error(`gate classifier (seed ${seed}) interrupted: run the same command again to continue`);
+  const best = r.bestEpoch !== null ? r.history.find((h) => h.epoch === r.bestEpoch) ?? r.history.at(-1)! : r.history.at(-1)!;
+  const checkpoint = r.bestCheckpoint ?? join(runDir, 'checkpoints', 'best');
+  if (!existsSync(checkpoint)) throw new Error(`gate classifier (seed ${seed}): no best checkpoint at ${checkpoint}`);
+  return { checkpoint, bestEpoch: r.bestEpoch, valAccuracy: best.valAccuracy, valMeanAuc: best.valMeanAuc, steps: r.globalStep, seconds: r.seconds };
 }
 
 /** The instrument's own quality, on validation images, for the gates table. */

@@ -242,8 +242,13 @@ export class StudyQueue {
     this.queue.on('error', () => { /* Redis restarting: commands wait for the reconnect */ });
   }
 
-  /** Enqueues a job unless its result is in the store; the promise settles when it is done or failed. */
-  submit(job: StudyJob): Promise<void> {
+  /**
+   * Enqueues a job unless its result is in the store; the promise settles when it is done or failed.
+   * `after`: the jobs whose results it reads (their promises): it is registered at once, so the study
+   * can wait for it, but enqueued only when they are done (a worker never waits on an input), and it
+   * fails with the first of them that fails.
+   */
+  submit(job: StudyJob, after: readonly Promise<void>[] = []): Promise<void> {
     const { key, dir } = locateJob(job, this.store);
     const known = this.pending.get(key);
     if (known) return known.promise;
@@ -254,7 +259,17 @@ export class StudyQueue {
     const p: Pending = { job, key, resultFile: join(dir, 'result.json'), promise, resolve: resolveP, reject: rejectP, state: 'submitted' };
     this.pending.set(key, p);
     if (existsSync(p.resultFile)) this.settle(p);
-    else void this.enqueue(p, true).catch((e: Error) => this.fail(p, e.message));
+    else if (after.length) {
+      p.state = 'blocked';
+      void Promise.all(after).then(
+        () => {
+          if (p.state !== 'blocked') return;
+          p.state = 'submitted';
+          return this.enqueue(p, true);
+        },
+        (e: Error) => this.fail(p, `an input failed: ${e.message.split('\n')[0]}`),
+      ).catch((e: Error) => this.fail(p, e.message));
+    } else void this.enqueue(p, true).catch((e: Error) => this.fail(p, e.message));
     this.timer ??= setInterval(() => void this.poll(), this.o.pollMs);
     this.report();
     return promise;
@@ -268,8 +283,8 @@ export class StudyQueue {
   /** Jobs submitted, done, running, waiting, failed. */
   summary(): string {
     const n = (s: string) => [...this.pending.values()].filter((p) => p.state === s).length;
-    const running = n('active'), failed = n('failed');
-    return `${this.done}/${this.pending.size} done${running ? `, ${running} running` : ''}${failed ? `, ${failed} failed` : ''}`;
+    const running = n('active'), failed = n('failed'), blocked = n('blocked');
+    return `${this.done}/${this.pending.size} done${running ? `, ${running} running` : ''}${blocked ? `, ${blocked} awaiting inputs` : ''}${failed ? `, ${failed} failed` : ''}`;
   }
 
   async close(): Promise<void> {
@@ -300,7 +315,8 @@ export class StudyQueue {
     this.polling = true;
     try {
       for (const p of this.pending.values()) {
-        if (p.state === 'done' || p.state === 'failed') continue;
+        // a blocked job waits for its inputs and is not in Redis yet
+        if (p.state === 'done' || p.state === 'failed' || p.state === 'blocked') continue;
         if (existsSync(p.resultFile)) {
           this.settle(p);
           continue;
