@@ -1,7 +1,8 @@
 /**
  * What the queue tests run: a private redis-server on a free loopback port (no persistence, its own
  * temp folder), study workers as child processes, and the arm part of the smoke study
- * (fixtures/arm-study.ts) in process or through the queue.
+ * (fixtures/arm-study.ts) in process or through the queue (seed-jobs.test.ts runs the generator's
+ * jobs through fixtures/seed-study.ts the same way).
  *
  * Without redis-server the tests skip here and fail where FOLIAR_REQUIRE_REDIS=1 (CI: setup.sh
  * installs Debian's redis-server).
