@@ -29,7 +29,7 @@ tsx=(node --conditions=foliar-source --import tsx)
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
 case ,$steps, in *,probe,*) run 60 node scripts/gpu/probe.mjs "$OUT/check/probe.json" ;; esac
 case ,$steps, in *,tests,*)
-  for t in matmul-variants matmul.test conv attention norm elementwise reduce nn-ops pool half optim-kernels binding-split; do
+  for t in matmul-variants matmul.test conv attention norm elementwise reduce nn-ops pool half optim-kernels binding-split f16; do
     run 90 node scripts/test.mjs "test/tensor/$t" --no-golden
   done ;; esac
 case ,$steps, in *,golden,*) run 120 "${tsx[@]}" scripts/golden.ts "$FOLIAR_SHARED/golden" --backend webgpu ;; esac
