@@ -3,7 +3,7 @@
 // URLs or bytes here. test/browser/entries.test.ts keeps the lists in step.
 // @foliar/nn public API: modules, layers, optimizers, schedules, checkpointing, the training loop.
 // Pictures and progress bars are @foliar/report's.
-export { Module, StateDictError, type StateDict, type StateValue, type LoadResult } from './module.js';
+export { Module, StateDictError, withParameterDtype, type StateDict, type StateValue, type LoadResult } from './module.js';
 export * from './init.js';
 export { Linear, Identity, type LinearOptions, type LinearDelta } from './layers/linear.js';
 export { Embedding } from './layers/embedding.js';
