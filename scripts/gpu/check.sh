@@ -36,7 +36,7 @@ case ,$steps, in *,golden,*) run 120 "${tsx[@]}" scripts/golden.ts "$FOLIAR_SHAR
 # small (lavapipe): the UNet suite's 9.8M-parameter case alone takes minutes there
 case ,$steps, in *,bench,*) if [ $small = 1 ]; then run 900 "${tsx[@]}" bench/run.ts --quick --filter matmul,conv,attention,resnet,profile; else run 240 "${tsx[@]}" bench/run.ts --quick --filter matmul,conv,attention,resnet,unet,profile; fi ;; esac
 case ,$steps, in *,sd15,*)
-  if [ $small = 1 ]; then FOLIAR_MAX_BINDING_BYTES=${FOLIAR_MAX_BINDING_BYTES:-16777216} run 1500 "${tsx[@]}" bench/run.ts $quick --no-peers --filter sd15
+  if [ $small = 1 ]; then FOLIAR_MAX_BINDING_BYTES=${FOLIAR_MAX_BINDING_BYTES:-16777216} run 1500 "${tsx[@]}" bench/run.ts $quick --no-peers --filter sd15 --tag small
   else run 300 "${tsx[@]}" bench/run.ts --no-peers --filter sd15; fi ;; esac
 find bench/results -name 'latest-*.md' -newer "$OUT/check/.start" -exec cp {} "$OUT/check/" \;
 # one summary: test and golden counts, then every benchmark row of this run
