@@ -11,7 +11,7 @@ import { bindRange, needsChunks, unitsPerChunk, type BoundRange } from '../../ba
  * against 128 MiB bindings): rows [lo, hi) per dispatch, each bound as a window. Only for a
  * leading-dimension table (outer 1), which is what an embedding is.
  */
-function rowShards(be: WebGPUBackend, table: GPUBuffer, tableOffset: number, size: number, inner: number, bpe: number, op: string): { lo: number; hi: number; bound: BoundRange }[] {
+function rowShards(be: WebGPUBackend, table: GPUBuffer, tableOffset: number, size: number, inner: number, bpe: number): { lo: number; hi: number; bound: BoundRange }[] {
   if (!needsChunks(be, [table])) return [{ lo: 0, hi: size, bound: { binding: table, offset: tableOffset } }];
   const rows = unitsPerChunk(be, inner * bpe);
   const out = [];
@@ -19,7 +19,6 @@ function rowShards(be: WebGPUBackend, table: GPUBuffer, tableOffset: number, siz
     const hi = Math.min(size, lo + rows);
     out.push({ lo, hi, bound: bindRange(be, table, tableOffset + lo * inner, (hi - lo) * inner, bpe) });
   }
-  void op;
   return out;
 }
 
@@ -64,7 +63,7 @@ export const index_select: KernelFn<WebGPUBackend, 'index_select'> = (be, [x, id
   }
   // each shard writes the output rows whose id falls in [lo, hi); ids are clamped first, so a bad id
   // (reported once, by the first shard) still writes a row and no read strays
-  for (const [si, sh] of rowShards(be, table, x!.offset, size, inner, bytesPerElement(x!.dtype), op ?? 'indexSelect').entries()) {
+  for (const [si, sh] of rowShards(be, table, x!.offset, size, inner, bytesPerElement(x!.dtype)).entries()) {
     be.rt.dispatch({
       name: 'index_select',
       key: `index_select:${t}${f16 ? ':h' : ''}`,
@@ -135,7 +134,7 @@ export const index_add: KernelFn<WebGPUBackend, 'index_add'> = (be, [src, idx], 
   if (outer !== 1 && needsChunks(be, [out.buffer])) {
     throw new RangeError(`index_add: a table of ${out.buffer.size} bytes exceeds one binding (${be.rt.maxBindingBytes} bytes); row shards cover dim 0 only`);
   }
-  for (const sh of rowShards(be, out.buffer, 0, size, inner, 4, 'index_add')) {
+  for (const sh of rowShards(be, out.buffer, 0, size, inner, 4)) {
     be.rt.dispatch({
       name: 'index_add',
       key: 'index_add',
