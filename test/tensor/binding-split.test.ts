@@ -111,6 +111,18 @@ test('an f16 embedding table over row shards is read in place and equals the f32
   wh.dispose();
 });
 
+test('casts f32 -> f16 -> f32 over windows equal the unsplit ones', async () => {
+  const gpu = requireGpu();
+  const n = 40_003; // 160 KB in f32, 80 KB in f16: both over the 64 KiB limit
+  const a = randArray(n, 41, -70000, 70000); // overflow to inf and subnormal-free mixes both included
+  const ref = await put(a, [n], gpu).half().float().dataF32();
+  await lowered(async () => {
+    const h = put(a, [n], gpu).half();
+    assert.is(h.dtype, 'float16');
+    await assertClose(await h.float().dataF32(), ref, { rtol: 0, atol: 0, msg: 'f32 -> f16 -> f32' });
+  });
+});
+
 test('flat elementwise ops over windows: offsets, a view into a large tensor, fill', async () => {
   const gpu = requireGpu();
   const n = 40_003; // 160 KB: three windows, not a multiple of anything

@@ -1,7 +1,8 @@
 // cast kernel (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
 import type { KernelFn } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
-import { contiguousStrides, numel } from '../../shape.js';
+import { contiguousStrides, isContiguous, numel } from '../../shape.js';
+import { bindRange, needsChunks, unitsPerChunk } from '../../backends/webgpu/windows.js';
 
 /**
  * float16 lives in WebGPU buffers as packed u32 words (two halves per word, element i in the low
@@ -126,6 +127,26 @@ export const cast: KernelFn<WebGPUBackend, 'cast'> = (be, inputs, attrs) => {
     const pad = (a: number[]): number[] => [...a, ...new Array<number>(MAX_RANK - a.length).fill(1)];
     const uni = new UniformWriter().u32(n, shape.length, src.offset, attrs.out?.offset ?? 0, ...pad(shape), ...pad(si), ...pad(outStrides)).build();
     const into = !!attrs.out;
+    if (!into && isContiguous(attrs.shape, src.strides) && needsChunks(be, [bufferOf(src), fresh!.buffer])) {
+      // a tensor larger than one binding (loading SD's f32 token embedding into f16): element ranges,
+      // 128-element aligned so that every window starts on a 256-byte boundary in both formats
+      const per = Math.max(128, unitsPerChunk(be, 4) & ~127);
+      const pad1 = (v: number): number[] => [v, ...new Array<number>(MAX_RANK - 1).fill(1)];
+      for (let s0 = 0; s0 < n; s0 += per) {
+        const len = Math.min(per, n - s0);
+        const win = bindRange(be, bufferOf(src), src.offset + s0, len, fromH ? 2 : 4);
+        const out = bindRange(be, fresh!.buffer, s0, len, toH ? 2 : 4);
+        be.rt.dispatch({
+          name: 'cast',
+          key: `cast:${fromH}:${toH}:false`,
+          wgsl: () => wgsl(fromH, toH, false),
+          buffers: [win.binding, out.binding],
+          uniforms: new UniformWriter().u32(len, 1, win.offset, out.offset, ...pad1(len), ...pad1(1), ...pad1(1)).build(),
+          workgroups: grid(toH ? Math.ceil(len / 2) : len, WG),
+        });
+      }
+      return fresh!;
+    }
     const threads = toH && !into ? Math.ceil(n / 2) : n;
     be.rt.dispatch({
       name: 'cast',
