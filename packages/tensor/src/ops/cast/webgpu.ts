@@ -57,6 +57,17 @@ fn f16_bits_to_f32(h: u32) -> u32 {
   return sign | (e << 23u) | ((mant & 0x3ffu) << 13u);
 }`;
 
+/** fn name(e): the element offset of flat index e through the strides u.<strides> (rank unrolled at run time). */
+const offsetFn = (name: string, strides: string): string => `fn ${name}(e: u32) -> u32 {
+  var r = e; var o = 0u;
+  for (var d = i32(u.rank) - 1; d >= 0; d--) {
+    let sz = u.shape[d / 4][d % 4];
+    o += (r % sz) * u.${strides}[d / 4][d % 4];
+    r = r / sz;
+  }
+  return o;
+}`;
+
 function wgsl(fromH: boolean, toH: boolean, into: boolean): string {
   // src element bits in the source format; conv: to the target format
   const read = fromH ? 'fn rd(i: u32) -> u32 { return (src[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }' : 'fn rd(i: u32) -> u32 { return src[i]; }';
@@ -85,24 +96,8 @@ struct U { n: u32, rank: u32, ioff: u32, ooff: u32, shape: array<vec4<u32>, 2>, 
 ${F16_BITS_WGSL}
 ${read}
 ${conv}
-fn offIn(e: u32) -> u32 {
-  var r = e; var o = 0u;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let sz = u.shape[d / 4][d % 4];
-    o += (r % sz) * u.si[d / 4][d % 4];
-    r = r / sz;
-  }
-  return o;
-}
-fn offOut(e: u32) -> u32 {
-  var r = e; var o = 0u;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let sz = u.shape[d / 4][d % 4];
-    o += (r % sz) * u.so[d / 4][d % 4];
-    r = r / sz;
-  }
-  return o;
-}
+${offsetFn('offIn', 'si')}
+${offsetFn('offOut', 'so')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = gid.x + gid.y * nwg.x * ${WG}u;
