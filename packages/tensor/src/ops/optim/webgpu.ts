@@ -53,61 +53,90 @@ function bindingDecls(n: number): string {
   return Array.from({ length: n }, (_, i) => `@group(0) @binding(${i}) var<storage, read_write> s${i}: array<f32>;`).join('\n');
 }
 
+/** Workgroup size and consecutive elements per invocation of the multi-tensor updates. */
+const MT_WG = 256;
+const MT_PER = 4;
+const MT_CHUNK = MT_WG * MT_PER;
+
 /**
- * Adam over several tensors per dispatch (multi-tensor apply), invocation i finding its tensor by the
- * running ends in the uniform block; the update itself is the single-tensor one, in torch's order.
- * One dispatch per parameter cost more in fixed overhead than in arithmetic (304 dispatches for the
- * tiny UNet; 76 with 4 parameters per dispatch; ~21 with the parameters in an arena).
+ * The multi-tensor apply shader: each workgroup updates a chunk of one tensor, found from the
+ * workgroup index (uniform over the workgroup, so the per-tensor branches cost one scalar test each
+ * and no lane runs another tensor's code), and each invocation MT_PER consecutive elements. One
+ * element per invocation with a per-element tensor search ran at a sixth of the copy bandwidth on
+ * lavapipe (SGD over ResNet18's 11.2M parameters: 79 ms).
+ *
+ * `fields(j)` declares tensor j's uniform fields besides its element end `ee{j}` and workgroup end
+ * `we{j}`; `update(j)` is the body for element `l` of tensor j.
+ */
+function multiTensorWgsl(nBuffers: number, head: string, count: number, fields: (j: number) => string, update: (j: number) => string): string {
+  const branches = Array.from({ length: count }, (_, j) => {
+    const w0 = j === 0 ? '0u' : `u.we${j - 1}`, e0 = j === 0 ? '0u' : `u.ee${j - 1}`;
+    return `if (wgi < u.we${j}) {
+    let l0 = (wgi - ${w0}) * ${MT_CHUNK}u + li * ${MT_PER}u;
+    let n = u.ee${j} - ${e0};
+    for (var d = 0u; d < ${MT_PER}u; d++) {
+      let l = l0 + d;
+      if (l >= n) { break; }
+      ${update(j)}
+    }
+    return;
+  }`;
+  });
+  return `
+${bindingDecls(nBuffers)}
+struct U { ${head},
+  ${Array.from({ length: count }, (_, j) => `ee${j}: u32, we${j}: u32, ${fields(j)}`).join(',\n  ')} };
+@group(0) @binding(${nBuffers}) var<uniform> u: U;
+@compute @workgroup_size(${MT_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let wgi = wid.x + wid.y * nwg.x;
+  ${branches.join('\n  ')}
+}`;
+}
+
+/** Running element and workgroup ends of a batch's tensors, in the order of its items. */
+function ends(ns: readonly number[]): { e: number; w: number }[] {
+  let e = 0, w = 0;
+  return ns.map((n) => ({ e: (e += n), w: (w += Math.ceil(n / MT_CHUNK)) }));
+}
+
+/**
+ * Adam over several tensors per dispatch (multi-tensor apply); the update itself is the
+ * single-tensor one, in torch's order. One dispatch per parameter cost more in fixed overhead than
+ * in arithmetic (304 dispatches for the tiny UNet; 76 with 4 parameters per dispatch; ~21 with the
+ * parameters in an arena).
  */
 export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, views, attrs) => {
   const a = attrs;
   for (const bt of batches(be, views, 4, a.tensors.map((t) => t.n))) {
     const c = bt.items.length;
     const pattern = bt.items.map((it) => it.b.join('.')).join('_');
-    const wgsl = (): string => {
-      const fields: string[] = [];
-      const branches: string[] = [];
-      bt.items.forEach(({ b: [pb, gb, mb, vb] }, j) => {
-        fields.push(`e${j}: u32, po${j}: u32, go${j}: u32, mo${j}: u32, vo${j}: u32, st${j}: f32, bc${j}: f32`);
-        const start = j === 0 ? '0u' : `u.e${j - 1}`;
-        const [P, G, M, V] = [`s${pb}[u.po${j} + l]`, `s${gb}[u.go${j} + l]`, `s${mb}[u.mo${j} + l]`, `s${vb}[u.vo${j} + l]`];
-        branches.push(`if (i < u.e${j}) {
-    let l = i - ${start};
-    var gr = ${G} * u.sign;
-    var pv = ${P};
-    gr = gr + u.l2 * pv;
-    pv = pv * u.decay;
-    let m0 = ${M};
-    let mv = m0 + u.w1 * (gr - m0);
-    let vv = ${V} * u.b2 + (u.w2 * gr) * gr;
-    let denom = sqrt(vv) / u.bc${j} + u.eps;
-    ${M} = mv;
-    ${V} = vv;
-    ${P} = pv + (-u.st${j}) * (mv / denom);
-    return;
-  }`);
-      });
-      return `
-${bindingDecls(bt.buffers.length)}
-struct U { n: u32, w1: f32, b2: f32, w2: f32, eps: f32, decay: f32, l2: f32, sign: f32,
-  ${fields.join(',\n  ')} };
-@group(0) @binding(${bt.buffers.length}) var<uniform> u: U;
-${ENTRY} {
-  ${INDEX}
-  ${branches.join('\n  ')}
-}`;
-    };
-    const uni = new UniformWriter().u32(0).f32(1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.l2, a.maximize ? -1 : 1);
-    let end = 0;
-    for (const { k } of bt.items) {
+    const wgsl = (): string =>
+      multiTensorWgsl(bt.buffers.length, 'w1: f32, b2: f32, w2: f32, eps: f32, decay: f32, l2: f32, sign: f32, pad: f32', c,
+        (j) => `po${j}: u32, go${j}: u32, mo${j}: u32, vo${j}: u32, st${j}: f32, bc${j}: f32`,
+        (j) => {
+          const [pb, gb, mb, vb] = bt.items[j]!.b;
+          const [P, G, M, V] = [`s${pb}[u.po${j} + l]`, `s${gb}[u.go${j} + l]`, `s${mb}[u.mo${j} + l]`, `s${vb}[u.vo${j} + l]`];
+          return `var gr = ${G} * u.sign;
+      var pv = ${P};
+      gr = gr + u.l2 * pv;
+      pv = pv * u.decay;
+      let m0 = ${M};
+      let mv = m0 + u.w1 * (gr - m0);
+      let vv = ${V} * u.b2 + (u.w2 * gr) * gr;
+      let denom = sqrt(vv) / u.bc${j} + u.eps;
+      ${M} = mv;
+      ${V} = vv;
+      ${P} = pv + (-u.st${j}) * (mv / denom);`;
+        });
+    const uni = new UniformWriter().f32(1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.l2, a.maximize ? -1 : 1, 0);
+    const en = ends(bt.items.map(({ k }) => a.tensors[k]!.n));
+    bt.items.forEach(({ k }, j) => {
       const t = a.tensors[k]!;
       const [p, g, m, v] = [views[4 * k]!, views[4 * k + 1]!, views[4 * k + 2]!, views[4 * k + 3]!];
-      end += t.n;
-      uni.u32(end, p.offset, g.offset, m.offset, v.offset).f32(t.stepSize, t.bc2Sqrt);
-    }
-    const words = uni.build();
-    words[0] = end;
-    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: words, workgroups: grid(end, WG) });
+      uni.u32(en[j]!.e, en[j]!.w, p.offset, g.offset, m.offset, v.offset).f32(t.stepSize, t.bc2Sqrt);
+    });
+    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
   }
 };
 
@@ -117,52 +146,35 @@ export const sgd_step: KernelFn<WebGPUBackend, 'sgd_step'> = (be, inputs, attrs)
   const mom = a.momentum !== 0;
   const per = mom ? 3 : 2;
   for (const bt of batches(be, inputs, per, a.tensors.map((t) => t.n))) {
+    const c = bt.items.length;
     const pattern = bt.items.map((it) => it.b.join('.')).join('_');
-    const wgsl = (): string => {
-      const fields: string[] = [];
-      const branches: string[] = [];
-      bt.items.forEach(({ b }, j) => {
-        fields.push(`e${j}: u32, po${j}: u32, go${j}: u32, bo${j}: u32, first${j}: u32`);
-        const start = j === 0 ? '0u' : `u.e${j - 1}`;
-        const [P, G] = [`s${b[0]}[u.po${j} + l]`, `s${b[1]}[u.go${j} + l]`];
-        const B = mom ? `s${b[2]}[u.bo${j} + l]` : '';
-        branches.push(`if (i < u.e${j}) {
-    let l = i - ${start};
-    var gr = ${G} * u.sign;
-    let pv = ${P};
-    gr = gr + u.wd * pv;${
-      mom
-        ? `
-    var bv = gr;
-    if (u.first${j} == 0u) { bv = ${B} * u.mom + u.damp * gr; }
-    ${B} = bv;
-    if (u.nesterov != 0u) { gr = gr + u.mom * bv; } else { gr = bv; }`
-        : ''
-    }
-    ${P} = pv + (-u.lr) * gr;
-    return;
-  }`);
-      });
-      return `
-${bindingDecls(bt.buffers.length)}
-struct U { n: u32, nesterov: u32, lr: f32, mom: f32, damp: f32, wd: f32, sign: f32,
-  ${fields.join(',\n  ')} };
-@group(0) @binding(${bt.buffers.length}) var<uniform> u: U;
-${ENTRY} {
-  ${INDEX}
-  ${branches.join('\n  ')}
-}`;
-    };
-    const uni = new UniformWriter().u32(0, a.nesterov ? 1 : 0).f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1);
-    let end = 0;
-    for (const { k } of bt.items) {
+    const wgsl = (): string =>
+      multiTensorWgsl(bt.buffers.length, 'nesterov: u32, lr: f32, mom: f32, damp: f32, wd: f32, sign: f32, pad0: u32, pad1: u32', c,
+        (j) => `po${j}: u32, go${j}: u32, bo${j}: u32, first${j}: u32`,
+        (j) => {
+          const b = bt.items[j]!.b;
+          const [P, G] = [`s${b[0]}[u.po${j} + l]`, `s${b[1]}[u.go${j} + l]`];
+          const B = mom ? `s${b[2]}[u.bo${j} + l]` : '';
+          return `var gr = ${G} * u.sign;
+      let pv = ${P};
+      gr = gr + u.wd * pv;${
+        mom
+          ? `
+      var bv = gr;
+      if (u.first${j} == 0u) { bv = ${B} * u.mom + u.damp * gr; }
+      ${B} = bv;
+      if (u.nesterov != 0u) { gr = gr + u.mom * bv; } else { gr = bv; }`
+          : ''
+      }
+      ${P} = pv + (-u.lr) * gr;`;
+        });
+    const uni = new UniformWriter().u32(a.nesterov ? 1 : 0).f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1).u32(0, 0);
+    const en = ends(bt.items.map(({ k }) => a.tensors[k]!.n));
+    bt.items.forEach(({ k }, j) => {
       const t = a.tensors[k]!;
-      end += t.n;
-      uni.u32(end, inputs[per * k]!.offset, inputs[per * k + 1]!.offset, mom ? inputs[per * k + 2]!.offset : 0, t.first ? 1 : 0);
-    }
-    const words = uni.build();
-    words[0] = end;
-    be.rt.dispatch({ name: 'sgd_step', key: `sgd_step:${mom}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: words, workgroups: grid(end, WG) });
+      uni.u32(en[j]!.e, en[j]!.w, inputs[per * k]!.offset, inputs[per * k + 1]!.offset, mom ? inputs[per * k + 2]!.offset : 0, t.first ? 1 : 0);
+    });
+    be.rt.dispatch({ name: 'sgd_step', key: `sgd_step:${mom}:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
   }
 };
 

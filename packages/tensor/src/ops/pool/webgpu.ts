@@ -35,15 +35,29 @@ fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u
 const DIVISOR = `
 fn divisor(y0: i32, x0: i32) -> f32 {
   if (u.divisor != 0u) { return f32(u.divisor); }
-  var y1 = min(y0 + i32(u.kh), i32(u.h + u.ph));
-  var x1 = min(x0 + i32(u.kw), i32(u.w + u.pw));
+  var y1 = min(y0 + i32(KH), i32(H + PH));
+  var x1 = min(x0 + i32(KW), i32(W + PW));
   if (u.incPad != 0u) { return f32((y1 - y0) * (x1 - x0)); }
-  y1 = min(y1, i32(u.h));
-  x1 = min(x1, i32(u.w));
+  y1 = min(y1, i32(H));
+  x1 = min(x1, i32(W));
   return f32((y1 - max(y0, 0)) * (x1 - max(x0, 0)));
 }`;
 
-function forwardWgsl(mode: 'max' | 'avg'): string {
+/**
+ * The window geometry and the plane size as WGSL constants: every division and modulo by them then
+ * compiles to multiplies and shifts (on lavapipe a division by a uniform value is scalarised, one
+ * per lane: the max-pool backward spent most of its time dividing), and the tap loops unroll. A
+ * pipeline per geometry; a model has a handful.
+ */
+function geometry(a: Pool2dAttrs): string {
+  const c = (name: string, v: number) => `const ${name} = ${v}u;`;
+  return [c('H', a.h), c('W', a.w), c('HO', a.ho), c('WO', a.wo), c('KH', a.kh), c('KW', a.kw), c('SH', a.strideH), c('SW', a.strideW),
+    c('PH', a.padH), c('PW', a.padW), c('DH', a.dilH), c('DW', a.dilW)].join('\n');
+}
+const geometryKey = (a: Pool2dAttrs): string =>
+  [a.h, a.w, a.ho, a.wo, a.kh, a.kw, a.strideH, a.strideW, a.padH, a.padW, a.dilH, a.dilW].join(',');
+
+function forwardWgsl(mode: 'max' | 'avg', a: Pool2dAttrs): string {
   const max = mode === 'max';
   return `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -51,27 +65,28 @@ function forwardWgsl(mode: 'max' | 'avg'): string {
 ${max ? '@group(0) @binding(2) var<storage, read_write> yi: array<i32>;' : ''}
 ${POOL_U}
 @group(0) @binding(${max ? 3 : 2}) var<uniform> u: U;
+${geometry(a)}
 ${max ? IS_NAN : DIVISOR}
 ${ENTRY} {
   ${INDEX}
-  let ox = t % u.wo;
-  let oy = (t / u.wo) % u.ho;
-  let p = t / (u.wo * u.ho);
-  let base = u.xoff + p * u.h * u.w;
-  let y0 = i32(oy * u.sh) - i32(u.ph);
-  let x0 = i32(ox * u.sw) - i32(u.pw);
+  let ox = t % WO;
+  let oy = (t / WO) % HO;
+  let p = t / (WO * HO);
+  let base = u.xoff + p * H * W;
+  let y0 = i32(oy * SH) - i32(PH);
+  let x0 = i32(ox * SW) - i32(PW);
   ${
     max
       ? `var best = bitcast<f32>(u.ninf);
   var bi = -1;
   var first = -1;
-  for (var r = 0u; r < u.kh; r++) {
-    let iy = y0 + i32(r * u.dh);
-    if (iy < 0 || iy >= i32(u.h)) { continue; }
-    for (var s = 0u; s < u.kw; s++) {
-      let ix = x0 + i32(s * u.dw);
-      if (ix < 0 || ix >= i32(u.w)) { continue; }
-      let i = iy * i32(u.w) + ix;
+  for (var r = 0u; r < KH; r++) {
+    let iy = y0 + i32(r * DH);
+    if (iy < 0 || iy >= i32(H)) { continue; }
+    for (var s = 0u; s < KW; s++) {
+      let ix = x0 + i32(s * DW);
+      if (ix < 0 || ix >= i32(W)) { continue; }
+      let i = iy * i32(W) + ix;
       let v = x[base + u32(i)];
       if (first < 0) { first = i; }
       // first maximum wins (strict >); NaN propagates and takes the index, as in PyTorch (which
@@ -82,9 +97,9 @@ ${ENTRY} {
   y[t] = best;
   yi[t] = select(max(first, 0), bi, bi >= 0);`
       : `var acc = 0.0;
-  for (var iy = max(y0, 0); iy < min(y0 + i32(u.kh), i32(u.h)); iy++) {
-    for (var ix = max(x0, 0); ix < min(x0 + i32(u.kw), i32(u.w)); ix++) {
-      acc += x[base + u32(iy) * u.w + u32(ix)];
+  for (var iy = max(y0, 0); iy < min(y0 + i32(KH), i32(H)); iy++) {
+    for (var ix = max(x0, 0); ix < min(x0 + i32(KW), i32(W)); ix++) {
+      acc += x[base + u32(iy) * W + u32(ix)];
     }
   }
   y[t] = acc / divisor(y0, x0);`
@@ -92,41 +107,71 @@ ${ENTRY} {
 }`;
 }
 
-/** Gather form of the backward: input (iy, ix) receives from the outputs whose windows hold it. */
-function backwardWgsl(mode: 'max' | 'avg'): string {
+/**
+ * Gather form of the backward: input (iy, ix) receives from the outputs whose windows hold it.
+ * Without dilation those are a range of at most ceil(k / stride) outputs per axis (2 x 2 for
+ * ResNet's 3x3 stride-2 max pool instead of 9 taps with divisibility tests); the candidates are read
+ * at clamped addresses and masked with select, so the lanes never diverge (per-lane loads are what
+ * costs on a CPU adapter, branches around them cost more).
+ */
+function backwardWgsl(mode: 'max' | 'avg', a: Pool2dAttrs): string {
   const max = mode === 'max';
+  const add = (o: string, ok: string, oy: string, ox: string) =>
+    max
+      ? `acc += select(0.0, g[u.xoff + ${o}], ${ok} && gi[u.ioff + ${o}] == me);`
+      : `acc += select(0.0, g[u.xoff + ${o}] / divisor(i32(${oy} * SH) - i32(PH), i32(${ox} * SW) - i32(PW)), ${ok});`;
+  const body =
+    a.dilH === 1 && a.dilW === 1
+      ? `let ty = i32(iy + PH);
+  let tx = i32(ix + PW);
+  let ny = ty - i32(KH) + 1;
+  let nx = tx - i32(KW) + 1;
+  let oy0 = select(0, (ny + i32(SH) - 1) / i32(SH), ny > 0);
+  let ox0 = select(0, (nx + i32(SW) - 1) / i32(SW), nx > 0);
+  let oy1 = min(ty / i32(SH), i32(HO) - 1);
+  let ox1 = min(tx / i32(SW), i32(WO) - 1);
+  for (var cy = 0; cy < ${Math.ceil(a.kh / a.strideH)}; cy++) {
+    let oy = oy0 + cy;
+    let oky = oy <= oy1;
+    let oyc = u32(min(oy, i32(HO) - 1));
+    for (var cx = 0; cx < ${Math.ceil(a.kw / a.strideW)}; cx++) {
+      let ox = ox0 + cx;
+      let ok = oky && ox <= ox1;
+      let oxc = u32(min(ox, i32(WO) - 1));
+      let o = (p * HO + oyc) * WO + oxc;
+      ${add('o', 'ok', 'oyc', 'oxc')}
+    }
+  }`
+      : `for (var r = 0u; r < KH; r++) {
+    let ty = i32(iy + PH) - i32(r * DH);
+    if (ty < 0 || u32(ty) % SH != 0u) { continue; }
+    let oy = u32(ty) / SH;
+    if (oy >= HO) { continue; }
+    for (var s = 0u; s < KW; s++) {
+      let tx = i32(ix + PW) - i32(s * DW);
+      if (tx < 0 || u32(tx) % SW != 0u) { continue; }
+      let ox = u32(tx) / SW;
+      if (ox >= WO) { continue; }
+      let o = (p * HO + oy) * WO + ox;
+      ${add('o', 'true', 'oy', 'ox')}
+    }
+  }`;
   return `
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 ${max ? '@group(0) @binding(1) var<storage, read> gi: array<i32>;' : ''}
 @group(0) @binding(${max ? 2 : 1}) var<storage, read_write> dx: array<f32>;
 ${POOL_U}
 @group(0) @binding(${max ? 3 : 2}) var<uniform> u: U;
+${geometry(a)}
 ${max ? '' : DIVISOR}
 ${ENTRY} {
   ${INDEX}
-  let ix = t % u.w;
-  let iy = (t / u.w) % u.h;
-  let p = t / (u.w * u.h);
-  let me = i32(iy * u.w + ix);
+  let ix = t % W;
+  let iy = (t / W) % H;
+  let p = t / (W * H);
+  let me = i32(iy * W + ix);
   var acc = 0.0;
-  for (var r = 0u; r < u.kh; r++) {
-    let ty = i32(iy + u.ph) - i32(r * u.dh);
-    if (ty < 0 || u32(ty) % u.sh != 0u) { continue; }
-    let oy = u32(ty) / u.sh;
-    if (oy >= u.ho) { continue; }
-    for (var s = 0u; s < u.kw; s++) {
-      let tx = i32(ix + u.pw) - i32(s * u.dw);
-      if (tx < 0 || u32(tx) % u.sw != 0u) { continue; }
-      let ox = u32(tx) / u.sw;
-      if (ox >= u.wo) { continue; }
-      let o = (p * u.ho + oy) * u.wo + ox;
-      ${
-        max
-          ? 'if (gi[u.ioff + o] == me) { acc += g[u.xoff + o]; }'
-          : 'acc += g[u.xoff + o] / divisor(i32(oy * u.sh) - i32(u.ph), i32(ox * u.sw) - i32(u.pw));'
-      }
-    }
-  }
+  ${body}
   dx[t] = acc;
 }`;
 }
@@ -140,8 +185,8 @@ export const pool2d: KernelFn<WebGPUBackend, 'pool2d'> = (be, [x], attrs) => {
   if (total === 0) return out;
   be.rt.dispatch({
     name: 'pool2d',
-    key: `pool2d:${a.mode}`,
-    wgsl: () => forwardWgsl(a.mode),
+    key: `pool2d:${a.mode}:${geometryKey(a)}`,
+    wgsl: () => forwardWgsl(a.mode, a),
     buffers: yi ? [bufferOf(x!), y.buffer, yi.buffer] : [bufferOf(x!), y.buffer],
     uniforms: poolUniforms(a, x!.offset, 0, total),
     workgroups: grid(total, WG),
@@ -157,8 +202,8 @@ export const pool2d_backward: KernelFn<WebGPUBackend, 'pool2d_backward'> = (be, 
   const g = inputs[0]!, gi = a.mode === 'max' ? inputs[1]! : null;
   be.rt.dispatch({
     name: 'pool2d_backward',
-    key: `pool2d_bwd:${a.mode}`,
-    wgsl: () => backwardWgsl(a.mode),
+    key: `pool2d_bwd:${a.mode}:${geometryKey(a)}`,
+    wgsl: () => backwardWgsl(a.mode, a),
     buffers: gi ? [bufferOf(g), bufferOf(gi), dx.buffer] : [bufferOf(g), dx.buffer],
     uniforms: poolUniforms(a, g.offset, gi ? gi.offset : 0, total),
     workgroups: grid(total, WG),
