@@ -53,6 +53,14 @@ const FIXED: Case[] = [
   { a: [12, 10], b: [10, 9], aRowOff: 3, bRowOff: 1 },
   { a: [40, 16], b: [16, 64], bRowOff: 2 },
   { a: [40, 16], b: [16, 66], bRowOff: 3 },
+  // transposed operands the subgroup variant copies row-major first (reused by >= 128 rows / columns, >= 4M MACs)
+  { a: [130, 250], b: [250, 132], tb: true },
+  { a: [33, 1000], b: [1000, 129], ta: true },
+  { a: [140, 221], b: [221, 136], ta: true, tb: true },
+  { a: [3, 130, 250], b: [250, 132], tb: true },
+  { a: [129, 257], b: [257, 128], tb: true, bRowOff: 3 },
+  { a: [131, 249], b: [249, 130], tb: true },
+  { a: [2, 40, 1030], b: [2, 1030, 140], ta: true },
 ];
 
 function randomCases(n: number): Case[] {
@@ -67,12 +75,19 @@ function randomCases(n: number): Case[] {
 
 const CASES = [...FIXED, ...randomCases(12)];
 
+/** Elements per leading-dim row of the operand as stored (last two dims swapped when transposed). */
+function rowNumel(shape: number[], trans: boolean): number {
+  const stored = trans && shape.length >= 2 ? [...shape.slice(0, -2), shape[shape.length - 1]!, shape[shape.length - 2]!] : shape;
+  return numelOf(stored.slice(1));
+}
+
 /** Builds operand `shape` (swapping its last two dims when `trans`, then transposing back as a view). */
 function operand(be: ft.Backend, data: Float32Array, shape: number[], trans: boolean, rowOff: number): ft.Tensor {
   const stored = trans && shape.length >= 2 ? [...shape.slice(0, -2), shape[shape.length - 1]!, shape[shape.length - 2]!] : shape;
   let t: ft.Tensor;
   if (rowOff) {
-    const big = ft.tensor(data, { shape: [stored[0]! + rowOff, ...stored.slice(1)], backend: be });
+    const bigShape = [stored[0]! + rowOff, ...stored.slice(1)];
+    const big = ft.tensor(data.subarray(0, numelOf(bigShape)), { shape: bigShape, backend: be });
     t = big.narrow(0, rowOff, stored[0]!);
   } else {
     t = ft.tensor(data.subarray(0, numelOf(stored)), { shape: stored, backend: be });
@@ -121,8 +136,8 @@ for (const { variant, lanes } of configurations()) {
     const gpu = requireGpu(), { cpu } = backends();
     await withVariant(variant, lanes, async () => {
       for (const [i, s] of CASES.entries()) {
-        const extraA = (s.aRowOff ?? 0) * numelOf(s.a.slice(1));
-        const extraB = (s.bRowOff ?? 0) * numelOf(s.b.slice(1));
+        const extraA = (s.aRowOff ?? 0) * rowNumel(s.a, !!s.ta);
+        const extraB = (s.bRowOff ?? 0) * rowNumel(s.b, !!s.tb);
         const ad = randArray(numelOf(s.a) + extraA, 11 + i), bd = randArray(numelOf(s.b) + extraB, 97 + i);
         const run = (be: ft.Backend) => operand(be, ad, s.a, !!s.ta, s.aRowOff ?? 0).matmul(operand(be, bd, s.b, !!s.tb, s.bRowOff ?? 0));
         const g = run(gpu), c = run(cpu);
@@ -161,8 +176,8 @@ for (const { variant, lanes } of configurations()) {
     await withVariant(variant, lanes, async () => {
       const cases: Case[] = [...CASES.filter((c) => c.a.length >= 2 && c.b.length >= 2), { a: [9, 0], b: [0, 5] }, { a: [3, 7, 4], b: [4, 0] }];
       for (const [i, s] of cases.entries()) {
-        const extraA = (s.aRowOff ?? 0) * numelOf(s.a.slice(1));
-        const extraB = (s.bRowOff ?? 0) * numelOf(s.b.slice(1));
+        const extraA = (s.aRowOff ?? 0) * rowNumel(s.a, !!s.ta);
+        const extraB = (s.bRowOff ?? 0) * rowNumel(s.b, !!s.tb);
         const ad = randArray(numelOf(s.a) + extraA, 511 + i), bd = randArray(numelOf(s.b) + extraB, 597 + i);
         const run = async (be: ft.Backend) => {
           const a = operand(be, ad, s.a, !!s.ta, s.aRowOff ?? 0), b = operand(be, bd, s.b, !!s.tb, s.bRowOff ?? 0);
@@ -327,6 +342,30 @@ test('compareResult names the first wrong value', () => {
   assert.is(compareResult(new Float32Array([1, 2, 3]), new Float32Array([1, 2, 3]), 1e-6), null);
   assert.match(compareResult(new Float32Array([1, 2.5, NaN]), new Float32Array([1, 2, 3]), 1e-6) ?? '', /2 of 3 values differ \(first at 1: 2.5 vs 2\)/);
   assert.match(compareResult(new Float32Array([1]), new Float32Array([1, 2]), 1e-6) ?? '', /wrote 1 values, expected 2/);
+});
+
+test('subgroup: a transposed operand reused enough is copied row-major once, a small or batched one is read in place', async () => {
+  const gpu = requireGpu(), { cpu } = backends();
+  await withVariant('subgroup', undefined, async () => {
+    const cases: [Case, number][] = [
+      [{ a: [130, 250], b: [250, 132], tb: true }, 1],
+      [{ a: [33, 1000], b: [1000, 129], ta: true }, 1],
+      [{ a: [140, 221], b: [221, 136], ta: true, tb: true }, 2],
+      [{ a: [127, 400], b: [400, 136], tb: true }, 0],
+      [{ a: [130, 21], b: [21, 136], tb: true }, 0],
+      [{ a: [2, 40, 1030], b: [2, 1030, 140], ta: true }, 0],
+    ];
+    for (const [s, copies] of cases) {
+      const ad = randArray(numelOf(s.a), 5), bd = randArray(numelOf(s.b), 6);
+      const run = (be: ft.Backend) => operand(be, ad, s.a, !!s.ta, 0).matmul(operand(be, bd, s.b, !!s.tb, 0));
+      const ops = [operand(gpu, ad, s.a, !!s.ta, 0), operand(gpu, bd, s.b, !!s.tb, 0)];
+      const { result: g, report } = await ft.profile(() => ops[0]!.matmul(ops[1]!), { gpuTime: false });
+      const copyRow = report.byOp.find((r) => r.name === 'copy');
+      assert.is(copyRow?.dispatches ?? 0, copies, `copies for ${JSON.stringify(s)}`);
+      await assertClose(await g.dataF32(), await run(cpu).dataF32(), { msg: JSON.stringify(s) });
+      for (const t of [g, ...ops]) t.dispose();
+    }
+  });
 });
 
 test('K = 0 gives zeros with every variant', async () => {
