@@ -61,6 +61,14 @@ const FIXED: Case[] = [
   { a: [129, 257], b: [257, 128], tb: true, bRowOff: 3 },
   { a: [131, 249], b: [249, 130], tb: true },
   { a: [2, 40, 1030], b: [2, 1030, 140], ta: true },
+  // narrow C (n <= 16, m >= 4n): the subgroup variant computes Cᵀ = Bᵀ·Aᵀ and stores it transposed
+  { a: [64, 77], b: [77, 8] },
+  { a: [3, 4, 65, 77], b: [3, 4, 77, 8] },
+  { a: [77, 64], b: [64, 8], ta: true },
+  { a: [2, 64, 9], b: [2, 9, 16], tb: true },
+  { a: [70, 33], b: [33, 3], ta: true, tb: true },
+  { a: [40, 16], b: [16] },
+  { a: [64, 21], b: [21, 8], aRowOff: 2, bRowOff: 1 },
 ];
 
 function randomCases(n: number): Case[] {

@@ -43,6 +43,11 @@ export interface SubgroupMatmulParams {
   bF16?: boolean;
   /** The bias is stored as float16. */
   biasF16?: boolean;
+  /**
+   * Store the product transposed: its element (r, c) goes to C's row c, column r (scalar stores;
+   * the host computes Cᵀ = Bᵀ·Aᵀ when C has too few columns to fill the lanes).
+   */
+  storeT?: boolean;
 }
 
 export type SubgroupLanes = 4 | 8;
@@ -68,6 +73,7 @@ export function subgroupLanesFor(min: number, max: number): SubgroupLanes | null
 export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   const R = p.rows, G = p.groups, W = p.lanes;
   if (W !== 4 && W !== 8) throw new Error(`subgroup matmul: lanes must be 4 or 8, got ${String(W)}`);
+  if (p.storeT && (p.vecB || p.bias || p.addend || p.rowSums)) throw new Error('subgroup matmul: a transposed store takes no vec4 B, bias, addend or row sums');
   // rows past M read row M-1 (a valid address) and are never stored: no select needed on A's row
   const aIdx = (r: number) => {
     const row = `min(row0 + ${r}u, u.m - 1u)`;
@@ -148,7 +154,8 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
       return ` + vec4<f32>(${[0, 1, 2, 3].map(e).join(', ')})`;
     };
     const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}${dv(g)}`;
-    if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
+    if (p.storeT) for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[cb + (col0 + ${4 * g + j}u) * u.ldc + row0 + ${r}u] = (${val(g)})[${j}]; }`);
+    else if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
     else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);
     L.push('  }');
   }

@@ -101,6 +101,8 @@ interface Problem {
   bF16?: boolean;
   /** The bias is stored as float16. */
   biasF16?: boolean;
+  /** Subgroup variant: the product is Cᵀ (operands swapped by `swapForNarrowC`), stored transposed. */
+  storeT?: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
@@ -109,15 +111,15 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     // tile height follows M (rows past M cost as much as real ones), width follows N. Only the
     // vec4 non-transposed form gets the big tile: with scalar B loads or a transposed A, LLVM takes
     // over a minute to compile it (64x4: 66-70 s; 32x1: 2 s, both on lavapipe)
-    const vecB = !p.transB && p.n % 4 === 0 && p.bAligned;
+    const vecB = !p.storeT && !p.transB && p.n % 4 === 0 && p.bAligned;
     const fast = vecB && !p.transA;
-    const rows = Math.min(fast ? 64 : 32, p.m <= 8 ? 8 : p.m <= 32 ? 32 : 64);
+    const rows = Math.min(fast ? 64 : 32, p.m <= 8 ? 8 : p.m <= 16 ? 16 : p.m <= 32 ? 32 : 64);
     const groups = Math.min(fast ? 4 : 1, p.n <= 32 ? 1 : p.n <= 64 ? 2 : 4);
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}${p.storeT ? ':T' : ''}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
@@ -269,8 +271,15 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
   const owned: GpuStorage[] = [];
   try {
     let [av, bv, q] = [a!, b!, p];
-    if (variant === 'subgroup') [av, bv, q] = relayout(be, av, bv, q, owned);
-    const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: q.m, n: q.n, k: q.k, transA: q.transA, transB: q.transB, bAligned: bAligned(q, bv.offset), bias: !!bias, addend: !!addend, rowSums: !!sums, bF16: bv.dtype === 'float16', biasF16: bias?.dtype === 'float16' });
+    let storeT = false;
+    if (variant === 'subgroup') {
+      [av, bv, q] = relayout(be, av, bv, q, owned);
+      if (!bias && !addend && !sums && narrowC(q, bv)) {
+        [av, bv, q] = [bv, av, swapOperands(q)];
+        storeT = true;
+      }
+    }
+    const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: q.m, n: q.n, k: q.k, transA: q.transA, transB: q.transB, bAligned: bAligned(q, bv.offset), bias: !!bias, addend: !!addend, rowSums: !!sums, bF16: bv.dtype === 'float16', biasF16: bias?.dtype === 'float16', storeT });
     // batches past the 65535 workgroups of one dimension go in further dispatches
     for (let z0 = 0; z0 < q.batch; z0 += MAX_Z) {
       be.rt.dispatch({
@@ -287,6 +296,25 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
   }
   return out;
 };
+
+/**
+ * C with at most 16 columns and at least 4x as many rows (attention's P·V and its gradients at head
+ * dim 8: n = 8) leaves most lanes of the subgroup kernel idle (each owns 4 columns of a 32-wide
+ * tile: 2 of 8 busy at n = 8). Such a product runs as Cᵀ = Bᵀ·Aᵀ, stored transposed.
+ */
+function narrowC(p: MatmulAttrs, b: View): boolean {
+  return p.n <= 16 && p.m >= 4 * p.n && b.dtype === 'float32' && env('FOLIAR_MATMUL_RELAYOUT') !== '0';
+}
+
+/** The attrs of Cᵀ = Bᵀ·Aᵀ: operands, transposes, strides and offsets swapped; C's layout kept (the kernel stores transposed). */
+function swapOperands(p: MatmulAttrs): MatmulAttrs {
+  const l = matmulLayout(p);
+  return {
+    ...p, m: p.n, n: p.m, transA: !p.transB, transB: !p.transA, lda: l.ldb, ldb: l.lda,
+    aBatchStride: p.bBatchStride, bBatchStride: p.aBatchStride, aBatchStride2: l.bBatchStride2, bBatchStride2: l.aBatchStride2,
+    ldc: l.ldc, cBatchStride: l.cBatchStride, cBatchStride2: l.cBatchStride2, batchInner: l.batchInner,
+  };
+}
 
 /**
  * Rows of C past which a transposed B is worth a transposed copy, and columns past which a
@@ -307,7 +335,7 @@ const RELAYOUT_MIN_MACS = 1 << 22;
  * Unbatched (or broadcast) float32 operands only: the copy is then one matrix.
  */
 function relayout(be: WebGPUBackend, a: View, b: View, p: MatmulAttrs, owned: GpuStorage[]): [View, View, MatmulAttrs] {
-  // FOLIAR_MATMUL_RELAYOUT=0 reads transposed operands in place (A/B measurements)
+  // FOLIAR_MATMUL_RELAYOUT=0 reads transposed operands in place and keeps narrow products as they are (A/B measurements)
   if (env('FOLIAR_MATMUL_RELAYOUT') === '0' || p.m * p.n * p.k < RELAYOUT_MIN_MACS) return [a, b, p];
   const l = matmulLayout(p);
   const single = (stride: number, stride2: number) => p.batch === 1 || (stride === 0 && stride2 === 0);
