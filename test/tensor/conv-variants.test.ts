@@ -2,11 +2,11 @@ import { test } from '../harness.js';
 import { WebGPUBackend, tensor, type Backend } from '@foliar/tensor';
 import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2dGradWeightBiasRaw, type Conv2dOptions, type Conv2dAttrs } from '../../packages/tensor/src/ops/conv/index.js';
 import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
-import { sum, narrow } from '@foliar/tensor';
+import { sum, narrow, profile } from '@foliar/tensor';
 import * as assert from 'uvu/assert';
 import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
-import { setup, teardown, requireGpu, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
+import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
 test.before(async () => {
   await setup();
@@ -83,6 +83,48 @@ for (const c of cases) {
     ];
     for (const r of runs(c.four)) {
       await withVariant(r.v, r.lanes, () => compareBackends((x, w, b) => conv2d(x!, w!, b ?? null, c.opts), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: r.name }));
+    }
+  });
+}
+
+/**
+ * Few output pixels and many channels (ResNet18's last stages): forward and input gradient up to
+ * 4x4 outputs, weight gradient (without bias) up to 2x2, run as im2col + the matmul kernel's fast
+ * form (webgpu-im2col.ts). Odd channel counts, stride 2, dilation, asymmetric padding, a non-square
+ * kernel, a 1x1 stride-2 projection, an input at a nonzero offset; the path is asserted taken.
+ */
+const im2colCases: (Case & { wgrad: boolean; offset?: boolean })[] = [
+  { x: [3, 70, 3, 5], w: [66, 70, 3, 3], bias: true, opts: { padding: 1 }, wgrad: false },
+  { x: [2, 65, 7, 6], w: [67, 65, 3, 3], bias: false, opts: { stride: 2, padding: 1 }, wgrad: false },
+  { x: [1, 96, 4, 4], w: [64, 96, 3, 3], bias: false, opts: { dilation: 2, padding: 1 }, wgrad: true },
+  { x: [5, 256, 4, 4], w: [72, 256, 1, 1], bias: false, opts: { stride: 2 }, wgrad: true, offset: true },
+  { x: [2, 66, 3, 4], w: [64, 66, 3, 2], bias: true, opts: { padding: [1, 1, 0, 0] }, wgrad: false },
+  { x: [2, 129, 3, 3], w: [65, 129, 3, 3], bias: false, opts: { stride: 2, padding: [1, 0, 0, 1] }, wgrad: true },
+];
+for (const c of im2colCases) {
+  test(`conv2d im2col + matmul path vs CPU x${JSON.stringify(c.x)} w${JSON.stringify(c.w)} ${JSON.stringify(c.opts)}`, async () => {
+    const gpu = requireGpu('the im2col conv path');
+    if (!(gpu instanceof WebGPUBackend) || !gpu.rt.subgroups) skip('the im2col path runs where matmul takes its subgroup form', 'adapter');
+    const [n, ...rest] = c.x;
+    const specs = [
+      { data: randnArray(numelOf(c.x), 31), shape: c.x, requiresGrad: true },
+      { data: randnArray(numelOf(c.w), 32, 0.1), shape: c.w, requiresGrad: true },
+      ...(c.bias ? [{ data: randnArray(c.w[0], 33), shape: [c.w[0]], requiresGrad: true }] : []),
+    ];
+    if (c.offset) specs[0] = { data: randnArray((n + 1) * numelOf(rest), 31), shape: [n + 1, ...rest], requiresGrad: true };
+    const prev = process.env.FOLIAR_MATMUL_VARIANT;
+    process.env.FOLIAR_MATMUL_VARIANT = 'subgroup';
+    try {
+      const { report } = await profile(() =>
+        compareBackends((x, w, b) => conv2d(c.offset ? narrow(x!, 0, 1, n) : x!, w!, b ?? null, c.opts), specs, { rtol: 1e-4, gradRtol: 2e-4, msg: 'im2col' }),
+      { gpuTime: false });
+      const count = (name: string) => report.byOp.find((r) => r.name === name)?.dispatches ?? 0;
+      // forward and weight gradient gather columns, the input gradient scatters them back
+      assert.is(count('conv2d_im2col'), c.wgrad ? 2 : 1, 'im2col dispatches');
+      assert.is(count('conv2d_col2im'), 1, 'col2im dispatches');
+    } finally {
+      if (prev === undefined) delete process.env.FOLIAR_MATMUL_VARIANT;
+      else process.env.FOLIAR_MATMUL_VARIANT = prev;
     }
   });
 }

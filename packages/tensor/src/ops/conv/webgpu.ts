@@ -6,6 +6,8 @@ import type { Conv2dAttrs } from './index.js';
 import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, type ConvDispatch, type ConvOffsets, type ConvF16 } from './webgpu-window.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
 import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
+import { matmulVariant } from '../matmul/webgpu.js';
+import { im2colApplies, im2colForward, im2colGradInput, im2colGradWeight } from './webgpu-im2col.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 
 /**
@@ -271,6 +273,10 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
     const out = be.alloc('float32', outSize);
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
     return out;
+  }
+  // few output pixels, many channels: an explicit im2col + the matmul kernel's fast form (where matmul runs its subgroup form)
+  if (matmulVariant(be) === 'subgroup' && im2colApplies(be, mode, a, mode === 'wgrad' ? in0 : in1)) {
+    return mode === 'fwd' ? im2colForward(be, a, in0, in1, bias) : mode === 'dgrad' ? im2colGradInput(be, a, in0, in1) : im2colGradWeight(be, a, in0, in1);
   }
   const lanes = convWindowLanes(be);
   if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a, lanes)) {
