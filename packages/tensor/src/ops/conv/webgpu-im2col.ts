@@ -32,15 +32,21 @@ const MAX_PIXELS_WGRAD = 4;
 const MIN_DEPTH = 256;
 const MIN_ROWS = 64;
 
-/** Whether conv2d `mode` of `a` runs as im2col + matmul on this backend. */
+/** Whether conv2d `mode` of `a` runs as im2col + matmul on this backend (FOLIAR_CONV_IM2COL: 0 never, force wherever legal). */
 export function im2colApplies(be: WebGPUBackend, mode: 'fwd' | 'dgrad' | 'wgrad', a: Conv2dAttrs, w: View): boolean {
-  if (env('FOLIAR_CONV_IM2COL') === '0') return false;
+  const knob = env('FOLIAR_CONV_IM2COL');
+  if (knob === '0') return false;
   // the weight gradient's bias sums would need the product written into a larger buffer: those stay implicit
   if (a.groups !== 1 || w.dtype !== 'float32' || (mode === 'wgrad' && a.biasGrad)) return false;
   const depth = a.c * a.kh * a.kw, np = a.n * a.ho * a.wo;
-  if (a.ho * a.wo > (mode === 'wgrad' ? MAX_PIXELS_WGRAD : MAX_PIXELS) || depth < MIN_DEPTH || a.k < MIN_ROWS || (mode === 'dgrad' && a.c < MIN_ROWS)) return false;
   // the column matrix and the product are single bindings
-  return depth * np * 4 <= be.maxBindingBytes && a.k * np * 4 <= be.maxBindingBytes;
+  if (depth * np * 4 > be.maxBindingBytes || a.k * np * 4 > be.maxBindingBytes) return false;
+  if (knob === 'force') return true;
+  // kernels wider than 4 (ResNet's 7x7 stem) have no window kernel; the implicit GEMM's gradients
+  // are slow there (stem at 64²: weight gradient 1.4x, input gradient 12x less CPU time as a product)
+  if (mode !== 'fwd' && (a.kh > 4 || a.kw > 4)) return true;
+  if (a.ho * a.wo > (mode === 'wgrad' ? MAX_PIXELS_WGRAD : MAX_PIXELS) || depth < MIN_DEPTH || a.k < MIN_ROWS) return false;
+  return mode !== 'dgrad' || a.c >= MIN_ROWS;
 }
 
 function geometry(a: Conv2dAttrs): string {
