@@ -1,17 +1,18 @@
 /**
  * What the queue tests run: a private redis-server on a free loopback port (no persistence, its own
- * temp folder), study workers as child processes, and the arm part of the smoke study
- * (fixtures/arm-study.ts) in process or through the queue (seed-jobs.test.ts runs the generator's
- * jobs through fixtures/seed-study.ts the same way).
+ * temp folder), study workers as child processes, and parts of the study in process or through the
+ * queue: the smoke study's arms (fixtures/arm-study.ts), one seed's generator jobs at toy size
+ * (fixtures/seed-study.ts), and the whole study, examples/study.ts, at 16 px (fixtures/study-16px.ts).
  *
  * Without redis-server the tests skip here and fail where FOLIAR_REQUIRE_REDIS=1 (CI: setup.sh
  * installs Debian's redis-server).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as assert from 'uvu/assert';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { skip } from '../harness.js';
 import { setup, teardown, repoRoot } from '../helpers.js';
 
@@ -168,4 +169,103 @@ export async function until(check: () => boolean, ms: number, what: string): Pro
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface SeedStudyResult {
+  seconds: number;
+  /** Each stage's folder, relative to the store. */
+  stages: Record<string, string>;
+  error: string | null;
+  status: number | null;
+  output: string;
+}
+
+/** Runs fixtures/seed-study.ts (one seed's gate classifier, DreamBooth, gates and drift at 16 px, CPU backend) to the end. */
+export function seedStudy(args: string[]): { done: Promise<SeedStudyResult>; proc: ChildProcess } {
+  const proc = spawn(process.execPath, [...NODE_ARGS, 'test/queue/fixtures/seed-study.ts', '--backend', 'cpu', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<SeedStudyResult>((resolve) => {
+    proc.once('exit', (status) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      let parsed: Omit<SeedStudyResult, 'status' | 'output'> = { seconds: NaN, stages: {}, error: `no result line (exit ${status})` };
+      try { parsed = JSON.parse(line) as typeof parsed; } catch { /* keeps the message above */ }
+      resolve({ ...parsed, status, output: `${out}\n${err}`.slice(-6000) });
+    });
+  });
+  return { done, proc };
+}
+
+export interface StudyRunResult {
+  seconds: number;
+  status: number | null;
+  /** Everything the study printed (stdout and stderr), also in `logFile`. */
+  output: string;
+  logFile: string;
+}
+
+/** Runs examples/study.ts with the smoke profile shrunk to 16 px (fixtures/study-16px.ts); its output goes to `logFile`. */
+export function study16(args: string[], logFile: string): { done: Promise<StudyRunResult>; proc: ChildProcess } {
+  const t0 = performance.now();
+  const log = createWriteStream(logFile);
+  const proc = spawn(process.execPath, [...NODE_ARGS, 'test/queue/fixtures/study-16px.ts', '--profile', 'smoke', '--backend', 'cpu', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  const done = new Promise<StudyRunResult>((resolve) => {
+    proc.once('exit', (status) => {
+      log.end(() => resolve({ seconds: (performance.now() - t0) / 1000, status, output: readFileSync(logFile, 'utf8'), logFile }));
+    });
+  });
+  return { done, proc };
+}
+
+/** A result.json without what measures the run rather than computes it (wall times, the process's memory peak). */
+export function resultOf(file: string): unknown {
+  return JSON.parse(readFileSync(file, 'utf8'), (k, v: unknown) => (k === 'seconds' || k === 'peakBytes' ? undefined : v));
+}
+
+export function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+// training logs and checkpoint state carry wall-clock times; result.json is compared without its timings
+const VOLATILE = /(^|\/)(train\.jsonl|state\.json|loss\.png|result\.json)$/;
+
+/**
+ * Asserts that each stage folder (relative to both stores) holds the same files in `store` as in
+ * `refStore`, byte for byte, except what carries wall times: result.json is compared less its
+ * `seconds` and `peakBytes`, and train.jsonl, checkpoints' state.json and loss.png (a plot of
+ * train.jsonl) are only required to exist.
+ */
+export function assertSameStages(store: string, refStore: string, stages: Record<string, string>): void {
+  for (const [name, stageDir] of Object.entries(stages)) {
+    assert.equal(resultOf(join(store, stageDir, 'result.json')), resultOf(join(refStore, stageDir, 'result.json')), `${name}: result.json`);
+    const files = filesUnder(join(refStore, stageDir));
+    assert.equal(filesUnder(join(store, stageDir)), files, `${name}: the same files`);
+    for (const f of files.filter((f) => !VOLATILE.test(f))) {
+      assert.ok(readFileSync(join(store, stageDir, f)).equals(readFileSync(join(refStore, stageDir, f))), `${name}: ${f} identical`);
+    }
+  }
+}
+
+/** How many jobs a worker's output says it computed (`<label> (<key>): done in …`), per stage name. */
+export function jobsDone(output: string): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const m of output.matchAll(/(\S+)(?: \[seed \d+\])? \([0-9a-f]{12}\): done in /g)) n[m[1]!] = (n[m[1]!] ?? 0) + 1;
+  return n;
+}
+
+/** The queue's log of the job whose stage folder (under `store`) is `stageDir`: `<store>/queue/logs/<key>.log`, the folder's name being the key. */
+export function jobLogOf(store: string, stageDir: string): string {
+  return readFileSync(join(store, 'queue', 'logs', `${basename(stageDir)}.log`), 'utf8');
 }
