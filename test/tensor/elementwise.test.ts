@@ -228,6 +228,35 @@ test('strided kernels, randomized: merged dims, carries across several dims per 
   }
 });
 
+test('strided kernels on the 3-D grid (rank <= 3 after merging, inner dim >= 512): permutes, broadcasts, offsets, tails, randomized vs CPU exactly', async () => {
+  const { cpu, gpu } = backends();
+  const rand = prng(78);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  for (let trial = 0; trial < 16; trial++) {
+    // inner dims 512..1500 (tails of 1-3 elements past a multiple of 4), outer dims small and odd
+    const inner = 512 + Math.floor(rand() * 989);
+    const shape = [pick([1, 2, 3, 5]), pick([2, 3, 7]), inner].slice(trial % 2);
+    const rank = shape.length, n = numelOf(shape);
+    const da = randArray(n, 4000 + trial), db = randArray(n + 5, 5000 + trial), dc = randArray(inner, 6000 + trial);
+    const results: number[][] = [];
+    for (const be of [cpu, gpu]) {
+      // a: stored with the two outer dims swapped (a permuted view), b: at offset 5, c: broadcast row
+      const swap = rank === 3 ? [1, 0, 2] : [0, 1];
+      const stored = swap.map((d) => shape[d]!);
+      const a = F.permute(tensor(da, { shape: stored, backend: be }), swap);
+      const b = F.reshape(F.narrow(tensor(db, { shape: [n + 5], backend: be }), 0, 5, n), shape);
+      const c = tensor(dc, { shape: [inner], backend: be });
+      const y = F.add(F.mul(a, b), c);
+      // the inner dim strided on the output side: copy into [inner, ...] transposed
+      const dst = F.zeros([shape[rank - 2]!, ...(rank === 3 ? [shape[0]!] : []), inner], { backend: be });
+      F.copy_(rank === 3 ? F.permute(dst, [1, 0, 2]) : dst, y);
+      results.push([...(await y.data()), ...(await dst.data())]);
+      [a, b, c, y, dst].forEach((t) => t.dispose());
+    }
+    assert.equal(results[1], results[0], `trial ${trial}: shape ${JSON.stringify(shape)}`);
+  }
+});
+
 test('empty dims: ops return empty tensors of the broadcast shape, gradients too', async () => {
   const { cpu, gpu } = backends();
   for (const be of [cpu, gpu]) {
