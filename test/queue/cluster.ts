@@ -242,10 +242,27 @@ export function filesUnder(root: string): string[] {
 const VOLATILE = /(^|\/)(train\.jsonl|state\.json|loss\.png|result\.json)$/;
 
 /**
+ * What a classifier run's report.json holds that measures the process rather than the model: per-epoch
+ * wall seconds and images per second, the training's seconds, and the process's live buffers, live
+ * tensors and memory peak (a worker process holds other things than the study's).
+ */
+const RUN_REPORT_VOLATILE = new Set(['seconds', 'imagesPerSecond', 'trainingSeconds', 'peakBytes', 'liveBuffers', 'liveTensors']);
+
+/** A classifier run's report.md less the same figures: the history table's last four columns (img/s, s, live buffers, peak MiB). */
+function runReportMd(text: string): string {
+  const lines = text.split('\n');
+  const head = lines.findIndex((l) => l.endsWith('| img/s | s | live buffers | peak MiB |'));
+  if (head < 0) return text;
+  for (let i = head; i < lines.length && lines[i]!.startsWith('|'); i++) lines[i] = lines[i]!.split('|').slice(0, -5).join('|');
+  return lines.join('\n');
+}
+
+/**
  * Asserts that each stage folder (relative to both stores) holds the same files in `store` as in
- * `refStore`, byte for byte, except what carries wall times: result.json is compared less its
- * `seconds` and `peakBytes`, and train.jsonl, checkpoints' state.json and loss.png (a plot of
- * train.jsonl) are only required to exist.
+ * `refStore`, byte for byte, except what carries wall times or the process's memory, each named:
+ * result.json is compared less its `seconds` and `peakBytes`; a classifier run's report.json less
+ * RUN_REPORT_VOLATILE's keys and its report.md less those columns; train.jsonl, checkpoints'
+ * state.json and loss.png (a plot of train.jsonl) are only required to exist.
  */
 export function assertSameStages(store: string, refStore: string, stages: Record<string, string>): void {
   for (const [name, stageDir] of Object.entries(stages)) {
@@ -253,7 +270,15 @@ export function assertSameStages(store: string, refStore: string, stages: Record
     const files = filesUnder(join(refStore, stageDir));
     assert.equal(filesUnder(join(store, stageDir)), files, `${name}: the same files`);
     for (const f of files.filter((f) => !VOLATILE.test(f))) {
-      assert.ok(readFileSync(join(store, stageDir, f)).equals(readFileSync(join(refStore, stageDir, f))), `${name}: ${f} identical`);
+      const [a, b] = [join(store, stageDir, f), join(refStore, stageDir, f)];
+      if (/(^|\/)run\/report\.json$/.test(f)) {
+        const read = (file: string) => JSON.parse(readFileSync(file, 'utf8'), (k, v: unknown) => (RUN_REPORT_VOLATILE.has(k) ? undefined : v)) as unknown;
+        assert.equal(read(a), read(b), `${name}: ${f} less ${[...RUN_REPORT_VOLATILE].join(', ')}`);
+      } else if (/(^|\/)run\/report\.md$/.test(f)) {
+        assert.is(runReportMd(readFileSync(a, 'utf8')), runReportMd(readFileSync(b, 'utf8')), `${name}: ${f} less its history's img/s, s, live buffers, peak MiB`);
+      } else {
+        assert.ok(readFileSync(a).equals(readFileSync(b)), `${name}: ${f} identical`);
+      }
     }
   }
 }
