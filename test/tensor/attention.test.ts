@@ -1,7 +1,7 @@
 import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, memory, resetPeakMemory, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, memory, resetPeakMemory, profile, setAttentionKernel, setMatmulSubgroupLanes, matmulSubgroupLanes, type Tensor, type WebGPUBackend } from '@foliar/tensor';
 import { scaledDotProductAttention } from '../../packages/tensor/src/ops/attention/index.js';
 import { prng } from '../prng.js';
 
@@ -111,6 +111,47 @@ test('attention webgpu vs cpu: additive masks (full and broadcast, with -inf)', 
   await crossCheck({ tag: 'mask full', B: 2, H: 2, lq: 9, lk: 13, d: 13, mask: { shape: [2, 2, 9, 13] } });
   await crossCheck({ tag: 'mask [Lq, Lk]', B: 2, H: 3, lq: 11, lk: 7, d: 8, mask: { shape: [11, 7] } });
   await crossCheck({ tag: 'mask [B, 1, 1, Lk]', B: 2, H: 3, lq: 70, lk: 77, d: 40, mask: { shape: [2, 1, 1, 77] } });
+});
+
+const SMALL_HEADS: Case[] = [
+  { tag: 'sg d8 lq37 lk29', B: 2, H: 3, lq: 37, lk: 29, d: 8 },
+  { tag: 'sg d16 lq 70 lk 77', B: 1, H: 2, lq: 70, lk: 77, d: 16, scale: 0.7 },
+  { tag: 'sg d12 dv4', B: 1, H: 2, lq: 13, lk: 9, d: 12, dv: 4 },
+  { tag: 'sg d5 dv13 (scalar rows)', B: 1, H: 2, lq: 11, lk: 19, d: 5, dv: 13 },
+  { tag: 'sg lq1', B: 1, H: 1, lq: 1, lk: 70, d: 16 },
+  { tag: 'sg causal lq>lk', B: 1, H: 2, lq: 70, lk: 21, d: 8, mask: 'causal' },
+  { tag: 'sg causal', B: 2, H: 1, lq: 33, lk: 33, d: 16, mask: 'causal' },
+  { tag: 'sg mask [B,1,1,Lk]', B: 2, H: 3, lq: 19, lk: 77, d: 8, mask: { shape: [2, 1, 1, 77] } },
+  { tag: 'sg mask full', B: 1, H: 2, lq: 9, lk: 13, d: 16, mask: { shape: [1, 2, 9, 13] } },
+];
+
+// heads up to 16 wide run the subgroup kernel on adapters that want broadcasts (lavapipe); every other
+// adapter can force it where it has subgroups. Both broadcast widths it claims, and the row kernel too.
+test('attention subgroup kernel (heads up to 16) vs cpu at 8 and 4 lanes, the row kernel too; the path taken is the one asked for', async () => {
+  const gpu = requireGpu('the subgroup attention kernel') as WebGPUBackend;
+  const natural = matmulSubgroupLanes(gpu);
+  if (natural === null) return skip('the adapter has no subgroups of 4+ lanes');
+  const configs: { kernel: 'subgroup' | 'rows'; lanes?: 4 | 8 }[] = [{ kernel: 'subgroup', lanes: natural }, { kernel: 'rows' }];
+  if (natural === 8) configs.push({ kernel: 'subgroup', lanes: 4 });
+  try {
+    for (const cfg of configs) {
+      setAttentionKernel(gpu, cfg.kernel);
+      setMatmulSubgroupLanes(gpu, cfg.lanes);
+      for (const c of SMALL_HEADS) await crossCheck({ ...c, tag: `${c.tag} [${cfg.kernel}${cfg.lanes ? ` ${cfg.lanes} lanes` : ''}]` });
+      const q = tensor(randn(2 * 37 * 8, 1), { backend: gpu, shape: [1, 2, 37, 8] }).requiresGrad_();
+      const { report } = await profile(async () => {
+        const y = scaledDotProductAttention(q, q, q, { implementation: 'fused' });
+        y.sum().backward();
+        await q.grad!.dataF32();
+      });
+      const ops = report.byOp.map((r) => r.name);
+      const want = cfg.kernel === 'subgroup' ? ['attention_sg_forward', 'attention_sg_backward_dq', 'attention_sg_backward_dkv'] : ['attention_forward', 'attention_backward_dq', 'attention_backward_dkv'];
+      for (const w of want) assert.ok(ops.includes(w), `${cfg.kernel}: ${w} not dispatched (ops: ${ops.join(', ')})`);
+    }
+  } finally {
+    setAttentionKernel(gpu, undefined);
+    setMatmulSubgroupLanes(gpu, undefined);
+  }
 });
 
 test('attention matches a composed softmax(QK^T)V on CPU (independent of the fused kernels)', async () => {

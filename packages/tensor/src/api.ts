@@ -43,5 +43,6 @@ export * from './ops/norm/index.js';
 export * from './ops/attention/index.js';
 export * from './ops/optim/index.js';
 export { matmulVariant, setMatmulVariant, matmulVariants, tuneMatmul, matmulSubgroupLanes, setMatmulSubgroupLanes, MATMUL_VARIANTS, type MatmulVariant } from './ops/matmul/webgpu.js';
+export { setAttentionKernel, type AttentionKernel } from './ops/attention/webgpu.js';
 export type { TuneResult } from './backends/webgpu/tuning.js';
 export type { SubgroupLanes } from './ops/matmul/webgpu-subgroup.js';

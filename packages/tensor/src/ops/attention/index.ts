@@ -10,13 +10,16 @@ import { add } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';
 import { env } from '../../env.js';
+import type { Backend } from '../../backend.js';
 
 /**
  * How attention is computed. 'fused': one online-softmax kernel (flash-attention style), memory linear
  * in the sequence length. 'math': softmax(QKᵀ·scale + mask)·V with the library's matmul and softmax,
  * which keeps the [Lq, Lk] probabilities (PyTorch's math backend): several times faster on the fast
  * matmul kernels, but quadratic in memory. 'auto' (default) takes 'math' on WebGPU while the score
- * matrix stays under `attentionMathMaxBytes` and the mask is none or causal, else 'fused'.
+ * matrix stays under `attentionMathMaxBytes` and the mask is none or causal, else 'fused'; and 'fused' where the
+ * backend says its fused kernel is faster for the head dims (WebGPU on adapters that want subgroup
+ * broadcasts, heads up to 16 wide).
  */
 export type AttentionImplementation = 'auto' | 'fused' | 'math';
 
@@ -34,6 +37,15 @@ const attentionConfig = {
   // scores of this size also appear as their gradient and the softmax's during backward (~3x)
   mathMaxBytes: 32 * 2 ** 20,
 };
+
+/**
+ * A backend's say in 'auto', registered by its kernel module: whether its fused kernel beats the math
+ * path for these head dims (WebGPU: the subgroup kernel for heads up to 16 wide, ops/attention/webgpu-subgroup.ts).
+ */
+const fusedPreferred = new Map<string, (be: Backend, d: number, dv: number) => boolean>();
+export function preferFusedAttention(backend: string, when: (be: Backend, d: number, dv: number) => boolean): void {
+  fusedPreferred.set(backend, when);
+}
 
 /** Sets the default attention implementation and the largest score matrix (bytes) 'auto' computes with 'math'. */
 export function setAttentionImplementation(implementation: AttentionImplementation, opts: { mathMaxBytes?: number } = {}): void {
@@ -112,7 +124,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   // an additive mask may block whole rows (-inf everywhere): the fused kernel defines those, the math
   // path gives NaN as PyTorch's does, so 'auto' keeps such masks on the fused kernel
-  const autoMath = impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= Math.min(attentionConfig.mathMaxBytes, q.backend.maxBindingBytes);
+  const autoMath =
+    impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= Math.min(attentionConfig.mathMaxBytes, q.backend.maxBindingBytes) &&
+    !(fusedPreferred.get(q.backend.name)?.(q.backend, D, Dv) ?? false);
   if (impl === 'math' || autoMath) return mathAttention(q, k, v, scale, maskView ? (maskView as Tensor) : m === 'causal' ? 'causal' : null);
   const attrs: AttentionAttrs = {
     bh: B * H, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, scale,
