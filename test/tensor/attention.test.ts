@@ -130,7 +130,7 @@ const SMALL_HEADS: Case[] = [
 test('attention subgroup kernel (heads up to 16) vs cpu at 8 and 4 lanes, the row kernel too; the path taken is the one asked for', async () => {
   const gpu = requireGpu('the subgroup attention kernel') as WebGPUBackend;
   const natural = matmulSubgroupLanes(gpu);
-  if (natural === null) return skip('the adapter has no subgroups of 4+ lanes');
+  if (natural === null) return skip('the adapter has no subgroups of 4+ lanes', 'adapter');
   const configs: { kernel: 'subgroup' | 'rows'; lanes?: 4 | 8 }[] = [{ kernel: 'subgroup', lanes: natural }, { kernel: 'rows' }];
   if (natural === 8) configs.push({ kernel: 'subgroup', lanes: 4 });
   try {
@@ -152,6 +152,52 @@ test('attention subgroup kernel (heads up to 16) vs cpu at 8 and 4 lanes, the ro
     setAttentionKernel(gpu, undefined);
     setMatmulSubgroupLanes(gpu, undefined);
   }
+});
+
+/**
+ * q, k, v as the models make them: heads split from [B, L, H·D] by a view (read in place, outputs and
+ * gradients written in the interleaved layout), or k and v narrowed from one [B, Lk, H·(D + Dv)]
+ * tensor (read in place, gradients contiguous). Every backend and kernel against CPU math.
+ */
+async function crossCheckLayouts(c: Case & { kv: 'split' | 'narrow' }, kernels: ('subgroup' | 'rows')[]): Promise<void> {
+  const dv = c.dv ?? c.d;
+  const gpu = requireGpu('attention layouts') as WebGPUBackend;
+  const xqd = randn(c.B * c.lq * c.H * c.d, 21), xkd = randn(c.B * c.lk * c.H * (c.d + dv), 22), rd = randn(c.B * c.H * c.lq * dv, 23);
+  const run = async (be: typeof cpu | WebGPUBackend, implementation: 'fused' | 'math'): Promise<Float32Array[]> => {
+    const xq = tensor(xqd, { backend: be, shape: [c.B, c.lq, c.H * c.d] }).requiresGrad_();
+    const xkv = tensor(xkd, { backend: be, shape: [c.B, c.lk, c.H * (c.d + dv)] }).requiresGrad_();
+    const heads = (x: Tensor, l: number, d: number): Tensor => x.reshape([c.B, l, c.H, d]).permute([0, 2, 1, 3]);
+    const q = heads(xq, c.lq, c.d);
+    const k = heads(c.kv === 'narrow' ? xkv.narrow(2, 0, c.H * c.d) : xkv.narrow(2, 0, c.H * c.d).contiguous(), c.lk, c.d);
+    const v = heads(xkv.narrow(2, c.H * c.d, c.H * dv), c.lk, dv);
+    const mask = c.mask === 'causal' ? 'causal' : null;
+    const y = scaledDotProductAttention(q, k, v, { mask, implementation });
+    // merged back as the models do: [B, H, Lq, Dv] -> [B, Lq, H·Dv]
+    const merged = y.permute([0, 2, 1, 3]).reshape([c.B, c.lq, c.H * dv]);
+    merged.backward(tensor(rd, { backend: be, shape: [c.B, c.lq, c.H * dv] }));
+    return [await merged.dataF32(), await xq.grad!.dataF32(), await xkv.grad!.dataF32()];
+  };
+  const ref = await run(cpu, 'math');
+  const got: [string, Float32Array[]][] = [['cpu fused', await run(cpu, 'fused')]];
+  try {
+    for (const kernel of kernels) {
+      setAttentionKernel(gpu, kernel);
+      got.push([`webgpu fused ${kernel}`, await run(gpu, 'fused')]);
+    }
+  } finally {
+    setAttentionKernel(gpu, undefined);
+  }
+  got.push(['webgpu math', await run(gpu, 'math')]);
+  for (const [name, r] of got) ['out', 'dxq', 'dxkv'].forEach((nm, i) => close(r[i]!, ref[i]!, 1e-4, `${c.tag} ${nm} (${name} vs cpu math)`));
+}
+
+test('attention reads heads split by views in place and writes outputs and gradients in their layout (both kernels, both backends)', async () => {
+  const gpu = requireGpu('attention layouts') as WebGPUBackend;
+  const kernels: ('subgroup' | 'rows')[] = matmulSubgroupLanes(gpu) === null ? ['rows'] : ['subgroup', 'rows'];
+  await crossCheckLayouts({ tag: 'split d8', B: 2, H: 3, lq: 37, lk: 29, d: 8, kv: 'split' }, kernels);
+  await crossCheckLayouts({ tag: 'narrow d16 causal', B: 2, H: 2, lq: 21, lk: 21, d: 16, kv: 'narrow', mask: 'causal' }, kernels);
+  await crossCheckLayouts({ tag: 'narrow d5 dv7 (scalar rows)', B: 1, H: 3, lq: 9, lk: 13, d: 5, dv: 7, kv: 'narrow' }, kernels);
+  await crossCheckLayouts({ tag: 'split d40 (row kernel only)', B: 1, H: 2, lq: 17, lk: 77, d: 40, kv: 'split' }, kernels);
 });
 
 test('attention matches a composed softmax(QK^T)V on CPU (independent of the fused kernels)', async () => {

@@ -1,13 +1,18 @@
 // attention kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
 import type { KernelFn, View } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
-import type { AttentionAttrs } from './index.js';
+import type { AttentionAttrs, RowStrides } from './index.js';
+
+/** Where row i of head bh starts: views through their strides, outputs through attrs.outStrides (or contiguous). */
+const rowAt = (off: number, s: RowStrides, heads: number, bh: number, i: number): number => off + Math.floor(bh / heads) * s[0] + (bh % heads) * s[1] + i * s[2];
+const viewRows = (v: View): RowStrides => [v.strides[0]!, v.strides[1]!, v.strides[2]!];
+const dense = (heads: number, l: number, d: number): RowStrides => [heads * l * d, l * d, d];
 
 /**
  * Row-at-a-time reference: one row of scores (length Lk) at a time, so memory stays linear in the
  * sequence length like the fused GPU kernels. Accumulates in f64.
  */
-function scoresRow(a: AttentionAttrs, Q: ArrayLike<number>, qo: number, K: ArrayLike<number>, ko: number, mask: View | null, bh: number, i: number, out: Float64Array): void {
+function scoresRow(a: AttentionAttrs, Q: ArrayLike<number>, q: View, K: ArrayLike<number>, k: View, mask: View | null, bh: number, i: number, out: Float64Array): void {
   const M = mask ? dataOf(mask) : null;
   const b = Math.floor(bh / a.heads), h = bh % a.heads;
   const ms = a.maskStrides ?? [0, 0, 0, 0];
@@ -17,7 +22,7 @@ function scoresRow(a: AttentionAttrs, Q: ArrayLike<number>, qo: number, K: Array
       continue;
     }
     let s = 0;
-    const qb = qo + (bh * a.lq + i) * a.d, kb = ko + (bh * a.lk + j) * a.d;
+    const qb = rowAt(q.offset, viewRows(q), a.heads, bh, i), kb = rowAt(k.offset, viewRows(k), a.heads, bh, j);
     for (let c = 0; c < a.d; c++) s += Q[qb + c]! * K[kb + c]!;
     s *= a.scale;
     if (M) s += M[mask!.offset + b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3]]!;
@@ -36,7 +41,7 @@ export const attention_forward: KernelFn<CpuBackend, 'attention_forward'> = (be,
   const acc = new Float64Array(a.dv);
   for (let bh = 0; bh < a.bh; bh++) {
     for (let i = 0; i < a.lq; i++) {
-      scoresRow(a, Q, q.offset, K, k.offset, mask, bh, i, s);
+      scoresRow(a, Q, q, K, k, mask, bh, i, s);
       let mx = -Infinity;
       for (let j = 0; j < a.lk; j++) mx = Math.max(mx, s[j]!);
       let l = 0;
@@ -44,10 +49,10 @@ export const attention_forward: KernelFn<CpuBackend, 'attention_forward'> = (be,
       for (let j = 0; j < a.lk; j++) {
         const p = Math.exp(s[j]! - mx);
         l += p;
-        const vb = v.offset + (bh * a.lk + j) * a.dv;
+        const vb = rowAt(v.offset, viewRows(v), a.heads, bh, j);
         for (let c = 0; c < a.dv; c++) acc[c]! += p * V[vb + c]!;
       }
-      const ob = (bh * a.lq + i) * a.dv;
+      const ob = rowAt(0, a.outStrides?.o ?? dense(a.heads, a.lq, a.dv), a.heads, bh, i);
       for (let c = 0; c < a.dv; c++) out.data[ob + c] = acc[c]! / l;
       lse.data[bh * a.lq + i] = mx + Math.log(l);
     }
@@ -67,17 +72,17 @@ export const attention_backward: KernelFn<CpuBackend, 'attention_backward'> = (b
   const dqRow = new Float64Array(a.d);
   for (let bh = 0; bh < a.bh; bh++) {
     for (let i = 0; i < a.lq; i++) {
-      scoresRow(a, Q, q!.offset, K, k!.offset, mask, bh, i, s);
-      const gb = g!.offset + (bh * a.lq + i) * a.dv, ob = o!.offset + (bh * a.lq + i) * a.dv;
+      scoresRow(a, Q, q!, K, k!, mask, bh, i, s);
+      const gb = rowAt(g!.offset, viewRows(g!), a.heads, bh, i), ob = rowAt(o!.offset, viewRows(o!), a.heads, bh, i);
       let Di = 0;
       for (let c = 0; c < a.dv; c++) Di += G[gb + c]! * O[ob + c]!;
       const li = LSE[lse!.offset + bh * a.lq + i]!;
-      const qb = q!.offset + (bh * a.lq + i) * a.d;
+      const qb = rowAt(q!.offset, viewRows(q!), a.heads, bh, i);
       dqRow.fill(0);
       for (let j = 0; j < a.lk; j++) {
         const p = Math.exp(s[j]! - li);
         if (p === 0) continue;
-        const vb = v!.offset + (bh * a.lk + j) * a.dv, kb = k!.offset + (bh * a.lk + j) * a.d;
+        const vb = rowAt(v!.offset, viewRows(v!), a.heads, bh, j), kb = rowAt(k!.offset, viewRows(k!), a.heads, bh, j);
         let dp = 0;
         for (let c = 0; c < a.dv; c++) dp += G[gb + c]! * V[vb + c]!;
         const ds = p * (dp - Di) * a.scale;
@@ -88,12 +93,18 @@ export const attention_backward: KernelFn<CpuBackend, 'attention_backward'> = (b
         }
         for (let c = 0; c < a.dv; c++) dvAcc[dvb + c]! += p * G[gb + c]!;
       }
-      dq.data.set(dqRow, (bh * a.lq + i) * a.d);
+      dq.data.set(dqRow, rowAt(0, a.outStrides?.dq ?? dense(a.heads, a.lq, a.d), a.heads, bh, i));
     }
   }
+  // the accumulators are contiguous; the outputs go to their layouts row by row
   const dk = be.alloc('float32', dkAcc.length) as CpuStorage;
   const dv = be.alloc('float32', dvAcc.length) as CpuStorage;
-  dk.data.set(dkAcc);
-  dv.data.set(dvAcc);
+  const sk = a.outStrides?.dk ?? dense(a.heads, a.lk, a.d), sv = a.outStrides?.dv ?? dense(a.heads, a.lk, a.dv);
+  for (let bh = 0; bh < a.bh; bh++) {
+    for (let j = 0; j < a.lk; j++) {
+      dk.data.set(dkAcc.subarray((bh * a.lk + j) * a.d, (bh * a.lk + j + 1) * a.d), rowAt(0, sk, a.heads, bh, j));
+      dv.data.set(dvAcc.subarray((bh * a.lk + j) * a.dv, (bh * a.lk + j + 1) * a.dv), rowAt(0, sv, a.heads, bh, j));
+    }
+  }
   return [dq, dk, dv];
 };

@@ -80,6 +80,18 @@ function contig(t: Tensor): Tensor {
   return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
 }
 
+/** The kernels read rows through strides: only a last dim that is not contiguous needs a copy. */
+function rowsView(t: Tensor): Tensor {
+  return noGrad(() => (t.shape[3]! <= 1 || t.strides[3] === 1 ? t.detach() : contiguous(t)));
+}
+
+/** Write layout for an output shaped like t: t's own when it is a dense permutation with contiguous rows, else contiguous. */
+function likeStrides(t: Tensor, d: number): RowStrides {
+  const [B, H, L] = t.shape as [number, number, number, number];
+  if (d === t.shape[3] && t.strides[3] === 1 && isDensePermutation(t.shape, t.strides)) return [t.strides[0]!, t.strides[1]!, t.strides[2]!];
+  return [H * L * d, L * d, d];
+}
+
 /**
  * torch.nn.functional.scaled_dot_product_attention for q [B, H, Lq, D], k [B, H, Lk, D],
  * v [B, H, Lk, Dv]. The fused implementation is one online-softmax kernel: the [Lq, Lk] score matrix
@@ -133,11 +145,16 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     mask: maskView ? 'add' : m === 'causal' ? 'causal' : 'none',
     maskStrides,
   };
-  const qc = contig(q), kc = contig(k), vc = contig(v);
+  // rows are read in place (heads split from [B, L, H·D] by a view need no copy) while every tensor fits
+  // one binding; larger ones run in chunks of whole heads, which needs the contiguous layout
+  const fits = [q, k, v].every((t) => t.storage.size * 4 <= q.backend.maxBindingBytes) && B * H * Math.max(Lq, Lk) * Math.max(D, Dv) * 4 <= q.backend.maxBindingBytes;
+  const qc = fits ? rowsView(q) : contig(q), kc = fits ? rowsView(k) : contig(k), vc = fits ? rowsView(v) : contig(v);
+  if (fits) attrs.outStrides = { o: likeStrides(q, Dv), dq: likeStrides(q, D), dk: likeStrides(k, D), dv: likeStrides(v, Dv) };
+  const layout = attrs.outStrides;
   const views: View[] = [qc, kc, vc];
   if (maskView) views.push(maskView);
   const [os, ls] = q.backend.run('attention_forward', views, attrs);
-  const out = new Tensor(os!, [B, H, Lq, Dv]);
+  const out = new Tensor(os!, [B, H, Lq, Dv], layout ? [...layout.o, 1] : undefined);
   const lse = new Tensor(ls!, [B, H, Lq]);
   const mk = maskView ? (maskView as Tensor) : null;
   const y = record(
@@ -146,11 +163,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     [q, k, v],
     (g, saved) => {
       const [sq, sk, sv, so, sl, sm] = saved as Tensor[];
-      const gc = g.isContiguous ? g : contiguous(g);
+      const gc = !layout ? (g.isContiguous ? g : contiguous(g)) : g.shape[3]! <= 1 || g.strides[3] === 1 ? g : contiguous(g);
       const bviews: View[] = [sq!, sk!, sv!, so!, sl!, gc];
       if (sm) bviews.push(sm);
       const [dq, dk, dv] = g.backend.run('attention_backward', bviews, attrs);
-      return [new Tensor(dq!, [B, H, Lq, D]), new Tensor(dk!, [B, H, Lk, D]), new Tensor(dv!, [B, H, Lk, Dv])];
+      const st = (r: RowStrides | undefined): number[] | undefined => (r ? [...r, 1] : undefined);
+      return [new Tensor(dq!, [B, H, Lq, D], st(layout?.dq)), new Tensor(dk!, [B, H, Lk, D], st(layout?.dk)), new Tensor(dv!, [B, H, Lk, Dv], st(layout?.dv))];
     },
     [qc, kc, vc, out, lse, ...(mk ? [mk] : [])],
   );
@@ -164,8 +182,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 // The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
 
 /**
- * Fused attention over contiguous q [BH, Lq, D], k [BH, Lk, D], v [BH, Lk, Dv] (offsets from the
- * views). mask: 'none', 'causal' (key j visible to query i when j <= i) or 'add' (an additive view,
+ * Fused attention over q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] views whose last dim is
+ * contiguous (rows found through their strides; bh = b·H + h). mask: 'none', 'causal' (key j visible to query i when j <= i) or 'add' (an additive view,
  * input 3, read through its strides [bStride, hStride, iStride, jStride] with H heads).
  */
 export interface AttentionAttrs {
@@ -178,7 +196,17 @@ export interface AttentionAttrs {
   scale: number;
   mask: 'none' | 'causal' | 'add';
   maskStrides?: [number, number, number, number];
+  /**
+   * [batch, head, row] strides (elements) the kernels write o (forward) and dq, dk, dv (backward) at,
+   * each a dense layout of its [B, H, L, D] (e.g. heads interleaved as [B, L, H, D], so that merging
+   * the heads back is a view); absent: contiguous. The inputs' rows are read through their views'
+   * strides (the last dim contiguous).
+   */
+  outStrides?: { o: RowStrides; dq: RowStrides; dk: RowStrides; dv: RowStrides };
 }
+
+/** [batch, head, row] strides (elements) of a [B, H, L, D] tensor whose rows are contiguous. */
+export type RowStrides = readonly [number, number, number];
 
 /** attention_forward: inputs [q, k, v, mask?] → [out [BH, Lq, Dv], lse [BH, Lq]]. */
 export type AttentionForwardAttrs = AttentionAttrs;

@@ -13,7 +13,7 @@
  * the workgroup is one 8-wide SIMD vector on lavapipe, and the loading role comes from the subgroup
  * invocation id, so 4-lane subgroups (two per workgroup) each load the same block.
  */
-import { NEG, UNIFORMS, MASK_AT, loader, storer, type Plan } from './webgpu-common.js';
+import { NEG, UNIFORMS, MASK_AT, loader, storer, headBase, type Plan } from './webgpu-common.js';
 import type { SubgroupLanes } from '../matmul/webgpu-subgroup.js';
 
 /** Invocations per workgroup: one 8-wide SIMD vector on lavapipe. */
@@ -49,19 +49,20 @@ export function subgroupForwardWgsl(p: SubgroupPlan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['o', true, true], ['lse', true, false]);
-  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), storer('o', 'u.dv', 'u.so1', p.vec4)];
+  const fns = [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), storer('o', 'u.dv', 't1', p.vec4)];
   const L: string[] = [header(p, binds, fns)];
+  L.push(`  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('o', 'u.so1', 't1')}`);
   L.push(`  let i = wid.x * ${SG_WG}u + lid;`);
   L.push('  let iq = min(i, u.lq - 1u);');
   L.push(p.mask === 'causal' ? `  let kvEnd = min(u.lk, u.q0 + min(wid.x * ${SG_WG}u + ${SG_WG}u, u.lq));` : '  let kvEnd = u.lk;');
-  L.push(`  ${each(p.c, (c) => `let q${c} = ld_q(bh * u.lq + iq, ${c}u) * u.scale;`)}`);
+  L.push(`  ${each(p.c, (c) => `let q${c} = ld_q(hq, iq, ${c}u) * u.scale;`)}`);
   L.push(`  ${each(p.v, (c) => `var a${c} = vec4<f32>(0.0);`)}`);
   L.push(`  var m = ${NEG};`);
   L.push('  var l = 0.0;');
   L.push(`  for (var r0 = 0u; r0 < kvEnd; r0 += ${W}u) {`);
-  L.push('    let kr = bh * u.lk + min(r0 + sl, u.lk - 1u);');
-  L.push(`    ${each(p.c, (c) => `let k${c} = ld_k(kr, ${c}u);`)}`);
-  L.push(`    ${each(p.v, (c) => `let v${c} = ld_v(kr, ${c}u);`)}`);
+  L.push('    let kr = min(r0 + sl, u.lk - 1u);');
+  L.push(`    ${each(p.c, (c) => `let k${c} = ld_k(hk, kr, ${c}u);`)}`);
+  L.push(`    ${each(p.v, (c) => `let v${c} = ld_v(hv, kr, ${c}u);`)}`);
   for (let j = 0; j < W; j++) {
     // a key past the end, or hidden by the causal mask, gets probability 0 (below), score NEG here
     const vis = p.mask === 'causal' ? `r0 + ${j}u < kvEnd && r0 + ${j}u <= i + u.q0` : `r0 + ${j}u < kvEnd`;
@@ -78,7 +79,7 @@ export function subgroupForwardWgsl(p: SubgroupPlan): string {
   L.push('  }');
   L.push('  if (i < u.lq) {');
   L.push('    let inv = 1.0 / l;');
-  L.push(`    ${each(p.v, (c) => `st_o(bh * u.lq + i, ${c}u, a${c} * inv);`)}`);
+  L.push(`    ${each(p.v, (c) => `st_o(ho, i, ${c}u, a${c} * inv);`)}`);
   L.push('    lse[u.so2 + bh * u.lq + i] = m + log(l);');
   L.push('  }');
   L.push('}');
@@ -91,20 +92,21 @@ export function subgroupDqWgsl(p: SubgroupPlan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['o', false, true], ['lse', false, false], ['g', false, true]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['dq', true, true], ['dvec', true, false]);
-  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('o', 'u.dv', 'u.ooff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dq', 'u.d', 'u.so1', p.vec4)];
+  const fns = [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), loader('o', 'u.dv', 'o', p.vec4), loader('g', 'u.dv', 'g', p.vec4), storer('dq', 'u.d', 't1', p.vec4)];
   const L: string[] = [header(p, binds, fns)];
+  L.push(`  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('o', 'u.ooff', 'o')} ${headBase('g', 'u.goff', 'g')} ${headBase('dq', 'u.so1', 't1')}`);
   L.push(`  let i = wid.x * ${SG_WG}u + lid;`);
   L.push('  let iq = min(i, u.lq - 1u);');
   L.push(p.mask === 'causal' ? `  let kvEnd = min(u.lk, min(wid.x * ${SG_WG}u + ${SG_WG}u, u.lq));` : '  let kvEnd = u.lk;');
   L.push('  let qr = bh * u.lq + iq;');
-  L.push(`  ${each(p.c, (c) => `let q${c} = ld_q(qr, ${c}u) * u.scale; var dq${c} = vec4<f32>(0.0);`)}`);
-  L.push(`  ${each(p.v, (c) => `let g${c} = ld_g(qr, ${c}u);`)}`);
-  L.push(`  let di = ${range(p.v).map((c) => `dot(g${c}, ld_o(qr, ${c}u))`).join(' + ')};`);
+  L.push(`  ${each(p.c, (c) => `let q${c} = ld_q(hq, iq, ${c}u) * u.scale; var dq${c} = vec4<f32>(0.0);`)}`);
+  L.push(`  ${each(p.v, (c) => `let g${c} = ld_g(hg, iq, ${c}u);`)}`);
+  L.push(`  let di = ${range(p.v).map((c) => `dot(g${c}, ld_o(ho, iq, ${c}u))`).join(' + ')};`);
   L.push('  let li = lse[u.loff + qr];');
   L.push(`  for (var r0 = 0u; r0 < kvEnd; r0 += ${W}u) {`);
-  L.push('    let kr = bh * u.lk + min(r0 + sl, u.lk - 1u);');
-  L.push(`    ${each(p.c, (c) => `let k${c} = ld_k(kr, ${c}u);`)}`);
-  L.push(`    ${each(p.v, (c) => `let v${c} = ld_v(kr, ${c}u);`)}`);
+  L.push('    let kr = min(r0 + sl, u.lk - 1u);');
+  L.push(`    ${each(p.c, (c) => `let k${c} = ld_k(hk, kr, ${c}u);`)}`);
+  L.push(`    ${each(p.v, (c) => `let v${c} = ld_v(hv, kr, ${c}u);`)}`);
   for (let j = 0; j < W; j++) {
     const vis = p.mask === 'causal' ? `r0 + ${j}u < kvEnd && r0 + ${j}u <= i` : `r0 + ${j}u < kvEnd`;
     const add = p.mask === 'add' ? ` + ${MASK_AT('iq', `min(r0 + ${j}u, u.lk - 1u)`)}` : '';
@@ -115,7 +117,7 @@ export function subgroupDqWgsl(p: SubgroupPlan): string {
   }
   L.push('  }');
   L.push('  if (i < u.lq) {');
-  L.push(`    ${each(p.c, (c) => `st_dq(bh * u.lq + i, ${c}u, dq${c} * u.scale);`)}`);
+  L.push(`    ${each(p.c, (c) => `st_dq(hdq, i, ${c}u, dq${c} * u.scale);`)}`);
   L.push('    dvec[u.so2 + bh * u.lq + i] = di;');
   L.push('  }');
   L.push('}');
@@ -128,20 +130,20 @@ export function subgroupDkvWgsl(p: SubgroupPlan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['lse', false, false], ['g', false, true], ['dvec', false, false]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['dk', true, true], ['dvo', true, true]);
-  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dk', 'u.d', 'u.so1', p.vec4), storer('dvo', 'u.dv', 'u.so2', p.vec4)];
+  const fns = [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), loader('g', 'u.dv', 'g', p.vec4), storer('dk', 'u.d', 't1', p.vec4), storer('dvo', 'u.dv', 't2', p.vec4)];
   const L: string[] = [header(p, binds, fns)];
+  L.push(`  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('g', 'u.goff', 'g')} ${headBase('dk', 'u.so1', 't1')} ${headBase('dvo', 'u.so2', 't2')}`);
   L.push(`  let j = wid.x * ${SG_WG}u + lid;`);
   L.push('  let jk = min(j, u.lk - 1u);');
   // causal: only queries i >= j see key j; start at the workgroup's first key (uniform)
   L.push(p.mask === 'causal' ? `  let iStart = wid.x * ${SG_WG}u;` : '  let iStart = 0u;');
-  L.push('  let kr = bh * u.lk + jk;');
-  L.push(`  ${each(p.c, (c) => `let k${c} = ld_k(kr, ${c}u) * u.scale; var dk${c} = vec4<f32>(0.0);`)}`);
-  L.push(`  ${each(p.v, (c) => `let v${c} = ld_v(kr, ${c}u); var dv${c} = vec4<f32>(0.0);`)}`);
+  L.push(`  ${each(p.c, (c) => `let k${c} = ld_k(hk, jk, ${c}u) * u.scale; var dk${c} = vec4<f32>(0.0);`)}`);
+  L.push(`  ${each(p.v, (c) => `let v${c} = ld_v(hv, jk, ${c}u); var dv${c} = vec4<f32>(0.0);`)}`);
   L.push(`  for (var i0 = iStart; i0 < u.lq; i0 += ${W}u) {`);
   L.push('    let qi = min(i0 + sl, u.lq - 1u);');
   L.push('    let qr = bh * u.lq + qi;');
-  L.push(`    ${each(p.c, (c) => `let q${c} = ld_q(qr, ${c}u);`)}`);
-  L.push(`    ${each(p.v, (c) => `let g${c} = ld_g(qr, ${c}u);`)}`);
+  L.push(`    ${each(p.c, (c) => `let q${c} = ld_q(hq, qi, ${c}u);`)}`);
+  L.push(`    ${each(p.v, (c) => `let g${c} = ld_g(hg, qi, ${c}u);`)}`);
   L.push('    let lr = lse[u.loff + qr];');
   L.push('    let dr = dvec[u.doff + qr];');
   for (let t = 0; t < W; t++) {
@@ -155,8 +157,8 @@ export function subgroupDkvWgsl(p: SubgroupPlan): string {
   }
   L.push('  }');
   L.push('  if (j < u.lk) {');
-  L.push(`    ${each(p.c, (c) => `st_dk(bh * u.lk + j, ${c}u, dk${c} * u.scale);`)}`);
-  L.push(`    ${each(p.v, (c) => `st_dvo(bh * u.lk + j, ${c}u, dv${c});`)}`);
+  L.push(`    ${each(p.c, (c) => `st_dk(hdk, j, ${c}u, dk${c} * u.scale);`)}`);
+  L.push(`    ${each(p.v, (c) => `st_dvo(hdvo, j, ${c}u, dv${c});`)}`);
   L.push('  }');
   L.push('}');
   return L.join('\n');

@@ -1,7 +1,7 @@
 // attention kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
-import { WG, UNROLL_MAX, NEG, chunks, UNIFORMS, MASK_AT, uniforms, loader, storer, type Plan, type ChunkDims } from './webgpu-common.js';
+import { WG, UNROLL_MAX, NEG, chunks, UNIFORMS, MASK_AT, uniforms, loader, storer, headBase, denseRows, type Plan, type ChunkDims, type PassStrides, type RowStrides } from './webgpu-common.js';
 import { preferFusedAttention, type AttentionAttrs } from './index.js';
 import { bindRange, needsChunks, unitsPerChunk } from '../../backends/webgpu/windows.js';
 import { matmulSubgroupLanes, matmulVariant } from '../matmul/webgpu.js';
@@ -41,7 +41,8 @@ export function forwardWgsl(p: Plan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['o', true, true], ['lse', true, false]);
-  return tripCounts(p, `${header(p, binds, [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), storer('o', 'u.dv', 'u.so1', p.vec4)])}
+  return tripCounts(p, `${header(p, binds, [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), storer('o', 'u.dv', 't1', p.vec4)])}
+  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('o', 'u.so1', 't1')}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
   // keys visible to any row of this workgroup (uniform: every invocation streams the same rows);
@@ -49,15 +50,14 @@ export function forwardWgsl(p: Plan): string {
   ${p.mask === 'causal' ? `let kvEnd = min(u.lk, u.q0 + min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
   var q: array<vec4<f32>, ${p.c}>;
   var acc: array<vec4<f32>, ${p.v}>;
-  for (var c = 0u; c < NC; c++) { q[c] = ld_q(bh * u.lq + iq, c) * u.scale; }
+  for (var c = 0u; c < NC; c++) { q[c] = ld_q(hq, iq, c) * u.scale; }
   for (var c = 0u; c < NV; c++) { acc[c] = vec4<f32>(0.0); }
   var m = ${NEG};
   var l = 0.0;
   for (var r = 0u; r < kvEnd; r++) {
     ${p.mask === 'causal' ? 'if (r > i + u.q0) { continue; }' : ''}
-    let kr = bh * u.lk + r;
     var sc = 0.0;
-    for (var c = 0u; c < NC; c++) { sc += dot(q[c], ld_k(kr, c)); }
+    for (var c = 0u; c < NC; c++) { sc += dot(q[c], ld_k(hk, r, c)); }
     ${p.mask === 'add' ? `sc += ${MASK_AT('(iq + u.q0)', 'r')};` : ''}
     if (sc > m) {
       // new running max: rescale what was accumulated so far
@@ -68,11 +68,11 @@ export function forwardWgsl(p: Plan): string {
     }
     let pr = exp(sc - m);
     l += pr;
-    for (var c = 0u; c < NV; c++) { acc[c] += pr * ld_v(kr, c); }
+    for (var c = 0u; c < NV; c++) { acc[c] += pr * ld_v(hv, r, c); }
   }
   if (i < u.lq) {
     let inv = 1.0 / l;
-    for (var c = 0u; c < NV; c++) { st_o(bh * u.lq + i, c, acc[c] * inv); }
+    for (var c = 0u; c < NV; c++) { st_o(ho, i, c, acc[c] * inv); }
     lse[u.so2 + bh * u.lq + i] = m + log(l);
   }
 }`);
@@ -83,8 +83,9 @@ export function dqWgsl(p: Plan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['o', false, true], ['lse', false, false], ['g', false, true]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['dq', true, true], ['dvec', true, false]);
-  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('o', 'u.dv', 'u.ooff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dq', 'u.d', 'u.so1', p.vec4)];
+  const fns = [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), loader('o', 'u.dv', 'o', p.vec4), loader('g', 'u.dv', 'g', p.vec4), storer('dq', 'u.d', 't1', p.vec4)];
   return tripCounts(p, `${header(p, binds, fns)}
+  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('o', 'u.ooff', 'o')} ${headBase('g', 'u.goff', 'g')} ${headBase('dq', 'u.so1', 't1')}
   let i = wid.x * ${WG}u + lid.x;
   let iq = min(i, u.lq - 1u);
   ${p.mask === 'causal' ? `let kvEnd = min(u.lk, min(wid.x * ${WG}u + ${WG}u, u.lq));` : 'let kvEnd = u.lk;'}
@@ -92,24 +93,23 @@ export function dqWgsl(p: Plan): string {
   var q: array<vec4<f32>, ${p.c}>;
   var g: array<vec4<f32>, ${p.v}>;
   var dq_acc: array<vec4<f32>, ${p.c}>;
-  for (var c = 0u; c < NC; c++) { q[c] = ld_q(qr, c) * u.scale; dq_acc[c] = vec4<f32>(0.0); }
+  for (var c = 0u; c < NC; c++) { q[c] = ld_q(hq, iq, c) * u.scale; dq_acc[c] = vec4<f32>(0.0); }
   var di = 0.0;
-  for (var c = 0u; c < NV; c++) { g[c] = ld_g(qr, c); di += dot(g[c], ld_o(qr, c)); }
+  for (var c = 0u; c < NV; c++) { g[c] = ld_g(hg, iq, c); di += dot(g[c], ld_o(ho, iq, c)); }
   let li = lse[u.loff + qr];
   for (var r = 0u; r < kvEnd; r++) {
     ${p.mask === 'causal' ? 'if (r > i) { continue; }' : ''}
-    let kr = bh * u.lk + r;
     var sc = 0.0;
-    for (var c = 0u; c < NC; c++) { sc += dot(q[c], ld_k(kr, c)); }
+    for (var c = 0u; c < NC; c++) { sc += dot(q[c], ld_k(hk, r, c)); }
     ${p.mask === 'add' ? `sc += ${MASK_AT('iq', 'r')};` : ''}
     let pr = exp(sc - li);
     var dp = 0.0;
-    for (var c = 0u; c < NV; c++) { dp += dot(g[c], ld_v(kr, c)); }
+    for (var c = 0u; c < NV; c++) { dp += dot(g[c], ld_v(hv, r, c)); }
     let ds = pr * (dp - di);
-    for (var c = 0u; c < NC; c++) { dq_acc[c] += ds * ld_k(kr, c); }
+    for (var c = 0u; c < NC; c++) { dq_acc[c] += ds * ld_k(hk, r, c); }
   }
   if (i < u.lq) {
-    for (var c = 0u; c < NC; c++) { st_dq(bh * u.lq + i, c, dq_acc[c] * u.scale); }
+    for (var c = 0u; c < NC; c++) { st_dq(hdq, i, c, dq_acc[c] * u.scale); }
     dvec[u.so2 + bh * u.lq + i] = di;
   }
 }`);
@@ -120,43 +120,50 @@ export function dkvWgsl(p: Plan): string {
   const binds: [string, boolean, boolean][] = [['q', false, true], ['k', false, true], ['v', false, true], ['lse', false, false], ['g', false, true], ['dvec', false, false]];
   if (p.mask === 'add') binds.push(['msk', false, false]);
   binds.push(['dk', true, true], ['dvo', true, true]);
-  const fns = [loader('q', 'u.d', 'u.qoff', p.vec4), loader('k', 'u.d', 'u.koff', p.vec4), loader('v', 'u.dv', 'u.voff', p.vec4), loader('g', 'u.dv', 'u.goff', p.vec4), storer('dk', 'u.d', 'u.so1', p.vec4), storer('dvo', 'u.dv', 'u.so2', p.vec4)];
+  const fns = [loader('q', 'u.d', 'q', p.vec4), loader('k', 'u.d', 'k', p.vec4), loader('v', 'u.dv', 'v', p.vec4), loader('g', 'u.dv', 'g', p.vec4), storer('dk', 'u.d', 't1', p.vec4), storer('dvo', 'u.dv', 't2', p.vec4)];
   return tripCounts(p, `${header(p, binds, fns)}
+  ${headBase('q', 'u.qoff', 'q')} ${headBase('k', 'u.koff', 'k')} ${headBase('v', 'u.voff', 'v')} ${headBase('g', 'u.goff', 'g')} ${headBase('dk', 'u.so1', 't1')} ${headBase('dvo', 'u.so2', 't2')}
   let j = wid.x * ${WG}u + lid.x;
   let jk = min(j, u.lk - 1u);
   // causal: only queries i >= j see key j; start at the workgroup's first key (uniform)
   ${p.mask === 'causal' ? `let iStart = wid.x * ${WG}u;` : 'let iStart = 0u;'}
-  let kr = bh * u.lk + jk;
   var kk: array<vec4<f32>, ${p.c}>;
   var vv: array<vec4<f32>, ${p.v}>;
   var dk_acc: array<vec4<f32>, ${p.c}>;
   var dv_acc: array<vec4<f32>, ${p.v}>;
-  for (var c = 0u; c < NC; c++) { kk[c] = ld_k(kr, c) * u.scale; dk_acc[c] = vec4<f32>(0.0); }
-  for (var c = 0u; c < NV; c++) { vv[c] = ld_v(kr, c); dv_acc[c] = vec4<f32>(0.0); }
+  for (var c = 0u; c < NC; c++) { kk[c] = ld_k(hk, jk, c) * u.scale; dk_acc[c] = vec4<f32>(0.0); }
+  for (var c = 0u; c < NV; c++) { vv[c] = ld_v(hv, jk, c); dv_acc[c] = vec4<f32>(0.0); }
   for (var r = iStart; r < u.lq; r++) {
     ${p.mask === 'causal' ? 'if (jk > r) { continue; }' : ''}
     let qr = bh * u.lq + r;
     var sc = 0.0;
-    for (var c = 0u; c < NC; c++) { sc += dot(kk[c], ld_q(qr, c)); }
+    for (var c = 0u; c < NC; c++) { sc += dot(kk[c], ld_q(hq, r, c)); }
     ${p.mask === 'add' ? `sc += ${MASK_AT('r', 'jk')};` : ''}
     let pr = exp(sc - lse[u.loff + qr]);
     var dp = 0.0;
-    for (var c = 0u; c < NV; c++) { let gc = ld_g(qr, c); dp += dot(vv[c], gc); dv_acc[c] += pr * gc; }
+    for (var c = 0u; c < NV; c++) { let gc = ld_g(hg, r, c); dp += dot(vv[c], gc); dv_acc[c] += pr * gc; }
     let ds = pr * (dp - dvec[u.doff + qr]);
-    for (var c = 0u; c < NC; c++) { dk_acc[c] += ds * ld_q(qr, c); }
+    for (var c = 0u; c < NC; c++) { dk_acc[c] += ds * ld_q(hq, r, c); }
   }
   if (j < u.lk) {
-    for (var c = 0u; c < NC; c++) { st_dk(bh * u.lk + j, c, dk_acc[c] * u.scale); }
-    for (var c = 0u; c < NV; c++) { st_dvo(bh * u.lk + j, c, dv_acc[c]); }
+    for (var c = 0u; c < NC; c++) { st_dk(hdk, j, c, dk_acc[c] * u.scale); }
+    for (var c = 0u; c < NV; c++) { st_dvo(hdvo, j, c, dv_acc[c]); }
   }
 }`);
 }
 
-function plan(a: AttentionAttrs, rowViews: View[]): Plan {
-  const vec4 = a.d % 4 === 0 && a.dv % 4 === 0 && rowViews.every((v) => v.offset % 4 === 0);
+function plan(a: AttentionAttrs, rowViews: View[], strides: RowStrides[]): Plan {
+  const vec4 = a.d % 4 === 0 && a.dv % 4 === 0 && rowViews.every((v) => v.offset % 4 === 0) && strides.every((r) => r.every((x) => x % 4 === 0));
   const c = chunks(a.d), v = chunks(a.dv);
   return { c, v, vec4, mask: a.mask, unroll: c <= UNROLL_MAX && v <= UNROLL_MAX };
 }
+/** A row view's [batch, head, row] strides (its last dim is contiguous: index.ts copies any other). */
+const rowsOf = (t: View): RowStrides => [t.strides[0]!, t.strides[1]!, t.strides[2]!];
+/** Whether rows at these strides sit where a contiguous [B, H, L, D] has them (strides of size-1 dims do not matter). */
+const isDense = (r: RowStrides, a: AttentionAttrs, l: number, d: number): boolean => {
+  const c = denseRows(a.heads, l, d);
+  return (a.bh <= a.heads || r[0] === c[0]) && (a.heads === 1 || r[1] === c[1]) && (l === 1 || r[2] === c[2]);
+};
 const planKey = (p: Plan): string => `${p.c}:${p.v}:${p.vec4}:${p.mask}:${p.unroll}`;
 
 /** Which attention kernels run: 'rows' (one row per invocation, uniform streaming) or 'subgroup' (webgpu-subgroup.ts). */
@@ -227,7 +234,9 @@ export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (
   if (a.lk === 0) throw new RangeError('attention: no keys (Lk = 0)');
   const [q, k, v] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const m = a.mask === 'add' ? inputs[3]! : null;
-  const p = plan(a, [q, k, v]);
+  const o = a.outStrides?.o ?? denseRows(a.heads, a.lq, a.dv);
+  const st: PassStrides = { q: rowsOf(q), k: rowsOf(k), v: rowsOf(v), t1: o };
+  const p = plan(a, [q, k, v], [st.q, st.k, st.v, o]);
   const key = `attn_fwd:${planKey(p)}`;
   const bufs = [bufferOf(q), bufferOf(k), bufferOf(v), out.buffer, lse.buffer];
   const chunks = chunkPlan(be, a, bufs, true);
@@ -238,7 +247,7 @@ export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (
       key: `attn_fwd_sg:${planKey(p)}:${sp.lanes}`,
       wgsl: () => subgroupForwardWgsl(sp),
       buffers: [bufferOf(q), bufferOf(k), bufferOf(v), ...(m ? [bufferOf(m)] : []), out.buffer, lse.buffer],
-      uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }),
+      uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }, st),
       workgroups: checkGrid(a, a.lq, SG_WG),
     });
     return [out, lse];
@@ -249,10 +258,14 @@ export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (
       key,
       wgsl: () => forwardWgsl(p),
       buffers: [bufferOf(q), bufferOf(k), bufferOf(v), ...(m ? [bufferOf(m)] : []), out.buffer, lse.buffer],
-      uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }),
+      uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }, st),
       workgroups: checkGrid(a, a.lq),
     });
     return [out, lse];
+  }
+  // chunks are windows over whole heads' rows: only the dense layout (index.ts sends no other this large)
+  if (!isDense(st.q, a, a.lq, a.d) || !isDense(st.k, a, a.lk, a.d) || !isDense(st.v, a, a.lk, a.dv) || !isDense(o, a, a.lq, a.dv)) {
+    throw new Error('attention: tensors larger than one binding must be contiguous [B, H, L, D]');
   }
   for (const ch of chunks) {
     const rowQ = ch.bh0 * a.lq + ch.q0, rows = ch.bh * ch.lq;
@@ -266,7 +279,7 @@ export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (
       key,
       wgsl: () => forwardWgsl(p),
       buffers: [bq.binding, bk.binding, bv.binding, ...(m ? [bufferOf(m)] : []), bo.binding, bl.binding],
-      uniforms: uniforms(a, p, { q: bq.offset, k: bk.offset, v: bv.offset, m: m?.offset ?? 0, s1: bo.offset, s2: bl.offset }, ch),
+      uniforms: uniforms(a, p, { q: bq.offset, k: bk.offset, v: bv.offset, m: m?.offset ?? 0, s1: bo.offset, s2: bl.offset }, st, ch),
       workgroups: checkGrid({ ...a, bh: ch.bh }, ch.lq),
     });
   }
@@ -286,12 +299,18 @@ export const attention_backward: KernelFn<WebGPUBackend, 'attention_backward'> =
     }
     return [dq, dk, dv];
   }
-  const p = plan(a, [q, k, v, o, g]);
+  const os = a.outStrides;
+  const [sdq, sdk, sdv] = [os?.dq ?? denseRows(a.heads, a.lq, a.d), os?.dk ?? denseRows(a.heads, a.lk, a.d), os?.dv ?? denseRows(a.heads, a.lk, a.dv)];
+  const st: PassStrides = { q: rowsOf(q), k: rowsOf(k), v: rowsOf(v), o: rowsOf(o), g: rowsOf(g) };
+  const p = plan(a, [q, k, v, o, g], [st.q, st.k, st.v, st.o!, st.g!, sdq, sdk, sdv]);
   const dvec = be.alloc('float32', a.bh * a.lq);
   const mb = m ? [bufferOf(m)] : [];
   const [Q, K, V, O, L, G] = [q, k, v, o, lse, g].map(bufferOf) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
   const planned = chunkPlan(be, a, [Q, K, V, O, L, G, dq.buffer, dk.buffer, dv.buffer, dvec.buffer], false);
   const sp = planned ? null : subgroupPlan(be, p);
+  if (planned && ![[st.q, a.lq, a.d], [st.k, a.lk, a.d], [st.v, a.lk, a.dv], [st.o!, a.lq, a.dv], [st.g!, a.lq, a.dv], [sdq, a.lq, a.d], [sdk, a.lk, a.d], [sdv, a.lk, a.dv]].every(([r, l, d]) => isDense(r as RowStrides, a, l as number, d as number))) {
+    throw new Error('attention: tensors larger than one binding must be contiguous [B, H, L, D]');
+  }
   const chunks = planned ?? [{ bh: a.bh, lq: a.lq, bh0: 0, q0: 0 }];
   for (const ch of chunks) {
     // whole heads [bh0, bh0 + bh): every buffer is a window over those heads' rows (or the whole buffer)
@@ -312,7 +331,7 @@ export const attention_backward: KernelFn<WebGPUBackend, 'attention_backward'> =
       key: sp ? `attn_dq_sg:${planKey(p)}:${sp.lanes}` : `attn_dq:${planKey(p)}`,
       wgsl: () => (sp ? subgroupDqWgsl(sp) : dqWgsl(p)),
       buffers: [bq.binding, bk.binding, bv.binding, bo.binding, bl.binding, bg.binding, ...mb, bdq.binding, bdvec.binding],
-      uniforms: uniforms(a, p, { ...reads, s1: bdq.offset, s2: bdvec.offset }, ch),
+      uniforms: uniforms(a, p, { ...reads, s1: bdq.offset, s2: bdvec.offset }, { ...st, t1: sdq }, ch),
       workgroups: checkGrid({ ...a, bh: ch.bh }, a.lq, sp ? SG_WG : WG),
     });
     be.rt.dispatch({
@@ -320,7 +339,7 @@ export const attention_backward: KernelFn<WebGPUBackend, 'attention_backward'> =
       key: sp ? `attn_dkv_sg:${planKey(p)}:${sp.lanes}` : `attn_dkv:${planKey(p)}`,
       wgsl: () => (sp ? subgroupDkvWgsl(sp) : dkvWgsl(p)),
       buffers: [bq.binding, bk.binding, bv.binding, bl.binding, bg.binding, bdvec.binding, ...mb, bdk.binding, bdv.binding],
-      uniforms: uniforms(a, p, { ...reads, s1: bdk.offset, s2: bdv.offset, d: bdvec.offset }, ch, true),
+      uniforms: uniforms(a, p, { ...reads, s1: bdk.offset, s2: bdv.offset, d: bdvec.offset }, { ...st, t1: sdk, t2: sdv }, ch, true),
       workgroups: checkGrid({ ...a, bh: ch.bh }, a.lk, sp ? SG_WG : WG),
     });
   }
