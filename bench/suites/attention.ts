@@ -21,6 +21,9 @@ interface AttnCase {
   d: number;
   mode: Mode;
   impl?: ft.AttentionImplementation;
+  /** Batch and heads when not B, H: the study UNets' small heads run batch 8 x 8 heads. */
+  b?: number;
+  h?: number;
 }
 
 function cases(quick: boolean): AttnCase[] {
@@ -28,11 +31,16 @@ function cases(quick: boolean): AttnCase[] {
   for (const l of [256, 1024])
     for (const d of [40, 64, 80])
       for (const mode of ['forward', 'forward+backward'] as const) if (!quick || l === 256 || d === 64) list.push({ l, d, mode });
+  // the study's UNets (issue 12): head dim 8 at 8² latents (64 tokens), 16 at 16² (256 tokens), batch 8 x 8
+  // heads; and 1,024 tokens of head dim 8 (one image: 8 heads keep the math path's scores at 32 MiB)
+  for (const [l, d, b] of [[64, 8, 8], [256, 16, 8], [1024, 8, 1]] as const)
+    for (const mode of ['forward', 'forward+backward'] as const) if (!quick || l !== 1024) list.push({ l, d, mode, b, h: 8 });
   return list;
 }
 
-const flopsOf = (c: AttnCase) => 4 * B * H * c.l * c.l * c.d * (c.mode === 'forward' ? 1 : 3.5);
-const nameOf = (c: AttnCase) => `sdpa ${c.impl ?? 'auto'} ${c.mode}, B·H ${B * H}, seq ${c.l}, head dim ${c.d}`;
+const bhOf = (c: AttnCase): [number, number] => [c.b ?? B, c.h ?? H];
+const flopsOf = (c: AttnCase) => 4 * bhOf(c)[0] * bhOf(c)[1] * c.l * c.l * c.d * (c.mode === 'forward' ? 1 : 3.5);
+const nameOf = (c: AttnCase) => `sdpa ${c.impl ?? 'auto'} ${c.mode}, B·H ${bhOf(c)[0] * bhOf(c)[1]}, seq ${c.l}, head dim ${c.d}`;
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 async function syncOne(t: ft.Tensor): Promise<void> {
@@ -98,7 +106,7 @@ function tfAttentionGrads(tf: Tf, q: TF.Tensor, k: TF.Tensor, v: TF.Tensor, dy: 
 }
 
 async function tfCase(tf: Tf, peer: string, c: AttnCase, quick: boolean): Promise<number> {
-  const [q, k, v, dy] = [0, 1, 2, 3].map(() => tf.randomNormal([B, H, c.l, c.d]));
+  const [q, k, v, dy] = [0, 1, 2, 3].map(() => tf.randomNormal([...bhOf(c), c.l, c.d]));
   try {
     return await timeMs(`${peer} ${nameOf(c)}`, async () => {
       if (c.mode === 'forward') {
@@ -149,7 +157,7 @@ export async function attentionSuite(info: RunInfo, opts: { quick: boolean; peer
   const list = cases(opts.quick).flatMap((c) => (['math', 'fused'] as const).map((impl) => ({ ...c, impl })));
   const rows: Row[] = [];
   for (const c of list) {
-    const [q, k, v, dy] = foliarInputs(c.l, c.d, c.mode !== 'forward');
+    const [q, k, v, dy] = foliarInputs(c.l, c.d, c.mode !== 'forward', ...bhOf(c));
     const ms = await timeMs(nameOf(c), foliarStep(q!, k!, v!, dy!, c.mode, c.impl), flopsOf(c) > 5e9, opts.quick);
     for (const t of [q, k, v, dy]) t!.dispose();
     const flops = flopsOf(c);
