@@ -10,7 +10,7 @@ import { add } from '../elementwise/index.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../../scope.js';
 import { env } from '../../env.js';
-import type { Backend } from '../../backend.js';
+import { fusedAttentionPreferred } from './preference.js';
 
 /**
  * How attention is computed. 'fused': one online-softmax kernel (flash-attention style), memory linear
@@ -37,15 +37,6 @@ const attentionConfig = {
   // scores of this size also appear as their gradient and the softmax's during backward (~3x)
   mathMaxBytes: 32 * 2 ** 20,
 };
-
-/**
- * A backend's say in 'auto', registered by its kernel module: whether its fused kernel beats the math
- * path for these head dims (WebGPU: the subgroup kernel for heads up to 16 wide, ops/attention/webgpu-subgroup.ts).
- */
-const fusedPreferred = new Map<string, (be: Backend, d: number, dv: number) => boolean>();
-export function preferFusedAttention(backend: string, when: (be: Backend, d: number, dv: number) => boolean): void {
-  fusedPreferred.set(backend, when);
-}
 
 /** Sets the default attention implementation and the largest score matrix (bytes) 'auto' computes with 'math'. */
 export function setAttentionImplementation(implementation: AttentionImplementation, opts: { mathMaxBytes?: number } = {}): void {
@@ -138,7 +129,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   // path gives NaN as PyTorch's does, so 'auto' keeps such masks on the fused kernel
   const autoMath =
     impl === 'auto' && !maskView && q.backend.name === 'webgpu' && B * H * Lq * Lk * 4 <= Math.min(attentionConfig.mathMaxBytes, q.backend.maxBindingBytes) &&
-    !(fusedPreferred.get(q.backend.name)?.(q.backend, D, Dv) ?? false);
+    !fusedAttentionPreferred(q.backend, D, Dv);
   if (impl === 'math' || autoMath) return mathAttention(q, k, v, scale, maskView ? (maskView as Tensor) : m === 'causal' ? 'causal' : null);
   const attrs: AttentionAttrs = {
     bh: B * H, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, scale,

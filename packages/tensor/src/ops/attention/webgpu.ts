@@ -2,7 +2,8 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, bufferOf } from '../../backends/webgpu/webgpu-backend.js';
 import { WG, UNROLL_MAX, NEG, chunks, UNIFORMS, MASK_AT, uniforms, loader, storer, headBase, denseRows, type Plan, type ChunkDims, type PassStrides, type RowStrides } from './webgpu-common.js';
-import { preferFusedAttention, type AttentionAttrs } from './index.js';
+import type { AttentionAttrs } from './index.js';
+import { preferFusedAttention } from './preference.js';
 import { bindRange, needsChunks, unitsPerChunk } from '../../backends/webgpu/windows.js';
 import { matmulSubgroupLanes, matmulVariant } from '../matmul/webgpu.js';
 import { env } from '../../env.js';
