@@ -43,6 +43,13 @@ interface CachedPipeline {
   layout: GPUBindGroupLayout;
 }
 
+/** Whether a uniform block equals the bytes last written (null: never written). */
+function sameBytes(last: Uint8Array | null, v: Uint8Array): boolean {
+  if (!last || last.length !== v.length) return false;
+  for (let i = 0; i < v.length; i++) if (last[i] !== v[i]) return false;
+  return true;
+}
+
 /**
  * Owns the device: a single open command encoder shared by consecutive ops (submitted every
  * `maxDispatchesPerSubmit` dispatches and before every readback), the buffer pool, uniform buffers
@@ -56,7 +63,8 @@ export class WebGPURuntime {
   /** requestAdapter() calls it took to get the adapter (device/acquire.ts retries null answers). */
   readonly adapterAttempts: number;
   readonly pool: BufferPool;
-  private bindGroups = new Map<string, { group: GPUBindGroup; ubuf: GPUBuffer | null; submit: number }[]>();
+  /** Cached bind groups by (pipeline, buffers); `last`: the uniform bytes last written to `ubuf`. */
+  private bindGroups = new Map<string, { group: GPUBindGroup; ubuf: GPUBuffer | null; submit: number; last: Uint8Array | null }[]>();
   /** Serial of the command buffer being recorded (bumped at each submit). */
   private submitSerial = 0;
   /** Uniform buffers of evicted bind groups, destroyed once the commands that may use them are submitted. */
@@ -276,7 +284,7 @@ export class WebGPURuntime {
       const ubuf = view ? this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'foliar-uniforms' }) : null;
       const list: GPUBindGroupEntry[] = spec.buffers.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } }));
       if (ubuf) list.push({ binding: spec.buffers.length, resource: { buffer: ubuf } });
-      e = { group: this.device.createBindGroup({ layout, entries: list, label: spec.name }), ubuf, submit: -1 };
+      e = { group: this.device.createBindGroup({ layout, entries: list, label: spec.name }), ubuf, submit: -1, last: null };
       if (!entries) {
         if (this.bindGroups.size >= BIND_GROUP_CACHE) this.evictBindGroups();
         this.bindGroups.set(key, (entries = []));
@@ -284,7 +292,11 @@ export class WebGPURuntime {
       entries.push(e);
     }
     e.submit = this.submitSerial;
-    if (view) this.device.queue.writeBuffer(e.ubuf!, 0, view.buffer, view.byteOffset, view.byteLength);
+    // a training loop binds the same uniforms at the same place every step: write only what changed
+    if (view && !sameBytes(e.last, view)) {
+      this.device.queue.writeBuffer(e.ubuf!, 0, view.buffer, view.byteOffset, view.byteLength);
+      e.last = view.slice();
+    }
     return e.group;
   }
 

@@ -94,6 +94,10 @@ export function bufferOf(v: View): GPUBuffer {
 }
 
 /** Packs u32 words and f32 params into one uniform block (16-byte aligned). */
+// one shared word for the f32 -> bits conversion: typed arrays cost ~1 µs each to allocate, per dispatch
+const F32_BITS = new Float32Array(1);
+const U32_BITS = new Uint32Array(F32_BITS.buffer);
+
 export class UniformWriter {
   private words: number[] = [];
   u32(...v: number[]): this {
@@ -101,11 +105,9 @@ export class UniformWriter {
     return this;
   }
   f32(...v: number[]): this {
-    const f = new Float32Array(1);
-    const u = new Uint32Array(f.buffer);
     for (const x of v) {
-      f[0] = x;
-      this.words.push(u[0]!);
+      F32_BITS[0] = x;
+      this.words.push(U32_BITS[0]!);
     }
     return this;
   }
