@@ -74,6 +74,7 @@ interface Family {
 }
 
 const families = new Map<string, Family>();
+const envNames = new Map<string, string>();
 const VERIFY_TIMEOUT_MS = 20_000;
 /** Shortest timed sample (ms) and most repetitions per sample: see measureFamily. */
 const MIN_SAMPLE_MS = 1;
@@ -98,7 +99,10 @@ const env = (): Env => (globalThis as { process?: { env?: Env } }).process?.env 
 export function variantFor(be: WebGPUBackend, family: string): string {
   const f = families.get(family);
   if (!f) throw new Error(`tuning: unknown kernel family '${family}'`);
-  const forced = env()[`FOLIAR_${family.toUpperCase()}_VARIANT`];
+  // read on every call (tests and benchmarks set it at run time); the name is built once per family
+  let name = envNames.get(family);
+  if (name === undefined) envNames.set(family, (name = `FOLIAR_${family.toUpperCase()}_VARIANT`));
+  const forced = env()[name];
   if (forced) {
     if (!f.variants.includes(forced)) throw new Error(`FOLIAR_${family.toUpperCase()}_VARIANT='${forced}': expected one of ${f.variants.join(', ')}`);
     if (f.supported(be, forced)) return forced;
