@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { tensor, Generator, type Tensor, type Backend } from '@foliar/tensor';
 import * as F from '@foliar/tensor';
 import {
-  setup, teardown, backends, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden, assertThrowsWith, prng,
+  setup, teardown, backends, requireGpu, randArray, randIntArray, numelOf, assertClose, gradcheck, compareBackends, readGolden, assertThrowsWith, prng,
 } from '../helpers.js';
 
 const test = suite('nn-ops');
@@ -244,6 +244,29 @@ test('embedding: repeated ids accumulate gradients; out-of-range ids are an erro
       msg = (e as Error).message;
     }
     assert.match(msg, /embedding: index 3 is out of range \[0, 2\)/, `out-of-range id on ${be.name}`);
+  }
+});
+
+// index_add (the embedding gradient) gathers for small tables (deterministic: the sums are added in
+// index order) and scatters with compare-and-swap above 2^24 (element, index) pairs
+test('embedding gradient: the gather form (small tables) and the scatter form (large) equal the CPU; the gather form is bitwise repeatable', async () => {
+  const { cpu } = backends();
+  const webgpu = requireGpu('the WebGPU index_add forms');
+  for (const [rows, dim, n] of [[37, 24, 300], [1100, 64, 300]] as const) {
+    const ids = Int32Array.from({ length: n }, (_, i) => (i * 7919) % rows % Math.max(1, rows >> 2)); // many repeats
+    const gy = randArray(n * dim, 5);
+    const grads: Float32Array[] = [];
+    for (const be of [cpu, webgpu, webgpu]) {
+      const w = tensor(randArray(rows * dim, 6), { shape: [rows, dim], backend: be, requiresGrad: true });
+      const y = F.embedding(tensor(ids, { backend: be }), w);
+      y.backward(tensor(gy, { shape: [n, dim], backend: be }));
+      grads.push(await w.grad!.dataF32());
+    }
+    const [ref, g1, g2] = grads as [Float32Array, Float32Array, Float32Array];
+    let err = 0, scale = 0;
+    for (let i = 0; i < ref.length; i++) { err = Math.max(err, Math.abs(g1[i]! - ref[i]!)); scale = Math.max(scale, Math.abs(ref[i]!)); }
+    assert.ok(err <= 1e-5 * Math.max(1, scale), `table ${rows}x${dim}, ${n} ids: webgpu vs cpu max error ${err} (scale ${scale})`);
+    if (rows * dim * n <= 1 << 24) assert.equal(Array.from(g2), Array.from(g1), `table ${rows}x${dim}: the gather form gave different bits on a second run`);
   }
 });
 

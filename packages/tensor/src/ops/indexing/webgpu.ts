@@ -121,15 +121,52 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   });
 };
 
+/** Up to this many (output element, index) pairs, index_add gathers instead of scattering (deterministic). */
+const GATHER_MAX_PAIRS = 1 << 24;
+
 /**
  * Scatter-add of rows. WGSL has no float atomics, so each add is a compare-and-swap loop on the
- * f32 bits; only rows that share an index contend.
+ * f32 bits; only rows that share an index contend. The order of the adds then depends on thread
+ * timing, so the sums (an embedding's gradient) differ in their last bits from run to run, and a
+ * training run is not reproducible. Small problems (a tiny text encoder's vocabulary; not SD's
+ * 49,408 x 768 table) gather instead: each output element sums its rows in index order, the same
+ * result every run, at outer·size·inner·n steps.
  */
 export const index_add: KernelFn<WebGPUBackend, 'index_add'> = (be, [src, idx], attrs) => {
   const { outer, size, inner, n } = attrs;
   const out = be.alloc('float32', outer * size * inner);
-  be.run('elementwise', [], { op: 'fill', params: [0], shape: [outer * size * inner], out: { storage: out, shape: [outer * size * inner], strides: [1], offset: 0, dtype: 'float32' } });
   const total = outer * n * inner;
+  const outSize = outer * size * inner;
+  if (total > 0 && outSize * n <= GATHER_MAX_PAIRS && !needsChunks(be, [out.buffer, bufferOf(src!)])) {
+    be.rt.dispatch({
+      name: 'index_add',
+      key: 'index_add_gather',
+      wgsl: () => `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+struct U { size: u32, inner: u32, n: u32, total: u32, soff: u32, ioff: u32, p0: u32, p1: u32 };
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${WG}u;
+  if (t >= u.total) { return; }
+  let i = t % u.inner;
+  let r = (t / u.inner) % u.size;
+  let o = t / (u.inner * u.size);
+  var acc = 0.0;
+  for (var j = 0u; j < u.n; j++) {
+    if (u32(clamp(ids[u.ioff + j], 0, i32(u.size) - 1)) == r) { acc += src[u.soff + (o * u.n + j) * u.inner + i]; }
+  }
+  out[t] = acc;
+}`,
+      buffers: [bufferOf(src!), bufferOf(idx!), out.buffer],
+      uniforms: new UniformWriter().u32(size, inner, n, outSize, src!.offset, idx!.offset, 0, 0).build(),
+      workgroups: grid(outSize, WG),
+    });
+    return out;
+  }
+  be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
   if (total === 0) return out;
   if (outer !== 1 && needsChunks(be, [out.buffer])) {
     throw new RangeError(`index_add: a table of ${out.buffer.size} bytes exceeds one binding (${be.rt.maxBindingBytes} bytes); row shards cover dim 0 only`);
