@@ -165,6 +165,10 @@ const isDense = (r: RowStrides, a: AttentionAttrs, l: number, d: number): boolea
   const c = denseRows(a.heads, l, d);
   return (a.bh <= a.heads || r[0] === c[0]) && (a.heads === 1 || r[1] === c[1]) && (l === 1 || r[2] === c[2]);
 };
+/** Chunks are windows over whole heads' rows: only the dense layout (index.ts sends no other this large). */
+function assertDense(a: AttentionAttrs, rows: [RowStrides, number, number][]): void {
+  if (!rows.every(([r, l, d]) => isDense(r, a, l, d))) throw new Error('attention: tensors larger than one binding must be contiguous [B, H, L, D]');
+}
 const planKey = (p: Plan): string => `${p.c}:${p.v}:${p.vec4}:${p.mask}:${p.unroll}`;
 
 /** Which attention kernels run: 'rows' (one row per invocation, uniform streaming) or 'subgroup' (webgpu-subgroup.ts). */
@@ -241,33 +245,19 @@ export const attention_forward: KernelFn<WebGPUBackend, 'attention_forward'> = (
   const key = `attn_fwd:${planKey(p)}`;
   const bufs = [bufferOf(q), bufferOf(k), bufferOf(v), out.buffer, lse.buffer];
   const chunks = chunkPlan(be, a, bufs, true);
-  const sp = chunks ? null : subgroupPlan(be, p);
-  if (sp) {
-    be.rt.dispatch({
-      name: 'attention_sg_forward',
-      key: `attn_fwd_sg:${planKey(p)}:${sp.lanes}`,
-      wgsl: () => subgroupForwardWgsl(sp),
-      buffers: [bufferOf(q), bufferOf(k), bufferOf(v), ...(m ? [bufferOf(m)] : []), out.buffer, lse.buffer],
-      uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }, st),
-      workgroups: checkGrid(a, a.lq, SG_WG),
-    });
-    return [out, lse];
-  }
   if (!chunks) {
+    const sp = subgroupPlan(be, p);
     be.rt.dispatch({
-      name: 'attention_forward',
-      key,
-      wgsl: () => forwardWgsl(p),
+      name: sp ? 'attention_sg_forward' : 'attention_forward',
+      key: sp ? `attn_fwd_sg:${planKey(p)}:${sp.lanes}` : key,
+      wgsl: () => (sp ? subgroupForwardWgsl(sp) : forwardWgsl(p)),
       buffers: [bufferOf(q), bufferOf(k), bufferOf(v), ...(m ? [bufferOf(m)] : []), out.buffer, lse.buffer],
       uniforms: uniforms(a, p, { q: q.offset, k: k.offset, v: v.offset, m: m?.offset ?? 0 }, st),
-      workgroups: checkGrid(a, a.lq),
+      workgroups: checkGrid(a, a.lq, sp ? SG_WG : WG),
     });
     return [out, lse];
   }
-  // chunks are windows over whole heads' rows: only the dense layout (index.ts sends no other this large)
-  if (!isDense(st.q, a, a.lq, a.d) || !isDense(st.k, a, a.lk, a.d) || !isDense(st.v, a, a.lk, a.dv) || !isDense(o, a, a.lq, a.dv)) {
-    throw new Error('attention: tensors larger than one binding must be contiguous [B, H, L, D]');
-  }
+  assertDense(a, [[st.q, a.lq, a.d], [st.k, a.lk, a.d], [st.v, a.lk, a.dv], [o, a.lq, a.dv]]);
   for (const ch of chunks) {
     const rowQ = ch.bh0 * a.lq + ch.q0, rows = ch.bh * ch.lq;
     const bq = bindRange(be, bufs[0]!, q.offset + rowQ * a.d, rows * a.d, 4);
@@ -309,9 +299,7 @@ export const attention_backward: KernelFn<WebGPUBackend, 'attention_backward'> =
   const [Q, K, V, O, L, G] = [q, k, v, o, lse, g].map(bufferOf) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
   const planned = chunkPlan(be, a, [Q, K, V, O, L, G, dq.buffer, dk.buffer, dv.buffer, dvec.buffer], false);
   const sp = planned ? null : subgroupPlan(be, p);
-  if (planned && ![[st.q, a.lq, a.d], [st.k, a.lk, a.d], [st.v, a.lk, a.dv], [st.o!, a.lq, a.dv], [st.g!, a.lq, a.dv], [sdq, a.lq, a.d], [sdk, a.lk, a.d], [sdv, a.lk, a.dv]].every(([r, l, d]) => isDense(r as RowStrides, a, l as number, d as number))) {
-    throw new Error('attention: tensors larger than one binding must be contiguous [B, H, L, D]');
-  }
+  if (planned) assertDense(a, [[st.q, a.lq, a.d], [st.k, a.lk, a.d], [st.v, a.lk, a.dv], [st.o!, a.lq, a.dv], [st.g!, a.lq, a.dv], [sdq, a.lq, a.d], [sdk, a.lk, a.d], [sdv, a.lk, a.dv]]);
   const chunks = planned ?? [{ bh: a.bh, lq: a.lq, bh0: 0, q0: 0 }];
   for (const ch of chunks) {
     // whole heads [bh0, bh0 + bh): every buffer is a window over those heads' rows (or the whole buffer)
