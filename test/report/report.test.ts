@@ -24,4 +24,24 @@ test('report functions take @foliar/data RgbImages without channels (RGB) and re
   assert.equal(report.getPixel(img, 1, 0), [0, 0, 255, 255]);
 });
 
+test('a resumed progress bar measures its rate and ETA from this run only', async () => {
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    // 900 of 1,000 steps were done by an earlier run; this one does 10 in ~100 ms (~100 it/s, not ~9,000)
+    const bar = new report.Progress({ total: 1000, label: 'resumed', plain: true, initial: 900 });
+    await new Promise((r) => setTimeout(r, 100));
+    bar.update(910);
+    bar.update(1000);
+  } finally {
+    process.stderr.write = write;
+  }
+  const m = /resumed 1000\/1000 ([\d.]+) it\/s/.exec(lines.join(''));
+  assert.ok(m, lines.join(''));
+  const rate = Number(m![1]);
+  // 100 steps over ≥ 100 ms: at most 1,000 it/s (counting the resumed 900 would give ≥ 9,000)
+  assert.ok(rate > 0 && rate <= 1000, `rate ${rate}`);
+});
+
 test.run();

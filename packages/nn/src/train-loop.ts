@@ -198,8 +198,7 @@ export async function runTrainLoop(o: TrainLoopOptions, h: TrainLoopHooks): Prom
     const bestDir = join(ckDir, BEST_CHECKPOINT);
     // steps logged after the checkpoint (or by a run that never reached one) are about to be redone
     await filterJsonl(log, (r) => typeof r.step !== 'number' || r.step <= step);
-    const bar = !(o.progressBar ?? !o.quiet) ? null : new Progress({ total: o.maxTrainSteps, label: h.label, unit: 'it/s' });
-    bar?.update(step);
+    const bar = !(o.progressBar ?? !o.quiet) ? null : new Progress({ total: o.maxTrainSteps, label: h.label, unit: 'it/s', initial: step });
     const t0 = performance.now();
     if (h.validate && h.validationSteps && step === 0) await h.validate(0);
 

@@ -10,12 +10,15 @@ export type { ProgressOptions } from './progress-node.js';
 export class Progress {
   private start = performance.now();
   private lastLine = 0;
-  private value = 0;
+  private value: number;
+  private readonly initial: number;
   private fields: Record<string, string> = {};
-  constructor(private readonly o: ProgressOptions) {}
+  constructor(private readonly o: ProgressOptions) {
+    this.initial = this.value = o.initial ?? 0;
+  }
   private rate(): number {
     const s = (performance.now() - this.start) / 1000;
-    return s > 0 ? this.value / s : 0;
+    return s > 0 ? (this.value - this.initial) / s : 0;
   }
   /** Where the work is: value, total, rate and the extra fields, for a page's own bar. */
   get state(): { value: number; total: number; rate: number; fields: Record<string, string> } {

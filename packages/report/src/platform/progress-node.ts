@@ -8,6 +8,11 @@ export interface ProgressOptions {
   unit?: string;
   /** Force plain line output (default: when stderr is not a TTY). */
   plain?: boolean;
+  /**
+   * Work already done when the bar starts (a resumed run): shown in the count, left out of the rate and
+   * ETA, which only this run's work measures.
+   */
+  initial?: number;
 }
 
 /**
@@ -18,9 +23,11 @@ export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private start = performance.now();
   private lastLine = 0;
-  private value = 0;
+  private value: number;
+  private readonly initial: number;
   private fields: Record<string, string> = {};
   constructor(private readonly o: ProgressOptions) {
+    this.initial = this.value = o.initial ?? 0;
     const plain = o.plain ?? !process.stderr.isTTY;
     if (!plain) {
       this.bar = new cliProgress.SingleBar(
@@ -32,12 +39,12 @@ export class Progress {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(o.total, 0, { rate: '0.00', extra: '' });
+      this.bar.start(o.total, this.initial, { rate: '0.00', extra: '' });
     }
   }
   private rate(): number {
     const s = (performance.now() - this.start) / 1000;
-    return s > 0 ? this.value / s : 0;
+    return s > 0 ? (this.value - this.initial) / s : 0;
   }
   update(value: number, fields: Record<string, string | number> = {}): void {
     this.value = value;
