@@ -17,7 +17,11 @@
  * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
  * reconstruction gate, the base model's conditioning score) with seed 0's gate classifier, on seed 0's
  * validation images only, into <out>/generator-gates.json and two grids; --deadline stops training
- * (checkpoint written, nothing exported) that many seconds after the start.
+ * (checkpoint written, nothing exported) that many seconds after the start; --gates-checkpoint
+ * <base stage>/checkpoints/checkpoint-<step> trains nothing and measures the base model's conditioning
+ * gate at that checkpoint (its EMA weights when the recipe keeps them) as stage base_model@<step>, with
+ * conditioning-step-<step>.png: a long run can be watched, or measured before it ends, from a second
+ * process while it trains.
  *
  * gpu64 (ten times quick's generator training) is sized for a machine with a GPU (scripts/gpu); the
  * profile exported must have the image size and latent layout of the profile that will use it.
@@ -26,14 +30,15 @@ import { join, resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-import { reportCliError } from '@foliar/nn';
+import { reportCliError, readCheckpointState } from '@foliar/nn';
 import { loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
 import type { RgbImage } from '@foliar/data';
-import { loadVAE, StableDiffusionPipeline } from '@foliar/diffusion';
+import { loadVAE, loadTrainingCheckpoint, StableDiffusionPipeline } from '@foliar/diffusion';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
 import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
-import { pretrainGenerator, pretrainPool, pretrainVAE, perceptualRecipe, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
+import { pretrainGenerator, pretrainPool, pretrainVAE, perceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
+import { studyBasePipeline, studyBaseMethod } from './study/generator.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
 import { classifierBaseConfig, splitStage } from './study/arms.js';
 import { trainGateClassifier } from './study/scorer.js';
@@ -80,6 +85,7 @@ async function main(): Promise<void> {
       'stop-after': { type: 'string' },
       gates: { type: 'boolean', default: false },
       deadline: { type: 'string' },
+      'gates-checkpoint': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -119,7 +125,7 @@ async function main(): Promise<void> {
   // the gates' instrument: seed 0's class-balanced classifier (trained on seed 0's training split, chosen on its validation)
   let scorer: ImageScorer | null = null;
   const split = splits[0]!;
-  if (args.gates) {
+  if (args.gates || args['gates-checkpoint']) {
     const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)], stop.signal);
     scorer = classifierScorer((await loadTrainedModel(inst.value.checkpoint)).model, { classNames: [...data.set.classNames], imageSize: P.imageSize });
   }
@@ -130,18 +136,44 @@ async function main(): Promise<void> {
     ft.shutdown();
     return;
   }
+  /** The conditioning gate of a base-model pipeline (disposed after), its grid beside real images. */
+  const measureConditioning = async (pipe: StableDiffusionPipeline, stage: string, grid: string): Promise<void> => {
+    const gen = generatorFromPipeline(pipe, { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
+    const samples = new Map<string, RgbImage[]>();
+    try {
+      const entries = await conditioningGate({ generate: gen.generate, scorer: scorer!, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed: split.seed, stage, onSamples: (c, imgs) => samples.set(c, imgs.slice(0, 8)) });
+      await saveGates(stage, entries);
+      for (const e of entries) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
+    } finally {
+      gen.dispose();
+    }
+    const rows: { label: string; images: RgbImage[] }[] = [];
+    for (const c of common) rows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: samples.get(c) ?? [] });
+    labelledGrid(rows, join(out, grid));
+  };
+  const at = args['gates-checkpoint'];
+  if (at !== undefined) {
+    // nothing trains: the VAE stage must be cached already (the base stage's run trained it)
+    const vae = await pretrainVAE(opts, await pretrainPool(opts));
+    const words = P.base.wordTokens ? promptWords(opts.classPrompt, data.set.classNames.map(prompt)) : undefined;
+    const { step } = await readCheckpointState(resolve(at));
+    const pipe = await studyBasePipeline(P, vae.value.model, 0, words);
+    const weights = P.base.emaDecay ? 'ema' : 'trained';
+    try {
+      await loadTrainingCheckpoint(pipe, studyBaseMethod(), resolve(at), { weights });
+    } catch (e) {
+      pipe.dispose();
+      throw e;
+    }
+    console.log(`base model at step ${step} (${weights} weights of ${at}): conditioning gate`);
+    await measureConditioning(pipe, `base_model@${step}`, `conditioning-step-${step}.png`);
+    ft.shutdown();
+    return;
+  }
   const pre = await pretrainGenerator(opts);
   if (scorer) {
     await measureVae(P, pre.vae.value.model, scorer, data, split, out, saveGates);
-    const gen = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(pre.base.value.model), { steps: P.gates.steps, guidance: P.synthetic.guidance, batchSize: P.synthetic.batch, height: P.imageSize, width: P.imageSize });
-    const samples = new Map<string, RgbImage[]>();
-    const entries = await conditioningGate({ generate: gen.generate, scorer, prompts: Object.fromEntries(common.map((c) => [c, prompt(c)])), samples: P.gates.conditioningSamples, seed: split.seed, onSamples: (c, imgs) => samples.set(c, imgs.slice(0, 8)) });
-    gen.dispose();
-    await saveGates('base_model', entries);
-    const rows: { label: string; images: RgbImage[] }[] = [];
-    for (const c of common) rows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: samples.get(c) ?? [] });
-    labelledGrid(rows, join(out, 'conditioning.png'));
-    for (const e of entries) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
+    await measureConditioning(await StableDiffusionPipeline.fromPretrained(pre.base.value.model), 'base_model', 'conditioning.png');
   }
   const command = `npm run pretrain-generator -- --profile ${P.name}${args.vae ? ` --vae '${args.vae}'` : ''}${args.base ? ` --base '${args.base}'` : ''}`;
   const dir = await exportGenerator({ vae: pre.vae, base: pre.base, poolKey: pre.pool.key, profile: P, command, adapter: backend.describe().split(';')[0]!, dir: args.export ? resolve(args.export) : embeddedGeneratorDir() });

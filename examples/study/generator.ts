@@ -128,6 +128,33 @@ export async function trainStudyBase(
   words?: string[],
 ): Promise<TrainedStage> {
   ft.resetPeakMemory();
+  const pipe = await studyBasePipeline(p, vaeDir, seed, words);
+  try {
+    const r = await trainTextToImage(pipe, {
+      // the text encoder trains with the UNet: a random frozen one cannot carry class words (issue 11)
+      ...loop(dir, seed, signal, p.base.steps), examples, resolution: p.imageSize, method: studyBaseMethod(), maxTrainSteps: p.base.steps,
+      learningRate: p.base.lr, trainBatchSize: p.base.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(50, Math.floor(p.base.steps / 10)), snrGamma: p.base.snrGamma === undefined ? 5 : p.base.snrGamma,
+      validationSteps: p.base.steps, validationPrompts, validationInferenceSteps: p.gates.steps,
+      ...(p.base.emaDecay ? { emaDecay: p.base.emaDecay, finalWeights: 'ema' as const } : {}),
+    });
+    checkInterrupted(r, 'base model training');
+    return { model: join(dir, 'final'), steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes: ft.memory().peakBytes };
+  } finally {
+    pipe.dispose();
+  }
+}
+
+/** What the base model trains: the UNet and the text encoder together. */
+export function studyBaseMethod(): FullFineTune {
+  return new FullFineTune({ trainTextEncoder: true });
+}
+
+/**
+ * The base model's pipeline before training (the profile's UNet over the trained VAE, a CLIP-style
+ * text encoder with random weights): what trainStudyBase trains, and what a checkpoint of it is loaded
+ * into (examples/pretrain-generator.ts --gates-checkpoint).
+ */
+export async function studyBasePipeline(p: StudyProfile, vaeDir: string, seed: number, words?: string[]): Promise<StableDiffusionPipeline> {
   const ch = p.base.blockOutChannels;
   const unet = {
     block_out_channels: ch, layers_per_block: 1, sample_size: latentSize(p), cross_attention_dim: 32, attention_head_dim: 8,
@@ -140,20 +167,7 @@ export async function trainStudyBase(
   const tiny = createTinyPipeline({ seed, unet, vae: vaeConfig(p), textEncoder: { max_position_embeddings: 40 }, ...(words ? { words } : {}), ...(p.base.zeroSnr ? { scheduler: zeroSnr } : {}) });
   tiny.tokenizer.modelMaxLength = 40;
   tiny.vae.dispose();
-  const pipe = new StableDiffusionPipeline({ tokenizer: tiny.tokenizer, textEncoder: tiny.textEncoder, vae: await loadVAE(vaeDir), unet: tiny.unet, scheduler: tiny.scheduler });
-  try {
-    const r = await trainTextToImage(pipe, {
-      // the text encoder trains with the UNet: a random frozen one cannot carry class words (issue 11)
-      ...loop(dir, seed, signal, p.base.steps), examples, resolution: p.imageSize, method: new FullFineTune({ trainTextEncoder: true }), maxTrainSteps: p.base.steps,
-      learningRate: p.base.lr, trainBatchSize: p.base.batch, lrScheduler: 'cosine', lrWarmupSteps: Math.min(50, Math.floor(p.base.steps / 10)), snrGamma: p.base.snrGamma === undefined ? 5 : p.base.snrGamma,
-      validationSteps: p.base.steps, validationPrompts, validationInferenceSteps: p.gates.steps,
-      ...(p.base.emaDecay ? { emaDecay: p.base.emaDecay, finalWeights: 'ema' as const } : {}),
-    });
-    checkInterrupted(r, 'base model training');
-    return { model: join(dir, 'final'), steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes: ft.memory().peakBytes };
-  } finally {
-    pipe.dispose();
-  }
+  return new StableDiffusionPipeline({ tokenizer: tiny.tokenizer, textEncoder: tiny.textEncoder, vae: await loadVAE(vaeDir), unet: tiny.unet, scheduler: tiny.scheduler });
 }
 
 export interface DreamBoothStageOptions {

@@ -19,6 +19,6 @@ export { cleanStaleTemps, filterJsonl, pidAlive, type CleanStaleOptions } from '
 export { reportCliError, debugWanted } from './cli-errors.js';
 export { DatasetCheckError, throwIfProblems, mapBounded, formatProblem, reasonOf, LISTED_PROBLEMS, type DataProblem } from './data-check.js';
 export {
-  runTrainLoop, prepareOutputDir, existingRunOutputs, latestCheckpoint, readCheckpointState, writeLossCurve, emaDecayAt, BEST_CHECKPOINT,
+  runTrainLoop, prepareOutputDir, existingRunOutputs, latestCheckpoint, readCheckpointState, loadCheckpointWeights, writeLossCurve, emaDecayAt, BEST_CHECKPOINT,
   type TrainLoopOptions, type TrainLoopHooks, type TrainLoopResult, type TrainLoopContext, type EvaluationOutcome, type TrainCheckpointState,
 } from './train-loop.js';

@@ -537,18 +537,7 @@ export async function readCheckpointState(dir: string): Promise<TrainCheckpointS
 
 async function loadCheckpoint(dir: string, s: CkState): Promise<{ step: number; trainer: unknown }> {
   const state = await readCheckpointState(dir);
-  const trained = await readSafetensors(join(dir, 'trained.safetensors'));
-  const own = s.stateDict();
-  noGrad(() => {
-    for (const [k, t] of own) {
-      const v = trained.get(k);
-      if (!v) throw new Error(`checkpoint ${dir} has no '${k}' (it holds ${trained.size} tensors; was it written by another method or model?)`);
-      if (v.data.length !== t.size) throw new Error(`checkpoint ${dir}: '${k}' has ${v.data.length} values, the model's has ${t.size} (shape [${t.shape.join(', ')}])`);
-      const src = ft.tensor(v.data, { shape: [...t.shape], backend: t.backend });
-      ft.copy_(t, src);
-      src.dispose();
-    }
-  });
+  await loadTrainedWeights(dir, s.stateDict());
   const optT = await readSafetensors(join(dir, 'optimizer.safetensors'));
   const be = s.opt.paramGroups[0]!.params[0]!.backend;
   const tensors = new Map([...optT].map(([k, v]) => [k, ft.tensor(v.data, { shape: v.shape, backend: be })]));
@@ -561,10 +550,52 @@ async function loadCheckpoint(dir: string, s: CkState): Promise<{ step: number; 
   s.finished = state.finished === true;
   if (s.ema) {
     if (!existsSync(join(dir, 'ema.safetensors'))) throw new Error(`checkpoint ${dir} has no ema.safetensors, but EMA is on`);
-    const e = await readSafetensors(join(dir, 'ema.safetensors'));
-    noGrad(() => s.ema!.forEach((t, i) => ft.setData_(t, e.get(String(i))!.data)));
+    await loadEmaWeights(dir, s.ema);
   }
   return { step: state.step, trainer: state.trainer ?? null };
+}
+
+/** trained.safetensors into the tensors of a state dict, every key and size checked. */
+async function loadTrainedWeights(dir: string, own: Map<string, Tensor>): Promise<void> {
+  const trained = await readSafetensors(join(dir, 'trained.safetensors'));
+  noGrad(() => {
+    for (const [k, t] of own) {
+      const v = trained.get(k);
+      if (!v) throw new Error(`checkpoint ${dir} has no '${k}' (it holds ${trained.size} tensors; was it written by another method or model?)`);
+      if (v.data.length !== t.size) throw new Error(`checkpoint ${dir}: '${k}' has ${v.data.length} values, the model's has ${t.size} (shape [${t.shape.join(', ')}])`);
+      const src = ft.tensor(v.data, { shape: [...t.shape], backend: t.backend });
+      ft.copy_(t, src);
+      src.dispose();
+    }
+  });
+}
+
+/** ema.safetensors (keyed by the trained parameters' order) into `params`, count and sizes checked. */
+async function loadEmaWeights(dir: string, params: Tensor[]): Promise<void> {
+  const e = await readSafetensors(join(dir, 'ema.safetensors'));
+  if (e.size !== params.length) {
+    throw new Error(`checkpoint ${dir}: ema.safetensors holds ${e.size} tensors, the model trains ${params.length} (was it written by another method or model?)`);
+  }
+  noGrad(() => params.forEach((t, i) => {
+    const v = e.get(String(i));
+    if (!v) throw new Error(`checkpoint ${dir}: ema.safetensors has no tensor '${i}'`);
+    if (v.data.length !== t.size) throw new Error(`checkpoint ${dir}: EMA tensor ${i} has ${v.data.length} values, parameter ${i} has ${t.size} (shape [${t.shape.join(', ')}])`);
+    ft.setData_(t, v.data);
+  }));
+}
+
+/**
+ * A checkpoint's weights into a model for sampling or evaluation, not to resume training: 'trained'
+ * (the step's weights, by state-dict key) or 'ema' (the moving average, by the order of the parameters
+ * the loop trained: pass them in the same order). Errors name the checkpoint and the tensor.
+ */
+export async function loadCheckpointWeights(
+  dir: string, target: { stateDict: Map<string, Tensor>; params: Tensor[] }, weights: 'trained' | 'ema' = 'trained',
+): Promise<void> {
+  await readCheckpointState(dir); // a folder that is not a checkpoint says so first
+  if (weights === 'trained') return loadTrainedWeights(dir, target.stateDict);
+  if (!existsSync(join(dir, 'ema.safetensors'))) throw new Error(`checkpoint ${dir} has no ema.safetensors (the run kept no moving average: train with emaDecay)`);
+  return loadEmaWeights(dir, target.params);
 }
 
 /**
