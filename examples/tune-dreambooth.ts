@@ -7,6 +7,11 @@
  * run it with the study's --out and the pretraining and gate classifier are reused (or made).
  *
  *   npm run tune-dreambooth -- [--profile quick] [--data <folder>] [--out runs/study-quick] [--seed 0]
+ *        [--candidates '[{}, {"lrFull": 3e-4, "steps": 400}]']
+ *
+ * --candidates replaces the default grid (the profile's setting, 3x its learning rate, and that with the
+ * text encoder trained) by a list of overrides of the profile's DreamBooth settings (steps, lrFull,
+ * priorWeight, trainTextEncoder, classImages, batch).
  *
  * Writes <out>/tune-dreambooth/seed-<seed>.{json,md} and a grid of each candidate's samples.
  */
@@ -40,6 +45,28 @@ function candidates(p: StudyProfile): Partial<DreamBoothSettings>[] {
   ];
 }
 
+const TUNABLE: readonly (keyof DreamBoothSettings)[] = ['steps', 'lrFull', 'priorWeight', 'trainTextEncoder', 'classImages', 'batch'];
+
+/** --candidates: a JSON list of overrides of the profile's DreamBooth settings, each key and value checked. */
+function parseCandidates(json: string): Partial<DreamBoothSettings>[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(json);
+  } catch (e) {
+    throw new Error(`--candidates: not JSON (${(e as Error).message}): ${json}`);
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new Error(`--candidates: expected a non-empty JSON list of objects, got ${json}`);
+  return list.map((c: unknown, i) => {
+    if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`--candidates[${i}]: expected an object, got ${JSON.stringify(c)}`);
+    for (const [k, v] of Object.entries(c)) {
+      if (!TUNABLE.includes(k as keyof DreamBoothSettings)) throw new Error(`--candidates[${i}]: unknown setting "${k}" (settings: ${TUNABLE.join(', ')})`);
+      const ok = k === 'trainTextEncoder' ? typeof v === 'boolean' : typeof v === 'number' && Number.isFinite(v) && v >= 0 && (k === 'lrFull' || k === 'priorWeight' || (Number.isInteger(v) && v > 0));
+      if (!ok) throw new Error(`--candidates[${i}].${k}: invalid value ${JSON.stringify(v)}`);
+    }
+    return c as Partial<DreamBoothSettings>;
+  });
+}
+
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
@@ -50,14 +77,16 @@ async function main(): Promise<void> {
       class: { type: 'string', default: 'multiple_diseases' },
       'instance-prompt': { type: 'string', default: 'a photo of a <diseaes-leaf> leaf' },
       'class-prompt': { type: 'string', default: 'a photo of a leaf' },
+      candidates: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (args.help) {
-    console.log('usage: npm run tune-dreambooth -- [--profile quick] [--data <folder>] [--out <study run folder>] [--seed 0]');
+    console.log('usage: npm run tune-dreambooth -- [--profile quick] [--data <folder>] [--out <study run folder>] [--seed 0] [--candidates \'[{}, {"lrFull": 3e-4}]\']');
     return;
   }
   const P = studyProfile(args.profile);
+  const tried = args.candidates ? parseCandidates(args.candidates) : candidates(P);
   const seed = Number(args.seed);
   if (!P.seeds.includes(seed)) throw new Error(`--seed ${args.seed}: not a seed of the ${P.name} profile (${P.seeds.join(', ')})`);
   const out = resolve(args.out ?? join('runs', `study-${P.name}`));
@@ -84,7 +113,7 @@ async function main(): Promise<void> {
 
   const rows: { settings: DreamBoothSettings; rareShare: number; baseRareShare: number; meanRareProbability: number | null; nnDistance: number; baseNnDistance: number; ratio: number | null; seconds: number }[] = [];
   const grid: { label: string; images: typeof baseSamples }[] = [{ label: `real ${rare} (validation)`, images: rareVal.slice(0, 8) }, { label: `base: ${classPrompt}`, images: baseSamples.slice(0, 8) }];
-  for (const c of candidates(P)) {
+  for (const c of tried) {
     const settings = { ...P.dreambooth, ...c };
     const q: StudyProfile = { ...P, dreambooth: settings };
     const db = await runner.run('tune-dreambooth', seed, { db: settings, instancePrompt, classPrompt }, [splitStage(split, out), pre.base], (dir) =>
