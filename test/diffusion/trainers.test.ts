@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { AutoencoderKL, LoRA, imagesToTensor } from '@foliar/diffusion';
 import { vaeLoss, initPosteriorLogvar, trainVAE, trainTextToImage, parseCsv, readCaptionedCsv, readCaptionedFolder, readClassImagesFromCsv, runTrainLoop, type TrainLoopOptions } from '../../packages/diffusion/src/training/index.js';
+import { readSafetensors } from '@foliar/nn';
 import { setup, teardown } from '../helpers.js';
 import { tinyPipeline, leafImages } from './fixtures.js';
 
@@ -183,6 +184,41 @@ test('trainVAE: a short run lowers the reconstruction loss and saves a loadable 
   const a = await vae.encoder.convIn.weight.data(), b = await re.encoder.convIn.weight.data();
   assert.equal(Array.from(b), Array.from(a));
   re.dispose();
+  vae.dispose();
+});
+
+test('trainVAE trainEncoder false: the decoder learns, the encoder and so every latent stay bit for bit; initialLogvar refused', async () => {
+  ft.manualSeed(8);
+  const vae = new AutoencoderKL(vaeCfg);
+  const x = imagesToTensor(leafImages(2, 16, 'rust'));
+  const snapshot = async () => new Map(await Promise.all([...vae.namedParameters()].map(async ([k, t]) => [k, Array.from(await t.dataF32())] as const)));
+  const before = await snapshot();
+  const latentsOf = async () => {
+    const m = ft.noGrad(() => ft.tidy(() => vae.encode(x).mean));
+    const d = Array.from(await m.dataF32());
+    m.dispose();
+    return d;
+  };
+  const latents0 = await latentsOf();
+  const r = await trainVAE(vae, { images: leafImages(4, 16, 'rust'), resolution: 16, learningRate: 3e-3, maxTrainSteps: 30, trainBatchSize: 2, outputDir: join(dir, 'vae-dec'), quiet: true, trainEncoder: false, checkpointingSteps: 30 });
+  const after = await snapshot();
+  let decoderMoved = 0;
+  for (const [k, w] of before) {
+    const same = w.every((v, i) => v === after.get(k)![i]);
+    if (k.startsWith('decoder.') || k.startsWith('post_quant_conv.')) decoderMoved += same ? 0 : 1;
+    else assert.ok(same, `${k} changed in a decoder fine-tune`);
+  }
+  assert.ok(decoderMoved > 0, 'the decoder trained');
+  assert.equal(await latentsOf(), latents0, 'the latents are unchanged');
+  const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
+  assert.ok(mean(r.losses.slice(-5)) < mean(r.losses.slice(0, 5)), `loss ${mean(r.losses.slice(0, 5)).toFixed(3)} → ${mean(r.losses.slice(-5)).toFixed(3)}`);
+  // the checkpoint holds what trained, nothing of the encoder
+  const held = await readSafetensors(join(dir, 'vae-dec', 'checkpoints', 'checkpoint-30', 'trained.safetensors'));
+  assert.ok([...held.keys()].every((k) => k.startsWith('decoder.') || k.startsWith('post_quant_conv.')), [...held.keys()].join(', '));
+  let msg = '';
+  await trainVAE(vae, { images: leafImages(1, 16, 'rust'), resolution: 16, maxTrainSteps: 1, outputDir: join(dir, 'vae-dec-bad'), quiet: true, trainEncoder: false, initialLogvar: -8 }).catch((e: Error) => (msg = e.message));
+  assert.match(msg, /initialLogvar changes the encoder/);
+  x.dispose();
   vae.dispose();
 });
 

@@ -162,6 +162,12 @@ export interface VAETrainConfig extends Omit<TrainLoopOptions, 'learningRate'>, 
   validationImages?: number;
   /** Check every image file before training; all problems are one DatasetCheckError (default true). */
   checkImages?: boolean;
+  /**
+   * false: only the decoder (and post_quant_conv) trains, as Stable Diffusion's ft-EMA / ft-MSE decoders
+   * were fine-tuned: the encoder and so the latent space stay as they are, and a diffusion model trained
+   * on those latents keeps working with the new decoder. Default true (every parameter trains).
+   */
+  trainEncoder?: boolean;
 }
 
 /**
@@ -182,8 +188,9 @@ export async function initPosteriorLogvar(vae: AutoencoderKL, logvar: number): P
 }
 
 /**
- * Trains an AutoencoderKL (from scratch or from weights) on images: every parameter trains; the result is
- * saved in diffusers' layout under outputDir/final (config.json + diffusion_pytorch_model.safetensors).
+ * Trains an AutoencoderKL (from scratch or from weights) on images: every parameter trains, or the
+ * decoder only (`trainEncoder: false`); the result is saved in diffusers' layout under outputDir/final
+ * (config.json + diffusion_pytorch_model.safetensors).
  */
 export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise<TrainResult> {
   if (!cfg.images.length) throw new Error('train-vae: no images');
@@ -199,16 +206,24 @@ export async function trainVAE(vae: AutoencoderKL, cfg: VAETrainConfig): Promise
   const be = vae.encoder.convIn.weight.backend;
   const pixels: Tensor[] = [];
   for (const s of cfg.images) pixels.push(imagesToTensor([await toSquareImage(s, cfg.resolution)], be));
-  if (cfg.initialLogvar !== undefined) await initPosteriorLogvar(vae, cfg.initialLogvar);
-  vae.requiresGrad_(true);
+  const trainEncoder = cfg.trainEncoder ?? true;
+  if (cfg.initialLogvar !== undefined) {
+    // it rewrites the encoder's output layer, which a decoder fine-tune must keep
+    if (!trainEncoder) throw new Error('train-vae: initialLogvar changes the encoder; it cannot be used with trainEncoder: false');
+    await initPosteriorLogvar(vae, cfg.initialLogvar);
+  }
+  vae.requiresGrad_(false);
+  // a decoder fine-tune: no gradient reaches the encoder, so its forward records nothing to backpropagate
+  const trained = [...vae.namedParameters()].filter(([k]) => trainEncoder || k.startsWith('decoder.') || k.startsWith('post_quant_conv.'));
+  for (const [, p] of trained) p.requiresGrad_(true);
   const probe = pixels.slice(0, cfg.validationImages ?? 4);
   try {
     const r = await runTrainLoop(
       { ...cfg, learningRate: cfg.learningRate ?? 1e-4 },
       {
         label: 'vae',
-        params: vae.parameters(),
-        stateDict: () => new Map(vae.namedParameters()),
+        params: trained.map(([, p]) => p),
+        stateDict: () => new Map(trained),
         ...(cfg.validationSteps ? { validationSteps: cfg.validationSteps, validate: (step: number) => reconstructionGrid(vae, probe, step, cfg.outputDir) } : {}),
         loss: (k, gen) => {
           const x = ft.cat(Array.from({ length: bs }, (_, i) => {
