@@ -7,12 +7,14 @@
  * a downloaded Stable Diffusion. Stages are cached and resumable under --out.
  *
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
- *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--stop-after vae] [--gates] [--deadline 500]
+ *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae] [--gates] [--deadline 500]
  *
  *   e.g. a perceptual term through a ResNet18 trained on the pretraining pool only:
  *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
  *
- * --vae / --base change the profile's recipe (the manifest records the recipe used); --stop-after vae
+ * --vae / --base change the profile's recipe (the manifest records the recipe used); --vae-decoder adds a
+ * decoder fine-tune after the base model (steps, and batch / lr defaulting to the VAE's): the encoder and
+ * so the latents stay, the base model is not retrained, the generator decodes with the new decoder; --stop-after vae
  * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
  * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
  * reconstruction gate, the base model's conditioning score) with seed 0's gate classifier, on seed 0's
@@ -72,6 +74,24 @@ function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: stri
   }
 }
 
+/** --vae-decoder: the decoder fine-tune's steps (required), batch and lr (default: the VAE's). */
+function decoderSettings(P: StudyProfile, json: string): NonNullable<StudyProfile['vaeDecoder']> {
+  let o: unknown;
+  try {
+    o = JSON.parse(json);
+  } catch (e) {
+    throw new Error(`--vae-decoder: not JSON (${(e as Error).message}): ${json}`);
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`--vae-decoder: expected a JSON object, got ${json}`);
+  const d: Record<string, unknown> = { batch: P.vae.batch, lr: P.vae.lr, ...P.vaeDecoder, ...o };
+  for (const k of Object.keys(o)) if (!['steps', 'batch', 'lr'].includes(k)) throw new Error(`--vae-decoder: unknown setting "${k}" (settings: steps, batch, lr)`);
+  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  if (!int(d.steps)) throw new Error(`--vae-decoder: "steps" must be a positive integer, got ${JSON.stringify(d.steps)}`);
+  if (!int(d.batch)) throw new Error(`--vae-decoder: "batch" must be a positive integer, got ${JSON.stringify(d.batch)}`);
+  if (!(typeof d.lr === 'number' && d.lr > 0 && Number.isFinite(d.lr))) throw new Error(`--vae-decoder: "lr" must be a positive number, got ${JSON.stringify(d.lr)}`);
+  return { steps: d.steps as number, batch: d.batch as number, lr: d.lr };
+}
+
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
@@ -82,6 +102,7 @@ async function main(): Promise<void> {
       'class-prompt': { type: 'string', default: 'a photo of a leaf' },
       vae: { type: 'string' },
       base: { type: 'string' },
+      'vae-decoder': { type: 'string' },
       'stop-after': { type: 'string' },
       gates: { type: 'boolean', default: false },
       deadline: { type: 'string' },
@@ -97,6 +118,7 @@ async function main(): Promise<void> {
   const P = { ...studyProfile(args.profile), embeddedGenerator: false };
   overrides(P, 'vae', args.vae);
   overrides(P, 'base', args.base);
+  if (args['vae-decoder']) P.vaeDecoder = decoderSettings(P, args['vae-decoder']);
   perceptualRecipe(P); // checks the perceptual keys now, not after the gate classifier has trained
   if (args['stop-after'] !== undefined && args['stop-after'] !== 'vae') throw new Error(`--stop-after: only "vae" is supported, got "${args['stop-after']}"`);
   const stop = new AbortController();
@@ -175,7 +197,7 @@ async function main(): Promise<void> {
     await measureVae(P, pre.vae.value.model, scorer, data, split, out, saveGates);
     await measureConditioning(await StableDiffusionPipeline.fromPretrained(pre.base.value.model), 'base_model', 'conditioning.png');
   }
-  const command = `npm run pretrain-generator -- --profile ${P.name}${args.vae ? ` --vae '${args.vae}'` : ''}${args.base ? ` --base '${args.base}'` : ''}`;
+  const command = `npm run pretrain-generator -- --profile ${P.name}${args.vae ? ` --vae '${args.vae}'` : ''}${args.base ? ` --base '${args.base}'` : ''}${args['vae-decoder'] ? ` --vae-decoder '${args['vae-decoder']}'` : ''}`;
   const dir = await exportGenerator({ vae: pre.vae, base: pre.base, poolKey: pre.pool.key, profile: P, command, adapter: backend.describe().split(';')[0]!, dir: args.export ? resolve(args.export) : embeddedGeneratorDir() });
   console.log(`embedded generator written to ${dir} (VAE ${pre.vae.value.steps} steps, final loss ${pre.vae.value.finalLoss?.toFixed(4)}; base ${pre.base.value.steps} steps, final loss ${pre.base.value.finalLoss?.toFixed(4)})`);
   ft.shutdown();

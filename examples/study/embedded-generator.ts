@@ -32,6 +32,8 @@ export interface GeneratorManifest {
   baseKey: string;
   vae: { config: StudyProfile['vae']; latentStd: number | null; finalLoss: number | null };
   base: { config: StudyProfile['base']; finalLoss: number | null };
+  /** The decoder fine-tune after the base model, when there was one. */
+  vaeDecoder?: StudyProfile['vaeDecoder'];
 }
 
 /** Whether a manifest fits the profile: same image size and VAE latent layout (what the per-seed stages depend on). */
@@ -91,6 +93,7 @@ export async function exportGenerator(o: { vae: StageResult<TrainedStage>; base:
     poolKey: hashOf(o.poolKey), vaeKey: o.vae.key, baseKey: o.base.key,
     vae: { config: o.profile.vae, latentStd: o.vae.value.latentStd ?? null, finalLoss: o.vae.value.finalLoss },
     base: { config: o.profile.base, finalLoss: o.base.value.finalLoss },
+    ...(o.profile.vaeDecoder ? { vaeDecoder: o.profile.vaeDecoder } : {}),
   };
   await writeFileAtomic(join(tmp, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
   // the folder is replaced whole: a reader never sees half of an old and half of a new generator

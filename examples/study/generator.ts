@@ -88,6 +88,44 @@ export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLik
 }
 
 /**
+ * The decoder fine-tune (profile `vaeDecoder`): the trained VAE's decoder trains on with the VAE's loss,
+ * its encoder (so every latent) frozen; written as a VAE under <dir>/final and, with the base model's
+ * pipeline around it, as a whole pipeline under <dir>/pipeline.
+ */
+export async function trainStudyDecoder(
+  p: StudyProfile, dir: string, vaeDir: string, baseDir: string, images: RgbLike[], seed: number, signal?: AbortSignal, extra: Pick<VAETrainConfig, 'perceptual'> = {},
+): Promise<{ vae: TrainedStage; pipeline: TrainedStage }> {
+  const d = p.vaeDecoder;
+  if (!d) throw new Error('trainStudyDecoder: the profile has no vaeDecoder settings');
+  ft.manualSeed(seed);
+  ft.resetPeakMemory();
+  const vae = await loadVAE(vaeDir);
+  let r: Awaited<ReturnType<typeof trainVAE>>;
+  try {
+    r = await trainVAE(vae, {
+      ...loop(dir, seed, signal, d.steps), images, resolution: p.imageSize, maxTrainSteps: d.steps, learningRate: d.lr, trainBatchSize: d.batch,
+      trainEncoder: false, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight, lowPassWeight: p.vae.lowPassWeight, ...extra,
+      lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(d.steps / 10)), validationSteps: Math.ceil(d.steps / 4),
+    });
+    checkInterrupted(r, 'VAE decoder fine-tune');
+  } finally {
+    vae.dispose();
+  }
+  const peakBytes = ft.memory().peakBytes;
+  const base = await StableDiffusionPipeline.fromPretrained(baseDir);
+  const tuned = await loadVAE(join(dir, 'final'));
+  base.vae.dispose();
+  const pipe = new StableDiffusionPipeline({ tokenizer: base.tokenizer, textEncoder: base.textEncoder, vae: tuned, unet: base.unet, scheduler: base.scheduler });
+  try {
+    await pipe.save(join(dir, 'pipeline'));
+  } finally {
+    pipe.dispose();
+  }
+  const stage = (model: string): TrainedStage => ({ model, steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes });
+  return { vae: stage(join(dir, 'final')), pipeline: stage(join(dir, 'pipeline')) };
+}
+
+/**
  * Measures the spread of the trained VAE's latents (means of q(z|x)) over up to 256 training images
  * and writes scaling_factor = 1/std into its config, as Stable Diffusion's 0.18215 was chosen: the
  * diffusion model then sees latents of unit variance, which its noise schedule assumes.

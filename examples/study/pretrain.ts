@@ -20,7 +20,7 @@ import { DRIFT_PROBES } from '@foliar/diffusion';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
-import { trainStudyBase, trainStudyVAE, type TrainedStage } from './generator.js';
+import { trainStudyBase, trainStudyVAE, trainStudyDecoder, type TrainedStage } from './generator.js';
 import { readEmbeddedGenerator } from './embedded-generator.js';
 
 /** Generator seed of the procedural pretraining pool: the study's data renders from seed 0. */
@@ -252,5 +252,22 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
     trainStudyBase(P, dir, vae.value.model, pretrainExamples(pool, o.classPrompt, o.promptOf, captions), [o.classPrompt, ...prompts], 0, o.signal, words),
   );
   o.onStage?.();
-  return { pool, vae, base };
+  if (!P.vaeDecoder) return { pool, vae, base };
+  // the decoder fine-tune: the same latents, so the base model stays; the generator is its pipeline with the new decoder
+  const images = pool.items.map((it) => it.image);
+  const perceptual = perceptualRecipe(P);
+  const net = perceptual ? await trainPoolClassifier(o, pool, perceptual) : null;
+  const dec = await o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, base, ...(net ? [net] : [])], async (dir) => {
+    if (!net || !perceptual) return trainStudyDecoder(P, dir, vae.value.model, base.value.model, images, 0, o.signal);
+    const { model } = await loadTrainedModel(net.value.checkpoint);
+    try {
+      if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
+      const features = resnetFeatures(model, perceptual.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
+      return await trainStudyDecoder(P, dir, vae.value.model, base.value.model, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
+    } finally {
+      model.dispose();
+    }
+  });
+  const part = (value: TrainedStage): StageResult<TrainedStage> => ({ key: dec.key, dir: dec.dir, value, seconds: dec.seconds, cached: dec.cached });
+  return { pool, vae: part({ ...dec.value.vae, latentStd: vae.value.latentStd, scalingFactor: vae.value.scalingFactor }), base: part({ ...dec.value.pipeline, steps: base.value.steps, finalLoss: base.value.finalLoss }) };
 }

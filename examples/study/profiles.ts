@@ -62,6 +62,13 @@ export interface StudyProfile {
     steps: number; batch: number; lr: number; blockOutChannels: number[]; emaDecay?: number; wordTokens?: boolean; genericEvery?: number; emptyEvery?: number; textTime?: boolean;
     zeroSnr?: boolean; snrGamma?: number | null;
   };
+  /**
+   * A decoder fine-tune after the base model (absent: none): the VAE's decoder trains on for `steps`
+   * more steps with the VAE's loss, its encoder frozen, as Stable Diffusion's ft-EMA / ft-MSE decoders
+   * were made. The latents do not change, so the base model needs no retraining; the generator then
+   * decodes with the new decoder.
+   */
+  vaeDecoder?: { steps: number; batch: number; lr: number };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */
