@@ -23,7 +23,8 @@
  * <base stage>/checkpoints/checkpoint-<step> trains nothing and measures the base model's conditioning
  * gate at that checkpoint (its EMA weights when the recipe keeps them) as stage base_model@<step>, with
  * conditioning-step-<step>.png: a long run can be watched, or measured before it ends, from a second
- * process while it trains.
+ * process while it trains; with --export that checkpoint is exported as the generator (manifest: the command,
+ * the checkpoint and its step), e.g. to tune DreamBooth on it with FOLIAR_EMBEDDED_GENERATOR.
  *
  * gpu64 (ten times quick's generator training) is sized for a machine with a GPU (scripts/gpu); the
  * profile exported must have the image size and latent layout of the profile that will use it.
@@ -37,7 +38,7 @@ import { loadTrainedModel, type ProtocolSplit } from '@foliar/classifier';
 import type { RgbImage } from '@foliar/data';
 import { loadVAE, loadTrainingCheckpoint, StableDiffusionPipeline } from '@foliar/diffusion';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
-import { StageRunner } from './study/stages.js';
+import { StageRunner, hashOf } from './study/stages.js';
 import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
 import { pretrainGenerator, pretrainPool, pretrainVAE, perceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
 import { studyBasePipeline, studyBaseMethod } from './study/generator.js';
@@ -176,19 +177,31 @@ async function main(): Promise<void> {
   const at = args['gates-checkpoint'];
   if (at !== undefined) {
     // nothing trains: the VAE stage must be cached already (the base stage's run trained it)
-    const vae = await pretrainVAE(opts, await pretrainPool(opts));
+    const pool = await pretrainPool(opts);
+    const vae = await pretrainVAE(opts, pool);
     const words = P.base.wordTokens ? promptWords(opts.classPrompt, data.set.classNames.map(prompt)) : undefined;
-    const { step } = await readCheckpointState(resolve(at));
+    const state = await readCheckpointState(resolve(at));
+    const step = state.step;
     const pipe = await studyBasePipeline(P, vae.value.model, 0, words);
     const weights = P.base.emaDecay ? 'ema' : 'trained';
+    const saved = join(out, 'checkpoint-pipelines', `step-${step}`);
     try {
       await loadTrainingCheckpoint(pipe, studyBaseMethod(), resolve(at), { weights });
+      // kept whole (diffusers layout) for --export: the gate disposes the pipeline
+      if (args.export) await pipe.save(saved);
     } catch (e) {
       pipe.dispose();
       throw e;
     }
     console.log(`base model at step ${step} (${weights} weights of ${at}): conditioning gate`);
     await measureConditioning(pipe, `base_model@${step}`, `conditioning-step-${step}.png`);
+    if (args.export) {
+      // the checkpoint as a generator: its stage key names the checkpoint's own identity (path and step)
+      const base = { key: hashOf({ checkpoint: resolve(at), step, weights }), dir: saved, value: { model: saved, steps: step, finalLoss: state.losses.at(-1) ?? null, peakBytes: 0 }, seconds: 0, cached: true };
+      const command = `npm run pretrain-generator -- --profile ${P.name}${args.base ? ` --base '${args.base}'` : ''} --gates-checkpoint ${at} (${weights} weights at step ${step})`;
+      const dir = await exportGenerator({ vae, base, poolKey: pool.key, profile: { ...P, base: { ...P.base, steps: step } }, command, adapter: backend.describe().split(';')[0]!, dir: resolve(args.export) });
+      console.log(`the checkpoint's generator written to ${dir}`);
+    }
     ft.shutdown();
     return;
   }
