@@ -7,14 +7,15 @@
  * a downloaded Stable Diffusion. Stages are cached and resumable under --out.
  *
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
- *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae] [--gates] [--deadline 500]
+ *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae|vae-decoder] [--gates] [--deadline 500]
  *
  *   e.g. a perceptual term through a ResNet18 trained on the pretraining pool only:
  *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
  *
  * --vae / --base change the profile's recipe (the manifest records the recipe used); --vae-decoder adds a
  * decoder fine-tune after the base model (steps, and batch / lr defaulting to the VAE's): the encoder and
- * so the latents stay, the base model is not retrained, the generator decodes with the new decoder; --stop-after vae
+ * so the latents stay, the base model is not retrained, the generator decodes with the new decoder
+ * (--stop-after vae-decoder trains it without the base model, e.g. beside it); --stop-after vae
  * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
  * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
  * reconstruction gate, the base model's conditioning score) with seed 0's gate classifier, on seed 0's
@@ -40,7 +41,7 @@ import { loadVAE, loadTrainingCheckpoint, StableDiffusionPipeline } from '@folia
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner, hashOf } from './study/stages.js';
 import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
-import { pretrainGenerator, pretrainPool, pretrainVAE, perceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
+import { pretrainGenerator, pretrainPool, pretrainVAE, pretrainDecoder, perceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
 import { studyBasePipeline, studyBaseMethod } from './study/generator.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
 import { classifierBaseConfig, splitStage } from './study/arms.js';
@@ -121,7 +122,9 @@ async function main(): Promise<void> {
   overrides(P, 'base', args.base);
   if (args['vae-decoder']) P.vaeDecoder = decoderSettings(P, args['vae-decoder']);
   perceptualRecipe(P); // checks the perceptual keys now, not after the gate classifier has trained
-  if (args['stop-after'] !== undefined && args['stop-after'] !== 'vae') throw new Error(`--stop-after: only "vae" is supported, got "${args['stop-after']}"`);
+  const stopAfter = args['stop-after'];
+  if (stopAfter !== undefined && stopAfter !== 'vae' && stopAfter !== 'vae-decoder') throw new Error(`--stop-after: "vae" or "vae-decoder", got "${stopAfter}"`);
+  if (stopAfter === 'vae-decoder' && !P.vaeDecoder) throw new Error('--stop-after vae-decoder needs --vae-decoder (the fine-tune to run)');
   const stop = new AbortController();
   if (args.deadline !== undefined) {
     const s = Number(args.deadline);
@@ -152,8 +155,11 @@ async function main(): Promise<void> {
     const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)], stop.signal);
     scorer = classifierScorer((await loadTrainedModel(inst.value.checkpoint)).model, { classNames: [...data.set.classNames], imageSize: P.imageSize });
   }
-  if (args['stop-after'] === 'vae') {
-    const vae = await pretrainVAE(opts, await pretrainPool(opts));
+  if (stopAfter) {
+    const pool = await pretrainPool(opts);
+    let vae = await pretrainVAE(opts, pool);
+    // the decoder fine-tune does not depend on the base model: it can train beside it
+    if (stopAfter === 'vae-decoder') vae = await pretrainDecoder(opts, pool, vae);
     if (scorer) await measureVae(P, vae.value.model, scorer, data, split, out, saveGates);
     console.log(`VAE trained (${vae.value.steps} steps, final loss ${vae.value.finalLoss?.toFixed(4)}): ${vae.value.model}`);
     ft.shutdown();

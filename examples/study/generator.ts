@@ -89,40 +89,40 @@ export async function trainStudyVAE(p: StudyProfile, dir: string, images: RgbLik
 
 /**
  * The decoder fine-tune (profile `vaeDecoder`): the trained VAE's decoder trains on with the VAE's loss,
- * its encoder (so every latent) frozen; written as a VAE under <dir>/final and, with the base model's
- * pipeline around it, as a whole pipeline under <dir>/pipeline.
+ * its encoder (so every latent) frozen; written as a VAE under <dir>/final.
  */
 export async function trainStudyDecoder(
-  p: StudyProfile, dir: string, vaeDir: string, baseDir: string, images: RgbLike[], seed: number, signal?: AbortSignal, extra: Pick<VAETrainConfig, 'perceptual'> = {},
-): Promise<{ vae: TrainedStage; pipeline: TrainedStage }> {
+  p: StudyProfile, dir: string, vaeDir: string, images: RgbLike[], seed: number, signal?: AbortSignal, extra: Pick<VAETrainConfig, 'perceptual'> = {},
+): Promise<TrainedStage> {
   const d = p.vaeDecoder;
   if (!d) throw new Error('trainStudyDecoder: the profile has no vaeDecoder settings');
   ft.manualSeed(seed);
   ft.resetPeakMemory();
   const vae = await loadVAE(vaeDir);
-  let r: Awaited<ReturnType<typeof trainVAE>>;
   try {
-    r = await trainVAE(vae, {
+    const r = await trainVAE(vae, {
       ...loop(dir, seed, signal, d.steps), images, resolution: p.imageSize, maxTrainSteps: d.steps, learningRate: d.lr, trainBatchSize: d.batch,
       trainEncoder: false, cropSize: p.vae.cropSize, gradientWeight: p.vae.gradientWeight, lowPassWeight: p.vae.lowPassWeight, ...extra,
       lrScheduler: 'cosine', lrWarmupSteps: Math.min(20, Math.floor(d.steps / 10)), validationSteps: Math.ceil(d.steps / 4),
     });
     checkInterrupted(r, 'VAE decoder fine-tune');
+    return { model: join(dir, 'final'), steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes: ft.memory().peakBytes };
   } finally {
     vae.dispose();
   }
-  const peakBytes = ft.memory().peakBytes;
+}
+
+/** The pipeline in `baseDir` with the VAE in `vaeDir` in place of its own, saved whole to `outDir`. */
+export async function pipelineWithVAE(baseDir: string, vaeDir: string, outDir: string): Promise<TrainedStage> {
   const base = await StableDiffusionPipeline.fromPretrained(baseDir);
-  const tuned = await loadVAE(join(dir, 'final'));
   base.vae.dispose();
-  const pipe = new StableDiffusionPipeline({ tokenizer: base.tokenizer, textEncoder: base.textEncoder, vae: tuned, unet: base.unet, scheduler: base.scheduler });
+  const pipe = new StableDiffusionPipeline({ tokenizer: base.tokenizer, textEncoder: base.textEncoder, vae: await loadVAE(vaeDir), unet: base.unet, scheduler: base.scheduler });
   try {
-    await pipe.save(join(dir, 'pipeline'));
+    await pipe.save(outDir);
   } finally {
     pipe.dispose();
   }
-  const stage = (model: string): TrainedStage => ({ model, steps: r.steps, finalLoss: r.losses.at(-1) ?? null, peakBytes });
-  return { vae: stage(join(dir, 'final')), pipeline: stage(join(dir, 'pipeline')) };
+  return { model: outDir, steps: 0, finalLoss: null, peakBytes: 0 };
 }
 
 /**

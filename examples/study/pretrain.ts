@@ -20,7 +20,7 @@ import { DRIFT_PROBES } from '@foliar/diffusion';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
-import { trainStudyBase, trainStudyVAE, trainStudyDecoder, type TrainedStage } from './generator.js';
+import { trainStudyBase, trainStudyVAE, trainStudyDecoder, pipelineWithVAE, type TrainedStage } from './generator.js';
 import { readEmbeddedGenerator } from './embedded-generator.js';
 
 /** Generator seed of the procedural pretraining pool: the study's data renders from seed 0. */
@@ -254,20 +254,30 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
   o.onStage?.();
   if (!P.vaeDecoder) return { pool, vae, base };
   // the decoder fine-tune: the same latents, so the base model stays; the generator is its pipeline with the new decoder
+  const dec = await pretrainDecoder(o, pool, vae);
+  const gen = await o.runner.run('generator', null, { pipeline: 'base with the fine-tuned decoder' }, [base, dec], (dir) => pipelineWithVAE(base.value.model, dec.value.model, join(dir, 'pipeline')));
+  const tuned: StageResult<TrainedStage> = { ...dec, value: { ...dec.value, latentStd: vae.value.latentStd, scalingFactor: vae.value.scalingFactor } };
+  return { pool, vae: tuned, base: { ...gen, value: { ...base.value, model: gen.value.model } } };
+}
+
+/**
+ * The decoder fine-tune stage (profile `vaeDecoder`): depends on the VAE (and the perceptual term's
+ * net), not on the base model, so it can train beside it.
+ */
+export async function pretrainDecoder(o: PretrainOptions, pool: PretrainPool, vae: StageResult<TrainedStage>): Promise<StageResult<TrainedStage>> {
+  const P = o.profile;
   const images = pool.items.map((it) => it.image);
   const perceptual = perceptualRecipe(P);
   const net = perceptual ? await trainPoolClassifier(o, pool, perceptual) : null;
-  const dec = await o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, base, ...(net ? [net] : [])], async (dir) => {
-    if (!net || !perceptual) return trainStudyDecoder(P, dir, vae.value.model, base.value.model, images, 0, o.signal);
+  return o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, ...(net ? [net] : [])], async (dir) => {
+    if (!net || !perceptual) return trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal);
     const { model } = await loadTrainedModel(net.value.checkpoint);
     try {
       if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
       const features = resnetFeatures(model, perceptual.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
-      return await trainStudyDecoder(P, dir, vae.value.model, base.value.model, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
+      return await trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
     } finally {
       model.dispose();
     }
   });
-  const part = (value: TrainedStage): StageResult<TrainedStage> => ({ key: dec.key, dir: dec.dir, value, seconds: dec.seconds, cached: dec.cached });
-  return { pool, vae: part({ ...dec.value.vae, latentStd: vae.value.latentStd, scalingFactor: vae.value.scalingFactor }), base: part({ ...dec.value.pipeline, steps: base.value.steps, finalLoss: base.value.finalLoss }) };
 }

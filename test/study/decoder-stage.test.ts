@@ -42,7 +42,7 @@ test('the generator decodes with the fine-tuned decoder over the same encoder, U
   const o: PretrainOptions = { runner, profile: P, data, splits: studySplits(P, data.set), photographs: false, common, classPrompt: 'a photo of a leaf', promptOf: prompt };
   const pre = await pretrainGenerator(o);
   const vaeDir = join(runner.runDir, 'vae');
-  assert.ok(pre.vae.dir.includes('vae-decoder') && pre.base.dir.includes('vae-decoder'), `${pre.vae.dir} / ${pre.base.dir}`);
+  assert.ok(pre.vae.dir.includes('vae-decoder') && pre.base.dir.includes('generator'), `${pre.vae.dir} / ${pre.base.dir}`);
   const trainedVae = await loadVAE(join(vaeDir, readdirSync(vaeDir).find((d) => /^[0-9a-f]+$/.test(d))!, 'final'));
   const tunedVae = await loadVAE(pre.vae.value.model);
   const gen = await StableDiffusionPipeline.fromPretrained(pre.base.value.model);
