@@ -45,6 +45,9 @@ function candidates(p: StudyProfile): Partial<DreamBoothSettings>[] {
   ];
 }
 
+/** A learning rate as people write it: 3e-4 × 1 is 0.0003, not 0.00030000000000000003. */
+const num = (x: number) => String(Number(x.toPrecision(6)));
+
 const TUNABLE: readonly (keyof DreamBoothSettings)[] = ['steps', 'lrFull', 'priorWeight', 'trainTextEncoder', 'classImages', 'batch'];
 
 /** --candidates: a JSON list of overrides of the profile's DreamBooth settings, each key and value checked. */
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
     g.dispose?.();
     const meanP = r.rareProbabilities.length ? r.rareProbabilities.reduce((a, b) => a + b, 0) / r.rareProbabilities.length : null;
     rows.push({ settings, rareShare: r.rareShare, baseRareShare: r.baseRareShare, meanRareProbability: meanP, nnDistance: r.nnDistance, baseNnDistance: r.baseNnDistance, ratio: r.ratio, seconds: db.seconds });
-    const label = `steps ${settings.steps}, lr ${settings.lrFull}, prior ${settings.priorWeight}${settings.trainTextEncoder ? ', +text' : ''}`;
+    const label = `steps ${settings.steps}, lr ${num(settings.lrFull)}, prior ${settings.priorWeight}${settings.trainTextEncoder ? ', +text' : ''}`;
     grid.push({ label, images: r.samples.slice(0, 8) });
     console.log(`${label}: rare share ${r.rareShare.toFixed(2)} (base model's class-prompt samples ${r.baseRareShare.toFixed(2)}), NN distance to real validation ${r.nnDistance.toFixed(3)} (base ${r.baseNnDistance.toFixed(3)})`);
   }
@@ -140,7 +143,7 @@ async function main(): Promise<void> {
     `Scored by the seed's gate classifier (validation accuracy ${inst.value.valAccuracy.toFixed(2)}, mean AUC ${inst.value.valMeanAuc?.toFixed(2) ?? 'n/a'}); ${P.gates.dreamboothSamples} instance-prompt samples each; distances: mean nearest-neighbour L2 of classifier avgpool features to the ${rareVal.length} real ${rare} validation images.`, '',
     '| steps | lr | prior weight | text encoder | rare share | base rare share | mean P(rare) | NN distance | base NN distance | train s |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.settings.steps} | ${r.settings.lrFull} | ${r.settings.priorWeight} | ${r.settings.trainTextEncoder ? 'yes' : 'no'} | ${r.rareShare.toFixed(2)} | ${r.baseRareShare.toFixed(2)} | ${r.meanRareProbability?.toFixed(2) ?? 'n/a'} | ${r.nnDistance.toFixed(3)} | ${r.baseNnDistance.toFixed(3)} | ${r.seconds.toFixed(0)} |`),
+    ...rows.map((r) => `| ${r.settings.steps} | ${num(r.settings.lrFull)} | ${r.settings.priorWeight} | ${r.settings.trainTextEncoder ? 'yes' : 'no'} | ${r.rareShare.toFixed(2)} | ${r.baseRareShare.toFixed(2)} | ${r.meanRareProbability?.toFixed(2) ?? 'n/a'} | ${r.nnDistance.toFixed(3)} | ${r.baseNnDistance.toFixed(3)} | ${r.seconds.toFixed(0)} |`),
     '', `Chosen: ${JSON.stringify(best.settings)}`, '',
   ].join('\n');
   await writeFileAtomic(join(dir, `seed-${seed}.md`), md);
