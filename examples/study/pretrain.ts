@@ -16,7 +16,7 @@ import {
   LEAF_CLASSES, ResNet, RESNET_FEATURE_LAYERS, loadTrainedModel, resnetFeatures, resolveConfig, syntheticSource, train,
   type LabeledItem, type ProtocolSplit, type ResNetFeatureLayer, type RgbImage, type TrainConfig,
 } from '@foliar/classifier';
-import { DRIFT_PROBES } from '@foliar/diffusion';
+import { DRIFT_PROBES, type PerceptualTerm } from '@foliar/diffusion';
 import type { StudyProfile } from './profiles.js';
 import { imagesOf, type StudyData } from './data.js';
 import { hashOf, type StageRunner, type StageResult } from './stages.js';
@@ -214,16 +214,23 @@ export async function pretrainVAE(o: PretrainOptions, pool: PretrainPool): Promi
   // without the perceptual keys: exactly the old stage (same config, same deps, so the same cache key)
   if (!perceptual) return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool)], (dir) => trainStudyVAE(P, dir, images, 0, o.signal));
   const net = await trainPoolClassifier(o, pool, perceptual);
-  return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool), net], async (dir) => {
-    const { model } = await loadTrainedModel(net.value.checkpoint);
-    try {
-      if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
-      const features = resnetFeatures(model, perceptual.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
-      return await trainStudyVAE(P, dir, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
-    } finally {
-      model.dispose();
-    }
-  });
+  return o.runner.run('vae', null, { vae: P.vae, size: P.imageSize }, [poolStage(o, pool), net], (dir) =>
+    withPerceptualTerm(net, perceptual, (extra) => trainStudyVAE(P, dir, images, 0, o.signal, extra)),
+  );
+}
+
+/** Runs `train` with the perceptual term's loss options, the pool classifier loaded for the call (and freed after). */
+async function withPerceptualTerm<T>(
+  net: StageResult<PoolClassifier>, recipe: PerceptualRecipe, train: (extra: { perceptual: PerceptualTerm }) => Promise<T>,
+): Promise<T> {
+  const { model } = await loadTrainedModel(net.value.checkpoint);
+  try {
+    if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
+    const features = resnetFeatures(model, recipe.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
+    return await train({ perceptual: { weight: recipe.perceptualWeight!, features } });
+  } finally {
+    model.dispose();
+  }
 }
 
 /** The VAE, then the base model on its latents: two stages shared by all seeds (cached under the run folder). */
@@ -269,15 +276,9 @@ export async function pretrainDecoder(o: PretrainOptions, pool: PretrainPool, va
   const images = pool.items.map((it) => it.image);
   const perceptual = perceptualRecipe(P);
   const net = perceptual ? await trainPoolClassifier(o, pool, perceptual) : null;
-  return o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, ...(net ? [net] : [])], async (dir) => {
-    if (!net || !perceptual) return trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal);
-    const { model } = await loadTrainedModel(net.value.checkpoint);
-    try {
-      if (!(model instanceof ResNet)) throw new Error(`pool classifier ${net.value.checkpoint}: not a ResNet`);
-      const features = resnetFeatures(model, perceptual.perceptualLayers ?? ['stem', 'layer1'], { inputRange: [-1, 1] });
-      return await trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal, { perceptual: { weight: perceptual.perceptualWeight!, features } });
-    } finally {
-      model.dispose();
-    }
-  });
+  return o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, ...(net ? [net] : [])], (dir) =>
+    net && perceptual
+      ? withPerceptualTerm(net, perceptual, (extra) => trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal, extra))
+      : trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal),
+  );
 }
