@@ -23,7 +23,7 @@
  * (checkpoint written, nothing exported) that many seconds after the start; --gates-checkpoint
  * <base stage>/checkpoints/checkpoint-<step> trains nothing and measures the base model's conditioning
  * gate at that checkpoint (its EMA weights when the recipe keeps them) as stage base_model@<step>, with
- * conditioning-step-<step>.png: a long run can be watched, or measured before it ends, from a second
+ * conditioning-step-<step>.png (decoding with the recipe's fine-tuned decoder when it has one): a long run can be watched, or measured before it ends, from a second
  * process while it trains; with --export that checkpoint is exported as the generator (manifest: the command,
  * the checkpoint and its step), e.g. to tune DreamBooth on it with FOLIAR_EMBEDDED_GENERATOR.
  *
@@ -184,11 +184,14 @@ async function main(): Promise<void> {
   if (at !== undefined) {
     // nothing trains: the VAE stage must be cached already (the base stage's run trained it)
     const pool = await pretrainPool(opts);
-    const vae = await pretrainVAE(opts, pool);
+    // the generator's own decoder when the recipe fine-tunes one (the latents are the VAE's either way)
+    const trainedVae = await pretrainVAE(opts, pool);
+    const vae = P.vaeDecoder ? await pretrainDecoder(opts, pool, trainedVae) : trainedVae;
     const words = P.base.wordTokens ? promptWords(opts.classPrompt, data.set.classNames.map(prompt)) : undefined;
     const state = await readCheckpointState(resolve(at));
     const step = state.step;
     const pipe = await studyBasePipeline(P, vae.value.model, 0, words);
+    if (P.vaeDecoder) console.log(`decoding with the fine-tuned decoder ${vae.value.model}`);
     const weights = P.base.emaDecay ? 'ema' : 'trained';
     const saved = join(out, 'checkpoint-pipelines', `step-${step}`);
     try {
