@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 const NODE_ONLY: Record<string, string[]> = {
   tensor: ['openAtomic', 'writeFileAtomic', 'atomicTempPath', 'resolveInside', 'UnsafePathError', 'SafetensorsFile', 'readSafetensorsHeader', 'writeSafetensors'],
   report: ['writePng', 'readPng'],
-  nn: ['cleanStaleTemps', 'filterJsonl', 'pidAlive', 'reportCliError', 'debugWanted', 'runTrainLoop', 'prepareOutputDir', 'existingRunOutputs', 'latestCheckpoint', 'readCheckpointState', 'writeLossCurve', 'emaDecayAt', 'BEST_CHECKPOINT'],
+  nn: ['cleanStaleTemps', 'filterJsonl', 'pidAlive', 'reportCliError', 'debugWanted', 'runTrainLoop', 'prepareOutputDir', 'existingRunOutputs', 'latestCheckpoint', 'readCheckpointState', 'loadCheckpointWeights', 'writeLossCurve', 'emaDecayAt', 'BEST_CHECKPOINT'],
   diffusion: [
     // golden tokenizer check, image sets on disk, random presets written to folders
     'checkTokenizerCase', 'loadCaseTokenizers', 'generateImageSet', 'imageSetFile', 'createRandomPipeline', 'writeShardedWeights', 'weightFileNames', 'parseSize',
