@@ -4,7 +4,7 @@ import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2
 import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 import { sum, narrow, profile } from '@foliar/tensor';
 import * as assert from 'uvu/assert';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
@@ -242,7 +242,7 @@ test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradien
   const lanes8 = convWindowLanes(gpu);
   const splits = (v: ConvVariant, a: Conv2dAttrs, lanes: 4 | 8): number =>
     v === 'window' && windowApplies('wgrad', a, lanes)
-      ? windowDispatch(windowPlan('wgrad', { ...a, biasGrad: true }, false, lanes), { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }).splits
+      ? windowDispatch(windowPlan('wgrad', { ...a, biasGrad: true }, false, lanes, { splitBelow: convSplitBelow(gpu) }), { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }).splits
       : gemmDispatch('wgrad', { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }, gpu.rt.subgroups, false).splits;
   // the cases must reach both the split and the unsplit reduction of each variant
   const variants = convVariants(gpu);

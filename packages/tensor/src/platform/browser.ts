@@ -18,6 +18,9 @@ export const nodeGpu: typeof NodePlatform.nodeGpu = async () => {
   );
 };
 
+/** A software adapter in a browser (SwiftShader) computes on about as many threads as the page sees cores. */
+export const softwareThreads: typeof NodePlatform.softwareThreads = () => globalThis.navigator?.hardwareConcurrency || 4;
+
 /** Fetches `url` as bytes; the error names the URL and the HTTP status. */
 export async function fetchBytes(url: string, what = 'file'): Promise<Uint8Array> {
   let res: Response;

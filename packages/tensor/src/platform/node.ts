@@ -3,6 +3,7 @@
  * gets ./browser.ts). Everything here may use Node built-ins and the `webgpu` (Dawn) binding;
  * nothing outside this folder imports them for the browser-safe modules.
  */
+import { availableParallelism } from 'node:os';
 import { SafetensorsFile, writeSafetensors as writeSafetensorsFile } from '../io/safetensors.js';
 import type { SafetensorsReader, TensorsToWrite } from '../io/safetensors-buffer.js';
 
@@ -31,6 +32,15 @@ export async function nodeGpu(flags: string[]): Promise<GPU | null> {
 }
 
 const nodeGpus = new Map<string, GPU>();
+
+/**
+ * How many threads a software adapter computes on: lavapipe's LP_NUM_THREADS where set, else the
+ * cores Node may use (kernels that size their parallelism for a CPU read it).
+ */
+export function softwareThreads(): number {
+  const lp = Number(process.env.LP_NUM_THREADS);
+  return Number.isInteger(lp) && lp > 0 ? lp : availableParallelism();
+}
 
 /** Opens a safetensors file for tensor-by-tensor reads: a path on disk (Node). */
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {

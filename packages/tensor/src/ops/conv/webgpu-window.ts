@@ -54,6 +54,8 @@ export interface WindowPlan {
   aF16?: boolean;
   /** The bias is stored as float16. */
   biasF16?: boolean;
+  /** wgrad: below this many workgroups the reduction is split (partials summed by one more dispatch). */
+  splitBelow: number;
 }
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
@@ -390,6 +392,7 @@ export interface WindowShape {
   tm?: number;
   tn?: number;
   cb?: number;
+  splitBelow?: number;
 }
 
 let tilesOverride: WindowShape = {};
@@ -413,7 +416,7 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : mode === 'fwd';
   const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
-  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums };
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums, splitBelow: o.splitBelow ?? 64 };
 }
 
 /**
@@ -539,7 +542,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
   let splits = 1;
   if (mode === 'wgrad') {
     const wgs = tilesX * rowTiles * a.groups;
-    if (wgs < 64) splits = Math.max(1, Math.min(Math.ceil(128 / wgs), Math.floor(T / 64)));
+    if (wgs < p.splitBelow) splits = Math.max(1, Math.min(Math.ceil((2 * p.splitBelow) / wgs), Math.floor(T / 64)));
   }
   const kChunk = Math.ceil(T / splits / p.lanes) * p.lanes;
   if (mode === 'wgrad') splits = Math.ceil(T / kChunk);

@@ -9,6 +9,7 @@ import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
 import { matmulVariant } from '../matmul/webgpu.js';
 import { im2colApplies, im2colForward, im2colGradInput, im2colGradWeight } from './webgpu-im2col.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
+import { softwareThreads } from '#platform';
 
 /**
  * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
@@ -280,10 +281,20 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   }
   const lanes = convWindowLanes(be);
   if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a, lanes)) {
-    return runWindow(be, windowPlan(mode, a, !!bias, lanes), a, in0, in1, bias);
+    return runWindow(be, windowPlan(mode, a, !!bias, lanes, { splitBelow: convSplitBelow(be) }), a, in0, in1, bias);
   }
   const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias, { a: in1.dtype === 'float16', bias: bias?.dtype === 'float16' });
   return dispatchConv(be, `conv2d_${mode}`, d, in0, in1, bias);
+}
+
+/**
+ * The window wgrad splits its reduction (partials + one reduce dispatch) when its output gives fewer
+ * workgroups than this. A GPU wants many workgroups in flight; a software adapter only enough for its
+ * threads (two per thread balance them): there the partials cost more than they gain (tiny UNet
+ * shapes, CPU time alternated: unsplit 1.1-1.3x cheaper) and each split costs one more dispatch.
+ */
+export function convSplitBelow(be: WebGPUBackend): number {
+  return be.rt.info.isSoftware ? 2 * softwareThreads() : 64;
 }
 
 // ------------------------------------------------------------------ variants
