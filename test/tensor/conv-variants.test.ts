@@ -4,7 +4,7 @@ import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2
 import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 import { sum, narrow, profile } from '@foliar/tensor';
 import * as assert from 'uvu/assert';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, setConvSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
@@ -244,10 +244,19 @@ test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradien
     v === 'window' && windowApplies('wgrad', a, lanes)
       ? windowDispatch(windowPlan('wgrad', { ...a, biasGrad: true }, false, lanes, { splitBelow: convSplitBelow(gpu) }), { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }).splits
       : gemmDispatch('wgrad', { ...a, biasGrad: true }, { off0: 0, off1: 0, off2: 0 }, gpu.rt.subgroups, false).splits;
-  // the cases must reach both the split and the unsplit reduction of each variant
+  // the cases must reach both the split and the unsplit reduction of each variant: the window variant
+  // runs at the adapter's own threshold and at a GPU's (64), which splits where a CPU's does not
   const variants = convVariants(gpu);
+  const thresholds = [convSplitBelow(gpu), ...(convSplitBelow(gpu) < 64 ? [64] : [])];
   for (const v of variants) {
-    const ss = list.map((a) => splits(v, a, lanes8 ?? 8));
+    const ss = thresholds.flatMap((t) => {
+      setConvSplitBelow(gpu, t);
+      try {
+        return list.map((a) => splits(v, a, lanes8 ?? 8));
+      } finally {
+        setConvSplitBelow(gpu, undefined);
+      }
+    });
     assert.ok(ss.some((s) => s > 1) && ss.some((s) => s === 1), `${v}: split factors ${ss.join(',')}`);
   }
   assert.ok(list.some((a) => a.kw === 5) && list.some((a) => a.groups > 1), 'cases cover 5-wide kernels and groups');
@@ -274,9 +283,11 @@ test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradien
     await assertClose(await cw.data(), wantW, { rtol: 1e-5, msg: `CPU fused dweight ${JSON.stringify(a)}` });
     await assertClose(await cb.data(), wantB, { rtol: 1e-5, msg: `CPU fused dbias ${JSON.stringify(a)}` });
     for (const t of [...c.all, cw, cb]) t.dispose();
-    const runsHere: { v: ConvVariant; lanes: 4 | 8 | undefined }[] = variants.map((v) => ({ v, lanes: undefined }));
+    const runsHere: { v: ConvVariant; lanes: 4 | 8 | undefined; splitBelow?: number }[] = variants.map((v) => ({ v, lanes: undefined }));
     if (lanes8 === 8 && i % 3 === 0) runsHere.push({ v: 'window', lanes: 4 });
+    if (variants.includes('window') && thresholds.length > 1) runsHere.push({ v: 'window', lanes: undefined, splitBelow: 64 });
     for (const r of runsHere) {
+      if (r.splitBelow !== undefined) setConvSplitBelow(gpu, r.splitBelow);
       await withVariant(r.v, r.lanes, async () => {
         const g = make(gpu);
         const [dw, db] = conv2dGradWeightBiasRaw(g.x, g.dy, a);
@@ -286,7 +297,7 @@ test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradien
         await assertClose(await dw.data(), wantW, { rtol: 2e-4, msg: `dweight ${msg}` });
         await assertClose(await db.data(), wantB, { rtol: 2e-4, msg: `dbias ${msg}` });
         for (const t of [...g.all, dw, db]) t.dispose();
-      });
+      }).finally(() => setConvSplitBelow(gpu, undefined));
     }
   }
 });

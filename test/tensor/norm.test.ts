@@ -1,7 +1,7 @@
 import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, profile, type Backend, type Tensor } from '@foliar/tensor';
 import { groupNorm, groupNormSilu, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
 import { prng } from '../prng.js';
 
@@ -206,6 +206,45 @@ test('norm argument errors name the op and shapes', () => {
   assert.throws(() => groupNorm(x, 4), /groupNorm: 6 channels of \[2, 6, 4\] cannot be split into 4 groups/);
   assert.throws(() => layerNorm(x, [6]), /layerNorm: normalized shape \[6\]/);
   assert.throws(() => batchNorm(tensor([1, 2], { backend: cpu, shape: [1, 2] }), null, null, null, null, { training: true }), /more than 1 value per channel/);
+});
+
+
+test('norm backward: dx and the affine gradients in one dispatch on WebGPU; the affine alone and with an accumulated dx match the CPU', async () => {
+  const gpu = requireGpu('the fused norm backward');
+  const shape = [2, 6, 5, 7];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const xd = randn(n, 21, 0.2, 1.3), wd = randn(6, 22, 1, 0.5), bd = randn(6, 23), rd = randn(n, 24);
+  // xGrad: x takes part in autograd; residual: h = 1.5·x feeds the norm and is added to its output, so
+  // the norm's backward accumulates h's other gradient in its kernel
+  const run = async (be: Backend, xGrad: boolean, residual: boolean, silu: boolean) => {
+    const x = tensor(xd, { backend: be, shape });
+    if (xGrad) x.requiresGrad_();
+    const w = tensor(wd, { backend: be, shape: [6] }).requiresGrad_();
+    const b = tensor(bd, { backend: be, shape: [6] }).requiresGrad_();
+    const h = residual ? x.mul(1.5) : x;
+    const z = silu ? groupNormSilu(h, 3, w, b) : groupNorm(h, 3, w, b);
+    const y = residual ? z.add(h) : z;
+    y.backward(tensor(rd, { backend: be, shape }));
+    const out = [await y.dataF32(), await w.grad!.dataF32(), await b.grad!.dataF32(), ...(xGrad ? [await x.grad!.dataF32()] : [])];
+    for (const t of [x, w, b, y]) t.dispose();
+    return out;
+  };
+  for (const [xGrad, residual, silu] of [[false, false, false], [true, true, false], [true, true, true], [false, false, true]] as const) {
+    const c = await run(cpu, xGrad, residual, silu), g = await run(gpu, xGrad, residual, silu);
+    c.forEach((ref, i) => close(g[i]!, ref, 1e-4, `x grad ${xGrad}, residual ${residual}, silu ${silu}: ${['y', 'dw', 'db', 'dx'][i]}`));
+  }
+  // one dispatch for dx, dw and db
+  const x = tensor(xd, { backend: gpu, shape }).requiresGrad_();
+  const w = tensor(wd, { backend: gpu, shape: [6] }).requiresGrad_();
+  const b = tensor(bd, { backend: gpu, shape: [6] }).requiresGrad_();
+  const { report } = await profile(async () => {
+    groupNorm(x, 3, w, b).sum().backward();
+    await x.grad!.data();
+  }, { gpuTime: false });
+  const count = (name: string) => report.byOp.find((r) => r.name === name)?.dispatches ?? 0;
+  assert.is(count('norm_backward_affine'), 1, 'fused dispatches');
+  assert.is(count('norm_backward') + count('norm_affine_grad'), 0, 'separate dispatches');
+  for (const t of [x, w, b]) t.dispose();
 });
 
 test.run();

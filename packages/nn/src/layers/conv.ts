@@ -36,12 +36,14 @@ export class Conv2d extends Module {
     this.weight = this.param('weight', defaultWeight(shape, opts, fan));
     this.bias = opts.bias === false ? this.param('bias', null) : this.param('bias', uniform([outChannels], 1 / Math.sqrt(fan), opts));
   }
-  forward(x: Tensor): Tensor {
+  /** `residual` (the output's shape) is added in the convolution's store: forward(x) + residual in one kernel. */
+  forward(x: Tensor, residual?: Tensor | null): Tensor {
     return conv2d(x, this.weight, this.bias, {
       stride: this.opts.stride ?? 1,
       padding: this.opts.padding ?? 0,
       dilation: this.opts.dilation ?? 1,
       groups: this.opts.groups ?? 1,
+      addend: residual ?? null,
     });
   }
 }

@@ -16,7 +16,7 @@ import type { Conv2dAttrs } from '../ops/conv/index.js';
 export type { Conv2dAttrs };
 import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../ops/pool/index.js';
 export type { Pool2dAttrs, AdaptivePool2dAttrs };
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from '../ops/norm/index.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs, NormBackwardAffineAttrs } from '../ops/norm/index.js';
 export type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs };
 import type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs } from '../ops/attention/index.js';
 export type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs };
@@ -48,6 +48,7 @@ export interface Kernels {
   norm_forward: { attrs: NormForwardAttrs; out: Storage[] };
   norm_backward: { attrs: NormBackwardAttrs; out: Storage };
   norm_affine_grad: { attrs: NormAffineGradAttrs; out: Storage[] };
+  norm_backward_affine: { attrs: NormBackwardAffineAttrs; out: Storage[] };
   attention_forward: { attrs: AttentionForwardAttrs; out: Storage[] };
   attention_backward: { attrs: AttentionBackwardAttrs; out: Storage[] };
   adam_step: { attrs: AdamStepAttrs; out: void };

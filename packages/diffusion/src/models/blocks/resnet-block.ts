@@ -37,14 +37,16 @@ export class ResnetBlock2D extends Module {
   forward(x: Tensor, temb?: Tensor | null, opts: { tembActivated?: boolean } = {}): Tensor {
     return tidy(() => {
       // GN → SiLU fused (one kernel each way)
-      let h = this.conv1.forward(this.norm1.forwardSilu(x));
+      // the time embedding (one value per image and channel) is added in conv1's store
+      let tAdd: Tensor | null = null;
       if (this.timeEmbProj && temb) {
         const t = this.timeEmbProj.forward(opts.tembActivated ? temb : temb.silu());
-        h = h.add(t.reshape([t.shape[0]!, t.shape[1]!, 1, 1]));
+        tAdd = t.reshape([t.shape[0]!, t.shape[1]!, 1, 1]).expand([x.shape[0]!, t.shape[1]!, x.shape[2]!, x.shape[3]!]);
       }
-      h = this.conv2.forward(this.norm2.forwardSilu(h));
+      const h = this.conv1.forward(this.norm1.forwardSilu(x), tAdd);
       const skip = this.convShortcut ? this.convShortcut.forward(x) : x;
-      const out = skip.add(h);
+      // the skip is added in conv2's store (one kernel, not a convolution and an add)
+      const out = this.conv2.forward(this.norm2.forwardSilu(h), skip);
       return this.outputScaleFactor === 1 ? out : out.mul(1 / this.outputScaleFactor);
     });
   }

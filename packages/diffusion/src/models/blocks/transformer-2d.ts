@@ -70,7 +70,7 @@ export class Transformer2DModel extends Module {
   norm: GroupNorm;
   projIn: Module & { forward(x: Tensor): Tensor };
   transformerBlocks: ModuleList<BasicTransformerBlock>;
-  projOut: Module & { forward(x: Tensor): Tensor };
+  projOut: Module & { forward(x: Tensor, residual?: Tensor | null): Tensor };
   constructor(readonly o: Transformer2DOptions) {
     super();
     const inner = o.heads * o.dimHead;
@@ -90,8 +90,9 @@ export class Transformer2DModel extends Module {
       const toMap = (t: Tensor) => t.reshape([b, h, w, t.shape[2]!]).permute(0, 3, 1, 2);
       y = this.o.useLinearProjection ? this.projIn.forward(toSeq(y)) : toSeq(this.projIn.forward(y));
       for (const blk of this.transformerBlocks) y = blk.forward(y, context);
-      y = this.o.useLinearProjection ? toMap(this.projOut.forward(y)) : this.projOut.forward(toMap(y));
-      return y.add(x);
+      // the residual is added in proj_out's store when it is a convolution
+      if (this.o.useLinearProjection) return toMap(this.projOut.forward(y)).add(x);
+      return this.projOut.forward(toMap(y), x);
     });
   }
 }

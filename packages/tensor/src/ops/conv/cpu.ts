@@ -1,7 +1,8 @@
 // conv kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
-import type { KernelFn } from '../../backend.js';
+import type { KernelFn, View } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
 import type { Conv2dAttrs } from './index.js';
+import { isContiguous } from '../../shape.js';
 
 /**
  * Direct loops over the definition in Conv2dAttrs, accumulating in f64. Each kernel calls
@@ -58,22 +59,51 @@ export const conv2d: KernelFn<CpuBackend, 'conv2d'> = (be, inputs, attrs) => {
   taps(a, (xi, wi, yi) => {
     acc[yi] += X[x.offset + xi]! * Wt[w.offset + wi]!;
   });
+  if (a.hasAddend) addView(acc, inputs[a.hasBias ? 3 : 2]!);
   return toStorage(be, acc);
 };
 
-export const conv2d_grad_input: KernelFn<CpuBackend, 'conv2d_grad_input'> = (be, [dy, w], attrs) => {
+/** acc += the view (of acc's shape, any strides), element by element in row-major order. */
+function addView(acc: Float64Array, v: View): void {
+  const D = dataOf(v);
+  const idx = new Array<number>(v.shape.length).fill(0);
+  for (let i = 0; i < acc.length; i++) {
+    let off = v.offset;
+    for (let d = 0; d < idx.length; d++) off += idx[d]! * v.strides[d]!;
+    acc[i] += D[off]!;
+    for (let d = idx.length - 1; d >= 0; d--) {
+      if (++idx[d]! < v.shape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/** A view's values in row-major order from index 0 (dy may come with any image stride). */
+function dense(v: View): { data: ArrayLike<number>; offset: number } {
+  if (isContiguous(v.shape, v.strides)) return { data: dataOf(v), offset: v.offset };
+  const acc = new Float64Array(v.shape.reduce((p, d) => p * d, 1));
+  addView(acc, v);
+  return { data: acc, offset: 0 };
+}
+
+export const conv2d_grad_input: KernelFn<CpuBackend, 'conv2d_grad_input'> = (be, [dyIn, w, addend], attrs) => {
   const a = attrs;
-  const G = dataOf(dy!), Wt = dataOf(w!);
+  const { data: G, offset: gOff } = dense(dyIn!);
+  const dy = { offset: gOff };
+  const Wt = dataOf(w!);
   const acc = new Float64Array(a.n * a.c * a.h * a.w);
   taps(a, (xi, wi, yi) => {
     acc[xi] += G[dy!.offset + yi]! * Wt[w!.offset + wi]!;
   });
+  if (a.hasAddend) addView(acc, addend!);
   return toStorage(be, acc);
 };
 
-export const conv2d_grad_weight: KernelFn<CpuBackend, 'conv2d_grad_weight'> = (be, [x, dy], attrs) => {
+export const conv2d_grad_weight: KernelFn<CpuBackend, 'conv2d_grad_weight'> = (be, [x, dyIn], attrs) => {
   const a = attrs;
-  const X = dataOf(x!), G = dataOf(dy!);
+  const { data: G, offset: gOff } = dense(dyIn!);
+  const dy = { offset: gOff };
+  const X = dataOf(x!);
   const nw = a.k * (a.c / a.groups) * a.kh * a.kw;
   const acc = new Float64Array(nw + (a.biasGrad ? a.k : 0));
   taps(a, (xi, wi, yi) => {

@@ -1,6 +1,6 @@
 import { Tensor } from '../../tensor.js';
 import type { Storage, View } from '../../backend.js';
-import { fmtShape } from '../../shape.js';
+import { fmtShape, shapesEqual } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { ew } from '../elementwise/index.js';
@@ -17,6 +17,15 @@ export interface Conv2dOptions {
   padding?: Padding2d;
   dilation?: Size2;
   groups?: number;
+}
+
+/** conv2d's call options: the geometry, and a residual added in the convolution's store. */
+export interface Conv2dCallOptions extends Conv2dOptions {
+  /**
+   * Added to the output ([N, K, Ho, Wo], float32): conv2d(x, w, b, { addend: r }) equals
+   * conv2d(x, w, b) + r, computed in one kernel; r's gradient is the output's.
+   */
+  addend?: Tensor | null;
 }
 
 export interface ConvTranspose2dOptions {
@@ -47,23 +56,37 @@ function checkBackends(op: string, x: Tensor, ...others: (Tensor | null | undefi
   }
 }
 
+/** Each image's [c, h, w] is contiguous (the image stride may be anything). */
+function imageContiguous(t: Tensor): boolean {
+  if (t.rank !== 4) return false;
+  const [, c, h, w] = t.shape as [number, number, number, number];
+  const [, sc, sh, sw] = t.strides as [number, number, number, number];
+  return (w <= 1 || sw === 1) && (h <= 1 || sh === w) && (c <= 1 || sc === h * w);
+}
+
 /** Contiguous handle without autograd (an alias when x already is contiguous). */
 function contig(t: Tensor): Tensor {
   return noGrad(() => (t.isContiguous ? t.detach() : contiguous(t)));
 }
 
-/** Raw kernels (no autograd); operands are made contiguous here. */
+/**
+ * Raw kernels (no autograd); operands are made contiguous here, except an addend (last input with
+ * hasAddend), which the kernels read through its strides (a broadcast one stays unmaterialised).
+ */
 function runConv(kernel: 'conv2d' | 'conv2d_grad_input' | 'conv2d_grad_weight', a: Conv2dAttrs, ins: Tensor[], shape: number[]): Tensor {
-  const views: View[] = ins.map(contig);
+  // dy keeps any image stride (the gradient of a concatenation arrives as a channel slice)
+  const dyAt = kernel === 'conv2d_grad_input' ? 0 : kernel === 'conv2d_grad_weight' ? 1 : -1;
+  const views: Tensor[] = ins.map((t, i) => ((a.hasAddend && i === ins.length - 1) || (i === dyAt && imageContiguous(t)) ? t.detach() : contig(t)));
   const s = ins[0]!.backend.run(kernel, views, a);
-  for (const v of views) (v as Tensor).dispose();
+  for (const v of views) v.dispose();
   return new Tensor(s, shape);
 }
 
-export const conv2dForwardRaw = (x: Tensor, w: Tensor, bias: Tensor | null, a: Conv2dAttrs): Tensor =>
-  runConv('conv2d', { ...a, hasBias: !!bias }, bias ? [x, w, bias] : [x, w], [a.n, a.k, a.ho, a.wo]);
-export const conv2dGradInputRaw = (dy: Tensor, w: Tensor, a: Conv2dAttrs): Tensor =>
-  runConv('conv2d_grad_input', { ...a, hasBias: false }, [dy, w], [a.n, a.c, a.h, a.w]);
+export const conv2dForwardRaw = (x: Tensor, w: Tensor, bias: Tensor | null, a: Conv2dAttrs, addend: Tensor | null = null): Tensor =>
+  runConv('conv2d', { ...a, hasBias: !!bias, hasAddend: !!addend }, [x, w, ...(bias ? [bias] : []), ...(addend ? [addend] : [])], [a.n, a.k, a.ho, a.wo]);
+/** dx, plus `addend` (x's gradient from its other uses) added in the kernel's store when given. */
+export const conv2dGradInputRaw = (dy: Tensor, w: Tensor, a: Conv2dAttrs, addend: Tensor | null = null): Tensor =>
+  runConv('conv2d_grad_input', { ...a, hasBias: false, hasAddend: !!addend }, addend ? [dy, w, addend] : [dy, w], [a.n, a.c, a.h, a.w]);
 export const conv2dGradWeightRaw = (x: Tensor, dy: Tensor, a: Conv2dAttrs): Tensor =>
   runConv('conv2d_grad_weight', { ...a, hasBias: false, biasGrad: false }, [x, dy], [a.k, a.c / a.groups, a.kh, a.kw]);
 
@@ -98,11 +121,12 @@ function padding4(p: Padding2d | undefined, op: string, kh: number, kw: number, 
  * torch.nn.functional.conv2d: x [N, C, H, W], weight [K, C / groups, kh, kw], bias [K].
  * Padding may be asymmetric ([top, bottom, left, right], e.g. the VAE's Downsample2D).
  */
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dCallOptions = {}): Tensor {
   const op = 'conv2d';
   checkInput(x, op);
   checkInput(weight, op, 'weight', true);
-  checkBackends(op, x, weight, bias);
+  const addend = opts.addend ?? null;
+  checkBackends(op, x, weight, bias, addend);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const [K, Cg, kh, kw] = weight.shape as [number, number, number, number];
   const groups = opts.groups ?? 1;
@@ -127,24 +151,33 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     wo: Math.floor((W + pl + pr - ew_) / stride[1]) + 1,
     kh, kw, strideH: stride[0], strideW: stride[1], dilH: dil[0], dilW: dil[1], padTop: pt, padLeft: pl, groups,
   };
+  if (addend) {
+    const want = [N, K, a.ho, a.wo];
+    if (addend.dtype !== 'float32' || !shapesEqual(addend.shape, want)) {
+      throw new RangeError(`${op}: addend ${addend.dtype} ${fmtShape(addend.shape)} must be float32 ${fmtShape(want)} (the output's shape)`);
+    }
+  }
   const needX = weight.requiresGrad, needW = x.requiresGrad;
   // the contiguous input the kernel reads is also what the weight gradient reads (a permuted x was copied twice)
   const xc = needX && !x.isContiguous ? contig(x) : x;
-  const y = conv2dForwardRaw(xc, weight, bias ?? null, a);
-  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const y = conv2dForwardRaw(xc, weight, bias ?? null, a, addend);
+  const inputs = [x, weight, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   const out = record(
     y,
     op,
     inputs,
-    (g, saved) => {
+    (g, saved, take) => {
       const sx = needX ? saved[0]! : null;
       const sw = needW ? saved[needX ? 1 : 0]! : null;
-      // one contiguous gradient for all three (a permuted or narrowed g was copied by each)
-      const gc = contig(g);
+      // one gradient layout for all three: the kernels read any image stride (a channel slice of a
+      // concatenation's gradient); anything else is copied once here, not by each kernel
+      const gc = imageContiguous(g) ? g.detach() : contig(g);
       const needB = !!bias?.requiresGrad;
       // the bias gradient comes out of the weight-gradient kernel when that runs (and has columns)
       const [dw, db] = sx && needB && a.c / a.groups > 0 ? conv2dGradWeightBiasRaw(sx, gc, a) : [sx ? conv2dGradWeightRaw(sx, gc, a) : null, needB ? sum(gc, [0, 2, 3]) : null];
-      const out = [sw ? conv2dGradInputRaw(gc, sw, a) : null, dw, db];
+      // x's gradient from its other uses so far (a skip connection) is added in the input-gradient kernel
+      const acc = sw ? take(0) : null;
+      const out = [sw ? conv2dGradInputRaw(gc, sw, a, acc) : null, dw, ...(bias ? [db] : []), ...(addend ? [addend.requiresGrad ? g : null] : [])];
       gc.dispose();
       return out;
     },
@@ -224,7 +257,8 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
 // The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
 
 /**
- * Geometry of a 2-D convolution (NCHW, contiguous operands, offsets from the views):
+ * Geometry of a 2-D convolution (NCHW, contiguous operands, offsets from the views; dy of the two
+ * gradient kernels may have any image stride, each image's [k, ho, wo] contiguous):
  * x [n, c, h, w], weight [k, c / groups, kh, kw], y [n, k, ho, wo], with
  * y[b, o, oy, ox] = sum over (ci, r, s) of x[b, g·Cg + ci, oy·strideH − padTop + r·dilH, ox·strideW − padLeft + s·dilW] · w[o, ci, r, s]
  * (g = o / (k / groups); out-of-range taps are zero). Padding bottom/right is implied by ho/wo.
@@ -249,6 +283,13 @@ export interface Conv2dAttrs {
   groups: number;
   /** conv2d only: input 2 is a bias [k]. */
   hasBias?: boolean;
+  /**
+   * conv2d and conv2d_grad_input: the last input is a float32 tensor of the output's shape, any
+   * strides, that is added in the kernel's store (a residual or an expanded per-image term in the
+   * forward, the input's gradient from its other uses in the backward): one kernel instead of a
+   * convolution and an add (WebGPU: where its pixels are contiguous or broadcast; else one add after).
+   */
+  hasAddend?: boolean;
   /**
    * conv2d_grad_weight only: the output holds k more floats after the weight gradient, the bias
    * gradient Σ dy[b, o, oy, ox] over (b, oy, ox) per output channel o.

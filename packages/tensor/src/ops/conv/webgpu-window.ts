@@ -56,6 +56,11 @@ export interface WindowPlan {
   biasF16?: boolean;
   /** wgrad: below this many workgroups the reduction is split (partials summed by one more dispatch). */
   splitBelow: number;
+  /**
+   * fwd / dgrad: a tensor of the output's shape is added in the store, read at off3 + b·as0 +
+   * channel·as1 + apix·pixel (any image and channel strides; pixels contiguous, or broadcast: apix 0).
+   */
+  addend?: boolean;
 }
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
@@ -69,7 +74,7 @@ const WG = 8;
 const U_FIELDS = [
   'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
   'cg', 'kg', 'hw', 'howo', 'KR', 'KRp', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
-  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0', 'wkk', 'r0', 'rt', 'lq', 'lr',
+  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0', 'wkk', 'r0', 'rt', 'lq', 'lr', 'off3', 'as0', 'as1', 'apix', 'dyb',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
 
@@ -114,11 +119,12 @@ function dgradOffsets(count: number, sw: number, plr: number, kw: number, dw: nu
 /** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
 
 function header(p: WindowPlan): string {
-  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : [])];
+  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : []), ...(p.addend ? ['addend'] : [])];
   return `enable subgroups;
 @group(0) @binding(0) var<storage, read> in0: array<f32>;
 ${p.vecA ? readBindingVec4(1, 'in1v', !!p.aF16) : readBinding(1, 'in1', !!p.aF16)}
 ${p.bias ? readBinding(2, 'bias', !!p.biasF16) : ''}
+${p.addend ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<f32>;` : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -158,18 +164,20 @@ function pixelWgsl(p: WindowPlan): string {
   let ix0 = i32(ox0 * ${p.sw}u) - i32(u.pl);
   ${rep(q.length, (t) => `let okx${t} = u32(ix0 + ${q[t]}) < u.w;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ox0 + ${j}u < u.wo;`)}
-  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;
+  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;${p.addend ? `
+  let ab0 = u.off3 + b * u.as0 + g * u.kg * u.as1 + u.apix * (oy * u.wo + ox0);` : ''}
   var coff = 0; var kr = 0u; var iy = iy0;`
     : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = u.iyf + u.iys * (rowi % u.hc); let b = rowi / u.hc;
   let ix0 = oxt * ${tn}u;
-  let xb = i32(u.off0 + (b * u.k + g * u.kg) * u.howo);
+  let xb = i32(u.off0 + b * u.dyb + g * u.kg * u.howo);
   // ty = iy + pt − r·dh = oy·sh when the tap hits an output row: (qy, ry) is ty at r = 0 by sh
   let ty0 = iy + u.pt; let qy = i32(ty0 / u.sh); let ry = ty0 % u.sh;
   // dy column of window offset 0: ix0 / sw + (pl − plr) / sw
   let ixw = i32(oxt * ${tn / p.sw}u + (u.pl - ${p.plr}u) / ${p.sw}u);
   ${rep(q.length, (t) => `let okx${t} = u32(ixw + ${q[t]}) < u.wo;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ix0 + ${j}u < u.w;`)}
-  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;
+  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;${p.addend ? `
+  let ab0 = u.off3 + b * u.as0 + g * u.cg * u.as1 + u.apix * (iy * u.w + ix0);` : ''}
   // (rq, rr) = r·dh as quotient and remainder by sh (r runs over the row class's kernel rows)
   let rq0 = i32(u.rq0);
   var coff = 0; var kr = 0u; var rq = rq0; var rr = u.rr0;`;
@@ -234,7 +242,7 @@ function pixelWgsl(p: WindowPlan): string {
     if (m < u.M) {
       let ob = ob0 + m * ${outRow};
       ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
-      ${rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}; }`, '\n      ')}
+      ${rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}${p.addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')}
     }
   }`);
   return `${header(p)}
@@ -349,7 +357,7 @@ function weightWgsl(p: WindowPlan): string {
   var ub = kBegin / u.G4; var ug = kBegin % u.G4; var poy = (4u * ug) / u.wo; var pox = (4u * ug) % u.wo;
   for (var k0 = kBegin; k0 < kEnd; k0 += ${W}u) {
     let okl = k0 + lane < kEnd;
-    let db = lb * u.k * u.howo + 4u * lg;
+    let db = lb * u.dyb + 4u * lg;
     ${rep(4, (c) => `let okp${c} = okl && 4u * lg + ${c}u < u.howo;`, ' ')}
     ${rep(tm, aLoad, '\n    ')}${rs ? `\n    ${rep(tm, (i) => `blane${i} += a${i};`, ' ')}` : ''}
     lg += u.stepR; lb += u.stepQ; if (lg >= u.G4) { lg -= u.G4; lb++; }
@@ -450,12 +458,12 @@ export function rowClasses(a: Conv2dAttrs): RowClass[] {
 }
 
 /** dgrad: one dispatch per row class into one output; the kernel reads the weights where they are. */
-function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: View, w: View): GpuStorage {
+function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: View, w: View, addend: View | null): GpuStorage {
   const target = be.alloc('float32', a.n * a.c * a.h * a.w);
   try {
     for (const c of rowClasses(a)) {
-      const d = windowDispatch(p, a, { off0: dy.offset, off1: w.offset, off2: 0 }, c);
-      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
+      const d = windowDispatch(p, a, { off0: dy.offset, off1: w.offset, off2: 0, dyb: dy.strides[0]!, ...addendOffsets(addend) }, c);
+      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), ...(addend ? [bufferOf(addend)] : []), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
     }
   } catch (e) {
     target.release();
@@ -465,13 +473,14 @@ function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: Vi
 }
 
 /** Runs one window kernel; the output storage (wgrad partial sums are added up here). */
-export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, in0: View, in1In: View, bias: View | null): GpuStorage {
+export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, in0: View, in1In: View, bias: View | null, addend: View | null = null): GpuStorage {
+  if (addend && plan.mode === 'wgrad') throw new Error('conv2d: the weight gradient takes no addend');
   const cg = a.c / a.groups;
   let p = plan;
   let in1 = in1In;
   let owned: GpuStorage | null = null;
   const khkw = a.kh * a.kw;
-  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16' }, a, in0, in1);
+  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16', addend: !!addend }, a, in0, in1, addend);
   if (p.mode === 'fwd') {
     // A rows: the weights [g·kg, cg·kh·kw], copied to pad rows to a multiple of 4 floats (vec4
     // loads) with zeros, or to realign the offset.
@@ -488,15 +497,37 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
       be.run('elementwise', [src], { op: 'copy', params: [], shape, out: full(shape, [KRp, 1]) });
       in1 = { storage: buf, shape: [rows * KRp], strides: [1], offset: 0, dtype: 'float32' };
     }
-  } else if (p.vecA && in1.offset % 4 !== 0) {
+  } else if (p.vecA && (in1.offset % 4 !== 0 || in1.strides[0]! % 4 !== 0)) {
+    // wgrad reads dy planes as vec4s: its offset and image stride must be multiples of 4
     p = { ...p, vecA: false };
   }
-  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16' };
+  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16', addend: !!addend };
   try {
-    return dispatchWindow(be, p, a, in0, in1, bias);
+    return dispatchWindow(be, p, a, in0, in1, bias, addend);
   } finally {
     owned?.release();
   }
+}
+
+/**
+ * Whether the kernels' store reads this addend as it is: 4-D with its pixels contiguous ([.., .., w, 1])
+ * or broadcast ([.., .., 0, 0], e.g. a per-image, per-channel term expanded), any image and channel strides.
+ */
+export function addendInStore(v: View): boolean {
+  if (v.shape.length !== 4 || v.dtype !== 'float32') return false;
+  const [, , h, w] = v.shape as [number, number, number, number];
+  const [, , sh, sw] = v.strides as [number, number, number, number];
+  const contiguousPixels = (w === 1 || sw === 1) && (h === 1 || sh === w);
+  const broadcastPixels = (w === 1 || sw === 0) && (h === 1 || sh === 0);
+  return contiguousPixels || broadcastPixels;
+}
+
+/** The uniforms that locate an addend (addendInStore) for the kernels' store. */
+export function addendOffsets(v: View | null): Pick<ConvOffsets, 'off3' | 'as0' | 'as1' | 'apix'> {
+  if (!v) return {};
+  const [h, w] = [v.shape[2]!, v.shape[3]!];
+  const broadcast = (w === 1 || v.strides[3] === 0) && (h === 1 || v.strides[2] === 0) && h * w > 1;
+  return { off3: v.offset, as0: v.strides[0]!, as1: v.strides[1]!, apix: broadcast ? 0 : 1 };
 }
 
 /** Element offsets of the operands (x or dy, weights or dy, bias). */
@@ -504,6 +535,13 @@ export interface ConvOffsets {
   off0: number;
   off1: number;
   off2: number;
+  /** dgrad / wgrad: dy's image stride (each image's [k, ho, wo] contiguous); k·ho·wo by default. */
+  dyb?: number;
+  /** The addend's offset and strides (fwd / dgrad with an addend; see WindowPlan.addend). */
+  off3?: number;
+  as0?: number;
+  as1?: number;
+  apix?: number;
 }
 
 /** One conv dispatch, with how many partial results it writes (summed afterwards when > 1). */
@@ -553,7 +591,8 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     M, tiles, tpr, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh,
     sh: a.strideH, dh: a.dilH, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo,
     KR: mode === 'dgrad' ? kg * khkw : cg * khkw, KRp: Math.ceil((mode === 'dgrad' ? kg * khkw : cg * khkw) / 4) * 4, NKR: mode === 'fwd' ? cg * kh : kg * kh,
-    off0: offs.off0, off1: offs.off1, off2: offs.off2,
+    off0: offs.off0, off1: offs.off1, off2: offs.off2, off3: offs.off3 ?? 0, as0: offs.as0 ?? 0, as1: offs.as1 ?? 0, apix: offs.apix ?? 0,
+    dyb: offs.dyb ?? a.k * howo,
     kChunk, T, G4, stepQ: Math.floor(step / G4), stepR: step % G4,
     // dgrad: (rq, rr) = r·dh by sh from r = r0 in steps of t
     dhq: Math.floor((cls.t * a.dilH) / a.strideH), dhr: (cls.t * a.dilH) % a.strideH, khkw,
@@ -562,7 +601,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
   };
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${f16Key(!!p.aF16, !!p.biasF16)}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${p.addend ? ':add' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],
@@ -571,18 +610,20 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
   };
 }
 
-function dispatchWindow(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
-  return dispatchConv(be, `conv2d_${p.mode}`, windowDispatch(p, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }), in0, in1, bias);
+function dispatchWindow(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, in0: View, in1: View, bias: View | null, addend: View | null): GpuStorage {
+  const dyb = p.mode === 'wgrad' ? in1.strides[0]! : undefined;
+  return dispatchConv(be, `conv2d_${p.mode}`, windowDispatch(p, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0, ...(dyb !== undefined ? { dyb } : {}), ...addendOffsets(addend) }), in0, in1, bias, addend);
 }
 
-/** Runs a conv dispatch of either family; split-K partial outputs are summed into one. */
-export function dispatchConv(be: WebGPUBackend, name: string, d: ConvDispatch, in0: View, in1: View, bias: View | null): GpuStorage {
+/** Runs a conv dispatch of either family; split-K partial outputs are summed into one. An addend (fwd / dgrad) is bound after the bias. */
+export function dispatchConv(be: WebGPUBackend, name: string, d: ConvDispatch, in0: View, in1: View, bias: View | null, addend: View | null = null): GpuStorage {
+  if (addend && d.splits > 1) throw new Error('conv2d: a split reduction takes no addend');
   const target = be.alloc('float32', d.outSize * d.splits);
   be.rt.dispatch({
     name,
     key: d.key,
     wgsl: d.wgsl,
-    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), target.buffer],
+    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : []), target.buffer],
     uniforms: d.uniforms,
     workgroups: d.workgroups,
   });

@@ -3,13 +3,14 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import type { Conv2dAttrs } from './index.js';
-import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, type ConvDispatch, type ConvOffsets, type ConvF16 } from './webgpu-window.js';
+import { runWindow, windowApplies, windowPlan, windowDispatch, dispatchConv, addendInStore, addendOffsets, type ConvDispatch, type ConvOffsets, type ConvF16 } from './webgpu-window.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
 import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
 import { matmulVariant } from '../matmul/webgpu.js';
 import { im2colApplies, im2colForward, im2colGradInput, im2colGradWeight } from './webgpu-im2col.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 import { softwareThreads } from '#platform';
+import { contiguousStrides, isContiguous, numel, shapesEqual } from '../../shape.js';
 
 /**
  * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
@@ -40,13 +41,15 @@ interface Plan {
   aF16: boolean;
   /** The bias is stored as float16. */
   biasF16: boolean;
+  /** fwd / dgrad: a tensor of the output's shape is added in the store (WindowPlan.addend's layout). */
+  addend: boolean;
 }
 
 const rep = (n: number, f: (i: number) => string, sep = '\n  '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
 const U_FIELDS = [
   'M', 'NC', 'KR', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'pt', 'pl',
-  'cg', 'kg', 'hw', 'howo', 'khkw', 'off0', 'off1', 'off2', 'kChunk', 'stepQ', 'stepR', 'dhq', 'dhr', 'dwq', 'dwr',
+  'cg', 'kg', 'hw', 'howo', 'khkw', 'off0', 'off1', 'off2', 'kChunk', 'stepQ', 'stepR', 'dhq', 'dhr', 'dwq', 'dwr', 'off3', 'as0', 'as1', 'apix', 'dyb',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
 
@@ -95,7 +98,7 @@ function modeCode(mode: Mode): ModeCode {
   }
   if (mode === 'dgrad') {
     return {
-      col: (j) => `let cb${j} = u.off0 + (bb${j} * u.k + g * u.kg) * u.howo;
+      col: (j) => `let cb${j} = u.off0 + bb${j} * u.dyb + g * u.kg * u.howo;
   let ty${j} = (pp${j} / u.w) + u.pt; let tx${j} = (pp${j} % u.w) + u.pl;
   let qy${j} = i32(ty${j} / u.sh); let ry${j} = select(0xffffffffu, ty${j} % u.sh, okc${j});
   let qx${j} = i32(tx${j} / u.sw); let rx${j} = tx${j} % u.sw;
@@ -128,21 +131,21 @@ function modeCode(mode: Mode): ModeCode {
   let ob${j} = part * PS + g * u.kg * u.NC + nn${j};`,
     kInit: `let p0 = kBegin % u.howo;
   var kb = kBegin / u.howo; var kp = p0; var kox = p0 % u.wo; var koy = p0 / u.wo;
-  var ys = i32(koy * u.sh); var xs = i32(kox * u.sw); var boff = kb * u.c * u.hw; var kaoff = kb * u.k * u.howo + kp;`,
+  var ys = i32(koy * u.sh); var xs = i32(kox * u.sw); var boff = kb * u.c * u.hw; var kaoff = kb * u.dyb + kp;`,
     bLoad: (j) => `let iy${j} = cy${j} + ys; let ix${j} = cx${j} + xs;
       let ok${j} = u32(iy${j}) < u.h && u32(ix${j}) < u.w;
       let b${j} = select(0.0, in0[select(0u, cb${j} + boff + u32(iy${j}) * u.w + u32(ix${j}), ok${j})], ok${j});`,
     kNext: `kox++; xs += i32(u.sw); kaoff++;
       if (kox == u.wo) {
         kox = 0u; xs = 0; koy++; ys += i32(u.sh);
-        if (koy == u.ho) { koy = 0u; ys = 0; boff += u.c * u.hw; kaoff += (u.k - 1u) * u.howo; }
+        if (koy == u.ho) { koy = 0u; ys = 0; boff += u.c * u.hw; kaoff += u.dyb - u.howo; }
       }`,
     aBase: (i) => `u.off1 + (g * u.kg + rw${i}) * u.howo`,
     aAddr: (i) => `ab${i} + kaoff`,
     // lane's k = (lq, lr) as batch and position
     laneInit: 'let la = kBegin + lane; var lq = la / u.howo; var lr = la % u.howo;',
     laneNext: 'lq += u.stepQ; lr += u.stepR; if (lr >= u.howo) { lr -= u.howo; lq++; }',
-    laneAddr: (i) => `ab${i} + min(lq, u.n - 1u) * u.k * u.howo + lr`,
+    laneAddr: (i) => `ab${i} + min(lq, u.n - 1u) * u.dyb + lr`,
     out: (j) => `ob${j} + m * u.NC`,
   };
 }
@@ -151,7 +154,7 @@ function genWgsl(p: Plan): string {
   const { tm, nv, wg, sg } = p;
   const tn = 4 * nv;
   const mc = modeCode(p.mode);
-  const binds = ['in0', 'in1', ...(p.bias ? ['bias'] : [])];
+  const binds = ['in0', 'in1', ...(p.bias ? ['bias'] : []), ...(p.addend ? ['addend'] : [])];
   const bvec = (v: number): string => `vec4<f32>(b${4 * v}, b${4 * v + 1}, b${4 * v + 2}, b${4 * v + 3})`;
   const fmas = (aExpr: (i: number) => string): string =>
     rep(tm, (i) => `{ let a = ${aExpr(i)};\n      ${rep(nv, (v) => `acc[${i * nv + v}] = fma(vec4<f32>(a), bv${v}, acc[${i * nv + v}]);`, ' ')} }`, '\n      ');
@@ -188,7 +191,7 @@ function genWgsl(p: Plan): string {
     let m = m0 + ${i}u;
     if (m < u.M) {
       ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
-      ${rep(tn, (j) => `if (okc${j}) { out[${mc.out(j)}] = acc[${i * nv + (j >> 2)}][${j & 3}]${p.bias ? ' + bs' : ''}; }`, '\n      ')}
+      ${rep(tn, (j) => `if (okc${j}) { out[${mc.out(j)}] = acc[${i * nv + (j >> 2)}][${j & 3}]${p.bias ? ' + bs' : ''}${p.addend ? ` + addend[u.off3 + bb${j} * u.as0 + (g * u.M + m) * u.as1 + u.apix * pp${j}]` : ''}; }`, '\n      ')}
       ${rs ? `if (wid.x == 0u && lid.x == 0u) { out[part * PS + u.k * u.NC + g * u.kg + m] = bsum${i}; }` : ''}
     }
   }`);
@@ -196,6 +199,7 @@ function genWgsl(p: Plan): string {
 @group(0) @binding(0) var<storage, read> in0: array<f32>;
 ${readBinding(1, 'in1', p.aF16)}
 ${p.bias ? readBinding(2, 'bias', p.biasF16) : ''}
+${p.addend ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<f32>;` : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -227,7 +231,7 @@ function nextPow2(v: number): number {
 const GEMM_WG = 32;
 
 /** The implicit-GEMM dispatch of one mode (the universal variant); exported for tests (split-K coverage). */
-export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean, f16: ConvF16 = {}): ConvDispatch {
+export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: boolean, bias: boolean, f16: ConvF16 = {}, addend = false): ConvDispatch {
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
   const hw = a.h * a.w, howo = a.ho * a.wo, khkw = a.kh * a.kw;
@@ -245,17 +249,18 @@ export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: 
   const kChunk = splits > 1 ? Math.ceil(KR / splits / 8) * 8 : KR;
   splits = Math.ceil(KR / kChunk);
   if (tilesX > 65535) throw new RangeError(`conv2d: ${NC} output columns exceed one dispatch (split the batch)`);
-  const plan: Plan = { mode, tm, nv, wg, sg, bias, rowSums, aF16: !!f16.a, biasF16: !!f16.bias };
+  const plan: Plan = { mode, tm, nv, wg, sg, bias, rowSums, aF16: !!f16.a, biasF16: !!f16.bias, addend };
   const D = mode === 'dgrad' ? khkw : howo;
   const vals: Record<UName, number> = {
     M, NC, KR, groups: a.groups, n: a.n, c: a.c, h: a.h, w: a.w, k: a.k, ho: a.ho, wo: a.wo, kh: a.kh, kw: a.kw,
     sh: a.strideH, sw: a.strideW, dh: a.dilH, dw: a.dilW, pt: a.padTop, pl: a.padLeft, cg, kg, hw, howo, khkw,
-    off0: offs.off0, off1: offs.off1, off2: offs.off2, kChunk,
+    off0: offs.off0, off1: offs.off1, off2: offs.off2, off3: offs.off3 ?? 0, as0: offs.as0 ?? 0, as1: offs.as1 ?? 0, apix: offs.apix ?? 0,
+    dyb: offs.dyb ?? a.k * howo, kChunk,
     stepQ: Math.floor(8 / D), stepR: 8 % D,
     dhq: Math.floor(a.dilH / a.strideH), dhr: a.dilH % a.strideH, dwq: Math.floor(a.dilW / a.strideW), dwr: a.dilW % a.strideW,
   };
   return {
-    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}:${rowSums}${f16Key(!!f16.a, !!f16.bias)}`,
+    key: `conv2d:${mode}:${tm}:${nv}:${wg}:${sg}:${bias}:${rowSums}${addend ? ':add' : ''}${f16Key(!!f16.a, !!f16.bias)}`,
     wgsl: () => genWgsl(plan),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, Math.ceil(M / tm), a.groups * splits],
@@ -264,37 +269,105 @@ export function gemmDispatch(mode: Mode, a: Conv2dAttrs, offs: ConvOffsets, sg: 
   };
 }
 
-/** Runs one of the three GEMMs; returns the output storage. */
-function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null): GpuStorage {
+/**
+ * Runs one of the three GEMMs; returns the output storage. `addend` (fwd / dgrad: a float32 tensor of
+ * the output's shape) is added in the kernel's store where the path has that epilogue (window, GEMM),
+ * by one elementwise add after it otherwise (im2col, empty reductions, strided addends).
+ */
+function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null, addend: View | null = null): GpuStorage {
   const cg = a.c / a.groups, kg = a.k / a.groups;
   const KR = mode === 'fwd' ? cg * a.kh * a.kw : mode === 'dgrad' ? kg * a.kh * a.kw : a.n * a.ho * a.wo;
-  const outSize = mode === 'fwd' ? a.n * a.k * a.ho * a.wo : mode === 'dgrad' ? a.n * a.c * a.h * a.w : a.k * cg * a.kh * a.kw + (a.biasGrad ? a.k : 0);
+  const outShape = mode === 'fwd' ? [a.n, a.k, a.ho, a.wo] : mode === 'dgrad' ? [a.n, a.c, a.h, a.w] : null;
+  const outSize = outShape ? numel(outShape) : a.k * cg * a.kh * a.kw + (a.biasGrad ? a.k : 0);
+  if (addend && (!outShape || !shapesEqual(addend.shape, outShape) || addend.dtype !== 'float32')) {
+    throw new RangeError(`conv2d (${mode}): the addend must be float32 of the output's shape ${JSON.stringify(outShape)}, got ${addend.dtype} ${JSON.stringify(addend.shape)}`);
+  }
   if (outSize === 0) return be.alloc('float32', 0);
+  // dy (dgrad: in0, wgrad: in1) may come with any image stride (a channel slice of a concatenation's
+  // gradient); the window and GEMM kernels read it so, anything else gets a dense copy first
+  const dyAt = mode === 'dgrad' ? 0 : mode === 'wgrad' ? 1 : -1;
+  const owned: GpuStorage[] = [];
+  const dense = (v: View): View => {
+    if (isContiguous(v.shape, v.strides)) return v;
+    const shape = [...v.shape];
+    const st = be.run('elementwise', [v], { op: 'copy', params: [], shape }) as GpuStorage;
+    owned.push(st);
+    return { storage: st, shape, strides: contiguousStrides(shape), offset: 0, dtype: v.dtype };
+  };
+  try {
+    if (dyAt >= 0) {
+      const dy = dyAt === 0 ? in0 : in1;
+      if (!imageContiguous(dy)) {
+        if (dyAt === 0) in0 = dense(in0);
+        else in1 = dense(in1);
+      }
+    }
+    return runConvPaths(be, mode, a, in0, in1, bias, addend, outShape, outSize, KR, dense, dyAt);
+  } finally {
+    for (const o of owned) o.release();
+  }
+}
+
+/** dy's images each hold [k, ho, wo] contiguously (any image stride). */
+function imageContiguous(v: View): boolean {
+  const [, c, h, w] = v.shape as [number, number, number, number];
+  const [, sc, sh, sw] = v.strides as [number, number, number, number];
+  return (w <= 1 || sw === 1) && (h <= 1 || sh === w) && (c <= 1 || sc === h * w);
+}
+
+function runConvPaths(
+  be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, in1: View, bias: View | null, addend: View | null,
+  outShape: number[] | null, outSize: number, KR: number, dense: (v: View) => View, dyAt: number,
+): GpuStorage {
+  // paths without the epilogue (and strided addends): one add after the kernel
+  const addAfter = (out: GpuStorage): GpuStorage => (addend ? plusAddend(be, out, addend, outShape!) : out);
+  const inStore = addend !== null && addendInStore(addend);
+  const after = (out: GpuStorage): GpuStorage => (inStore ? out : addAfter(out));
   if (KR === 0) {
     const out = be.alloc('float32', outSize);
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
-    return out;
+    return addAfter(out);
   }
   // few output pixels, many channels: an explicit im2col + the matmul kernel's fast form (where matmul runs its subgroup form)
   if (matmulVariant(be) === 'subgroup' && im2colApplies(be, mode, a, mode === 'wgrad' ? in0 : in1)) {
-    return mode === 'fwd' ? im2colForward(be, a, in0, in1, bias) : mode === 'dgrad' ? im2colGradInput(be, a, in0, in1) : im2colGradWeight(be, a, in0, in1);
+    // the im2col gathers read dy densely
+    if (dyAt === 0) in0 = dense(in0);
+    else if (dyAt === 1) in1 = dense(in1);
+    const out = mode === 'fwd' ? im2colForward(be, a, in0, in1, bias) : mode === 'dgrad' ? im2colGradInput(be, a, in0, in1) : im2colGradWeight(be, a, in0, in1);
+    return addAfter(out);
   }
+  const add = inStore ? addend : null;
   const lanes = convWindowLanes(be);
   if (lanes !== null && convVariant(be) === 'window' && windowApplies(mode, a, lanes)) {
-    return runWindow(be, windowPlan(mode, a, !!bias, lanes, { splitBelow: convSplitBelow(be) }), a, in0, in1, bias);
+    return after(runWindow(be, windowPlan(mode, a, !!bias, lanes, { splitBelow: convSplitBelow(be) }), a, in0, in1, bias, add));
   }
-  const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0 }, be.rt.subgroups, !!bias, { a: in1.dtype === 'float16', bias: bias?.dtype === 'float16' });
-  return dispatchConv(be, `conv2d_${mode}`, d, in0, in1, bias);
+  const dyb = dyAt === 0 ? in0.strides[0]! : dyAt === 1 ? in1.strides[0]! : undefined;
+  const d = gemmDispatch(mode, a, { off0: in0.offset, off1: in1.offset, off2: bias ? bias.offset : 0, ...(dyb !== undefined ? { dyb } : {}), ...addendOffsets(add) }, be.rt.subgroups, !!bias, { a: in1.dtype === 'float16', bias: bias?.dtype === 'float16' }, !!add);
+  return after(dispatchConv(be, `conv2d_${mode}`, d, in0, in1, bias, add));
+}
+
+/** out + addend (any strides) by one elementwise add; out is released. */
+function plusAddend(be: WebGPUBackend, out: GpuStorage, addend: View, shape: number[]): GpuStorage {
+  const sum = be.run('elementwise', [{ storage: out, shape, strides: contiguousStrides(shape), offset: 0, dtype: 'float32' }, addend], { op: 'add', params: [], shape }) as GpuStorage;
+  out.release();
+  return sum;
 }
 
 /**
  * The window wgrad splits its reduction (partials + one reduce dispatch) when its output gives fewer
  * workgroups than this. A GPU wants many workgroups in flight; a software adapter only enough for its
- * threads (two per thread balance them): there the partials cost more than they gain (tiny UNet
- * shapes, CPU time alternated: unsplit 1.1-1.3x cheaper) and each split costs one more dispatch.
+ * threads (one per thread): there the partials cost more than they gain (tiny UNet shapes, CPU time
+ * alternated: unsplit 1.1-1.3x cheaper) and each split costs one more dispatch.
  */
 export function convSplitBelow(be: WebGPUBackend): number {
-  return be.rt.info.isSoftware ? 2 * softwareThreads() : 64;
+  return splitOverride.get(be) ?? (be.rt.info.isSoftware ? softwareThreads() : 64);
+}
+
+const splitOverride = new WeakMap<WebGPUBackend, number>();
+/** Forces the split threshold (tests: a GPU's 64 on a software adapter reaches the split path); undefined restores it. */
+export function setConvSplitBelow(be: WebGPUBackend, n: number | undefined): void {
+  if (n === undefined) splitOverride.delete(be);
+  else splitOverride.set(be, n);
 }
 
 // ------------------------------------------------------------------ variants
@@ -420,9 +493,9 @@ export function tuneConv(be: WebGPUBackend, opts: { force?: boolean } = {}): Pro
 
 export const conv2d: KernelFn<WebGPUBackend, 'conv2d'> = (be, inputs, attrs) => {
   const a = attrs;
-  return runConvGemm(be, 'fwd', a, inputs[0]!, inputs[1]!, a.hasBias ? inputs[2]! : null);
+  return runConvGemm(be, 'fwd', a, inputs[0]!, inputs[1]!, a.hasBias ? inputs[2]! : null, a.hasAddend ? inputs[a.hasBias ? 3 : 2]! : null);
 };
-export const conv2d_grad_input: KernelFn<WebGPUBackend, 'conv2d_grad_input'> = (be, [dy, w], attrs) =>
-  runConvGemm(be, 'dgrad', attrs, dy!, w!, null);
+export const conv2d_grad_input: KernelFn<WebGPUBackend, 'conv2d_grad_input'> = (be, [dy, w, acc], attrs) =>
+  runConvGemm(be, 'dgrad', attrs, dy!, w!, null, attrs.hasAddend ? acc! : null);
 export const conv2d_grad_weight: KernelFn<WebGPUBackend, 'conv2d_grad_weight'> = (be, [x, dy], attrs) =>
   runConvGemm(be, 'wgrad', attrs, x!, dy!, null);

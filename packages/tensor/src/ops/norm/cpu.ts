@@ -138,3 +138,12 @@ export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, i
   }
   return [dw, db];
 };
+
+/** The CPU reference of the fused call: the two kernels above. */
+export const norm_backward_affine: KernelFn<CpuBackend, 'norm_backward_affine'> = (be, inputs, attrs) => {
+  const a = attrs;
+  const dx = norm_backward(be, inputs, a) as CpuStorage;
+  const act = !!a.activation;
+  const aff = [inputs[0]!, inputs[1]!, inputs[2]!, ...(act && a.hasWeight ? [inputs[3]!] : []), ...(act && a.hasBias ? [inputs[a.hasWeight ? 4 : 3]!] : [])];
+  return [dx, ...(norm_affine_grad(be, aff, a.affine) as CpuStorage[])];
+};

@@ -80,7 +80,11 @@ function normCore(
       const sb = act && bc ? saved[wc ? 3 : 2]! : null;
       const gc = g.isContiguous ? g : contiguous(g);
       const actAttrs = act ? { activation: act, hasBias: !!sb } : {};
+      const needAffine = !!(weight?.requiresGrad || bias?.requiresGrad);
+      const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine, ...(act ? { ...actAttrs, hasWeight: !!sw } : {}) };
+      const affineOut = (w: Storage, b: Storage): [Tensor, Tensor] => [new Tensor(w, weight ? weight.shape : [aattrs.size]), new Tensor(b, bias ? bias.shape : [aattrs.size])];
       let dx: Tensor | null = null;
+      let dw: Tensor | null = null, db: Tensor | null = null;
       if (x.requiresGrad) {
         // x's gradient from its other uses so far (a residual connection) is added in the kernel
         const acc = take(0);
@@ -90,18 +94,19 @@ function normCore(
         if (sw) bviews.push(sw);
         if (sb) bviews.push(sb);
         if (accC) bviews.push(accC);
-        dx = new Tensor(g.backend.run('norm_backward', bviews, battrs), x.shape);
+        if (needAffine) {
+          // dx and the affine gradients from one call (one dispatch on WebGPU)
+          const [sdx, sdw, sdb] = g.backend.run('norm_backward_affine', bviews, { ...battrs, affine: aattrs });
+          dx = new Tensor(sdx!, x.shape);
+          [dw, db] = affineOut(sdw!, sdb!);
+        } else dx = new Tensor(g.backend.run('norm_backward', bviews, battrs), x.shape);
         if (accC && accC !== acc) accC.dispose();
-      }
-      let dw: Tensor | null = null, db: Tensor | null = null;
-      if (weight?.requiresGrad || bias?.requiresGrad) {
-        const aattrs: NormAffineGradAttrs = { size: numel(plan.affineShape), ...plan.affine, ...(act ? { ...actAttrs, hasWeight: !!sw } : {}) };
+      } else if (needAffine) {
         const aviews: View[] = [sx!, gc, sst!];
         if (act && sw) aviews.push(sw);
         if (sb) aviews.push(sb);
         const [w, b] = g.backend.run('norm_affine_grad', aviews, aattrs);
-        dw = new Tensor(w!, weight ? weight.shape : [aattrs.size]);
-        db = new Tensor(b!, bias ? bias.shape : [aattrs.size]);
+        [dw, db] = affineOut(w!, b!);
       }
       if (gc !== g) gc.dispose();
       return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
@@ -281,6 +286,15 @@ export interface NormBackwardAttrs extends NormLayout {
   hasBias?: boolean;
   /** A last input (contiguous, x's layout) is added to dx: x's gradient accumulated from other uses. */
   accumulate?: boolean;
+}
+
+/**
+ * norm_backward_affine: norm_backward's inputs → [dx, dweight, dbias]: both kernels' results from one
+ * call (the WebGPU kernel runs them in one dispatch). `affine`'s weight and bias flags follow the
+ * activation as in norm_affine_grad.
+ */
+export interface NormBackwardAffineAttrs extends NormBackwardAttrs {
+  affine: NormAffineGradAttrs;
 }
 
 /**

@@ -1,6 +1,6 @@
 // norm kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
 import type { KernelFn, View } from '../../backend.js';
-import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
+import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import { rowSubgroupSize } from '../../backends/webgpu/kernels/row-shape.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
@@ -188,10 +188,30 @@ ${entry(sh)} {
   return out;
 };
 
-export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inputs, attrs) => {
+export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inputs, attrs) => normBackward(be, inputs, attrs, null)[0]!;
+
+/**
+ * dx and the affine gradients in one dispatch where the bindings fit the adapter's limit: the
+ * first `rows` workgroups run the backward rows, the next `size` the affine indices (two independent
+ * jobs that read the same x, g and stats; one dispatch instead of two). Else the two kernels.
+ */
+export const norm_backward_affine: KernelFn<WebGPUBackend, 'norm_backward_affine'> = (be, inputs, attrs) => {
+  const a = attrs;
+  const act = a.activation === 'silu';
+  const storage = 3 + (a.hasWeight ? 1 : 0) + (act && a.hasBias ? 1 : 0) + (a.accumulate ? 1 : 0) + 3;
+  if (storage <= be.rt.limits.maxStorageBuffersPerShaderStage && a.rows * a.count > 0 && a.affine.size > 0) return normBackward(be, inputs, a, a.affine);
+  const dx = normBackward(be, inputs, a, null)[0]!;
+  const aff = [inputs[0]!, inputs[1]!, inputs[2]!, ...(act && a.hasWeight ? [inputs[3]!] : []), ...(act && a.hasBias ? [inputs[a.hasWeight ? 4 : 3]!] : [])];
+  return [dx, ...(norm_affine_grad(be, aff, a.affine) as GpuStorage[])];
+};
+
+function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBackwardAttrs, affine: NormAffineGradAttrs | null): GpuStorage[] {
   const a = attrs;
   const dx = be.alloc('float32', a.rows * a.count);
-  if (a.rows * a.count === 0) return dx;
+  const dw = affine ? be.alloc('float32', affine.size) : null;
+  const db = affine ? be.alloc('float32', affine.size) : null;
+  const outs = [dx, ...(dw && db ? [dw, db] : [])];
+  if (a.rows * a.count === 0) return outs;
   const [x, g, st] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const w = a.hasWeight ? inputs[3]! : null;
   const act = a.activation === 'silu';
@@ -217,6 +237,10 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   }
   binds.push({ name: 'dx', type: 'f32', rw: true });
   bufs.push(dx.buffer);
+  if (dw && db) {
+    binds.push({ name: 'dw', type: 'f32', rw: true }, { name: 'db', type: 'f32', rw: true });
+    bufs.push(dw.buffer, db.buffer);
+  }
   const wv = w ? 'w_at(u.woff + ai)' : '1.0';
   // with a fused SiLU, g is first taken through it at the recomputed pre-activation
   const gEff = act ? `silu_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias_at(u.boff + ai)' : ''})` : 'g[u.goff + o]';
@@ -225,11 +249,16 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
   const WG = sh.wg;
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
-struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32 };
+struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32${affine ? `, ${AFFINE_FIELDS}` : ''} };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
 ${act ? SILU_GRAD_WGSL : ''}
 ${entry(sh)} {
+  ${affine ? `// workgroups past the rows compute the affine gradients
+  if (wid.x + wid.y * nwg.x >= u.rows) {
+    ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x - u.rows')}
+    return;
+  }` : ''}
   ${ROW_HEAD}
   let mean = st[u.soff + 2u * r];
   let rstd = st[u.soff + 2u * r + 1u];
@@ -244,17 +273,53 @@ ${entry(sh)} {
   ${rowLoop(WG, `let xh = (x[u.xoff + o] - mean) * rstd;
       dx[o] = rstd * (${dxhat} - m1 - xh * m2)${acc ? ' + gacc[u.accoff + o]' : ''};`)}
 }`;
-  const uni = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0, acc?.offset ?? 0).build();
+  let uw = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0, acc?.offset ?? 0);
+  if (affine) uw = affineWords(uw, affine);
   be.rt.dispatch({
-    name: 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
+    name: affine ? 'norm_backward_affine' : 'norm_backward',
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${affine ? 'affine:' : ''}${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: bufs,
-    uniforms: uni,
-    workgroups: grid(a.rows * WG, WG),
+    uniforms: uw.build(),
+    workgroups: grid((a.rows + (affine?.size ?? 0)) * WG, WG),
   });
-  return dx;
-};
+  return outs;
+}
+
+const AFFINE_FIELDS = 'aSize: u32, aOuter: u32, aInner: u32, aPStride: u32, aAStride: u32, aRowP: u32, aDiv: u32';
+
+function affineWords(w: UniformWriter, a: NormAffineGradAttrs): UniformWriter {
+  return w.u32(a.size, a.outer, a.inner, a.pStride, a.aStride, a.rowP, a.aDiv);
+}
+
+/**
+ * One affine index's Σ g·xhat and Σ g over its elements (dw[a], db[a]); `aExpr` is the index. With a
+ * fused SiLU, g goes through its derivative at the recomputed pre-activation xhat · w + b. Reads
+ * x, g, st (and w, bias) at u.xoff … and the AFFINE_FIELDS; writes dw, db.
+ */
+function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExpr: string): string {
+  const gv = act ? `silu_grad(g[u.goff + o], xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
+  return `let a = ${aExpr};
+  if (a >= u.aSize) { return; }
+  let lid = lidv.x;
+  let count = u.aOuter * u.aInner;
+  let base = a * u.aAStride;
+  let rbase = a / u.aDiv;
+  var acc = vec2<f32>(0.0);
+  var p = lid / u.aInner; var s = lid % u.aInner;
+  let qs = ${WG}u / u.aInner; let rs = ${WG}u % u.aInner;
+  for (var j = lid; j < count; j += ${WG}u) {
+    let o = base + p * u.aPStride + s;
+    let row = p * u.aRowP + rbase;
+    let xh = (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u];
+    let gv = ${gv};
+    acc += vec2<f32>(gv * xh, gv);
+    s += rs; p += qs;
+    if (s >= u.aInner) { s -= u.aInner; p += 1u; }
+  }
+  let t = wg_sum(acc, lid);
+  if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }`;
+}
 
 export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, inputs, attrs) => {
   const a = attrs;
@@ -276,39 +341,16 @@ export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be
     { name: 'dw', type: 'f32', rw: true },
     { name: 'db', type: 'f32', rw: true },
   ];
-  // with a fused SiLU, g goes through its derivative at the recomputed pre-activation xhat · w + b
-  const gv = act ? `silu_grad(g[u.goff + o], xh${w ? ' * w_at(u.woff + a)' : ''}${b ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
-struct U { size: u32, outer: u32, inner: u32, pStride: u32, aStride: u32, rowP: u32, aDiv: u32, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
+struct U { ${AFFINE_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
 ${act ? SILU_GRAD_WGSL : ''}
 ${entry(sh)} {
-  let a = wid.x + wid.y * nwg.x;
-  if (a >= u.size) { return; }
-  let lid = lidv.x;
-  let count = u.outer * u.inner;
-  let base = a * u.aStride;
-  let rbase = a / u.aDiv;
-  var acc = vec2<f32>(0.0);
-  var p = lid / u.inner; var s = lid % u.inner;
-  let qs = ${WG}u / u.inner; let rs = ${WG}u % u.inner;
-  for (var j = lid; j < count; j += ${WG}u) {
-    let o = base + p * u.pStride + s;
-    let row = p * u.rowP + rbase;
-    let xh = (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u];
-    let gv = ${gv};
-    acc += vec2<f32>(gv * xh, gv);
-    s += rs; p += qs;
-    if (s >= u.inner) { s -= u.inner; p += 1u; }
-  }
-  let t = wg_sum(acc, lid);
-  if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }
+  ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x')}
 }`;
-  const uni = new UniformWriter()
-    .u32(a.size, a.outer, a.inner, a.pStride, a.aStride, a.rowP, a.aDiv, x!.offset, g!.offset, st!.offset, w?.offset ?? 0, b?.offset ?? 0)
-    .build();
+  const uni = affineWords(new UniformWriter(), a).u32(x!.offset, g!.offset, st!.offset, w?.offset ?? 0, b?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
     key: `norm_affine_grad:${act ? `silu:${!!w}:${!!b}` : ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,

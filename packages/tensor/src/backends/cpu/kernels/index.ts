@@ -36,6 +36,7 @@ export const cpuKernels: KernelTable<CpuBackend> = {
   norm_forward: norm.norm_forward,
   norm_backward: norm.norm_backward,
   norm_affine_grad: norm.norm_affine_grad,
+  norm_backward_affine: norm.norm_backward_affine,
   attention_forward: attention.attention_forward,
   attention_backward: attention.attention_backward,
   adam_step: optim.adam_step,
