@@ -46,7 +46,10 @@ test('a tiny text-to-image model trained on two prompts draws each prompt\'s cla
   const opt = new AdamW(params, { lr: 2e-3, weightDecay: 0 });
   const gen = new ft.Generator(7);
   try {
-    for (let step = 0; step < 150; step++) {
+    // 150 steps left this seed's "green" samples near the threshold (-1.13, and -0.73 after a change of
+    // float summation order in the kernels: a run that had not converged); at 250 both orders land at
+    // ±1.4-1.6, and so do seeds 1 and 2 at 150
+    for (let step = 0; step < 250; step++) {
       const idx = Array.from({ length: 16 }, (_, i) => (step * 16 + i * 5) % items.length);
       const loss = ft.tidy(() => {
         const ctx = pipe.textEncoder.forward(pipe.tokenize(idx.map((i) => items[i]!.caption))).lastHiddenState;
