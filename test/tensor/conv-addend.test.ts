@@ -2,7 +2,8 @@ import { test } from '../harness.js';
 import { WebGPUBackend, tensor, narrow, cat, profile, type Tensor, type Backend } from '@foliar/tensor';
 import { conv2d, type Conv2dOptions } from '../../packages/tensor/src/ops/conv/index.js';
 import * as assert from 'uvu/assert';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { convVariants, convWindowLanes } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { withVariant } from './conv-variant.js';
 import { setup, teardown, requireGpu, compareBackends, randnArray, numelOf, backends } from '../helpers.js';
 
 test.before(async () => {
@@ -47,18 +48,6 @@ const cases: Case[] = [
   { x: [2, 6, 8, 9], w: [5, 6, 3, 3], bias: false, opts: { padding: 1 }, layout: 'slice' },
   { x: [2, 6, 8, 8], w: [5, 6, 3, 3], bias: true, opts: { padding: 1 }, layout: 'transposed' },
 ];
-
-async function withVariant(v: ConvVariant, lanes: 4 | 8 | undefined, body: () => Promise<void>): Promise<void> {
-  const gpu = requireGpu(`the conv2d '${v}' variant`) as WebGPUBackend;
-  setConvVariant(gpu, v);
-  setConvWindowLanes(gpu, lanes);
-  try {
-    await body();
-  } finally {
-    setConvVariant(gpu, undefined);
-    setConvWindowLanes(gpu, undefined);
-  }
-}
 
 function outShape(c: Case): [number, number, number, number] {
   const y = conv2d(tensor(new Float32Array(numelOf(c.x)), { shape: c.x, backend: backends().cpu }), tensor(new Float32Array(numelOf(c.w)), { shape: c.w, backend: backends().cpu }), null, c.opts);

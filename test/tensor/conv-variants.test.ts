@@ -4,8 +4,9 @@ import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2
 import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 import { sum, narrow, profile } from '@foliar/tensor';
 import * as assert from 'uvu/assert';
-import { convVariants, setConvVariant, setConvWindowLanes, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, setConvSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
+import { convVariants, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, setConvSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
+import { withVariant } from './conv-variant.js';
 import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
 
 test.before(async () => {
@@ -43,20 +44,6 @@ const cases: Case[] = [
   { x: [1, 3, 11, 11], w: [4, 3, 5, 5], bias: true, opts: { padding: 2 } },
   { x: [4, 5, 40, 40], w: [3, 5, 3, 3], bias: false, opts: { padding: 1 } },
 ];
-
-/** Runs `body` with the variant (and broadcast width) forced; restores both. */
-async function withVariant(v: ConvVariant, lanes: 4 | 8 | undefined, body: () => Promise<void>): Promise<void> {
-  const gpu = requireGpu(`the conv2d '${v}' variant`);
-  if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
-  setConvVariant(gpu, v);
-  setConvWindowLanes(gpu, lanes);
-  try {
-    await body();
-  } finally {
-    setConvVariant(gpu, undefined);
-    setConvWindowLanes(gpu, undefined);
-  }
-}
 
 /**
  * The variants to run here: every supported one, and (with `fourLanes`) the window variant at 4
