@@ -27,6 +27,11 @@ export function isContiguous(shape: Shape, strides: readonly number[]): boolean 
   return true;
 }
 
+/** Dims from `from` on are laid out contiguously (the leading ones may have any strides). */
+export function isContiguousFrom(shape: Shape, strides: readonly number[], from: number): boolean {
+  return isContiguous(shape.slice(from), strides.slice(from));
+}
+
 export function shapesEqual(a: Shape, b: Shape): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -1,6 +1,6 @@
 import { Tensor } from '../../tensor.js';
 import type { Storage, View } from '../../backend.js';
-import { fmtShape, shapesEqual } from '../../shape.js';
+import { fmtShape, isContiguousFrom, shapesEqual } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { ew } from '../elementwise/index.js';
@@ -57,12 +57,7 @@ function checkBackends(op: string, x: Tensor, ...others: (Tensor | null | undefi
 }
 
 /** Each image's [c, h, w] is contiguous (the image stride may be anything). */
-function imageContiguous(t: Tensor): boolean {
-  if (t.rank !== 4) return false;
-  const [, c, h, w] = t.shape as [number, number, number, number];
-  const [, sc, sh, sw] = t.strides as [number, number, number, number];
-  return (w <= 1 || sw === 1) && (h <= 1 || sh === w) && (c <= 1 || sc === h * w);
-}
+const imageContiguous = (t: Tensor): boolean => t.rank === 4 && isContiguousFrom(t.shape, t.strides, 1);
 
 /** Contiguous handle without autograd (an alias when x already is contiguous). */
 function contig(t: Tensor): Tensor {

@@ -10,7 +10,7 @@ import { matmulVariant } from '../matmul/webgpu.js';
 import { im2colApplies, im2colForward, im2colGradInput, im2colGradWeight } from './webgpu-im2col.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 import { softwareThreads } from '#platform';
-import { contiguousStrides, isContiguous, numel, shapesEqual } from '../../shape.js';
+import { contiguousStrides, isContiguous, isContiguousFrom, numel, shapesEqual } from '../../shape.js';
 
 /**
  * The forward pass and both gradients of conv2d as implicit GEMMs C[m, n] = Σ_k A[m, k] · B[k, n]
@@ -297,7 +297,7 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   try {
     if (dyAt >= 0) {
       const dy = dyAt === 0 ? in0 : in1;
-      if (!imageContiguous(dy)) {
+      if (!isContiguousFrom(dy.shape, dy.strides, 1)) {
         if (dyAt === 0) in0 = dense(in0);
         else in1 = dense(in1);
       }
@@ -306,13 +306,6 @@ function runConvGemm(be: WebGPUBackend, mode: Mode, a: Conv2dAttrs, in0: View, i
   } finally {
     for (const o of owned) o.release();
   }
-}
-
-/** dy's images each hold [k, ho, wo] contiguously (any image stride). */
-function imageContiguous(v: View): boolean {
-  const [, c, h, w] = v.shape as [number, number, number, number];
-  const [, sc, sh, sw] = v.strides as [number, number, number, number];
-  return (w <= 1 || sw === 1) && (h <= 1 || sh === w) && (c <= 1 || sc === h * w);
 }
 
 function runConvPaths(
