@@ -41,6 +41,7 @@ const PARAMS: Partial<Record<ElementwiseName, number[]>> = {
   axpby: [0.3, -2],
   clamp_grad: [-0.5, 0.8],
   addcmul: [0.5],
+  mse_dinput: [0.25],
 };
 
 function inputsFor(op: ElementwiseName, arity: number, shape: number[], be: Backend, seed: number): Tensor[] {
@@ -123,9 +124,73 @@ test('CPU table rows agree with independent formulas', async () => {
       assert.ok(Math.abs(got - 1.5 * num) < 2e-5 * Math.max(1, Math.abs(num)), `${gradOp}(x=${v}) = ${got}, numeric ${1.5 * num}`);
     }
   }
+  // rows of fused ops: the MSE loss's term and input gradient, GEGLU's two gradients (d/dgate by differences)
+  const row = (n: ElementwiseName) => (ELEMENTWISE[n] as ElementwiseDef).cpu;
+  for (const v of x) {
+    assert.is(row('sq_diff')(v, 0.5, 0, []), (v - 0.5) ** 2);
+    assert.is(row('mse_dinput')(1.5, v, 0.5, [0.25]), 1.5 * 0.25 * (v - 0.5));
+    const gelu = (t: number) => 0.5 * t * (1 + erf(t / Math.SQRT2));
+    assert.ok(Math.abs(row('geglu_dh')(1.5, 7, v, []) - 1.5 * gelu(v)) < 1e-6, `geglu_dh(${v})`);
+    const num = (gelu(v + 1e-5) - gelu(v - 1e-5)) / 2e-5;
+    assert.ok(Math.abs(row('geglu_dgate')(1.5, -0.7, v, []) - 1.5 * -0.7 * num) < 2e-5, `geglu_dgate(${v})`);
+  }
   // pow of a negative base with an integral exponent is defined (PyTorch)
   assert.is((ELEMENTWISE.pow as ElementwiseDef).cpu(-2, 3, 0, []), -8);
   assert.ok(Number.isNaN((ELEMENTWISE.pow as ElementwiseDef).cpu(-2, 0.5, 0, [])));
+});
+
+/**
+ * A paired row (ewInto's `pair`) writes a second result `offset` elements past each output element in
+ * the same kernel: checked element for element against two separate ewInto calls, on both backends,
+ * for the kernel's three forms (a flat contiguous output, a strided one, the rank-3 grid with a long
+ * inner dim), and with the binding limit lowered so the flat form falls back to two passes.
+ */
+test('ewInto with a paired row equals two separate rows, on every kernel form; bad pairs are refused', async () => {
+  const { cpu, gpu, hasGpu } = backends();
+  const forms: { name: string; shape: number[]; strides: number[]; offset: number; size: number; shift: number }[] = [
+    { name: 'flat', shape: [1500], strides: [1], offset: 3, size: 3 + 2 * 1500, shift: 1500 },
+    { name: 'strided (two halves of rows)', shape: [5, 7], strides: [14, 1], offset: 0, size: 70, shift: 7 },
+    { name: 'rank-3 grid', shape: [2, 3, 600], strides: [3600, 1200, 1], offset: 1, size: 7201, shift: 600 },
+  ];
+  for (const f of forms) {
+    const n = numelOf(f.shape);
+    const g = randArray(n, 71, -2, 2), h = randArray(n, 72, -2, 2), gate = randArray(n, 73, -3, 3);
+    const results: Float32Array[] = [];
+    for (const be of hasGpu ? [cpu, gpu] : [cpu]) {
+      const ins = [g, h, gate].map((d) => tensor(d, { shape: f.shape, backend: be }));
+      const paired = F.zeros([f.size], { backend: be }), apart = F.zeros([f.size], { backend: be });
+      const view = (t: Tensor) => ({ storage: t.storage, shape: f.shape, strides: f.strides, offset: f.offset, dtype: 'float32' as const });
+      F.ewInto(view(paired), 'geglu_dh', ins, [], { op: 'geglu_dgate', offset: f.shift });
+      F.ewInto(view(apart), 'geglu_dh', ins);
+      F.ewInto({ ...view(apart), offset: f.offset + f.shift }, 'geglu_dgate', ins);
+      const [pd, ad] = [await paired.data(), await apart.data()];
+      assertExact(pd, ad, `${f.name} on ${be.name}`);
+      assert.ok(pd.some((v) => v !== 0), `${f.name}: something was written`);
+      results.push(pd as Float32Array);
+      if (be === gpu && f.name === 'flat') {
+        // over the binding limit (4 KiB: 1,024 elements): the flat form's windows cannot hold the pair; two passes instead
+        F.setMaxBindingBytes(4096);
+        try {
+          const low = F.zeros([f.size], { backend: be });
+          F.ewInto(view(low), 'geglu_dh', ins, [], { op: 'geglu_dgate', offset: f.shift });
+          assertExact(await low.data(), ad, 'flat, binding limit lowered');
+          low.dispose();
+        } finally {
+          F.setMaxBindingBytes(null);
+        }
+      }
+      for (const t of [...ins, paired, apart]) t.dispose();
+    }
+    if (results.length === 2) await assertClose(results[1]!, results[0]!, { rtol: 2e-4, msg: `${f.name}: WebGPU vs CPU` });
+  }
+  const t = F.zeros([10], { backend: cpu });
+  const x = tensor(randArray(5, 1), { backend: cpu });
+  const v = { storage: t.storage, shape: [5], strides: [1], offset: 0, dtype: 'float32' as const };
+  assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'copy', offset: 6 }), /element 10 of a 10-element storage/);
+  assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'copy', offset: 0 }), /positive integer offset/);
+  assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'nope' as ElementwiseName, offset: 5 }), /unknown paired op 'nope'/);
+  t.dispose();
+  x.dispose();
 });
 
 test('pow: negative bases, integral exponents and 0^0 agree across backends', async () => {

@@ -224,6 +224,31 @@ test('mseLoss reductions and gradients', async () => {
     F.mseLoss(a, b).backward();
     assert.equal(Array.from(await a.grad!.data()), [0, 1, -1, 2], `mse grad = 2(a-b)/n on ${be.name}`);
   }
+  // one fused op: broadcast operands, a target that needs its gradient too, every reduction
+  const { cpu } = backends();
+  for (const reduction of ['mean', 'sum', 'none'] as const) {
+    const fn = (x: Tensor, t: Tensor) => {
+      const l = F.mseLoss(x, t, reduction);
+      return reduction === 'none' ? F.mul(l, l) : l;
+    };
+    await gradcheck(fn, [tensor(randArray(3 * 5, 61), { shape: [3, 5], backend: cpu, requiresGrad: true }), tensor(randArray(5, 62), { shape: [5], backend: cpu, requiresGrad: true })], { msg: `mseLoss ${reduction}, broadcast target` });
+    await compareBackends(fn, [{ data: randArray(4 * 37, 63), shape: [4, 37], requiresGrad: true }, { data: randArray(4, 64), shape: [4, 1], requiresGrad: true }], { rtol: 1e-4, msg: `mseLoss ${reduction}` });
+  }
+  const gpu = backends().hasGpu ? backends().gpu : null;
+  if (gpu) {
+    // forward (the squared difference and its mean) and backward (the seed and the scaled difference): four dispatches
+    const x = tensor(randArray(8 * 4 * 16 * 16, 65), { shape: [8, 4, 16, 16], backend: gpu, requiresGrad: true });
+    const t = tensor(randArray(8 * 4 * 16 * 16, 66), { shape: [8, 4, 16, 16], backend: gpu });
+    const { report } = await F.profile(async () => {
+      const l = F.mseLoss(x, t);
+      l.backward();
+      await x.grad!.data();
+      l.dispose();
+    }, { gpuTime: false });
+    const ops = report.byOp.map((r) => `${r.name} ${r.dispatches}`).sort().join(', ');
+    assert.ok(report.dispatches <= 5, `mseLoss forward and backward: ${ops}`);
+    for (const v of [x, t]) v.dispose();
+  }
 });
 
 test('embedding: repeated ids accumulate gradients; out-of-range ids are an error on every backend', async () => {

@@ -24,6 +24,8 @@ import type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs } fro
 export type { AdamStepAttrs, SgdStepAttrs, SumSquaresAttrs, ClipScaleAttrs };
 import type { CastAttrs } from '../ops/cast/index.js';
 export type { CastAttrs };
+import type { ConcatAttrs } from '../ops/concat/index.js';
+export type { ConcatAttrs };
 import type { DType } from '../dtype.js';
 
 /**
@@ -38,6 +40,8 @@ export interface Kernels {
   /** float32 ↔ float16 (ops/cast); returns the new storage, or nothing when `attrs.out` is given. */
   cast: { attrs: CastAttrs; out: Storage | void };
   reduce: { attrs: ReduceAttrs; out: Storage };
+  /** Inputs: one [outer, size_k, inner] view each (any strides, one dtype); a new contiguous output. */
+  concat: { attrs: ConcatAttrs; out: Storage };
   matmul: { attrs: MatmulAttrs; out: Storage };
   index_check: { attrs: IndexCheckAttrs; out: void };
   index_select: { attrs: IndexSelectAttrs; out: Storage };

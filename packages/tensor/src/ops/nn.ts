@@ -3,7 +3,7 @@ import { normalizeDim, fmtShape, numel } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { tidy } from '../scope.js';
-import { add, mul, sub, square, ew } from './elementwise/index.js';
+import { add, mul, sub, square, ew, sumToShape } from './elementwise/index.js';
 import { mean, sum } from './reduce/index.js';
 import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './views.js';
 import { matmul, matmulWith } from './matmul/index.js';
@@ -21,11 +21,33 @@ function requireFloat(x: Tensor, op: string, what = 'input'): void {
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/**
+ * torch.nn.functional.mse_loss (operands broadcast). One op: (input - target)² in one kernel, its
+ * mean or sum in one reduction, and the backward 2·(input - target)·g, scaled, in one kernel, where
+ * sub / square / sum / scale took four forward and four backward dispatches.
+ */
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return tidy(() => {
-    const d = square(sub(input, target));
-    return reduction === 'mean' ? mean(d) : reduction === 'sum' ? sum(d) : d;
-  });
+  requireFloat(input, 'mseLoss');
+  requireFloat(target, 'mseLoss', 'target');
+  const d = ew('sq_diff', [input, target]);
+  const n = d.size;
+  let y = d;
+  if (reduction !== 'none') {
+    y = noGrad(() => (reduction === 'mean' ? mean(d) : sum(d)));
+    d.dispose();
+  }
+  const k = reduction === 'mean' ? 2 / n : 2;
+  return record(
+    y,
+    'mse_loss',
+    [input, target],
+    (g, [a, b]) => {
+      const ga = ew('mse_dinput', [g, a!, b!], [k]);
+      const gb = target.requiresGrad ? sumToShape(ew('neg', [ga]), target.shape) : null;
+      return [input.requiresGrad ? sumToShape(ga, input.shape) : null, gb];
+    },
+    [input, target],
+  );
 }
 
 export interface CrossEntropyOptions {

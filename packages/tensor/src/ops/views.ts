@@ -2,6 +2,8 @@ import { Tensor } from '../tensor.js';
 import { contiguousStrides, fmtShape, normalizeDim, numel, shapesEqual } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { ew, ewInto, sumToShape } from './elementwise/index.js';
+import { strides3, type ConcatAttrs } from './concat/index.js';
+import type { View } from '../backend.js';
 
 /** Materialises a contiguous copy (a no-op handle when already contiguous). */
 export function contiguous(x: Tensor): Tensor {
@@ -161,17 +163,28 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
   }
   const shape = [...first.shape];
   shape[d] = tensors.reduce((a, t) => a + t.shape[d]!, 0);
-  const storage = first.backend.alloc(first.dtype, numel(shape));
-  const out = new Tensor(storage, shape);
-  const strides = contiguousStrides(shape);
-  let off = 0;
-  for (const t of tensors) {
-    const s = [...shape];
-    s[d] = t.shape[d]!;
-    if (numel(s) > 0) ewInto({ storage, shape: s, strides, offset: off * strides[d]!, dtype: first.dtype }, 'copy', [t]);
-    off += t.shape[d]!;
-  }
   const sizes = tensors.map((t) => t.shape[d]!);
+  const backend = first.backend;
+  // one concat kernel for float32 inputs that read as [outer, size, inner] views (any contiguous or
+  // sliced tensor); otherwise one elementwise copy per input
+  const views3 = tensors.map((t) => (t.dtype === 'float32' && t.backend === backend ? strides3(t.shape, t.strides, d) : null));
+  let out: Tensor;
+  if (first.dtype === 'float32' && views3.every((v) => v !== null)) {
+    const outer = numel(shape.slice(0, d)), inner = numel(shape.slice(d + 1));
+    const views: View[] = tensors.map((t, k) => ({ storage: t.storage, shape: [outer, sizes[k]!, inner], strides: views3[k]!, offset: t.offset, dtype: t.dtype }));
+    out = new Tensor(backend.run('concat', views, { outer, inner, sizes } satisfies ConcatAttrs), shape);
+  } else {
+    const storage = backend.alloc(first.dtype, numel(shape));
+    out = new Tensor(storage, shape);
+    const strides = contiguousStrides(shape);
+    let off = 0;
+    for (const t of tensors) {
+      const s = [...shape];
+      s[d] = t.shape[d]!;
+      if (numel(s) > 0) ewInto({ storage, shape: s, strides, offset: off * strides[d]!, dtype: first.dtype }, 'copy', [t]);
+      off += t.shape[d]!;
+    }
+  }
   return record(out, 'cat', tensors, (g) => split(g, sizes, d));
 }
 

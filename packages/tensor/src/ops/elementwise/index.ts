@@ -37,8 +37,11 @@ export function ew(op: ElementwiseName, inputs: readonly Tensor[], params: numbe
   return new Tensor(storage, shape);
 }
 
-/** Writes op(inputs) into an existing view (no autograd): the primitive behind cat, pad, fill. */
-export function ewInto(out: View, op: ElementwiseName, inputs: readonly Tensor[], params: number[] = []): void {
+/**
+ * Writes op(inputs) into an existing view (no autograd): the primitive behind cat, pad, fill. With
+ * `pair`, also pair.op(inputs) at pair.offset elements past each output element, in the same kernel.
+ */
+export function ewInto(out: View, op: ElementwiseName, inputs: readonly Tensor[], params: number[] = [], pair?: { op: ElementwiseName; offset: number }): void {
   const shape = [...out.shape];
   const views: View[] = inputs.map((t) => {
     // a source that does not broadcast to the output would be read out of bounds
@@ -55,7 +58,7 @@ export function ewInto(out: View, op: ElementwiseName, inputs: readonly Tensor[]
   for (const v of views) {
     if (v.storage === out.storage) throw new Error(`${op}: the output view aliases an input; write into a fresh tensor`);
   }
-  out.storage.backend.run('elementwise', views, { op, params, shape, out });
+  out.storage.backend.run('elementwise', views, { op, params, shape, out, ...(pair ? { pair } : {}) });
 }
 
 /** Sums a broadcast gradient back to `shape`. */
@@ -149,7 +152,8 @@ export function add(a: Tensor, b: TensorLike): Tensor {
 export function sub(a: Tensor, b: TensorLike): Tensor {
   if (typeof b === 'number') return add(a, -b);
   const y = ew('sub', [a, b]);
-  return record(y, 'sub', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(ew('neg', [g]), b.shape)]);
+  // no negated copy for an operand without a gradient (a loss's target)
+  return record(y, 'sub', [a, b], (g) => [a.requiresGrad ? sumToShape(g, a.shape) : null, b.requiresGrad ? sumToShape(ew('neg', [g]), b.shape) : null]);
 }
 
 export function mul(a: Tensor, b: TensorLike): Tensor {
@@ -263,8 +267,8 @@ export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
 
 /**
  * GEGLU: x [..., 2C] → x[..., :C] · gelu(x[..., C:]) (exact gelu, diffusers' feed-forward). One kernel
- * forward; the backward writes both halves of the input's gradient with one kernel each, where the
- * composed chunk / gelu / mul took eight (two pads of the halves, their fills and their sum).
+ * forward; the backward writes both halves of the input's gradient with one kernel (a paired row),
+ * where the composed chunk / gelu / mul took eight (two pads of the halves, their fills and their sum).
  */
 export function geglu(x: Tensor): Tensor {
   const c2 = x.shape[x.rank - 1];
@@ -284,9 +288,8 @@ export function geglu(x: Tensor): Tensor {
     (g, [sx]) => {
       const sh = half(sx!, 0), sg = half(sx!, 1);
       const dx = new Tensor(x.backend.alloc('float32', x.size), [...x.shape]);
-      const at = (i: number): View => ({ storage: dx.storage, shape, strides: [...dx.strides], offset: i * C, dtype: 'float32' });
-      ewInto(at(0), 'geglu_dh', [g, sg]);
-      ewInto(at(1), 'geglu_dgate', [g, sh, sg]);
+      // both halves in one kernel: d hidden at [..., j], d gate C elements on at [..., C + j]
+      ewInto({ storage: dx.storage, shape, strides: [...dx.strides], offset: 0, dtype: 'float32' }, 'geglu_dh', [g, sh, sg], [], { op: 'geglu_dgate', offset: C });
       sh.dispose();
       sg.dispose();
       return [dx];
@@ -320,4 +323,16 @@ export interface ElementwiseAttrs {
   /** Write into this view instead of allocating a contiguous output. */
   out?: View;
   outDtype?: DType;
+  /**
+   * A second row over the same inputs, stored `offset` elements past each output element (same
+   * storage and strides): two results of the same elements in one kernel, e.g. the two halves of
+   * GEGLU's input gradient. Needs `out`.
+   */
+  pair?: ElementwisePair;
+}
+
+export interface ElementwisePair {
+  op: string;
+  /** Elements between an output element and its pair (> 0; the pair's view must not overlap the output's). */
+  offset: number;
 }

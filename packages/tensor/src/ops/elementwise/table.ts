@@ -123,16 +123,20 @@ const ROWS = {
   ne: { arity: 2, wgsl: 'select(0.0, 1.0, a != b || f_isnan(a) || f_isnan(b))', cpu: (a, b) => (a !== b ? 1 : 0) },
   // a * p0 + b * p1: fused scaled add (axpy, lerp, optimizer-style updates)
   axpby: { arity: 2, wgsl: 'a * p0 + b * p1', cpu: (a, b, _c, p) => a * p[0]! + b * p[1]! },
+  // (a - b)²: the MSE loss's elementwise term (mseLoss in ../nn.ts)
+  sq_diff: { arity: 2, wgsl: '(a - b) * (a - b)', cpu: (a, b) => (a - b) * (a - b) },
   // ternary
+  // the MSE loss's input gradient: g · p0 · (input - target), a = g, b = input, c = target
+  mse_dinput: { arity: 3, wgsl: 'a * p0 * (b - c)', cpu: (g, b, c, p) => g * p[0]! * (b - c) },
   // a NaN condition is true (PyTorch's bool(NaN)); tested on the bits, as `NaN != 0.0` folded to false on lavapipe
   where: { arity: 3, wgsl: 'select(c, b, a != 0.0 || f_isnan(a))', cpu: (a, b, c) => (a !== 0 ? b : c) },
   // a + p0 * b * c: addcmul
   addcmul: { arity: 3, wgsl: 'a + p0 * b * c', cpu: (a, b, c, p) => a + p[0]! * b * c },
-  // GEGLU (diffusers' feed-forward): hidden a times gelu(gate b), and its two gradients, each written
-  // straight into its half of the projection's gradient (geglu() in ./index.ts)
+  // GEGLU (diffusers' feed-forward): hidden a times gelu(gate b), and its two gradients, written by one
+  // paired kernel straight into the two halves of the projection's gradient (geglu() in ./index.ts)
   geglu: { arity: 2, wgsl: 'a * 0.5 * b * (1.0 + f_erf(b * 0.70710678118654752))', cpu: (a, b) => a * 0.5 * b * (1 + erf(b * SQRT1_2)) },
-  // d hidden = g · gelu(gate): a = g, b = gate
-  geglu_dh: { arity: 2, wgsl: 'a * 0.5 * b * (1.0 + f_erf(b * 0.70710678118654752))', cpu: (g, b) => g * 0.5 * b * (1 + erf(b * SQRT1_2)) },
+  // d hidden = g · gelu(gate): a = g, b = hidden (unread: the same inputs as its pair geglu_dgate), c = gate
+  geglu_dh: { arity: 3, wgsl: 'a * 0.5 * c * (1.0 + f_erf(c * 0.70710678118654752))', cpu: (g, _h, c) => g * 0.5 * c * (1 + erf(c * SQRT1_2)) },
   // d gate = g · hidden · gelu'(gate): a = g, b = hidden, c = gate
   geglu_dgate: {
     arity: 3,

@@ -6,6 +6,7 @@ import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/web
 import { bytesPerElement, wgslType, type DType } from '../../dtype.js';
 import { bindRange, needsChunks, unitsPerChunk } from '../../backends/webgpu/windows.js';
 import type { ElementwiseAttrs } from './index.js';
+import { checkPair } from './pair.js';
 
 const WG = 256;
 /**
@@ -20,8 +21,10 @@ const NAMES = ['a', 'b', 'c'];
  * shape (index = invocation), `strided` otherwise (rank unrolled in the shader; shape, strides and
  * offsets in the uniform block so one pipeline serves every shape of that rank).
  */
-function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: number, flat: boolean, gridWg = 0): string {
+function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: number, flat: boolean, gridWg = 0, pairOp?: ElementwiseName): string {
   const def = ELEMENTWISE[op];
+  // a paired row stores m(5) elements past each output element (ElementwiseAttrs.pair)
+  const pairAt = (o: string) => (pairOp ? `\n    out[${o} + m(5u)] = ${wgslType(outDtype)}(${ELEMENTWISE[pairOp].wgsl});` : '');
   const n = inDtypes.length;
   const decl = inDtypes
     .map((d, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${wgslType(d)}>;`)
@@ -40,13 +43,13 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
     for (let v = 0; v <= n; v++) body += `  var o${v} = m(${viewBase(v) + rank}u) + gid.z * ${st(v, 0)} + gid.y * ${st(v, 1)} + i0 * ${st(v, 2)};\n`;
     body += `  for (var e = 0u; e < ${PER}u; e++) {\n    if (i0 + e >= m(10u)) { break; }\n`;
     body += inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(in${i}[o${i}]);`).join('\n');
-    body += `\n    out[o${n}] = ${t}(${def.wgsl});\n`;
+    body += `\n    out[o${n}] = ${t}(${def.wgsl});${pairAt(`o${n}`)}\n`;
     body += Array.from({ length: n + 1 }, (_, v) => `    o${v} += ${st(v, 2)};`).join('\n');
     body += '\n  }';
   } else if (flat) {
     body += `  for (var e = 0u; e < ${PER}u; e++) {\n    let k = i0 + e;\n    if (k >= m(0u)) { break; }\n`;
     body += inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(in${i}[k + m(${8 + i})]);`).join('\n');
-    body += `\n    out[k + m(${8 + n})] = ${t}(${def.wgsl});\n  }`;
+    body += `\n    out[k + m(${8 + n})] = ${t}(${def.wgsl});${pairAt(`k + m(${8 + n})`)}\n  }`;
   } else {
     // layout: [0]=count [1..4]=params [8..8+rank)=shape, then per view (inputs, out): rank strides + offset.
     // The first element's coordinates are decomposed once (integer division is slow on CPU adapters);
@@ -66,7 +69,7 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
     };
     body += `  for (var e = 0u; e < ${PER}u; e++) {\n    if (i0 + e >= m(0u)) { break; }\n`;
     body += inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(in${i}[o${i}]);`).join('\n');
-    body += `\n    out[o${n}] = ${t}(${def.wgsl});\n   ${carry(rank - 1)}\n  }`;
+    body += `\n    out[o${n}] = ${t}(${def.wgsl});${pairAt(`o${n}`)}\n   ${carry(rank - 1)}\n  }`;
   }
   return `${WGSL_PRELUDE}
 ${decl}
@@ -131,6 +134,10 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
   if (!(op in ELEMENTWISE)) throw new Error(`unknown elementwise op '${a.op}'`);
   const outDtype = a.out?.dtype ?? a.outDtype ?? 'float32';
   const count = numel(a.shape);
+  const pairOp = a.pair?.op as ElementwiseName | undefined;
+  if (a.pair) checkPair(a.pair, a.out);
+  const shift = a.pair?.offset ?? 0;
+  const pk = pairOp ? `:pair=${pairOp}` : '';
   const outView: View = a.out ?? {
     storage: be.alloc(outDtype, count),
     shape: a.shape,
@@ -144,7 +151,7 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
     const flat = c.strides.every((st) => isContiguous(c.shape, st));
     const rank = flat ? 0 : c.shape.length;
     const p = a.params ?? [];
-    const u = new UniformWriter().u32(count).f32(p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 0).u32(0, 0, 0);
+    const u = new UniformWriter().u32(count).f32(p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 0).u32(shift, 0, 0);
     if (flat) u.u32(...views.map((v) => v.offset));
     else {
       u.u32(...c.shape);
@@ -155,21 +162,27 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
     if (g3) {
       // the rank-3 grid form: shape padded to 3 dims on the left (stride 0), see genWgsl
       const pad = 3 - c.shape.length;
-      const ug = new UniformWriter().u32(count).f32(p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 0).u32(0, 0, 0);
+      const ug = new UniformWriter().u32(count).f32(p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 0).u32(shift, 0, 0);
       ug.u32(...Array(pad).fill(1), ...c.shape);
       views.forEach((v, i) => ug.u32(...Array(pad).fill(0), ...c.strides[i]!, v.offset));
       be.rt.dispatch({
         name: op,
-        key: `ew:${op}:${inDtypes.join(',')}:${outDtype}:g3:${g3.wg}`,
-        wgsl: () => genWgsl(op, inDtypes, outDtype, 3, false, g3.wg),
+        key: `ew:${op}:${inDtypes.join(',')}:${outDtype}:g3:${g3.wg}${pk}`,
+        wgsl: () => genWgsl(op, inDtypes, outDtype, 3, false, g3.wg, pairOp),
         buffers: views.map(bufferOf),
         uniforms: ug.build(),
         workgroups: g3.workgroups,
       });
       return a.out ? undefined : outView.storage;
     }
-    const key = `ew:${op}:${inDtypes.join(',')}:${outDtype}:${flat ? 'flat' : `r${rank}`}`;
+    const key = `ew:${op}:${inDtypes.join(',')}:${outDtype}:${flat ? 'flat' : `r${rank}`}${pk}`;
     const buffers = views.map(bufferOf);
+    if (flat && needsChunks(be, buffers) && a.pair) {
+      // the pair's stores would leave the output's window: two passes, each an ordinary row
+      elementwise(be, inputs, { ...a, pair: undefined });
+      elementwise(be, inputs, { ...a, op: a.pair.op, pair: undefined, out: { ...a.out!, offset: a.out!.offset + shift } });
+      return undefined;
+    }
     if (flat && needsChunks(be, buffers)) {
       // a tensor larger than one binding: the flat kernel runs over windows of every view
       const per = unitsPerChunk(be, Math.max(...views.map((v) => bytesPerElement(v.dtype)))) & ~3;
@@ -184,7 +197,7 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
     be.rt.dispatch({
       name: op,
       key,
-      wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat),
+      wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat, 0, pairOp),
       buffers,
       uniforms: u.build(),
       workgroups: grid(Math.ceil(count / PER), WG),

@@ -19,7 +19,7 @@ export const reduce: KernelFn<CpuBackend, 'reduce'> = (be, [x], attrs) => {
       if (op === 'sum') {
         let acc = 0; // f64 accumulation: the reference is more exact than the device
         for (let r = 0; r < size; r++) acc += src[at(o, r, i)]!;
-        od[o * inner + i] = acc;
+        od[o * inner + i] = acc * (attrs.scale ?? 1);
       } else {
         let best = op === 'max' || op === 'argmax' ? -Infinity : Infinity;
         let bi = 0;

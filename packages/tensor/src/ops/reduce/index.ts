@@ -10,7 +10,7 @@ import { contiguous, permute, reshape, expand } from '../views.js';
  * Reduces `dims` of x with one kernel over a [outer, size, inner] view. Reduced dims that are not one
  * contiguous block are first permuted to the end (one copy).
  */
-function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: boolean): Tensor {
+function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: boolean, scale?: number): Tensor {
   const rank = x.rank;
   const outShapeKeep = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
   const outShape = keepdim ? outShapeKeep : x.shape.filter((_, i) => !dims.includes(i));
@@ -20,7 +20,7 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
     // leading and trailing dims reduced, a middle run kept (a conv bias gradient): one grouped kernel
     const [a, b] = grouped;
     const storage = x.backend.run('reduce', [x], {
-      op, groups: numel(x.shape.slice(0, a)), outer: numel(x.shape.slice(a, b)), size: numel(x.shape.slice(b)), inner: 1,
+      op, groups: numel(x.shape.slice(0, a)), outer: numel(x.shape.slice(a, b)), size: numel(x.shape.slice(b)), inner: 1, scale,
     } satisfies ReduceAttrs);
     return new Tensor(storage, outShape);
   }
@@ -30,7 +30,7 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
     let s = dims.length - 1;
     while (s > 0 && dims[s - 1] === dims[s]! - 1) s--;
     const part = reduceRaw(x, op, dims.slice(s), true);
-    const kept = reduceRaw(part, op, dims.slice(0, s), true);
+    const kept = reduceRaw(part, op, dims.slice(0, s), true, scale);
     part.dispose();
     if (keepdim) return kept;
     const out = reshape(kept, outShape);
@@ -53,7 +53,7 @@ function reduceRaw(x: Tensor, op: ReduceAttrs['op'], dims: number[], keepdim: bo
     inner = 1;
   }
   const c = src.isContiguous ? src : contiguous(src);
-  const storage = c.backend.run('reduce', [c], { op, outer, size, inner } satisfies ReduceAttrs);
+  const storage = c.backend.run('reduce', [c], { op, outer, size, inner, scale } satisfies ReduceAttrs);
   if (c !== x && c !== src) c.dispose();
   if (src !== x) src.dispose();
   return new Tensor(storage, outShape);
@@ -86,9 +86,8 @@ export function sum(x: Tensor, dim?: number | number[], keepdim = false): Tensor
 export function mean(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
   const dims = dimsOf(x, dim);
   const count = numel(dims.map((d) => x.shape[d]!));
-  const s = noGrad(() => reduceRaw(x, 'sum', dims, keepdim));
-  const y = ew('mul_scalar', [s], [1 / count]);
-  s.dispose();
+  // the 1/count scale is applied in the reduction's store: one dispatch
+  const y = noGrad(() => reduceRaw(x, 'sum', dims, keepdim, 1 / count));
   return record(y, 'mean', [x], (g) => [expand(reshape(ew('mul_scalar', [g], [1 / count]), keepShape(x, dims)), [...x.shape])]);
 }
 
@@ -168,4 +167,6 @@ export interface ReduceAttrs {
   size: number;
   inner: number;
   groups?: number;
+  /** 'sum' only: the result is multiplied by this in the reduction's store (a mean in one dispatch); default 1. */
+  scale?: number;
 }

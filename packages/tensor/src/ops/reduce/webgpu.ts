@@ -28,7 +28,7 @@ ${argIn ? '@group(0) @binding(1) var<storage, read> xi: array<i32>;' : ''}
 @group(0) @binding(${argIn ? 2 : 1}) var<storage, read_write> out: array<f32>;
 ${arg ? `@group(0) @binding(${argIn ? 3 : 2}) var<storage, read_write> outi: array<i32>;` : ''}
 fn f_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-struct U { outer: u32, size: u32, inner: u32, chunks: u32, offset: u32, chunk: u32, total: u32, groups: u32, gstride: u32, p0: u32, p1: u32, p2: u32 };
+struct U { outer: u32, size: u32, inner: u32, chunks: u32, offset: u32, chunk: u32, total: u32, groups: u32, gstride: u32, scale: f32, p1: u32, p2: u32 };
 @group(0) @binding(${arg ? (argIn ? 4 : 3) : 2}) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -58,7 +58,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         : `if (first || (!f_isnan(best) && (f_isnan(v) || ${cmp}))) { best = v; ${arg ? (argIn ? 'bi = xi[off - u.offset];' : 'bi = i32(r);') : ''} }\n    first = false;`
     }
   }
-  out[t] = best;
+  out[t] = best${op === 'sum' ? ' * u.scale' : ''};
   ${arg ? 'outi[t] = bi;' : ''}
 }`;
 }
@@ -82,7 +82,8 @@ export const reduce: KernelFn<WebGPUBackend, 'reduce'> = (be, [x], attrs) => {
     const last = chunks === 1;
     const vals = be.alloc('float32', Math.max(total, 1));
     const idx = arg ? be.alloc('int32', Math.max(total, 1)) : null;
-    const u = new UniformWriter().u32(outer, size, inner, chunks, offset, chunk, total, groups, outer * size * inner, 0, 0, 0).build();
+    // a mean's scale is applied once, by the last pass
+    const u = new UniformWriter().u32(outer, size, inner, chunks, offset, chunk, total, groups, outer * size * inner).f32(last ? attrs.scale ?? 1 : 1).u32(0, 0).build();
     const buffers = [src];
     if (arg && !firstPass) buffers.push(srcIdx!);
     buffers.push(vals.buffer);

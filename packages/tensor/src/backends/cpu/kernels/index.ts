@@ -14,11 +14,13 @@ import * as norm from '../../../ops/norm/cpu.js';
 import * as attention from '../../../ops/attention/cpu.js';
 import * as optim from '../../../ops/optim/cpu.js';
 import * as cast from '../../../ops/cast/cpu.js';
+import * as concat from '../../../ops/concat/cpu.js';
 
 export const cpuKernels: KernelTable<CpuBackend> = {
   elementwise: elementwise.elementwise,
   cast: cast.cast,
   reduce: reduce.reduce,
+  concat: concat.concat,
   matmul: matmul.matmul,
   index_check: indexing.index_check,
   index_select: indexing.index_select,

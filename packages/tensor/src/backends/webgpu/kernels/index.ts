@@ -14,11 +14,13 @@ import * as norm from '../../../ops/norm/webgpu.js';
 import * as attention from '../../../ops/attention/webgpu.js';
 import * as optim from '../../../ops/optim/webgpu.js';
 import * as cast from '../../../ops/cast/webgpu.js';
+import * as concat from '../../../ops/concat/webgpu.js';
 
 export const webgpuKernels: KernelTable<WebGPUBackend> = {
   elementwise: elementwise.elementwise,
   cast: cast.cast,
   reduce: reduce.reduce,
+  concat: concat.concat,
   matmul: matmul.matmul,
   index_check: indexing.index_check,
   index_select: indexing.index_select,
