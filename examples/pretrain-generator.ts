@@ -47,7 +47,7 @@ import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generato
 import { classifierBaseConfig, splitStage } from './study/arms.js';
 import { trainGateClassifier } from './study/scorer.js';
 import { classifierScorer, type ImageScorer } from './study/features.js';
-import { vaeGate, conditioningGate, generatorFromPipeline } from './study/gates.js';
+import { vaeGate, lostRows, conditioningGate, generatorFromPipeline } from './study/gates.js';
 import { labelledGrid } from './study/grids.js';
 import type { GateEntry } from './study/report-types.js';
 import { writeFileAtomic } from '@foliar/tensor';
@@ -233,9 +233,13 @@ async function measureVae(
   const vae = await loadVAE(model);
   try {
     const items = split.val.items.slice(0, P.gates.vaeImages);
-    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels: items.map((it) => it.label), seed: split.seed });
+    const labels = items.map((it) => it.label);
+    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels, seed: split.seed });
     await save('vae', r.entries);
     labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, 'vae-reconstructions.png'));
+    const lost = lostRows(r, labels, scorer.classNames);
+    if (lost.length) labelledGrid(lost, join(out, 'vae-lost.png'));
+    console.log(`  the round trip loses ${r.lost.length} of ${labels.length} images${lost.length ? ` (${join(out, 'vae-lost.png')})` : ''}`);
     for (const e of r.entries) if (/drop|psnr/.test(e.name)) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
   } finally {
     vae.dispose();

@@ -139,6 +139,11 @@ export interface VaeGateResult {
   /** The images at the VAE's resolution, as the classifier saw them, and their reconstructions. */
   originals: RgbImage[];
   reconstructions: RgbImage[];
+  /** The scorer's class for each original and each reconstruction. */
+  predictedOriginal: Int32Array;
+  predictedReconstructed: Int32Array;
+  /** Indices of the images the round trip loses: their original is called its class, the reconstruction another. */
+  lost: number[];
 }
 
 /**
@@ -210,7 +215,22 @@ export async function vaeGate(o: VaeGateOptions): Promise<VaeGateResult> {
   entries.push(entry(stage, 'latent_std', o.seed, latentStd, `standard deviation of all ${count} elements of the latent means`));
   entries.push(entry(stage, 'scaling_factor', o.seed, scalingFactor,
     `1 / latent_std, the value config.scaling_factor should have (configured: ${o.vae.config.scaling_factor}; SD's 0.18215 was set this way)`));
-  return { entries, scalingFactor, latentStd, psnr, originals, reconstructions };
+  const lost = o.labels.flatMap((l, i) => (predOrig[i] === l && predRecon[i] !== l ? [i] : []));
+  return { entries, scalingFactor, latentStd, psnr, originals, reconstructions, predictedOriginal: predOrig, predictedReconstructed: predRecon, lost };
+}
+
+/**
+ * The grid rows that show what the VAE gate counts: up to `n` images the round trip loses, originals
+ * over their reconstructions, each row labelled with the true and the predicted classes in order.
+ */
+export function lostRows(r: VaeGateResult, labels: readonly number[], classNames: readonly string[], n = 8): { label: string; images: RgbImage[] }[] {
+  const pick = r.lost.slice(0, n);
+  if (pick.length === 0) return [];
+  const short = (c: number) => classNames[c]!.replace('multiple_diseases', 'multiple');
+  return [
+    { label: `lost originals: ${pick.map((i) => short(labels[i]!)).join(', ')}`, images: pick.map((i) => r.originals[i]!) },
+    { label: `reconstructions called: ${pick.map((i) => short(r.predictedReconstructed[i]!)).join(', ')}`, images: pick.map((i) => r.reconstructions[i]!) },
+  ];
 }
 
 /** PSNR in dB of 8-bit images over all their pixels (Infinity when identical). */
@@ -487,8 +507,12 @@ export async function studyGates(o: StudyGatesInputs, dir: string): Promise<{ en
   if (o.vaeModel) {
     const vae = await loadVAE(o.vaeModel);
     const valItems = split.val.items.slice(0, P.gates.vaeImages);
-    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels: valItems.map((it) => it.label), seed });
+    const labels = valItems.map((it) => it.label);
+    const r = await vaeGate({ vae, scorer, images: await imagesOf(data, valItems), labels, seed });
     entries.push(...r.entries);
+    // what the drop counts, to look at: the images whose class the round trip loses
+    const lostGrid = lostRows(r, labels, scorer.classNames);
+    if (lostGrid.length) labelledGrid(lostGrid, join(dir, 'vae-lost.png'));
     scalingFactor = r.scalingFactor;
     vae.dispose();
   }

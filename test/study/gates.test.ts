@@ -24,7 +24,7 @@ import {
   type ImageScorer, type RgbImage,
 } from '../../examples/study/features.js';
 import {
-  conditioningGate, dreamboothGate, generatorFromPipeline, keepThreshold, psnrOf, sampleSeeds, vaeGate, verificationFilter, type Generate,
+  conditioningGate, dreamboothGate, generatorFromPipeline, keepThreshold, lostRows, psnrOf, sampleSeeds, vaeGate, verificationFilter, type Generate,
 } from '../../examples/study/gates.js';
 import { measureDrift, DEFAULT_PROBES } from '../../examples/study/drift.js';
 import { labelledGrid, sideBySideGrid } from '../../examples/study/grids.js';
@@ -367,6 +367,17 @@ test('vaeGate on a real tiny AutoencoderKL: per-class accuracies, PSNR, latent s
     assert.equal(drop.target, { op: '<=', value: 0.05 });
     assert.is(drop.passed, drop.value! <= 0.05);
   });
+  // the images the drop counts: right on the original, wrong on the reconstruction
+  assert.equal(Array.from(r.predictedOriginal), Array.from(po));
+  assert.equal(Array.from(r.predictedReconstructed), Array.from(pr));
+  assert.equal(r.lost, labels.flatMap((l, i) => (po[i] === l && pr[i] !== l ? [i] : [])));
+  const rows = lostRows(r, labels, scorer.classNames, 3);
+  if (r.lost.length === 0) assert.equal(rows, []);
+  else {
+    assert.is(rows[0]!.images.length, Math.min(3, r.lost.length));
+    assert.is(rows[1]!.images[0], r.reconstructions[r.lost[0]!]);
+    assert.ok(rows[0]!.label.includes(CLASSES[labels[r.lost[0]!]!]!.replace('multiple_diseases', 'multiple')), rows[0]!.label);
+  }
   // the classifier does see the originals' classes (so a random VAE's drop is measurable)
   assert.ok(labels.filter((l, i) => po[i] === l).length >= 7, 'originals mostly recognised');
   await vaeGate({ vae, scorer, images, labels: labels.slice(1), seed: 7 }).then(() => assert.unreachable('label count'), (e: Error) => assert.match(e.message, /11 labels for 12 images/));
