@@ -189,6 +189,7 @@ test('ewInto with a paired row equals two separate rows, on every kernel form; b
   assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'copy', offset: 6 }), /element 10 of a 10-element storage/);
   assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'copy', offset: 0 }), /positive integer offset/);
   assert.throws(() => F.ewInto(v, 'copy', [x], [], { op: 'nope' as ElementwiseName, offset: 5 }), /unknown paired op 'nope'/);
+  assert.throws(() => F.ewInto({ ...v, dtype: 'int32' }, 'copy', [x], [], { op: 'copy', offset: 5 }), /writes float32 outputs, got int32/);
   t.dispose();
   x.dispose();
 });

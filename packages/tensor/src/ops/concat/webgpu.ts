@@ -85,7 +85,7 @@ export const concat: KernelFn<WebGPUBackend, 'concat'> = (be, inputs, attrs) => 
       }
       start += sizes[k]!;
     }
-    if (run.length === 0 || start === first) continue;
+    if (run.length === 0) continue; // only empty inputs in this run
     be.rt.dispatch({
       name: 'concat',
       key: `concat:${run.length}:${type}:${wg}`,

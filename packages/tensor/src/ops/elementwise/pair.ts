@@ -10,6 +10,8 @@ import type { ElementwisePair } from './index.js';
 export function checkPair(pair: ElementwisePair, out: View | undefined): void {
   if (!(pair.op in ELEMENTWISE)) throw new Error(`elementwise: unknown paired op '${pair.op}'`);
   if (!out) throw new Error(`elementwise: a paired op ('${pair.op}') needs an output view`);
+  // an f16 output runs through an f32 temporary of the view's own size (cast/boundary.ts): no room for the pair
+  if (out.dtype !== 'float32') throw new TypeError(`elementwise: a paired op ('${pair.op}') writes float32 outputs, got ${out.dtype}`);
   if (!Number.isInteger(pair.offset) || pair.offset <= 0) throw new RangeError(`elementwise: paired op '${pair.op}' needs a positive integer offset, got ${pair.offset}`);
   let last = out.offset;
   out.shape.forEach((s, d) => { last += (s - 1) * Math.max(0, out.strides[d]!); });
