@@ -432,6 +432,9 @@ function findingsOf(r: StudyReport): string[] {
     }
   }
   const dbShare = r.gates.filter((g) => g.stage === 'dreambooth' && g.name === 'rare_share');
-  if (dbShare.length) out.push(`DreamBooth instance samples classified as ${r.rare_class}: ${dbShare.map((g) => fmt(g.value)).join(', ')}% per seed (target ≥ 50%)`);
+  // read against the control: the base model's own class-prompt samples that the same classifier calls rare
+  const control = r.gates.filter((g) => g.stage === 'dreambooth' && g.name === 'base_rare_share');
+  const ctl = control.length ? `; the base model's own samples: ${control.map((g) => fmt(g.value)).join(', ')}%` : '';
+  if (dbShare.length) out.push(`DreamBooth instance samples classified as ${r.rare_class}: ${dbShare.map((g) => fmt(g.value)).join(', ')}% per seed (target ≥ 50%${ctl})`);
   return out;
 }
