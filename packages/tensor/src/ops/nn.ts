@@ -3,7 +3,7 @@ import { normalizeDim, fmtShape, numel } from '../shape.js';
 import { record } from '../autograd/record.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { tidy } from '../scope.js';
-import { add, mul, sub, square, ew, sumToShape } from './elementwise/index.js';
+import { add, mul, ew, sumToShape } from './elementwise/index.js';
 import { mean, sum } from './reduce/index.js';
 import { contiguous, transpose, reshape, permute, flatten, unsqueeze } from './views.js';
 import { matmul, matmulWith } from './matmul/index.js';

@@ -169,7 +169,7 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
   // sliced tensor); otherwise one elementwise copy per input
   const views3 = tensors.map((t) => (t.dtype === 'float32' && t.backend === backend ? strides3(t.shape, t.strides, d) : null));
   let out: Tensor;
-  if (first.dtype === 'float32' && views3.every((v) => v !== null)) {
+  if (views3.every((v) => v !== null)) {
     const outer = numel(shape.slice(0, d)), inner = numel(shape.slice(d + 1));
     const views: View[] = tensors.map((t, k) => ({ storage: t.storage, shape: [outer, sizes[k]!, inner], strides: views3[k]!, offset: t.offset, dtype: t.dtype }));
     out = new Tensor(backend.run('concat', views, { outer, inner, sizes } satisfies ConcatAttrs), shape);
