@@ -21,7 +21,8 @@ const dirAt = args.indexOf('--dir');
 const testDir = resolve(root, dirAt >= 0 ? args[dirAt + 1] ?? 'test' : 'test');
 const filter = args.find((a, i) => !a.startsWith('--') && (dirAt < 0 || i !== dirAt + 1));
 const noGolden = args.includes('--no-golden') || dirAt >= 0;
-const nodeArgs = ['--conditions=foliar-source', '--import', 'tsx'];
+// --expose-gc: leak checks collect garbage before they count (test/helpers.ts settledMemory)
+const nodeArgs = ['--expose-gc', '--conditions=foliar-source', '--import', 'tsx'];
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
 
 function listTests(dir) {

@@ -7,7 +7,7 @@ import { skip, skipPart, requiredBy } from './harness.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  init, shutdown, cpuBackend, noGrad, tensor, NoAdapterError, loadSafetensors,
+  init, shutdown, cpuBackend, noGrad, tensor, memory, NoAdapterError, loadSafetensors,
   type Backend, type Tensor, type AnyTypedArray,
 } from '@foliar/tensor';
 
@@ -421,4 +421,20 @@ export function readGoldenOpsSync(name: string): Map<string, { shape: number[]; 
     if (e.dtype === 'F32') out.set(k, { shape: [...e.shape], data: f.read(k, { as: 'float32' }).data as Float32Array });
   }
   return out;
+}
+
+/**
+ * `memory()` after a forced garbage collection. A handle nobody disposed is released by the tensor
+ * finalizer whenever V8 collects it, so an earlier test's leftovers can lower the live counts in the
+ * middle of a leak check; collecting first (and letting the finalizer callbacks run) makes a
+ * before/after comparison see only what the code under test kept. scripts/test.mjs runs every test
+ * file with --expose-gc; without it this is plain `memory()`.
+ */
+export async function settledMemory(): Promise<ReturnType<typeof memory>> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3 && gc; i++) {
+    gc();
+    await new Promise<void>((r) => setImmediate(r)); // FinalizationRegistry callbacks run as tasks
+  }
+  return memory();
 }

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
 import { AutoencoderKL, loadVAE } from '@foliar/diffusion';
 import { tileStarts, blendWeights, runTiles, planTiling } from '../../packages/diffusion/src/models/vae/tiling.js';
-import { setup, teardown, requireGpu, shared, assertExact } from '../helpers.js';
+import { setup, teardown, requireGpu, shared, assertExact, settledMemory } from '../helpers.js';
 
 const test = suite('VAE tiling');
 test.before(async () => {
@@ -263,10 +263,10 @@ test('two tiled decodes and encodes leak no buffers or tensors', async () => {
       d.dispose();
     };
     await once(); // warm-up: pipelines and pooled buffers
-    const m0 = ft.memory();
+    const m0 = await settledMemory();
     await once();
     await once();
-    const m1 = ft.memory();
+    const m1 = await settledMemory();
     assert.is(m1.liveTensors, m0.liveTensors, 'live tensors');
     assert.is(m1.liveBuffers, m0.liveBuffers, 'live buffers');
   });

@@ -17,7 +17,7 @@ import {
   ResNet, TinyResNet, Rng, LEAF_CLASSES, evalTransform, normalizeToChw, renderLeaf, softmaxRows, type LeafLabel,
 } from '@foliar/classifier';
 import { AutoencoderKL, imagesToTensor } from '@foliar/diffusion';
-import { setup, teardown, prng, assertClose } from '../helpers.js';
+import { setup, teardown, prng, assertClose, settledMemory } from '../helpers.js';
 import { tinyPipeline } from '../diffusion/fixtures.js';
 import {
   classifierScorer, meanNearestNeighbourDistance, nearestNeighbourDistances, pairedDistance, predictedClasses,
@@ -124,7 +124,10 @@ async function leafScorer(): Promise<ImageScorer> {
 }
 
 /** Live tensors and device buffers: a gate must leave both as it found them. */
-const live = () => [ft.liveTensors(), ft.memory().liveBuffers];
+const live = async (): Promise<number[]> => {
+  const m = await settledMemory();
+  return [m.liveTensors, m.liveBuffers];
+};
 
 const byName = (entries: GateEntry[], name: string): GateEntry => {
   const e = entries.find((x) => x.name === name);
@@ -174,12 +177,12 @@ test('classifierScorer: evaluation preprocessing, softmax of the logits, feature
   for (const model of models) {
     const name = model.constructor.name;
     model.train();
-    const before = live();
+    const before = await live();
     const scorer = classifierScorer(model, { classNames: CLASSES, imageSize: S, batchSize: 2 });
     assert.is(scorer.dim, model instanceof ResNet ? 512 : 32, `${name} dim`);
     const s = await scorer.score!(images);
     assert.ok(model.training, `${name}: training mode restored`);
-    assert.equal(live(), before, `${name}: no tensor or buffer left behind`);
+    assert.equal(await live(), before, `${name}: no tensor or buffer left behind`);
     assert.is(s.probabilities.length, 5 * 4);
     assert.is(s.features.length, 5 * scorer.dim);
     // the reference: evaluation's transform and normalization, one forward pass in eval mode
@@ -334,9 +337,9 @@ test('vaeGate on a real tiny AutoencoderKL: per-class accuracies, PSNR, latent s
   const vae = new AutoencoderKL({ block_out_channels: [8, 16], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'], norm_num_groups: 4, layers_per_block: 1, sample_size: S });
   const labels = range(12).map((i) => i % 4);
   const images = labels.map((l, i) => leaf(CLASSES[l]!, 6000 + i, 48)); // 48 px, brought to the VAE's 32
-  const before = live();
+  const before = await live();
   const r = await vaeGate({ vae, scorer, images, labels, seed: 7, batchSize: 5 });
-  assert.equal(live(), before, 'no tensor or buffer left behind');
+  assert.equal(await live(), before, 'no tensor or buffer left behind');
   assert.is(r.reconstructions.length, 12);
   assert.ok(r.reconstructions.every((im) => im.width === S && im.height === S && im.data.length === S * S * 3));
   assert.ok(r.originals.every((im) => im.width === S && im.height === S));
@@ -432,10 +435,10 @@ test('measureDrift: identical models drift 0 with equal shares; a changed model 
 test('generatorFromPipeline: one image per seed, independent of the batch; different seeds differ', async () => {
   const pipe = tinyPipeline();
   const g = generatorFromPipeline(pipe, { steps: 2, guidance: 2, batchSize: 3, height: 16, width: 16 });
-  const before = live();
+  const before = await live();
   const three = await g.generate('a leaf', [11, 12, 13]);
   const alone = await generatorFromPipeline(pipe, { steps: 2, guidance: 2, batchSize: 1, height: 16, width: 16 }).generate('a leaf', [13]);
-  assert.equal(live(), before, 'no tensor or buffer left behind');
+  assert.equal(await live(), before, 'no tensor or buffer left behind');
   assert.is(three.length, 3);
   assert.ok(three.every((im) => im.width === 16 && im.height === 16 && im.data.length === 16 * 16 * 3));
   let maxDiff = 0;

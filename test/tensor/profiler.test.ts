@@ -2,7 +2,7 @@ import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import * as ft from '@foliar/tensor';
 import { profilerGpuObjects, type WebGPURuntime } from '@foliar/tensor/internal';
-import { setup, teardown, backends, requireGpu, skipPart, randArray } from '../helpers.js';
+import { setup, teardown, backends, requireGpu, skipPart, randArray, settledMemory } from '../helpers.js';
 
 const test = suite('profiler');
 test.before(async () => { await setup(); });
@@ -132,7 +132,7 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
   try {
     const a = ft.tensor([1, 2, 3, 4], { backend: backends().gpu });
     ft.tidy(() => ft.exp(ft.neg(ft.mul(a, 2))).dispose()); // compile
-    const mem0 = ft.memory();
+    const mem0 = await settledMemory();
     const { report } = await ft.profile(() => ft.tidy(() => {
       ft.mul(a, 2); // only in the first query set
       let h = a;
@@ -154,7 +154,7 @@ test('query sets refill past 2048 dispatches; nothing leaks; an error inside fn 
     }
     assert.is(profilerGpuObjects(), 0);
     assert.is(live.size, 0, 'query sets and profiler buffers destroyed');
-    const mem1 = ft.memory();
+    const mem1 = await settledMemory();
     assert.is(mem1.liveBuffers, mem0.liveBuffers, 'no tensor buffers left behind');
     assert.is(mem1.liveTensors, mem0.liveTensors);
 
