@@ -4,21 +4,22 @@
  * latest state readable (`state`) for a page to draw its own bar.
  */
 import type { ProgressOptions } from './progress-node.js';
+import { RateMeter } from './rate.js';
 
 export type { ProgressOptions } from './progress-node.js';
 
 export class Progress {
-  private start = performance.now();
+  private readonly meter: RateMeter;
   private lastLine = 0;
   private value: number;
-  private readonly initial: number;
   private fields: Record<string, string> = {};
   constructor(private readonly o: ProgressOptions) {
-    this.initial = this.value = o.initial ?? 0;
+    this.value = o.initial ?? 0;
+    this.meter = new RateMeter(this.value, performance.now());
   }
+  /** The recent rate (RateMeter: the last 30 s of updates, not since the bar was made). */
   private rate(): number {
-    const s = (performance.now() - this.start) / 1000;
-    return s > 0 ? (this.value - this.initial) / s : 0;
+    return this.meter.rate();
   }
   /** Where the work is: value, total, rate and the extra fields, for a page's own bar. */
   get state(): { value: number; total: number; rate: number; fields: Record<string, string> } {
@@ -26,6 +27,7 @@ export class Progress {
   }
   update(value: number, fields: Record<string, string | number> = {}): void {
     this.value = value;
+    this.meter.record(value, performance.now());
     for (const [k, v] of Object.entries(fields)) this.fields[k] = typeof v === 'number' ? (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(3) : v.toFixed(4)) : v;
     const now = performance.now();
     if (now - this.lastLine > 5000 || value >= this.o.total) {

@@ -1,5 +1,6 @@
 // Progress bars on a terminal (Node; package.json `imports` "#progress"); browsers get ./progress-browser.ts.
 import cliProgress from 'cli-progress';
+import { RateMeter } from './rate.js';
 
 export interface ProgressOptions {
   total: number;
@@ -21,13 +22,14 @@ export interface ProgressOptions {
  */
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
-  private start = performance.now();
+  private readonly meter: RateMeter;
   private lastLine = 0;
   private value: number;
   private readonly initial: number;
   private fields: Record<string, string> = {};
   constructor(private readonly o: ProgressOptions) {
     this.initial = this.value = o.initial ?? 0;
+    this.meter = new RateMeter(this.value, performance.now());
     const plain = o.plain ?? !process.stderr.isTTY;
     if (!plain) {
       this.bar = new cliProgress.SingleBar(
@@ -42,12 +44,13 @@ export class Progress {
       this.bar.start(o.total, this.initial, { rate: '0.00', extra: '' });
     }
   }
+  /** The recent rate (RateMeter: the last 30 s of updates, not since the bar was made). */
   private rate(): number {
-    const s = (performance.now() - this.start) / 1000;
-    return s > 0 ? (this.value - this.initial) / s : 0;
+    return this.meter.rate();
   }
   update(value: number, fields: Record<string, string | number> = {}): void {
     this.value = value;
+    this.meter.record(value, performance.now());
     for (const [k, v] of Object.entries(fields)) this.fields[k] = typeof v === 'number' ? (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(3) : v.toFixed(4)) : v;
     const extra = Object.entries(this.fields).map(([k, v]) => `${k} ${v}`).join(' ');
     if (this.bar) this.bar.update(value, { rate: this.rate().toFixed(2), extra });
