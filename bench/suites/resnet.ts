@@ -15,32 +15,38 @@ import * as ft from '@foliar/tensor';
 import { SGD } from '@foliar/nn';
 import { resnet18 } from '@foliar/classifier';
 import type * as TF from '@tensorflow/tfjs-core';
+import { countFlops, flopNote } from '../lib/flop-count.js';
 import type { Row, RunInfo } from '../lib/report.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 
 const BATCH = 32;
 
 /** Median ms of `steps` training steps after one warm-up step (tinybench's warm-up would take minutes here). */
-async function trainStepMs(size: number, steps: number): Promise<number> {
+async function trainStepMs(size: number, steps: number): Promise<{ ms: number; flops: number }> {
   ft.manualSeed(0);
   const model = resnet18({ numClasses: 4 });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const x = ft.randn([BATCH, 3, size, size]);
   const y = ft.tensor(Int32Array.from({ length: BATCH }, (_, i) => i % 4));
   const times: number[] = [];
+  let flops = 0;
+  const step = async (): Promise<void> => {
+    const loss = ft.tidy(() => {
+      const l = ft.crossEntropy(model.forward(x), y);
+      l.backward();
+      return l.detach();
+    });
+    opt.step();
+    opt.zeroGrad();
+    await loss.data(); // the device has finished the step
+    loss.dispose();
+  };
   try {
-    for (let i = 0; i <= steps; i++) {
+    flops = (await countFlops(ft.getBackend(), step)).flops; // the warm-up step (pipelines compile) counts the work
+    for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
-      const loss = ft.tidy(() => {
-        const l = ft.crossEntropy(model.forward(x), y);
-        l.backward();
-        return l.detach();
-      });
-      opt.step();
-      opt.zeroGrad();
-      await loss.data(); // the device has finished the step
-      loss.dispose();
-      if (i > 0) times.push(performance.now() - t0);
+      await step();
+      times.push(performance.now() - t0);
     }
   } finally {
     x.dispose();
@@ -49,7 +55,7 @@ async function trainStepMs(size: number, steps: number): Promise<number> {
     model.dispose();
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return { ms: times[Math.floor(times.length / 2)]!, flops };
 }
 
 /** Median ms of eval forwards (batch 32) after one warm-up. */
@@ -159,14 +165,14 @@ function torchPeer(sizes: number[], steps: number): { ms: Record<string, number>
   return { ms: out.results, label: device === 'cpu' ? 'pytorch-cpu' : `pytorch-${device}` };
 }
 
-export async function resnetSuite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
+export async function resnetSuite(info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
   const sizes = [64, 128];
   const steps = opts.quick ? 2 : 4;
   const rows: Row[] = [];
   for (const s of sizes) {
-    const ms = await trainStepMs(s, steps);
+    const { ms, flops } = await trainStepMs(s, steps);
     console.error(`resnet18 train ${s}x${s}: ${ms.toFixed(0)} ms/step, ${(BATCH / (ms / 1000)).toFixed(1)} img/s`);
-    rows.push({ suite: 'resnet', name: `ResNet18 train step, batch ${BATCH}, ${s}x${s}`, medianMs: ms, rate: BATCH / (ms / 1000), unit: 'img/s', peers: {} });
+    rows.push({ suite: 'resnet', name: `ResNet18 train step, batch ${BATCH}, ${s}x${s}`, medianMs: ms, flops, rate: BATCH / (ms / 1000), unit: 'img/s', peers: {} });
   }
   const inferRows: Row[] = [];
   for (const s of sizes) {
@@ -183,16 +189,17 @@ export async function resnetSuite(_info: RunInfo, opts: { quick: boolean; peers:
       }
     }
   }
+  if (!opts.peers) for (const r of rows) r.note = flopNote(r.flops!, r.medianMs, undefined, info.peaks.fmaGflops);
   if (opts.peers) {
     const peer = torchPeer(sizes, steps);
     if ('skip' in peer) {
       console.error(peer.skip);
-      for (const r of rows) { r.peers![`pytorch-${process.env.FOLIAR_TORCH_DEVICE ?? 'cpu'}`] = null; r.note = peer.skip; }
+      for (const r of rows) { r.peers![`pytorch-${process.env.FOLIAR_TORCH_DEVICE ?? 'cpu'}`] = null; r.note = `${peer.skip}; ${flopNote(r.flops!, r.medianMs, undefined, info.peaks.fmaGflops)}`; }
     } else {
       rows.forEach((r, i) => {
         const p = peer.ms[String(sizes[i])]!;
         r.peers![peer.label] = p;
-        r.note = `${peer.label} ${(BATCH / (p / 1000)).toFixed(1)} img/s; foliar/pytorch speed ratio ${(p / r.medianMs).toFixed(2)}`;
+        r.note = `${peer.label} ${(BATCH / (p / 1000)).toFixed(1)} img/s; foliar/pytorch speed ratio ${(p / r.medianMs).toFixed(2)}${r.flops ? `; ${flopNote(r.flops, r.medianMs, p, info.peaks.fmaGflops)}` : ''}`;
         console.error(`${r.name}: ${r.note}`);
       });
     }

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { unetTrainCase, UNET_CONTEXT, UNET_CROSS, UNET_HEADS } from '../lib/unet-train.js';
 import type { Row, RunInfo } from '../lib/report.js';
 import { pythonWithTorch } from './resnet.js';
+import { countFlops, flopNote } from '../lib/flop-count.js';
+import * as ft from '@foliar/tensor';
 
 const B = 8;
 const CONTEXT = UNET_CONTEXT;
@@ -29,25 +31,29 @@ const CASES: UNetCase[] = [
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const label = (c: UNetCase) => `UNet [${c.channels.join(', ')}], ${c.size}x${c.size}x4 latents, batch ${B}, ${CONTEXT}-token context`;
 
-async function foliarCase(c: UNetCase, steps: number): Promise<{ params: number; trainMs: number; forwardMs: number }> {
+async function foliarCase(c: UNetCase, steps: number): Promise<{ params: number; trainMs: number; forwardMs: number; trainFlops: number; forwardFlops: number }> {
   const u = await unetTrainCase(c.channels, c.size, B);
   const train: number[] = [];
   const fwd: number[] = [];
+  let trainFlops = 0, forwardFlops = 0;
   try {
-    for (let i = 0; i <= steps; i++) { // the first of each warms up (pipelines compile)
+    // the warm-up calls (pipelines compile) also count the work of one call
+    trainFlops = (await countFlops(ft.getBackend(), () => u.step())).flops;
+    for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       await u.step();
-      if (i > 0) train.push(performance.now() - t0);
+      train.push(performance.now() - t0);
     }
-    for (let i = 0; i <= steps; i++) {
+    forwardFlops = (await countFlops(ft.getBackend(), () => u.forward())).flops;
+    for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       await u.forward();
-      if (i > 0) fwd.push(performance.now() - t0);
+      fwd.push(performance.now() - t0);
     }
   } finally {
     u.dispose();
   }
-  return { params: u.params, trainMs: median(train), forwardMs: median(fwd) };
+  return { params: u.params, trainMs: median(train), forwardMs: median(fwd), trainFlops, forwardFlops };
 }
 
 type Peer = { label: string; results: { params: number; train_ms: number; forward_ms: number }[] } | { label: string; skip: string };
@@ -65,7 +71,7 @@ function torchPeer(steps: number): Peer {
   return { label: peerLabel, results: out.results };
 }
 
-export async function unetSuite(_info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
+export async function unetSuite(info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
   const steps = opts.quick ? 3 : 5;
   const ours: Awaited<ReturnType<typeof foliarCase>>[] = [];
   for (const c of CASES) {
@@ -79,12 +85,15 @@ export async function unetSuite(_info: RunInfo, opts: { quick: boolean; peers: b
     const m = ours[i]!;
     const p = peer && 'results' in peer ? peer.results[i] : undefined;
     const paramsNote = p && p.params !== m.params ? `; parameter counts differ: foliar ${m.params}, PyTorch ${p.params}` : '';
-    for (const [kind, ms, pms] of [['train step (MSE + AdamW)', m.trainMs, p?.train_ms], ['forward (no grad)', m.forwardMs, p?.forward_ms]] as const) {
-      const row: Row = { suite: 'unet', name: `${label(c)}, ${kind}`, medianMs: ms, peers: {} };
+    for (const [kind, ms, pms, flops] of [['train step (MSE + AdamW)', m.trainMs, p?.train_ms, m.trainFlops], ['forward (no grad)', m.forwardMs, p?.forward_ms, m.forwardFlops]] as const) {
+      const fma = info.peaks.fmaGflops;
+      const rate = flops / ms / 1e6;
+      const row: Row = { suite: 'unet', name: `${label(c)}, ${kind}`, medianMs: ms, flops, rate, unit: 'GFLOP/s', peakPct: fma ? (100 * rate) / fma : undefined, peers: {} };
+      const work = flopNote(flops, ms, pms, fma);
       if (peer) {
         row.peers![peer.label] = pms ?? null;
-        row.note = 'skip' in peer ? peer.skip : `${peer.label} ${pms!.toFixed(0)} ms; foliar/pytorch speed ratio ${(pms! / ms).toFixed(2)}; ${(m.params / 1e6).toFixed(2)}M parameters${paramsNote}`;
-      }
+        row.note = 'skip' in peer ? `${peer.skip}; ${work}` : `${peer.label} ${pms!.toFixed(0)} ms; foliar/pytorch speed ratio ${(pms! / ms).toFixed(2)}; ${work}; ${(m.params / 1e6).toFixed(2)}M parameters${paramsNote}`;
+      } else row.note = work;
       rows.push(row);
     }
   });
