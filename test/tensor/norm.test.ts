@@ -247,6 +247,49 @@ test('norm backward: dx and the affine gradients in one dispatch on WebGPU; the 
   for (const t of [x, w, b]) t.dispose();
 });
 
+test('batchNorm with a fused ReLU: equals relu(batchNorm) on the CPU (training and eval, every gradient, dispatches), and WebGPU matches the CPU at odd sizes', async () => {
+  const cpuBe = cpuBackend();
+  const cases: [number[], boolean][] = [[[3, 6, 5, 3], true], [[4, 5, 7], false], [[2, 8, 1, 1], true]];
+  for (const [shape, affine] of cases) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const C = shape[1]!;
+    // mean 0.2: about half the pre-activations on each side of zero
+    const xd = randn(n, 21, 0.2, 1.5), wd = randn(C, 22, 1, 0.5), bd = randn(C, 23), rd = randn(n, 24);
+    for (const training of [true, false]) {
+      const outs: Float32Array[][] = [];
+      for (const fused of [true, false]) {
+        const x = tensor(xd, { backend: cpuBe, shape: [...shape] }).requiresGrad_();
+        const w = affine ? tensor(wd, { backend: cpuBe, shape: [C] }).requiresGrad_() : null;
+        const b = affine ? tensor(bd, { backend: cpuBe, shape: [C] }).requiresGrad_() : null;
+        const rm = tensor(randn(C, 25), { backend: cpuBe, shape: [C] }), rv = tensor(randn(C, 26, 2, 0.3), { backend: cpuBe, shape: [C] });
+        const y = fused ? batchNorm(x, rm, rv, w, b, { training, activation: 'relu' }) : batchNorm(x, rm, rv, w, b, { training }).relu();
+        y.backward(tensor(rd, { backend: cpuBe, shape: y.shape }));
+        outs.push([await y.dataF32(), await x.grad!.dataF32(), ...(w ? [await w.grad!.dataF32(), await b!.grad!.dataF32()] : []), await rm.dataF32(), await rv.dataF32()]);
+      }
+      const y = outs[0]![0]!;
+      assert.ok(y.some((v) => v === 0) && y.some((v) => v > 0), 'both sides of the ReLU are exercised');
+      outs[0]!.forEach((v, i) => close(v, outs[1]![i]!, 1e-5, `batchNorm relu ${JSON.stringify(shape)} training ${training}: output ${i} vs composed`));
+    }
+  }
+  for (const training of [true, false]) {
+    await crossCheck(`bn relu ${training}`, [3, 6, 5, 3], [6], (be, x, w, b) => batchNorm(x, tensor(randn(6, 7), { backend: be, shape: [6] }), tensor(randn(6, 8, 2, 0.3), { backend: be, shape: [6] }), w, b, { training, activation: 'relu' }), { mean: 0.2 });
+  }
+  await crossCheck('bn relu long rows', [9, 5, 13, 11], [5], (be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' }), { mean: 0.2 });
+  await crossCheck('bn relu no affine', [4, 3, 7], [3], (be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' }), { affine: false, mean: 0.2 });
+  // one kernel each way: the forward and the backward (x and affine gradients together) dispatch once each
+  const gpu = requireGpu('dispatch count');
+  const x = tensor(randn(2 * 4 * 6, 30), { backend: gpu, shape: [2, 4, 6] }).requiresGrad_();
+  const w = tensor(randn(4, 31), { backend: gpu, shape: [4] }).requiresGrad_(), b = tensor(randn(4, 32), { backend: gpu, shape: [4] }).requiresGrad_();
+  const g = tensor(randn(48, 33), { backend: gpu, shape: [2, 4, 6] });
+  const { report } = await profile(async () => {
+    const y = batchNorm(x, null, null, w, b, { training: true, activation: 'relu' });
+    y.backward(g);
+    await x.grad!.data();
+  });
+  assert.equal(report.byOp.map((r) => r.name).filter((n) => !/fill|copy/.test(n)).sort(), ['norm_backward_affine', 'norm_forward'], JSON.stringify(report.byOp.map((r) => [r.name, r.dispatches])));
+  assert.throws(() => batchNorm(x, null, null, w, b, { training: true, activation: 'gelu' as 'relu' }), /unknown activation 'gelu'/);
+});
+
 test.run();
 
 test('groupNormSilu: one kernel each way equals silu(groupNorm) on the CPU, and WebGPU matches the CPU at odd sizes', async () => {

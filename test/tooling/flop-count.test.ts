@@ -6,7 +6,9 @@ import { countFlops, flopNote } from '../../bench/lib/flop-count.js';
 import { setup, teardown, backends, randnArray } from '../helpers.js';
 
 const test = suite('flop count');
-test.before(setup);
+test.before(async () => {
+  await setup();
+});
 test.after(teardown);
 
 const t = (be: ft.Backend, shape: number[], seed: number) => ft.tensor(randnArray(shape.reduce((a, b) => a * b, 1), seed), { shape, backend: be, requiresGrad: true });

@@ -22,7 +22,7 @@ export class BasicBlock extends Module implements Layer {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
+      const out = this.bn2.forward(this.conv2.forward(this.bn1.forwardRelu(this.conv1.forward(x))));
       const identity = this.downsample ? this.downsample.forward(x) : x;
       return out.add(identity).relu();
     });
@@ -100,7 +100,7 @@ export class ResNet extends Module implements Layer {
   forward(x: Tensor, features?: ResNetFeatures): Tensor {
     if (x.rank !== 4) throw new RangeError(`ResNet expects input [N, C, H, W], got [${x.shape.join(', ')}]`);
     // profiler scopes (ft.profile) per stage; free when not profiling
-    const stem = profileScope('stem', () => tidy(() => this.maxpool.forward(this.bn1.forward(this.conv1.forward(x)).relu())));
+    const stem = profileScope('stem', () => tidy(() => this.maxpool.forward(this.bn1.forwardRelu(this.conv1.forward(x)))));
     const l1 = profileScope('layer1', () => this.layer1.forward(stem));
     stem.dispose();
     if (features) features.layer1 = l1;
@@ -167,7 +167,7 @@ export function resnetFeatures(model: ResNet, layers: readonly ResNetFeatureLaye
       const be = model.conv1.weight.backend;
       const s = tensor(scale, { shape: [1, scale.length, 1, 1], backend: be }), b = tensor(shift, { shape: [1, shift.length, 1, 1], backend: be });
       const out: Tensor[] = [];
-      let h = model.bn1.forward(model.conv1.forward(x.mul(s).add(b))).relu();
+      let h = model.bn1.forwardRelu(model.conv1.forward(x.mul(s).add(b)));
       if (layers.includes('stem')) out.push(h);
       if (deepest >= 1) h = model.maxpool.forward(h);
       for (let i = 1; i <= deepest; i++) {

@@ -30,7 +30,7 @@ export class TinyResNet extends Module implements Layer {
     this.fc = this.module('fc', new Linear(32, numClasses));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.fc.forward(this.avgpool.forward(this.layers.forward(this.bn1.forward(this.conv1.forward(x)).relu())).flatten(1)));
+    return tidy(() => this.fc.forward(this.avgpool.forward(this.layers.forward(this.bn1.forwardRelu(this.conv1.forward(x)))).flatten(1)));
   }
 }
 

@@ -81,6 +81,13 @@ export class BatchNorm2d extends Module {
     this.numBatchesTracked = this.buffer('num_batches_tracked', full([], 0, { ...o, dtype: 'int32' }))!;
   }
   forward(x: Tensor): Tensor {
+    return this.run(x);
+  }
+  /** relu(forward(x)) in one fused kernel each way (ResNet: BN → ReLU). */
+  forwardRelu(x: Tensor): Tensor {
+    return this.run(x, 'relu');
+  }
+  private run(x: Tensor, activation?: 'relu'): Tensor {
     if (this.training) {
       noGrad(() => {
         const n = add(this.numBatchesTracked, 1);
@@ -92,6 +99,7 @@ export class BatchNorm2d extends Module {
       training: this.training,
       momentum: this.momentum,
       eps: this.eps,
+      ...(activation ? { activation } : {}),
     });
   }
 }

@@ -1,7 +1,7 @@
 // norm kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
 import type { KernelFn, View } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs, NormActivation } from './index.js';
 
 /** Offset (relative to x.offset) of element j of statistic row r, and its affine index. */
 function addr(L: NormLayout, r: number, j: number): number {
@@ -13,10 +13,17 @@ function affine(L: NormLayout, r: number, j: number): number {
 }
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
-/** g · silu'(z): the gradient of silu at the pre-activation z. */
-const siluGrad = (g: number, z: number): number => {
-  const s = sigmoid(z);
-  return g * s * (1 + z * (1 - s));
+/** The fused activation at z, and g · act'(z) (its gradient at the pre-activation z). */
+const ACT: Record<NormActivation, { f: (z: number) => number; grad: (g: number, z: number) => number }> = {
+  silu: {
+    f: (z) => z * sigmoid(z),
+    grad: (g, z) => {
+      const s = sigmoid(z);
+      return g * s * (1 + z * (1 - s));
+    },
+  },
+  // PyTorch's threshold_backward: no gradient at z = 0
+  relu: { f: (z) => (z > 0 ? z : 0), grad: (g, z) => (z > 0 ? g : 0) },
 };
 
 function optional(inputs: readonly View[], flags: boolean[]): (View | null)[] {
@@ -67,7 +74,7 @@ export const norm_forward: KernelFn<CpuBackend, 'norm_forward'> = (be, inputs, a
       let v = (X[x.offset + o]! - mean) * rstd;
       if (W) v *= W[w!.offset + ai]!;
       if (B) v += B[b!.offset + ai]!;
-      if (a.activation === 'silu') v *= sigmoid(v);
+      if (a.activation) v = ACT[a.activation].f(v);
       y.data[o] = v;
     }
   }
@@ -89,7 +96,7 @@ export const norm_backward: KernelFn<CpuBackend, 'norm_backward'> = (be, inputs,
       const wv = W ? W[w!.offset + ai]! : 1;
       let gv = G[g.offset + o]!;
       // through the activation first: its input is the recomputed affine output
-      if (a.activation === 'silu') gv = siluGrad(gv, (X[x.offset + o]! - mean) * rstd * wv + (B ? B[b!.offset + ai]! : 0));
+      if (a.activation) gv = ACT[a.activation].grad(gv, (X[x.offset + o]! - mean) * rstd * wv + (B ? B[b!.offset + ai]! : 0));
       return gv * wv;
     };
     let m1 = 0, m2 = 0;
@@ -128,7 +135,7 @@ export const norm_affine_grad: KernelFn<CpuBackend, 'norm_affine_grad'> = (be, i
         const o = p * a.pStride + i * a.aStride + s;
         const xhat = (X[x!.offset + o]! - mean) * rstd;
         let gv = G[g!.offset + o]!;
-        if (a.activation === 'silu') gv = siluGrad(gv, xhat * (W ? W[w!.offset + i]! : 1) + (B ? B[b!.offset + i]! : 0));
+        if (a.activation) gv = ACT[a.activation].grad(gv, xhat * (W ? W[w!.offset + i]! : 1) + (B ? B[b!.offset + i]! : 0));
         sw += gv * xhat;
         sb += gv;
       }

@@ -121,7 +121,12 @@ function normCore(
 }
 
 /** An activation applied to the normalised (and affine) output inside the norm kernels. */
-export type NormActivation = 'silu';
+export type NormActivation = 'silu' | 'relu';
+const ACTIVATIONS: readonly NormActivation[] = ['silu', 'relu'];
+
+function checkActivation(act: NormActivation | undefined, op: string): void {
+  if (act !== undefined && !ACTIVATIONS.includes(act)) throw new TypeError(`${op}: unknown activation '${String(act)}' (${ACTIVATIONS.join(', ')})`);
+}
 
 /**
  * silu(group_norm(x)): the ResNet blocks' GN → SiLU in one kernel each way. The backward recomputes
@@ -151,8 +156,8 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
     affine: { outer: N, inner: S, pStride: C * S, aStride: S, rowP: numGroups, aDiv: cpg },
     affineShape: [C],
   };
-  if (opts.activation !== undefined && opts.activation !== 'silu') throw new TypeError(`groupNorm: unknown activation '${String(opts.activation)}'`);
-  return normCore(opts.activation ? 'group_norm_silu' : 'group_norm', x, weight ?? null, bias ?? null, plan, { eps, activation: opts.activation });
+  checkActivation(opts.activation, 'groupNorm');
+  return normCore(opts.activation ? `group_norm_${opts.activation}` : 'group_norm', x, weight ?? null, bias ?? null, plan, { eps, activation: opts.activation });
 }
 
 /** torch.nn.functional.layer_norm: statistics over the last normalizedShape.length dims. */
@@ -178,6 +183,11 @@ export interface BatchNormOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
+  /**
+   * An activation applied inside the norm's kernels (ResNet's BN → ReLU): one kernel each way instead of
+   * the norm and the activation, and the backward recomputes the pre-activation instead of storing it.
+   */
+  activation?: NormActivation;
 }
 
 /**
@@ -198,6 +208,9 @@ export function batchNorm(
   const S = numel(x.shape.slice(2));
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
+  const activation = opts.activation;
+  checkActivation(activation, 'batchNorm');
+  const op = activation ? `batch_norm_${activation}` : 'batch_norm';
   checkParam(weight, [C], 'batchNorm', 'weight', x);
   checkParam(bias, [C], 'batchNorm', 'bias', x);
   for (const [t, what] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
@@ -213,7 +226,7 @@ export function batchNorm(
   if (opts.training) {
     if (N * S <= 1) throw new RangeError(`batchNorm: expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
     const running = runningMean && runningVar ? ([runningMean, runningVar] as [Tensor, Tensor]) : undefined;
-    return normCore('batch_norm', x, weight ?? null, bias ?? null, plan, { eps, running, momentum });
+    return normCore(op, x, weight ?? null, bias ?? null, plan, { eps, running, momentum, activation });
   }
   if (!runningMean || !runningVar) throw new Error('batchNorm: eval mode needs runningMean and runningVar');
   // Constant statistics [C, 2] = (mean, 1/sqrt(var + eps)), interleaved like the kernel's own.
@@ -227,7 +240,7 @@ export function batchNorm(
     }
     return s;
   });
-  const y = normCore('batch_norm', x, weight ?? null, bias ?? null, plan, { eps, stats });
+  const y = normCore(op, x, weight ?? null, bias ?? null, plan, { eps, stats, activation });
   stats.dispose();
   return y;
 }

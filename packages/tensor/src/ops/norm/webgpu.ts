@@ -3,7 +3,7 @@ import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import { rowSubgroupSize } from '../../backends/webgpu/kernels/row-shape.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
-import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs } from './index.js';
+import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs, NormActivation } from './index.js';
 
 /**
  * One workgroup per statistic row (or per affine index): each invocation strides over the row,
@@ -73,12 +73,21 @@ fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
 
 const header = (sh: Shape): string => (sh.sub ? 'enable subgroups;\n' : '');
 
-/** g · silu'(z), for the backward of a norm with a fused SiLU (z: the recomputed pre-activation). */
-const SILU_GRAD_WGSL = `
-fn silu_grad(gv: f32, z: f32) -> f32 {
+/** g · act'(z), for the backward of a norm with a fused activation (z: the recomputed pre-activation). */
+const ACT_GRAD_WGSL: Record<NormActivation, string> = {
+  silu: `
+fn act_grad(gv: f32, z: f32) -> f32 {
   let s = 1.0 / (1.0 + exp(-z));
   return gv * s * (1.0 + z * (1.0 - s));
-}`;
+}`,
+  // PyTorch's threshold_backward: no gradient at z = 0
+  relu: `
+fn act_grad(gv: f32, z: f32) -> f32 {
+  return select(0.0, gv, z > 0.0);
+}`,
+};
+/** The forward's activation, applied to v in place. */
+const ACT_WGSL: Record<NormActivation, string> = { silu: 'v = v / (1.0 + exp(-v));', relu: 'v = max(v, 0.0);' };
 const keyOf = (sh: Shape): string => `${sh.sub ? 'sg' : 'wg'}${sh.wg}`;
 
 /**
@@ -177,7 +186,7 @@ ${entry(sh)} {
   ${rowLoop(WG, `var v = (x[u.xoff + o] - mean) * rstd;
       ${a.hasWeight ? 'v *= w_at(u.woff + ai);' : ''}
       ${a.hasBias ? 'v += bias_at(u.boff + ai);' : ''}
-      ${a.activation === 'silu' ? 'v = v / (1.0 + exp(-v));' : ''}
+      ${a.activation ? ACT_WGSL[a.activation] : ''}
       y[o] = v;`)}
 }`;
   const uni = layoutWords(new UniformWriter(), a)
@@ -197,7 +206,7 @@ export const norm_backward: KernelFn<WebGPUBackend, 'norm_backward'> = (be, inpu
  */
 export const norm_backward_affine: KernelFn<WebGPUBackend, 'norm_backward_affine'> = (be, inputs, attrs) => {
   const a = attrs;
-  const act = a.activation === 'silu';
+  const act = !!a.activation;
   const storage = 3 + (a.hasWeight ? 1 : 0) + (act && a.hasBias ? 1 : 0) + (a.accumulate ? 1 : 0) + 3;
   if (storage <= be.rt.limits.maxStorageBuffersPerShaderStage && a.rows * a.count > 0 && a.affine.size > 0) return normBackward(be, inputs, a, a.affine);
   const dx = normBackward(be, inputs, a, null)[0]!;
@@ -214,7 +223,7 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
   if (a.rows * a.count === 0) return outs;
   const [x, g, st] = [inputs[0]!, inputs[1]!, inputs[2]!];
   const w = a.hasWeight ? inputs[3]! : null;
-  const act = a.activation === 'silu';
+  const act = !!a.activation;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const binds: Binding[] = [
     { name: 'x', type: 'f32', rw: false },
@@ -242,8 +251,8 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
     bufs.push(dw.buffer, db.buffer);
   }
   const wv = w ? 'w_at(u.woff + ai)' : '1.0';
-  // with a fused SiLU, g is first taken through it at the recomputed pre-activation
-  const gEff = act ? `silu_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias_at(u.boff + ai)' : ''})` : 'g[u.goff + o]';
+  // with a fused activation, g is first taken through it at the recomputed pre-activation
+  const gEff = act ? `act_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias_at(u.boff + ai)' : ''})` : 'g[u.goff + o]';
   const dxhat = `(${gEff})${w ? ' * w_at(u.woff + ai)' : ''}`;
   const sh = shapeFor(be);
   const WG = sh.wg;
@@ -252,7 +261,7 @@ ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32${affine ? `, ${AFFINE_FIELDS}` : ''} };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
-${act ? SILU_GRAD_WGSL : ''}
+${a.activation ? ACT_GRAD_WGSL[a.activation] : ''}
 ${entry(sh)} {
   ${affine ? `// workgroups past the rows compute the affine gradients
   if (wid.x + wid.y * nwg.x >= u.rows) {
@@ -277,7 +286,7 @@ ${entry(sh)} {
   if (affine) uw = affineWords(uw, affine);
   be.rt.dispatch({
     name: affine ? 'norm_backward_affine' : 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `silu:${!!b}` : ''}:${!!acc}:${affine ? 'affine:' : ''}${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `${a.activation}:${!!b}` : ''}:${!!acc}:${affine ? 'affine:' : ''}${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: bufs,
     uniforms: uw.build(),
@@ -294,11 +303,11 @@ function affineWords(w: UniformWriter, a: NormAffineGradAttrs): UniformWriter {
 
 /**
  * One affine index's Σ g·xhat and Σ g over its elements (dw[a], db[a]); `aExpr` is the index. With a
- * fused SiLU, g goes through its derivative at the recomputed pre-activation xhat · w + b. Reads
+ * fused activation, g goes through its derivative at the recomputed pre-activation xhat · w + b. Reads
  * x, g, st (and w, bias) at u.xoff … and the AFFINE_FIELDS; writes dw, db.
  */
 function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExpr: string): string {
-  const gv = act ? `silu_grad(g[u.goff + o], xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
+  const gv = act ? `act_grad(g[u.goff + o], xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
   return `let a = ${aExpr};
   if (a >= u.aSize) { return; }
   let lid = lidv.x;
@@ -324,7 +333,7 @@ function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExp
 export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, inputs, attrs) => {
   const a = attrs;
   const [x, g, st] = inputs;
-  const act = a.activation === 'silu';
+  const act = !!a.activation;
   const w = act && a.hasWeight ? inputs[3]! : null;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const dw = be.alloc('float32', a.size);
@@ -346,14 +355,14 @@ ${bindings(binds)}
 struct U { ${AFFINE_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
-${act ? SILU_GRAD_WGSL : ''}
+${a.activation ? ACT_GRAD_WGSL[a.activation] : ''}
 ${entry(sh)} {
   ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x')}
 }`;
   const uni = affineWords(new UniformWriter(), a).u32(x!.offset, g!.offset, st!.offset, w?.offset ?? 0, b?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
-    key: `norm_affine_grad:${act ? `silu:${!!w}:${!!b}` : ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
+    key: `norm_affine_grad:${act ? `${a.activation}:${!!w}:${!!b}` : ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), ...(w ? [bufferOf(w)] : []), ...(b ? [bufferOf(b)] : []), dw.buffer, db.buffer],
     uniforms: uni,
