@@ -7,12 +7,15 @@
  *
  *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> <gate-classifier-checkpoint> [grid.png]
  *   node --conditions=foliar-source --import tsx scripts/vae-diagnosis.ts <vae-dir> --train-gate <run-dir> [grid.png]
+ *   … --data <dataset folder>: the photographs' seed-0 split instead (as `npm run study -- --data`; with
+ *   --train-gate <the study's --out> the gate classifier is the study's own seed-0 stage, trained or reused)
  *
  * --train-gate uses the quick profile's seed-0 gate classifier stage under <run-dir> (the folder of
  * `npm run pretrain-generator -- --out`), training it first when that stage is not cached there;
  * --gate '<json>' changes that profile's gate classifier settings (e.g. '{"degrade":{…}}').
  */
 import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import * as ft from '@foliar/tensor';
 import { loadTrainedModel, classificationMetrics, type TrainConfig } from '@foliar/classifier';
 import { loadVAE } from '@foliar/diffusion';
@@ -26,7 +29,7 @@ import { StageRunner } from '../examples/study/stages.js';
 import { trainGateClassifier } from '../examples/study/scorer.js';
 import { classifierBaseConfig, splitStage } from '../examples/study/arms.js';
 
-const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' }, gate: { type: 'string' } }, allowPositionals: true });
+const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' }, gate: { type: 'string' }, data: { type: 'string' } }, allowPositionals: true });
 const trainGate = flags['train-gate'];
 const [vaeDir, ...rest] = positionals;
 const checkpointArg = trainGate === undefined ? rest.shift() : undefined;
@@ -37,7 +40,7 @@ if (!vaeDir || (trainGate === undefined && !checkpointArg) || rest.length) {
 }
 await ft.init();
 const P = studyProfile('quick');
-const data = await loadStudyData(P, null);
+const data = await loadStudyData(P, flags.data ? resolve(flags.data) : null);
 const split = studySplits(P, data.set)[0]!;
 let checkpoint = checkpointArg!;
 if (trainGate !== undefined) {
