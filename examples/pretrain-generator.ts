@@ -7,7 +7,7 @@
  * a downloaded Stable Diffusion. Stages are cached and resumable under --out.
  *
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
- *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae|vae-decoder] [--gates] [--deadline 500]
+ *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae|vae-decoder] [--gates] [--deadline 500] [--data <photographs>]
  *
  *   e.g. a perceptual term through a ResNet18 trained on the pretraining pool only:
  *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
@@ -26,6 +26,10 @@
  * conditioning-step-<step>.png (decoding with the recipe's fine-tuned decoder when it has one): a long run can be watched, or measured before it ends, from a second
  * process while it trains; with --export that checkpoint is exported as the generator (manifest: the command,
  * the checkpoint and its step), e.g. to tune DreamBooth on it with FOLIAR_EMBEDDED_GENERATOR.
+ *
+ * --data <dataset folder> pretrains on the photographs as `npm run study -- --data` does (the same pool, splits
+ * and stage keys): with --out <the study's --out>, --gates / --gates-checkpoint measure the study's own
+ * generator stages while the study runs.
  *
  * gpu64 (ten times quick's generator training) is sized for a machine with a GPU (scripts/gpu); the
  * profile exported must have the image size and latent layout of the profile that will use it.
@@ -109,6 +113,7 @@ async function main(): Promise<void> {
       gates: { type: 'boolean', default: false },
       deadline: { type: 'string' },
       'gates-checkpoint': { type: 'string' },
+      data: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -134,12 +139,15 @@ async function main(): Promise<void> {
   const out = resolve(args.out ?? join('runs', `study-${P.name}`));
   const backend = await ft.init();
   console.log(`generator pretraining, profile ${P.name} (VAE ${JSON.stringify(P.vae)}; base ${JSON.stringify(P.base)}), on ${backend.describe()}; stages in ${out}`);
-  const data = await loadStudyData(P, null);
+  // --data: the photographs (as `npm run study -- --data`): the pool, split and stage keys are the study's own,
+  // so --out <the study's run folder> reuses (or trains) its generator stages
+  const dataDir = args.data ? resolve(args.data) : null;
+  const data = await loadStudyData(P, dataDir);
   const common = data.set.classNames.filter((c) => c !== args.class);
   const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
   const runner = new StageRunner(out);
   const splits = studySplits(P, data.set);
-  const opts: PretrainOptions = { runner, profile: P, data, splits, photographs: false, common, classPrompt: args['class-prompt']!, promptOf: prompt, signal: stop.signal };
+  const opts: PretrainOptions = { runner, profile: P, data, splits, photographs: dataDir !== null, common, classPrompt: args['class-prompt']!, promptOf: prompt, signal: stop.signal };
   const gatesFile = join(out, 'generator-gates.json');
   const gates: GateEntry[] = existsSync(gatesFile) ? (JSON.parse(readFileSync(gatesFile, 'utf8')) as { gates: GateEntry[] }).gates : [];
   const saveGates = async (stage: string, entries: GateEntry[]) => {
