@@ -80,7 +80,10 @@ function overrides<K extends 'vae' | 'base'>(P: StudyProfile, key: K, json: stri
   }
 }
 
-/** --vae-decoder: the decoder fine-tune's steps (required), batch and lr (default: the VAE's). */
+/**
+ * --vae-decoder: the decoder fine-tune's steps (required), batch and lr (default: the VAE's), and optionally
+ * its own perceptualWeight / perceptualLayers (default: the VAE's term; checked by perceptualRecipe).
+ */
 function decoderSettings(P: StudyProfile, json: string): NonNullable<StudyProfile['vaeDecoder']> {
   let o: unknown;
   try {
@@ -90,12 +93,20 @@ function decoderSettings(P: StudyProfile, json: string): NonNullable<StudyProfil
   }
   if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`--vae-decoder: expected a JSON object, got ${json}`);
   const d: Record<string, unknown> = { batch: P.vae.batch, lr: P.vae.lr, ...P.vaeDecoder, ...o };
-  for (const k of Object.keys(o)) if (!['steps', 'batch', 'lr'].includes(k)) throw new Error(`--vae-decoder: unknown setting "${k}" (settings: steps, batch, lr)`);
+  const keys = ['steps', 'batch', 'lr', 'perceptualWeight', 'perceptualLayers'];
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new Error(`--vae-decoder: unknown setting "${k}" (settings: ${keys.join(', ')})`);
   const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
   if (!int(d.steps)) throw new Error(`--vae-decoder: "steps" must be a positive integer, got ${JSON.stringify(d.steps)}`);
   if (!int(d.batch)) throw new Error(`--vae-decoder: "batch" must be a positive integer, got ${JSON.stringify(d.batch)}`);
   if (!(typeof d.lr === 'number' && d.lr > 0 && Number.isFinite(d.lr))) throw new Error(`--vae-decoder: "lr" must be a positive number, got ${JSON.stringify(d.lr)}`);
-  return { steps: d.steps as number, batch: d.batch as number, lr: d.lr };
+  const own = Object.fromEntries(['perceptualWeight', 'perceptualLayers'].filter((k) => d[k] !== undefined).map((k) => [k, d[k]]));
+  const settings = { steps: d.steps as number, batch: d.batch as number, lr: d.lr, ...own } as NonNullable<StudyProfile['vaeDecoder']>;
+  if (Object.keys(own).length) {
+    // the same checks as the VAE's own term; the decoder's term needs the pool classifier, so the VAE must have one
+    if (!perceptualRecipe(P)) throw new Error('--vae-decoder: perceptualWeight / perceptualLayers need a VAE recipe with a perceptual term (its pool classifier)');
+    perceptualRecipe({ ...P, vae: { ...P.vae, ...own } });
+  }
+  return settings;
 }
 
 async function main(): Promise<void> {

@@ -274,8 +274,11 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
 export async function pretrainDecoder(o: PretrainOptions, pool: PretrainPool, vae: StageResult<TrainedStage>): Promise<StageResult<TrainedStage>> {
   const P = o.profile;
   const images = pool.items.map((it) => it.image);
-  const perceptual = perceptualRecipe(P);
-  const net = perceptual ? await trainPoolClassifier(o, pool, perceptual) : null;
+  const net = perceptualRecipe(P) ? await trainPoolClassifier(o, pool, perceptualRecipe(P)!) : null;
+  // the fine-tune may weigh the term or pick its layers on its own (same pool classifier); the stage key
+  // holds P.vaeDecoder, so without those keys it is exactly the old stage
+  const { steps: _s, batch: _b, lr: _l, ...own } = P.vaeDecoder ?? { steps: 0, batch: 0, lr: 0 };
+  const perceptual = net ? perceptualRecipe({ ...P, vae: { ...P.vae, ...own } }) : null;
   return o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, ...(net ? [net] : [])], (dir) =>
     net && perceptual
       ? withPerceptualTerm(net, perceptual, (extra) => trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal, extra))

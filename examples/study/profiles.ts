@@ -66,9 +66,10 @@ export interface StudyProfile {
    * A decoder fine-tune after the base model (absent: none): the VAE's decoder trains on for `steps`
    * more steps with the VAE's loss, its encoder frozen, as Stable Diffusion's ft-EMA / ft-MSE decoders
    * were made. The latents do not change, so the base model needs no retraining; the generator then
-   * decodes with the new decoder.
+   * decodes with the new decoder. perceptualWeight / perceptualLayers replace the VAE's perceptual term
+   * for the fine-tune only (same pool classifier), e.g. deeper features for the decoder alone.
    */
-  vaeDecoder?: { steps: number; batch: number; lr: number };
+  vaeDecoder?: { steps: number; batch: number; lr: number; perceptualWeight?: number; perceptualLayers?: ResNetFeatureLayer[] };
   /** trainTextEncoder: the full method also trains the text encoder (diffusers' --train_text_encoder). */
   dreambooth: { steps: number; batch: number; lrFull: number; lrLora: number; classImages: number; priorWeight: number; trainTextEncoder: boolean };
   /** Synthetic images per arm (the study's 400) and how they are sampled. */

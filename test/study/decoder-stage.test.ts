@@ -61,4 +61,31 @@ test('the generator decodes with the fine-tuned decoder over the same encoder, U
   assert.is(again.base.value.model, pre.base.value.model);
 });
 
+test("the fine-tune's own perceptual layers make its own stage over the same VAE and pool classifier; a bad layer is refused", async () => {
+  const smoke = studyProfile('smoke');
+  const vae = { ...smoke.vae, perceptualWeight: 1, perceptualClassifier: { epochs: 1, maxStepsPerEpoch: 2 } };
+  const decoder = { steps: 2, batch: 2, lr: 1e-3 };
+  const data = await loadStudyData(smoke, null);
+  const common = data.set.classNames.filter((c) => c !== 'multiple_diseases');
+  const prompt = (c: string) => `a photo of a ${c.replace(/_/g, ' ')} leaf`;
+  const runner = new StageRunner(join(dir, 'perceptual'));
+  const opts = (vaeDecoder: typeof smoke.vaeDecoder): PretrainOptions => {
+    const P = { ...smoke, vae, vaeDecoder };
+    return { runner, profile: P, data, splits: studySplits(P, data.set), photographs: false, common, classPrompt: 'a photo of a leaf', promptOf: prompt };
+  };
+  const plain = await pretrainGenerator(opts(decoder));
+  const deeper = await pretrainGenerator(opts({ ...decoder, perceptualLayers: ['stem', 'layer1', 'layer2'] }));
+  assert.is.not(deeper.vae.dir, plain.vae.dir, 'its own decoder stage');
+  const [a, b] = [await loadVAE(plain.vae.value.model), await loadVAE(deeper.vae.value.model)];
+  assert.ok(same(await tensors(a, 'encoder.'), await tensors(b, 'encoder.')), 'over the same VAE stage');
+  assert.not.ok(same(await tensors(a, 'decoder.'), await tensors(b, 'decoder.')), 'another loss, another decoder');
+  a.dispose();
+  b.dispose();
+  const stages = readdirSync(runner.runDir);
+  assert.equal(readdirSync(join(runner.runDir, 'pool-classifier')).filter((d) => /^[0-9a-f]+$/.test(d)).length, 1, `one pool classifier (${stages.join(', ')})`);
+  assert.equal(readdirSync(join(runner.runDir, 'vae')).filter((d) => /^[0-9a-f]+$/.test(d)).length, 1, 'one VAE');
+  const refused = await pretrainGenerator(opts({ ...decoder, perceptualLayers: ['layer9' as 'layer1'] })).then(() => null, (e: Error) => e);
+  assert.ok(refused && /perceptualLayers/.test(refused.message), String(refused));
+});
+
 test.run();
