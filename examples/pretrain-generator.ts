@@ -13,7 +13,8 @@
  *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
  *
  * --vae / --base change the profile's recipe (the manifest records the recipe used); --vae-decoder adds a
- * decoder fine-tune after the base model (steps, and batch / lr defaulting to the VAE's): the encoder and
+ * decoder fine-tune after the base model (steps, and batch / lr defaulting to the VAE's; perceptualWeight /
+ * perceptualLayers give the fine-tune its own perceptual term, e.g. ["stem","layer1","layer2"]): the encoder and
  * so the latents stay, the base model is not retrained, the generator decodes with the new decoder
  * (--stop-after vae-decoder trains it without the base model, e.g. beside it); --stop-after vae
  * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
