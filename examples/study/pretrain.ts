@@ -274,7 +274,8 @@ export async function pretrainGenerator(o: PretrainOptions): Promise<{ pool: Pre
 export async function pretrainDecoder(o: PretrainOptions, pool: PretrainPool, vae: StageResult<TrainedStage>): Promise<StageResult<TrainedStage>> {
   const P = o.profile;
   const images = pool.items.map((it) => it.image);
-  const net = perceptualRecipe(P) ? await trainPoolClassifier(o, pool, perceptualRecipe(P)!) : null;
+  const vaeTerm = perceptualRecipe(P);
+  const net = vaeTerm ? await trainPoolClassifier(o, pool, vaeTerm) : null;
   // the fine-tune may weigh the term or pick its layers on its own (same pool classifier); the stage key
   // holds P.vaeDecoder, so without those keys it is exactly the old stage
   const { steps: _s, batch: _b, lr: _l, ...own } = P.vaeDecoder ?? { steps: 0, batch: 0, lr: 0 };
