@@ -46,7 +46,7 @@ import { loadVAE, loadTrainingCheckpoint, StableDiffusionPipeline } from '@folia
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner, hashOf } from './study/stages.js';
 import { loadStudyData, studySplits, imagesOf, itemsOf, type StudyData } from './study/data.js';
-import { pretrainGenerator, pretrainPool, pretrainVAE, pretrainDecoder, perceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
+import { pretrainGenerator, pretrainPool, pretrainVAE, pretrainDecoder, perceptualRecipe, decoderPerceptualRecipe, promptWords, PERCEPTUAL_VAE_KEYS, type PretrainOptions } from './study/pretrain.js';
 import { studyBasePipeline, studyBaseMethod } from './study/generator.js';
 import { exportGenerator, embeddedGeneratorDir } from './study/embedded-generator.js';
 import { classifierBaseConfig, splitStage } from './study/arms.js';
@@ -105,7 +105,7 @@ function decoderSettings(P: StudyProfile, json: string): NonNullable<StudyProfil
   if (Object.keys(own).length) {
     // the same checks as the VAE's own term; the decoder's term needs the pool classifier, so the VAE must have one
     if (!perceptualRecipe(P)) throw new Error('--vae-decoder: perceptualWeight / perceptualLayers need a VAE recipe with a perceptual term (its pool classifier)');
-    perceptualRecipe({ ...P, vae: { ...P.vae, ...own } });
+    decoderPerceptualRecipe({ ...P, vaeDecoder: settings });
   }
   return settings;
 }

@@ -173,6 +173,18 @@ export function perceptualRecipe(P: StudyProfile): PerceptualRecipe | null {
   return v.perceptualWeight > 0 ? v : null;
 }
 
+/**
+ * The decoder fine-tune's perceptual term: the VAE's, with the fine-tune's own perceptualWeight /
+ * perceptualLayers over it (same pool classifier); null when the VAE has no term. Checked as the VAE's.
+ */
+export function decoderPerceptualRecipe(P: StudyProfile): PerceptualRecipe | null {
+  const vaeTerm = perceptualRecipe(P);
+  if (!vaeTerm || !P.vaeDecoder) return vaeTerm;
+  const { perceptualWeight, perceptualLayers } = P.vaeDecoder;
+  const own = { ...(perceptualWeight !== undefined ? { perceptualWeight } : {}), ...(perceptualLayers !== undefined ? { perceptualLayers } : {}) };
+  return perceptualRecipe({ ...P, vae: { ...P.vae, ...own } });
+}
+
 export interface PoolClassifier {
   checkpoint: string;
   valAccuracy: number;
@@ -276,10 +288,8 @@ export async function pretrainDecoder(o: PretrainOptions, pool: PretrainPool, va
   const images = pool.items.map((it) => it.image);
   const vaeTerm = perceptualRecipe(P);
   const net = vaeTerm ? await trainPoolClassifier(o, pool, vaeTerm) : null;
-  // the fine-tune may weigh the term or pick its layers on its own (same pool classifier); the stage key
-  // holds P.vaeDecoder, so without those keys it is exactly the old stage
-  const { steps: _s, batch: _b, lr: _l, ...own } = P.vaeDecoder ?? { steps: 0, batch: 0, lr: 0 };
-  const perceptual = net ? perceptualRecipe({ ...P, vae: { ...P.vae, ...own } }) : null;
+  // the stage key holds P.vaeDecoder, so without the fine-tune's own perceptual keys it is exactly the old stage
+  const perceptual = decoderPerceptualRecipe(P);
   return o.runner.run('vae-decoder', null, { vaeDecoder: P.vaeDecoder, size: P.imageSize }, [poolStage(o, pool), vae, ...(net ? [net] : [])], (dir) =>
     net && perceptual
       ? withPerceptualTerm(net, perceptual, (extra) => trainStudyDecoder(P, dir, vae.value.model, images, 0, o.signal, extra))
