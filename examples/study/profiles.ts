@@ -143,7 +143,8 @@ const PROFILES: Record<Exclude<StudyProfile['name'], 'gpu64'>, StudyProfile> = {
     base: { steps: 6000, batch: 16, lr: 8e-4, blockOutChannels: [32, 64], emaDecay: 0.9999, ...FROM_SCRATCH },
     // the decoder fine-tune (encoder and latents kept, so the base model is unchanged): on all 100 of seed 0's
     // validation images it takes the VAE gate's worst drop from 0.08 to 0.04 (one healthy and one rust image of
-    // 25 lost; 30.0 dB) and the conditioning score from 0.78 to 0.87 (docs/generator-recipe.md, session 18)
+    // 25 lost; 30.0 dB) and the conditioning score from 0.78 to 0.87 (docs/generator-recipe.md, session 18);
+    // seed 1's own gate classifier still reads a worst drop of 0.32 (multiple_diseases) through it
     vaeDecoder: { steps: 1600, batch: 8, lr: 5e-4 },
     // lrFull chosen by tune-dreambooth on seed 0's validation images, three training seeds per setting, decoding
     // with the fine-tuned decoder: 1e-4 gave a rare share of 0.70 ± 0.03 (0.67-0.72; control 0.41, NN distance
