@@ -7,7 +7,7 @@
  * a downloaded Stable Diffusion. Stages are cached and resumable under --out.
  *
  *   npm run pretrain-generator -- [--profile gpu64] [--out runs/study-gpu64] [--export models/procedural-generator]
- *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae|vae-decoder] [--gates] [--deadline 500] [--data <photographs>]
+ *        [--vae '{"latentChannels":16}'] [--base '{"steps":2000}'] [--vae-decoder '{"steps":800}'] [--stop-after vae|vae-decoder] [--gates] [--gates-seed 1] [--deadline 500] [--data <photographs>]
  *
  *   e.g. a perceptual term through a ResNet18 trained on the pretraining pool only:
  *        --vae '{"perceptualWeight":1,"perceptualLayers":["stem","layer1"],"perceptualClassifier":{"epochs":3}}'
@@ -20,7 +20,8 @@
  * trains only the VAE, so several recipes can be compared on their gate before a base model is trained
  * (scripts/gpu/generator-sweep.sh); --gates measures the issue-11 gates that need no DreamBooth (the VAE's
  * reconstruction gate, the base model's conditioning score) with seed 0's gate classifier, on seed 0's
- * validation images only, into <out>/generator-gates.json and two grids; --deadline stops training
+ * validation images only, into <out>/generator-gates.json and two grids (--gates-seed <seed>: another seed of
+ * the profile, its own gate classifier and validation images; the file keeps each seed's entries); --deadline stops training
  * (checkpoint written, nothing exported) that many seconds after the start; --gates-checkpoint
  * <base stage>/checkpoints/checkpoint-<step> trains nothing and measures the base model's conditioning
  * gate at that checkpoint (its EMA weights when the recipe keeps them) as stage base_model@<step>, with
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
       gates: { type: 'boolean', default: false },
       deadline: { type: 'string' },
       'gates-checkpoint': { type: 'string' },
+      'gates-seed': { type: 'string' },
       data: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
   const P = { ...studyProfile(args.profile), embeddedGenerator: false };
   overrides(P, 'vae', args.vae);
   overrides(P, 'base', args.base);
+  const gatesIndex = gatesSeedIndex(P, args['gates-seed']);
   if (args['vae-decoder']) P.vaeDecoder = decoderSettings(P, args['vae-decoder']);
   perceptualRecipe(P); // checks the perceptual keys now, not after the gate classifier has trained
   const stopAfter = args['stop-after'];
@@ -163,14 +166,16 @@ async function main(): Promise<void> {
   const gatesFile = join(out, 'generator-gates.json');
   const gates: GateEntry[] = existsSync(gatesFile) ? (JSON.parse(readFileSync(gatesFile, 'utf8')) as { gates: GateEntry[] }).gates : [];
   const saveGates = async (stage: string, entries: GateEntry[]) => {
-    const kept = gates.filter((g) => g.stage !== stage);
+    // one seed's stage replaces that seed's entries of the stage only (--gates-seed)
+    const kept = gates.filter((g) => g.stage !== stage || g.seed !== split.seed);
     gates.length = 0;
     gates.push(...kept, ...entries);
     await writeFileAtomic(gatesFile, JSON.stringify({ profile: P.name, vae: P.vae, base: P.base, gates }, null, 2) + '\n');
   };
-  // the gates' instrument: seed 0's class-balanced classifier (trained on seed 0's training split, chosen on its validation)
+  // the gates' instrument: seed 0's (or --gates-seed's) class-balanced classifier (trained on that seed's
+  // training split, chosen on its validation)
   let scorer: ImageScorer | null = null;
-  const split = splits[0]!;
+  const split = splits[gatesIndex]!;
   if (args.gates || args['gates-checkpoint']) {
     const inst = await trainGateClassifier(runner, split.seed, classifierBaseConfig(P, data), P.gateClassifier, split, [splitStage(split, runner.runDir)], stop.signal);
     scorer = classifierScorer((await loadTrainedModel(inst.value.checkpoint)).model, { classNames: [...data.set.classNames], imageSize: P.imageSize });
@@ -198,7 +203,7 @@ async function main(): Promise<void> {
     }
     const rows: { label: string; images: RgbImage[] }[] = [];
     for (const c of common) rows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: samples.get(c) ?? [] });
-    labelledGrid(rows, join(out, grid));
+    labelledGrid(rows, join(out, split.seed === P.seeds[0] ? grid : grid.replace(/\.png$/, `-seed${split.seed}.png`)));
   };
   const at = args['gates-checkpoint'];
   if (at !== undefined) {
@@ -245,7 +250,15 @@ async function main(): Promise<void> {
   ft.shutdown();
 }
 
-/** The VAE gate on the first validation images of seed 0, a reconstruction grid beside it. */
+/** Which of the profile's splits the gates use: seed 0's, or --gates-seed's (one of the profile's seeds). */
+function gatesSeedIndex(P: StudyProfile, arg: string | undefined): number {
+  if (arg === undefined) return 0;
+  const i = P.seeds.indexOf(Number(arg));
+  if (!/^\d+$/.test(arg) || i < 0) throw new Error(`--gates-seed ${arg}: not a seed of the ${P.name} profile (${P.seeds.join(', ')})`);
+  return i;
+}
+
+/** The VAE gate on the first validation images of the gates' seed, a reconstruction grid beside it. */
 async function measureVae(
   P: StudyProfile, model: string, scorer: ImageScorer, data: StudyData, split: ProtocolSplit, out: string,
   save: (stage: string, e: GateEntry[]) => Promise<void>,
@@ -256,10 +269,12 @@ async function measureVae(
     const labels = items.map((it) => it.label);
     const r = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels, seed: split.seed });
     await save('vae', r.entries);
-    labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, 'vae-reconstructions.png'));
+    // seed 0's grids keep their names; another --gates-seed's carry the seed
+    const tag = split.seed === P.seeds[0] ? '' : `-seed${split.seed}`;
+    labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, `vae-reconstructions${tag}.png`));
     const lost = lostRows(r, labels, scorer.classNames);
-    if (lost.length) labelledGrid(lost, join(out, 'vae-lost.png'));
-    console.log(`  the round trip loses ${r.lost.length} of ${labels.length} images${lost.length ? ` (${join(out, 'vae-lost.png')})` : ''}`);
+    if (lost.length) labelledGrid(lost, join(out, `vae-lost${tag}.png`));
+    console.log(`  seed ${split.seed}: the round trip loses ${r.lost.length} of ${labels.length} images${lost.length ? ` (${join(out, `vae-lost${tag}.png`)})` : ''}`);
     for (const e of r.entries) if (/drop|psnr/.test(e.name)) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
   } finally {
     vae.dispose();
