@@ -144,9 +144,9 @@ const PROFILES: Record<Exclude<StudyProfile['name'], 'gpu64'>, StudyProfile> = {
     // the decoder fine-tune (encoder and latents kept, so the base model is unchanged): on all 100 of seed 0's
     // validation images it takes the VAE gate's worst drop from 0.08 to 0.04 (one healthy and one rust image of
     // 25 lost; 30.0 dB) and the conditioning score from 0.78 to 0.87 (docs/generator-recipe.md, session 18);
-    // but seed 1's own gate classifier reads a worst drop of 0.32 through it, against 0.24 through quick's own
-    // decoder: over seeds 0 and 1 both lose 18 validation images, so the VAE gate does not decide; the
-    // conditioning score does. Decide again with every seed's validation gates
+    // but seeds 1 and 2 (their own gate classifiers, pretrain-generator --gates-seed) read worst drops of 0.32
+    // and 0.20 through it, against 0.24 and 0.28 through quick's own decoder: 26 validation images lost over
+    // the three seeds against 32, multiple_diseases the worst class; the VAE gate is met on seed 0 only
     vaeDecoder: { steps: 1600, batch: 8, lr: 5e-4 },
     // lrFull chosen by tune-dreambooth on seed 0's validation images, three training seeds per setting, decoding
     // with the fine-tuned decoder: 1e-4 gave a rare share of 0.70 ± 0.03 (0.67-0.72; control 0.41, NN distance
