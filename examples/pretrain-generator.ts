@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     }
     const rows: { label: string; images: RgbImage[] }[] = [];
     for (const c of common) rows.push({ label: `real ${c}`, images: await imagesOf(data, itemsOf(split.train, c).slice(0, 8)) }, { label: `base: ${prompt(c)}`, images: samples.get(c) ?? [] });
-    labelledGrid(rows, join(out, split.seed === P.seeds[0] ? grid : grid.replace(/\.png$/, `-seed${split.seed}.png`)));
+    labelledGrid(rows, join(out, gridName(P, split, grid)));
   };
   const at = args['gates-checkpoint'];
   if (at !== undefined) {
@@ -258,6 +258,11 @@ function gatesSeedIndex(P: StudyProfile, arg: string | undefined): number {
   return i;
 }
 
+/** A gates grid's file name: seed 0's keep their names, another --gates-seed's carry the seed. */
+function gridName(P: StudyProfile, split: ProtocolSplit, file: string): string {
+  return split.seed === P.seeds[0] ? file : file.replace(/\.png$/, `-seed${split.seed}.png`);
+}
+
 /** The VAE gate on the first validation images of the gates' seed, a reconstruction grid beside it. */
 async function measureVae(
   P: StudyProfile, model: string, scorer: ImageScorer, data: StudyData, split: ProtocolSplit, out: string,
@@ -269,12 +274,11 @@ async function measureVae(
     const labels = items.map((it) => it.label);
     const r = await vaeGate({ vae, scorer, images: await imagesOf(data, items), labels, seed: split.seed });
     await save('vae', r.entries);
-    // seed 0's grids keep their names; another --gates-seed's carry the seed
-    const tag = split.seed === P.seeds[0] ? '' : `-seed${split.seed}`;
-    labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, `vae-reconstructions${tag}.png`));
+    labelledGrid([{ label: 'validation originals', images: r.originals.slice(0, 8) }, { label: 'reconstructions', images: r.reconstructions.slice(0, 8) }], join(out, gridName(P, split, 'vae-reconstructions.png')));
     const lost = lostRows(r, labels, scorer.classNames);
-    if (lost.length) labelledGrid(lost, join(out, `vae-lost${tag}.png`));
-    console.log(`  seed ${split.seed}: the round trip loses ${r.lost.length} of ${labels.length} images${lost.length ? ` (${join(out, `vae-lost${tag}.png`)})` : ''}`);
+    const lostFile = join(out, gridName(P, split, 'vae-lost.png'));
+    if (lost.length) labelledGrid(lost, lostFile);
+    console.log(`  seed ${split.seed}: the round trip loses ${r.lost.length} of ${labels.length} images${lost.length ? ` (${lostFile})` : ''}`);
     for (const e of r.entries) if (/drop|psnr/.test(e.name)) console.log(`  ${e.name} = ${e.value?.toFixed(3)}`);
   } finally {
     vae.dispose();
