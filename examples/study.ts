@@ -38,7 +38,7 @@ import { StageRunner, hashOf, type StageResult } from './study/stages.js';
 import { loadStudyData, imagesOf, itemsOf, studySplits, classPromptOf } from './study/data.js';
 import { trainStudyDreamBooth, sampleSet, StudyInterrupted, type MethodName } from './study/generator.js';
 import { pretrainGenerator } from './study/pretrain.js';
-import { runArm, classifierBaseConfig, splitStage, armReport, type ArmRun, type ArmSpec } from './study/arms.js';
+import { runArm, classifierBaseConfig, splitStage, armReport, CONTROL_ARMS, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer, type RgbImage } from './study/features.js';
 import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
 import { verificationFilter, studyGates } from './study/gates.js';
@@ -165,11 +165,7 @@ await writeFileAtomic(join(out, 'dedup.json'), JSON.stringify({ counts: data.ded
 tick();
 
 const classifierBase = classifierBaseConfig(P, data);
-const controls: ArmSpec[] = [
-  { name: 'baseline', description: 'the imbalanced training split as it is', config: {} },
-  { name: 'oversample', description: 'class-balanced sampling of the training split (with replacement)', config: { balancedSampling: true } },
-  { name: 'class_weight', description: 'cross-entropy weighted by inverse class frequency', config: { classWeights: 'inverse' } },
-];
+const controls = CONTROL_ARMS;
 const extraArm = (name: string, description: string, dir: string): ArmSpec => ({ name, description, config: { extraTrain: [{ className: rare, dir }] } });
 // the controls and the gate classifiers need only the splits: on a queue they train while this process pretrains the generator
 const instJobs = P.seeds.map((seed, si) => gateClassifierJob(seed, classifierBase, P.gateClassifier, splits[si]!, [splitStage(splits[si]!, out)], out, backend.name));

@@ -43,6 +43,13 @@ export interface ArmSpec {
   config: Partial<TrainConfig>;
 }
 
+/** The simple controls every synthetic arm is compared with: they need only the training split. */
+export const CONTROL_ARMS: readonly ArmSpec[] = [
+  { name: 'baseline', description: 'the imbalanced training split as it is', config: {} },
+  { name: 'oversample', description: 'class-balanced sampling of the training split (with replacement)', config: { balancedSampling: true } },
+  { name: 'class_weight', description: 'cross-entropy weighted by inverse class frequency', config: { classWeights: 'inverse' } },
+];
+
 /** The classifier configuration of one arm on one seed's split (its stage's config, so its cache key). */
 export function armConfig(spec: ArmSpec, seed: number, base: Partial<TrainConfig>, split: ProtocolSplit): TrainConfig {
   return resolveConfig(base, spec.config, { seed, split: splitIds(split) });
