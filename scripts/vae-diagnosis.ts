@@ -10,7 +10,13 @@
  *   … --data <dataset folder>: the photographs' seed-0 split instead (as `npm run study -- --data`; with
  *   --train-gate <the study's --out> the gate classifier is the study's own seed-0 stage, trained or reused)
  *
- * --train-gate uses the quick profile's seed-0 gate classifier stage under <run-dir> (the folder of
+ * --seed N: seed N's validation split (and with --train-gate its gate classifier stage); default 0.
+ * Two rows are controls at the reconstruction's own error: each original with Gaussian noise of the same
+ * mean squared error as its reconstruction, and each original blurred to its reconstruction's PSNR. A
+ * class the instrument loses to those as often as to the VAE is lost to the instrument's fragility at
+ * that error, not to what the VAE in particular removes.
+ *
+ * --train-gate uses the quick profile's gate classifier stage of that seed under <run-dir> (the folder of
  * `npm run pretrain-generator -- --out`), training it first when that stage is not cached there;
  * --gate '<json>' changes that profile's gate classifier settings (e.g. '{"degrade":{…}}').
  */
@@ -29,7 +35,7 @@ import { StageRunner } from '../examples/study/stages.js';
 import { trainGateClassifier } from '../examples/study/scorer.js';
 import { classifierBaseConfig, splitStage } from '../examples/study/arms.js';
 
-const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' }, gate: { type: 'string' }, data: { type: 'string' } }, allowPositionals: true });
+const { values: flags, positionals } = parseArgs({ options: { 'train-gate': { type: 'string' }, gate: { type: 'string' }, data: { type: 'string' }, seed: { type: 'string', default: '0' } }, allowPositionals: true });
 const trainGate = flags['train-gate'];
 const [vaeDir, ...rest] = positionals;
 const checkpointArg = trainGate === undefined ? rest.shift() : undefined;
@@ -41,7 +47,12 @@ if (!vaeDir || (trainGate === undefined && !checkpointArg) || rest.length) {
 await ft.init();
 const P = studyProfile('quick');
 const data = await loadStudyData(P, flags.data ? resolve(flags.data) : null);
-const split = studySplits(P, data.set)[0]!;
+const seedArg = Number(flags.seed);
+if (!P.seeds.includes(seedArg)) {
+  console.error(`--seed ${flags.seed}: not a seed of the quick profile (${P.seeds.join(', ')})`);
+  process.exit(2);
+}
+const split = studySplits(P, data.set)[P.seeds.indexOf(seedArg)]!;
 let checkpoint = checkpointArg!;
 if (trainGate !== undefined) {
   const runner = new StageRunner(trainGate);
@@ -93,13 +104,30 @@ const image = (like: RgbImage, f: (i: number) => number): RgbImage => ({ width: 
 let s = 12345;
 const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5;
 
+let originalPred: Int32Array | null = null;
+/** Accuracy per class, and the images lost: right as originals, wrong here (the VAE gate's count). */
 async function row(label: string, xs: RgbImage[]): Promise<void> {
   const pred = predictedClasses(await scorer.probabilities(xs), names.length);
+  originalPred ??= pred;
   const cells = names.map((n, c) => {
     const idx = items.map((it, i) => (it.label === c ? i : -1)).filter((i) => i >= 0);
-    return `${n} ${idx.length ? (idx.filter((i) => pred[i] === c).length / idx.length).toFixed(2) : '–'}`;
+    const lost = idx.filter((i) => originalPred![i] === c && pred[i] !== c).length;
+    return `${n} ${idx.length ? (idx.filter((i) => pred[i] === c).length / idx.length).toFixed(2) : '–'} (${lost} lost)`;
   });
   console.log(`| ${label} | ${cells.join(' | ')} |`);
+}
+const mse = (a: ArrayLike<number>, b: ArrayLike<number>) => { let e = 0; for (let i = 0; i < a.length; i++) e += (a[i]! - b[i]!) ** 2; return e / a.length; };
+// standard normal draws from the fixed-seed source (Box-Muller)
+const gauss = () => { const u = uniform() + 0.5 || 1e-12, v = uniform() + 0.5; return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v); };
+/** The σ whose blur of `o` has (within 2%) the mean squared error `target` (bisection: error grows with σ). */
+function blurToError(o: RgbImage, target: number): Float32Array {
+  let lo = 0.05, hi = 6, best = blur(o, hi);
+  for (let it = 0; it < 14; it++) {
+    const mid = (lo + hi) / 2, b = blur(o, mid), e = mse(b, o.data);
+    if (e > target) { hi = mid; best = b; } else lo = mid;
+    if (Math.abs(e - target) < 0.02 * target) return b;
+  }
+  return best;
 }
 console.log(`PSNR ${g.psnr.toFixed(2)} dB over ${O.length} validation images; accuracy per class:`);
 await row('originals', O);
@@ -108,6 +136,8 @@ for (const sigma of [1, 1.5, 2]) await row(`originals, blur σ ${sigma}`, O.map(
 await row("original's low-pass (σ 1) + reconstruction's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => b[i]! + R[k]!.data[i]! - rb[i]!); }));
 await row("reconstruction's low-pass + original's high-pass", O.map((o, k) => { const b = blur(o, 1), rb = blur(R[k]!, 1); return image(o, (i) => rb[i]! + o.data[i]! - b[i]!); }));
 await row('originals + uniform noise (std 4)', O.map((o) => image(o, (i) => o.data[i]! + uniform() * 13.86)));
+await row("control: originals + Gaussian noise of the reconstruction's error", O.map((o, k) => { const sd = Math.sqrt(mse(R[k]!.data, o.data)); return image(o, (i) => o.data[i]! + sd * gauss()); }));
+await row("control: originals blurred to the reconstruction's PSNR", O.map((o, k) => { const b = blurToError(o, mse(R[k]!.data, o.data)); return image(o, (i) => b[i]!); }));
 if (gridFile) {
   const pick = (c: string) => items.map((it, i) => (names[it.label] === c ? i : -1)).filter((i) => i >= 0).slice(0, 4);
   const idx = [...pick('rust'), ...pick('scab')];
