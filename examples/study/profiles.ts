@@ -165,8 +165,9 @@ const PROFILES: Record<Exclude<StudyProfile['name'], 'gpu64'>, StudyProfile> = {
     // (the gate classifier took 2 min of that at 10 epochs; at 20 epochs with its degradations it took 13 min on a machine shared with other jobs);
     // the per-seed arms and synthetic sets at 64 px are not yet timed end to end; the perceptual term adds
     // the pool classifier (once) and about a third to each VAE step (its VAE took 21 min beside other jobs);
-    // the decoder fine-tune 17 min alone (41 beside other jobs)
-    estimateMinutes: 220,
+    // the decoder fine-tune 17 min alone (41 beside other jobs); each arm's classifier (30x30 steps) 3-4 min,
+    // 21 arms over the three seeds about 70 min (session 19)
+    estimateMinutes: 270,
   },
   full: {
     name: 'full', seeds: [0, 1, 2, 3, 4], imageSize: 128,
