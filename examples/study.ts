@@ -41,7 +41,7 @@ import { pretrainGenerator } from './study/pretrain.js';
 import { runArm, classifierBaseConfig, splitStage, armReport, CONTROL_ARMS, type ArmRun, type ArmSpec } from './study/arms.js';
 import { classifierScorer, type RgbImage } from './study/features.js';
 import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
-import { verificationFilter, studyGates } from './study/gates.js';
+import { verificationFilter, studyGates, gatesStageConfig } from './study/gates.js';
 import { studyDrift } from './study/drift.js';
 import { labelledGrid } from './study/grids.js';
 import { writeReportHtml } from './study/report-html.js';
@@ -270,7 +270,7 @@ try {
     // ---- gates (before the arms: a reader sees the generator's quality first)
     // (the stage's body is gates.ts: studyGates, the same function a queued `gates` job runs)
     const dbModels = dbVariants.map((v) => ({ name: v.name, model: dbStages[v.name]!.value.model }));
-    const g = await runner.run('gates', seed, { gates: P.gates, grids: 2 }, [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], (dir) =>
+    const g = await runner.run('gates', seed, gatesStageConfig(P), [baseStage, ...Object.values(dbStages), inst, ...(vaeStage ? [vaeStage] : [])], (dir) =>
       studyGates({ profile: P, data, split, seed, rare, classPrompt, instancePrompt, scorer, vaeModel: vaeStage ? vaeStage.value.model : null, baseModel, dreambooth: dbModels }, dir),
     );
     gates.push(...g.value.entries);

@@ -13,6 +13,7 @@ import type { GateEntry } from './report-types.js';
 import type { StudyProfile } from './profiles.js';
 import { classPromptOf, imagesOf, itemsOf, type StudyData } from './data.js';
 import { labelledGrid } from './grids.js';
+import { oneNnTwoSample } from './domain.js';
 import {
   classColumn, classIndex, classShare, mean, meanNearestNeighbourDistance, nearestNeighbourDistances, predictedClasses, scoreImages,
   type ImageScorer, type RgbImage,
@@ -313,6 +314,15 @@ export interface DreamboothGateOptions {
   stage?: string;
 }
 
+/**
+ * The gates stage's configuration (its cache key). `version` changes whenever a gate's computation
+ * changes, so finished gates stages rerun with it; nothing downstream reads them, so nothing else reruns.
+ * 2: the DreamBooth gate's two-sample accuracy (session 19).
+ */
+export function gatesStageConfig(p: Pick<StudyProfile, 'gates'>): { gates: StudyProfile['gates']; grids: number; version: number } {
+  return { gates: p.gates, grids: 2, version: 2 };
+}
+
 export interface DreamboothGateResult {
   entries: GateEntry[];
   /** The generated samples (for a grid). */
@@ -326,6 +336,10 @@ export interface DreamboothGateResult {
   baseNnDistance: number;
   /** nnDistance / baseNnDistance (null when the latter is 0). */
   ratio: number | null;
+  /** 1-NN two-sample accuracy of the samples against the real rare images (0.5: indistinguishable; null below 2 of either). */
+  twoSampleAccuracy: number | null;
+  /** The same for the base model's class-prompt samples. */
+  baseTwoSampleAccuracy: number | null;
 }
 
 /**
@@ -355,6 +369,10 @@ export async function dreamboothGate(o: DreamboothGateOptions): Promise<Dreamboo
   const nnDistance = meanNearestNeighbourDistance(gen.features, n, real, o.realRare.length, D);
   const baseNnDistance = meanNearestNeighbourDistance(base, o.baseSamples.length, real, o.realRare.length, D);
   const ratio = baseNnDistance > 0 ? nnDistance / baseNnDistance : null;
+  // the domain gap: can the samples be told from the real images at all (not only: are they the class)?
+  const twoSampleOf = (x: Float32Array) => (real.length >= 2 * D && x.length >= 2 * D ? oneNnTwoSample(real, x, D).accuracy : null);
+  const twoSample = twoSampleOf(gen.features);
+  const baseTwoSample = twoSampleOf(base);
   const feat = `classifier penultimate (avgpool) features, L2`;
   const entries = [
     entry(stage, 'rare_share', o.seed, rareShare, `share of ${n} samples of "${o.instancePrompt}" the classifier assigns to ${o.rareClass}`, { op: '>=', value: 0.5 }),
@@ -366,8 +384,11 @@ export async function dreamboothGate(o: DreamboothGateOptions): Promise<Dreamboo
     entry(stage, 'base_nn_feature_distance', o.seed, baseNnDistance,
       `the same for ${o.baseSamples.length} base-model samples of the class prompt (the starting point)`),
     entry(stage, 'nn_feature_distance_ratio', o.seed, ratio, 'nn_feature_distance / base_nn_feature_distance (< 1: nearer the real class than the base model)', { op: '<', value: 1 }),
+    entry(stage, 'two_sample_1nn_accuracy', o.seed, twoSample,
+      `leave-one-out 1-nearest-neighbour two-sample accuracy between the samples and the real ${o.rareClass} training images (equal numbers, ${feat}): 0.5 indistinguishable, 1 told apart; a classifier trained on samples far above 0.5 can learn the difference instead of the class`),
+    entry(stage, 'base_two_sample_1nn_accuracy', o.seed, baseTwoSample, 'the same for the base-model samples of the class prompt'),
   ];
-  return { entries, samples, rareProbabilities, rareShare, baseRareShare, nnDistance, baseNnDistance, ratio };
+  return { entries, samples, rareProbabilities, rareShare, baseRareShare, nnDistance, baseNnDistance, ratio, twoSampleAccuracy: twoSample, baseTwoSampleAccuracy: baseTwoSample };
 }
 
 // ---------------------------------------------------------------- verification

@@ -282,6 +282,12 @@ test('dreamboothGate: rare share and feature distance respond to what the model 
   assert.ok(fooled.baseRareShare >= 0.5, `rare base samples: base rare share ${fooled.baseRareShare}`);
   const copies = await dreamboothGate({ generate: async (_p, seeds) => seeds.map((_, i) => realRare[i % realRare.length]!), scorer, instancePrompt: 'x', rareClass: RARE, samples: 24, realRare, baseSamples, seed: 2 });
   assert.ok(copies.nnDistance < 1e-4, `copies: ${copies.nnDistance}`);
+  // the domain gap: copies look like one set with the real images; healthy leaves are told apart
+  assert.ok(copies.twoSampleAccuracy! < 0.2, `copies: two-sample accuracy ${copies.twoSampleAccuracy}`);
+  assert.ok(bad.twoSampleAccuracy! > 0.8, `healthy leaves: two-sample accuracy ${bad.twoSampleAccuracy}`);
+  assert.ok(good.twoSampleAccuracy! < bad.twoSampleAccuracy!, `rare leaves nearer in distribution: ${good.twoSampleAccuracy} vs ${bad.twoSampleAccuracy}`);
+  assert.is(byName(good.entries, 'two_sample_1nn_accuracy').value, good.twoSampleAccuracy);
+  assert.is(byName(good.entries, 'base_two_sample_1nn_accuracy').value, good.baseTwoSampleAccuracy);
   const blind = await dreamboothGate({ generate: leafGenerator(() => RARE), scorer: constantScorer, instancePrompt: 'x', rareClass: RARE, samples: 8, realRare, baseSamples, seed: 2 });
   assert.is(blind.rareShare, 0);
   assert.is(blind.ratio, null); // all features equal: no distance to compare against

@@ -27,7 +27,7 @@ import { StageRunner, hashOf, stableJson, type StageResult } from '../stages.js'
 import { armConfig, trainArm, type ArmSpec } from '../arms.js';
 import { sampleSet, trainStudyDreamBooth, type MethodName } from '../generator.js';
 import { gateClassifierConfig, trainGateClassifierIn } from '../scorer.js';
-import { studyGates } from '../gates.js';
+import { studyGates, gatesStageConfig } from '../gates.js';
 import { studyDrift } from '../drift.js';
 import { classifierScorer, type ImageScorer } from '../features.js';
 import { loadStudyData, studySplit, imagesOf, itemsOf, type StudyData } from '../data.js';
@@ -200,7 +200,7 @@ export function gatesJob(
   c: SeedContext,
   o: { classPrompt: string; instancePrompt: string; baseModel: string; vaeModel: string | null; instrument: GateClassifierJob; dreambooth: DreamBoothJob[]; deps: readonly StageResult<unknown>[] },
 ): GatesJob {
-  const config = { gates: c.profile.gates, grids: 2 };
+  const config = gatesStageConfig(c.profile);
   return {
     kind: 'gates', ...seedBase(c), classPrompt: o.classPrompt, instancePrompt: o.instancePrompt, baseModel: o.baseModel, vaeModel: o.vaeModel,
     instrument: inputOf(o.instrument), dreambooth: o.dreambooth.map((j) => ({ name: j.variant, ...inputOf(j) })),
@@ -257,7 +257,7 @@ export const JOB_KINDS: { [K in JobKind]: Runner<Extract<StudyJob, { kind: K }>>
     );
   },
   gates: async (job, ctx) => {
-    sameConfig(job, { gates: job.profile.gates, grids: 2 });
+    sameConfig(job, gatesStageConfig(job.profile));
     const { data, split } = await seedData(job);
     const dreambooth = job.dreambooth.map((d) => ({ name: d.name, model: modelOf(job, d, 'model') }));
     return withScorer(job, data.set.classNames, (scorer) =>
