@@ -22,6 +22,7 @@ import * as ft from '@foliar/tensor';
 import { writeFileAtomic } from '@foliar/tensor';
 import { armMetrics, loadTrainedModel, resolveConfig, splitIds, train, type TrainConfig } from '@foliar/classifier';
 import { reportCliError } from '@foliar/nn';
+import { parseCandidateList, type SettingChecks } from './lib/candidates.js';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
 import { imagesOf, loadStudyData, studySplits } from './study/data.js';
@@ -31,7 +32,7 @@ import { CONTROL_ARMS, classifierBaseConfig, splitStage } from './study/arms.js'
 type ClassifierSettings = StudyProfile['classifier'];
 
 /** Settings a candidate may override, and the check each value must pass. */
-const TUNABLE: Record<string, (v: unknown) => boolean> = {
+const TUNABLE: SettingChecks = {
   epochs: (v) => Number.isInteger(v) && (v as number) > 0,
   maxStepsPerEpoch: (v) => Number.isInteger(v) && (v as number) > 0,
   batchSize: (v) => Number.isInteger(v) && (v as number) > 0,
@@ -47,25 +48,6 @@ function candidates(p: StudyProfile): Partial<ClassifierSettings>[] {
   const steps = p.classifier.maxStepsPerEpoch ?? 30;
   const epochs = p.classifier.epochs ?? 1;
   return [{}, { epochs: epochs * 2, maxStepsPerEpoch: Math.max(steps, 30) }, { epochs: epochs * 3, maxStepsPerEpoch: Math.max(steps, 30) }];
-}
-
-function parseClassifierCandidates(json: string): Partial<ClassifierSettings>[] {
-  let list: unknown;
-  try {
-    list = JSON.parse(json);
-  } catch (e) {
-    throw new Error(`--candidates: not JSON (${(e as Error).message}): ${json}`);
-  }
-  if (!Array.isArray(list) || list.length === 0) throw new Error(`--candidates: expected a non-empty JSON list of objects, got ${json}`);
-  return list.map((c: unknown, i) => {
-    if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`--candidates[${i}]: expected an object, got ${JSON.stringify(c)}`);
-    for (const [k, v] of Object.entries(c)) {
-      const check = TUNABLE[k];
-      if (!check) throw new Error(`--candidates[${i}]: unknown setting "${k}" (settings: ${Object.keys(TUNABLE).join(', ')})`);
-      if (!check(v)) throw new Error(`--candidates[${i}].${k}: invalid value ${JSON.stringify(v)}`);
-    }
-    return c as Partial<ClassifierSettings>;
-  });
 }
 
 const stepsOf = (s: ClassifierSettings) => (s.epochs ?? 1) * (s.maxStepsPerEpoch ?? Number.POSITIVE_INFINITY);
@@ -108,7 +90,7 @@ async function main(): Promise<void> {
     return;
   }
   const P = studyProfile(args.profile);
-  const tried = args.candidates ? parseClassifierCandidates(args.candidates) : candidates(P);
+  const tried = args.candidates ? parseCandidateList<ClassifierSettings>(args.candidates, TUNABLE) : candidates(P);
   const seed = Number(args.seed);
   if (!P.seeds.includes(seed)) throw new Error(`--seed ${args.seed}: not a seed of the ${P.name} profile (${P.seeds.join(', ')})`);
   const armNames = args.arms!.split(',').map((s) => s.trim()).filter(Boolean);

@@ -26,6 +26,7 @@ import { writeFileAtomic } from '@foliar/tensor';
 import { StableDiffusionPipeline } from '@foliar/diffusion';
 import { loadTrainedModel } from '@foliar/classifier';
 import { reportCliError } from '@foliar/nn';
+import { parseCandidateList, type SettingChecks } from './lib/candidates.js';
 import { studyProfile, type StudyProfile } from './study/profiles.js';
 import { StageRunner } from './study/stages.js';
 import { loadStudyData, imagesOf, itemsOf, studySplits } from './study/data.js';
@@ -52,27 +53,11 @@ function candidates(p: StudyProfile): Partial<DreamBoothSettings>[] {
 /** A learning rate as people write it: 3e-4 × 1 is 0.0003, not 0.00030000000000000003. */
 const num = (x: number) => String(Number(x.toPrecision(6)));
 
-const TUNABLE: readonly (keyof DreamBoothSettings)[] = ['steps', 'lrFull', 'priorWeight', 'trainTextEncoder', 'classImages', 'batch'];
-
-/** --candidates: a JSON list of overrides of the profile's DreamBooth settings, each key and value checked. */
-function parseCandidates(json: string): Partial<DreamBoothSettings>[] {
-  let list: unknown;
-  try {
-    list = JSON.parse(json);
-  } catch (e) {
-    throw new Error(`--candidates: not JSON (${(e as Error).message}): ${json}`);
-  }
-  if (!Array.isArray(list) || list.length === 0) throw new Error(`--candidates: expected a non-empty JSON list of objects, got ${json}`);
-  return list.map((c: unknown, i) => {
-    if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`--candidates[${i}]: expected an object, got ${JSON.stringify(c)}`);
-    for (const [k, v] of Object.entries(c)) {
-      if (!TUNABLE.includes(k as keyof DreamBoothSettings)) throw new Error(`--candidates[${i}]: unknown setting "${k}" (settings: ${TUNABLE.join(', ')})`);
-      const ok = k === 'trainTextEncoder' ? typeof v === 'boolean' : typeof v === 'number' && Number.isFinite(v) && v >= 0 && (k === 'lrFull' || k === 'priorWeight' || (Number.isInteger(v) && v > 0));
-      if (!ok) throw new Error(`--candidates[${i}].${k}: invalid value ${JSON.stringify(v)}`);
-    }
-    return c as Partial<DreamBoothSettings>;
-  });
-}
+const positiveInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+const nonNegative = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const TUNABLE: SettingChecks = {
+  steps: positiveInt, lrFull: nonNegative, priorWeight: nonNegative, trainTextEncoder: (v) => typeof v === 'boolean', classImages: positiveInt, batch: positiveInt,
+};
 
 const labelOf = (s: DreamBoothSettings) => `steps ${s.steps}, lr ${num(s.lrFull)}, prior ${s.priorWeight}${s.trainTextEncoder ? ', +text' : ''}`;
 
@@ -113,7 +98,7 @@ async function main(): Promise<void> {
     return;
   }
   const P = studyProfile(args.profile);
-  const tried = args.candidates ? parseCandidates(args.candidates) : candidates(P);
+  const tried = args.candidates ? parseCandidateList<DreamBoothSettings>(args.candidates, TUNABLE) : candidates(P);
   const seed = Number(args.seed);
   const repeats = Number(args.repeats);
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error(`--repeats ${args.repeats}: expected a whole number from 1 to 20`);
