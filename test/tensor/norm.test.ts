@@ -1,7 +1,8 @@
 import { test } from '../harness.js';
 import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, profile, type Backend, type Tensor } from '@foliar/tensor';
+import { cpuBackend, tensor, profile, type Backend, type Tensor, type WebGPUBackend } from '@foliar/tensor';
+import { setNormRowMapping, type DispatchSpec } from '@foliar/tensor/internal';
 import { groupNorm, groupNormSilu, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
 import { prng } from '../prng.js';
 
@@ -136,7 +137,7 @@ async function crossCheck(tag: string, xShape: number[], pShape: number[] | null
     const w = pShape && opts.affine !== false ? tensor(wd, { backend: be, shape: pShape }).requiresGrad_() : null;
     const b = pShape && opts.affine !== false ? tensor(bd, { backend: be, shape: pShape }).requiresGrad_() : null;
     const y = fn(be, x, w, b);
-    y.backward(tensor(rd, { backend: be, shape: y.shape }));
+    y.backward(tensor(rd.subarray(0, y.size), { backend: be, shape: y.shape }));
     const r = [await y.dataF32(), await x.grad!.dataF32()];
     if (w) r.push(await w.grad!.dataF32(), await b!.grad!.dataF32());
     res.push(r);
@@ -288,6 +289,50 @@ test('batchNorm with a fused ReLU: equals relu(batchNorm) on the CPU (training a
   });
   assert.equal(report.byOp.map((r) => r.name).filter((n) => !/fill|copy/.test(n)).sort(), ['norm_backward_affine', 'norm_forward'], JSON.stringify(report.byOp.map((r) => [r.name, r.dispatches])));
   assert.throws(() => batchNorm(x, null, null, w, b, { training: true, activation: 'gelu' as 'relu' }), /unknown activation 'gelu'/);
+});
+
+test('norm row mappings (element loads, vec4 rows per workgroup, vec4 row per lane) match the CPU on random shapes, aligned or not, offsets, residuals', async () => {
+  const gpu = requireGpu('norm row mappings') as WebGPUBackend;
+  const r = rng(4242);
+  const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const cases: [string, number[], number[], NormFn][] = [];
+  for (let i = 0; i < 2; i++) {
+    const G = ri(1, 3), cpg = ri(1, 3), N = ri(1, 3), H = ri(1, 9), W = 4 * ri(1, 3);
+    const C = G * cpg;
+    cases.push([`gn silu [${N},${C},${H},${W}] g${G}`, [N, C, H, W], [C], (_be, x, w, b) => groupNormSilu(x, G, w, b)]);
+    // x's gradient also comes from the residual: the kernel adds it (the accumulate path)
+    cases.push([`gn + residual [${N},${C},${H},${W}] g${G}`, [N, C, H, W], [C], (_be, x, w, b) => groupNorm(x, G, w, b).add(x)]);
+    const D = ri(1, 24), T = ri(2, 40);
+    cases.push([`ln [${T},${D}]`, [2, T, D], [D], (_be, x, w, b) => layerNorm(x, [D], w, b)]);
+    // a view at an element offset: aligned when D is a multiple of 4
+    cases.push([`ln narrowed [${T},${4 * D}]`, [T, 4 * D], [4 * D], (_be, x, w, b) => layerNorm(x.narrow(0, 1, T - 1), [4 * D], w, b)]);
+    const Cb = ri(2, 9), Sb = ri(1, 3) * 4;
+    cases.push([`bn relu [${N + 1},${Cb},${Sb}]`, [N + 1, Cb, Sb], [Cb], (_be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' })]);
+  }
+  // a tall case: 160 rows of 64 (lane mode under 'auto')
+  cases.push(['ln [160,64]', [160, 64], [64], (_be, x, w, b) => layerNorm(x, [64], w, b)]);
+  const keys: string[] = [];
+  const rt = gpu.rt as unknown as { dispatch(spec: DispatchSpec): void };
+  const orig = rt.dispatch;
+  rt.dispatch = function (this: unknown, spec: DispatchSpec) {
+    keys.push(spec.key);
+    return orig.call(this, spec);
+  };
+  try {
+    for (const mapping of ['workgroup', 'lane', 'auto', 'scalar'] as const) {
+      setNormRowMapping(mapping);
+      for (const [tag, xs, ps, fn] of cases) await crossCheck(`${tag} [${mapping}]`, xs, ps, fn, { mean: 0.2 });
+    }
+  } finally {
+    setNormRowMapping('auto');
+    rt.dispatch = orig;
+  }
+  // the vec4 kernels ran (rows per workgroup and per lane, forward and backward, affine gradients)
+  for (const k of [':vw', ':vl']) {
+    assert.ok(keys.some((key) => key.startsWith('norm_fwd') && key.includes(k)), `a forward ran with ${k}`);
+    assert.ok(keys.some((key) => key.startsWith('norm_bwd') && key.includes(k)), `a backward ran with ${k}`);
+  }
+  assert.ok(keys.some((key) => key.includes('affinev')), 'the affine gradients ran on vec4s');
 });
 
 test.run();

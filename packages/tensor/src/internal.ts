@@ -17,3 +17,4 @@ export { WGSL_PRELUDE } from './ops/scalar-math.js';
 export { subgroupLanesFor, type SubgroupLanes } from './ops/matmul/webgpu-subgroup.js';
 export { tuningCachePath, adapterKey } from './backends/webgpu/tuning.js';
 export { coalesce as coalesceDims } from './ops/elementwise/webgpu.js';
+export { setNormRowMapping, type NormRowMapping } from './ops/norm/webgpu.js';

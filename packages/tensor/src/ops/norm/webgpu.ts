@@ -10,6 +10,12 @@ import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAtt
  * then a reduction; statistics are two-pass in f32. Where the adapter has subgroups of a fixed size
  * the workgroup is one subgroup and reductions are subgroupAdd, with no barrier at all (barriers are
  * what costs on lavapipe: 2-4x faster there); else 64 invocations and a workgroup tree reduction.
+ *
+ * Where the row layout and every operand offset are multiples of 4 floats, the rows are read and
+ * written as vec4s (per-lane loads are what costs on lavapipe: 4x fewer of them, 2-4x faster), and
+ * many short rows (the tiny UNet's GroupNorm rows of 128-256, LayerNorm rows of 32-64) run one row
+ * per lane with no reduction at all: a workgroup per row of 32 elements left 7 of 8 lanes' work to
+ * the per-workgroup overhead (bench/results/latest-norm.md).
  */
 interface Shape {
   /** Invocations per workgroup. */
@@ -25,7 +31,7 @@ function shapeFor(be: WebGPUBackend): Shape {
 
 interface Binding {
   name: string;
-  type: 'f32' | 'vec2<f32>';
+  type: 'f32' | 'vec2<f32>' | 'vec4<f32>';
   rw: boolean;
   /** The affine params (w, bias) are read through w_at / bias_at: stored as float16 when set (issue 16). */
   f16?: boolean;
@@ -86,22 +92,107 @@ fn act_grad(gv: f32, z: f32) -> f32 {
   return select(0.0, gv, z > 0.0);
 }`,
 };
-/** The forward's activation, applied to v in place. */
-const ACT_WGSL: Record<NormActivation, string> = { silu: 'v = v / (1.0 + exp(-v));', relu: 'v = max(v, 0.0);' };
+/** The same on vec4 rows (act_grad4). */
+const ACT_GRAD4_WGSL: Record<NormActivation, string> = {
+  silu: `
+fn act_grad4(gv: vec4<f32>, z: vec4<f32>) -> vec4<f32> {
+  let s = 1.0 / (1.0 + exp(-z));
+  return gv * s * (1.0 + z * (1.0 - s));
+}`,
+  relu: `
+fn act_grad4(gv: vec4<f32>, z: vec4<f32>) -> vec4<f32> {
+  return select(vec4<f32>(0.0), gv, z > vec4<f32>(0.0));
+}`,
+};
+/** The forward's activation, applied to v (f32, or vec4 in vec mode) in place. */
+const actWgsl = (act: NormActivation, m: RowMode): string => (act === 'silu' ? 'v = v / (1.0 + exp(-v));' : `v = max(v, ${zero(m)});`);
 const keyOf = (sh: Shape): string => `${sh.sub ? 'sg' : 'wg'}${sh.wg}`;
 
 /**
- * Loops over this invocation's elements of the row (j = lid, lid + WG, …), tracking j / inner and
- * j % inner incrementally (integer division per element is slow on lavapipe). Defines `o` (element
- * offset relative to the row base) and `ai` (affine index) for `body`.
+ * How a kernel's rows map onto invocations and loads. `vec`: elements move as vec4s (every offset
+ * and stride of the layout a multiple of 4; `inner` too, so a vec4 never crosses an outer step).
+ * `lane`: one row per invocation (no reduction); else one row per workgroup. `aff0`: affInner is 0
+ * (GroupNorm, BatchNorm: one affine value per vec4).
  */
-function rowLoop(WG: number, body: string): string {
+interface RowMode {
+  vec: boolean;
+  lane: boolean;
+  aff0: boolean;
+}
+
+const SCALAR: RowMode = { vec: false, lane: false, aff0: false };
+
+/** Lane mode pays off for many short rows (measured on lavapipe: 2-2.5x at 256 x 256 and 2048 x 32, a loss from 2048 up). */
+const LANE_MAX_COUNT = 1024;
+const LANE_MIN_ROWS = 128;
+
+/** Which row mapping the norm kernels take: chosen per layout, or forced (tests, A/B benchmarks). */
+export type NormRowMapping = 'auto' | 'scalar' | 'workgroup' | 'lane';
+let forced: NormRowMapping = 'auto';
+
+/**
+ * Forces the norm kernels' row mapping: 'scalar' (one workgroup per row, element loads: the path any
+ * layout can take), 'workgroup' or 'lane' (vec4 loads, where the layout is aligned; else scalar), or
+ * 'auto' (the measured choice). Pipelines are keyed by the mapping, so switching is safe at any time.
+ */
+export function setNormRowMapping(m: NormRowMapping): void {
+  forced = m;
+}
+
+function rowMode(L: NormLayout, offsets: number[], WG: number): RowMode {
+  const m4 = (v: number) => v % 4 === 0;
+  const vec = m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
+  if (!vec || forced === 'scalar') return SCALAR;
+  if (forced !== 'auto') return { vec, lane: forced === 'lane', aff0: L.affInner === 0 };
+  const lane = L.rows >= LANE_MIN_ROWS && L.count <= LANE_MAX_COUNT;
+  // a workgroup's lanes stride each outer step's `inner` elements: with fewer than 4·WG of them, lanes idle
+  if (!lane && L.inner < 4 * WG) return SCALAR;
+  return { vec, lane, aff0: L.affInner === 0 };
+}
+
+const modeKey = (m: RowMode): string => (m.vec ? `:v${m.lane ? 'l' : 'w'}${m.aff0 ? '0' : ''}` : '');
+
+/** The row part's workgroups: one per row, or one per WG rows in lane mode. */
+const rowWorkgroups = (m: RowMode, rows: number, WG: number): number => (m.lane ? Math.ceil(rows / WG) : rows);
+
+/**
+ * Loops over this invocation's elements of the row (j = lid, lid + WG, …; vec4s at 4·lid, 4·(lid + WG),
+ * …; every element in lane mode), tracking j / inner and j % inner incrementally (integer division
+ * per element is slow on lavapipe). Defines `o` (element offset relative to the row base) and `ai`
+ * (affine index of the first element) for `body`.
+ */
+function rowLoop(WG: number, body: string, m: RowMode = SCALAR, pre = ''): string {
+  const E = m.vec ? 4 : 1;
+  if (m.vec) {
+    // nested: outer steps, then vec4s of `inner` (lanes striding them in workgroup mode); with one
+    // affine value per outer step (aff0) the affine loads in `pre` run once per step, not per vec4
+    const start = m.lane ? '0u' : 'lid * 4u';
+    const step = m.lane ? 4 : 4 * WG;
+    return `{
+    let outer = u.count / u.inner;
+    for (var jo = 0u; jo < outer; jo++) {
+      let ob = base + jo * u.outerStride;
+      let ab = abase + jo * u.affOuter;
+      ${m.aff0 ? `let ai = ab;
+      ${pre}` : ''}
+      for (var ji = ${start}; ji < u.inner; ji += ${step}u) {
+        let o = ob + ji;
+        ${m.aff0 ? '' : `let ai = ab + ji * u.affInner;
+        ${pre}`}
+        ${body}
+      }
+    }
+  }`;
+  }
+  const S = (m.lane ? 1 : WG) * E;
+  const start = m.lane ? '0u' : 'lid';
   return `{
-    var jo = lid / u.inner; var ji = lid % u.inner;
-    let qs = ${WG}u / u.inner; let rs = ${WG}u % u.inner;
-    for (var j = lid; j < u.count; j += ${WG}u) {
+    var jo = ${start} / u.inner; var ji = ${start} % u.inner;
+    let qs = ${S}u / u.inner; let rs = ${S}u % u.inner;
+    for (var j = ${start}; j < u.count; j += ${S}u) {
       let o = base + jo * u.outerStride + ji;
       let ai = abase + jo * u.affOuter + ji * u.affInner;
+      ${pre}
       ${body}
       ji += rs; jo += qs;
       if (ji >= u.inner) { ji -= u.inner; jo += 1u; }
@@ -109,12 +200,33 @@ function rowLoop(WG: number, body: string): string {
   }`;
 }
 
-const ROW_HEAD = `
-  let r = wid.x + wid.y * nwg.x;
+/** Element (or vec4) `o` of a row operand bound as `name`, at the operand offset `off`. */
+const at = (m: RowMode, name: string, off: string, o = 'o'): string => (m.vec ? `${name}[(${off}${off ? ' + ' : ''}${o}) / 4u]` : `${name}[${off}${off ? ' + ' : ''}${o}]`);
+
+/** The affine parameter `fn` (w_at / bias_at) at offset `off` for the current element or vec4. */
+function affAt(m: RowMode, fn: string, off: string): string {
+  if (!m.vec) return `${fn}(${off} + ai)`;
+  if (m.aff0) return `vec4<f32>(${fn}(${off} + ai))`;
+  return `vec4<f32>(${fn}(${off} + ai), ${fn}(${off} + ai + u.affInner), ${fn}(${off} + ai + 2u * u.affInner), ${fn}(${off} + ai + 3u * u.affInner))`;
+}
+
+/** The zero of a row value, and the sum of a row value's components. */
+const zero = (m: RowMode): string => (m.vec ? 'vec4<f32>(0.0)' : '0.0');
+const hsum = (m: RowMode, v: string): string => (m.vec ? `dot(${v}, vec4<f32>(1.0))` : v);
+
+/** The sum over the row of a per-invocation vec2: the workgroup's reduction, or the value itself in lane mode. */
+const rowSum = (m: RowMode, v: string): string => (m.lane ? v : `wg_sum(${v}, lid)`);
+
+/** The row this invocation works on (`r`, in range: the others return), its base and affine base; `rowIdx` is the row part's workgroup index. */
+function rowHead(m: RowMode, WG: number, rowIdx = 'wid.x + wid.y * nwg.x'): string {
+  const r = m.lane ? `(${rowIdx}) * ${WG}u + lidv.x` : rowIdx;
+  return `
+  let r = ${r};
   if (r >= u.rows) { return; }
   let lid = lidv.x;
   let base = (r / u.rowDiv) * u.rsHi + (r % u.rowDiv) * u.rsLo;
   let abase = (r % u.rowDiv) * u.affRow;`;
+}
 
 const entry = (sh: Shape): string => `@compute @workgroup_size(${sh.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>)`;
@@ -132,45 +244,49 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   const sIn = a.computeStats ? null : inputs[k++]!;
   const rm = a.updateRunning ? inputs[k++]! : null;
   const rv = a.updateRunning ? inputs[k++]! : null;
-  const binds: Binding[] = [{ name: 'x', type: 'f32', rw: false }];
+  const m = rowMode(a, [x.offset], shapeFor(be).wg);
+  const T = m.vec ? 'vec4<f32>' : 'f32';
+  const binds: Binding[] = [{ name: 'x', type: T, rw: false }];
   const bufs: GPUBuffer[] = [bufferOf(x)];
-  const add = (name: string, v: GPUBuffer | null, rw: boolean, f16 = false): void => {
+  const add = (name: string, v: GPUBuffer | null, rw: boolean, f16 = false, type: Binding['type'] = 'f32'): void => {
     if (!v) return;
-    binds.push({ name, type: 'f32', rw, f16 });
+    binds.push({ name, type, rw, f16 });
     bufs.push(v);
   };
   const buf = (v: View | null): GPUBuffer | null => (v ? bufferOf(v) : null);
   add('w', buf(w), false, isH(w));
   add('bias', buf(b), false, isH(b));
   add('st', buf(sIn), false);
-  add('y', y.buffer, true);
+  add('y', y.buffer, true, false, T);
   add('st', stats ? stats.buffer : null, true);
   add('rm', buf(rm), true);
   add('rv', buf(rv), true);
   const sh = shapeFor(be);
   const WG = sh.wg;
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${modeKey(m)}${f16Key(isH(w), isH(b))}`;
+  const X = at(m, 'x', 'u.xoff');
+  const Z = zero(m);
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
 struct U { ${LAYOUT_FIELDS}, xoff: u32, woff: u32, boff: u32, soff: u32, rmoff: u32, rvoff: u32, eps: f32, momentum: f32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
-${reduce(sh)}
+${m.lane ? '' : reduce(sh)}
 ${entry(sh)} {
-  ${ROW_HEAD}
+  ${rowHead(m, WG)}
   let n = f32(u.count);
   ${
     a.computeStats
-      ? `var acc = 0.0;
-  ${rowLoop(WG, 'acc += x[u.xoff + o];')}
-  let mean0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / n;
+      ? `var acc = ${Z};
+  ${rowLoop(WG, `acc += ${X};`, m)}
+  let mean0 = ${rowSum(m, `vec2<f32>(${hsum(m, 'acc')}, 0.0)`)}.x / n;
   // second pass on centred values; its sum corrects the rounding of the first mean
-  var dev = vec2<f32>(0.0);
-  ${rowLoop(WG, 'let d = x[u.xoff + o] - mean0; dev += vec2<f32>(d, d * d);')}
-  let dv = wg_sum(dev, lid);
+  var d1 = ${Z}; var d2 = ${Z};
+  ${rowLoop(WG, `let d = ${X} - mean0; d1 += d; d2 += d * d;`, m)}
+  let dv = ${rowSum(m, `vec2<f32>(${hsum(m, 'd1')}, ${hsum(m, 'd2')})`)};
   let mean = mean0 + dv.x / n;
   let m2 = max(dv.y - dv.x * dv.x / n, 0.0);
   let rstd = inverseSqrt(m2 / n + u.eps);
-  if (lid == 0u) {
+  ${m.lane ? '' : 'if (lid == 0u)'} {
     st[2u * r] = mean;
     st[2u * r + 1u] = rstd;
     ${
@@ -183,17 +299,17 @@ ${entry(sh)} {
       : `let mean = st[u.soff + 2u * r];
   let rstd = st[u.soff + 2u * r + 1u];`
   }
-  ${rowLoop(WG, `var v = (x[u.xoff + o] - mean) * rstd;
-      ${a.hasWeight ? 'v *= w_at(u.woff + ai);' : ''}
-      ${a.hasBias ? 'v += bias_at(u.boff + ai);' : ''}
-      ${a.activation ? ACT_WGSL[a.activation] : ''}
-      y[o] = v;`)}
+  ${rowLoop(WG, `var v = (${X} - mean) * rstd;
+      ${a.hasWeight ? 'v *= wv;' : ''}
+      ${a.hasBias ? 'v += bv;' : ''}
+      ${a.activation ? actWgsl(a.activation, m) : ''}
+      ${at(m, 'y', '')} = v;`, m, `${a.hasWeight ? `let wv = ${affAt(m, 'w_at', 'u.woff')};` : ''} ${a.hasBias ? `let bv = ${affAt(m, 'bias_at', 'u.boff')};` : ''}`)}
 }`;
   const uni = layoutWords(new UniformWriter(), a)
     .u32(x.offset, w?.offset ?? 0, b?.offset ?? 0, sIn?.offset ?? 0, rm?.offset ?? 0, rv?.offset ?? 0)
     .f32(a.eps, a.momentum)
     .build();
-  be.rt.dispatch({ name: 'norm_forward', key, wgsl, buffers: bufs, uniforms: uni, workgroups: grid(a.rows * WG, WG) });
+  be.rt.dispatch({ name: 'norm_forward', key, wgsl, buffers: bufs, uniforms: uni, workgroups: grid(rowWorkgroups(m, a.rows, WG) * WG, WG) });
   return out;
 };
 
@@ -225,9 +341,12 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
   const w = a.hasWeight ? inputs[3]! : null;
   const act = !!a.activation;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
+  const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
+  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0], shapeFor(be).wg);
+  const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [
-    { name: 'x', type: 'f32', rw: false },
-    { name: 'g', type: 'f32', rw: false },
+    { name: 'x', type: T, rw: false },
+    { name: 'g', type: T, rw: false },
     { name: 'st', type: 'f32', rw: false },
   ];
   const bufs = [bufferOf(x), bufferOf(g), bufferOf(st)];
@@ -239,58 +358,65 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
     binds.push({ name: 'bias', type: 'f32', rw: false, f16: isH(b) });
     bufs.push(bufferOf(b));
   }
-  const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
   if (acc) {
-    binds.push({ name: 'gacc', type: 'f32', rw: false });
+    binds.push({ name: 'gacc', type: T, rw: false });
     bufs.push(bufferOf(acc));
   }
-  binds.push({ name: 'dx', type: 'f32', rw: true });
+  binds.push({ name: 'dx', type: T, rw: true });
   bufs.push(dx.buffer);
   if (dw && db) {
     binds.push({ name: 'dw', type: 'f32', rw: true }, { name: 'db', type: 'f32', rw: true });
     bufs.push(dw.buffer, db.buffer);
   }
-  const wv = w ? 'w_at(u.woff + ai)' : '1.0';
+  const X = at(m, 'x', 'u.xoff');
+  // the affine values of the current element (vec4), loaded in rowLoop's `pre`
+  const pre = `${w ? `let wv = ${affAt(m, 'w_at', 'u.woff')};` : ''} ${b ? `let bv = ${affAt(m, 'bias_at', 'u.boff')};` : ''}`;
   // with a fused activation, g is first taken through it at the recomputed pre-activation
-  const gEff = act ? `act_grad(g[u.goff + o], (x[u.xoff + o] - mean) * rstd * ${wv}${b ? ' + bias_at(u.boff + ai)' : ''})` : 'g[u.goff + o]';
-  const dxhat = `(${gEff})${w ? ' * w_at(u.woff + ai)' : ''}`;
+  const gEff = act ? `act_grad${m.vec ? '4' : ''}(${at(m, 'g', 'u.goff')}, (${X} - mean) * rstd${w ? ' * wv' : ''}${b ? ' + bv' : ''})` : at(m, 'g', 'u.goff');
+  const dxhat = `(${gEff})${w ? ' * wv' : ''}`;
   const sh = shapeFor(be);
   const WG = sh.wg;
+  const rwg = rowWorkgroups(m, a.rows, WG);
+  // the affine part reads single elements (a vec4's component in vec mode)
+  const one = (name: string) => (i: string) => (m.vec ? `${name}[(${i}) / 4u][(${i}) % 4u]` : `${name}[${i}]`);
+  const affV = !!affine && m.vec && affineVec(affine, [x.offset, g.offset], WG);
+  const Z = zero(m);
   const wgsl = (): string => `${header(sh)}
 ${bindings(binds)}
-struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32${affine ? `, ${AFFINE_FIELDS}` : ''} };
+struct U { ${LAYOUT_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32, accoff: u32${affine ? `, rwg: u32, ${AFFINE_FIELDS}` : ''} };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
 ${a.activation ? ACT_GRAD_WGSL[a.activation] : ''}
+${a.activation && (m.vec || affV) ? ACT_GRAD4_WGSL[a.activation] : ''}
 ${entry(sh)} {
   ${affine ? `// workgroups past the rows compute the affine gradients
-  if (wid.x + wid.y * nwg.x >= u.rows) {
-    ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x - u.rows')}
+  if (wid.x + wid.y * nwg.x >= u.rwg) {
+    ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x - u.rwg', one('x'), one('g'), affV)}
     return;
   }` : ''}
-  ${ROW_HEAD}
+  ${rowHead(m, WG)}
   let mean = st[u.soff + 2u * r];
   let rstd = st[u.soff + 2u * r + 1u];
   ${
     a.constStats
       ? 'let m1 = 0.0; let m2 = 0.0;'
-      : `var acc = vec2<f32>(0.0);
-  ${rowLoop(WG, `let dh = ${dxhat}; acc += vec2<f32>(dh, dh * (x[u.xoff + o] - mean) * rstd);`)}
-  let ms = wg_sum(acc, lid) / f32(u.count);
+      : `var a1 = ${Z}; var a2 = ${Z};
+  ${rowLoop(WG, `let dh = ${dxhat}; a1 += dh; a2 += dh * (${X} - mean) * rstd;`, m, pre)}
+  let ms = ${rowSum(m, `vec2<f32>(${hsum(m, 'a1')}, ${hsum(m, 'a2')})`)} / f32(u.count);
   let m1 = ms.x; let m2 = ms.y;`
   }
-  ${rowLoop(WG, `let xh = (x[u.xoff + o] - mean) * rstd;
-      dx[o] = rstd * (${dxhat} - m1 - xh * m2)${acc ? ' + gacc[u.accoff + o]' : ''};`)}
+  ${rowLoop(WG, `let xh = (${X} - mean) * rstd;
+      ${at(m, 'dx', '')} = rstd * (${dxhat} - m1 - xh * m2)${acc ? ` + ${at(m, 'gacc', 'u.accoff')}` : ''};`, m, pre)}
 }`;
   let uw = layoutWords(new UniformWriter(), a).u32(x.offset, g.offset, st.offset, w?.offset ?? 0, b?.offset ?? 0, acc?.offset ?? 0);
-  if (affine) uw = affineWords(uw, affine);
+  if (affine) uw = affineWords(uw.u32(rwg), affine);
   be.rt.dispatch({
     name: affine ? 'norm_backward_affine' : 'norm_backward',
-    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `${a.activation}:${!!b}` : ''}:${!!acc}:${affine ? 'affine:' : ''}${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
+    key: `norm_bwd:${a.hasWeight}:${a.constStats}:${act ? `${a.activation}:${!!b}` : ''}:${!!acc}:${affine ? `affine${affV ? 'v' : ''}:` : ''}${keyOf(sh)}${modeKey(m)}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: bufs,
     uniforms: uw.build(),
-    workgroups: grid((a.rows + (affine?.size ?? 0)) * WG, WG),
+    workgroups: grid((rwg + (affine?.size ?? 0)) * WG, WG),
   });
   return outs;
 }
@@ -306,8 +432,9 @@ function affineWords(w: UniformWriter, a: NormAffineGradAttrs): UniformWriter {
  * fused activation, g goes through its derivative at the recomputed pre-activation xhat · w + b. Reads
  * x, g, st (and w, bias) at u.xoff … and the AFFINE_FIELDS; writes dw, db.
  */
-function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExpr: string): string {
-  const gv = act ? `act_grad(g[u.goff + o], xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : 'g[u.goff + o]';
+function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExpr: string, xAt = (i: string) => `x[${i}]`, gAt = (i: string) => `g[${i}]`, vec = false): string {
+  if (vec) return affineBodyVec(WG, act, hasW, hasB, aExpr);
+  const gv = act ? `act_grad(${gAt('u.goff + o')}, xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : gAt('u.goff + o');
   return `let a = ${aExpr};
   if (a >= u.aSize) { return; }
   let lid = lidv.x;
@@ -320,7 +447,7 @@ function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExp
   for (var j = lid; j < count; j += ${WG}u) {
     let o = base + p * u.aPStride + s;
     let row = p * u.aRowP + rbase;
-    let xh = (x[u.xoff + o] - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u];
+    let xh = (${xAt('u.xoff + o')} - st[u.soff + 2u * row]) * st[u.soff + 2u * row + 1u];
     let gv = ${gv};
     acc += vec2<f32>(gv * xh, gv);
     s += rs; p += qs;
@@ -328,6 +455,41 @@ function affineBody(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExp
   }
   let t = wg_sum(acc, lid);
   if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }`;
+}
+
+/**
+ * affineBody on vec4s (x and g bound as vec4 arrays): per outer step the row's statistics load once
+ * and the lanes stride its `inner` elements as vec4s.
+ */
+function affineBodyVec(WG: number, act: boolean, hasW: boolean, hasB: boolean, aExpr: string): string {
+  const gl = 'g[(u.goff + o) / 4u]';
+  const gv = act ? `act_grad4(${gl}, xh${hasW ? ' * w_at(u.woff + a)' : ''}${hasB ? ' + bias_at(u.boff + a)' : ''})` : gl;
+  return `let a = ${aExpr};
+  if (a >= u.aSize) { return; }
+  let lid = lidv.x;
+  let base = a * u.aAStride;
+  let rbase = a / u.aDiv;
+  var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0);
+  for (var p = 0u; p < u.aOuter; p++) {
+    let row = p * u.aRowP + rbase;
+    let mean = st[u.soff + 2u * row]; let rstd = st[u.soff + 2u * row + 1u];
+    let ob = base + p * u.aPStride;
+    for (var s = lid * 4u; s < u.aInner; s += ${4 * WG}u) {
+      let o = ob + s;
+      let xh = (x[(u.xoff + o) / 4u] - mean) * rstd;
+      let gv = ${gv};
+      s1 += gv * xh; s2 += gv;
+    }
+  }
+  let t = wg_sum(vec2<f32>(dot(s1, vec4<f32>(1.0)), dot(s2, vec4<f32>(1.0))), lid);
+  if (lid == 0u) { dw[a] = t.x; db[a] = t.y; }`;
+}
+
+/** The affine gradients can read x and g as vec4s: every stride and offset a multiple of 4 (and, unless forced, enough of them per outer step to keep the lanes busy). */
+function affineVec(a: NormAffineGradAttrs, offsets: number[], WG: number): boolean {
+  const m4 = (v: number) => v % 4 === 0;
+  if (forced === 'scalar' || !(m4(a.inner) && m4(a.pStride) && m4(a.aStride) && offsets.every(m4))) return false;
+  return forced !== 'auto' || a.inner >= 4 * WG;
 }
 
 export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be, inputs, attrs) => {
@@ -341,9 +503,11 @@ export const norm_affine_grad: KernelFn<WebGPUBackend, 'norm_affine_grad'> = (be
   if (a.size === 0) return [dw, db];
   const sh = shapeFor(be);
   const WG = sh.wg;
+  const vec = affineVec(a, [x!.offset, g!.offset], WG);
+  const T = vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [
-    { name: 'x', type: 'f32', rw: false },
-    { name: 'g', type: 'f32', rw: false },
+    { name: 'x', type: T, rw: false },
+    { name: 'g', type: T, rw: false },
     { name: 'st', type: 'f32', rw: false },
     ...(w ? [{ name: 'w', type: 'f32', rw: false, f16: isH(w) } as const] : []),
     ...(b ? [{ name: 'bias', type: 'f32', rw: false, f16: isH(b) } as const] : []),
@@ -355,14 +519,14 @@ ${bindings(binds)}
 struct U { ${AFFINE_FIELDS}, xoff: u32, goff: u32, soff: u32, woff: u32, boff: u32 };
 @group(0) @binding(${binds.length}) var<uniform> u: U;
 ${reduce(sh)}
-${a.activation ? ACT_GRAD_WGSL[a.activation] : ''}
+${a.activation ? (vec ? ACT_GRAD4_WGSL : ACT_GRAD_WGSL)[a.activation] : ''}
 ${entry(sh)} {
-  ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x')}
+  ${affineBody(WG, act, !!w, !!b, 'wid.x + wid.y * nwg.x', undefined, undefined, vec)}
 }`;
   const uni = affineWords(new UniformWriter(), a).u32(x!.offset, g!.offset, st!.offset, w?.offset ?? 0, b?.offset ?? 0).build();
   be.rt.dispatch({
     name: 'norm_affine_grad',
-    key: `norm_affine_grad:${act ? `${a.activation}:${!!w}:${!!b}` : ''}:${keyOf(sh)}${f16Key(isH(w), isH(b))}`,
+    key: `norm_affine_grad:${act ? `${a.activation}:${!!w}:${!!b}` : ''}:${keyOf(sh)}${vec ? ':v' : ''}${f16Key(isH(w), isH(b))}`,
     wgsl,
     buffers: [bufferOf(x!), bufferOf(g!), bufferOf(st!), ...(w ? [bufferOf(w)] : []), ...(b ? [bufferOf(b)] : []), dw.buffer, db.buffer],
     uniforms: uni,
