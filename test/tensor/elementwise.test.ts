@@ -14,8 +14,8 @@ const test = suite('elementwise');
 test.before(async () => { await setup(); });
 test.after(() => teardown());
 
-/** Shapes that are not multiples of any tile, a size-1 dim, a scalar and empty dims. */
-const SHAPES: number[][] = [[7], [3, 5, 17], [1, 129, 3], [], [0], [4, 0, 3]];
+/** Shapes that are not multiples of any tile, a size-1 dim, a scalar and empty dims; and whole vec4s (the flat vec4 form). */
+const SHAPES: number[][] = [[7], [3, 5, 17], [1, 129, 3], [], [0], [4, 0, 3], [6, 8], [3, 1028]];
 
 /** Input domain per op (so log/sqrt/pow/div stay finite and both backends compute the same thing). */
 function domain(op: ElementwiseName, input: number): [number, number] {
@@ -235,6 +235,28 @@ test('broadcasting: size-1 dims and rank-different operands, values and gradient
   F.sum(y).backward();
   assert.equal(await a.grad!.array(), [[60], [60]]);
   assert.equal(await b.grad!.array(), [3, 3, 3]);
+});
+
+test('flat contiguous rows: the vec4 form (offsets and count multiples of 4) and the element form (anything else) agree with the CPU, int32 and outputs at offsets included', async () => {
+  const { cpu, gpu } = backends();
+  const rng = prng(31);
+  for (const [n, off] of [[4096, 0], [4096, 4], [4096, 1], [4100, 8], [4101, 0], [8, 4]] as const) {
+    const base = Array.from({ length: n + off + 3 }, () => rng() * 4 - 2);
+    const other = Array.from({ length: n + off + 3 }, () => rng() * 4 - 2);
+    const res: number[][] = [];
+    for (const be of [cpu, gpu]) {
+      const a = F.narrow(tensor(base, { backend: be }), 0, off, n);
+      const b = F.narrow(tensor(other, { backend: be }), 0, off, n);
+      // an output view at the same offset: out-of-place ops write a fresh tensor, in-place ones the view
+      const dst = tensor(new Array(n + off + 3).fill(7), { backend: be });
+      F.copy_(F.narrow(dst, 0, off, n), F.mul(F.add(a, b), F.relu(a)));
+      res.push([...(await dst.dataF32())]);
+      const ai = cast(F.mul(a, 100), 'int32');
+      res.push([...(await cast(F.add(ai, ai), 'float32').dataF32())]);
+    }
+    assert.equal(res[2], res[0], `vec4/element form (n ${n}, offset ${off}): float32 with an output view (the elements around it untouched)`);
+    assert.equal(res[3], res[1], `n ${n}, offset ${off}: int32`);
+  }
 });
 
 test('strided views as inputs (permuted, narrowed, expanded): values and gradients match', async () => {

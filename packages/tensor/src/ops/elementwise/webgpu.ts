@@ -21,19 +21,31 @@ const NAMES = ['a', 'b', 'c'];
  * shape (index = invocation), `strided` otherwise (rank unrolled in the shader; shape, strides and
  * offsets in the uniform block so one pipeline serves every shape of that rank).
  */
-function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: number, flat: boolean, gridWg = 0, pairOp?: ElementwiseName): string {
+function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: number, flat: boolean, gridWg = 0, pairOp?: ElementwiseName, vec4 = false): string {
   const def = ELEMENTWISE[op];
   // a paired row stores m(5) elements past each output element (ElementwiseAttrs.pair)
   const pairAt = (o: string) => (pairOp ? `\n    out[${o} + m(5u)] = ${wgslType(outDtype)}(${ELEMENTWISE[pairOp].wgsl});` : '');
   const n = inDtypes.length;
+  const elem = (d: DType) => (vec4 ? `vec4<${wgslType(d)}>` : wgslType(d));
   const decl = inDtypes
-    .map((d, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${wgslType(d)}>;`)
+    .map((d, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${elem(d)}>;`)
     .join('\n');
   const metaWords = 8 + rank + (n + 1) * (rank + 1);
   const vecs = Math.max(1, Math.ceil(metaWords / 4));
   let body = '';
   const t = wgslType(outDtype);
-  if (gridWg) {
+  if (vec4) {
+    // flat, every offset and the count multiples of 4: one vec4 load per input and one vec4 store per
+    // invocation (lavapipe loads per lane in a loop over the lanes, so a vec4 costs little more than one
+    // element), the op itself per component as in the scalar form
+    body += `  let q = i0 / 4u;\n`;
+    body += inDtypes.map((_, i) => `  let v${i} = in${i}[q + m(${8 + i}u) / 4u];`).join('\n');
+    body += `\n  var r: vec4<${t}>;\n`;
+    for (const c of ['x', 'y', 'z', 'w']) {
+      body += `  {\n${inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(v${i}.${c});`).join('\n')}\n    r.${c} = ${t}(${def.wgsl});\n  }\n`;
+    }
+    body += `  out[q + m(${8 + n}u) / 4u] = r;`;
+  } else if (gridWg) {
     // rank 3 on a 3-D grid: z and y are the two outer dims, x runs along the inner one; the offsets
     // come from the workgroup ids without any division (a division by a uniform is scalarised per
     // lane on CPU adapters: it cost more than the copy itself in permutes)
@@ -73,7 +85,7 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
   }
   return `${WGSL_PRELUDE}
 ${decl}
-@group(0) @binding(${n}) var<storage, read_write> out: array<${wgslType(outDtype)}>;
+@group(0) @binding(${n}) var<storage, read_write> out: array<${elem(outDtype)}>;
 struct Meta { v: array<vec4<u32>, ${vecs}> };
 @group(0) @binding(${n + 1}) var<uniform> um: Meta;
 fn m(i: u32) -> u32 { return um.v[i >> 2u][i & 3u]; }
@@ -194,10 +206,12 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
       }
       return a.out ? undefined : outView.storage;
     }
+    // flat over whole vec4s of 32-bit elements: the vec4 form (PER = 4 elements per invocation either way)
+    const vec4 = flat && !pairOp && count % PER === 0 && views.every((v) => v.offset % 4 === 0 && v.dtype !== 'float16');
     be.rt.dispatch({
       name: op,
-      key,
-      wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat, 0, pairOp),
+      key: vec4 ? `${key}:v4` : key,
+      wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat, 0, pairOp, vec4),
       buffers,
       uniforms: u.build(),
       workgroups: grid(Math.ceil(count / PER), WG),
