@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, copy_, type Backend, type Tensor } from '@foliar/tensor';
 import { adamStep, adamSteps, sgdStep, sgdSteps, clipGradNorm, sumOfSquares, ParamArena, type AdamStepItem, type SgdStepItem } from '../../packages/tensor/src/ops/optim/index.js';
 import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
+import type { DispatchSpec } from '../../packages/tensor/src/runtime/webgpu-runtime.js';
 import { narrow } from '../../packages/tensor/src/ops/views.js';
 import { prng } from '../prng.js';
 
@@ -117,7 +118,20 @@ test('sumOfSquares and clipGradNorm match f64 references; scaling happens on the
 test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU and per-tensor adamStep', async () => {
   // sizes off the 64-wide workgroups, an empty tensor, more tensors than one dispatch takes, and two
   // parameters that are views (with offsets) of one storage
-  const shapes = [[1], [63], [65], [3, 5], [0], [1037], [4097], [7, 9, 2], [2], [130], [33]];
+  // and a set of whole vec4s (sizes and view offsets multiples of 4): the kernels' vec4 form
+  const sets: [number[][], [number, number][]][] = [
+    [[[1], [63], [65], [3, 5], [0], [1037], [4097], [7, 9, 2], [2], [130], [33]], [[3, 17], [25, 11]]],
+    [[[4], [64], [3, 8], [0], [1036], [4096], [2, 2, 4], [128]], [[4, 16], [24, 12]]],
+  ];
+  const keys: string[] = [];
+  const gpuRt = (requireGpu() as WebGPUBackend).rt as unknown as { dispatch(spec: DispatchSpec): void };
+  const orig = gpuRt.dispatch;
+  gpuRt.dispatch = function (this: unknown, spec: DispatchSpec) {
+    keys.push(spec.key);
+    return orig.call(this, spec);
+  };
+  try {
+  for (const [shapes, viewsAt] of sets) {
   const configs = [
     { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, maximize: false },
     { lr: 0.003, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, decoupled: false, maximize: true },
@@ -126,7 +140,7 @@ test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU a
     const run = async (be: Backend, perTensor: boolean): Promise<Float32Array[]> => {
       const big = tensor(randn(40, 99), { backend: be, shape: [40] });
       const params = shapes.map((s, i) => tensor(randn(s.reduce((a, b) => a * b, 1), 20 + i), { backend: be, shape: s }));
-      params.push(narrow(big, 0, 3, 17), narrow(big, 0, 25, 11));
+      params.push(...viewsAt.map(([at, len]) => narrow(big, 0, at, len)));
       const state = params.map((p) => [tensor(new Float32Array(p.size), { backend: be, shape: p.shape }), tensor(new Float32Array(p.size), { backend: be, shape: p.shape })] as const);
       for (let round = 0; round < 3; round++) {
         const items: AdamStepItem[] = params.map((p, i) => ({
@@ -149,8 +163,14 @@ test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU a
     const cpuMulti = await run(cpu, false);
     ref.forEach((r, i) => assert.equal(Array.from(cpuMulti[i]!), Array.from(r), `config ${ci}: CPU multi vs per-tensor, array ${i}`));
     const gpu = await run(requireGpu(), false);
-    ref.forEach((r, i) => close(gpu[i]!, r, 1e-6, `config ${ci}: WebGPU multi vs CPU, array ${i}`));
+    ref.forEach((r, i) => close(gpu[i]!, r, 1e-6, `config ${ci} (${shapes.length} shapes): WebGPU multi vs CPU, array ${i}`));
   }
+  }
+  } finally {
+    gpuRt.dispatch = orig;
+  }
+  assert.ok(keys.some((k) => k.startsWith('adam_step') && k.endsWith(':v4')), 'the vec4 form ran');
+  assert.ok(keys.some((k) => k.startsWith('adam_step') && !k.endsWith(':v4')), 'the element form ran');
 });
 
 /**
@@ -246,6 +266,41 @@ test('sgdSteps (multi-tensor) over packed and unpacked parameters matches the CP
     const [a, b] = [await single(cpu, false), await multi(cpu, true)];
     a.out.forEach((r, i) => assert.equal(Array.from(b.out[i]!), Array.from(r), `sgd config ${ci}: CPU per-tensor vs multi packed, array ${i}`));
   }
+});
+
+test('sgdSteps on whole vec4s (sizes and offsets multiples of 4) runs the vec4 form and matches the CPU, packed or not', async () => {
+  const gpu = requireGpu() as WebGPUBackend;
+  const keys: string[] = [];
+  const rt = gpu.rt as unknown as { dispatch(spec: DispatchSpec): void };
+  const orig = rt.dispatch;
+  rt.dispatch = function (this: unknown, spec: DispatchSpec) {
+    keys.push(spec.key);
+    return orig.call(this, spec);
+  };
+  const o = { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, nesterov: false, maximize: false };
+  const shapes = [[4], [64, 3], [1036], [2, 2, 8], [4096]];
+  try {
+    for (const pack of [false, true]) {
+      const outs: Float32Array[][] = [];
+      for (const be of [cpu, gpu] as Backend[]) {
+        const params = shapes.map((sh, i) => tensor(randn(sh.reduce((a, b) => a * b, 1), 700 + i), { backend: be, shape: sh }));
+        const arena = pack ? new ParamArena(params, ['momentum_buffer']) : null;
+        const bufs = params.map((p) => arena?.state(p, 'momentum_buffer') ?? tensor(new Float32Array(p.size), { backend: be, shape: p.shape }));
+        for (let round = 0; round < 2; round++) {
+          const grads = params.map((p, i) => tensor(randn(p.size, 800 + 10 * round + i), { backend: be, shape: p.shape }));
+          sgdSteps(params.map((param, i) => ({ param, grad: grads[i]!, momentumBuf: bufs[i]!, step: round + 1 })), o);
+        }
+        const out: Float32Array[] = [];
+        for (const [i, p] of params.entries()) out.push(await p.dataF32(), await bufs[i]!.dataF32());
+        outs.push(out);
+        arena?.dispose();
+      }
+      outs[0]!.forEach((r, i) => close(outs[1]![i]!, r, 1e-6, `sgd vec4 (packed ${pack}): WebGPU vs CPU, array ${i}`));
+    }
+  } finally {
+    rt.dispatch = orig;
+  }
+  assert.ok(keys.some((k) => k.startsWith('sgd_step') && k.endsWith(':v4')), 'the vec4 form ran');
 });
 
 test('ParamArena: parameters keep their identity, values and tidy status; only sole owners are packed; freed with the last handle', async () => {

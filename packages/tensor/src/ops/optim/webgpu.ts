@@ -49,8 +49,16 @@ function batches(be: WebGPUBackend, views: readonly View[], per: number, ns: rea
 }
 
 /** WGSL declarations of a batch's bindings: all read_write (a buffer may be read and written through different views). */
-function bindingDecls(n: number): string {
-  return Array.from({ length: n }, (_, i) => `@group(0) @binding(${i}) var<storage, read_write> s${i}: array<f32>;`).join('\n');
+function bindingDecls(n: number, vec = false): string {
+  return Array.from({ length: n }, (_, i) => `@group(0) @binding(${i}) var<storage, read_write> s${i}: array<${vec ? 'vec4<f32>' : 'f32'}>;`).join('\n');
+}
+
+/** An element (or vec4) of binding `buf` at the uniform offset field `off`, for element `l` of the current tensor. */
+type Access = (buf: number, off: string) => string;
+
+/** The batch's tensors are whole vec4s in every view (offsets and sizes multiples of 4): the vec4 form. */
+function vecBatch(bt: Batch, views: readonly View[], per: number, ns: readonly number[]): boolean {
+  return bt.items.every(({ k }) => ns[k]! % 4 === 0 && Array.from({ length: per }, (_, j) => views[per * k + j]!.offset % 4 === 0).every(Boolean));
 }
 
 /** Workgroup size and consecutive elements per invocation of the multi-tensor updates. */
@@ -68,22 +76,30 @@ const MT_CHUNK = MT_WG * MT_PER;
  * `fields(j)` declares tensor j's uniform fields besides its element end `ee{j}` and workgroup end
  * `we{j}`; `update(j)` is the body for element `l` of tensor j.
  */
-function multiTensorWgsl(nBuffers: number, head: string, count: number, fields: (j: number) => string, update: (j: number) => string): string {
+function multiTensorWgsl(nBuffers: number, head: string, count: number, fields: (j: number) => string, update: (j: number, at: Access) => string, vec = false): string {
+  // vec: the MT_PER (= 4) elements are one vec4 of every view (whole vec4s: offsets and sizes multiples of 4)
+  const at: Access = vec ? (buf, off) => `s${buf}[(${off} + l) / 4u]` : (buf, off) => `s${buf}[${off} + l]`;
   const branches = Array.from({ length: count }, (_, j) => {
     const w0 = j === 0 ? '0u' : `u.we${j - 1}`, e0 = j === 0 ? '0u' : `u.ee${j - 1}`;
+    const body = vec
+      ? `let l = l0;
+    if (l < n) {
+      ${update(j, at)}
+    }`
+      : `for (var d = 0u; d < ${MT_PER}u; d++) {
+      let l = l0 + d;
+      if (l >= n) { break; }
+      ${update(j, at)}
+    }`;
     return `if (wgi < u.we${j}) {
     let l0 = (wgi - ${w0}) * ${MT_CHUNK}u + li * ${MT_PER}u;
     let n = u.ee${j} - ${e0};
-    for (var d = 0u; d < ${MT_PER}u; d++) {
-      let l = l0 + d;
-      if (l >= n) { break; }
-      ${update(j)}
-    }
+    ${body}
     return;
   }`;
   });
   return `
-${bindingDecls(nBuffers)}
+${bindingDecls(nBuffers, vec)}
 struct U { ${head},
   ${Array.from({ length: count }, (_, j) => `ee${j}: u32, we${j}: u32, ${fields(j)}`).join(',\n  ')} };
 @group(0) @binding(${nBuffers}) var<uniform> u: U;
@@ -108,15 +124,17 @@ function ends(ns: readonly number[]): { e: number; w: number }[] {
  */
 export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, views, attrs) => {
   const a = attrs;
-  for (const bt of batches(be, views, 4, a.tensors.map((t) => t.n))) {
+  const ns = a.tensors.map((t) => t.n);
+  for (const bt of batches(be, views, 4, ns)) {
     const c = bt.items.length;
     const pattern = bt.items.map((it) => it.b.join('.')).join('_');
+    const vec = vecBatch(bt, views, 4, ns);
     const wgsl = (): string =>
       multiTensorWgsl(bt.buffers.length, 'w1: f32, b2: f32, w2: f32, eps: f32, decay: f32, l2: f32, sign: f32, pad: f32', c,
         (j) => `po${j}: u32, go${j}: u32, mo${j}: u32, vo${j}: u32, st${j}: f32, bc${j}: f32`,
-        (j) => {
+        (j, at) => {
           const [pb, gb, mb, vb] = bt.items[j]!.b;
-          const [P, G, M, V] = [`s${pb}[u.po${j} + l]`, `s${gb}[u.go${j} + l]`, `s${mb}[u.mo${j} + l]`, `s${vb}[u.vo${j} + l]`];
+          const [P, G, M, V] = [at(pb!, `u.po${j}`), at(gb!, `u.go${j}`), at(mb!, `u.mo${j}`), at(vb!, `u.vo${j}`)];
           return `var gr = ${G} * u.sign;
       var pv = ${P};
       gr = gr + u.l2 * pv;
@@ -128,7 +146,7 @@ export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, views, attrs
       ${M} = mv;
       ${V} = vv;
       ${P} = pv + (-u.st${j}) * (mv / denom);`;
-        });
+        }, vec);
     const uni = new UniformWriter().f32(1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.l2, a.maximize ? -1 : 1, 0);
     const en = ends(bt.items.map(({ k }) => a.tensors[k]!.n));
     bt.items.forEach(({ k }, j) => {
@@ -136,7 +154,7 @@ export const adam_step: KernelFn<WebGPUBackend, 'adam_step'> = (be, views, attrs
       const [p, g, m, v] = [views[4 * k]!, views[4 * k + 1]!, views[4 * k + 2]!, views[4 * k + 3]!];
       uni.u32(en[j]!.e, en[j]!.w, p.offset, g.offset, m.offset, v.offset).f32(t.stepSize, t.bc2Sqrt);
     });
-    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
+    be.rt.dispatch({ name: 'adam_step', key: `adam_step:${c}:${pattern}${vec ? ':v4' : ''}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
   }
 };
 
@@ -145,16 +163,18 @@ export const sgd_step: KernelFn<WebGPUBackend, 'sgd_step'> = (be, inputs, attrs)
   const a = attrs;
   const mom = a.momentum !== 0;
   const per = mom ? 3 : 2;
-  for (const bt of batches(be, inputs, per, a.tensors.map((t) => t.n))) {
+  const ns = a.tensors.map((t) => t.n);
+  for (const bt of batches(be, inputs, per, ns)) {
     const c = bt.items.length;
     const pattern = bt.items.map((it) => it.b.join('.')).join('_');
+    const vec = vecBatch(bt, inputs, per, ns);
     const wgsl = (): string =>
       multiTensorWgsl(bt.buffers.length, 'nesterov: u32, lr: f32, mom: f32, damp: f32, wd: f32, sign: f32, pad0: u32, pad1: u32', c,
         (j) => `po${j}: u32, go${j}: u32, bo${j}: u32, first${j}: u32`,
-        (j) => {
+        (j, at) => {
           const b = bt.items[j]!.b;
-          const [P, G] = [`s${b[0]}[u.po${j} + l]`, `s${b[1]}[u.go${j} + l]`];
-          const B = mom ? `s${b[2]}[u.bo${j} + l]` : '';
+          const [P, G] = [at(b[0]!, `u.po${j}`), at(b[1]!, `u.go${j}`)];
+          const B = mom ? at(b[2]!, `u.bo${j}`) : '';
           return `var gr = ${G} * u.sign;
       let pv = ${P};
       gr = gr + u.wd * pv;${
@@ -167,14 +187,14 @@ export const sgd_step: KernelFn<WebGPUBackend, 'sgd_step'> = (be, inputs, attrs)
           : ''
       }
       ${P} = pv + (-u.lr) * gr;`;
-        });
+        }, vec);
     const uni = new UniformWriter().u32(a.nesterov ? 1 : 0).f32(a.lr, a.momentum, 1 - a.dampening, a.weightDecay, a.maximize ? -1 : 1).u32(0, 0);
     const en = ends(bt.items.map(({ k }) => a.tensors[k]!.n));
     bt.items.forEach(({ k }, j) => {
       const t = a.tensors[k]!;
       uni.u32(en[j]!.e, en[j]!.w, inputs[per * k]!.offset, inputs[per * k + 1]!.offset, mom ? inputs[per * k + 2]!.offset : 0, t.first ? 1 : 0);
     });
-    be.rt.dispatch({ name: 'sgd_step', key: `sgd_step:${mom}:${c}:${pattern}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
+    be.rt.dispatch({ name: 'sgd_step', key: `sgd_step:${mom}:${c}:${pattern}${vec ? ':v4' : ''}`, wgsl, buffers: bt.buffers, uniforms: uni.build(), workgroups: grid(en[c - 1]!.w * MT_WG, MT_WG) });
   }
 };
 
