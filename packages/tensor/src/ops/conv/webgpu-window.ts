@@ -61,6 +61,14 @@ export interface WindowPlan {
    * channel·as1 + apix·pixel (any image and channel strides; pixels contiguous, or broadcast: apix 0).
    */
   addend?: boolean;
+  /**
+   * fwd / dgrad: results go out as vec4s (the output rows are whole vec4s: width and tn multiples of
+   * 4; lavapipe stores per lane in a loop over the lanes, so four scalar stores cost about four times
+   * one vec4 store). `vecAddend`: the addend is read as vec4s too (pixels contiguous, every offset and
+   * stride a multiple of 4).
+   */
+  vecOut?: boolean;
+  vecAddend?: boolean;
 }
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
@@ -124,8 +132,8 @@ function header(p: WindowPlan): string {
 @group(0) @binding(0) var<storage, read> in0: array<f32>;
 ${p.vecA ? readBindingVec4(1, 'in1v', !!p.aF16) : readBinding(1, 'in1', !!p.aF16)}
 ${p.bias ? readBinding(2, 'bias', !!p.biasF16) : ''}
-${p.addend ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<f32>;` : ''}
-@group(0) @binding(${binds.length}) var<storage, read_write> out: array<f32>;
+${p.addend ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<${p.vecAddend ? 'vec4<f32>' : 'f32'}>;` : ''}
+@group(0) @binding(${binds.length}) var<storage, read_write> out: array<${p.vecOut ? 'vec4<f32>' : 'f32'}>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
 @compute @workgroup_size(${WG})
@@ -237,12 +245,19 @@ function pixelWgsl(p: WindowPlan): string {
       return `{ let bv = subgroupBroadcast(a${i}, ${v}u);\n      ${body.join(' ')} }`;
     }, '\n    ');
   const outRow = fwd ? 'u.howo' : 'u.hw';
+  // vecOut: four pixels per store (all in or all out of the row: its width is a multiple of 4)
+  const addendVec = (i: string, v: number): string =>
+    p.vecAddend ? `addend[(ab0 + ${i} * u.as1 + ${4 * v}u) / 4u]` : `vec4<f32>(${rep(4, (c) => `addend[ab0 + ${i} * u.as1 + u.apix * ${4 * v + c}u]`, ', ')})`;
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
     if (m < u.M) {
       let ob = ob0 + m * ${outRow};
       ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
-      ${rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}${p.addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')}
+      ${
+        p.vecOut
+          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] = vec4<f32>(${rep(4, (c) => `c${i}_${4 * v + c}`, ', ')})${p.bias ? ' + bs' : ''}${p.addend ? ` + ${addendVec('m', v)}` : ''}; }`, '\n      ')
+          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}${p.addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')
+      }
     }
   }`);
   return `${header(p)}
@@ -480,7 +495,7 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
   let in1 = in1In;
   let owned: GpuStorage | null = null;
   const khkw = a.kh * a.kw;
-  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16', addend: !!addend }, a, in0, in1, addend);
+  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16', addend: !!addend, ...vecStore(p, a.w, addend) }, a, in0, in1, addend);
   if (p.mode === 'fwd') {
     // A rows: the weights [g·kg, cg·kh·kw], copied to pad rows to a multiple of 4 floats (vec4
     // loads) with zeros, or to realign the offset.
@@ -501,12 +516,20 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
     // wgrad reads dy planes as vec4s: its offset and image stride must be multiples of 4
     p = { ...p, vecA: false };
   }
-  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16', addend: !!addend };
+  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16', addend: !!addend, ...(p.mode === 'fwd' ? vecStore(p, a.wo, addend) : {}) };
   try {
     return dispatchWindow(be, p, a, in0, in1, bias, addend);
   } finally {
     owned?.release();
   }
+}
+
+/** fwd / dgrad: whether the results (and the addend) go out as vec4s; `width` is the output row's. */
+function vecStore(p: WindowPlan, width: number, addend: View | null): Pick<WindowPlan, 'vecOut' | 'vecAddend'> {
+  const vecOut = width % 4 === 0 && p.tn % 4 === 0;
+  if (!vecOut || !addend) return { vecOut };
+  const o = addendOffsets(addend);
+  return { vecOut, vecAddend: o.apix === 1 && [o.off3!, o.as0!, o.as1!].every((v) => v % 4 === 0) };
 }
 
 /**
@@ -601,7 +624,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
   };
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${p.addend ? ':add' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${p.addend ? ':add' : ''}${p.vecOut ? ':vo' : ''}${p.vecAddend ? ':va' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],
