@@ -259,6 +259,26 @@ test('flat contiguous rows: the vec4 form (offsets and count multiples of 4) and
   }
 });
 
+test('strided rows whose last dim is whole vec4s (narrowed columns, GEGLU halves) take the vec4 form and match the CPU; misaligned ones the element form', async () => {
+  const { cpu, gpu } = backends();
+  const rng = prng(37);
+  for (const [rows, width, off, len] of [[5, 24, 4, 16], [3, 40, 8, 8], [7, 20, 1, 16], [4, 22, 2, 12], [2, 1032, 4, 1024]] as const) {
+    const base = Array.from({ length: rows * width }, () => rng() * 4 - 2);
+    const other = Array.from({ length: rows * width }, () => rng() * 4 - 2);
+    const res: number[][] = [];
+    for (const be of [cpu, gpu]) {
+      const a = F.narrow(tensor(base, { backend: be, shape: [rows, width] }), 1, off, len);
+      const b = F.narrow(tensor(other, { backend: be, shape: [rows, width] }), 1, off, len);
+      res.push([...(await F.mul(F.sigmoid(a), F.sub(b, a)).dataF32())]);
+    }
+    await assertClose(tensor(res[1]!), res[0]!, { rtol: 1e-6, msg: `[${rows}, ${width}] columns ${off}..${off + len}` });
+  }
+  // GEGLU: both halves strided by 2C; its backward's paired row stores the gate half C elements on
+  for (const C of [8, 12, 6]) {
+    await compareBackends((x: Tensor) => F.geglu(x), [{ data: randArray(3 * 5 * 2 * C, 40 + C), shape: [3, 5, 2 * C], requiresGrad: true }], { rtol: 2e-4, msg: `geglu C=${C}` });
+  }
+});
+
 test('strided views as inputs (permuted, narrowed, expanded): values and gradients match', async () => {
   const shape = [3, 5, 17];
   const pa = randArray(numelOf(shape), 8), pb = randArray(3 * 5 * 20, 9, 0.5, 2), pc = randArray(5, 10);

@@ -34,7 +34,7 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
   const vecs = Math.max(1, Math.ceil(metaWords / 4));
   let body = '';
   const t = wgslType(outDtype);
-  if (vec4) {
+  if (vec4 && flat) {
     // flat, every offset and the count multiples of 4: one vec4 load per input and one vec4 store per
     // invocation (lavapipe loads per lane in a loop over the lanes, so a vec4 costs little more than one
     // element), the op itself per component as in the scalar form
@@ -62,6 +62,24 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
     body += `  for (var e = 0u; e < ${PER}u; e++) {\n    let k = i0 + e;\n    if (k >= m(0u)) { break; }\n`;
     body += inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(in${i}[k + m(${8 + i})]);`).join('\n');
     body += `\n    out[k + m(${8 + n})] = ${t}(${def.wgsl});${pairAt(`k + m(${8 + n})`)}\n  }`;
+  } else if (vec4) {
+    // strided, but every view's last dim contiguous, whole vec4s long, and every other stride and offset
+    // a multiple of 4: the invocation's 4 elements are one vec4 of each view (no carry)
+    const viewBase = (v: number) => 8 + rank + v * (rank + 1);
+    const st = (v: number, d: number) => `m(${viewBase(v) + d}u)`;
+    body += `  var rem = i0;\n`;
+    for (let v = 0; v <= n; v++) body += `  var o${v} = m(${viewBase(v) + rank}u);\n`;
+    for (let d = rank - 1; d >= 0; d--) {
+      body += `  let c${d} = rem % m(${8 + d}u); rem = rem / m(${8 + d}u);\n`;
+      for (let v = 0; v <= n; v++) body += `  o${v} += c${d} * ${st(v, d)};\n`;
+    }
+    body += inDtypes.map((_, i) => `  let v${i} = in${i}[o${i} / 4u];`).join('\n');
+    body += `\n  var r: vec4<${t}>;\n`;
+    if (pairOp) body += `  var r2: vec4<${t}>;\n`;
+    for (const c of ['x', 'y', 'z', 'w']) {
+      body += `  {\n${inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(v${i}.${c});`).join('\n')}\n    r.${c} = ${t}(${def.wgsl});${pairOp ? `\n    r2.${c} = ${t}(${ELEMENTWISE[pairOp].wgsl});` : ''}\n  }\n`;
+    }
+    body += `  out[o${n} / 4u] = r;${pairOp ? `\n  out[(o${n} + m(5u)) / 4u] = r2;` : ''}`;
   } else {
     // layout: [0]=count [1..4]=params [8..8+rank)=shape, then per view (inputs, out): rank strides + offset.
     // The first element's coordinates are decomposed once (integer division is slow on CPU adapters);
@@ -206,8 +224,14 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
       }
       return a.out ? undefined : outView.storage;
     }
-    // flat over whole vec4s of 32-bit elements: the vec4 form (PER = 4 elements per invocation either way)
-    const vec4 = flat && !pairOp && count % PER === 0 && views.every((v) => v.offset % 4 === 0 && v.dtype !== 'float16');
+    // whole vec4s of 32-bit elements: the vec4 form (PER = 4 elements per invocation either way). Flat:
+    // offsets and count multiples of 4. Strided: every view's last dim contiguous and a multiple of 4
+    // long, its other strides and its offset multiples of 4 (the paired row's shift too)
+    const words = views.every((v) => v.offset % 4 === 0 && v.dtype !== 'float16');
+    const last = c.shape.length - 1;
+    const vec4 = words && count % PER === 0 && (flat
+      ? !pairOp
+      : c.shape[last]! % 4 === 0 && c.strides.every((st) => st.every((x, d) => (d === last ? x === 1 : x % 4 === 0))) && shift % 4 === 0);
     be.rt.dispatch({
       name: op,
       key: vec4 ? `${key}:v4` : key,
