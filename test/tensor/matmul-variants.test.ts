@@ -47,6 +47,10 @@ const FIXED: Case[] = [
   { a: [5, 9, 11], b: [11, 6] },
   { a: [9, 11], b: [5, 11, 6] },
   { a: [4, 17, 40], b: [4, 40, 68], tb: true },
+  // a transposed B whose rows are whole vec4s (read as vec4s along k): N off 4 (scalar C), at a row offset
+  { a: [37, 28], b: [28, 45], tb: true },
+  { a: [20, 12], b: [12, 13], tb: true, bRowOff: 2 },
+  { a: [9, 36], b: [36, 64], tb: true, bRowOff: 1 },
   { a: [2, 5, 33], b: [33] },
   { a: [16], b: [3, 16, 12] },
   { a: [24], b: [24] },

@@ -31,6 +31,13 @@ export interface SubgroupMatmulParams {
   groups: number;
   /** B rows are 16-byte aligned and N % 4 == 0 (vec4 loads; only when !transB). */
   vecB: boolean;
+  /**
+   * transB with Bᵀ's rows (B's columns) 16-byte aligned along k: each lane reads its columns' k values
+   * as vec4s (W / 4 loads per column per step instead of W scalars; per-lane loads are what costs on
+   * lavapipe) and regroups them in registers. `vecC`: C is stored as vec4s (N % 4 == 0, C aligned).
+   */
+  vecBT?: boolean;
+  vecC?: boolean;
   /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
   lanes: SubgroupLanes;
   /** Adds bias[col] to every row. */
@@ -73,7 +80,9 @@ export function subgroupLanesFor(min: number, max: number): SubgroupLanes | null
 export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   const R = p.rows, G = p.groups, W = p.lanes;
   if (W !== 4 && W !== 8) throw new Error(`subgroup matmul: lanes must be 4 or 8, got ${String(W)}`);
-  if (p.storeT && (p.vecB || p.bias || p.addend || p.rowSums)) throw new Error('subgroup matmul: a transposed store takes no vec4 B, bias, addend or row sums');
+  if (p.storeT && (p.vecB || p.vecBT || p.vecC || p.bias || p.addend || p.rowSums)) throw new Error('subgroup matmul: a transposed store takes no vec4 B, bias, addend or row sums');
+  if (p.vecBT && (!p.transB || p.vecB)) throw new Error('subgroup matmul: vec4 loads along k need a transposed B');
+  const vecC = !!(p.vecB || p.vecC);
   // rows past M read row M-1 (a valid address) and are never stored: no select needed on A's row
   const aIdx = (r: number) => {
     const row = `min(row0 + ${r}u, u.m - 1u)`;
@@ -96,10 +105,10 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   const L: string[] = [];
   L.push('enable subgroups;');
   L.push('@group(0) @binding(0) var<storage, read> A: array<f32>;');
-  L.push(p.vecB ? readBindingVec4(1, 'Bv', !!p.bF16) : readBinding(1, 'B', !!p.bF16));
+  L.push(p.vecB || p.vecBT ? readBindingVec4(1, 'Bv', !!p.bF16) : readBinding(1, 'B', !!p.bF16));
   // with vec4 B, N % 4 == 0: C rows are 16-byte aligned and a lane's 4 columns are all in or all out,
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
-  L.push(p.vecB ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
+  L.push(vecC ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
   L.push(matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums, !!p.biasF16));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
@@ -113,6 +122,14 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) L.push(`  var c${r}_${g} = vec4<f32>(0.0);`);
   // row sums: lanes past `lanes` of a wider subgroup load copies of the same k, so only the first count
   if (p.rowSums) for (let r = 0; r < R; r++) L.push(`  var s${r} = 0.0;`);
+  if (p.vecBT) {
+    // this lane's B columns (rows of Bᵀ), clamped to a valid one; zeroed below when past N
+    for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) {
+      L.push(`  let okc${g}_${j} = vec4<bool>(col0 + ${4 * g + j}u < u.n);`);
+      L.push(`  let bcol${g}_${j} = bb + min(col0 + ${4 * g + j}u, u.n - 1u) * u.ldb;`);
+    }
+    L.push('  let klast4 = (u.k - 1u) & ~3u;');
+  }
   L.push(`  for (var k0 = 0u; k0 < u.k; k0 += ${W}u) {`);
   L.push('    let kin = k0 + lane < u.k;');
   L.push('    let kk = min(k0 + lane, u.k - 1u);');
@@ -121,7 +138,18 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     L.push(`    let own = sgl < ${W}u;`);
     for (let r = 0; r < R; r++) L.push(`    s${r} += select(0.0, a${r}, own);`);
   }
-  for (let l = 0; l < W; l++) for (let g = 0; g < G; g++) L.push(`    let b${l}_${g} = ${bLoad(l, g)};`);
+  if (p.vecBT) {
+    // k0 + 4q .. + 3 of every column: zero past K (and past N) before they meet A
+    for (let q = 0; q < W / 4; q++) {
+      L.push(`    let kv${q} = vec4<u32>(k0 + ${4 * q}u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.k);`);
+      for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) {
+        L.push(`    let bt${g}_${j}_${q} = select(vec4<f32>(0.0), Bv_at4((bcol${g}_${j} + min(k0 + ${4 * q}u, klast4)) / 4u), kv${q} & okc${g}_${j});`);
+      }
+    }
+    for (let l = 0; l < W; l++) for (let g = 0; g < G; g++) {
+      L.push(`    let b${l}_${g} = vec4<f32>(${[0, 1, 2, 3].map((j) => `bt${g}_${j}_${l >> 2}[${l & 3}]`).join(', ')});`);
+    }
+  } else for (let l = 0; l < W; l++) for (let g = 0; g < G; g++) L.push(`    let b${l}_${g} = ${bLoad(l, g)};`);
   for (let r = 0; r < R; r++) {
     for (let l = 0; l < W; l++) {
       L.push(`    { let av = vec4<f32>(subgroupBroadcast(a${r}, ${l}u));`);
@@ -155,7 +183,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     };
     const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}${dv(g)}`;
     if (p.storeT) for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[cb + (col0 + ${4 * g + j}u) * u.ldc + row0 + ${r}u] = (${val(g)})[${j}]; }`);
-    else if (p.vecB) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
+    else if (vecC) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
     else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);
     L.push('  }');
   }

@@ -112,14 +112,17 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     // vec4 non-transposed form gets the big tile: with scalar B loads or a transposed A, LLVM takes
     // over a minute to compile it (64x4: 66-70 s; 32x1: 2 s, both on lavapipe)
     const vecB = !p.storeT && !p.transB && p.n % 4 === 0 && p.bAligned;
+    // a transposed B (nn.Linear's weight) read as vec4s along k, and C stored as vec4s where N allows
+    const vecBT = !p.storeT && p.transB && p.bAligned;
+    const vecC = vecBT && p.n % 4 === 0;
     const fast = vecB && !p.transA;
     const rows = Math.min(fast ? 64 : 32, p.m <= 8 ? 8 : p.m <= 16 ? 16 : p.m <= 32 ? 32 : 64);
     const groups = Math.min(fast ? 4 : 1, p.n <= 32 ? 1 : p.n <= 64 ? 2 : 4);
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}${p.storeT ? ':T' : ''}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}${p.storeT ? ':T' : ''}${vecBT ? `:bt${vecC ? 'c' : ''}` : ''}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, vecBT, vecC, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
