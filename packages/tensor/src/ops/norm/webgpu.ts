@@ -2,6 +2,7 @@
 import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import { rowSubgroupSize } from '../../backends/webgpu/kernels/row-shape.js';
+import { env } from '../../env.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs, NormActivation } from './index.js';
 
@@ -128,7 +129,9 @@ const LANE_MIN_ROWS = 128;
 
 /** Which row mapping the norm kernels take: chosen per layout, or forced (tests, A/B benchmarks). */
 export type NormRowMapping = 'auto' | 'scalar' | 'workgroup' | 'lane';
-let forced: NormRowMapping = 'auto';
+const MAPPINGS: readonly NormRowMapping[] = ['auto', 'scalar', 'workgroup', 'lane'];
+/** FOLIAR_NORM_ROWS=scalar|workgroup|lane forces a mapping from the start (as setNormRowMapping). */
+let forced: NormRowMapping = MAPPINGS.find((m) => m === env('FOLIAR_NORM_ROWS')) ?? 'auto';
 
 /**
  * Forces the norm kernels' row mapping: 'scalar' (one workgroup per row, element loads: the path any
@@ -139,14 +142,17 @@ export function setNormRowMapping(m: NormRowMapping): void {
   forced = m;
 }
 
-function rowMode(L: NormLayout, offsets: number[], WG: number): RowMode {
+function rowMode(L: NormLayout, offsets: number[]): RowMode {
   const m4 = (v: number) => v % 4 === 0;
   const vec = m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
   if (!vec || forced === 'scalar') return SCALAR;
   if (forced !== 'auto') return { vec, lane: forced === 'lane', aff0: L.affInner === 0 };
+  // Only the row-per-lane form is chosen by default. The vec4 row-per-workgroup form matches the CPU
+  // on every shape tested alone (test/tensor/norm.test.ts forces it), but in the golden ResNet18 case
+  // it gave gradients 1e-3 off when both 64-row BatchNorms (stem and layer1) ran it, and no smaller
+  // reproduction was found: until that is understood it runs only when forced.
   const lane = L.rows >= LANE_MIN_ROWS && L.count <= LANE_MAX_COUNT;
-  // a workgroup's lanes stride each outer step's `inner` elements: with fewer than 4·WG of them, lanes idle
-  if (!lane && L.inner < 4 * WG) return SCALAR;
+  if (!lane) return SCALAR;
   return { vec, lane, aff0: L.affInner === 0 };
 }
 
@@ -244,7 +250,7 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   const sIn = a.computeStats ? null : inputs[k++]!;
   const rm = a.updateRunning ? inputs[k++]! : null;
   const rv = a.updateRunning ? inputs[k++]! : null;
-  const m = rowMode(a, [x.offset], shapeFor(be).wg);
+  const m = rowMode(a, [x.offset]);
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [{ name: 'x', type: T, rw: false }];
   const bufs: GPUBuffer[] = [bufferOf(x)];
@@ -342,7 +348,7 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
   const act = !!a.activation;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
-  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0], shapeFor(be).wg);
+  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0]);
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [
     { name: 'x', type: T, rw: false },
