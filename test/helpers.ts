@@ -97,6 +97,26 @@ export function requireGpu(what = 'this test'): Backend {
   return be.gpu;
 }
 
+/**
+ * Runs `fn` with every dispatch's pipeline key recorded (which kernel form ran); the runtime's
+ * dispatch is restored afterwards, also when `fn` throws.
+ */
+export async function withDispatchKeys(gpu: Backend, fn: () => Promise<void>): Promise<string[]> {
+  const keys: string[] = [];
+  const rt = (gpu as unknown as { rt: { dispatch(spec: { key: string }): void } }).rt;
+  const orig = rt.dispatch;
+  rt.dispatch = function (this: unknown, spec: { key: string }) {
+    keys.push(spec.key);
+    return orig.call(this, spec);
+  };
+  try {
+    await fn();
+  } finally {
+    rt.dispatch = orig;
+  }
+  return keys;
+}
+
 // ---------------------------------------------------------------- seeded random data
 
 import { prng } from './prng.js';

@@ -1,8 +1,8 @@
 import { test } from '../harness.js';
-import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip } from '../helpers.js';
+import { shared, readGoldenOpsSync, setup, teardown, backends as both, requireGpu, skip, withDispatchKeys } from '../helpers.js';
 import * as assert from 'uvu/assert';
-import { cpuBackend, tensor, profile, type Backend, type Tensor, type WebGPUBackend } from '@foliar/tensor';
-import { setNormRowMapping, type DispatchSpec } from '@foliar/tensor/internal';
+import { cpuBackend, tensor, profile, type Backend, type Tensor } from '@foliar/tensor';
+import { setNormRowMapping } from '@foliar/tensor/internal';
 import { groupNorm, groupNormSilu, layerNorm, batchNorm } from '../../packages/tensor/src/ops/norm/index.js';
 import { prng } from '../prng.js';
 
@@ -292,7 +292,7 @@ test('batchNorm with a fused ReLU: equals relu(batchNorm) on the CPU (training a
 });
 
 test('norm row mappings (element loads, vec4 rows per workgroup, vec4 row per lane) match the CPU on random shapes, aligned or not, offsets, residuals', async () => {
-  const gpu = requireGpu('norm row mappings') as WebGPUBackend;
+  const gpu = requireGpu('norm row mappings');
   const r = rng(4242);
   const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const cases: [string, number[], number[], NormFn][] = [];
@@ -311,22 +311,16 @@ test('norm row mappings (element loads, vec4 rows per workgroup, vec4 row per la
   }
   // a tall case: 160 rows of 64 (lane mode under 'auto')
   cases.push(['ln [160,64]', [160, 64], [64], (_be, x, w, b) => layerNorm(x, [64], w, b)]);
-  const keys: string[] = [];
-  const rt = gpu.rt as unknown as { dispatch(spec: DispatchSpec): void };
-  const orig = rt.dispatch;
-  rt.dispatch = function (this: unknown, spec: DispatchSpec) {
-    keys.push(spec.key);
-    return orig.call(this, spec);
-  };
-  try {
-    for (const mapping of ['workgroup', 'lane', 'auto', 'scalar'] as const) {
-      setNormRowMapping(mapping);
-      for (const [tag, xs, ps, fn] of cases) await crossCheck(`${tag} [${mapping}]`, xs, ps, fn, { mean: 0.2 });
+  const keys = await withDispatchKeys(gpu, async () => {
+    try {
+      for (const mapping of ['workgroup', 'lane', 'auto', 'scalar'] as const) {
+        setNormRowMapping(mapping);
+        for (const [tag, xs, ps, fn] of cases) await crossCheck(`${tag} [${mapping}]`, xs, ps, fn, { mean: 0.2 });
+      }
+    } finally {
+      setNormRowMapping('auto');
     }
-  } finally {
-    setNormRowMapping('auto');
-    rt.dispatch = orig;
-  }
+  });
   // the vec4 kernels ran (rows per workgroup and per lane, forward and backward, affine gradients)
   for (const k of [':vw', ':vl']) {
     assert.ok(keys.some((key) => key.startsWith('norm_fwd') && key.includes(k)), `a forward ran with ${k}`);

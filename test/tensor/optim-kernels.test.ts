@@ -1,10 +1,9 @@
 import { test } from '../harness.js';
-import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip } from '../helpers.js';
+import { shared, readGoldenOpsSync, setup, teardown, backends, requireGpu, skip, withDispatchKeys } from '../helpers.js';
 import * as assert from 'uvu/assert';
 import { cpuBackend, tensor, copy_, type Backend, type Tensor } from '@foliar/tensor';
 import { adamStep, adamSteps, sgdStep, sgdSteps, clipGradNorm, sumOfSquares, ParamArena, type AdamStepItem, type SgdStepItem } from '../../packages/tensor/src/ops/optim/index.js';
 import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/webgpu-backend.js';
-import type { DispatchSpec } from '../../packages/tensor/src/runtime/webgpu-runtime.js';
 import { narrow } from '../../packages/tensor/src/ops/views.js';
 import { prng } from '../prng.js';
 
@@ -123,14 +122,7 @@ test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU a
     [[[1], [63], [65], [3, 5], [0], [1037], [4097], [7, 9, 2], [2], [130], [33]], [[3, 17], [25, 11]]],
     [[[4], [64], [3, 8], [0], [1036], [4096], [2, 2, 4], [128]], [[4, 16], [24, 12]]],
   ];
-  const keys: string[] = [];
-  const gpuRt = (requireGpu() as WebGPUBackend).rt as unknown as { dispatch(spec: DispatchSpec): void };
-  const orig = gpuRt.dispatch;
-  gpuRt.dispatch = function (this: unknown, spec: DispatchSpec) {
-    keys.push(spec.key);
-    return orig.call(this, spec);
-  };
-  try {
+  const keys = await withDispatchKeys(requireGpu(), async () => {
   for (const [shapes, viewsAt] of sets) {
   const configs = [
     { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, maximize: false },
@@ -166,9 +158,7 @@ test('adamSteps (multi-tensor, several per dispatch) on WebGPU matches the CPU a
     ref.forEach((r, i) => close(gpu[i]!, r, 1e-6, `config ${ci} (${shapes.length} shapes): WebGPU multi vs CPU, array ${i}`));
   }
   }
-  } finally {
-    gpuRt.dispatch = orig;
-  }
+  });
   assert.ok(keys.some((k) => k.startsWith('adam_step') && k.endsWith(':v4')), 'the vec4 form ran');
   assert.ok(keys.some((k) => k.startsWith('adam_step') && !k.endsWith(':v4')), 'the element form ran');
 });
@@ -269,17 +259,10 @@ test('sgdSteps (multi-tensor) over packed and unpacked parameters matches the CP
 });
 
 test('sgdSteps on whole vec4s (sizes and offsets multiples of 4) runs the vec4 form and matches the CPU, packed or not', async () => {
-  const gpu = requireGpu() as WebGPUBackend;
-  const keys: string[] = [];
-  const rt = gpu.rt as unknown as { dispatch(spec: DispatchSpec): void };
-  const orig = rt.dispatch;
-  rt.dispatch = function (this: unknown, spec: DispatchSpec) {
-    keys.push(spec.key);
-    return orig.call(this, spec);
-  };
+  const gpu = requireGpu();
   const o = { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, nesterov: false, maximize: false };
   const shapes = [[4], [64, 3], [1036], [2, 2, 8], [4096]];
-  try {
+  const keys = await withDispatchKeys(gpu, async () => {
     for (const pack of [false, true]) {
       const outs: Float32Array[][] = [];
       for (const be of [cpu, gpu] as Backend[]) {
@@ -297,9 +280,7 @@ test('sgdSteps on whole vec4s (sizes and offsets multiples of 4) runs the vec4 f
       }
       outs[0]!.forEach((r, i) => close(outs[1]![i]!, r, 1e-6, `sgd vec4 (packed ${pack}): WebGPU vs CPU, array ${i}`));
     }
-  } finally {
-    rt.dispatch = orig;
-  }
+  });
   assert.ok(keys.some((k) => k.startsWith('sgd_step') && k.endsWith(':v4')), 'the vec4 form ran');
 });
 
