@@ -34,23 +34,40 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
   const vecs = Math.max(1, Math.ceil(metaWords / 4));
   let body = '';
   const t = wgslType(outDtype);
-  if (vec4 && flat) {
-    // flat, every offset and the count multiples of 4: one vec4 load per input and one vec4 store per
-    // invocation (lavapipe loads per lane in a loop over the lanes, so a vec4 costs little more than one
-    // element), the op itself per component as in the scalar form
-    body += `  let q = i0 / 4u;\n`;
-    body += inDtypes.map((_, i) => `  let v${i} = in${i}[q + m(${8 + i}u) / 4u];`).join('\n');
-    body += `\n  var r: vec4<${t}>;\n`;
-    for (const c of ['x', 'y', 'z', 'w']) {
-      body += `  {\n${inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(v${i}.${c});`).join('\n')}\n    r.${c} = ${t}(${def.wgsl});\n  }\n`;
+  // strided forms: [0]=count [1..4]=params [5]=pair shift [8..8+rank)=shape, then per view (inputs,
+  // out): rank strides + offset. `decompose` turns the first element's index into each view's offset
+  // o<v> once (integer division is slow on CPU adapters), leaving the coordinates c<d> for carries.
+  const viewBase = (v: number) => 8 + rank + v * (rank + 1);
+  const st = (v: number, d: number) => `m(${viewBase(v) + d}u)`;
+  const decompose = (): string => {
+    let code = `  var rem = i0;\n`;
+    for (let v = 0; v <= n; v++) code += `  var o${v} = m(${viewBase(v) + rank}u);\n`;
+    for (let d = rank - 1; d >= 0; d--) {
+      code += `  var c${d} = rem % m(${8 + d}u); rem = rem / m(${8 + d}u);\n`;
+      for (let v = 0; v <= n; v++) code += `  o${v} += c${d} * ${st(v, d)};\n`;
     }
-    body += `  out[q + m(${8 + n}u) / 4u] = r;`;
+    return code;
+  };
+  // vec4 forms: one vec4 load per input (`load(i)` its index), the op per component as in the scalar
+  // forms, one vec4 store at `at` (and the paired row's at `pairAt4`)
+  const vec4Ops = (load: (i: number) => string, at: string, pairAt4?: string): string => {
+    let code = inDtypes.map((_, i) => `  let v${i} = in${i}[${load(i)}];`).join('\n');
+    code += `\n  var r: vec4<${t}>;\n`;
+    if (pairOp) code += `  var r2: vec4<${t}>;\n`;
+    for (const c of ['x', 'y', 'z', 'w']) {
+      code += `  {\n${inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(v${i}.${c});`).join('\n')}\n    r.${c} = ${t}(${def.wgsl});${pairOp ? `\n    r2.${c} = ${t}(${ELEMENTWISE[pairOp].wgsl});` : ''}\n  }\n`;
+    }
+    return code + `  out[${at}] = r;${pairOp && pairAt4 ? `\n  out[${pairAt4}] = r2;` : ''}`;
+  };
+  if (vec4 && flat) {
+    // flat, every offset and the count multiples of 4: one vec4 per input and invocation (lavapipe
+    // loads per lane in a loop over the lanes, so a vec4 costs little more than one element)
+    body += `  let q = i0 / 4u;\n`;
+    body += vec4Ops((i) => `q + m(${8 + i}u) / 4u`, `q + m(${8 + n}u) / 4u`);
   } else if (gridWg) {
     // rank 3 on a 3-D grid: z and y are the two outer dims, x runs along the inner one; the offsets
     // come from the workgroup ids without any division (a division by a uniform is scalarised per
     // lane on CPU adapters: it cost more than the copy itself in permutes)
-    const viewBase = (v: number) => 8 + rank + v * (rank + 1);
-    const st = (v: number, d: number) => `m(${viewBase(v) + d}u)`;
     body += `  let i0 = gid.x * ${PER}u;\n  if (i0 >= m(10u)) { return; }\n`;
     for (let v = 0; v <= n; v++) body += `  var o${v} = m(${viewBase(v) + rank}u) + gid.z * ${st(v, 0)} + gid.y * ${st(v, 1)} + i0 * ${st(v, 2)};\n`;
     body += `  for (var e = 0u; e < ${PER}u; e++) {\n    if (i0 + e >= m(10u)) { break; }\n`;
@@ -65,33 +82,12 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
   } else if (vec4) {
     // strided, but every view's last dim contiguous, whole vec4s long, and every other stride and offset
     // a multiple of 4: the invocation's 4 elements are one vec4 of each view (no carry)
-    const viewBase = (v: number) => 8 + rank + v * (rank + 1);
-    const st = (v: number, d: number) => `m(${viewBase(v) + d}u)`;
-    body += `  var rem = i0;\n`;
-    for (let v = 0; v <= n; v++) body += `  var o${v} = m(${viewBase(v) + rank}u);\n`;
-    for (let d = rank - 1; d >= 0; d--) {
-      body += `  let c${d} = rem % m(${8 + d}u); rem = rem / m(${8 + d}u);\n`;
-      for (let v = 0; v <= n; v++) body += `  o${v} += c${d} * ${st(v, d)};\n`;
-    }
-    body += inDtypes.map((_, i) => `  let v${i} = in${i}[o${i} / 4u];`).join('\n');
-    body += `\n  var r: vec4<${t}>;\n`;
-    if (pairOp) body += `  var r2: vec4<${t}>;\n`;
-    for (const c of ['x', 'y', 'z', 'w']) {
-      body += `  {\n${inDtypes.map((_, i) => `    let ${NAMES[i]} = f32(v${i}.${c});`).join('\n')}\n    r.${c} = ${t}(${def.wgsl});${pairOp ? `\n    r2.${c} = ${t}(${ELEMENTWISE[pairOp].wgsl});` : ''}\n  }\n`;
-    }
-    body += `  out[o${n} / 4u] = r;${pairOp ? `\n  out[(o${n} + m(5u)) / 4u] = r2;` : ''}`;
+    body += decompose();
+    body += vec4Ops((i) => `o${i} / 4u`, `o${n} / 4u`, `(o${n} + m(5u)) / 4u`);
   } else {
-    // layout: [0]=count [1..4]=params [8..8+rank)=shape, then per view (inputs, out): rank strides + offset.
-    // The first element's coordinates are decomposed once (integer division is slow on CPU adapters);
-    // the next PER - 1 elements step along the last dim and carry into the ones before it.
-    const viewBase = (v: number) => 8 + rank + v * (rank + 1);
-    const st = (v: number, d: number) => `m(${viewBase(v) + d}u)`;
-    body += `  var rem = i0;\n`;
-    for (let v = 0; v <= n; v++) body += `  var o${v} = m(${viewBase(v) + rank}u);\n`;
-    for (let d = rank - 1; d >= 0; d--) {
-      body += `  var c${d} = rem % m(${8 + d}u); rem = rem / m(${8 + d}u);\n`;
-      for (let v = 0; v <= n; v++) body += `  o${v} += c${d} * ${st(v, d)};\n`;
-    }
+    // the first element's coordinates decomposed once; the next PER - 1 elements step along the last
+    // dim and carry into the ones before it
+    body += decompose();
     const carry = (d: number): string => {
       if (d < 0) return '';
       const wrap = d > 0 ? `\n${'  '.repeat(rank - d + 2)}if (c${d} == m(${8 + d}u)) { c${d} = 0u; ${Array.from({ length: n + 1 }, (_, v) => `o${v} -= m(${8 + d}u) * ${st(v, d)};`).join(' ')}${carry(d - 1)} }` : '';
