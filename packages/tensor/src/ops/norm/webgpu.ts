@@ -168,7 +168,6 @@ const rowWorkgroups = (m: RowMode, rows: number, WG: number): number => (m.lane 
  * (affine index of the first element) for `body`.
  */
 function rowLoop(WG: number, body: string, m: RowMode = SCALAR, pre = ''): string {
-  const E = m.vec ? 4 : 1;
   if (m.vec) {
     // nested: outer steps, then vec4s of `inner` (lanes striding them in workgroup mode); with one
     // affine value per outer step (aff0) the affine loads in `pre` run once per step, not per vec4
@@ -190,8 +189,9 @@ function rowLoop(WG: number, body: string, m: RowMode = SCALAR, pre = ''): strin
     }
   }`;
   }
-  const S = (m.lane ? 1 : WG) * E;
-  const start = m.lane ? '0u' : 'lid';
+  // element loads (lane mode is vec4 only)
+  const S = WG;
+  const start = 'lid';
   return `{
     var jo = ${start} / u.inner; var ji = ${start} % u.inner;
     let qs = ${S}u / u.inner; let rs = ${S}u % u.inner;

@@ -58,7 +58,7 @@ type Access = (buf: number, off: string) => string;
 
 /** The batch's tensors are whole vec4s in every view (offsets and sizes multiples of 4): the vec4 form. */
 function vecBatch(bt: Batch, views: readonly View[], per: number, ns: readonly number[]): boolean {
-  return bt.items.every(({ k }) => ns[k]! % 4 === 0 && Array.from({ length: per }, (_, j) => views[per * k + j]!.offset % 4 === 0).every(Boolean));
+  return bt.items.every(({ k }) => ns[k]! % 4 === 0 && views.slice(per * k, per * k + per).every((v) => v.offset % 4 === 0));
 }
 
 /** Workgroup size and consecutive elements per invocation of the multi-tensor updates. */
@@ -74,7 +74,8 @@ const MT_CHUNK = MT_WG * MT_PER;
  * lavapipe (SGD over ResNet18's 11.2M parameters: 79 ms).
  *
  * `fields(j)` declares tensor j's uniform fields besides its element end `ee{j}` and workgroup end
- * `we{j}`; `update(j)` is the body for element `l` of tensor j.
+ * `we{j}`; `update(j, at)` is the body for element `l` of tensor j (or the vec4 at `l`, with `vec`),
+ * reading and writing its views through `at(binding, offset field)`.
  */
 function multiTensorWgsl(nBuffers: number, head: string, count: number, fields: (j: number) => string, update: (j: number, at: Access) => string, vec = false): string {
   // vec: the MT_PER (= 4) elements are one vec4 of every view (whole vec4s: offsets and sizes multiples of 4)
