@@ -110,11 +110,17 @@ export class TestRedis {
 export class TestWorker {
   readonly proc: ChildProcess;
   readonly logFile: string;
-  constructor(redis: string, store: string, backend: string, logDir: string, readonly name: string, extra: string[] = []) {
+  /**
+   * `locks: 'short'` (the default) gives a killed worker's job back in seconds, not minutes: for the
+   * tests that kill workers. `'default'` keeps the worker's own lock times, for tests that kill none:
+   * three CPU workers on two loaded cores can keep an event loop busy past a 15 s lock, and a false
+   * stall only adds a second worker waiting on the stage lock.
+   */
+  constructor(redis: string, store: string, backend: string, logDir: string, readonly name: string, extra: string[] = [], locks: 'short' | 'default' = 'short') {
     this.logFile = join(logDir, `worker-${name}.log`);
     const log = createWriteStream(this.logFile);
-    // short locks so a killed worker's job comes back in seconds, not minutes
-    this.proc = spawn(process.execPath, [...NODE_ARGS, 'examples/study/queue/worker.ts', '--redis', redis, '--store', store, '--backend', backend, '--lock-ms', '15000', '--stalled-ms', '2000', ...extra], {
+    const lockArgs = locks === 'short' ? ['--lock-ms', '15000', '--stalled-ms', '2000'] : [];
+    this.proc = spawn(process.execPath, [...NODE_ARGS, 'examples/study/queue/worker.ts', '--redis', redis, '--store', store, '--backend', backend, ...lockArgs, ...extra], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env },
     });
     this.proc.stdout?.pipe(log);
@@ -293,4 +299,23 @@ export function jobsDone(output: string): Record<string, number> {
 /** The queue's log of the job whose stage folder (under `store`) is `stageDir`: `<store>/queue/logs/<key>.log`, the folder's name being the key. */
 export function jobLogOf(store: string, stageDir: string): string {
   return readFileSync(join(store, 'queue', 'logs', `${basename(stageDir)}.log`), 'utf8');
+}
+
+/**
+ * A failed queued run's assertion message, ordered for a log that keeps only its last lines (the test
+ * runner prints a failing file's last 60): each worker's tail, then every job log that records more
+ * than one attempt, a takeover or a failure, and the run's own tail last, where its error is.
+ */
+export function runFailure(what: string, runOutput: string, workers: TestWorker[], store: string): string {
+  const tail = (s: string, lines: number) => s.trimEnd().split('\n').slice(-lines).join('\n');
+  const parts = workers.map((w) => `--- worker ${w.name} (exit ${w.proc.exitCode ?? w.proc.signalCode ?? 'running'}):\n${tail(w.output(), 8)}`);
+  const logs = join(store, 'queue', 'logs');
+  let names: string[] = [];
+  try { names = readdirSync(logs).sort(); } catch { /* no job ran */ }
+  for (const name of names) {
+    const text = readFileSync(join(logs, name), 'utf8');
+    if (/attempt [2-9]|taking over|waiting for it|failed|meanwhile/.test(text)) parts.push(`--- job log ${name}:\n${tail(text, 6)}`);
+  }
+  parts.push(`--- ${what}:\n${tail(runOutput, 25)}`);
+  return parts.join('\n');
 }

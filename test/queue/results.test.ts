@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from '../harness.js';
-import { TestRedis, TestWorker, armStudy, testBackend, tempDir } from './cluster.js';
+import { TestRedis, TestWorker, armStudy, runFailure, testBackend, tempDir } from './cluster.js';
 
 /**
  * The smoke study's arm part (baseline, oversample, class_weight on seed 0, the tiny classifier)
@@ -28,9 +28,9 @@ test('3 workers give the in-process metrics, and a finished job is never redone'
   assert.is(Object.keys(ref.metrics).length, 3);
 
   const store = join(dir, 'store');
-  for (const name of ['a', 'b', 'c']) workers.push(new TestWorker(redis.url, store, backend, dir, name));
+  for (const name of ['a', 'b', 'c']) workers.push(new TestWorker(redis.url, store, backend, dir, name, [], 'default'));
   const q = await armStudy(['--store', store, '--queue', redis.url, '--backend', backend, '--seeds', '0']).done;
-  assert.is(q.status, 0, `queued run failed:\n${q.output}\n${workers.map((w) => w.output()).join('\n')}`);
+  assert.is(q.status, 0, runFailure('queued run failed', q.output, workers, store));
   assert.equal(q.metrics, ref.metrics, 'queued metrics = in-process metrics');
   const ran = workers.map((w) => (w.output().match(/: done in /g) ?? []).length);
   assert.is(ran.reduce((a, b) => a + b, 0), 3, `each job ran once (per worker: ${ran.join(', ')})`);

@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from '../harness.js';
-import { TestRedis, TestWorker, assertSameStages, seedStudy, tempDir } from './cluster.js';
+import { TestRedis, TestWorker, assertSameStages, runFailure, seedStudy, tempDir } from './cluster.js';
 
 /**
  * The generator's job kinds: one seed's gate classifier, a DreamBooth run, the gates and the drift
@@ -35,9 +35,9 @@ test('gate classifier, DreamBooth, gates and drift on workers = in process, byte
   const refStore = join(dir, 'in-process');
   renameSync(store, refStore);
 
-  for (const name of ['a', 'b']) workers.push(new TestWorker(redis.url, store, 'cpu', dir, name));
+  for (const name of ['a', 'b']) workers.push(new TestWorker(redis.url, store, 'cpu', dir, name, [], 'default'));
   const q = await seedStudy(['--store', store, '--queue', redis.url]).done;
-  assert.is(q.status, 0, `queued run failed:\n${q.error}\n${q.output}\n${workers.map((w) => w.output()).join('\n')}`);
+  assert.is(q.status, 0, runFailure('queued run failed', `${q.output}\n${q.error}`, workers, store));
   assert.equal(q.stages, ref.stages, 'the same stage keys');
   const ran = workers.map((w) => (w.output().match(/: done in /g) ?? []).length);
   assert.is(ran.reduce((a, b) => a + b, 0), 4, `each of the 4 jobs ran once, on a worker (per worker: ${ran.join(', ')})`);

@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from '../harness.js';
-import { TestRedis, TestWorker, assertSameStages, jobsDone, study16, tempDir } from './cluster.js';
+import { TestRedis, TestWorker, assertSameStages, jobsDone, runFailure, study16, tempDir } from './cluster.js';
 
 /**
  * The whole study, examples/study.ts, in process and with `--queue` on 3 local workers: every job kind
@@ -49,7 +49,7 @@ test('every job kind on 3 workers: report.json and every stage = in process, eac
   redis = await TestRedis.start();
   const store = join(dir, 'store');
   const ref = await study16(['--out', store], join(dir, 'in-process.log')).done;
-  assert.is(ref.status, 0, `in-process run failed:\n${ref.output.slice(-6000)}`);
+  assert.is(ref.status, 0, runFailure('in-process run failed', ref.output, [], store));
   const refReport = readReport(store);
   const refStore = join(dir, 'in-process');
   renameSync(store, refStore);
@@ -60,9 +60,10 @@ test('every job kind on 3 workers: report.json and every stage = in process, eac
   assert.equal(kinds, ['arm', 'dreambooth', 'drift', 'gate-classifier', 'gates', 'synthetic'], 'the in-process run has every job kind');
   assert.ok(jobs.length >= 28, `2 seeds × (7 arms less an empty filtered arm, gate classifier, 2 DreamBooth, gates, drift, 3 image sets): ${jobs.length}`);
 
-  for (const name of ['a', 'b', 'c']) workers.push(new TestWorker(redis.url, store, 'cpu', dir, name));
+  // no worker is killed here: the workers' own lock times, not the kill tests' short ones
+  for (const name of ['a', 'b', 'c']) workers.push(new TestWorker(redis.url, store, 'cpu', dir, name, [], 'default'));
   const q = await study16(['--queue', redis.url, '--store', store], join(dir, 'queued.log')).done;
-  assert.is(q.status, 0, `queued run failed:\n${q.output.slice(-6000)}\n${workers.map((w) => w.output().slice(-3000)).join('\n')}`);
+  assert.is(q.status, 0, runFailure('queued run failed', q.output, workers, store));
   const qReport = readReport(store);
   console.log(`  in process ${ref.seconds.toFixed(0)} s, queued on 3 workers ${q.seconds.toFixed(0)} s, ${jobs.length} jobs`);
 
