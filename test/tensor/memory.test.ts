@@ -45,6 +45,29 @@ test('tidy frees everything not returned (arrays and objects of results are kept
   }
 });
 
+test('keep() inside tidy keeps the kept tensor\'s autograd graph: backward through it still works', async () => {
+  for (const be of both()) {
+    const w = tensor([0.5, -1, 2], { backend: be, requiresGrad: true });
+    let mid: Tensor | null = null;
+    const loss = tidy(() => {
+      mid = keep(F.mul(F.exp(w), 3)); // kept, not returned: its node must survive the scope
+      return F.sum(F.mul(w, w));
+    });
+    loss.backward();
+    const seed = tensor([1, 1, 1], { backend: be });
+    (mid as unknown as Tensor).backward(seed);
+    seed.dispose();
+    // d/dw Σw² + d/dw Σ3·exp(w) = 2w + 3·exp(w)
+    const got = await w.grad!.data();
+    [0.5, -1, 2].forEach((v, i) => assert.ok(Math.abs(got[i]! - (2 * v + 3 * Math.exp(v))) < 1e-4, `dw[${i}] on ${be.name}: ${got[i]}`));
+    (mid as unknown as Tensor).dispose();
+    loss.dispose();
+    w.grad!.dispose();
+    w.grad = null;
+    w.dispose();
+  }
+});
+
 test('a dropped forward graph inside tidy frees the saved tensors; backward frees the graph', async () => {
   for (const be of both()) {
     const w = tensor(randArray(12, 1), { shape: [3, 4], backend: be, requiresGrad: true });

@@ -9,6 +9,8 @@ import type { Node } from './autograd/node.js';
 interface Scope {
   tensors: Set<Tensor>;
   nodes: Set<Node>;
+  /** Tensors keep() took out of this scope: their autograd graph stays alive as the result's does. */
+  kept: Set<Tensor>;
 }
 
 const stack: Scope[] = [];
@@ -21,7 +23,10 @@ export function trackNode(n: Node): void {
 }
 /** Removes a tensor from scope tracking: it outlives the enclosing tidy(). */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of stack) s.tensors.delete(t);
+  for (const s of stack) {
+    s.tensors.delete(t);
+    s.kept.add(t);
+  }
   return t;
 }
 
@@ -48,10 +53,11 @@ function collect(v: Kept, out: Set<Tensor>): void {
 function endScope(s: Scope, result: unknown): void {
   const kept = new Set<Tensor>();
   collect(result, kept);
-  // Nodes reachable from kept tensors stay alive; the others are freed with their saved tensors.
+  // Nodes reachable from the result or from keep()'s tensors stay alive; the others are freed with
+  // their saved tensors.
   const live = new Set<Node>();
   const todo: Node[] = [];
-  for (const t of kept) if (t.gradFn) todo.push(t.gradFn);
+  for (const t of [...kept, ...s.kept]) if (t.gradFn) todo.push(t.gradFn);
   while (todo.length) {
     const n = todo.pop()!;
     if (live.has(n)) continue;
@@ -68,7 +74,7 @@ function endScope(s: Scope, result: unknown): void {
 }
 
 export function tidy<T>(fn: () => T): T {
-  const s: Scope = { tensors: new Set(), nodes: new Set() };
+  const s: Scope = { tensors: new Set(), nodes: new Set(), kept: new Set() };
   stack.push(s);
   let result: T;
   try {
@@ -86,7 +92,7 @@ export function tidy<T>(fn: () => T): T {
 
 /** Like tidy, for async functions. Do not interleave two tidyAsync scopes concurrently. */
 export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const s: Scope = { tensors: new Set(), nodes: new Set() };
+  const s: Scope = { tensors: new Set(), nodes: new Set(), kept: new Set() };
   stack.push(s);
   let result: T;
   try {
