@@ -64,6 +64,10 @@ test('keep() inside tidy keeps the kept tensor\'s autograd graph: backward throu
     loss.dispose();
     w.grad!.dispose();
     w.grad = null;
+    // kept, then disposed inside the scope: its graph goes with the scope (nothing left alive)
+    const before = snap(be);
+    tidy(() => { keep(F.mul(F.exp(w), 3)).dispose(); return null; });
+    assert.equal(snap(be), before, `a kept tensor disposed in the scope leaves nothing on ${be.name}`);
     w.dispose();
   }
 });

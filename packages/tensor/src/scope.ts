@@ -57,7 +57,9 @@ function endScope(s: Scope, result: unknown): void {
   // their saved tensors.
   const live = new Set<Node>();
   const todo: Node[] = [];
-  for (const t of [...kept, ...s.kept]) if (t.gradFn) todo.push(t.gradFn);
+  for (const t of kept) if (t.gradFn) todo.push(t.gradFn);
+  // a kept tensor disposed before the scope ended keeps nothing alive
+  for (const t of s.kept) if (t.gradFn && !t.isDisposed) todo.push(t.gradFn);
   while (todo.length) {
     const n = todo.pop()!;
     if (live.has(n)) continue;
