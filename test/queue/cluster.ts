@@ -113,7 +113,7 @@ export class TestWorker {
   /**
    * `locks: 'short'` (the default) gives a killed worker's job back in seconds, not minutes: for the
    * tests that kill workers. `'default'` keeps the worker's own lock times, for tests that kill none:
-   * three CPU workers on two loaded cores can keep an event loop busy past a 15 s lock, and a false
+   * a CPU worker on two loaded cores may keep its event loop busy past a 15 s lock, and a false
    * stall only adds a second worker waiting on the stage lock.
    */
   constructor(redis: string, store: string, backend: string, logDir: string, readonly name: string, extra: string[] = [], locks: 'short' | 'default' = 'short') {

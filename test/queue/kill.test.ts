@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from '../harness.js';
-import { TestRedis, TestWorker, armStudy, assertSameStages, jobsDone, jobLogOf, seedStudy, testBackend, tempDir, until } from './cluster.js';
+import { TestRedis, TestWorker, armStudy, assertSameStages, jobsDone, jobLogOf, runFailure, seedStudy, testBackend, tempDir, until } from './cluster.js';
 
 /**
  * `kill -9` of the worker in the middle of a job: once the job's lock expires, BullMQ gives it to
@@ -45,7 +45,7 @@ test('the job is retried by another worker and the results are the same', async 
   const b = new TestWorker(redis.url, store, backend, dir, 'b');
   workers.push(b);
   const r = await run.done;
-  assert.is(r.status, 0, `queued run failed:\n${r.output}\n${a.output()}\n${b.output()}`);
+  assert.is(r.status, 0, runFailure('queued run failed', r.output, [a, b], store));
   assert.equal(r.metrics, ref.metrics, 'same metrics as in process');
   assert.match(b.output(), /arm-baseline \[seed 0\] \([0-9a-f]{12}\): done in /, 'worker b finished the job');
   const logs = readdirSync(join(store, 'queue', 'logs'));
@@ -77,7 +77,7 @@ test('a DreamBooth job killed after a checkpoint is resumed by another worker: e
   const b = new TestWorker(redis.url, store, 'cpu', dir, 'seed-b');
   workers.push(b);
   const r = await run.done;
-  assert.is(r.status, 0, `queued run failed:\n${r.error}\n${r.output}\n${a.output()}\n${b.output()}`);
+  assert.is(r.status, 0, runFailure('queued run failed', `${r.output}\n${r.error}`, [a, b], store));
   assert.equal(r.stages, ref.stages, 'the same stage keys');
   assert.match(b.output(), /resumed from \S*checkpoint-25 at step 25/, 'worker b resumed from the dead worker\'s checkpoint');
   assert.equal(jobsDone(b.output())['dreambooth_no_prior'], 1, 'worker b finished the DreamBooth job');

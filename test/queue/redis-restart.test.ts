@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from '../harness.js';
-import { TestRedis, TestWorker, armStudy, assertSameStages, jobsDone, seedStudy, testBackend, tempDir, until } from './cluster.js';
+import { TestRedis, TestWorker, armStudy, assertSameStages, jobsDone, runFailure, seedStudy, testBackend, tempDir, until } from './cluster.js';
 
 /**
  * Redis restarted (empty: no persistence) while a job runs: the workers reconnect, the study's side
@@ -38,7 +38,7 @@ test('workers reconnect and the study completes with the same results', async ()
   await until(() => existsSync(logs) && readdirSync(logs).length > 0, 10 * 60_000, 'the first job to start');
   await redis.restart();
   const r = await run.done;
-  assert.is(r.status, 0, `queued run failed:\n${r.output}\n${w.output()}`);
+  assert.is(r.status, 0, runFailure('queued run failed', r.output, [w], store));
   assert.equal(r.metrics, ref.metrics, 'same metrics as in process');
   assert.is((w.output().match(/: done in /g) ?? []).length, 2, `each job computed once:\n${w.output()}`);
 });
@@ -65,7 +65,7 @@ test('generator jobs: Redis restarted while DreamBooth trains, the same files as
   await redis.restart();
   const r = await run.done;
   const outputs = () => ws.map((w) => w.output().slice(-3000)).join('\n');
-  assert.is(r.status, 0, `queued run failed:\n${r.error}\n${r.output}\n${outputs()}`);
+  assert.is(r.status, 0, runFailure('queued run failed', `${r.output}\n${r.error}`, ws, store));
   assert.equal(r.stages, ref.stages, 'the same stage keys');
   assert.ok(ws.some((w) => /worker: connected to Redis again/.test(w.output())), `a worker reconnected:\n${outputs()}`);
   const total: Record<string, number> = {};
