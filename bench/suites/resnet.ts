@@ -21,7 +21,10 @@ import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 
 const BATCH = 32;
 
-/** Median ms of `steps` training steps after one warm-up step (tinybench's warm-up would take minutes here). */
+/** Training steps before the timed ones, the same number on both sides (the peer script takes it too). */
+const WARMUP = 3;
+
+/** Median ms of `steps` training steps after WARMUP warm-up steps (tinybench's warm-up would take minutes here). */
 async function trainStepMs(size: number, steps: number): Promise<{ ms: number; flops: number }> {
   ft.manualSeed(0);
   const model = resnet18({ numClasses: 4 });
@@ -42,7 +45,8 @@ async function trainStepMs(size: number, steps: number): Promise<{ ms: number; f
     loss.dispose();
   };
   try {
-    flops = (await countFlops(ft.getBackend(), step)).flops; // the warm-up step (pipelines compile) counts the work
+    flops = (await countFlops(ft.getBackend(), step)).flops; // the first warm-up step (pipelines compile) counts the work
+    for (let i = 1; i < WARMUP; i++) await step(); // caches and V8's optimizing tiers settle, as in a training run
     for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       await step();
@@ -158,7 +162,7 @@ function torchPeer(sizes: number[], steps: number): { ms: Record<string, number>
   const script = join(import.meta.dirname, 'resnet_torch.py');
   // FOLIAR_TORCH_DEVICE=cuda compares with PyTorch on the same NVIDIA GPU the WebGPU adapter runs on
   const device = process.env.FOLIAR_TORCH_DEVICE ?? 'cpu';
-  const r = spawnSync(py.python, [script, `sizes=${sizes.join(',')}`, `batch=${BATCH}`, `steps=${steps}`, `device=${device}`], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(py.python, [script, `sizes=${sizes.join(',')}`, `batch=${BATCH}`, `steps=${steps}`, `warmup=${WARMUP}`, `device=${device}`], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) return { skip: `PyTorch peer failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; device: string; results: Record<string, number> };
   console.error(`PyTorch ${out.torch} on ${out.device}, ${out.threads} threads (${py.python})`);

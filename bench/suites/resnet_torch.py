@@ -45,7 +45,7 @@ class ResNet18(nn.Module):
 def main():
     args = dict(a.split("=", 1) for a in sys.argv[1:])
     sizes = [int(s) for s in args.get("sizes", "64,128").split(",")]
-    batch, steps = int(args.get("batch", "32")), int(args.get("steps", "3"))
+    batch, steps, warmup = int(args.get("batch", "32")), int(args.get("steps", "3")), int(args.get("warmup", "1"))
     device = torch.device(args.get("device", "cpu"))
     # some builds default to one thread: use every core, as foliar's lavapipe does
     torch.set_num_threads(os.cpu_count() or 1)
@@ -56,14 +56,14 @@ def main():
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x, y = torch.randn(batch, 3, s, s, device=device), torch.arange(batch, device=device) % 4
         times = []
-        for i in range(steps + 1):  # the first step warms up
+        for i in range(steps + warmup):  # the first `warmup` steps warm up
             t0 = time.perf_counter()
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             loss.item()  # waits for the device, as foliar's timing reads the loss back
-            if i > 0:
+            if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1000)
         results[str(s)] = statistics.median(times)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device), "results": results}))

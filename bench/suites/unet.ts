@@ -28,6 +28,8 @@ const CASES: UNetCase[] = [
   { channels: [64, 128, 128], size: 32 },
 ];
 
+/** Warm-up calls before the timed ones, the same number on both sides (the peer script takes it too). */
+const WARMUP = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const label = (c: UNetCase) => `UNet [${c.channels.join(', ')}], ${c.size}x${c.size}x4 latents, batch ${B}, ${CONTEXT}-token context`;
 
@@ -37,14 +39,17 @@ async function foliarCase(c: UNetCase, steps: number): Promise<{ params: number;
   const fwd: number[] = [];
   let trainFlops = 0, forwardFlops = 0;
   try {
-    // the warm-up calls (pipelines compile) also count the work of one call
+    // the first warm-up call (pipelines compile) also counts the work of one call; the others let the
+    // runtime's caches (bind groups, buffer pool) and V8's optimizing tiers settle, as in a training run
     trainFlops = (await countFlops(ft.getBackend(), () => u.step())).flops;
+    for (let i = 1; i < WARMUP; i++) await u.step();
     for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       await u.step();
       train.push(performance.now() - t0);
     }
     forwardFlops = (await countFlops(ft.getBackend(), () => u.forward())).flops;
+    for (let i = 1; i < WARMUP; i++) await u.forward();
     for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       await u.forward();
@@ -63,7 +68,7 @@ function torchPeer(steps: number): Peer {
   const peerLabel = `pytorch-${device}`;
   const py = pythonWithTorch();
   if ('why' in py) return { label: peerLabel, skip: `PyTorch peer skipped: ${py.why}` };
-  const args = [join(import.meta.dirname, 'unet_torch.py'), `configs=${JSON.stringify(CASES)}`, `batch=${B}`, `context=${CONTEXT}`, `cross=${CROSS}`, `heads=${HEADS}`, 'layers=2', `steps=${steps}`, `device=${device}`];
+  const args = [join(import.meta.dirname, 'unet_torch.py'), `configs=${JSON.stringify(CASES)}`, `batch=${B}`, `context=${CONTEXT}`, `cross=${CROSS}`, `heads=${HEADS}`, 'layers=2', `steps=${steps}`, `warmup=${WARMUP}`, `device=${device}`];
   const r = spawnSync(py.python, args, { encoding: 'utf8', timeout: 1_800_000 });
   if (r.status !== 0) return { label: peerLabel, skip: `PyTorch peer failed: ${(r.stderr ?? r.error?.message ?? '').trim().split('\n').slice(-3).join(' ')}` };
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; device: string; results: { params: number; train_ms: number; forward_ms: number }[] };

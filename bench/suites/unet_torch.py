@@ -1,7 +1,7 @@
 """PyTorch peer for bench/suites/unet.ts: diffusers' UNet2DConditionModel (SD 1.x layout: DownBlock2D /
 CrossAttnDownBlock2D, Transformer2DModel with a 1x1-conv projection, GEGLU feed-forward, nearest 2x
 upsampling), written out so that diffusers is not needed, with foliar's configs. One training step is
-forward, MSE against a fixed target, backward, AdamW; medians of `steps` steps after one warm-up.
+forward, MSE against a fixed target, backward, AdamW; medians of `steps` steps after `warmup` warm-up steps (default 1).
 
 usage: python3 unet_torch.py configs=<json list of {channels, size}> batch=8 context=77 cross=32 heads=8
        layers=2 steps=5 device=cpu|cuda
@@ -137,7 +137,7 @@ def main():
     configs = json.loads(args["configs"])
     batch, context = int(args.get("batch", "8")), int(args.get("context", "77"))
     cross, heads, layers = int(args.get("cross", "32")), int(args.get("heads", "8")), int(args.get("layers", "2"))
-    steps = int(args.get("steps", "5"))
+    steps, warmup = int(args.get("steps", "5")), int(args.get("warmup", "1"))
     device = torch.device(args.get("device", "cpu"))
     # every core, as lavapipe uses every core for foliar
     torch.set_num_threads(os.cpu_count() or 1)
@@ -152,21 +152,21 @@ def main():
         ctx = torch.randn(batch, context, cross, device=device)
         t = (torch.arange(batch, device=device) * 997) % 1000
         train, fwd = [], []
-        for i in range(steps + 1):  # the first of each warms up
+        for i in range(steps + warmup):  # the first `warmup` of each warm up
             t0 = time.perf_counter()
             loss = F.mse_loss(model(x, t, ctx), target)
             opt.zero_grad()
             loss.backward()
             opt.step()
             loss.item()  # the loss on the host, as foliar's step reads it
-            if i > 0:
+            if i >= warmup:
                 train.append((time.perf_counter() - t0) * 1000)
         with torch.no_grad():
-            for i in range(steps + 1):
+            for i in range(steps + warmup):
                 t0 = time.perf_counter()
                 y = model(x, t, ctx)
                 y[0, 0, 0, 0].item()
-                if i > 0:
+                if i >= warmup:
                     fwd.append((time.perf_counter() - t0) * 1000)
         results.append({"params": sum(p.numel() for p in model.parameters()), "train_ms": statistics.median(train), "forward_ms": statistics.median(fwd)})
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device), "results": results}))

@@ -2,7 +2,7 @@ import { test } from '../harness.js';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { tensor, type Backend, type Tensor } from '@foliar/tensor';
-import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices } from '../../packages/tensor/src/ops/pool/index.js';
+import { maxPool2d, avgPool2d, adaptiveAvgPool2d, interpolate, nearestIndices, nearestTable } from '../../packages/tensor/src/ops/pool/index.js';
 import { SafetensorsFile } from '../../packages/tensor/src/io/safetensors.js';
 import { setup, teardown, backends, requireGpu, skip, shared, assertClose, assertExact, compareBackends, gradcheck, randnArray, numelOf, assertThrowsWith, prng } from '../helpers.js';
 
@@ -67,6 +67,9 @@ const poolOps: [string, (x: Tensor) => Tensor][] = [
   ['adaptiveAvgPool2d 17 (upsampling windows)', (x) => adaptiveAvgPool2d(x, 17)],
   ['interpolate nearest x2', (x) => interpolate(x, { scaleFactor: 2 })],
   ['interpolate nearest size [5, 17]', (x) => interpolate(x, { size: [5, 17] })],
+  ['interpolate nearest scaleFactor 1.5', (x) => interpolate(x, { scaleFactor: 1.5 })],
+  ['interpolate nearest scaleFactor [0.5, 2.5]', (x) => interpolate(x, { scaleFactor: [0.5, 2.5] })],
+  ['interpolate nearest x2 of a transposed view', (x) => interpolate(x.transpose(2, 3), { scaleFactor: 2 })],
 ];
 for (const shape of shapes) {
   for (const [tag, fn] of poolOps) {
@@ -146,6 +149,27 @@ test('avgPool2d: hand-computed padded corners', async () => {
     await assertClose(avgPool2d(x, { kernelSize: 2, stride: 2, padding: 1 }), [0.25, 0.5, 0.75, 1], { msg: `${be.name} incl` });
     await assertClose(avgPool2d(x, { kernelSize: 2, stride: 2, padding: 1, countIncludePad: false }), [1, 2, 3, 4], { msg: `${be.name} excl` });
   }
+});
+
+test('nearestTable: sources, then the first output reading each input (empty ranges where none does)', () => {
+  const iy = nearestIndices(3, 6, 2), ix = nearestIndices(5, 3);
+  assert.equal([...nearestTable(iy, 3, ix, 5)], [0, 0, 1, 1, 2, 2, 0, 1, 3, 0, 2, 4, 6, 0, 1, 2, 2, 3, 3]);
+});
+
+test('interpolate: one dispatch forward and one backward on WebGPU', async () => {
+  const be = requireGpu();
+  const x = tensor(randnArray(2 * 3 * 5 * 7, 9), { shape: [2, 3, 5, 7], backend: be, requiresGrad: true });
+  const rt = (be as unknown as { rt: { stats: { dispatches: number } } }).rt;
+  const d0 = rt.stats.dispatches;
+  const y = interpolate(x, { scaleFactor: 2 });
+  assert.is(rt.stats.dispatches - d0, 1, 'forward dispatches');
+  const d1 = rt.stats.dispatches;
+  y.backward(tensor(new Float32Array(y.size).fill(1), { shape: y.shape, backend: be }));
+  const g = await x.grad!.data();
+  assert.ok(rt.stats.dispatches - d1 <= 2, `backward dispatches ${rt.stats.dispatches - d1} (the kernel, and at most the seed's fill)`);
+  // every input pixel feeds a 2x2 block
+  assert.ok(g.every((v) => v === 4), 'each input gathers its 2x2 block');
+  y.dispose(); x.dispose();
 });
 
 test('nearestIndices follows PyTorch legacy nearest', () => {

@@ -14,8 +14,8 @@ import type { MatmulAttrs } from '../ops/matmul/index.js';
 export type { MatmulAttrs };
 import type { Conv2dAttrs } from '../ops/conv/index.js';
 export type { Conv2dAttrs };
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from '../ops/pool/index.js';
-export type { Pool2dAttrs, AdaptivePool2dAttrs };
+import type { Pool2dAttrs, AdaptivePool2dAttrs, UpsampleNearestAttrs } from '../ops/pool/index.js';
+export type { Pool2dAttrs, AdaptivePool2dAttrs, UpsampleNearestAttrs };
 import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs, NormBackwardAffineAttrs } from '../ops/norm/index.js';
 export type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAttrs };
 import type { AttentionAttrs, AttentionForwardAttrs, AttentionBackwardAttrs } from '../ops/attention/index.js';
@@ -67,5 +67,7 @@ export interface Kernels {
   pool2d_backward: { attrs: Pool2dAttrs; out: Storage };
   adaptive_avg_pool2d: { attrs: AdaptivePool2dAttrs; out: Storage };
   adaptive_avg_pool2d_backward: { attrs: AdaptivePool2dAttrs; out: Storage };
+  upsample_nearest: { attrs: UpsampleNearestAttrs; out: Storage };
+  upsample_nearest_backward: { attrs: UpsampleNearestAttrs; out: Storage };
 }
 export type KernelName = keyof Kernels;

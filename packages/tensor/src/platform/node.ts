@@ -39,8 +39,10 @@ const nodeGpus = new Map<string, GPU>();
  */
 export function softwareThreads(): number {
   const lp = Number(process.env.LP_NUM_THREADS);
-  return Number.isInteger(lp) && lp > 0 ? lp : availableParallelism();
+  return Number.isInteger(lp) && lp > 0 ? lp : (cores ??= availableParallelism());
 }
+// availableParallelism() asks the OS each call (a measurable cost when kernels ask per dispatch)
+let cores: number | undefined;
 
 /** Opens a safetensors file for tensor-by-tensor reads: a path on disk (Node). */
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {

@@ -59,6 +59,9 @@ export class WebGPURuntime {
   readonly device: GPUDevice;
   readonly features: Set<string>;
   readonly limits: GPUSupportedLimits;
+  private readonly deviceBindingBytes: number;
+  private readonly maxBufferBytes: number;
+  private readonly offsetAlignment: number;
   readonly info: AcquiredDevice['info'];
   /** requestAdapter() calls it took to get the adapter (device/acquire.ts retries null answers). */
   readonly adapterAttempts: number;
@@ -99,6 +102,10 @@ export class WebGPURuntime {
     this.device = acq.device;
     this.features = acq.features;
     this.limits = acq.limits;
+    // read once: every property of the native limits object is a call into dawn.node, and these are read per dispatch
+    this.deviceBindingBytes = Number(acq.limits.maxStorageBufferBindingSize);
+    this.maxBufferBytes = Number(acq.limits.maxBufferSize);
+    this.offsetAlignment = Number(acq.limits.minStorageBufferOffsetAlignment);
     this.info = acq.info;
     this.adapterAttempts = acq.adapterAttempts ?? 1;
     const U = GPUBufferUsage;
@@ -177,12 +184,12 @@ export class WebGPURuntime {
    * split path (row shards, query chunks, windowed elementwise) accept one, the others refuse it by name.
    */
   get maxBindingBytes(): number {
-    const dev = Number(this.limits.maxStorageBufferBindingSize);
+    const dev = this.deviceBindingBytes;
     return this.bindingOverride === null ? dev : Math.min(dev, this.bindingOverride);
   }
   /** Alignment of a window's offset (minStorageBufferOffsetAlignment). */
   get bindingAlignment(): number {
-    return Number(this.limits.minStorageBufferOffsetAlignment);
+    return this.offsetAlignment;
   }
   /** Lowers the binding limit (bytes, a multiple of 256) to test split paths; null restores the adapter's. */
   setMaxBindingBytes(bytes: number | null): void {
@@ -194,7 +201,7 @@ export class WebGPURuntime {
 
   createBuffer(bytes: number, label?: string): GPUBuffer {
     this.checkError();
-    const max = Number(this.limits.maxBufferSize);
+    const max = this.maxBufferBytes;
     if (bytes > max) {
       throw new GpuOutOfMemoryError(`a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${max} bytes)${label ? ` (${label})` : ''}`);
     }

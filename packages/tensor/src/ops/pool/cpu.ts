@@ -1,7 +1,7 @@
 // pool kernels (CPU reference): listed in the CPU kernel table (backends/cpu/kernels/index.ts).
 import type { KernelFn } from '../../backend.js';
 import { CpuBackend, CpuStorage, dataOf } from '../../backends/cpu/cpu-backend.js';
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from './index.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs, UpsampleNearestAttrs } from './index.js';
 
 /** PyTorch's average-pool divisor for the window starting at (y0, x0) (before clipping). */
 export function avgDivisor(a: Pool2dAttrs, y0: number, x0: number): number {
@@ -127,3 +127,39 @@ export const adaptive_avg_pool2d_backward: KernelFn<CpuBackend, 'adaptive_avg_po
   (y.data as Float32Array).set(acc);
   return y;
 };
+
+/** Table offsets of nearestTable's four parts: source rows, source columns, row starts, column starts. */
+export function upsampleTableParts(a: UpsampleNearestAttrs): [number, number, number, number] {
+  return [0, a.ho, a.ho + a.wo, a.ho + a.wo + a.h + 1];
+}
+
+export const upsample_nearest: KernelFn<CpuBackend, 'upsample_nearest'> = (be, [x, t], attrs) => {
+  const a = attrs;
+  const X = dataOf(x!), T = dataOf(t!);
+  const [iy0, ix0] = upsampleTableParts(a);
+  const y = be.alloc('float32', a.planes * a.ho * a.wo) as CpuStorage;
+  const Y = y.data as Float32Array;
+  for (let p = 0; p < a.planes; p++)
+    for (let oy = 0; oy < a.ho; oy++) {
+      const row = x!.offset + (p * a.h + T[t!.offset + iy0 + oy]!) * a.w;
+      for (let ox = 0; ox < a.wo; ox++) Y[(p * a.ho + oy) * a.wo + ox] = X[row + T[t!.offset + ix0 + ox]!]!;
+    }
+  return y;
+};
+
+export const upsample_nearest_backward: KernelFn<CpuBackend, 'upsample_nearest_backward'> = (be, [g, t], attrs) => {
+  const a = attrs;
+  const G = dataOf(g!), T = dataOf(t!);
+  const [iy0, ix0] = upsampleTableParts(a);
+  const acc = new Float64Array(a.planes * a.h * a.w);
+  for (let p = 0; p < a.planes; p++)
+    for (let oy = 0; oy < a.ho; oy++) {
+      const row = (p * a.h + T[t!.offset + iy0 + oy]!) * a.w;
+      for (let ox = 0; ox < a.wo; ox++) acc[row + T[t!.offset + ix0 + ox]!] += G[g!.offset + (p * a.ho + oy) * a.wo + ox]!;
+    }
+  const y = be.alloc('float32', acc.length) as CpuStorage;
+  (y.data as Float32Array).set(acc);
+  void be;
+  return y;
+};
+

@@ -4,7 +4,6 @@ import { fmtShape } from '../../shape.js';
 import { record } from '../../autograd/record.js';
 import { noGrad } from '../../autograd/grad-mode.js';
 import { contiguous } from '../views.js';
-import { indexSelect } from '../indexing/index.js';
 import { pair, type Size2 } from '../conv/index.js';
 
 export interface MaxPool2dOptions {
@@ -158,14 +157,49 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
     if (oh < 1 || ow < 1) throw new RangeError(`${op}: scaleFactor ${JSON.stringify(sf)} gives an empty output for ${fmtShape(x.shape)}`);
   }
   const be = x.backend;
-  const iy = new Tensor(be.upload(nearestIndices(H, oh, sh)), [oh]);
-  const ix = new Tensor(be.upload(nearestIndices(W, ow, sw)), [ow]);
-  const rows = indexSelect(x, 2, iy);
-  const out = indexSelect(rows, 3, ix);
-  rows.dispose();
-  iy.dispose();
-  ix.dispose();
+  const N = x.shape[0]!, C = x.shape[1]!;
+  const a: UpsampleNearestAttrs = { planes: N * C, h: H, w: W, ho: oh, wo: ow };
+  // one table serves both directions (kernel contract below); the backward keeps it
+  const table = new Tensor(be.upload(nearestTable(nearestIndices(H, oh, sh), H, nearestIndices(W, ow, sw), W)), [oh + ow + H + W + 2]);
+  const xc = contig(x);
+  const y = new Tensor(be.run('upsample_nearest', [xc, table], a), [N, C, oh, ow]);
+  xc.dispose();
+  const out = record(
+    y,
+    op,
+    [x],
+    (g, saved) => {
+      const gc = g.isContiguous ? g : contiguous(g);
+      return [new Tensor(g.backend.run('upsample_nearest_backward', [gc, saved[0]!], a), [...x.shape])];
+    },
+    [table],
+  );
+  table.dispose();
   return out;
+}
+
+/**
+ * The nearest-upsampling table: the source row of every output row, the source column of every
+ * output column, then for every input row i the first output row whose source is i or later (and
+ * one past the last), the same for columns. Sources never decrease, so the outputs that read input
+ * row i are the rows from start[i] to start[i + 1] - 1: the backward gathers them (no atomics).
+ */
+export function nearestTable(iy: Int32Array, h: number, ix: Int32Array, w: number): Int32Array {
+  const starts = (src: Int32Array, n: number): Int32Array => {
+    const s = new Int32Array(n + 1);
+    let o = 0;
+    for (let i = 0; i <= n; i++) {
+      while (o < src.length && src[o]! < i) o++;
+      s[i] = o;
+    }
+    return s;
+  };
+  const t = new Int32Array(iy.length + ix.length + h + w + 2);
+  t.set(iy, 0);
+  t.set(ix, iy.length);
+  t.set(starts(iy, h), iy.length + ix.length);
+  t.set(starts(ix, w), iy.length + ix.length + h + 1);
+  return t;
 }
 
 // The kernel contract of this op (entries of Kernels in backends/kernel-attrs.ts).
@@ -201,6 +235,18 @@ export interface Pool2dAttrs {
  * floor(oy·h/ho) .. ceil((oy+1)·h/ho) − 1, likewise columns.
  */
 export interface AdaptivePool2dAttrs {
+  planes: number;
+  h: number;
+  w: number;
+  ho: number;
+  wo: number;
+}
+
+/**
+ * Nearest upsampling of planes [planes, h, w] → [planes, ho, wo]. Kernels: upsample_nearest [x, table]
+ * → y, upsample_nearest_backward [g, table] → dx; the int32 table is nearestTable's layout.
+ */
+export interface UpsampleNearestAttrs {
   planes: number;
   h: number;
   w: number;

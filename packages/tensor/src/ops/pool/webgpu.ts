@@ -1,7 +1,7 @@
 // pool kernels (WebGPU): listed in the WebGPU kernel table (backends/webgpu/kernels/index.ts).
 import type { KernelFn, Storage, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, grid } from '../../backends/webgpu/webgpu-backend.js';
-import type { Pool2dAttrs, AdaptivePool2dAttrs } from './index.js';
+import type { Pool2dAttrs, AdaptivePool2dAttrs, UpsampleNearestAttrs } from './index.js';
 
 /**
  * One invocation per output element (forward) or per input element (backward, a gather over the
@@ -275,3 +275,60 @@ function adaptiveAvgPool2dKernel(backward: boolean): (be: WebGPUBackend, inputs:
 }
 export const adaptive_avg_pool2d: KernelFn<WebGPUBackend, 'adaptive_avg_pool2d'> = adaptiveAvgPool2dKernel(false);
 export const adaptive_avg_pool2d_backward: KernelFn<WebGPUBackend, 'adaptive_avg_pool2d_backward'> = adaptiveAvgPool2dKernel(true);
+
+// ---- nearest upsampling: the source rows / columns (and, backward, the output ranges that read each
+// input pixel) come from nearestTable, so both directions are gathers: one dispatch each, no atomics
+
+const UP_U = 'struct U { planes: u32, h: u32, w: u32, ho: u32, wo: u32, xoff: u32, toff: u32, total: u32 };';
+
+function upsampleWgsl(backward: boolean): string {
+  const body = backward
+    ? `let ix = t % u.w;
+  let iy = (t / u.w) % u.h;
+  let p = t / (u.w * u.h);
+  let rs = u.toff + u.ho + u.wo;
+  let cs = rs + u.h + 1u;
+  let x0 = tb[cs + ix];
+  let x1 = tb[cs + ix + 1u];
+  var acc = 0.0;
+  for (var oy = tb[rs + iy]; oy < tb[rs + iy + 1u]; oy++) {
+    let row = u.xoff + (p * u.ho + oy) * u.wo;
+    for (var ox = x0; ox < x1; ox++) { acc += x[row + ox]; }
+  }
+  y[t] = acc;`
+    : `let ox = t % u.wo;
+  let oy = (t / u.wo) % u.ho;
+  let p = t / (u.wo * u.ho);
+  y[t] = x[u.xoff + (p * u.h + tb[u.toff + oy]) * u.w + tb[u.toff + u.ho + ox]];`;
+  return `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> tb: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${UP_U}
+@group(0) @binding(3) var<uniform> u: U;
+${ENTRY} {
+  ${INDEX}
+  ${body}
+}`;
+}
+
+function upsampleNearestKernel(backward: boolean): (be: WebGPUBackend, inputs: readonly View[], attrs: UpsampleNearestAttrs) => Storage {
+  return (be, [x, table], attrs) => {
+    const a = attrs;
+    const total = a.planes * (backward ? a.h * a.w : a.ho * a.wo);
+    const y = be.alloc('float32', total);
+    if (total === 0) return y;
+    be.rt.dispatch({
+      name: backward ? 'upsample_nearest_backward' : 'upsample_nearest',
+      key: `upsample_nearest:${backward}`,
+      wgsl: () => upsampleWgsl(backward),
+      buffers: [bufferOf(x!), bufferOf(table!), y.buffer],
+      uniforms: new UniformWriter().u32(a.planes, a.h, a.w, a.ho, a.wo, x!.offset, table!.offset, total).build(),
+      workgroups: grid(total, WG),
+    });
+    return y;
+  };
+}
+export const upsample_nearest: KernelFn<WebGPUBackend, 'upsample_nearest'> = upsampleNearestKernel(false);
+export const upsample_nearest_backward: KernelFn<WebGPUBackend, 'upsample_nearest_backward'> = upsampleNearestKernel(true);
+

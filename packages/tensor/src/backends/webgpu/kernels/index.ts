@@ -35,6 +35,8 @@ export const webgpuKernels: KernelTable<WebGPUBackend> = {
   pool2d_backward: pool.pool2d_backward,
   adaptive_avg_pool2d: pool.adaptive_avg_pool2d,
   adaptive_avg_pool2d_backward: pool.adaptive_avg_pool2d_backward,
+  upsample_nearest: pool.upsample_nearest,
+  upsample_nearest_backward: pool.upsample_nearest_backward,
   norm_forward: norm.norm_forward,
   norm_backward: norm.norm_backward,
   norm_affine_grad: norm.norm_affine_grad,
