@@ -405,4 +405,45 @@ test('an unknown forced variant is a clear error', () => {
   }
 });
 
+/**
+ * A per-row bias (MatmulAttrs.biasPerRow: bias[i] added to row i, a 1x1 convolution's per-channel
+ * bias) on every variant, through the kernel itself: A broadcast over the batch as the convolution
+ * uses it, N on and off the vec4 path, M off the tiles, with and without an addend, and k = 0.
+ */
+for (const { variant, lanes } of configurations()) {
+  const name = lanes ? `${variant} (${lanes}-lane broadcasts)` : variant;
+  test(`${name}: a per-row bias matches the CPU backend and an f64 reference`, async () => {
+    const gpu = requireGpu(), { cpu } = backends();
+    await withVariant(variant, lanes, async () => {
+      const shapes: [number, number, number, number, boolean][] = [[1, 5, 7, 3, false], [3, 64, 256, 64, false], [2, 33, 20, 17, true], [4, 70, 64, 96, true], [2, 9, 12, 0, true]];
+      for (const [i, [batch, m, n, k, withAdd]] of shapes.entries()) {
+        const ad = randArray(m * k, 31 + i), bd = randArray(batch * k * n, 37 + i), biasd = randArray(m, 41 + i), dd = randArray(batch * m * n, 43 + i);
+        const attrs = { batch, m, n, k, transA: false, transB: false, aBatchStride: 0, bBatchStride: k * n, hasBias: true, biasPerRow: true, hasAddend: withAdd };
+        const run = async (be: ft.Backend) => {
+          const ins = [ft.tensor(ad, { shape: [m * k], backend: be }), ft.tensor(bd, { shape: [batch * k * n], backend: be }), ft.tensor(biasd, { shape: [m], backend: be })];
+          if (withAdd) ins.push(ft.tensor(dd, { shape: [batch * m * n], backend: be }));
+          const out = new ft.Tensor(be.run('matmul', ins, attrs) as ft.Storage, [batch, m, n]);
+          const v = await out.dataF32();
+          out.dispose();
+          for (const t of ins) t.dispose();
+          return v;
+        };
+        const want = new Float32Array(batch * m * n);
+        for (let b = 0; b < batch; b++)
+          for (let r = 0; r < m; r++)
+            for (let c = 0; c < n; c++) {
+              let t = 0;
+              for (let kk = 0; kk < k; kk++) t += ad[r * k + kk]! * bd[(b * k + kk) * n + c]!;
+              const e = (b * m + r) * n + c;
+              want[e] = t + biasd[r]! + (withAdd ? dd[e]! : 0);
+            }
+        const tol = 1e-5 * Math.max(1, Math.sqrt(k));
+        const g = await run(gpu), c = await run(cpu);
+        await assertClose(g, want, { rtol: tol, atol: tol, msg: `${name} per-row bias case ${i}: WebGPU vs f64` });
+        await assertClose(c, want, { rtol: tol, atol: tol, msg: `per-row bias case ${i}: CPU vs f64` });
+      }
+    });
+  });
+}
+
 test.run();

@@ -30,7 +30,7 @@ export const matmul: KernelFn<CpuBackend, 'matmul'> = (be, inputs, attrs) => {
           acc += av * bv;
         }
         const ci = co + i * ldc + j;
-        C[ci] = (alpha === 1 ? acc : acc * alpha32) + (Bias ? Bias[bias!.offset + j]! : 0) + (D ? D[addend!.offset + ci]! : 0);
+        C[ci] = (alpha === 1 ? acc : acc * alpha32) + (Bias ? Bias[bias!.offset + (attrs.biasPerRow ? i : j)]! : 0) + (D ? D[addend!.offset + ci]! : 0);
       }
     }
   }

@@ -332,6 +332,8 @@ export interface MatmulAttrs {
   alpha?: number;
   /** Input 2 is a bias [n] (contiguous from its offset) added to every row of C. */
   hasBias?: boolean;
+  /** The bias is [m] instead, added to every column: bias[i] to row i (a 1x1 convolution's per-channel bias). */
+  biasPerRow?: boolean;
   /**
    * Also writes Σ_k op(A)[b][i, k] (unscaled) to rowSumsA at offset + b · m + i (a float32 view of
    * batch · m elements, not aliasing any input): a linear layer's bias gradient comes out of its

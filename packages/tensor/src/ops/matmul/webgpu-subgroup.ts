@@ -40,8 +40,9 @@ export interface SubgroupMatmulParams {
   vecC?: boolean;
   /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
   lanes: SubgroupLanes;
-  /** Adds bias[col] to every row. */
+  /** Adds bias[col] to every row (bias[row] to every column with biasRows). */
   bias?: boolean;
+  biasRows?: boolean;
   /** Adds D in C's layout. */
   addend?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA): each lane sums the A values it loads, a subgroupAdd per row at the end. */
@@ -172,7 +173,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     const c = (j: number) => `bias_at(u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u))`;
     return ` + vec4<f32>(${[0, 1, 2, 3].map(c).join(', ')})`;
   };
-  if (p.bias) for (let g = 0; g < G; g++) L.push(`  let bias${g} = vec4<f32>(0.0)${bv(g)};`);
+  if (p.bias && !p.biasRows) for (let g = 0; g < G; g++) L.push(`  let bias${g} = vec4<f32>(0.0)${bv(g)};`);
   for (let r = 0; r < R; r++) {
     L.push(`  if (row0 + ${r}u < u.m) {`);
     L.push(`    let o = cb + (row0 + ${r}u) * u.ldc;`);
@@ -181,7 +182,9 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
       const e = (j: number) => `D[u.doff + min(o + col0 + ${4 * g + j}u, o + u.n - 1u)]`;
       return ` + vec4<f32>(${[0, 1, 2, 3].map(e).join(', ')})`;
     };
-    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? ` + bias${g}` : ''}${dv(g)}`;
+    // a per-row bias: one value for the row's columns (its row index clamped like A's)
+    if (p.bias && p.biasRows) L.push(`    let br = bias_at(u.biasoff + min(row0 + ${r}u, u.m - 1u));`);
+    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? (p.biasRows ? ' + vec4<f32>(br)' : ` + bias${g}`) : ''}${dv(g)}`;
     if (p.storeT) for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[cb + (col0 + ${4 * g + j}u) * u.ldc + row0 + ${r}u] = (${val(g)})[${j}]; }`);
     else if (vecC) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
     else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);

@@ -11,8 +11,9 @@ import { readBinding } from '../cast/wgsl.js';
 export interface TiledMatmulParams {
   transA: boolean;
   transB: boolean;
-  /** Adds bias[col] to every row. */
+  /** Adds bias[col] to every row (bias[row] to every column with biasRows). */
   bias?: boolean;
+  biasRows?: boolean;
   /** Adds D in C's layout. */
   addend?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA), summed by the invocations of the first tile column. */
@@ -93,7 +94,7 @@ ${fmas}${p.rowSums ? '\n      rs += a;' : ''}
     if (r >= u.m) { break; }
     for (var j = 0u; j < 4u; j++) {
       let ci = cb + r * u.ldc + c0 + j;
-      if (c0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${p.bias ? ' + bias_at(u.biasoff + c0 + j)' : ''}${p.addend ? ' + D[u.doff + ci]' : ''}; }
+      if (c0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${p.bias ? ` + bias_at(u.biasoff + ${p.biasRows ? 'r' : 'c0 + j'})` : ''}${p.addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;

@@ -27,7 +27,7 @@ const TS = 4;
 const WGX = 8, WGY = 8;
 
 
-function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean, rowSums = false, bF16 = false, biasF16 = false): string {
+function baseWgsl(transA: boolean, transB: boolean, bias: boolean, addend: boolean, rowSums = false, bF16 = false, biasF16 = false, biasRows = false): string {
   const aIdx = transA ? 'kk * u.lda + row' : 'row * u.lda + kk';
   const bIdx = transB ? 'col * u.ldb + kk' : 'kk * u.ldb + col';
   return `
@@ -68,7 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= u.m) { break; }
     for (var j = 0u; j < ${TS}u; j++) {
       let ci = cb + r * u.ldc + col0 + j;
-      if (col0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${bias ? ' + bias_at(u.biasoff + col0 + j)' : ''}${addend ? ' + D[u.doff + ci]' : ''}; }
+      if (col0 + j < u.n) { C[ci] = acc[i][j] * u.alpha${bias ? ` + bias_at(u.biasoff + ${biasRows ? 'r' : 'col0 + j'})` : ''}${addend ? ' + D[u.doff + ci]' : ''}; }
     }
   }
 }`;
@@ -101,12 +101,14 @@ interface Problem {
   bF16?: boolean;
   /** The bias is stored as float16. */
   biasF16?: boolean;
+  /** The bias is per row (bias[row]; MatmulAttrs.biasPerRow). */
+  biasRows?: boolean;
   /** Subgroup variant: the product is Cᵀ (operands swapped by `swapOperands` for a narrow C), stored transposed. */
   storeT?: boolean;
 }
 
 function plan(variant: MatmulVariant, p: Problem): Plan {
-  const h = f16Key(!!p.bF16, !!p.biasF16);
+  const h = f16Key(!!p.bF16, !!p.biasF16) + (p.bias && p.biasRows ? ':br' : '');
   if (variant === 'subgroup') {
     // tile height follows M (rows past M cost as much as real ones), width follows N. Only the
     // vec4 non-transposed form gets the big tile: with scalar B loads or a transposed A, LLVM takes
@@ -122,15 +124,15 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const lanes = p.lanes;
     return {
       key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}${p.storeT ? ':T' : ''}${vecBT ? `:bt${vecC ? 'c' : ''}` : ''}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, vecBT, vecC, lanes, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, vecBT, vecC, lanes, bias: p.bias, biasRows: !!p.biasRows, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, biasRows: !!p.biasRows, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }), grid: [x, y] };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums, !!p.bF16, !!p.biasF16), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums, !!p.bF16, !!p.biasF16, !!p.biasRows), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
 }
 
 function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0, sumOff = 0): Uint32Array {
@@ -264,7 +266,7 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
       const shape = [p.batch / l.batchInner, l.batchInner, p.m, p.n];
       const strides = [l.cBatchStride2, l.cBatchStride, l.ldc, 1];
       const srcs: View[] = [];
-      if (bias) srcs.push({ storage: bias.storage, shape, strides: [0, 0, 0, 1], offset: bias.offset, dtype: bias.dtype });
+      if (bias) srcs.push({ storage: bias.storage, shape, strides: p.biasPerRow ? [0, 0, 1, 0] : [0, 0, 0, 1], offset: bias.offset, dtype: bias.dtype });
       if (addend) srcs.push({ storage: addend.storage, shape, strides, offset: addend.offset, dtype: 'float32' });
       be.run('elementwise', srcs, { op: srcs.length === 2 ? 'add' : 'copy', params: [], shape, out: { storage: out, shape, strides, offset: 0, dtype: 'float32' } });
     }
@@ -282,7 +284,7 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
         storeT = true;
       }
     }
-    const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: q.m, n: q.n, k: q.k, transA: q.transA, transB: q.transB, bAligned: bAligned(q, bv.offset), bias: !!bias, addend: !!addend, rowSums: !!sums, bF16: bv.dtype === 'float16', biasF16: bias?.dtype === 'float16', storeT });
+    const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: q.m, n: q.n, k: q.k, transA: q.transA, transB: q.transB, bAligned: bAligned(q, bv.offset), bias: !!bias, biasRows: !!p.biasPerRow, addend: !!addend, rowSums: !!sums, bF16: bv.dtype === 'float16', biasF16: bias?.dtype === 'float16', storeT });
     // batches past the 65535 workgroups of one dimension go in further dispatches
     for (let z0 = 0; z0 < q.batch; z0 += MAX_Z) {
       be.rt.dispatch({
