@@ -1,5 +1,5 @@
 import { test } from '../harness.js';
-import { WebGPUBackend, tensor, type Backend } from '@foliar/tensor';
+import { WebGPUBackend, tensor, type Backend, type Tensor } from '@foliar/tensor';
 import { conv2d, convTranspose2d, conv2dGradInputRaw, conv2dGradWeightRaw, conv2dGradWeightBiasRaw, type Conv2dOptions, type Conv2dAttrs } from '../../packages/tensor/src/ops/conv/index.js';
 import { windowApplies, windowDispatch, windowPlan } from '../../packages/tensor/src/ops/conv/webgpu-window.js';
 import { sum, narrow, profile } from '@foliar/tensor';
@@ -112,6 +112,52 @@ for (const c of im2colCases) {
       assert.is(count('conv2d_im2col'), (c.fwdImplicit ? 0 : 1) + (c.wgrad ? 1 : 0), 'im2col dispatches');
       assert.is(count('conv2d_col2im'), 1, 'col2im dispatches');
     } finally {
+      if (prev === undefined) delete process.env.FOLIAR_MATMUL_VARIANT;
+      else process.env.FOLIAR_MATMUL_VARIANT = prev;
+    }
+  });
+}
+
+/**
+ * 1x1, stride 1 convolutions as a batch of products on the matmul kernel (webgpu-pointwise.ts):
+ * forward (per-row bias) and input gradient, pixels per image on and off multiples of 4, odd channel
+ * counts, one image, an input at a nonzero offset; the path is asserted taken (no conv kernel runs
+ * forward or for the input gradient), and FOLIAR_CONV_POINTWISE=0 gives the implicit kernels' result.
+ */
+const pointwiseCases: { x: [number, number, number, number]; w: [number, number, number, number]; bias: boolean; offset?: boolean }[] = [
+  { x: [3, 17, 9, 10], w: [5, 17, 1, 1], bias: true },
+  { x: [2, 64, 8, 8], w: [64, 64, 1, 1], bias: true },
+  { x: [1, 33, 7, 7], w: [70, 33, 1, 1], bias: false },
+  { x: [2, 96, 16, 16], w: [32, 96, 1, 1], bias: true, offset: true },
+];
+for (const c of pointwiseCases) {
+  test(`conv2d 1x1 as products vs CPU x${JSON.stringify(c.x)} w${JSON.stringify(c.w)}${c.bias ? ' bias' : ''}${c.offset ? ' at an offset' : ''}`, async () => {
+    const gpu = requireGpu('the pointwise conv path');
+    if (!(gpu instanceof WebGPUBackend) || !gpu.rt.subgroups) skip('the pointwise path runs where matmul takes its subgroup form', 'adapter');
+    const [n, ...rest] = c.x;
+    const specs = [
+      { data: randnArray((n + (c.offset ? 1 : 0)) * numelOf(rest), 41), shape: [n + (c.offset ? 1 : 0), ...rest], requiresGrad: true },
+      { data: randnArray(numelOf(c.w), 42, 0.2), shape: c.w, requiresGrad: true },
+      ...(c.bias ? [{ data: randnArray(c.w[0], 43), shape: [c.w[0]], requiresGrad: true }] : []),
+    ];
+    const fn = (x?: Tensor, w?: Tensor, b?: Tensor) => conv2d(c.offset ? narrow(x!, 0, 1, n) : x!, w!, b ?? null);
+    const prev = process.env.FOLIAR_MATMUL_VARIANT;
+    process.env.FOLIAR_MATMUL_VARIANT = 'subgroup';
+    try {
+      const { report } = await profile(() => compareBackends(fn, specs, { rtol: 1e-4, gradRtol: 2e-4, msg: 'pointwise' }), { gpuTime: false });
+      const count = (name: string) => report.byOp.find((r) => r.name === name)?.dispatches ?? 0;
+      assert.is(count('conv2d_fwd'), 0, 'no conv forward kernel');
+      assert.is(count('conv2d_dgrad'), 0, 'no conv input-gradient kernel');
+      assert.ok(count('matmul') >= 2, 'forward and input gradient as products');
+      // the same values as the implicit kernels
+      const x = tensor(specs[0]!.data, { shape: specs[0]!.shape, backend: gpu }), w = tensor(specs[1]!.data, { shape: c.w, backend: gpu });
+      const b = c.bias ? tensor(specs[2]!.data, { shape: [c.w[0]], backend: gpu }) : undefined;
+      const viaProduct = await fn(x, w, b).dataF32();
+      process.env.FOLIAR_CONV_POINTWISE = '0';
+      const implicit = await fn(x, w, b).dataF32();
+      await assertClose(viaProduct, implicit, { rtol: 1e-5, atol: 1e-5, msg: 'products vs implicit kernels' });
+    } finally {
+      delete process.env.FOLIAR_CONV_POINTWISE;
       if (prev === undefined) delete process.env.FOLIAR_MATMUL_VARIANT;
       else process.env.FOLIAR_MATMUL_VARIANT = prev;
     }

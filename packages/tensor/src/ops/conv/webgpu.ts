@@ -8,6 +8,7 @@ import { readBinding, f16Key } from '../cast/wgsl.js';
 import { subgroupLanesFor } from '../matmul/webgpu-subgroup.js';
 import { matmulVariant } from '../matmul/webgpu.js';
 import { im2colApplies, im2colForward, im2colGradInput, im2colGradWeight } from './webgpu-im2col.js';
+import { pointwiseApplies, pointwiseConv } from './webgpu-pointwise.js';
 import { registerTunable, variantFor, setVariant, supportedVariants, tune, type TuneDispatch, type TuneResult } from '../../backends/webgpu/tuning.js';
 import { softwareThreads } from '#platform';
 import { contiguousStrides, isContiguous, isContiguousFrom, numel, shapesEqual } from '../../shape.js';
@@ -321,6 +322,8 @@ function runConvPaths(
     be.run('elementwise', [], { op: 'fill', params: [0], shape: [outSize], out: { storage: out, shape: [outSize], strides: [1], offset: 0, dtype: 'float32' } });
     return addAfter(out);
   }
+  // 1x1, stride 1: a batch of products on the matmul kernel (where matmul runs its subgroup form)
+  if (mode !== 'wgrad' && matmulVariant(be) === 'subgroup' && pointwiseApplies(mode, a, in0, in1, addend)) return pointwiseConv(be, mode, a, in0, in1, bias, addend);
   // few output pixels, many channels: an explicit im2col + the matmul kernel's fast form (where matmul runs its subgroup form)
   if (matmulVariant(be) === 'subgroup' && im2colApplies(be, mode, a, mode === 'wgrad' ? in0 : in1)) {
     // the im2col gathers read dy densely
