@@ -172,6 +172,14 @@ test('interpolate: one dispatch forward and one backward on WebGPU', async () =>
   y.dispose(); x.dispose();
 });
 
+test('interpolate: an empty spatial input is refused by name, an empty batch gives an empty output', () => {
+  for (const be of [backends().cpu]) {
+    assertThrowsWith(() => interpolate(tensor(new Float32Array(0), { shape: [1, 2, 0, 3], backend: be }), { size: [4, 4] }), [/interpolate: empty spatial input/, /\[1, 2, 0, 3\]/]);
+    const y = interpolate(tensor(new Float32Array(0), { shape: [0, 2, 3, 3], backend: be }), { scaleFactor: 2 });
+    assert.equal([...y.shape], [0, 2, 6, 6]);
+  }
+});
+
 test('nearestIndices follows PyTorch legacy nearest', () => {
   assert.equal([...nearestIndices(3, 6, 2)], [0, 0, 1, 1, 2, 2]);
   // size-driven: scale = in / out = 5/3 → floor(0), floor(1.67), floor(3.33)

@@ -156,6 +156,8 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
     ow = Math.floor(W * sw);
     if (oh < 1 || ow < 1) throw new RangeError(`${op}: scaleFactor ${JSON.stringify(sf)} gives an empty output for ${fmtShape(x.shape)}`);
   }
+  // no source pixel for an output to copy (PyTorch refuses it too)
+  if (H === 0 || W === 0) throw new RangeError(`${op}: empty spatial input ${fmtShape(x.shape)}`);
   const be = x.backend;
   const N = x.shape[0]!, C = x.shape[1]!;
   const a: UpsampleNearestAttrs = { planes: N * C, h: H, w: W, ho: oh, wo: ow };
