@@ -47,7 +47,7 @@ import { labelledGrid } from './study/grids.js';
 import { writeReportHtml } from './study/report-html.js';
 import { renderReportMarkdown } from './study/report-md.js';
 import type { StudyReport, GateEntry, DriftEntry, ReportImage } from './study/report-types.js';
-import { StudyQueue } from './study/queue/queue.js';
+import { StudyQueue, redactRedisUrl } from './study/queue/queue.js';
 import { armJob, syntheticJob, gateClassifierJob, dreamboothJob, gatesJob, driftJob, stageRef, locateJob, type StudyJob, type SeedContext } from './study/queue/jobs.js';
 
 const { values: args } = parseArgs({
@@ -126,18 +126,20 @@ let queueFailed = false;
 const submit = (job: StudyJob, after: readonly Promise<void>[] = []): Promise<void> => {
   if (!queue) return Promise.resolve();
   const done = queue.submit(job, after);
-  void done.catch((e: Error) => {
-    if (queueFailed) return;
-    queueFailed = true;
-    overall.stop();
-    console.error(`\nstudy stopped: ${e.message}\nwhat is done is kept in ${out}; run the same command again to continue`);
-    void queue?.close().finally(() => {
-      ft.shutdown();
-      process.exit(1);
-    });
-  });
+  void done.catch(stopStudy);
   return done;
 };
+/** Stops a queued study on the first job that failed for good (or the first error in submitting one). */
+function stopStudy(e: Error): void {
+  if (queueFailed) return;
+  queueFailed = true;
+  overall.stop();
+  console.error(`\nstudy stopped: ${e.message}\nwhat is done is kept in ${out}; run the same command again to continue`);
+  void queue?.close().finally(() => {
+    ft.shutdown();
+    process.exit(1);
+  });
+}
 /** The stages that must come from the queue when --queue is set (a stage of these names run here means its job's config drifted). */
 const QUEUED_STAGES = /^(arm-.*|synthetic-.*|gate-classifier|dreambooth|dreambooth_no_prior|gates|drift)$/;
 if (args.queue) {
@@ -149,7 +151,7 @@ if (args.queue) {
     if (!job && QUEUED_STAGES.test(stage.name)) throw new Error(`${stage.name} (seed ${stage.seed}, ${stage.key}) was not submitted to the queue: examples/study/queue/jobs.ts no longer builds this stage's config`);
     return job;
   };
-  console.log(`queue: ${args.queue}, store ${out}; start workers with npm run study-worker -- --redis ${args.queue} --store ${out}`);
+  console.log(`queue: ${redactRedisUrl(args.queue)}, store ${out}; start workers with npm run study-worker -- --redis ${redactRedisUrl(args.queue)} --store ${out}`);
 }
 
 // ---------------------------------------------------------------- data, splits
@@ -215,11 +217,12 @@ function submitSeedJobs(baseModel: string, baseStage: StageResult<unknown>, vaeS
     submit(driftJob(c, { classPrompt, probes: PROBES, baseModel, instrument: inst, dreambooth: dbs, deps: [baseStage, ...dbRefs, instRef] }), [...dbDone, instDone]);
     submit(syntheticJob(P, 'control', seed, baseModel, classPrompt, baseStage, out, backend.name));
     // an image set reads its generator's model folder from the DreamBooth stage's result
+    // (an error here stops the study by name, not as an unhandled rejection)
     dbs.forEach((j, k) => void dbDone[k]!.then(() => {
       const { dir } = runner.locate(j.stage.name, seed, j.stage.config, j.stage.deps);
       const { value } = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { value: { model: string } };
       submit(syntheticJob(P, j.variant, seed, value.model, instancePrompt, stageRef(dbRefs[k]!.key), out, backend.name));
-    }, () => { /* the DreamBooth job's own failure stops the study */ }));
+    }, () => { /* the DreamBooth job's own failure stops the study */ }).catch((e: Error) => stopStudy(new Error(`submitting ${j.variant}'s image set (seed ${seed}): ${e.message}`))));
   }
 }
 

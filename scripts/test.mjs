@@ -37,6 +37,17 @@ function listTests(dir) {
 }
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+/**
+ * What a failing file's report shows: from uvu's first failure header (its message's head is what
+ * says why; readers of a CI log see its first lines), 45 lines, then the last 15 (the summary, a crash
+ * after the tests); a file that died before any header, its last 60 lines.
+ */
+function failureExcerpt(lines) {
+  const head = lines.findIndex((l) => /^\s+FAIL\s/.test(l));
+  if (head < 0 || lines.length - head <= 60) return lines.slice(head < 0 ? -60 : head).join('\n');
+  return [...lines.slice(head, head + 45), `     [… ${lines.length - head - 60} lines …]`, ...lines.slice(-15)].join('\n');
+}
+
 let passed = 0, failed = 0, skipped = 0;
 const failures = [];
 const t0 = Date.now();
@@ -65,7 +76,7 @@ for (const file of listTests(testDir)) {
     failures.push(rel);
     const why = r.status === 0 && notRun > 0 ? `, ${notRun} of ${total} tests did not run (a before hook threw?)` : '';
     console.log(`FAIL ${rel} (${secs}s, exit ${r.status ?? r.signal}${why})`);
-    console.log(out.split('\n').filter((l) => !/^Warning: maxDynamic/.test(l)).slice(-60).join('\n'));
+    console.log(failureExcerpt(out.split('\n').filter((l) => !/^Warning: maxDynamic/.test(l))));
   } else {
     passed += ok;
     skipped += skip + runtimeSkips;

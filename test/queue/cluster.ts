@@ -11,6 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { skip } from '../harness.js';
@@ -56,13 +57,18 @@ async function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** A redis-server of its own; restart() stops it and starts a fresh one (empty: no persistence) on the same port. */
+/**
+ * A redis-server of its own; restart() stops it and starts a fresh one (empty: no persistence) on the
+ * same port. Each has its own password: a worker or study left from an earlier test retries its dead
+ * server's port forever, and must not take this test's jobs if the port is handed out again.
+ */
 export class TestRedis {
   private proc: ChildProcess | null = null;
+  private readonly password = randomBytes(12).toString('hex');
   private constructor(readonly port: number, readonly dir: string) {}
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://:${this.password}@127.0.0.1:${this.port}`;
   }
 
   static async start(): Promise<TestRedis> {
@@ -74,7 +80,7 @@ export class TestRedis {
 
   private async launch(bin = 'redis-server'): Promise<void> {
     const log = createWriteStream(join(this.dir, 'redis.log'), { flags: 'a' });
-    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--requirepass', this.password], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.pipe(log);
     this.proc.stderr?.pipe(log);
     for (let i = 0; i < 200; i++) {
@@ -308,7 +314,12 @@ export function jobLogOf(store: string, stageDir: string): string {
  */
 export function runFailure(what: string, runOutput: string, workers: TestWorker[], store: string): string {
   const tail = (s: string, lines: number) => s.trimEnd().split('\n').slice(-lines).join('\n');
-  const parts = workers.map((w) => `--- worker ${w.name} (exit ${w.proc.exitCode ?? w.proc.signalCode ?? 'running'}):\n${tail(w.output(), 8)}`);
+  // the run's own error comes first: CI keeps only the head of a long failure message (uvu repeats the
+  // message in its stack, and the report of a failing file is cut), and a study stopped by a failed
+  // job or an exception says why in these lines, not in its last ones
+  const errors = errorLines(runOutput, 10);
+  const parts = [`--- ${what}: ${errors.length ? 'its error lines' : 'no error line in its output'}${errors.length ? `\n${errors.join('\n')}` : ''}`];
+  parts.push(...workers.map((w) => `--- worker ${w.name} (exit ${w.proc.exitCode ?? w.proc.signalCode ?? 'running'}):\n${tail(w.output(), 6)}`));
   const logs = join(store, 'queue', 'logs');
   let names: string[] = [];
   try { names = readdirSync(logs).sort(); } catch { /* no job ran */ }
@@ -316,6 +327,26 @@ export function runFailure(what: string, runOutput: string, workers: TestWorker[
     const text = readFileSync(join(logs, name), 'utf8');
     if (/attempt [2-9]|taking over|waiting for it|failed|meanwhile/.test(text)) parts.push(`--- job log ${name}:\n${tail(text, 6)}`);
   }
-  parts.push(`--- ${what}:\n${tail(runOutput, 25)}`);
+  parts.push(`--- ${what}, its last lines:\n${tail(runOutput, 20)}`);
   return parts.join('\n');
+}
+
+/**
+ * The lines of a run's output that say what went wrong (an exception, a stopped study, a failed job),
+ * at most `max`, in order; progress lines are left out and a stack keeps its first 3 frames.
+ */
+export function errorLines(output: string, max: number): string[] {
+  const out: string[] = [];
+  let frames = 0;
+  for (const line of output.split('\n')) {
+    if (out.length >= max) break;
+    if (/^\s+at /.test(line)) {
+      if (out.length && frames++ < 3) out.push(line);
+      continue;
+    }
+    frames = 0;
+    if (/\b\d+\/\d+\b.*(it|img|stages)\/s/.test(line)) continue;
+    if (/error|stopped|failed|unhandled|exception|refused|killed|signal|cannot|could not/i.test(line)) out.push(line);
+  }
+  return out;
 }

@@ -51,6 +51,17 @@ export function redisConnection(url: string): ConnectionOptions {
   };
 }
 
+/** A redis:// address fit for a log: its password (if any) replaced by ***. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
 /** Where a job's log lives in the store (every attempt appends: worker, host, error stack). */
 export function jobLogPath(store: string, key: string): string {
   return join(store, 'queue', 'logs', `${key}.log`);

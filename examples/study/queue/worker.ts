@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as ft from '@foliar/tensor';
-import { FAULT_DEFAULTS, startWorker } from './queue.js';
+import { FAULT_DEFAULTS, redactRedisUrl, startWorker } from './queue.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,7 +44,7 @@ const w = startWorker({
   stalledMs: int('stalled-ms', args['stalled-ms'], FAULT_DEFAULTS.stalledMs, 500),
   maxStalled: int('max-stalled', args['max-stalled'], FAULT_DEFAULTS.maxStalled, 0),
 });
-console.error(`study worker: ${args.redis}, store ${args.store}, concurrency ${concurrency}, on ${backend.describe()} (pid ${process.pid})`);
+console.error(`study worker: ${redactRedisUrl(args.redis)}, store ${args.store}, concurrency ${concurrency}, on ${backend.describe()} (pid ${process.pid})`);
 
 let stopping = false;
 const stop = () => {
