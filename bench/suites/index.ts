@@ -1,6 +1,7 @@
 import type { Row, RunInfo } from '../lib/report.js';
 import { convSuite } from './conv.js';
 import { normSuite } from './norm.js';
+import { elementwiseSuite } from './elementwise.js';
 import { attentionSuite } from './attention.js';
 import { optimSuite } from './optim.js';
 import { modelsSuite } from './models.js';
@@ -16,6 +17,7 @@ export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) =>
 export const extraSuites: Record<string, Suite> = {
   conv: convSuite,
   norm: normSuite,
+  elementwise: elementwiseSuite,
   attention: attentionSuite,
   optim: optimSuite,
   models: modelsSuite,

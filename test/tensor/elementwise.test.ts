@@ -240,7 +240,8 @@ test('broadcasting: size-1 dims and rank-different operands, values and gradient
 test('flat contiguous rows: the vec4 form (offsets and count multiples of 4) and the element form (anything else) agree with the CPU, int32 and outputs at offsets included', async () => {
   const { cpu, gpu } = backends();
   const rng = prng(31);
-  for (const [n, off] of [[4096, 0], [4096, 4], [4096, 1], [4100, 8], [4101, 0], [8, 4]] as const) {
+  // the vec4 form runs 4 vec4s per invocation: counts of 4, 8 and 12 past a multiple of 16 end mid-invocation
+  for (const [n, off] of [[4096, 0], [4096, 4], [4096, 1], [4100, 8], [4104, 4], [4108, 12], [4101, 0], [8, 4], [12, 0]] as const) {
     const base = Array.from({ length: n + off + 3 }, () => rng() * 4 - 2);
     const other = Array.from({ length: n + off + 3 }, () => rng() * 4 - 2);
     const res: number[][] = [];

@@ -14,6 +14,8 @@ const WG = 256;
  * path, per index decomposition more than per byte (a contiguous 65K add 0.40 -> 0.27 ms, measured).
  */
 const PER = 4;
+/** vec4s per invocation in the flat vec4 form. */
+const FLAT_VEC4S = 4;
 const NAMES = ['a', 'b', 'c'];
 
 /**
@@ -60,10 +62,14 @@ function genWgsl(op: ElementwiseName, inDtypes: DType[], outDtype: DType, rank: 
     return code + `  out[${at}] = r;${pairOp && pairAt4 ? `\n  out[${pairAt4}] = r2;` : ''}`;
   };
   if (vec4 && flat) {
-    // flat, every offset and the count multiples of 4: one vec4 per input and invocation (lavapipe
-    // loads per lane in a loop over the lanes, so a vec4 costs little more than one element)
-    body += `  let q = i0 / 4u;\n`;
-    body += vec4Ops((i) => `q + m(${8 + i}u) / 4u`, `q + m(${8 + n}u) / 4u`);
+    // flat, every offset and the count multiples of 4: FLAT_VEC4S vec4s per input and invocation
+    // (lavapipe loads per lane in a loop over the lanes, so a vec4 costs little more than one element,
+    // and each invocation has a fixed cost: adds of 0.25-8 MiB ran 1.2-1.5x faster with 4 than with 1,
+    // 2 and 8 were slower than 4; bench/results/latest-speed-s23.md)
+    for (let j = 0; j < FLAT_VEC4S; j++) {
+      body += `  {\n  let q = i0 / 4u + ${j}u;\n  if (q * 4u >= m(0u)) { return; }\n`;
+      body += vec4Ops((i) => `q + m(${8 + i}u) / 4u`, `q + m(${8 + n}u) / 4u`) + '\n  }\n';
+    }
   } else if (gridWg) {
     // rank 3 on a 3-D grid: z and y are the two outer dims, x runs along the inner one; the offsets
     // come from the workgroup ids without any division (a division by a uniform is scalarised per
@@ -105,7 +111,7 @@ struct Meta { v: array<vec4<u32>, ${vecs}> };
 fn m(i: u32) -> u32 { return um.v[i >> 2u][i & 3u]; }
 @compute @workgroup_size(${gridWg || WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-${gridWg ? '' : `  let i0 = (gid.x + gid.y * nwg.x * ${WG}u) * ${PER}u;
+${gridWg ? '' : `  let i0 = (gid.x + gid.y * nwg.x * ${WG}u) * ${vec4 && flat ? PER * FLAT_VEC4S : PER}u;
   if (i0 >= m(0u)) { return; }
 `}  let p0 = bitcast<f32>(m(1u)); let p1 = bitcast<f32>(m(2u)); let p2 = bitcast<f32>(m(3u)); let p3 = bitcast<f32>(m(4u));
 ${body}
@@ -234,7 +240,7 @@ export const elementwise: KernelFn<WebGPUBackend, 'elementwise'> = (be, inputs, 
       wgsl: () => genWgsl(op, inDtypes, outDtype, rank, flat, 0, pairOp, vec4),
       buffers,
       uniforms: u.build(),
-      workgroups: grid(Math.ceil(count / PER), WG),
+      workgroups: grid(Math.ceil(count / (vec4 && flat ? PER * FLAT_VEC4S : PER)), WG),
     });
   }
   return a.out ? undefined : outView.storage;
