@@ -93,13 +93,33 @@ function guard<T>(name: string, fn: Callback<T>): Callback<T> {
   };
 }
 
+/**
+ * uvu takes a suite's tests when `.run()` is called and silently drops any registered later: such a
+ * test never runs and can never fail. Registering one throws instead, naming it.
+ */
 function wrap<T>(base: Test<T>): Test<T> {
-  const t = ((name: string, fn: Callback<T>) => base(name, guard(name, fn))) as Test<T>;
-  t.only = (name, fn) => base.only(name, guard(name, fn));
-  t.skip = base.skip;
+  let ran = false;
+  const open = (name: string) => {
+    if (ran) throw new Error(`test "${name}" is registered after its suite's .run(): uvu would never run it (move .run() to the end of the file)`);
+  };
+  const t = ((name: string, fn: Callback<T>) => {
+    open(name);
+    return base(name, guard(name, fn));
+  }) as Test<T>;
+  t.only = (name, fn) => {
+    open(name);
+    return base.only(name, guard(name, fn));
+  };
+  t.skip = (name, fn) => {
+    open(name ?? '(skipped)');
+    return base.skip(name, fn);
+  };
   t.before = base.before;
   t.after = base.after;
-  t.run = base.run;
+  t.run = () => {
+    ran = true;
+    base.run();
+  };
   return t;
 }
 

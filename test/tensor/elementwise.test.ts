@@ -570,8 +570,6 @@ function broadcastIndex(sa: number[], sb: number[]): [number, number][] {
   return out;
 }
 
-test.run();
-
 test('geglu: equals chunk · gelu(gate) with its gradient, on both backends, odd widths and a strided input', async () => {
   const { cpu } = backends();
   const composed = (x: Tensor): Tensor => {
@@ -595,3 +593,5 @@ test('geglu: equals chunk · gelu(gate) with its gradient, on both backends, odd
   await compareBackends((x) => F.geglu(F.transpose(x, 0, 1)), [{ data: randArray(8 * 3, 44), shape: [8, 3], requiresGrad: true }], { msg: 'geglu strided' });
   assert.throws(() => F.geglu(tensor([1, 2, 3], { backend: cpu })), /even/);
 });
+
+test.run();

@@ -329,7 +329,22 @@ test('norm row mappings (element loads, vec4 rows per workgroup, vec4 row per la
   assert.ok(keys.some((key) => key.includes('affinev')), 'the affine gradients ran on vec4s');
 });
 
-test.run();
+test('auto mapping of long aligned rows: the backward reads vec4s (rows per workgroup), the forward keeps element loads; both match the CPU, and FOLIAR_NORM_BWD_VEC=0 restores element loads', async () => {
+  const gpu = requireGpu('norm backward mapping');
+  // 8 channels of 4 x 16 x 20 = 1,280 values: past the lane form's 1,024, every offset a multiple of 4
+  const fn: NormFn = (_be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' });
+  const run = async (tag: string) => withDispatchKeys(gpu, () => crossCheck(tag, [4, 8, 16, 20], [8], fn, { mean: 0.2 }));
+  const keys = await run('bn relu [4,8,16,20] auto');
+  assert.ok(keys.some((k) => k.startsWith('norm_bwd') && k.includes(':vw')), `the backward read vec4 rows: ${keys.filter((k) => k.startsWith('norm')).join(', ')}`);
+  assert.ok(keys.some((k) => k.startsWith('norm_fwd')) && !keys.some((k) => k.startsWith('norm_fwd') && k.includes(':v')), 'the forward kept element loads (its summation order decides ReLU masks: see rowMode)');
+  process.env['FOLIAR_NORM_BWD_VEC'] = '0';
+  try {
+    const off = await run('bn relu [4,8,16,20] FOLIAR_NORM_BWD_VEC=0');
+    assert.ok(off.some((k) => k.startsWith('norm_bwd')) && !off.some((k) => k.startsWith('norm_bwd') && k.includes(':v')), 'element loads with the knob off');
+  } finally {
+    delete process.env['FOLIAR_NORM_BWD_VEC'];
+  }
+});
 
 test('groupNormSilu: one kernel each way equals silu(groupNorm) on the CPU, and WebGPU matches the CPU at odd sizes', async () => {
   // the fused op against the composition it replaces (CPU reference, forward and every gradient)
@@ -354,3 +369,5 @@ test('groupNormSilu: one kernel each way equals silu(groupNorm) on the CPU, and 
   await crossCheck('gn silu long', [2, 10, 33, 17], [10], (_be, x, w, b) => groupNormSilu(x, 5, w, b, 1e-6));
   await crossCheck('gn silu no affine', [2, 6, 9], [6], (_be, x, w, b) => groupNormSilu(x, 3, w, b), { affine: false });
 });
+
+test.run();

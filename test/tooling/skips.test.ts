@@ -43,6 +43,13 @@ test('tests dropped by a throwing before hook count as failed (uvu itself exits 
   assert.match(r.out, /2 of 2 tests did not run/);
 });
 
+test('a test registered after .run() fails its file by name (uvu alone drops it without a word)', () => {
+  const r = runner('late.test');
+  assert.is(r.status, 1, r.out);
+  assert.match(r.last, /^\d+ passed, [1-9]\d* failed/, r.out);
+  assert.match(r.out, /test "registered too late" is registered after its suite's \.run\(\)/);
+});
+
 test('a failing file still counts its passes and skips', () => {
   const r = runner('fails.test');
   assert.is(r.last, '1 passed, 1 failed, 1 skipped', r.out);

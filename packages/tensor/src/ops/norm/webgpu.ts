@@ -142,7 +142,7 @@ export function setNormRowMapping(m: NormRowMapping): void {
   forced = m;
 }
 
-function rowMode(L: NormLayout, offsets: number[]): RowMode {
+function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
   const m4 = (v: number) => v % 4 === 0;
   const vec = m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
   if (!vec || forced === 'scalar') return SCALAR;
@@ -155,7 +155,10 @@ function rowMode(L: NormLayout, offsets: number[]): RowMode {
   // gradients move 1e-2 off PyTorch's, over the golden tolerance. The element-load order keeps it on
   // PyTorch's side, so the golden case keeps that order by default.
   const lane = L.rows >= LANE_MIN_ROWS && L.count <= LANE_MAX_COUNT;
-  if (!lane) return SCALAR;
+  // The backward takes the vec4 row-per-workgroup form by default: its sums only scale the input
+  // gradient (no mask is decided from them: a fused activation's mask is recomputed from the saved
+  // statistics element by element), so their order moves dx by f32 rounding only
+  if (!lane) return backward && env('FOLIAR_NORM_BWD_VEC') !== '0' ? { vec, lane: false, aff0: L.affInner === 0 } : SCALAR;
   return { vec, lane, aff0: L.affInner === 0 };
 }
 
@@ -351,7 +354,7 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
   const act = !!a.activation;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
-  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0]);
+  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0], true);
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [
     { name: 'x', type: T, rw: false },
