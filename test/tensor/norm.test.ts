@@ -329,20 +329,55 @@ test('norm row mappings (element loads, vec4 rows per workgroup, vec4 row per la
   assert.ok(keys.some((key) => key.includes('affinev')), 'the affine gradients ran on vec4s');
 });
 
-test('auto mapping of long aligned rows: the backward reads vec4s (rows per workgroup), the forward keeps element loads; both match the CPU, and FOLIAR_NORM_BWD_VEC=0 restores element loads', async () => {
-  const gpu = requireGpu('norm backward mapping');
-  // 8 channels of 4 x 16 x 20 = 1,280 values: past the lane form's 1,024, every offset a multiple of 4
-  const fn: NormFn = (_be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' });
-  const run = async (tag: string) => withDispatchKeys(gpu, () => crossCheck(tag, [4, 8, 16, 20], [8], fn, { mean: 0.2 }));
-  const keys = await run('bn relu [4,8,16,20] auto');
-  assert.ok(keys.some((k) => k.startsWith('norm_bwd') && k.includes(':vw')), `the backward read vec4 rows: ${keys.filter((k) => k.startsWith('norm')).join(', ')}`);
-  assert.ok(keys.some((k) => k.startsWith('norm_fwd')) && !keys.some((k) => k.startsWith('norm_fwd') && k.includes(':v')), 'the forward kept element loads (its summation order decides ReLU masks: see rowMode)');
-  process.env['FOLIAR_NORM_BWD_VEC'] = '0';
-  try {
-    const off = await run('bn relu [4,8,16,20] FOLIAR_NORM_BWD_VEC=0');
-    assert.ok(off.some((k) => k.startsWith('norm_bwd')) && !off.some((k) => k.startsWith('norm_bwd') && k.includes(':v')), 'element loads with the knob off');
-  } finally {
-    delete process.env['FOLIAR_NORM_BWD_VEC'];
+test('auto mapping of long aligned rows: vec4 loads both ways; the forward\'s statistics bit-identical to the element loads\' (y, mean/rstd, running stats), the backward matching the CPU; FOLIAR_NORM_BWD_VEC=0 and FOLIAR_NORM_FWD_EXACT=0 restore element loads', async () => {
+  const gpu = requireGpu('norm row mappings of long rows');
+  // BatchNorm: 8 channels of 4 x 16 x 20 = 1,280 values in 4 outer steps of 320 (past the lane form's
+  // 1,024); GroupNorm: 6 rows of 2 x 8 x 8 = 128 contiguous values; both with a large mean, where any
+  // other summation order would round differently
+  const cases: [string, number[], number[], NormFn][] = [
+    ['bn relu [4,8,16,20]', [4, 8, 16, 20], [8], (_be, x, w, b) => batchNorm(x, null, null, w, b, { training: true, activation: 'relu' })],
+    ['gn [2,6,8,8] g3', [2, 6, 8, 8], [6], (_be, x, w, b) => groupNorm(x, 3, w, b)],
+  ];
+  const forward = async (xs: number[], ps: number[], fn: NormFn): Promise<Float32Array[]> => {
+    const n = xs.reduce((a, b) => a * b, 1);
+    const x = tensor(randn(n, 11, 40, 1.5), { backend: gpu, shape: xs });
+    const w = tensor(randn(ps[0]!, 12, 1, 0.5), { backend: gpu, shape: ps }), b = tensor(randn(ps[0]!, 13), { backend: gpu, shape: ps });
+    const out = [await fn(gpu, x, w, b).dataF32()];
+    // the running statistics come from the same sums
+    const rm = tensor(new Float32Array(ps[0]!), { backend: gpu }), rv = tensor(new Float32Array(ps[0]!).fill(1), { backend: gpu });
+    if (xs.length === 4 && ps[0] === xs[1]) {
+      await batchNorm(x, rm, rv, w, b, { training: true }).dataF32();
+      out.push(await rm.dataF32(), await rv.dataF32());
+    }
+    return out;
+  };
+  for (const [tag, xs, ps, fn] of cases) {
+    let exact: Float32Array[] = [];
+    const keys = await withDispatchKeys(gpu, async () => {
+      exact = await forward(xs, ps, fn);
+      await crossCheck(`${tag} auto`, xs, ps, fn, { mean: 0.2 });
+    });
+    setNormRowMapping('scalar');
+    let element: Float32Array[];
+    try {
+      element = await forward(xs, ps, fn);
+    } finally {
+      setNormRowMapping('auto');
+    }
+    assert.ok(keys.some((k) => k.startsWith('norm_fwd') && /:vw0?e/.test(k)), `${tag}: the forward read vec4s in the element order: ${keys.filter((k) => k.startsWith('norm')).join(', ')}`);
+    if (tag.startsWith('bn')) assert.ok(keys.some((k) => k.startsWith('norm_bwd') && k.includes(':vw')), `${tag}: the backward read vec4 rows`);
+    exact.forEach((v, i) => assert.equal([...v], [...element[i]!], `${tag}: output ${i} bit-identical to the element loads'`));
+  }
+  for (const knob of ['FOLIAR_NORM_BWD_VEC', 'FOLIAR_NORM_FWD_EXACT']) {
+    process.env[knob] = '0';
+    try {
+      const [tag, xs, ps, fn] = cases[0]!;
+      const off = await withDispatchKeys(gpu, () => crossCheck(`${tag} ${knob}=0`, xs, ps, fn, { mean: 0.2 }));
+      const kind = knob === 'FOLIAR_NORM_BWD_VEC' ? 'norm_bwd' : 'norm_fwd';
+      assert.ok(off.some((k) => k.startsWith(kind)) && !off.some((k) => k.startsWith(kind) && k.includes(':v')), `${knob}=0: element loads`);
+    } finally {
+      delete process.env[knob];
+    }
   }
 });
 

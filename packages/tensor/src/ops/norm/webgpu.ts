@@ -142,9 +142,14 @@ export function setNormRowMapping(m: NormRowMapping): void {
   forced = m;
 }
 
-function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
+/** Every offset and stride of the layout a multiple of 4 floats (vec4 rows possible). */
+function vecAligned(L: NormLayout, offsets: number[]): boolean {
   const m4 = (v: number) => v % 4 === 0;
-  const vec = m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
+  return m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
+}
+
+function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
+  const vec = vecAligned(L, offsets);
   if (!vec || forced === 'scalar') return SCALAR;
   if (forced !== 'auto') return { vec, lane: forced === 'lane', aff0: L.affInner === 0 };
   // Only the row-per-lane form is chosen by default. The vec4 row-per-workgroup form is correct (it
@@ -212,6 +217,30 @@ function rowLoop(WG: number, body: string, m: RowMode = SCALAR, pre = ''): strin
   }`;
 }
 
+/**
+ * The forward's statistics loops with vec4 loads summed in the element loads' order (auto mode, one
+ * subgroup per row, `inner` a multiple of 4·WG): the element form gives lane l the elements l, l + WG,
+ * l + 2·WG, … of the row; here the lanes load 4·WG consecutive elements as vec4s and
+ * subgroupShuffle hands lane l its 4 of them (element l + r·WG sits in lane (l >> 2) + r·WG/4), so
+ * every lane adds the same values in the same order and the statistics are bit-identical to the
+ * element form's (a summation order of its own flipped a borderline ReLU in the golden ResNet18 case).
+ * The loop bounds do not depend on the lane (subgroupShuffle needs uniform control flow). `body`
+ * sees the element as `e`.
+ */
+function exactStatsLoop(WG: number, body: string): string {
+  const take = (r: number) => `{ let e = subgroupShuffle(v4, (lid >> 2u) + ${(r * WG) / 4}u)[lid & 3u]; ${body} }`;
+  return `{
+    let outer = u.count / u.inner;
+    for (var jo = 0u; jo < outer; jo++) {
+      let ob = base + jo * u.outerStride;
+      for (var c = 0u; c < u.inner; c += ${4 * WG}u) {
+        let v4 = x[(u.xoff + ob + c + 4u * lid) / 4u];
+        ${[0, 1, 2, 3].map(take).join('\n        ')}
+      }
+    }
+  }`;
+}
+
 /** Element (or vec4) `o` of a row operand bound as `name`, at the operand offset `off`. */
 const at = (m: RowMode, name: string, off: string, o = 'o'): string => (m.vec ? `${name}[(${off}${off ? ' + ' : ''}${o}) / 4u]` : `${name}[${off}${off ? ' + ' : ''}${o}]`);
 
@@ -256,7 +285,13 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   const sIn = a.computeStats ? null : inputs[k++]!;
   const rm = a.updateRunning ? inputs[k++]! : null;
   const rv = a.updateRunning ? inputs[k++]! : null;
-  const m = rowMode(a, [x.offset]);
+  const sh = shapeFor(be);
+  const WG = sh.wg;
+  // long aligned rows: vec4 loads, the statistics summed in the element form's order (exactStatsLoop)
+  const exact = forced === 'auto' && a.computeStats && sh.sub && vecAligned(a, [x.offset]) && a.inner % (4 * WG) === 0 && env('FOLIAR_NORM_FWD_EXACT') !== '0';
+  const m0 = rowMode(a, [x.offset]);
+  const m: RowMode = exact && !m0.vec ? { vec: true, lane: false, aff0: a.affInner === 0 } : m0;
+  const exactStats = exact && !m0.vec;
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [{ name: 'x', type: T, rw: false }];
   const bufs: GPUBuffer[] = [bufferOf(x)];
@@ -273,9 +308,7 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   add('st', stats ? stats.buffer : null, true);
   add('rm', buf(rm), true);
   add('rv', buf(rv), true);
-  const sh = shapeFor(be);
-  const WG = sh.wg;
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${modeKey(m)}${f16Key(isH(w), isH(b))}`;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${modeKey(m)}${exactStats ? 'e' : ''}${f16Key(isH(w), isH(b))}`;
   const X = at(m, 'x', 'u.xoff');
   const Z = zero(m);
   const wgsl = (): string => `${header(sh)}
@@ -288,13 +321,21 @@ ${entry(sh)} {
   let n = f32(u.count);
   ${
     a.computeStats
-      ? `var acc = ${Z};
+      ? exactStats
+        ? `var acc = 0.0;
+  ${exactStatsLoop(WG, 'acc += e;')}
+  let mean0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / n;
+  var d1 = 0.0; var d2 = 0.0;
+  ${exactStatsLoop(WG, 'let d = e - mean0; d1 += d; d2 += d * d;')}
+  let dv = wg_sum(vec2<f32>(d1, d2), lid);`
+        : `var acc = ${Z};
   ${rowLoop(WG, `acc += ${X};`, m)}
   let mean0 = ${rowSum(m, `vec2<f32>(${hsum(m, 'acc')}, 0.0)`)}.x / n;
   // second pass on centred values; its sum corrects the rounding of the first mean
   var d1 = ${Z}; var d2 = ${Z};
   ${rowLoop(WG, `let d = ${X} - mean0; d1 += d; d2 += d * d;`, m)}
-  let dv = ${rowSum(m, `vec2<f32>(${hsum(m, 'd1')}, ${hsum(m, 'd2')})`)};
+  let dv = ${rowSum(m, `vec2<f32>(${hsum(m, 'd1')}, ${hsum(m, 'd2')})`)};`
+        : ''}${a.computeStats ? `
   let mean = mean0 + dv.x / n;
   let m2 = max(dv.y - dv.x * dv.x / n, 0.0);
   let rstd = inverseSqrt(m2 / n + u.eps);
