@@ -16,7 +16,9 @@ import type { NormLayout, NormForwardAttrs, NormBackwardAttrs, NormAffineGradAtt
  * written as vec4s (per-lane loads are what costs on lavapipe: 4x fewer of them, 2-4x faster), and
  * many short rows (the tiny UNet's GroupNorm rows of 128-256, LayerNorm rows of 32-64) run one row
  * per lane with no reduction at all: a workgroup per row of 32 elements left 7 of 8 lanes' work to
- * the per-workgroup overhead (bench/results/latest-norm.md).
+ * the per-workgroup overhead (bench/results/latest-norm.md). Long rows: the backward reads vec4s
+ * per workgroup; the forward too, with its statistics summed in the element loads' order
+ * (exactStatsLoop; bench/results/latest-speed-s23.md).
  */
 interface Shape {
   /** Invocations per workgroup. */
@@ -152,13 +154,13 @@ function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
   const vec = vecAligned(L, offsets);
   if (!vec || forced === 'scalar') return SCALAR;
   if (forced !== 'auto') return { vec, lane: forced === 'lane', aff0: L.affInner === 0 };
-  // Only the row-per-lane form is chosen by default. The vec4 row-per-workgroup form is correct (it
-  // matches the CPU to 1e-7 on every shape, test/tensor/norm.test.ts forces it, and inside the golden
-  // ResNet18 step each BN's y, dx, dw, db match the CPU on the same inputs), but its summation order
-  // moves one pre-activation of that case's layer3.1 output, 3.6e-6 where the block's values reach
-  // 8.9 (4e-7 relative, inside f32 noise), across zero: the ReLU mask flips there and the layer3.1
-  // gradients move 1e-2 off PyTorch's, over the golden tolerance. The element-load order keeps it on
-  // PyTorch's side, so the golden case keeps that order by default.
+  // Short rows take the row-per-lane form. Long rows: the vec4 row-per-workgroup form is correct (it
+  // matches the CPU to 1e-7 on every shape, test/tensor/norm.test.ts forces it), but the forward's
+  // statistics in its summation order move one pre-activation of the golden ResNet18 case's layer3.1
+  // output, 3.6e-6 where the block's values reach 8.9 (4e-7 relative, inside f32 noise), across zero:
+  // the ReLU mask flips there and the layer3.1 gradients move 1e-2 off PyTorch's, over the golden
+  // tolerance. So the forward keeps the element loads' summation order: element loads here, or vec4
+  // loads reordered to it (exactStatsLoop, chosen in norm_forward where the layout allows).
   const lane = L.rows >= LANE_MIN_ROWS && L.count <= LANE_MAX_COUNT;
   // The backward takes the vec4 row-per-workgroup form by default: its sums only scale the input
   // gradient (no mask is decided from them: a fused activation's mask is recomputed from the saved
