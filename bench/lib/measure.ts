@@ -31,3 +31,12 @@ export async function measure(name: string, fn: () => Promise<void>, o: MeasureO
   if (!r.latency) throw new Error(`benchmark '${name}' produced no statistics (state ${r.state})`);
   return { name, medianMs: r.latency.p50, samples: t.runs, rme: r.latency.rme };
 }
+
+/**
+ * One explicit warm-up call (pipeline compile, buffer-pool fill), then the median of the timed calls
+ * (`measure` without its own warm-up).
+ */
+export async function timeCall(name: string, fn: () => Promise<void>, o: { iterations: number; time: number }): Promise<number> {
+  await fn();
+  return (await measure(name, fn, { warmup: false, iterations: o.iterations, time: o.time })).medianMs;
+}

@@ -6,7 +6,8 @@
  * Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter kernels in its native NHWC layout.
  */
 import * as ft from '@foliar/tensor';
-import { measure } from '../lib/measure.js';
+import { timeCall } from '../lib/measure.js';
+import { syncOne } from '../lib/sync.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 import type { Row, RunInfo } from '../lib/report.js';
 import { tuneConv, convVariant, convWindowLanes } from '../../packages/tensor/src/ops/conv/webgpu.js';
@@ -76,22 +77,8 @@ function kernelNote(variant: string, c: ConvCase, d: Dir): string {
   return `variant '${variant}' (GEMM kernel here)`;
 }
 
-/** Reads one element: the device has finished when it arrives. */
-async function syncOne(t: ft.Tensor): Promise<void> {
-  // dispose the flat view too: a leaked view keeps t's buffer alive, and every call would then get a fresh (zero-filled) buffer
-  const flat = t.reshape([-1]);
-  const v = flat.narrow(0, 0, 1);
-  await v.data();
-  v.dispose();
-  flat.dispose();
-}
-
-/** One explicit warm-up call (pipeline compile, pool fill), then the median of a few timed calls. */
-async function timeMs(name: string, fn: () => Promise<void>, quick: boolean): Promise<number> {
-  await fn();
-  const m = await measure(name, fn, { warmup: false, iterations: quick ? 3 : 5, time: quick ? 0 : 800 });
-  return m.medianMs;
-}
+/** One warm-up call, then the median of a few timed calls. */
+const timeMs = (name: string, fn: () => Promise<void>, quick: boolean): Promise<number> => timeCall(name, fn, { iterations: quick ? 3 : 5, time: quick ? 0 : 800 });
 
 function attrsOf(c: ConvCase): ft.Conv2dAttrs {
   const { r, stride, pad, ho } = geom(c);

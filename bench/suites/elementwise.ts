@@ -6,7 +6,8 @@
  */
 import * as ft from '@foliar/tensor';
 import type * as TF from '@tensorflow/tfjs-core';
-import { measure } from '../lib/measure.js';
+import { timeCall } from '../lib/measure.js';
+import { syncOne } from '../lib/sync.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 import type { Row, RunInfo } from '../lib/report.js';
 
@@ -42,21 +43,8 @@ function bytesOf(c: EwCase): number {
   return 2 * 4 * n;
 }
 
-async function syncOne(t: ft.Tensor): Promise<void> {
-  // dispose the flat view too: a leaked view keeps t's buffer alive (every call would get a fresh buffer)
-  const flat = t.reshape([-1]);
-  const v = flat.narrow(0, 0, 1);
-  await v.data();
-  v.dispose();
-  flat.dispose();
-}
-
-/** One explicit warm-up call (pipeline compile, pool fill), then the median of the timed calls. */
-async function timeMs(name: string, fn: () => Promise<void>, quick: boolean): Promise<number> {
-  await fn();
-  const m = await measure(name, fn, { warmup: false, iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
-  return m.medianMs;
-}
+/** One warm-up call, then the median of the timed calls. */
+const timeMs = (name: string, fn: () => Promise<void>, quick: boolean): Promise<number> => timeCall(name, fn, { iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
 
 function foliarOp(c: EwCase, x: ft.Tensor, y: ft.Tensor, bias: ft.Tensor): ft.Tensor {
   switch (c.kind) {

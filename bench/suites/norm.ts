@@ -7,7 +7,8 @@
  */
 import * as ft from '@foliar/tensor';
 import type * as TF from '@tensorflow/tfjs-core';
-import { measure } from '../lib/measure.js';
+import { timeCall } from '../lib/measure.js';
+import { syncOne } from '../lib/sync.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 import type { Row, RunInfo } from '../lib/report.js';
 
@@ -40,21 +41,8 @@ const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const nameOf = (c: NormCase) => `${c.kind} [${c.shape.join(',')}]${c.kind === 'group_norm' ? ' 32 groups' : ''}, ${c.label}`;
 const bytesOf = (c: NormCase) => 2 * 4 * numel(c.shape);
 
-async function syncOne(t: ft.Tensor): Promise<void> {
-  // dispose the flat view too: a leaked view keeps t's buffer alive, and every call would then get a fresh (zero-filled) buffer
-  const flat = t.reshape([-1]);
-  const v = flat.narrow(0, 0, 1);
-  await v.data();
-  v.dispose();
-  flat.dispose();
-}
-
-/** One explicit warm-up call (pipeline compile, pool fill), then the median of the timed calls. */
-async function timeMs(name: string, fn: () => Promise<void>, quick: boolean): Promise<number> {
-  await fn();
-  const m = await measure(name, fn, { warmup: false, iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
-  return m.medianMs;
-}
+/** One warm-up call, then the median of the timed calls. */
+const timeMs = (name: string, fn: () => Promise<void>, quick: boolean): Promise<number> => timeCall(name, fn, { iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
 
 async function foliarCase(c: NormCase, quick: boolean): Promise<number> {
   const x = ft.randn(c.shape);

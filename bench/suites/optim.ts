@@ -8,7 +8,8 @@
 import * as ft from '@foliar/tensor';
 import { AdamW } from '@foliar/nn';
 import type * as TF from '@tensorflow/tfjs-core';
-import { measure } from '../lib/measure.js';
+import { timeCall } from '../lib/measure.js';
+import { syncOne } from '../lib/sync.js';
 import { tfjs, tfSync, type Tf } from '../lib/peers.js';
 import type { Row, RunInfo } from '../lib/report.js';
 
@@ -17,20 +18,8 @@ const PARAMS = SHAPES.reduce((a, s) => a + s[0]! * s[1]!, 0);
 const BYTES = 7 * 4 * PARAMS;
 const NAME = `AdamW step, ${(PARAMS / 1e6).toFixed(0)}M params in ${SHAPES.length} tensors`;
 
-async function syncOne(t: ft.Tensor): Promise<void> {
-  // dispose the flat view too: a leaked view keeps t's buffer alive
-  const flat = t.reshape([-1]);
-  const v = flat.narrow(0, 0, 1);
-  await v.data();
-  v.dispose();
-  flat.dispose();
-}
-
-async function timeMs(name: string, fn: () => Promise<void>, quick: boolean): Promise<number> {
-  await fn();
-  const m = await measure(name, fn, { warmup: false, iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
-  return m.medianMs;
-}
+/** One warm-up call, then the median of the timed calls. */
+const timeMs = (name: string, fn: () => Promise<void>, quick: boolean): Promise<number> => timeCall(name, fn, { iterations: quick ? 5 : 10, time: quick ? 300 : 1000 });
 
 async function foliarStep(quick: boolean): Promise<number> {
   const params = SHAPES.map((s) => ft.randn(s).requiresGrad_());
