@@ -8,7 +8,8 @@ import * as ft from '@foliar/tensor';
 import type * as TF from '@tensorflow/tfjs-core';
 import { timeCall } from '../lib/measure.js';
 import { syncOne } from '../lib/sync.js';
-import { tfjs, tfSync, type Tf } from '../lib/peers.js';
+import { tfSync, type Tf } from '../lib/peers.js';
+import { memoryBoundRows } from '../lib/memory-bound.js';
 import type { Row, RunInfo } from '../lib/report.js';
 
 type Kind = 'add' | 'relu' | 'silu' | 'mul_scalar' | 'bias_add';
@@ -95,22 +96,9 @@ async function tfCase(tf: Tf, peer: string, c: EwCase, quick: boolean): Promise<
 }
 
 export async function elementwiseSuite(info: RunInfo, opts: { quick: boolean; peers: boolean }): Promise<Row[]> {
-  const list = cases(opts.quick);
-  const rows: Row[] = [];
-  for (const c of list) {
-    const ms = await foliarCase(c, opts.quick);
-    const bytes = bytesOf(c);
-    const rate = bytes / ms / 1e6;
-    rows.push({
-      suite: 'elementwise', name: nameOf(c), medianMs: ms, bytes, rate, unit: 'GB/s',
-      peakPct: info.peaks.copyGBs ? (100 * rate) / info.peaks.copyGBs : undefined, peers: {},
-    });
-  }
-  if (opts.peers) {
-    for (const peer of ['webgpu', 'wasm'] as const) {
-      const tf = await tfjs(peer);
-      for (const [i, c] of list.entries()) rows[i]!.peers![`tfjs-${peer}`] = tf ? await tfCase(tf, `tfjs-${peer}`, c, opts.quick) : null;
-    }
-  }
-  return rows;
+  return memoryBoundRows(info, {
+    suite: 'elementwise', cases: cases(opts.quick), nameOf, bytesOf,
+    foliar: (c) => foliarCase(c, opts.quick),
+    peer: (tf, peer, c) => tfCase(tf, peer, c, opts.quick),
+  }, opts.peers);
 }
