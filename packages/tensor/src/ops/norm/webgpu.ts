@@ -121,6 +121,8 @@ interface RowMode {
   vec: boolean;
   lane: boolean;
   aff0: boolean;
+  /** The forward's statistics: vec4 rows per workgroup summed in the element loads' order (exactStatsLoop). */
+  exact?: boolean;
 }
 
 const SCALAR: RowMode = { vec: false, lane: false, aff0: false };
@@ -144,14 +146,9 @@ export function setNormRowMapping(m: NormRowMapping): void {
   forced = m;
 }
 
-/** Every offset and stride of the layout a multiple of 4 floats (vec4 rows possible). */
-function vecAligned(L: NormLayout, offsets: number[]): boolean {
+function rowMode(L: NormLayout, offsets: number[], dir: 'forward' | 'backward', sh: Shape): RowMode {
   const m4 = (v: number) => v % 4 === 0;
-  return m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
-}
-
-function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
-  const vec = vecAligned(L, offsets);
+  const vec = m4(L.inner) && m4(L.outerStride) && m4(L.rowStrideHi) && m4(L.rowStrideLo) && offsets.every(m4);
   if (!vec || forced === 'scalar') return SCALAR;
   if (forced !== 'auto') return { vec, lane: forced === 'lane', aff0: L.affInner === 0 };
   // Short rows take the row-per-lane form. Long rows: the vec4 row-per-workgroup form is correct (it
@@ -160,16 +157,19 @@ function rowMode(L: NormLayout, offsets: number[], backward = false): RowMode {
   // output, 3.6e-6 where the block's values reach 8.9 (4e-7 relative, inside f32 noise), across zero:
   // the ReLU mask flips there and the layer3.1 gradients move 1e-2 off PyTorch's, over the golden
   // tolerance. So the forward keeps the element loads' summation order: element loads here, or vec4
-  // loads reordered to it (exactStatsLoop, chosen in norm_forward where the layout allows).
+  // loads reordered to it (exactStatsLoop: one subgroup per row, rows in whole steps of 4 · its size).
   const lane = L.rows >= LANE_MIN_ROWS && L.count <= LANE_MAX_COUNT;
   // The backward takes the vec4 row-per-workgroup form by default: its sums only scale the input
   // gradient (no mask is decided from them: a fused activation's mask is recomputed from the saved
   // statistics element by element), so their order moves dx by f32 rounding only
-  if (!lane) return backward && env('FOLIAR_NORM_BWD_VEC') !== '0' ? { vec, lane: false, aff0: L.affInner === 0 } : SCALAR;
-  return { vec, lane, aff0: L.affInner === 0 };
+  const rows: RowMode = { vec, lane: false, aff0: L.affInner === 0 };
+  if (lane) return { ...rows, lane };
+  if (dir === 'backward') return env('FOLIAR_NORM_BWD_VEC') !== '0' ? rows : SCALAR;
+  const exact = sh.sub && L.inner % (4 * sh.wg) === 0 && env('FOLIAR_NORM_FWD_EXACT') !== '0';
+  return exact ? { ...rows, exact } : SCALAR;
 }
 
-const modeKey = (m: RowMode): string => (m.vec ? `:v${m.lane ? 'l' : 'w'}${m.aff0 ? '0' : ''}` : '');
+const modeKey = (m: RowMode): string => (m.vec ? `:v${m.lane ? 'l' : 'w'}${m.aff0 ? '0' : ''}${m.exact ? 'e' : ''}` : '');
 
 /** The row part's workgroups: one per row, or one per WG rows in lane mode. */
 const rowWorkgroups = (m: RowMode, rows: number, WG: number): number => (m.lane ? Math.ceil(rows / WG) : rows);
@@ -289,11 +289,10 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   const rv = a.updateRunning ? inputs[k++]! : null;
   const sh = shapeFor(be);
   const WG = sh.wg;
-  // long aligned rows: vec4 loads, the statistics summed in the element form's order (exactStatsLoop)
-  const exact = forced === 'auto' && a.computeStats && sh.sub && vecAligned(a, [x.offset]) && a.inner % (4 * WG) === 0 && env('FOLIAR_NORM_FWD_EXACT') !== '0';
-  const m0 = rowMode(a, [x.offset]);
-  const m: RowMode = exact && !m0.vec ? { vec: true, lane: false, aff0: a.affInner === 0 } : m0;
-  const exactStats = exact && !m0.vec;
+  // the exact form is for the statistics: with them given, element loads as before
+  const m0 = rowMode(a, [x.offset], 'forward', sh);
+  const m = m0.exact && !a.computeStats ? SCALAR : m0;
+  const exactStats = !!m.exact;
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [{ name: 'x', type: T, rw: false }];
   const bufs: GPUBuffer[] = [bufferOf(x)];
@@ -310,7 +309,7 @@ export const norm_forward: KernelFn<WebGPUBackend, 'norm_forward'> = (be, inputs
   add('st', stats ? stats.buffer : null, true);
   add('rm', buf(rm), true);
   add('rv', buf(rv), true);
-  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${modeKey(m)}${exactStats ? 'e' : ''}${f16Key(isH(w), isH(b))}`;
+  const key = `norm_fwd:${a.hasWeight}:${a.hasBias}:${a.computeStats}:${a.updateRunning}:${a.activation ?? ''}:${keyOf(sh)}${modeKey(m)}${f16Key(isH(w), isH(b))}`;
   const X = at(m, 'x', 'u.xoff');
   const Z = zero(m);
   const wgsl = (): string => `${header(sh)}
@@ -397,7 +396,7 @@ function normBackward(be: WebGPUBackend, inputs: readonly View[], attrs: NormBac
   const act = !!a.activation;
   const b = act && a.hasBias ? inputs[a.hasWeight ? 4 : 3]! : null;
   const acc = a.accumulate ? inputs[inputs.length - 1]! : null;
-  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0], true);
+  const m = rowMode(a, [x.offset, g.offset, acc?.offset ?? 0], 'backward', shapeFor(be));
   const T = m.vec ? 'vec4<f32>' : 'f32';
   const binds: Binding[] = [
     { name: 'x', type: T, rw: false },
