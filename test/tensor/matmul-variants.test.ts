@@ -334,6 +334,73 @@ test('the tuner refuses a variant that computes a wrong result, however fast', a
   }
 });
 
+test('a candidate with no result in time loses in this process and nothing is cached (a first dispatch may be compiling)', async () => {
+  const w = ft.webgpuBackend() as WebGPUBackend | null;
+  if (!w) skip('no WebGPU backend', 'webgpu');
+  const n = 64;
+  // both double their input. 'slow' acts like a pipeline that compiles at its first dispatch: where its
+  // output still holds the NaN the verification writes first, it spins a loop the compiler cannot drop
+  // (it ends in a test that is never true), ~2 s on lavapipe, far past the 0.2 s limit set below; the
+  // timing runs find numbers there and run at full speed
+  const kernel = (spin: boolean) => `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= ${n}u) { return; }
+  ${spin ? 'if (bitcast<u32>(y[i]) == 0x7fc00000u) { var acc = x[i]; for (var k = 0u; k < 100000000u; k++) { acc = acc * 0.9999999 + 1e-7; } if (acc == -12345.0) { y[i] = 0.0; return; } }' : ''}
+  y[i] = 2.0 * x[i];
+}`;
+  registerTunable('testslow', {
+    version: 1,
+    variants: ['slow', 'quick'],
+    heuristic: () => 'slow',
+    supported: () => true,
+    problem: () => ({
+      buffers: [n, n],
+      // quick first: verification goes in this order, and behind a running candidate nothing answers
+      candidates: {
+        quick: [{ key: 'test:slow:quick', wgsl: () => kernel(false), buffers: [0, 1], workgroups: [1, 1, 1] }],
+        slow: [{ key: 'test:slow:slow', wgsl: () => kernel(true), buffers: [0, 1], workgroups: [1, 1, 1] }],
+      },
+      check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-6 },
+    }),
+  });
+  const saved = { cache: process.env.FOLIAR_CACHE_DIR, limit: process.env.FOLIAR_TUNE_TIMEOUT_MS, noTune: process.env.FOLIAR_NO_TUNE };
+  const dir = `/tmp/foliar-tune-slow-${process.pid}`;
+  process.env.FOLIAR_CACHE_DIR = dir;
+  delete process.env.FOLIAR_NO_TUNE;
+  const { readFileSync, rmSync } = await import('node:fs');
+  const cached = (): string[] => {
+    try {
+      return Object.keys(JSON.parse(readFileSync(`${dir}/tuning.json`, 'utf8')) as Record<string, unknown>).filter((k) => k.endsWith('|testslow'));
+    } catch {
+      return [];
+    }
+  };
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    process.env.FOLIAR_TUNE_TIMEOUT_MS = '200';
+    const r = await tune(w, 'testslow', { force: true });
+    assert.ok(r, 'tuning ran');
+    assert.match(r!.rejected?.slow ?? '', /no result within 0\.2 s/);
+    assert.is(r!.variant, 'quick', 'the candidate that answered wins in this process');
+    assert.equal(cached(), [], 'an inconclusive tuning is not cached');
+    // with the default limit the slow candidate is verified, timed and the result cached
+    delete process.env.FOLIAR_TUNE_TIMEOUT_MS;
+    const r2 = await tune(w, 'testslow', { force: true });
+    assert.equal(r2!.rejected ?? {}, {});
+    assert.ok(Number.isFinite(r2!.ms.slow!), 'slow was timed');
+    assert.is(r2!.variant, 'quick');
+    assert.is(cached().length, 1, 'a conclusive tuning is cached');
+  } finally {
+    for (const [k, v] of [['FOLIAR_CACHE_DIR', saved.cache], ['FOLIAR_TUNE_TIMEOUT_MS', saved.limit], ['FOLIAR_NO_TUNE', saved.noTune]] as const) {
+      if (v !== undefined) process.env[k] = v;
+      else delete process.env[k];
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the matmul tuner verifies every candidate it times', async () => {
   const w = ft.webgpuBackend();
   if (!w) skip('no WebGPU backend', 'webgpu');

@@ -15,7 +15,8 @@
  *
  * Environment: FOLIAR_<FAMILY>_VARIANT (e.g. FOLIAR_MATMUL_VARIANT=tiled) forces a variant;
  * FOLIAR_NO_TUNE=1 never measures and ignores the cache (the heuristic choice);
- * FOLIAR_CACHE_DIR moves the cache (default $XDG_CACHE_HOME/foliar or ~/.cache/foliar).
+ * FOLIAR_CACHE_DIR moves the cache (default $XDG_CACHE_HOME/foliar or ~/.cache/foliar);
+ * FOLIAR_TUNE_TIMEOUT_MS sets how long a candidate's first dispatch may take (default 10 min).
  */
 import type { WebGPUBackend } from './webgpu-backend.js';
 import { awaitGpu } from '../../device/polling.js';
@@ -39,7 +40,7 @@ export interface TuneProblem {
    * How to verify a candidate before it may win: the buffer it writes, the result expected from
    * the input buffers' contents, and the largest absolute error allowed. A candidate that computes
    * a wrong result (e.g. a kernel that assumes another subgroup size), fails or does not finish
-   * within VERIFY_TIMEOUT_MS loses, and the reason is kept in TuneResult.rejected.
+   * within the verification limit (verifyTimeoutMs) loses, and the reason is kept in TuneResult.rejected.
    */
   check?: { output: number; expected: (inputs: Float32Array[]) => Float32Array; tolerance: number };
 }
@@ -75,7 +76,21 @@ interface Family {
 
 const families = new Map<string, Family>();
 const envNames = new Map<string, string>();
-const VERIFY_TIMEOUT_MS = 20_000;
+/**
+ * How long a candidate's verification (its first dispatch) may take, ms. The first dispatch includes
+ * compiling: lavapipe builds a pipeline's machine code when it first runs, not when it is created, and
+ * with an empty Mesa shader cache (a fresh machine) the 64x4 subgroup matmul took 57 s there and the
+ * window conv 16 s (session 24). The limit used to be 20 s, which rejected exactly the fastest variants
+ * on every fresh machine and cached the slowest ('base' for matmul) as the choice. It only has to catch
+ * a kernel that never finishes (the queue is stuck then anyway). FOLIAR_TUNE_TIMEOUT_MS overrides it.
+ */
+const VERIFY_TIMEOUT_MS = 600_000;
+export function verifyTimeoutMs(): number {
+  const v = Number(env().FOLIAR_TUNE_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : VERIFY_TIMEOUT_MS;
+}
+/** The reason a candidate that gave no result in time is rejected with (also how a timeout is recognized). */
+const NO_RESULT = 'no result within';
 /** Shortest timed sample (ms) and most repetitions per sample: see measureFamily. */
 const MIN_SAMPLE_MS = 1;
 const MAX_REPS = 1024;
@@ -269,10 +284,11 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
         enc.copyBufferToBuffer(out, 0, readback, 0, out.size);
         device.queue.submit([enc.finish()]);
         let timer: ReturnType<typeof setTimeout> | undefined;
-        const timeout = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), VERIFY_TIMEOUT_MS)));
+        const limit = verifyTimeoutMs();
+        const timeout = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), limit)));
         const done = await Promise.race([awaitGpu(readback.mapAsync(GPUMapMode.READ)).then(() => 'ok' as const), timeout]);
         clearTimeout(timer);
-        if (done === 'timeout') return `no result within ${VERIFY_TIMEOUT_MS / 1000} s`;
+        if (done === 'timeout') return `${NO_RESULT} ${limit / 1000} s`;
         const got = new Float32Array(readback.getMappedRange().slice(0));
         readback.unmap();
         return compareResult(got, expected, check.tolerance);
@@ -282,17 +298,29 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
         readback.destroy();
       }
     };
+    /** Whether the queue drains within `limit` ms. */
+    const idleWithin = async (limit: number): Promise<boolean> => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<false>((res) => (timer = setTimeout(() => res(false), limit)));
+      const idle = await Promise.race([awaitGpu(device.queue.onSubmittedWorkDone()).then(() => true), timeout]);
+      clearTimeout(timer);
+      return idle;
+    };
     const ms: Record<string, number> = Object.fromEntries(f.variants.map((v) => [v, Infinity]));
     const rejected: Record<string, string> = {};
     let live = names.filter((v) => encoded[v]);
     if (problem.check) {
       const expected = problem.check.expected(inputs);
       const ok: string[] = [];
+      let stuck = false;
       for (const v of live) {
         if (lost) break;
-        const why = await verify(v, expected);
+        // the queue runs in order: behind a candidate that is still running, the next one's result
+        // cannot come in time either, so it is not verified (and counts as inconclusive) rather than failed
+        const why = stuck ? `${NO_RESULT} its limit: the queue was still busy with an earlier candidate` : await verify(v, expected);
         if (why) rejected[v] = why;
         else ok.push(v);
+        if (why?.startsWith(NO_RESULT) && !stuck) stuck = !(await idleWithin(verifyTimeoutMs()));
       }
       live = ok;
     }
@@ -334,7 +362,10 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
     const agreements = close ? 2 : prev && prev.version === f.version && prev.variant === variant ? (prev.agreements ?? 1) + 1 : 1;
     const result: TuneResult = { family, adapter: adapterKey(be), variant, ms, reps, date: new Date().toISOString(), version: f.version, agreements };
     if (Object.keys(rejected).length) result.rejected = rejected;
-    writeCache(cacheKey(be, family), result);
+    // a candidate that gave no result in time was not shown wrong, only not measured: the choice holds
+    // for this process, and the next one measures again instead of inheriting it
+    const inconclusive = Object.values(rejected).some((why) => why.startsWith(NO_RESULT));
+    if (!inconclusive) writeCache(cacheKey(be, family), result);
     return result;
   } catch {
     return null;
