@@ -401,6 +401,40 @@ test('a candidate with no result in time loses in this process and nothing is ca
   }
 });
 
+test('a candidate that does not compile loses, and the others are still measured', async () => {
+  const w = ft.webgpuBackend() as WebGPUBackend | null;
+  if (!w) skip('no WebGPU backend', 'webgpu');
+  const ok = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < 64u) { y[g.x] = 2.0 * x[g.x]; } }`;
+  registerTunable('testbroken', {
+    version: 1,
+    variants: ['broken', 'fine'],
+    heuristic: () => 'broken',
+    supported: () => true,
+    problem: () => ({
+      buffers: [64, 64],
+      candidates: {
+        broken: [{ key: 'test:broken:broken', wgsl: () => ok.replace('2.0 * x[g.x]', 'undefined_name(x[g.x])'), buffers: [0, 1], workgroups: [1, 1, 1] }],
+        fine: [{ key: 'test:broken:fine', wgsl: () => ok, buffers: [0, 1], workgroups: [1, 1, 1] }],
+      },
+      check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-6 },
+    }),
+  });
+  const prevCache = process.env.FOLIAR_CACHE_DIR;
+  process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
+  try {
+    const r = await tune(w, 'testbroken', { force: true });
+    assert.ok(r, 'tuning ran');
+    assert.is(r!.variant, 'fine');
+    assert.is(r!.ms.broken, Infinity);
+    assert.ok(Number.isFinite(r!.ms.fine!));
+  } finally {
+    if (prevCache !== undefined) process.env.FOLIAR_CACHE_DIR = prevCache;
+    else delete process.env.FOLIAR_CACHE_DIR;
+  }
+});
+
 test('the matmul tuner verifies every candidate it times', async () => {
   const w = ft.webgpuBackend();
   if (!w) skip('no WebGPU backend', 'webgpu');

@@ -203,14 +203,20 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
   const uniforms: GPUBuffer[] = [];
   let qsToDestroy: GPUQuerySet | null = null;
   try {
-    // compile every candidate first (async: never blocks the event loop), then time rounds
+    // compile every candidate first, then time rounds. Synchronously, on this thread, as the runtime
+    // compiles: an asynchronous compile runs LLVM on Dawn's worker thread beside the runtime's own
+    // compiles and dispatches, and on lavapipe (2 cores) such a compile took 9-15 s instead of 0.4 s,
+    // and once ran for over 25 min (session 24). The cost is a pause of about a second, once per machine.
     const encoded: Record<string, { pipeline: GPUComputePipeline; group: GPUBindGroup; wg: [number, number, number] }[]> = {};
     for (const v of names) {
       try {
         encoded[v] = await Promise.all(
           problem.candidates[v]!.map(async (d) => {
+            device.pushErrorScope('validation');
             const module = device.createShaderModule({ code: d.wgsl(), label: `tune ${d.key}` });
-            const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: `tune ${d.key}` });
+            const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: `tune ${d.key}` });
+            const err = await awaitGpu(device.popErrorScope());
+            if (err) throw new Error(err.message);
             const entries: GPUBindGroupEntry[] = d.buffers.map((i, binding) => ({ binding, resource: { buffer: bufs[i]! } }));
             if (d.uniforms) {
               const ub = device.createBuffer({ size: Math.max(16, Math.ceil(d.uniforms.byteLength / 16) * 16), usage: U.UNIFORM | U.COPY_DST });
