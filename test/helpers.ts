@@ -122,6 +122,28 @@ export async function withDispatchKeys(gpu: Backend, fn: () => Promise<void>): P
 import { prng } from './prng.js';
 export { prng };
 
+/** Runs `body` with these environment variables set (undefined: unset), and restores them after. */
+export async function withEnv<T>(vars: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> {
+  const prev = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (v: Record<string, string | undefined>): void => {
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  };
+  apply(vars);
+  try {
+    return await body();
+  } finally {
+    apply(prev);
+  }
+}
+
+/** Runs `body` with kernel tuning on and its cache in `dir` (by default a scratch folder of this process). */
+export function withScratchTuneCache<T>(body: () => Promise<T>, dir = `/tmp/foliar-tune-test-${process.pid}`): Promise<T> {
+  return withEnv({ FOLIAR_CACHE_DIR: dir, FOLIAR_NO_TUNE: undefined }, body);
+}
+
 export function numelOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

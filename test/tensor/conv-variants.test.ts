@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { convVariants, convWindowLanes, tuneConv, gemmDispatch, convSplitBelow, setConvSplitBelow, type ConvVariant } from '../../packages/tensor/src/ops/conv/webgpu.js';
 import { registerTunable, tune } from '../../packages/tensor/src/backends/webgpu/tuning.js';
 import { withVariant } from './conv-variant.js';
-import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng } from '../helpers.js';
+import { setup, teardown, requireGpu, skip, backends, compareBackends, assertClose, randnArray, numelOf, prng, withScratchTuneCache } from '../helpers.js';
 
 test.before(async () => {
   await setup();
@@ -335,25 +335,10 @@ test('conv2d bias gradient from the weight-gradient kernel vs CPU weight gradien
   }
 });
 
-/** Runs `body` with the tuning cache in a scratch folder. */
-async function withScratchCache(body: () => Promise<void>): Promise<void> {
-  const prevCache = process.env.FOLIAR_CACHE_DIR;
-  const prevNoTune = process.env.FOLIAR_NO_TUNE;
-  process.env.FOLIAR_CACHE_DIR = `/tmp/foliar-tune-test-${process.pid}`;
-  delete process.env.FOLIAR_NO_TUNE;
-  try {
-    await body();
-  } finally {
-    if (prevCache !== undefined) process.env.FOLIAR_CACHE_DIR = prevCache;
-    else delete process.env.FOLIAR_CACHE_DIR;
-    if (prevNoTune !== undefined) process.env.FOLIAR_NO_TUNE = prevNoTune;
-  }
-}
-
 test('the conv2d tuner verifies every candidate it times', async () => {
   const gpu = requireGpu('conv2d tuning');
   if (!(gpu instanceof WebGPUBackend)) throw new Error(`the WebGPU backend is a ${gpu.constructor.name}`);
-  await withScratchCache(async () => {
+  await withScratchTuneCache(async () => {
     const r = await tuneConv(gpu, { force: true });
     assert.ok(r, 'tuning ran');
     assert.equal(r!.rejected ?? {}, {}, 'no variant of this adapter computes a wrong conv');
@@ -384,7 +369,7 @@ test('the tuner repeats a candidate far shorter than a submit within one timed s
       check: { output: 1, expected: ([x]) => x!.map((v) => 2 * v), tolerance: 1e-6 },
     }),
   });
-  await withScratchCache(async () => {
+  await withScratchTuneCache(async () => {
     const r = await tune(gpu, 'testtiny', { force: true });
     assert.ok(r, 'tuning ran');
     const best = Math.min(r!.ms.a!, r!.ms.b!);
@@ -423,7 +408,7 @@ test('a tuning that overturns the heuristic is cached as unconfirmed until a sec
   });
   family('testoverturn', 400, 0);
   family('testclose', 0, 0);
-  await withScratchCache(async () => {
+  await withScratchTuneCache(async () => {
     const first = await tune(gpu, 'testoverturn', { force: true });
     assert.is(first!.variant, 'b', `the fast candidate wins: ${JSON.stringify(first!.ms)}`);
     assert.is(first!.agreements, 1, 'against the heuristic, one measurement is not yet trusted');
