@@ -85,9 +85,19 @@ const envNames = new Map<string, string>();
  * a kernel that never finishes (the queue is stuck then anyway). FOLIAR_TUNE_TIMEOUT_MS overrides it.
  */
 const VERIFY_TIMEOUT_MS = 600_000;
-export function verifyTimeoutMs(): number {
+function verifyTimeoutMs(): number {
   const v = Number(env().FOLIAR_TUNE_TIMEOUT_MS);
   return Number.isFinite(v) && v > 0 ? v : VERIFY_TIMEOUT_MS;
+}
+/** `p`'s value, or 'timeout' when it has not settled within `limit` ms (GPU promises polled by awaitGpu). */
+async function within<T>(p: Promise<T>, limit: number): Promise<T | 'timeout'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), limit)));
+  try {
+    return await Promise.race([awaitGpu(p), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 /** The reason a candidate that gave no result in time is rejected with (also how a timeout is recognized). */
 const NO_RESULT = 'no result within';
@@ -289,11 +299,8 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
         pass.end();
         enc.copyBufferToBuffer(out, 0, readback, 0, out.size);
         device.queue.submit([enc.finish()]);
-        let timer: ReturnType<typeof setTimeout> | undefined;
         const limit = verifyTimeoutMs();
-        const timeout = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), limit)));
-        const done = await Promise.race([awaitGpu(readback.mapAsync(GPUMapMode.READ)).then(() => 'ok' as const), timeout]);
-        clearTimeout(timer);
+        const done = await within(readback.mapAsync(GPUMapMode.READ), limit);
         if (done === 'timeout') return `${NO_RESULT} ${limit / 1000} s`;
         const got = new Float32Array(readback.getMappedRange().slice(0));
         readback.unmap();
@@ -303,14 +310,6 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
       } finally {
         readback.destroy();
       }
-    };
-    /** Whether the queue drains within `limit` ms. */
-    const idleWithin = async (limit: number): Promise<boolean> => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<false>((res) => (timer = setTimeout(() => res(false), limit)));
-      const idle = await Promise.race([awaitGpu(device.queue.onSubmittedWorkDone()).then(() => true), timeout]);
-      clearTimeout(timer);
-      return idle;
     };
     const ms: Record<string, number> = Object.fromEntries(f.variants.map((v) => [v, Infinity]));
     const rejected: Record<string, string> = {};
@@ -326,7 +325,7 @@ async function measureFamily(be: WebGPUBackend, family: string): Promise<TuneRes
         const why = stuck ? `${NO_RESULT} its limit: the queue was still busy with an earlier candidate` : await verify(v, expected);
         if (why) rejected[v] = why;
         else ok.push(v);
-        if (why?.startsWith(NO_RESULT) && !stuck) stuck = !(await idleWithin(verifyTimeoutMs()));
+        if (why?.startsWith(NO_RESULT) && !stuck) stuck = (await within(device.queue.onSubmittedWorkDone(), verifyTimeoutMs())) === 'timeout';
       }
       live = ok;
     }
