@@ -42,7 +42,7 @@ import { runArm, classifierBaseConfig, splitStage, armReport, CONTROL_ARMS, type
 import { classifierScorer, type RgbImage } from './study/features.js';
 import { trainGateClassifier, gateClassifierEntries } from './study/scorer.js';
 import { verificationFilter, studyGates, gatesStageConfig } from './study/gates.js';
-import { studyDrift } from './study/drift.js';
+import { DEFAULT_PROBES, studyDrift } from './study/drift.js';
 import { labelledGrid } from './study/grids.js';
 import { writeReportHtml } from './study/report-html.js';
 import { renderReportMarkdown } from './study/report-md.js';
@@ -188,7 +188,7 @@ const addRun = (spec: ArmSpec, r: StageResult<ArmRun>) => {
   armRuns.set(spec.name, [...(armRuns.get(spec.name) ?? []), r.value]);
 };
 const relImage = (path: string, caption: string, section: string) => images.push({ path: relative(out, path), caption, section });
-const PROBES = ['a photo', 'cat', 'sea', 'pirate', 'illustration', 'animation', 'wallpaper'];
+const PROBES = P.drift.probes ?? [...DEFAULT_PROBES];
 const dbVariants = [
   { name: 'dreambooth', classPrompt: classPrompt as string | null, description: `+N images from DreamBooth (${method}) with prior preservation` },
   { name: 'dreambooth_no_prior', classPrompt: null, description: `+N images from DreamBooth (${method}) without prior preservation` },

@@ -102,6 +102,17 @@ export async function measureDrift(o: DriftOptions): Promise<DriftResult> {
   return { entries, grids };
 }
 
+/** A generator that draws each (prompt, seeds) once and hands back the same images after. */
+function memoized(g: Generate): Generate {
+  const seen = new Map<string, Promise<RgbImage[]>>();
+  return (prompt, seeds) => {
+    const key = JSON.stringify([prompt, seeds]);
+    let r = seen.get(key);
+    if (!r) seen.set(key, (r = g(prompt, seeds)));
+    return r;
+  };
+}
+
 /** What the study's `drift` stage of one seed reads (in process, or rebuilt by a queued job). */
 export interface StudyDriftInputs {
   profile: StudyProfile;
@@ -128,10 +139,12 @@ export async function studyDrift(o: StudyDriftInputs, dir: string): Promise<{ en
   const entries: DriftEntry[] = [];
   const pics: string[] = [];
   const baseGen = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(o.baseModel), opts);
+  // every variant is compared with the same base samples (same prompts, same seeds): drawn once
+  const base = memoized(baseGen.generate);
   for (const v of o.dreambooth) {
     const tuned = generatorFromPipeline(await StableDiffusionPipeline.fromPretrained(v.model), opts);
     const inDomain: Record<string, string | null> = { [o.classPrompt]: null, ...Object.fromEntries(common.map((c) => [classPromptOf(c), c])) };
-    const r = await measureDrift({ base: baseGen.generate, tuned: tuned.generate, variant: v.name, scorer: o.scorer, rareClass: o.rare, inDomain, probes: o.probes, samples: P.drift.samples, seed: o.seed });
+    const r = await measureDrift({ base, tuned: tuned.generate, variant: v.name, scorer: o.scorer, rareClass: o.rare, inDomain, probes: o.probes, samples: P.drift.samples, seed: o.seed });
     tuned.dispose();
     entries.push(...r.entries);
     const file = join(dir, `${v.name}.png`);

@@ -75,7 +75,8 @@ export interface StudyProfile {
   /** Synthetic images per arm (the study's 400) and how they are sampled. */
   synthetic: { count: number; steps: number; guidance: number; batch: number };
   gates: { vaeImages: number; conditioningSamples: number; dreamboothSamples: number; steps: number };
-  drift: { samples: number; steps: number };
+  /** probes: the prompts far from the leaves (default DEFAULT_PROBES in drift.ts, the study's eight less the leaf ones). */
+  drift: { samples: number; steps: number; probes?: string[] };
   /** What the profile is expected to take on this project's 2-core machine (printed up front). */
   estimateMinutes: number;
 }
