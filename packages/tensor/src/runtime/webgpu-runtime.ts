@@ -1,5 +1,6 @@
 import { acquireDevice, type AcquiredDevice, type DeviceOptions } from '../device/acquire.js';
 import { awaitGpu } from '../device/polling.js';
+import { logPipeline } from './pipeline-log.js';
 import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError } from '../device/errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { registerRuntime, unregisterRuntime, type RuntimeProfiler } from './profiler.js';
@@ -221,6 +222,7 @@ export class WebGPURuntime {
     let p = this.pipelines.get(spec.key);
     if (p) return p;
     const code = spec.wgsl();
+    logPipeline(spec.key, code);
     const module = this.device.createShaderModule({ code, label: spec.name });
     const pipeline = this.device.createComputePipeline({
       layout: 'auto',

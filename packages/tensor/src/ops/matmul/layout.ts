@@ -29,11 +29,22 @@ export function matmulLayout(p: MatmulAttrs): MatmulLayout {
   };
 }
 
+/**
+ * Bits of the uniform block's `flags`: which epilogue terms a kernel built with a runtime epilogue
+ * (the subgroup variant) adds. Kernels that choose their epilogue at compile time ignore them.
+ */
+export const EPILOGUE_BIAS = 1, EPILOGUE_BIAS_ROWS = 2, EPILOGUE_ADDEND = 4;
+
+/** The flags word for a product with these epilogue terms. */
+export function epilogueFlags(bias: boolean, biasRows: boolean, addend: boolean): number {
+  return (bias ? EPILOGUE_BIAS : 0) | (bias && biasRows ? EPILOGUE_BIAS_ROWS : 0) | (addend ? EPILOGUE_ADDEND : 0);
+}
+
 /** The uniform words of a matmul dispatch (the layout of MATMUL_UNIFORMS_WGSL), alpha as f32 bits. */
-export function matmulUniformWords(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff: number, addOff: number, sumOff = 0): number[] {
+export function matmulUniformWords(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff: number, addOff: number, sumOff = 0, flags = 0): number[] {
   const l = matmulLayout(p);
   const alphaBits = new Uint32Array(new Float32Array([l.alpha]).buffer)[0]!;
-  return [p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, l.ldc, l.cBatchStride, l.cBatchStride2, alphaBits, biasOff, addOff, sumOff];
+  return [p.m, p.n, p.k, p.batch, aoff, boff, p.aBatchStride, p.bBatchStride, z0, l.lda, l.ldb, l.batchInner, l.aBatchStride2, l.bBatchStride2, l.ldc, l.cBatchStride, l.cBatchStride2, alphaBits, biasOff, addOff, sumOff, flags];
 }
 
 /** WGSL: start of batch bz's C block (two levels, like the operands'). */
@@ -41,7 +52,7 @@ export const MATMUL_C_BASE_WGSL = '(bz / u.binner) * u.cbs2 + (bz % u.binner) * 
 
 /** WGSL of matmul's uniform block, the same for every variant (the host writes one layout). */
 export const MATMUL_UNIFORMS_WGSL =
-  'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, ldc: u32, cbs: u32, cbs2: u32, alpha: f32, biasoff: u32, doff: u32, eoff: u32 };';
+  'struct U { m: u32, n: u32, k: u32, batch: u32, aoff: u32, boff: u32, abs: u32, bbs: u32, z0: u32, lda: u32, ldb: u32, binner: u32, abs2: u32, bbs2: u32, ldc: u32, cbs: u32, cbs2: u32, alpha: f32, biasoff: u32, doff: u32, eoff: u32, flags: u32 };';
 
 /**
  * The uniform block's binding, after the storage buffers A, B, C and, when the product adds a bias

@@ -40,11 +40,14 @@ export interface SubgroupMatmulParams {
   vecC?: boolean;
   /** Values of k shared per broadcast step: 4 or 8, never above the adapter's minimum subgroup size. */
   lanes: SubgroupLanes;
-  /** Adds bias[col] to every row (bias[row] to every column with biasRows). */
-  bias?: boolean;
-  biasRows?: boolean;
-  /** Adds D in C's layout. */
-  addend?: boolean;
+  /**
+   * The epilogue is chosen at run time (the default, except with storeT): the bias and the addend D
+   * are always bound (the host binds A in their place when a product has none) and the uniform block's
+   * `flags` (layout.ts: EPILOGUE_*) say which to add: bias[col] to every row, bias[row] to every
+   * column, D in C's layout. One kernel then serves every epilogue: the large tiles take LLVM 20-90 s
+   * each to compile on lavapipe, and five epilogues made five of them.
+   */
+  runtimeEpilogue?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA): each lane sums the A values it loads, a subgroupAdd per row at the end. */
   rowSums?: boolean;
   /** B is stored as float16 (packed words, read through B_at / Bv_at4). */
@@ -81,7 +84,8 @@ export function subgroupLanesFor(min: number, max: number): SubgroupLanes | null
 export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   const R = p.rows, G = p.groups, W = p.lanes;
   if (W !== 4 && W !== 8) throw new Error(`subgroup matmul: lanes must be 4 or 8, got ${String(W)}`);
-  if (p.storeT && (p.vecB || p.vecBT || p.vecC || p.bias || p.addend || p.rowSums)) throw new Error('subgroup matmul: a transposed store takes no vec4 B, bias, addend or row sums');
+  if (p.storeT && (p.vecB || p.vecBT || p.vecC || p.runtimeEpilogue || p.rowSums)) throw new Error('subgroup matmul: a transposed store takes no vec4 B, bias, addend or row sums');
+  const ep = !!p.runtimeEpilogue;
   if (p.vecBT && (!p.transB || p.vecB)) throw new Error('subgroup matmul: vec4 loads along k need a transposed B');
   const vecC = !!(p.vecB || p.vecC);
   // rows past M read row M-1 (a valid address) and are never stored: no select needed on A's row
@@ -111,7 +115,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
   // so results go out as vec4 stores (scalar scatters cost as much as the FMAs when K is small)
   L.push(vecC ? '@group(0) @binding(2) var<storage, read_write> Cv: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read_write> C: array<f32>;');
   L.push(MATMUL_UNIFORMS_WGSL);
-  L.push(matmulUniformBinding(!!p.bias, !!p.addend, !!p.rowSums, !!p.biasF16));
+  L.push(matmulUniformBinding(ep, ep, !!p.rowSums, !!p.biasF16));
   L.push(`@compute @workgroup_size(${WG_SIZE}, 1, 1)`);
   L.push('fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sgl: u32) {');
   L.push(`  let lane = sgl & ${W - 1}u;`);
@@ -159,7 +163,7 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     }
   }
   L.push('  }');
-  // epilogue: C = alpha · AB (+ bias[col]), C rows ldc apart, batches at their two-level strides
+  // the store: C = alpha · AB, C rows ldc apart, batches at their two-level strides (then epiloguePass)
   L.push(`  let cb = ${MATMUL_C_BASE_WGSL};`);
   if (p.rowSums) {
     // uniform control flow for the subgroup reductions; the subgroup of invocation 0 covers every k
@@ -168,28 +172,63 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
     for (let r = 0; r < R; r++) L.push(`    if (row0 + ${r}u < u.m) { E[u.eoff + bz * u.m + row0 + ${r}u] = t${r}; }`);
     L.push('  }');
   }
-  const bv = (g: number) => {
-    if (!p.bias) return '';
-    const c = (j: number) => `bias_at(u.biasoff + min(col0 + ${4 * g + j}u, u.n - 1u))`;
-    return ` + vec4<f32>(${[0, 1, 2, 3].map(c).join(', ')})`;
-  };
-  if (p.bias && !p.biasRows) for (let g = 0; g < G; g++) L.push(`  let bias${g} = vec4<f32>(0.0)${bv(g)};`);
   for (let r = 0; r < R; r++) {
     L.push(`  if (row0 + ${r}u < u.m) {`);
     L.push(`    let o = cb + (row0 + ${r}u) * u.ldc;`);
-    const dv = (g: number) => {
-      if (!p.addend) return '';
-      const e = (j: number) => `D[u.doff + min(o + col0 + ${4 * g + j}u, o + u.n - 1u)]`;
-      return ` + vec4<f32>(${[0, 1, 2, 3].map(e).join(', ')})`;
-    };
-    // a per-row bias: one value for the row's columns (its row index clamped like A's)
-    if (p.bias && p.biasRows) L.push(`    let br = bias_at(u.biasoff + min(row0 + ${r}u, u.m - 1u));`);
-    const val = (g: number) => `c${r}_${g} * u.alpha${p.bias ? (p.biasRows ? ' + vec4<f32>(br)' : ` + bias${g}`) : ''}${dv(g)}`;
+    const val = (g: number) => `c${r}_${g} * u.alpha`;
     if (p.storeT) for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[cb + (col0 + ${4 * g + j}u) * u.ldc + row0 + ${r}u] = (${val(g)})[${j}]; }`);
     else if (vecC) for (let g = 0; g < G; g++) L.push(`    if (col0 + ${4 * g}u < u.n) { Cv[(o + col0 + ${4 * g}u) / 4u] = ${val(g)}; }`);
     else for (let g = 0; g < G; g++) for (let j = 0; j < 4; j++) L.push(`    if (col0 + ${4 * g + j}u < u.n) { C[o + col0 + ${4 * g + j}u] = (${val(g)})[${j}]; }`);
     L.push('  }');
   }
+  if (ep) epiloguePass(L, R, G, vecC);
   L.push('}');
   return L.join('\n');
+}
+
+/**
+ * The runtime epilogue: after its tile is stored, the invocation reads back its own values (program
+ * order makes its own writes visible to it) and adds what the uniforms' flags ask for, in a loop over
+ * the tile's rows that LLVM does not unroll. Unrolled over the rows, as the products themselves are,
+ * the epilogue's branches and gathers took LLVM up to 5x the kernel's compile time (64x4 tile with a
+ * per-row bias and an addend: 664 s vs 124 s on a busy 2-core machine). Terms are added in the order
+ * of the fused expression, alpha·AB + bias + D, and only when asked for (adding a zero would turn -0
+ * into +0). Flags are uniform: the whole workgroup takes each branch or none does.
+ */
+function epiloguePass(L: string[], R: number, G: number, vecC: boolean): void {
+  L.push('  if (u.flags != 0u) {');
+  L.push('    let colBias = (u.flags & 3u) == 1u;');
+  L.push('    let rowBias = (u.flags & 3u) == 3u;');
+  L.push('    let addD = (u.flags & 4u) != 0u;');
+  L.push(`    let rend = min(${R}u, u.m - row0);`);
+  L.push('    for (var r = 0u; r < rend; r++) {');
+  L.push('      let o = cb + (row0 + r) * u.ldc;');
+  L.push('      var br = 0.0;');
+  L.push('      if (rowBias) { br = bias_at(u.biasoff + row0 + r); }');
+  for (let g = 0; g < G; g++) {
+    const col = `col0 + ${4 * g}u`;
+    if (vecC) {
+      // N % 4 == 0 and C aligned: a lane's 4 columns are all in or all out
+      L.push(`      if (${col} < u.n) {`);
+      L.push(`        var v = Cv[(o + ${col}) / 4u];`);
+      L.push(`        if (colBias) { v += vec4<f32>(${[0, 1, 2, 3].map((j) => `bias_at(u.biasoff + ${col} + ${j}u)`).join(', ')}); }`);
+      L.push('        if (rowBias) { v += vec4<f32>(br); }');
+      L.push(`        if (addD) { v += vec4<f32>(${[0, 1, 2, 3].map((j) => `D[u.doff + o + ${col} + ${j}u]`).join(', ')}); }`);
+      L.push(`        Cv[(o + ${col}) / 4u] = v;`);
+      L.push('      }');
+    } else {
+      for (let j = 0; j < 4; j++) {
+        const c = `${col} + ${j}u`;
+        L.push(`      if (${c} < u.n) {`);
+        L.push(`        var v = C[o + ${c}];`);
+        L.push(`        if (colBias) { v += bias_at(u.biasoff + ${c}); }`);
+        L.push('        if (rowBias) { v += br; }');
+        L.push(`        if (addD) { v += D[u.doff + o + ${c}]; }`);
+        L.push(`        C[o + ${c}] = v;`);
+        L.push('      }');
+      }
+    }
+  }
+  L.push('    }');
+  L.push('  }');
 }

@@ -2,7 +2,7 @@ import type { KernelFn, View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import type { MatmulAttrs } from './index.js';
 import { env } from '../../env.js';
-import { matmulLayout, matmulUniformWords, matmulUniformBinding, MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL } from './layout.js';
+import { matmulLayout, matmulUniformWords, matmulUniformBinding, epilogueFlags, MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL } from './layout.js';
 import { subgroupMatmulWgsl, subgroupTile, subgroupLanesFor, type SubgroupLanes } from './webgpu-subgroup.js';
 import { tiledMatmulWgsl, tiledWorkgroups } from './webgpu-tiled.js';
 import { readBinding, f16Key } from '../cast/wgsl.js';
@@ -79,6 +79,11 @@ interface Plan {
   key: string;
   wgsl: () => string;
   grid: [number, number];
+  /**
+   * The kernel reads its epilogue from the uniforms' flags: the bias and addend bindings are always
+   * there (A's buffer stands in for an absent one).
+   */
+  runtimeEpilogue: boolean;
 }
 
 interface Problem {
@@ -122,21 +127,24 @@ function plan(variant: MatmulVariant, p: Problem): Plan {
     const groups = Math.min(fast ? 4 : 1, p.n <= 32 ? 1 : p.n <= 64 ? 2 : 4);
     const [tm, tn] = subgroupTile({ rows, groups });
     const lanes = p.lanes;
+    // one kernel for every epilogue (bias, per-row bias, addend, none): chosen by the uniforms' flags
+    const ep = !p.storeT;
     return {
-      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${p.bias}:${p.addend}:${!!p.rowSums}${h}${p.storeT ? ':T' : ''}${vecBT ? `:bt${vecC ? 'c' : ''}` : ''}`,
-      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, vecBT, vecC, lanes, bias: p.bias, biasRows: !!p.biasRows, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
+      key: `matmul:sg:${p.transA}:${p.transB}:${rows}:${groups}:${vecB}:${lanes}:${!!p.rowSums}${f16Key(!!p.bF16, !!p.biasF16)}${p.storeT ? ':T' : ':ep'}${vecBT ? `:bt${vecC ? 'c' : ''}` : ''}`,
+      wgsl: () => subgroupMatmulWgsl({ transA: p.transA, transB: p.transB, rows, groups, vecB, vecBT, vecC, lanes, runtimeEpilogue: ep, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16, storeT: !!p.storeT }),
       grid: [Math.ceil(p.n / tn), Math.ceil(p.m / tm)],
+      runtimeEpilogue: ep,
     };
   }
   if (variant === 'tiled') {
     const [x, y] = tiledWorkgroups(p.m, p.n, 1);
-    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, biasRows: !!p.biasRows, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }), grid: [x, y] };
+    return { key: `matmul:tiled:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => tiledMatmulWgsl({ transA: p.transA, transB: p.transB, bias: p.bias, biasRows: !!p.biasRows, addend: p.addend, rowSums: !!p.rowSums, bF16: !!p.bF16, biasF16: !!p.biasF16 }), grid: [x, y], runtimeEpilogue: false };
   }
-  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums, !!p.bF16, !!p.biasF16, !!p.biasRows), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))] };
+  return { key: `matmul:base:${p.transA}:${p.transB}:${p.bias}:${p.addend}:${!!p.rowSums}${h}`, wgsl: () => baseWgsl(p.transA, p.transB, p.bias, p.addend, !!p.rowSums, !!p.bF16, !!p.biasF16, !!p.biasRows), grid: [Math.ceil(p.n / (TS * WGX)), Math.ceil(p.m / (TS * WGY))], runtimeEpilogue: false };
 }
 
-function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0, sumOff = 0): Uint32Array {
-  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff, addOff, sumOff)).build();
+function uniforms(p: MatmulAttrs, aoff: number, boff: number, z0: number, biasOff = 0, addOff = 0, sumOff = 0, flags = 0): Uint32Array {
+  return new UniformWriter().u32(...matmulUniformWords(p, aoff, boff, z0, biasOff, addOff, sumOff, flags)).build();
 }
 
 /** B may be read as vec4 and C written as vec4: offsets, row strides and batch strides all multiples of 4. */
@@ -199,7 +207,8 @@ registerTunable('matmul', {
     const lanes = matmulSubgroupLanes(be) ?? 8;
     for (const v of MATMUL_VARIANTS) {
       const pl = plan(v, { lanes, m: n, n, k: n, transA: false, transB: false, bAligned: true, bias: false, addend: false });
-      candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
+      // a runtime epilogue's bias and addend bindings: A stands in (flags 0: neither is read)
+      candidates[v] = [{ key: pl.key, wgsl: pl.wgsl, buffers: pl.runtimeEpilogue ? [0, 1, 2, 0, 0] : [0, 1, 2], uniforms: uniforms(attrs, 0, 0, 0), workgroups: [pl.grid[0], pl.grid[1], 1] }];
     }
     // a candidate may only win once its product matches this CPU one
     const check = {
@@ -285,14 +294,19 @@ export const matmul: KernelFn<WebGPUBackend, 'matmul'> = (be, inputs, attrs) => 
       }
     }
     const pl = plan(variant, { lanes: matmulSubgroupLanes(be) ?? 8, m: q.m, n: q.n, k: q.k, transA: q.transA, transB: q.transB, bAligned: bAligned(q, bv.offset), bias: !!bias, biasRows: !!p.biasPerRow, addend: !!addend, rowSums: !!sums, bF16: bv.dtype === 'float16', biasF16: bias?.dtype === 'float16', storeT });
+    // a runtime epilogue binds both terms, A's buffer in place of an absent one (read-only, never read: flags)
+    const epilogue = pl.runtimeEpilogue
+      ? [bufferOf(bias ?? av), bufferOf(addend ?? av)]
+      : [...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : [])];
+    const flags = epilogueFlags(!!bias, !!p.biasPerRow, !!addend);
     // batches past the 65535 workgroups of one dimension go in further dispatches
     for (let z0 = 0; z0 < q.batch; z0 += MAX_Z) {
       be.rt.dispatch({
         name: 'matmul',
         key: pl.key,
         wgsl: pl.wgsl,
-        buffers: [bufferOf(av), bufferOf(bv), out.buffer, ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : []), ...(sums ? [bufferOf(sums)] : [])],
-        uniforms: uniforms(q, av.offset, bv.offset, z0, bias?.offset ?? 0, addend?.offset ?? 0, sums?.offset ?? 0),
+        buffers: [bufferOf(av), bufferOf(bv), out.buffer, ...epilogue, ...(sums ? [bufferOf(sums)] : [])],
+        uniforms: uniforms(q, av.offset, bv.offset, z0, bias?.offset ?? 0, addend?.offset ?? 0, sums?.offset ?? 0, flags),
         workgroups: [pl.grid[0], pl.grid[1], Math.min(MAX_Z, q.batch - z0)],
       });
     }
