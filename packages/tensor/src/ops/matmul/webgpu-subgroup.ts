@@ -20,7 +20,7 @@
  * j < lanes gives A[k0 + j] whatever the subgroup's size, and a workgroup split over several
  * subgroups (4-lane adapters) still computes every column once.
  */
-import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding } from './layout.js';
+import { MATMUL_UNIFORMS_WGSL, MATMUL_C_BASE_WGSL, matmulUniformBinding, EPILOGUE_BIAS, EPILOGUE_BIAS_ROWS, EPILOGUE_ADDEND } from './layout.js';
 import { readBinding, readBindingVec4 } from '../cast/wgsl.js';
 export interface SubgroupMatmulParams {
   transA: boolean;
@@ -44,8 +44,8 @@ export interface SubgroupMatmulParams {
    * The epilogue is chosen at run time (the default, except with storeT): the bias and the addend D
    * are always bound (the host binds A in their place when a product has none) and the uniform block's
    * `flags` (layout.ts: EPILOGUE_*) say which to add: bias[col] to every row, bias[row] to every
-   * column, D in C's layout. One kernel then serves every epilogue: the large tiles take LLVM 20-90 s
-   * each to compile on lavapipe, and five epilogues made five of them.
+   * column, D in C's layout. One kernel then serves every epilogue: the large tiles take LLVM 1-2 min
+   * each to compile on lavapipe (bench/results/compile-time-s25.md), and five epilogues made five of them.
    */
   runtimeEpilogue?: boolean;
   /** Writes A's row sums to E (MatmulAttrs.rowSumsA): each lane sums the A values it loads, a subgroupAdd per row at the end. */
@@ -196,10 +196,11 @@ export function subgroupMatmulWgsl(p: SubgroupMatmulParams): string {
  * into +0). Flags are uniform: the whole workgroup takes each branch or none does.
  */
 function epiloguePass(L: string[], R: number, G: number, vecC: boolean): void {
+  const biasBits = EPILOGUE_BIAS | EPILOGUE_BIAS_ROWS;
   L.push('  if (u.flags != 0u) {');
-  L.push('    let colBias = (u.flags & 3u) == 1u;');
-  L.push('    let rowBias = (u.flags & 3u) == 3u;');
-  L.push('    let addD = (u.flags & 4u) != 0u;');
+  L.push(`    let colBias = (u.flags & ${biasBits}u) == ${EPILOGUE_BIAS}u;`);
+  L.push(`    let rowBias = (u.flags & ${biasBits}u) == ${biasBits}u;`);
+  L.push(`    let addD = (u.flags & ${EPILOGUE_ADDEND}u) != 0u;`);
   L.push(`    let rend = min(${R}u, u.m - row0);`);
   L.push('    for (var r = 0u; r < rend; r++) {');
   L.push('      let o = cb + (row0 + r) * u.ldc;');
