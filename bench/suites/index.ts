@@ -10,6 +10,7 @@ import { dreamboothSuite } from './dreambooth.js';
 import { profileSuite } from './profile.js';
 import { unetSuite } from './unet.js';
 import { sd15Suite } from './sd15.js';
+import { loadsSuite } from './loads.js';
 
 export type Suite = (info: RunInfo, opts: { quick: boolean; peers: boolean }) => Promise<Row[]>;
 
@@ -26,4 +27,5 @@ export const extraSuites: Record<string, Suite> = {
   profile: profileSuite,
   unet: unetSuite,
   sd15: sd15Suite,
+  loads: loadsSuite,
 };

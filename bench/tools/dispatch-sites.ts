@@ -1,9 +1,11 @@
 /**
- * Where a UNet training step's dispatches come from: every dispatch of one step (after a warm-up)
- * is attributed to its kernel name and the first call-site frames outside the runtime, so the
- * avoidable copies and adds can be found (issue 12). Prints the top sites per kernel.
+ * Where a training step's dispatches come from: every dispatch of one step (after a warm-up) is
+ * attributed to its kernel name and the first call-site frames outside the runtime, so the
+ * avoidable copies and adds can be found (issue 12). Prints the top sites per kernel. The step is
+ * the tiny UNet's (batch 8, 16² latents, MSE + AdamW) or, with `--model resnet18`, ResNet18's
+ * (batch 32, 64², cross-entropy + SGD momentum), as in the `profile` bench suite.
  *
- * node --conditions=foliar-source --import tsx bench/tools/dispatch-sites.ts [kernel,...] [--frames N]
+ * node --conditions=foliar-source --import tsx bench/tools/dispatch-sites.ts [kernel,...] [--frames N] [--model unet|resnet18]
  */
 import * as ft from '@foliar/tensor';
 import { WebGPURuntime, type DispatchSpec } from '@foliar/tensor/internal';
@@ -11,33 +13,62 @@ import { WebGPURuntime, type DispatchSpec } from '@foliar/tensor/internal';
 const args = process.argv.slice(2);
 const fi = args.indexOf('--frames');
 const frames = fi >= 0 ? Number(args[fi + 1]) : 4;
-const only = args.filter((a, i) => !a.startsWith('--') && (fi < 0 || i !== fi + 1));
+const mi = args.indexOf('--model');
+const model = mi >= 0 ? args[mi + 1] : 'unet';
+if (model !== 'unet' && model !== 'resnet18') throw new Error(`--model: unet or resnet18, not ${model}`);
+const only = args.filter((a, i) => !a.startsWith('--') && (fi < 0 || i !== fi + 1) && (mi < 0 || i !== mi + 1));
 const want = only.length ? new Set(only.join(',').split(',')) : null;
 
 await ft.init({ backend: 'webgpu' });
-const { createTinyPipeline } = await import('@foliar/diffusion');
-const { AdamW } = await import('@foliar/nn');
-const pipe = createTinyPipeline({ seed: 0 });
-pipe.vae.dispose();
-pipe.textEncoder.dispose();
-const unet = pipe.unet;
-const B = 8;
-const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
-const latents = ft.randn([B, 4, 16, 16]);
-const noise = ft.randn([B, 4, 16, 16]);
-const ctx = ft.randn([B, 77, unet.config.cross_attention_dim]);
-const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
-const step = async (): Promise<void> => {
-  const loss = ft.tidy(() => {
-    const l = ft.mseLoss(unet.forward(latents, ts, ctx), noise);
-    l.backward();
-    return l.detach();
-  });
-  opt.step();
-  opt.zeroGrad();
-  await loss.data();
-  loss.dispose();
-};
+
+async function unetStep(): Promise<() => Promise<void>> {
+  const { createTinyPipeline } = await import('@foliar/diffusion');
+  const { AdamW } = await import('@foliar/nn');
+  const pipe = createTinyPipeline({ seed: 0 });
+  pipe.vae.dispose();
+  pipe.textEncoder.dispose();
+  const unet = pipe.unet;
+  const B = 8;
+  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
+  const latents = ft.randn([B, 4, 16, 16]);
+  const noise = ft.randn([B, 4, 16, 16]);
+  const ctx = ft.randn([B, 77, unet.config.cross_attention_dim]);
+  const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
+  return async () => {
+    const loss = ft.tidy(() => {
+      const l = ft.mseLoss(unet.forward(latents, ts, ctx), noise);
+      l.backward();
+      return l.detach();
+    });
+    opt.step();
+    opt.zeroGrad();
+    await loss.data();
+    loss.dispose();
+  };
+}
+
+async function resnetStep(): Promise<() => Promise<void>> {
+  const { resnet18 } = await import('@foliar/classifier');
+  const { SGD } = await import('@foliar/nn');
+  ft.manualSeed(0);
+  const net = resnet18({ numClasses: 4 });
+  const opt = new SGD(net.parameters(), { lr: 0.01, momentum: 0.9 });
+  const x = ft.randn([32, 3, 64, 64]);
+  const y = ft.tensor(Int32Array.from({ length: 32 }, (_, i) => i % 4));
+  return async () => {
+    const loss = ft.tidy(() => {
+      const l = ft.crossEntropy(net.forward(x), y);
+      l.backward();
+      return l.detach();
+    });
+    opt.step();
+    opt.zeroGrad();
+    await loss.data();
+    loss.dispose();
+  };
+}
+
+const step = model === 'unet' ? await unetStep() : await resnetStep();
 await step();
 
 // the autograd node whose backward is running (its name and forward scope), for backward dispatches

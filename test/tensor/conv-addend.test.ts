@@ -217,4 +217,36 @@ test('conv2d backward of a channel slice copies nothing (WebGPU)', async () => {
   for (const t of [x, w, z, y, R]) t.dispose();
 });
 
+test("window forward: one kernel per tile serves every epilogue (none, bias, addend, both)", async () => {
+  const gpu = requireGpu('the window kernels\' runtime epilogue');
+  if (!(gpu instanceof WebGPUBackend) || !convVariants(gpu).includes('window')) return;
+  await withVariant('window', undefined, async () => {
+    // shapes of their own, so that no earlier test compiled their tiles; 13 output columns: not a
+    // multiple of the 8-pixel tile (scalar stores), 16: vec4 stores
+    for (const [ci, wd] of [13, 16].entries()) {
+      // 8 in-channels: 24 kernel rows, whole steps of 8 lanes (the window kernel's condition)
+      const xs = [2, 8, 7, wd], ws = [5, 8, 3, 3], ys = [2, 5, 7, wd];
+      const cpu = backends().cpu;
+      const on = (be: Backend, seed: number, shape: number[], scale = 1) => tensor(randnArray(numelOf(shape), seed, scale), { shape, backend: be });
+      const run = async (be: Backend, bias: boolean, addend: boolean) => {
+        const x = on(be, 301 + ci, xs), w = on(be, 302 + ci, ws, 0.2), b = on(be, 303 + ci, [5]), r = on(be, 304 + ci, ys);
+        const y = conv2d(x, w, bias ? b : null, { padding: 1, ...(addend ? { addend: r } : {}) });
+        const out = await y.data();
+        for (const t of [x, w, b, r, y]) t.dispose();
+        return out;
+      };
+      const check = async (bias: boolean, addend: boolean) => {
+        const [got, want] = [await run(gpu, bias, addend), await run(cpu, bias, addend)];
+        for (let j = 0; j < want.length; j++) assert.ok(Math.abs(got[j]! - want[j]!) <= 1e-4 * (1 + Math.abs(want[j]!)), `width ${wd}, bias ${bias}, addend ${addend}, element ${j}: ${got[j]} vs ${want[j]}`);
+      };
+      await check(false, false);
+      const before = gpu.rt.stats.pipelinesCompiled;
+      await check(true, false);
+      await check(false, true);
+      await check(true, true);
+      assert.is(gpu.rt.stats.pipelinesCompiled - before, 0, `width ${wd}: no pipeline compiled for the other three epilogues`);
+    }
+  });
+});
+
 test.run();

@@ -69,7 +69,18 @@ export interface WindowPlan {
    */
   vecOut?: boolean;
   vecAddend?: boolean;
+  /**
+   * fwd / dgrad: one kernel for every epilogue. Bias and addend are always bound (stand-ins where
+   * absent) and the uniforms' `flags` say which to add: the bias in the store (0 without the flag),
+   * the addend in a rolled pass over the stored tile. Each epilogue was its own kernel, and with the
+   * addend unrolled into the store LLVM took twice as long to compile it on lavapipe (~70 s against
+   * 35-38 s, bench/results/compile-time-s25.md).
+   */
+  runtimeEpilogue?: boolean;
 }
+
+/** The uniforms' `flags` bits of a window kernel with a runtime epilogue. */
+export const WINDOW_BIAS = 1, WINDOW_ADDEND = 4;
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
 export interface ConvF16 {
@@ -82,7 +93,7 @@ const WG = 8;
 const U_FIELDS = [
   'M', 'tiles', 'tpr', 'groups', 'n', 'c', 'h', 'w', 'k', 'ho', 'wo', 'kh', 'sh', 'dh', 'pt', 'pl',
   'cg', 'kg', 'hw', 'howo', 'KR', 'KRp', 'NKR', 'off0', 'off1', 'off2', 'kChunk', 'T', 'G4', 'stepQ', 'stepR',
-  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0', 'wkk', 'r0', 'rt', 'lq', 'lr', 'off3', 'as0', 'as1', 'apix', 'dyb',
+  'dhq', 'dhr', 'khkw', 'hc', 'iyf', 'iys', 'rq0', 'rr0', 'wkk', 'r0', 'rt', 'lq', 'lr', 'off3', 'as0', 'as1', 'apix', 'dyb', 'flags',
 ] as const;
 type UName = (typeof U_FIELDS)[number];
 
@@ -127,12 +138,13 @@ function dgradOffsets(count: number, sw: number, plr: number, kw: number, dw: nu
 /** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
 
 function header(p: WindowPlan): string {
-  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias ? ['bias'] : []), ...(p.addend ? ['addend'] : [])];
+  const rt = !!p.runtimeEpilogue;
+  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias || rt ? ['bias'] : []), ...(p.addend || rt ? ['addend'] : [])];
   return `enable subgroups;
 @group(0) @binding(0) var<storage, read> in0: array<f32>;
 ${p.vecA ? readBindingVec4(1, 'in1v', !!p.aF16) : readBinding(1, 'in1', !!p.aF16)}
-${p.bias ? readBinding(2, 'bias', !!p.biasF16) : ''}
-${p.addend ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<${p.vecAddend ? 'vec4<f32>' : 'f32'}>;` : ''}
+${p.bias || rt ? readBinding(2, 'bias', !!p.biasF16) : ''}
+${p.addend || rt ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<${p.vecAddend && !rt ? 'vec4<f32>' : 'f32'}>;` : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<${p.vecOut ? 'vec4<f32>' : 'f32'}>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -172,7 +184,7 @@ function pixelWgsl(p: WindowPlan): string {
   let ix0 = i32(ox0 * ${p.sw}u) - i32(u.pl);
   ${rep(q.length, (t) => `let okx${t} = u32(ix0 + ${q[t]}) < u.w;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ox0 + ${j}u < u.wo;`)}
-  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;${p.addend ? `
+  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;${p.addend || p.runtimeEpilogue ? `
   let ab0 = u.off3 + b * u.as0 + g * u.kg * u.as1 + u.apix * (oy * u.wo + ox0);` : ''}
   var coff = 0; var kr = 0u; var iy = iy0;`
     : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = u.iyf + u.iys * (rowi % u.hc); let b = rowi / u.hc;
@@ -184,7 +196,7 @@ function pixelWgsl(p: WindowPlan): string {
   let ixw = i32(oxt * ${tn / p.sw}u + (u.pl - ${p.plr}u) / ${p.sw}u);
   ${rep(q.length, (t) => `let okx${t} = u32(ixw + ${q[t]}) < u.wo;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ix0 + ${j}u < u.w;`)}
-  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;${p.addend ? `
+  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;${p.addend || p.runtimeEpilogue ? `
   let ab0 = u.off3 + b * u.as0 + g * u.cg * u.as1 + u.apix * (iy * u.w + ix0);` : ''}
   // (rq, rr) = r·dh as quotient and remainder by sh (r runs over the row class's kernel rows)
   let rq0 = i32(u.rq0);
@@ -247,19 +259,43 @@ function pixelWgsl(p: WindowPlan): string {
   const outRow = fwd ? 'u.howo' : 'u.hw';
   // vecOut: four pixels per store (all in or all out of the row: its width is a multiple of 4)
   const addendVec = (i: string, v: number): string =>
-    p.vecAddend ? `addend[(ab0 + ${i} * u.as1 + ${4 * v}u) / 4u]` : `vec4<f32>(${rep(4, (c) => `addend[ab0 + ${i} * u.as1 + u.apix * ${4 * v + c}u]`, ', ')})`;
+    p.vecAddend && !p.runtimeEpilogue ? `addend[(ab0 + ${i} * u.as1 + ${4 * v}u) / 4u]` : `vec4<f32>(${rep(4, (c) => `addend[ab0 + ${i} * u.as1 + u.apix * ${4 * v + c}u]`, ', ')})`;
+  const rt = !!p.runtimeEpilogue;
+  // runtime epilogue: the bias is added in the store whatever the flags say (0 where there is none)
+  const bias = p.bias || rt, addend = p.addend && !rt;
+  const biasLoad = rt
+    ? `let bs = select(0.0, bias_at(u.off2 + g * u.kg + m), (u.flags & ${WINDOW_BIAS}u) != 0u);`
+    : `let bs = bias_at(u.off2 + g * u.kg + m);`;
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
     if (m < u.M) {
       let ob = ob0 + m * ${outRow};
-      ${p.bias ? `let bs = bias_at(u.off2 + g * u.kg + m);` : ''}
+      ${bias ? biasLoad : ''}
       ${
         p.vecOut
-          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] = vec4<f32>(${rep(4, (c) => `c${i}_${4 * v + c}`, ', ')})${p.bias ? ' + bs' : ''}${p.addend ? ` + ${addendVec('m', v)}` : ''}; }`, '\n      ')
-          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${p.bias ? ' + bs' : ''}${p.addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')
+          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] = vec4<f32>(${rep(4, (c) => `c${i}_${4 * v + c}`, ', ')})${bias ? ' + bs' : ''}${addend ? ` + ${addendVec('m', v)}` : ''}; }`, '\n      ')
+          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${bias ? ' + bs' : ''}${addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')
       }
     }
   }`);
+  // runtime epilogue, addend: the stored tile is re-read row by row (a rolled loop) and the addend
+  // added, after the bias as in the fused store (the same invocation wrote these elements: no
+  // barrier needed). Unrolled into the store, the addend doubled LLVM's compile time on lavapipe.
+  const epilogue = !rt
+    ? ''
+    : `
+  if ((u.flags & ${WINDOW_ADDEND}u) != 0u) {
+    for (var i = 0u; i < ${tm}u; i++) {
+      let m = m0 + i;
+      if (m >= u.M) { break; }
+      let ob = ob0 + m * ${outRow};
+      ${
+        p.vecOut
+          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] += ${addendVec('m', v)}; }`, '\n      ')
+          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] += addend[ab0 + m * u.as1 + u.apix * ${j}u]; }`, '\n      ')
+      }
+    }
+  }`;
   return `${header(p)}
   let g = wid.z;
   let m0 = wid.y * ${tm}u;
@@ -276,7 +312,7 @@ function pixelWgsl(p: WindowPlan): string {
     ${rep(W, (ll) => rep(kpl, (t) => winLoad(ll, t), '\n    '), '\n    ')}
     ${rep(tm, rowFmas, '\n    ')}
   }
-  ${store}
+  ${store}${epilogue}
 }`;
 }
 
@@ -439,7 +475,7 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : mode === 'fwd';
   const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
-  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums, splitBelow: o.splitBelow ?? 64 };
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums, splitBelow: o.splitBelow ?? 64, runtimeEpilogue: mode !== 'wgrad' };
 }
 
 /**
@@ -478,7 +514,8 @@ function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: Vi
   try {
     for (const c of rowClasses(a)) {
       const d = windowDispatch(p, a, { off0: dy.offset, off1: w.offset, off2: 0, dyb: dy.strides[0]!, ...addendOffsets(addend) }, c);
-      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), ...(addend ? [bufferOf(addend)] : []), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
+      const epilogue = p.runtimeEpilogue ? [bufferOf(dy), addend ? bufferOf(addend) : bufferOf(dy)] : addend ? [bufferOf(addend)] : [];
+      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), ...epilogue, target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
     }
   } catch (e) {
     target.release();
@@ -575,6 +612,8 @@ export interface ConvDispatch {
   workgroups: [number, number, number];
   splits: number;
   outSize: number;
+  /** Bias and addend are always bound (in0 stands in for an absent one); the uniforms' flags choose. */
+  runtimeEpilogue?: boolean;
 }
 
 /**
@@ -622,14 +661,19 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
     // dgrad: the weights' own kh·kw, the class's first kernel row and step, lanes by khc
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
+    flags: p.runtimeEpilogue ? (p.bias ? WINDOW_BIAS : 0) | (p.addend ? WINDOW_ADDEND : 0) : 0,
   };
+  const rt = !!p.runtimeEpilogue;
+  // with a runtime epilogue, bias and addend are the uniforms' business, not the kernel's
+  const epilogueKey = rt ? ':ep' : `:${p.bias}${p.addend ? ':add' : ''}`;
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.bias}:${p.rowSums}${p.addend ? ':add' : ''}${p.vecOut ? ':vo' : ''}${p.vecAddend ? ':va' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.rowSums}${epilogueKey}${p.vecOut ? ':vo' : ''}${p.vecAddend && !rt ? ':va' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],
     splits,
     outSize,
+    runtimeEpilogue: rt,
   };
 }
 
@@ -646,7 +690,9 @@ export function dispatchConv(be: WebGPUBackend, name: string, d: ConvDispatch, i
     name,
     key: d.key,
     wgsl: d.wgsl,
-    buffers: [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : []), target.buffer],
+    buffers: d.runtimeEpilogue
+      ? [bufferOf(in0), bufferOf(in1), bufferOf(bias ?? in0), bufferOf(addend ?? in0), target.buffer]
+      : [bufferOf(in0), bufferOf(in1), ...(bias ? [bufferOf(bias)] : []), ...(addend ? [bufferOf(addend)] : []), target.buffer],
     uniforms: d.uniforms,
     workgroups: d.workgroups,
   });

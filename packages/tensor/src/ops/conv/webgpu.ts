@@ -430,7 +430,8 @@ registerTunable('conv2d', {
     const a = TUNE;
     const offs = { off0: 0, off1: 0, off2: 0 };
     const candidates: Record<string, TuneDispatch[]> = {};
-    const one = (d: ConvDispatch): TuneDispatch[] => [{ key: d.key, wgsl: d.wgsl, buffers: [0, 1, 2], uniforms: d.uniforms, workgroups: d.workgroups }];
+    // a runtime-epilogue kernel binds stand-ins for its bias and addend (the input)
+    const one = (d: ConvDispatch): TuneDispatch[] => [{ key: d.key, wgsl: d.wgsl, buffers: d.runtimeEpilogue ? [0, 1, 0, 0, 2] : [0, 1, 2], uniforms: d.uniforms, workgroups: d.workgroups }];
     candidates.gemm = one(gemmDispatch('fwd', a, offs, be.rt.subgroups, false));
     const lanes = convWindowLanes(be);
     if (lanes !== null) candidates.window = one(windowDispatch(windowPlan('fwd', a, false, lanes), a, offs));
