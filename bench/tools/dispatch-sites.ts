@@ -9,6 +9,7 @@
  */
 import * as ft from '@foliar/tensor';
 import { WebGPURuntime, type DispatchSpec } from '@foliar/tensor/internal';
+import { unetCase, resnetCase } from '../lib/step-cases.js';
 
 const args = process.argv.slice(2);
 const fi = args.indexOf('--frames');
@@ -21,54 +22,7 @@ const want = only.length ? new Set(only.join(',').split(',')) : null;
 
 await ft.init({ backend: 'webgpu' });
 
-async function unetStep(): Promise<() => Promise<void>> {
-  const { createTinyPipeline } = await import('@foliar/diffusion');
-  const { AdamW } = await import('@foliar/nn');
-  const pipe = createTinyPipeline({ seed: 0 });
-  pipe.vae.dispose();
-  pipe.textEncoder.dispose();
-  const unet = pipe.unet;
-  const B = 8;
-  const opt = new AdamW(unet.parameters(), { lr: 1e-4 });
-  const latents = ft.randn([B, 4, 16, 16]);
-  const noise = ft.randn([B, 4, 16, 16]);
-  const ctx = ft.randn([B, 77, unet.config.cross_attention_dim]);
-  const ts = Array.from({ length: B }, (_, i) => (i * 997) % 1000);
-  return async () => {
-    const loss = ft.tidy(() => {
-      const l = ft.mseLoss(unet.forward(latents, ts, ctx), noise);
-      l.backward();
-      return l.detach();
-    });
-    opt.step();
-    opt.zeroGrad();
-    await loss.data();
-    loss.dispose();
-  };
-}
-
-async function resnetStep(): Promise<() => Promise<void>> {
-  const { resnet18 } = await import('@foliar/classifier');
-  const { SGD } = await import('@foliar/nn');
-  ft.manualSeed(0);
-  const net = resnet18({ numClasses: 4 });
-  const opt = new SGD(net.parameters(), { lr: 0.01, momentum: 0.9 });
-  const x = ft.randn([32, 3, 64, 64]);
-  const y = ft.tensor(Int32Array.from({ length: 32 }, (_, i) => i % 4));
-  return async () => {
-    const loss = ft.tidy(() => {
-      const l = ft.crossEntropy(net.forward(x), y);
-      l.backward();
-      return l.detach();
-    });
-    opt.step();
-    opt.zeroGrad();
-    await loss.data();
-    loss.dispose();
-  };
-}
-
-const step = model === 'unet' ? await unetStep() : await resnetStep();
+const { step } = model === 'unet' ? await unetCase() : await resnetCase();
 await step();
 
 // the autograd node whose backward is running (its name and forward scope), for backward dispatches
