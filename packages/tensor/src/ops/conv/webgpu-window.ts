@@ -3,6 +3,8 @@ import type { View } from '../../backend.js';
 import { WebGPUBackend, UniformWriter, bufferOf, type GpuStorage } from '../../backends/webgpu/webgpu-backend.js';
 import { readBinding, readBindingVec4, f16Key } from '../cast/wgsl.js';
 import type { Conv2dAttrs } from './index.js';
+// the same flag bits as the matmul's runtime epilogue
+import { EPILOGUE_BIAS, EPILOGUE_ADDEND, epilogueFlags } from '../matmul/layout.js';
 
 /**
  * The implicit GEMM (webgpu.ts) gathers one input value per (column, tap); on lavapipe those
@@ -78,9 +80,6 @@ export interface WindowPlan {
    */
   runtimeEpilogue?: boolean;
 }
-
-/** The uniforms' `flags` bits of a window kernel with a runtime epilogue. */
-export const WINDOW_BIAS = 1, WINDOW_ADDEND = 4;
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
 export interface ConvF16 {
@@ -264,7 +263,7 @@ function pixelWgsl(p: WindowPlan): string {
   // runtime epilogue: the bias is added in the store whatever the flags say (0 where there is none)
   const bias = p.bias || rt, addend = p.addend && !rt;
   const biasLoad = rt
-    ? `let bs = select(0.0, bias_at(u.off2 + g * u.kg + m), (u.flags & ${WINDOW_BIAS}u) != 0u);`
+    ? `let bs = select(0.0, bias_at(u.off2 + g * u.kg + m), (u.flags & ${EPILOGUE_BIAS}u) != 0u);`
     : `let bs = bias_at(u.off2 + g * u.kg + m);`;
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
@@ -284,7 +283,7 @@ function pixelWgsl(p: WindowPlan): string {
   const epilogue = !rt
     ? ''
     : `
-  if ((u.flags & ${WINDOW_ADDEND}u) != 0u) {
+  if ((u.flags & ${EPILOGUE_ADDEND}u) != 0u) {
     for (var i = 0u; i < ${tm}u; i++) {
       let m = m0 + i;
       if (m >= u.M) { break; }
@@ -661,7 +660,7 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
     // dgrad: the weights' own kh·kw, the class's first kernel row and step, lanes by khc
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
-    flags: p.runtimeEpilogue ? (p.bias ? WINDOW_BIAS : 0) | (p.addend ? WINDOW_ADDEND : 0) : 0,
+    flags: p.runtimeEpilogue ? epilogueFlags(p.bias, false, !!p.addend) : 0,
   };
   const rt = !!p.runtimeEpilogue;
   // with a runtime epilogue, bias and addend are the uniforms' business, not the kernel's

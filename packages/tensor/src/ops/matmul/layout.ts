@@ -31,7 +31,8 @@ export function matmulLayout(p: MatmulAttrs): MatmulLayout {
 
 /**
  * Bits of the uniform block's `flags`: which epilogue terms a kernel built with a runtime epilogue
- * (the subgroup variant) adds. Kernels that choose their epilogue at compile time ignore them.
+ * (the subgroup matmul; the window conv kernels, which have no per-row bias) adds. Kernels that
+ * choose their epilogue at compile time ignore them.
  */
 export const EPILOGUE_BIAS = 1, EPILOGUE_BIAS_ROWS = 2, EPILOGUE_ADDEND = 4;
 
