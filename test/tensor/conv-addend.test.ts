@@ -225,20 +225,14 @@ test("window forward: one kernel per tile serves every epilogue (none, bias, add
     // multiple of the 8-pixel tile (scalar stores), 16: vec4 stores
     for (const [ci, wd] of [13, 16].entries()) {
       // 8 in-channels: 24 kernel rows, whole steps of 8 lanes (the window kernel's condition)
-      const xs = [2, 8, 7, wd], ws = [5, 8, 3, 3], ys = [2, 5, 7, wd];
-      const cpu = backends().cpu;
-      const on = (be: Backend, seed: number, shape: number[], scale = 1) => tensor(randnArray(numelOf(shape), seed, scale), { shape, backend: be });
-      const run = async (be: Backend, bias: boolean, addend: boolean) => {
-        const x = on(be, 301 + ci, xs), w = on(be, 302 + ci, ws, 0.2), b = on(be, 303 + ci, [5]), r = on(be, 304 + ci, ys);
-        const y = conv2d(x, w, bias ? b : null, { padding: 1, ...(addend ? { addend: r } : {}) });
-        const out = await y.data();
-        for (const t of [x, w, b, r, y]) t.dispose();
-        return out;
-      };
-      const check = async (bias: boolean, addend: boolean) => {
-        const [got, want] = [await run(gpu, bias, addend), await run(cpu, bias, addend)];
-        for (let j = 0; j < want.length; j++) assert.ok(Math.abs(got[j]! - want[j]!) <= 1e-4 * (1 + Math.abs(want[j]!)), `width ${wd}, bias ${bias}, addend ${addend}, element ${j}: ${got[j]} vs ${want[j]}`);
-      };
+      const specs = [
+        { data: randnArray(2 * 8 * 7 * wd, 301 + ci), shape: [2, 8, 7, wd] },
+        { data: randnArray(5 * 8 * 3 * 3, 302 + ci, 0.2), shape: [5, 8, 3, 3] },
+        { data: randnArray(5, 303 + ci), shape: [5] },
+        { data: randnArray(2 * 5 * 7 * wd, 304 + ci), shape: [2, 5, 7, wd] },
+      ];
+      const check = (bias: boolean, addend: boolean) =>
+        compareBackends((x, w, b, r) => conv2d(x!, w!, bias ? b! : null, { padding: 1, ...(addend ? { addend: r! } : {}) }), specs, { grad: false, rtol: 1e-4, msg: `width ${wd}, bias ${bias}, addend ${addend}` });
       await check(false, false);
       const before = gpu.rt.stats.pipelinesCompiled;
       await check(true, false);
