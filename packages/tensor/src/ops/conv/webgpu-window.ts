@@ -49,6 +49,13 @@ export interface WindowPlan {
   aligned: boolean;
   /** A's rows (fwd: weights; wgrad: dy planes) and offset are multiples of 4 floats: vec4 loads (dgrad: never). */
   vecA: boolean;
+  /**
+   * fwd: a bias per out channel is added. fwd / dgrad kernels serve every epilogue: bias and addend
+   * are always bound (stand-ins where absent) and the uniforms' `flags` (EPILOGUE_*) say which to
+   * add, the bias in the store (0 without its flag), the addend in a rolled pass over the stored
+   * tile. Each epilogue was its own kernel, and with the addend unrolled into the store LLVM took
+   * twice as long to compile it on lavapipe (~70 s against 35-38 s, bench/results/compile-time-s25.md).
+   */
   bias: boolean;
   /** wgrad: also Σ dy per out channel after the weight gradient (the bias gradient, Conv2dAttrs.biasGrad). */
   rowSums: boolean;
@@ -59,26 +66,21 @@ export interface WindowPlan {
   /** wgrad: below this many workgroups the reduction is split (partials summed by one more dispatch). */
   splitBelow: number;
   /**
-   * fwd / dgrad: a tensor of the output's shape is added in the store, read at off3 + b·as0 +
+   * fwd / dgrad: a tensor of the output's shape is added after the store, read at off3 + b·as0 +
    * channel·as1 + apix·pixel (any image and channel strides; pixels contiguous, or broadcast: apix 0).
    */
   addend?: boolean;
   /**
    * fwd / dgrad: results go out as vec4s (the output rows are whole vec4s: width and tn multiples of
    * 4; lavapipe stores per lane in a loop over the lanes, so four scalar stores cost about four times
-   * one vec4 store). `vecAddend`: the addend is read as vec4s too (pixels contiguous, every offset and
-   * stride a multiple of 4).
+   * one vec4 store).
    */
   vecOut?: boolean;
-  vecAddend?: boolean;
-  /**
-   * fwd / dgrad: one kernel for every epilogue. Bias and addend are always bound (stand-ins where
-   * absent) and the uniforms' `flags` say which to add: the bias in the store (0 without the flag),
-   * the addend in a rolled pass over the stored tile. Each epilogue was its own kernel, and with the
-   * addend unrolled into the store LLVM took twice as long to compile it on lavapipe (~70 s against
-   * 35-38 s, bench/results/compile-time-s25.md).
-   */
-  runtimeEpilogue?: boolean;
+}
+
+/** fwd and dgrad kernels choose their epilogue at run time (WindowPlan.bias); wgrad has none. */
+function runtimeEpilogue(p: Pick<WindowPlan, 'mode'>): boolean {
+  return p.mode !== 'wgrad';
 }
 
 /** Which conv operands are stored as float16 (issue 16): A (the weights of fwd / dgrad) and the bias. */
@@ -137,13 +139,13 @@ function dgradOffsets(count: number, sw: number, plr: number, kw: number, dw: nu
 /** Kernel rows per lane and A step: 1x1 and 1x2 kernels pack 4 resp. 2 kernel rows into one vector. */
 
 function header(p: WindowPlan): string {
-  const rt = !!p.runtimeEpilogue;
-  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(p.bias || rt ? ['bias'] : []), ...(p.addend || rt ? ['addend'] : [])];
+  const rt = runtimeEpilogue(p);
+  const binds = ['in0', p.vecA ? 'in1v' : 'in1', ...(rt ? ['bias', 'addend'] : [])];
   return `enable subgroups;
 @group(0) @binding(0) var<storage, read> in0: array<f32>;
 ${p.vecA ? readBindingVec4(1, 'in1v', !!p.aF16) : readBinding(1, 'in1', !!p.aF16)}
-${p.bias || rt ? readBinding(2, 'bias', !!p.biasF16) : ''}
-${p.addend || rt ? `@group(0) @binding(${binds.length - 1}) var<storage, read> addend: array<${p.vecAddend && !rt ? 'vec4<f32>' : 'f32'}>;` : ''}
+${rt ? readBinding(2, 'bias', !!p.biasF16) : ''}
+${rt ? `@group(0) @binding(3) var<storage, read> addend: array<f32>;` : ''}
 @group(0) @binding(${binds.length}) var<storage, read_write> out: array<${p.vecOut ? 'vec4<f32>' : 'f32'}>;
 struct U { ${U_FIELDS.map((f) => `${f}: u32`).join(', ')} };
 @group(0) @binding(${binds.length + 1}) var<uniform> u: U;
@@ -183,8 +185,8 @@ function pixelWgsl(p: WindowPlan): string {
   let ix0 = i32(ox0 * ${p.sw}u) - i32(u.pl);
   ${rep(q.length, (t) => `let okx${t} = u32(ix0 + ${q[t]}) < u.w;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ox0 + ${j}u < u.wo;`)}
-  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;${p.addend || p.runtimeEpilogue ? `
-  let ab0 = u.off3 + b * u.as0 + g * u.kg * u.as1 + u.apix * (oy * u.wo + ox0);` : ''}
+  let ob0 = (b * u.k + g * u.kg) * u.howo + oy * u.wo + ox0;
+  let ab0 = u.off3 + b * u.as0 + g * u.kg * u.as1 + u.apix * (oy * u.wo + ox0);
   var coff = 0; var kr = 0u; var iy = iy0;`
     : `let oxt = tt % u.tpr; let rowi = tt / u.tpr; let iy = u.iyf + u.iys * (rowi % u.hc); let b = rowi / u.hc;
   let ix0 = oxt * ${tn}u;
@@ -195,8 +197,8 @@ function pixelWgsl(p: WindowPlan): string {
   let ixw = i32(oxt * ${tn / p.sw}u + (u.pl - ${p.plr}u) / ${p.sw}u);
   ${rep(q.length, (t) => `let okx${t} = u32(ixw + ${q[t]}) < u.wo;`)}
   ${rep(tn, (j) => `let okj${j} = okt && ix0 + ${j}u < u.w;`)}
-  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;${p.addend || p.runtimeEpilogue ? `
-  let ab0 = u.off3 + b * u.as0 + g * u.cg * u.as1 + u.apix * (iy * u.w + ix0);` : ''}
+  let ob0 = (b * u.c + g * u.cg) * u.hw + iy * u.w + ix0;
+  let ab0 = u.off3 + b * u.as0 + g * u.cg * u.as1 + u.apix * (iy * u.w + ix0);
   // (rq, rr) = r·dh as quotient and remainder by sh (r runs over the row class's kernel rows)
   let rq0 = i32(u.rq0);
   var coff = 0; var kr = 0u; var rq = rq0; var rr = u.rr0;`;
@@ -256,33 +258,24 @@ function pixelWgsl(p: WindowPlan): string {
       return `{ let bv = subgroupBroadcast(a${i}, ${v}u);\n      ${body.join(' ')} }`;
     }, '\n    ');
   const outRow = fwd ? 'u.howo' : 'u.hw';
-  // vecOut: four pixels per store (all in or all out of the row: its width is a multiple of 4)
-  const addendVec = (i: string, v: number): string =>
-    p.vecAddend && !p.runtimeEpilogue ? `addend[(ab0 + ${i} * u.as1 + ${4 * v}u) / 4u]` : `vec4<f32>(${rep(4, (c) => `addend[ab0 + ${i} * u.as1 + u.apix * ${4 * v + c}u]`, ', ')})`;
-  const rt = !!p.runtimeEpilogue;
-  // runtime epilogue: the bias is added in the store whatever the flags say (0 where there is none)
-  const bias = p.bias || rt, addend = p.addend && !rt;
-  const biasLoad = rt
-    ? `let bs = select(0.0, bias_at(u.off2 + g * u.kg + m), (u.flags & ${EPILOGUE_BIAS}u) != 0u);`
-    : `let bs = bias_at(u.off2 + g * u.kg + m);`;
+  // the bias goes into the store, 0 where the flags say there is none
   const store = rep(tm, (i) => `{
     let m = m0 + ${i}u;
     if (m < u.M) {
       let ob = ob0 + m * ${outRow};
-      ${bias ? biasLoad : ''}
+      let bs = select(0.0, bias_at(u.off2 + g * u.kg + m), (u.flags & ${EPILOGUE_BIAS}u) != 0u);
       ${
+        // vecOut: four pixels per store (all in or all out of the row: its width is a multiple of 4)
         p.vecOut
-          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] = vec4<f32>(${rep(4, (c) => `c${i}_${4 * v + c}`, ', ')})${bias ? ' + bs' : ''}${addend ? ` + ${addendVec('m', v)}` : ''}; }`, '\n      ')
-          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j}${bias ? ' + bs' : ''}${addend ? ` + addend[ab0 + m * u.as1 + u.apix * ${j}u]` : ''}; }`, '\n      ')
+          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] = vec4<f32>(${rep(4, (c) => `c${i}_${4 * v + c}`, ', ')}) + bs; }`, '\n      ')
+          : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] = c${i}_${j} + bs; }`, '\n      ')
       }
     }
   }`);
-  // runtime epilogue, addend: the stored tile is re-read row by row (a rolled loop) and the addend
-  // added, after the bias as in the fused store (the same invocation wrote these elements: no
-  // barrier needed). Unrolled into the store, the addend doubled LLVM's compile time on lavapipe.
-  const epilogue = !rt
-    ? ''
-    : `
+  // the addend: the stored tile is re-read row by row (a rolled loop) and the addend added, after the
+  // bias as in a fused store (the same invocation wrote these elements: no barrier needed). Unrolled
+  // into the store, the addend doubled LLVM's compile time on lavapipe.
+  const epilogue = `
   if ((u.flags & ${EPILOGUE_ADDEND}u) != 0u) {
     for (var i = 0u; i < ${tm}u; i++) {
       let m = m0 + i;
@@ -290,7 +283,7 @@ function pixelWgsl(p: WindowPlan): string {
       let ob = ob0 + m * ${outRow};
       ${
         p.vecOut
-          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] += ${addendVec('m', v)}; }`, '\n      ')
+          ? rep(tn / 4, (v) => `if (okj${4 * v}) { out[(ob + ${4 * v}u) / 4u] += vec4<f32>(${rep(4, (c) => `addend[ab0 + m * u.as1 + u.apix * ${4 * v + c}u]`, ', ')}); }`, '\n      ')
           : rep(tn, (j) => `if (okj${j}) { out[ob + ${j}u] += addend[ab0 + m * u.as1 + u.apix * ${j}u]; }`, '\n      ')
       }
     }
@@ -474,7 +467,7 @@ export function windowPlan(mode: WindowMode, a: Conv2dAttrs, bias: boolean, lane
   const vecA = mode === 'wgrad' ? (a.ho * a.wo) % 4 === 0 : mode === 'fwd';
   const plr = mode === 'dgrad' ? a.padLeft % a.strideW : 0;
   const rowSums = mode === 'wgrad' && !!a.biasGrad;
-  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums, splitBelow: o.splitBelow ?? 64, runtimeEpilogue: mode !== 'wgrad' };
+  return { mode, tm, tn, cb, kw: a.kw, sw: a.strideW, dw: a.dilW, plr, lanes, aligned: a.wo % 4 === 0, vecA, bias, rowSums, splitBelow: o.splitBelow ?? 64 };
 }
 
 /**
@@ -513,8 +506,8 @@ function runWindowDgrad(be: WebGPUBackend, p: WindowPlan, a: Conv2dAttrs, dy: Vi
   try {
     for (const c of rowClasses(a)) {
       const d = windowDispatch(p, a, { off0: dy.offset, off1: w.offset, off2: 0, dyb: dy.strides[0]!, ...addendOffsets(addend) }, c);
-      const epilogue = p.runtimeEpilogue ? [bufferOf(dy), addend ? bufferOf(addend) : bufferOf(dy)] : addend ? [bufferOf(addend)] : [];
-      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), ...epilogue, target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
+      // no bias; dy stands in for it (and for an absent addend)
+      be.rt.dispatch({ name: 'conv2d_dgrad', key: d.key, wgsl: d.wgsl, buffers: [bufferOf(dy), bufferOf(w), bufferOf(dy), bufferOf(addend ?? dy), target.buffer], uniforms: d.uniforms, workgroups: d.workgroups });
     }
   } catch (e) {
     target.release();
@@ -531,7 +524,7 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
   let in1 = in1In;
   let owned: GpuStorage | null = null;
   const khkw = a.kh * a.kw;
-  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16', addend: !!addend, ...vecStore(p, a.w, addend) }, a, in0, in1, addend);
+  if (p.mode === 'dgrad') return runWindowDgrad(be, { ...p, aF16: in1.dtype === 'float16', addend: !!addend, vecOut: vecStore(p, a.w) }, a, in0, in1, addend);
   if (p.mode === 'fwd') {
     // A rows: the weights [g·kg, cg·kh·kw], copied to pad rows to a multiple of 4 floats (vec4
     // loads) with zeros, or to realign the offset.
@@ -552,7 +545,7 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
     // wgrad reads dy planes as vec4s: its offset and image stride must be multiples of 4
     p = { ...p, vecA: false };
   }
-  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16', addend: !!addend, ...(p.mode === 'fwd' ? vecStore(p, a.wo, addend) : {}) };
+  p = { ...p, aF16: in1.dtype === 'float16', biasF16: bias?.dtype === 'float16', addend: !!addend, ...(p.mode === 'fwd' ? { vecOut: vecStore(p, a.wo) } : {}) };
   try {
     return dispatchWindow(be, p, a, in0, in1, bias, addend);
   } finally {
@@ -560,12 +553,9 @@ export function runWindow(be: WebGPUBackend, plan: WindowPlan, a: Conv2dAttrs, i
   }
 }
 
-/** fwd / dgrad: whether the results (and the addend) go out as vec4s; `width` is the output row's. */
-function vecStore(p: WindowPlan, width: number, addend: View | null): Pick<WindowPlan, 'vecOut' | 'vecAddend'> {
-  const vecOut = width % 4 === 0 && p.tn % 4 === 0;
-  if (!vecOut || !addend) return { vecOut };
-  const o = addendOffsets(addend);
-  return { vecOut, vecAddend: o.apix === 1 && [o.off3!, o.as0!, o.as1!].every((v) => v % 4 === 0) };
+/** fwd / dgrad: whether the results go out as vec4s; `width` is the output row's. */
+function vecStore(p: WindowPlan, width: number): boolean {
+  return width % 4 === 0 && p.tn % 4 === 0;
 }
 
 /**
@@ -660,13 +650,12 @@ export function windowDispatch(p: WindowPlan, a: Conv2dAttrs, offs: ConvOffsets,
     hc: cls.hc, iyf: cls.iyf, iys: cls.iys, rq0: Math.floor((cls.r0 * a.dilH) / a.strideH), rr0: (cls.r0 * a.dilH) % a.strideH,
     // dgrad: the weights' own kh·kw, the class's first kernel row and step, lanes by khc
     wkk: a.kh * a.kw, r0: cls.r0, rt: cls.t, lq: kh > 0 ? Math.floor(p.lanes / kh) : 0, lr: kh > 0 ? p.lanes % kh : 0,
-    flags: p.runtimeEpilogue ? epilogueFlags(p.bias, false, !!p.addend) : 0,
+    flags: epilogueFlags(p.bias, false, !!p.addend),
   };
-  const rt = !!p.runtimeEpilogue;
-  // with a runtime epilogue, bias and addend are the uniforms' business, not the kernel's
-  const epilogueKey = rt ? ':ep' : `:${p.bias}${p.addend ? ':add' : ''}`;
+  // bias and addend are the uniforms' business, not the kernel's
+  const rt = runtimeEpilogue(p);
   return {
-    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.rowSums}${epilogueKey}${p.vecOut ? ':vo' : ''}${p.vecAddend && !rt ? ':va' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
+    key: `conv2d:win:${mode}:${p.tm}:${p.tn}:${p.cb}:${p.kw}:${p.sw}:${p.dw}:${p.plr}:${p.lanes}:${p.aligned}:${p.vecA}:${p.rowSums}${p.vecOut ? ':vo' : ''}${f16Key(!!p.aF16, !!p.biasF16)}`,
     wgsl: () => windowWgsl(p),
     uniforms: new UniformWriter().u32(...U_FIELDS.map((f) => vals[f])).build(),
     workgroups: [tilesX, rowTiles, a.groups * splits],
