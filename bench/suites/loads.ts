@@ -15,6 +15,8 @@ import type { Row, RunInfo } from '../lib/report.js';
  * the adapter it runs on, so a kernel's loads can be chosen for it.
  */
 const ITER = 2048;
+/** f32 values past the 64K window that the largest load-site offsets reach. */
+const SLACK = 128 * 64;
 const WORKGROUPS = 512;
 const WG = 8;
 
@@ -24,6 +26,18 @@ interface Case {
   body: string;
   /** f32 values loaded per invocation and iteration. */
   values: number;
+  /** Loop iterations, when not ITER (a larger body runs fewer, for the same number of loads and adds). */
+  iterations?: number;
+}
+
+/**
+ * `sites` per-invocation f32 loads unrolled in one loop body, run ITER * 8 / sites times: the same loads
+ * and adds as the 8-load case, from a larger body. On lavapipe each load site is some 9 instructions per
+ * lane, and once the body outgrows the CPU's decoded-instruction cache every load costs 2-3x more.
+ */
+function manySites(sites: number): Case {
+  const loads = Array.from({ length: sites }, (_, v) => `s${v % 4} += S[b + ${v * 64}u];`).join(' ');
+  return { name: `storage f32, address per invocation, ${sites} load sites in the loop body`, values: sites, iterations: (ITER * 8) / sites, body: `let b = (base + i * 8u + l) & 65535u; ${loads}` };
 }
 
 const CASES: Case[] = [
@@ -33,9 +47,11 @@ const CASES: Case[] = [
   { name: 'storage vec4, address per invocation', values: 8, body: 'let b = ((base + i * 8u) / 4u + l) & 16383u; let v0 = S4[b]; let v1 = S4[b + 16u]; s0 += v0.x; s1 += v0.y; s2 += v0.z; s3 += v0.w; s0 += v1.x; s1 += v1.y; s2 += v1.z; s3 += v1.w;' },
   { name: 'uniform vec4, address per invocation', values: 8, body: 'let b = (base / 4u + i * 2u + l) & 4095u; let v0 = UB[b]; let v1 = UB[(b + 16u) & 4095u]; s0 += v0.x; s1 += v0.y; s2 += v0.z; s3 += v0.w; s0 += v1.x; s1 += v1.y; s2 += v1.z; s3 += v1.w;' },
   { name: 'workgroup f32, address per invocation', values: 8, body: 'let b = (i * 8u + l) & 4095u; s0 += W[b]; s1 += W[(b + 64u) & 4095u]; s2 += W[(b + 128u) & 4095u]; s3 += W[(b + 192u) & 4095u]; s0 += W[(b + 256u) & 4095u]; s1 += W[(b + 320u) & 4095u]; s2 += W[(b + 384u) & 4095u]; s3 += W[(b + 448u) & 4095u];' },
+  manySites(32),
+  manySites(128),
 ];
 
-function wgsl(body: string): string {
+function wgsl(body: string, iterations: number): string {
   return `
 @group(0) @binding(0) var<storage, read> S: array<f32>;
 @group(0) @binding(1) var<storage, read> S4: array<vec4<f32>>;
@@ -48,7 +64,7 @@ fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) l:
   let base = (g.x * 977u) & 65535u;
   // every binding is used in every case, so that all cases share one layout
   let z = S[l] * 0.0 + S4[l].x * 0.0 + UB[l].x * 0.0 + W[l] * 0.0;
-  for (var i = 0u; i < ${ITER}u; i++) { ${body} }
+  for (var i = 0u; i < ${iterations}u; i++) { ${body} }
   O[g.x * ${WG}u + l] = s0 + s1 + s2 + s3 + z;
 }`;
 }
@@ -57,8 +73,8 @@ export async function loadsSuite(info: RunInfo, _opts: { quick: boolean; peers: 
   const be = ft.webgpuBackend() as WebGPUBackend | null;
   if (!be) return [];
   const elems = 1 << 16;
-  const src = be.alloc('float32', elems + 1024);
-  be.run('elementwise', [], { op: 'fill', params: [0.5], shape: [elems + 1024], out: { storage: src, shape: [elems + 1024], strides: [1], offset: 0, dtype: 'float32' } });
+  const src = be.alloc('float32', elems + SLACK);
+  be.run('elementwise', [], { op: 'fill', params: [0.5], shape: [elems + SLACK], out: { storage: src, shape: [elems + SLACK], strides: [1], offset: 0, dtype: 'float32' } });
   const ubo = be.rt.device.createBuffer({ size: 65536, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   be.rt.device.queue.writeBuffer(ubo, 0, new Float32Array(16384).fill(0.25));
   const out = be.alloc('float32', WORKGROUPS * WG);
@@ -66,14 +82,15 @@ export async function loadsSuite(info: RunInfo, _opts: { quick: boolean; peers: 
   let baseMs = 0;
   try {
     for (const c of CASES) {
-      const code = wgsl(c.body);
+      const iterations = c.iterations ?? ITER;
+      const code = wgsl(c.body, iterations);
       const one = () => be.rt.dispatch({ name: 'bench_loads', key: `bench:loads:${c.name}`, wgsl: () => code, buffers: [src.buffer, src.buffer, ubo, out.buffer], workgroups: [WORKGROUPS] });
       const m = await measure(c.name, async () => {
         one();
         await be.sync();
       }, { iterations: 8, time: 800 });
       if (c.values === 0) baseMs = m.medianMs;
-      const lanesLoads = WORKGROUPS * WG * ITER * c.values;
+      const lanesLoads = WORKGROUPS * WG * iterations * c.values;
       const bytes = lanesLoads * 4;
       const nsPerValue = c.values ? ((m.medianMs - baseMs) * 1e6) / lanesLoads : 0;
       rows.push({
