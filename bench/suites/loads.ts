@@ -7,11 +7,12 @@ import type { Row, RunInfo } from '../lib/report.js';
  * What one load costs a kernel, by address space and form: each case runs a loop of 8 loads and 8
  * adds per iteration in every invocation of 8-invocation workgroups, over data that stays in the
  * CPU's caches (a 256 KiB window), so the time is the loads' instructions, not memory bandwidth.
- * The rate is the bytes the loads hand to invocations per second.
+ * The rate is the bytes the loads hand to invocations per second. The last cases make the same
+ * loads and adds from larger loop bodies (32 and 128 load sites per iteration, fewer iterations).
  *
  * Why: on lavapipe a load whose address differs per invocation becomes a loop over the lanes with
  * a bounds check per lane and component, and in the subgroup matmul the loads, not the FMAs, take
- * most of the time (bench/results/latest-speed-s26.md). This suite shows the price of each form on
+ * most of the time (bench/results/latest-speed-s26.md, latest-speed-s27.md). This suite shows the price of each form on
  * the adapter it runs on, so a kernel's loads can be chosen for it.
  */
 const ITER = 2048;
@@ -22,7 +23,7 @@ const WG = 8;
 
 interface Case {
   name: string;
-  /** Loop body: 8 loads into s0..s3 (s0 += …). */
+  /** Loop body: `values` loads added into s0..s3 (s0 += …). */
   body: string;
   /** f32 values loaded per invocation and iteration. */
   values: number;
