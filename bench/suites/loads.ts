@@ -36,14 +36,14 @@ interface Case {
  * and adds as the 8-load case, from a larger body. On lavapipe each load site is some 9 instructions per
  * lane, and once the body outgrows the CPU's decoded-instruction cache every load costs 2-3x more.
  */
-function manySites(sites: number): Case {
+function manySites(sites: number, name = `storage f32, address per invocation, ${sites} load sites in the loop body`): Case {
   const loads = Array.from({ length: sites }, (_, v) => `s${v % 4} += S[b + ${v * 64}u];`).join(' ');
-  return { name: `storage f32, address per invocation, ${sites} load sites in the loop body`, values: sites, iterations: (ITER * 8) / sites, body: `let b = (base + i * 8u + l) & 65535u; ${loads}` };
+  return { name, values: sites, iterations: (ITER * 8) / sites, body: `let b = (base + i * 8u + l) & 65535u; ${loads}` };
 }
 
 const CASES: Case[] = [
   { name: 'no loads (loop and adds only)', values: 0, body: 'let f = f32(i + l); s0 += f; s1 += f * 2.0; s2 += f * 3.0; s3 += f * 4.0; s0 += f; s1 += f; s2 += f; s3 += f;' },
-  { name: 'storage f32, address per invocation', values: 8, body: 'let b = (base + i * 8u + l) & 65535u; s0 += S[b]; s1 += S[b + 64u]; s2 += S[b + 128u]; s3 += S[b + 192u]; s0 += S[b + 256u]; s1 += S[b + 320u]; s2 += S[b + 384u]; s3 += S[b + 448u];' },
+  manySites(8, 'storage f32, address per invocation'),
   { name: 'storage f32, same address in every invocation', values: 8, body: 'let b = (base + i * 8u) & 65535u; s0 += S[b]; s1 += S[b + 64u]; s2 += S[b + 128u]; s3 += S[b + 192u]; s0 += S[b + 256u]; s1 += S[b + 320u]; s2 += S[b + 384u]; s3 += S[b + 448u];' },
   { name: 'storage vec4, address per invocation', values: 8, body: 'let b = ((base + i * 8u) / 4u + l) & 16383u; let v0 = S4[b]; let v1 = S4[b + 16u]; s0 += v0.x; s1 += v0.y; s2 += v0.z; s3 += v0.w; s0 += v1.x; s1 += v1.y; s2 += v1.z; s3 += v1.w;' },
   { name: 'uniform vec4, address per invocation', values: 8, body: 'let b = (base / 4u + i * 2u + l) & 4095u; let v0 = UB[b]; let v1 = UB[(b + 16u) & 4095u]; s0 += v0.x; s1 += v0.y; s2 += v0.z; s3 += v0.w; s0 += v1.x; s1 += v1.y; s2 += v1.z; s3 += v1.w;' },
